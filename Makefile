@@ -1,0 +1,130 @@
+# attrib: C engine (CPU backend always) + CUDA backend when nvcc is present.
+#   make            ./attrib and libattrib.a
+#   make test       build and run the test suite
+#   make demo       run the engine on the shipped model and samples
+#   make bench      CPU (and GPU when present) benchmarks
+#   make asan       tests under AddressSanitizer + UBSan
+#   make fuzz       short libFuzzer runs of the file parsers
+#   make test-oracle  regenerate goldens with PyTorch and compare live
+# Variables: CUDA_ARCH=90|80|61... (auto-detected from nvidia-smi, default 90),
+#            NO_CUDA=1 to skip the CUDA backend, CPU_ARCH=-march=... .
+
+CC      ?= gcc
+CPU_ARCH ?= -march=native
+OPT     ?= -O3
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(CPU_ARCH) -fopenmp -Wall -Wextra -Wno-unused-parameter -Ihost -MMD -MP
+LDLIBS  += -lpng -ljpeg -lz -lm -fopenmp
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+
+HOST_SRC := $(wildcard host/*.c host/cpu/*.c host/methods/*.c)
+CLI_SRC  := $(wildcard host/cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+CU_SRC   := $(wildcard kernels/*.cu)
+
+# ---- CUDA detection (prints what it builds for) ----
+ifeq ($(NO_CUDA),)
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+endif
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+ifeq ($(CUDA_ARCH),)
+CUDA_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '. ')
+endif
+ifeq ($(strip $(CUDA_ARCH)),)
+CUDA_ARCH := 90
+endif
+NVCCFLAGS ?= -O3 -std=c++17 -lineinfo
+NVCCFLAGS += -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) -Ihost -Xcompiler -fopenmp,-Wall
+CFLAGS    += -DATTRIB_HAVE_CUDA=1
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+BUILD_MSG := CUDA backend: nvcc $(NVCC), CUDA_ARCH=$(CUDA_ARCH)
+else
+CU_OBJ    :=
+BUILD_MSG := CUDA backend: not built (no nvcc); CPU backend only
+endif
+
+HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps
+all: info attrib
+
+# Installs missing Debian packages (apt-get) once; `make test` and `make demo`
+# do it themselves so a fresh machine needs no other step.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: tools/install_deps.sh
+	@bash tools/install_deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+info:
+	@echo "attrib: $(BUILD_MSG)"
+
+libattrib.a: $(HOST_OBJ) $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+attrib: $(CLI_OBJ) libattrib.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) libattrib.a $(LDLIBS)
+
+tests/run_tests: $(TEST_OBJ) libattrib.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) libattrib.a $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+test: deps info
+	@$(MAKE) --no-print-directory attrib tests/run_tests
+	@./tests/run_tests $(T)
+
+test-build: attrib tests/run_tests
+
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	        LDLIBS_EXTRA= NO_CUDA=1 CPU_ARCH="$(CPU_ARCH)" \
+	        LDFLAGS="-fsanitize=address,undefined" asan-run
+asan-run: attrib tests/run_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ./tests/run_tests $(T)
+
+demo: deps
+	@$(MAKE) --no-print-directory attrib
+	./attrib predict --topk 3 --list weights/samples/list.txt
+
+bench: attrib
+	./attrib bench
+
+goldens:
+	$(PYTHON) tools/make_goldens.py --out tests/goldens
+
+test-oracle: attrib tests/run_tests
+	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
+	rm -rf $(BUILD)/oracle && mkdir -p $(BUILD)/oracle
+	$(PYTHON) tools/make_goldens.py --out $(BUILD)/oracle
+	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 20
+fuzz: $(FUZZ_TARGETS)
+	@for f in $(FUZZ_TARGETS); do \
+	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; \
+	done
+FUZZ_SRC := host/error.c host/json.c host/safetensors.c host/npy.c host/image.c host/preprocess.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ihost -o $@ $< \
+	  $(FUZZ_SRC) -lpng -ljpeg -lz -lm
+
+clean:
+	rm -rf build build-asan attrib libattrib.a tests/run_tests
+
+-include $(HOST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

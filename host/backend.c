@@ -1,0 +1,59 @@
+#include "backend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+
+const char *at_precision_name(at_precision p) {
+    switch (p) {
+    case AT_PRECISION_TF32: return "tf32";
+    case AT_PRECISION_FP16: return "fp16";
+    default: return "fp32";
+    }
+}
+
+int at_precision_parse(const char *s, at_precision *out) {
+    if (!strcmp(s, "fp32")) *out = AT_PRECISION_FP32;
+    else if (!strcmp(s, "tf32")) *out = AT_PRECISION_TF32;
+    else if (!strcmp(s, "fp16")) *out = AT_PRECISION_FP16;
+    else return at_fail("--precision", "'%s' is not fp32, tf32 or fp16", s);
+    return AT_OK;
+}
+
+int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
+    *out = NULL;
+    const char *name = opt && opt->name ? opt->name : "auto";
+    if (!strcmp(name, "cpu")) {
+        if (opt && opt->precision != AT_PRECISION_FP32)
+            return at_fail("--precision", "%s is a GPU precision; the CPU backend runs fp32",
+                           at_precision_name(opt->precision));
+        return at_cpu_backend_create(m, opt, out);
+    }
+    if (!strcmp(name, "cuda")) return at_cuda_backend_create(m, opt, out);
+    if (!strcmp(name, "auto")) {
+        char why[256];
+        if (at_cuda_available(why, sizeof why)) return at_cuda_backend_create(m, opt, out);
+        if (!(opt && opt->quiet)) fprintf(stderr, "attrib: using the CPU backend (%s)\n", why);
+        at_backend_options cpu = opt ? *opt : (at_backend_options){0};
+        cpu.precision = AT_PRECISION_FP32;
+        return at_cpu_backend_create(m, &cpu, out);
+    }
+    return at_fail("--backend", "'%s' is not cpu, cuda or auto", name);
+}
+
+void at_backend_destroy(at_backend *be) {
+    if (be) be->destroy(be);
+}
+
+#ifndef ATTRIB_HAVE_CUDA
+int at_cuda_available(char *why, size_t cap) {
+    snprintf(why, cap, "this build has no CUDA backend: nvcc was not found at build time");
+    return 0;
+}
+
+int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
+    *out = NULL;
+    return at_fail("--backend", "cuda: this build has no CUDA backend (nvcc was not found at build time)");
+}
+#endif

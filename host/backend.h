@@ -1,0 +1,95 @@
+/* The backend interface: whole-network batched passes that methods and
+ * metrics call without knowing which device runs them (ggml-backend style).
+ * Every call takes a batch of (input, mask, gates) triples so a backend can
+ * fuse mask generation into the first conv and run many problems at once.
+ * Tensors are NCHW float32 in host memory unless stated otherwise. */
+#ifndef ATTRIB_BACKEND_H
+#define ATTRIB_BACKEND_H
+
+#include <stddef.h>
+
+#include "model.h"
+
+typedef enum {
+    AT_MASK_NORMALIZED = 0, /* x' = x * m on the normalised tensor (Score-CAM authors, pgc) */
+    AT_MASK_UNIT = 1,       /* x' = norm(unnorm(x) * m): masking the [0,1] image (SPEC §4 mult) */
+} at_mask_space;
+
+typedef enum {
+    AT_MASK_RAW = 0,          /* use the mask values as given */
+    AT_MASK_MINMAX_AFTER = 1, /* s(Up(M)): min-max after upsampling (authors, pgc) */
+    AT_MASK_MINMAX_BEFORE = 2 /* Up(s(M)): min-max before upsampling (torchcam) */
+} at_mask_norm;
+
+typedef enum { AT_PRECISION_FP32 = 0, AT_PRECISION_TF32 = 1, AT_PRECISION_FP16 = 2 } at_precision;
+
+typedef struct {
+    int n;                  /* batch items */
+    const float *input;     /* [n_inputs][C][H][W], normalised network input */
+    const int *input_index; /* [n] input row of each item; NULL: item b uses input row b */
+
+    /* Optional per-item masks, broadcast over colour channels (SPEC §3.1, §4). */
+    const float *masks;     /* [n][mask_h][mask_w] or NULL */
+    int mask_h, mask_w;     /* bilinear-upsampled to H x W when smaller */
+    int mask_align_corners; /* 0: align_corners=False (authors, torchcam); 1: pgc */
+    at_mask_norm mask_norm;
+    at_mask_space mask_space;
+
+    /* Optional gates (SPEC §2): y = gate * relu(conv(x) + b) per conv channel. */
+    const float *gates;     /* [n or 1][model->n_gates] or NULL (all ones) */
+    int gates_per_item;     /* 1: one row per item; 0: one row shared by all items */
+
+    float *logits;          /* out [n][n_classes]; may be NULL when only captures are wanted */
+    int n_capture;          /* layers whose outputs are copied out */
+    const int *capture_layer;
+    float **capture_out;    /* [n_capture] each [n][out_c][out_h][out_w] */
+    int keep_for_backward;  /* keep what a following backward() needs */
+} at_forward_args;
+
+typedef struct {
+    const float *dlogits;   /* [n][n_classes]: dLoss/dlogit of each item (n as in the forward) */
+    int grad_layer;         /* layer index whose output gradient is wanted, or -1 */
+    float *grad_layer_out;  /* [n][out_c][out_h][out_w] */
+    float *grad_gates;      /* [n][n_gates] (per item, even when the gates row was shared) or NULL */
+    float *grad_input;      /* [n][C][H][W] gradient w.r.t. the (masked) network input, or NULL */
+} at_backward_args;
+
+typedef struct at_backend at_backend;
+struct at_backend {
+    const char *name;        /* "cpu", "cuda" */
+    const at_model *model;
+    at_precision precision;
+    double peak_flops;       /* device FP32 (or chosen precision) peak, FLOP/s, estimate */
+    /* Runs the batch. AT_ERR with a message on failure (e.g. out of memory). */
+    int (*forward)(at_backend *be, const at_forward_args *args);
+    /* Backward through the last forward that had keep_for_backward set. */
+    int (*backward)(at_backend *be, const at_backward_args *args);
+    /* Largest batch the backend wants for forwards (with_backward: training-style
+     * passes that keep activations) within its memory limit. */
+    int (*max_batch)(at_backend *be, int with_backward);
+    void (*destroy)(at_backend *be);
+    void *impl;
+};
+
+typedef struct {
+    const char *name;        /* "cpu", "cuda", "auto" */
+    at_precision precision;
+    size_t mem_limit;        /* bytes the backend may plan for; 0 = default */
+    int threads;             /* CPU threads; 0 = OpenMP default */
+    int quiet;               /* suppress the one-line notice of "auto" falling back */
+} at_backend_options;
+
+int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);
+void at_backend_destroy(at_backend *be);
+
+/* Implementations. */
+int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);
+int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);
+/* 1 when a CUDA device is usable (0 when not built with CUDA or no device);
+ * why receives a reason when 0. */
+int at_cuda_available(char *why, size_t cap);
+
+const char *at_precision_name(at_precision p);
+int at_precision_parse(const char *s, at_precision *out);
+
+#endif

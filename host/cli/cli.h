@@ -1,0 +1,57 @@
+/* Shared pieces of the command-line front end (host/cli/). */
+#ifndef ATTRIB_CLI_H
+#define ATTRIB_CLI_H
+
+#include <stdio.h>
+
+#include "backend.h"
+#include "model.h"
+
+#define EXIT_BAD_INPUT 1 /* SPEC §7: bad input */
+#define EXIT_USAGE 2     /* SPEC §7: bad usage */
+
+/* Prints "attrib: <last error>" on stderr. */
+void cli_error(void);
+/* Prints "attrib: <subject>: <msg>" for a usage error and returns EXIT_USAGE. */
+int cli_usage_error(const char *subject, const char *fmt, ...);
+
+/* The shipped model: $ATTRIB_MODEL, else weights/vgg16_mini.safetensors
+ * beside the executable, else under the current directory. */
+const char *cli_default_model(void);
+
+/* Image arguments: positional paths plus the lines of --list files. */
+typedef struct {
+    char **paths;
+    int n, cap;
+} cli_paths;
+int cli_paths_add(cli_paths *p, const char *path);
+int cli_paths_add_list(cli_paths *p, const char *list_file); /* AT_ERR naming the file */
+void cli_paths_free(cli_paths *p);
+
+/* Strict numeric option parsing; AT_ERR naming the option. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M", bytes */
+
+/* Common options: --model, --backend, --precision, --mem-limit, --threads.
+ * Returns 1 when argv[*i] was one of them (consuming its value), 0 when not,
+ * AT_ERR on a bad value. */
+typedef struct {
+    const char *model;
+    at_backend_options be;
+} cli_common;
+void cli_common_init(cli_common *c);
+int cli_common_parse(cli_common *c, int argc, char **argv, int *i);
+extern const char *const CLI_COMMON_HELP;
+
+/* Loads the model and creates the backend; prints the error itself. */
+int cli_open(const cli_common *c, at_model **m, at_backend **be);
+
+/* JSON string output with escaping. */
+void cli_json_string(FILE *f, const char *s);
+
+int cmd_predict(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

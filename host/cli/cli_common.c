@@ -1,0 +1,183 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "error.h"
+
+const char *const CLI_COMMON_HELP =
+    "  --model FILE        weights (safetensors; default: the shipped VGG16-mini,\n"
+    "                      weights/vgg16_mini.safetensors, or $ATTRIB_MODEL)\n"
+    "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is present)\n"
+    "  --precision P       fp32 | tf32 | fp16 (GPU only; default fp32)\n"
+    "  --mem-limit SIZE    memory the backend may plan for, e.g. 8G, 512M\n"
+    "  --threads N         CPU threads (default: all cores)\n";
+
+void cli_error(void) { fprintf(stderr, "attrib: %s\n", at_last_error()); }
+
+int cli_usage_error(const char *subject, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "attrib: %s: %s\n", subject, msg);
+    return EXIT_USAGE;
+}
+
+const char *cli_default_model(void) {
+    static char path[4200];
+    const char *env = getenv("ATTRIB_MODEL");
+    if (env && env[0]) return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(path, sizeof path, "%s/weights/vgg16_mini.safetensors", exe);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+    return "weights/vgg16_mini.safetensors";
+}
+
+int cli_paths_add(cli_paths *p, const char *path) {
+    if (p->n == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 64;
+        char **np = realloc(p->paths, sizeof *np * cap);
+        if (!np) return at_fail(NULL, "out of memory");
+        p->paths = np;
+        p->cap = cap;
+    }
+    p->paths[p->n] = strdup(path);
+    if (!p->paths[p->n]) return at_fail(NULL, "out of memory");
+    p->n++;
+    return AT_OK;
+}
+
+int cli_paths_add_list(cli_paths *p, const char *list_file) {
+    FILE *f = fopen(list_file, "r");
+    if (!f) return at_fail(list_file, "%s", strerror(errno));
+    char line[4096];
+    int rc = AT_OK;
+    while (rc == AT_OK && fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        char *s = line;
+        while (*s == ' ' || *s == '\t') s++;
+        if (!*s || *s == '#') continue;
+        rc = cli_paths_add(p, s);
+    }
+    if (ferror(f)) rc = at_fail(list_file, "read error");
+    fclose(f);
+    return rc;
+}
+
+void cli_paths_free(cli_paths *p) {
+    for (int i = 0; i < p->n; i++) free(p->paths[i]);
+    free(p->paths);
+    memset(p, 0, sizeof *p);
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno) return at_fail(opt, "'%s' is not an integer", s);
+    if (v < lo || v > hi) return at_fail(opt, "%ld is out of range %ld..%ld", v, lo, hi);
+    *out = v;
+    return AT_OK;
+}
+
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || v != v) return at_fail(opt, "'%s' is not a number", s);
+    if (v < lo || v > hi) return at_fail(opt, "%g is out of range %g..%g", v, lo, hi);
+    *out = v;
+    return AT_OK;
+}
+
+int cli_parse_size(const char *opt, const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0)) return at_fail(opt, "'%s' is not a size like 8G or 512M", s);
+    double mul = 1;
+    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
+    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
+    if (*end == 'B' || *end == 'b') end++;
+    if (*end) return at_fail(opt, "'%s' is not a size like 8G or 512M", s);
+    if (v * mul < 1 << 20) return at_fail(opt, "'%s' is below 1M", s);
+    *out = (size_t)(v * mul);
+    return AT_OK;
+}
+
+void cli_common_init(cli_common *c) {
+    memset(c, 0, sizeof *c);
+    c->model = NULL;
+    c->be.name = "auto";
+    c->be.precision = AT_PRECISION_FP32;
+}
+
+int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads"};
+    int known = -1;
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(a, with_value[k])) known = k;
+    if (known < 0) return 0;
+    if (*i + 1 >= argc) return at_fail(a, "needs a value");
+    const char *v = argv[++*i];
+    long n = 0;
+    switch (known) {
+    case 0: c->model = v; break;
+    case 1:
+        if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto"))
+            return at_fail("--backend", "'%s' is not cpu, cuda or auto", v);
+        c->be.name = v;
+        break;
+    case 2: return at_precision_parse(v, &c->be.precision) ? AT_ERR : 1;
+    case 3: return cli_parse_size("--mem-limit", v, &c->be.mem_limit) ? AT_ERR : 1;
+    case 4:
+        if (cli_parse_int("--threads", v, 1, 1024, &n)) return AT_ERR;
+        c->be.threads = (int)n;
+        break;
+    }
+    return 1;
+}
+
+int cli_open(const cli_common *c, at_model **m, at_backend **be) {
+    *m = NULL;
+    *be = NULL;
+    if (at_model_load(c->model ? c->model : cli_default_model(), m)) {
+        cli_error();
+        return EXIT_BAD_INPUT;
+    }
+    if (at_backend_create(*m, &c->be, be)) {
+        cli_error();
+        at_model_free(*m);
+        *m = NULL;
+        return EXIT_BAD_INPUT;
+    }
+    return 0;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}

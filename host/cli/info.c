@@ -1,0 +1,57 @@
+/* ./attrib info: what a weights file describes. */
+#include <string.h>
+
+#include "cli.h"
+#include "error.h"
+
+static const char *kind_name(at_layer_kind k) {
+    switch (k) {
+    case AT_L_CONV: return "conv3x3";
+    case AT_L_BATCHNORM: return "batchnorm (folded)";
+    case AT_L_RELU: return "relu";
+    case AT_L_MAXPOOL: return "maxpool2x2";
+    case AT_L_ADAPTIVE_AVGPOOL: return "adaptive-avgpool";
+    case AT_L_LINEAR: return "linear";
+    case AT_L_DROPOUT: return "dropout (identity)";
+    }
+    return "?";
+}
+
+int cmd_info(int argc, char **argv) {
+    const char *model = NULL;
+    int layers = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: attrib info [--model FILE] [--layers]\n"
+                   "Prints the model's architecture, preprocessing, classes and digest.\n"
+                   "  --layers   list every module with its output shape and gate range\n");
+            return 0;
+        } else if (!strcmp(argv[i], "--layers")) layers = 1;
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else return cli_usage_error(argv[i], "unknown option (see attrib info --help)");
+    }
+    at_model *m;
+    if (at_model_load(model ? model : cli_default_model(), &m)) {
+        cli_error();
+        return EXIT_BAD_INPUT;
+    }
+    printf("model       %s (%s)\n", m->path, m->name);
+    printf("arch        %s, %d convs, %d gates, %d classes\n", m->arch, m->n_convs, m->n_gates, m->n_classes);
+    printf("input       %dx%dx%d\n", m->in_c, m->in_h, m->in_w);
+    printf("preprocess  resize %d, crop %d, %s, mean (%.4g, %.4g, %.4g), std (%.4g, %.4g, %.4g)\n", m->pre.resize,
+           m->pre.crop, m->pre.interp == AT_INTERP_BILINEAR ? "bilinear" : m->pre.interp == AT_INTERP_BICUBIC ? "bicubic" : "nearest",
+           m->pre.mean[0], m->pre.mean[1], m->pre.mean[2], m->pre.std[0], m->pre.std[1], m->pre.std[2]);
+    printf("size        %.2f M parameters, %.3f GMAC per image\n", m->n_params / 1e6, m->macs_per_image / 1e9);
+    printf("sha256      %s\n", m->sha256);
+    printf("classes     %s %s ... %s %s\n", m->labels[0].id, m->labels[0].name, m->labels[m->n_classes - 1].id,
+           m->labels[m->n_classes - 1].name);
+    if (layers)
+        for (int i = 0; i < m->n_layers; i++) {
+            const at_layer *l = &m->layers[i];
+            printf("  %-14s %-20s -> %4d x %3d x %3d", l->name, kind_name(l->kind), l->out_c, l->out_h, l->out_w);
+            if (l->gate_offset >= 0) printf("  conv %d, gates %d..%d", l->conv_index, l->gate_offset, l->gate_offset + l->out_c - 1);
+            printf("\n");
+        }
+    at_model_free(m);
+    return 0;
+}

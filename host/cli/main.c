@@ -1,0 +1,44 @@
+/* attrib: forward inference and attribution maps for VGG-family networks. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "version.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *what;
+} commands[] = {
+    {"predict", cmd_predict, "top-k classes of images"},
+    {"info", cmd_info, "describe a weights file"},
+    {"bench", cmd_bench, "time forward / gated / backward passes"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "attrib %s: explain CNN decisions (Score-CAM, Grad-CAM, CDRP paths) at GPU speed\n\n"
+               "usage: attrib COMMAND [options]   (attrib COMMAND --help for details)\n\ncommands:\n",
+            ATTRIB_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "\nErrors print one line 'attrib: FILE: problem'; exit 1 = bad input, 2 = bad usage.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("attrib %s\n", ATTRIB_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attrib: %s: unknown command (see attrib --help)\n", argv[1]);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,134 @@
+/* ./attrib predict: top-k classes of each image. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "error.h"
+#include "pipeline.h"
+
+static const char *const HELP =
+    "usage: attrib predict [options] IMAGE... | --list FILE\n"
+    "Prints the top-k classes of each image (PNG or JPEG) with their probabilities.\n"
+    "  --topk K            classes to print per image (default 5)\n"
+    "  --json              one JSON object per image on stdout\n"
+    "  --list FILE         read image paths from FILE, one per line ('#' comments)\n"
+    "  --strict            stop at the first unreadable image (default: report, skip,\n"
+    "                      and exit 1 at the end)\n";
+
+static void print_result(const at_model *m, const char *path, const float *probs, const float *logits,
+                         int k, int json) {
+    at_ranked *top = calloc(k, sizeof *top);
+    if (!top) return;
+    at_topk(probs, logits, m->n_classes, k, top);
+    if (json) {
+        printf("{\"image\":");
+        cli_json_string(stdout, path);
+        printf(",\"model\":");
+        cli_json_string(stdout, m->name);
+        printf(",\"model_sha256\":\"%s\",\"top\":[", m->sha256);
+        for (int j = 0; j < k; j++) {
+            printf("%s{\"class\":%d,\"id\":", j ? "," : "", top[j].cls);
+            cli_json_string(stdout, m->labels[top[j].cls].id);
+            printf(",\"name\":");
+            cli_json_string(stdout, m->labels[top[j].cls].name);
+            printf(",\"prob\":%.6g,\"logit\":%.6g}", top[j].prob, top[j].logit);
+        }
+        printf("]}\n");
+    } else {
+        printf("%s\n", path);
+        for (int j = 0; j < k; j++)
+            printf("  %d. %6.2f%%  %-10s %s\n", j + 1, 100.0 * top[j].prob, m->labels[top[j].cls].id,
+                   m->labels[top[j].cls].name);
+    }
+    free(top);
+}
+
+int cmd_predict(int argc, char **argv) {
+    cli_common common;
+    cli_common_init(&common);
+    cli_paths paths = {0};
+    long topk = 5;
+    int json = 0, strict = 0, rc = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_parse(&common, argc, argv, &i);
+        if (r == AT_ERR) goto usage;
+        if (r) continue;
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("%s%s", HELP, CLI_COMMON_HELP);
+            cli_paths_free(&paths);
+            return 0;
+        } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--strict")) strict = 1;
+        else if (!strcmp(a, "--topk") || !strcmp(a, "--list")) {
+            if (i + 1 >= argc) {
+                at_fail(a, "needs a value");
+                goto usage;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--topk")) {
+                if (cli_parse_int("--topk", v, 1, 100000, &topk)) goto usage;
+            } else if (cli_paths_add_list(&paths, v)) {
+                cli_error();
+                cli_paths_free(&paths);
+                return EXIT_BAD_INPUT;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            at_fail(a, "unknown option (see attrib predict --help)");
+            goto usage;
+        } else if (cli_paths_add(&paths, a))
+            goto usage;
+    }
+    if (paths.n == 0) {
+        at_fail("predict", "no images given (see attrib predict --help)");
+        goto usage;
+    }
+    at_model *m;
+    at_backend *be;
+    if ((rc = cli_open(&common, &m, &be))) {
+        cli_paths_free(&paths);
+        return rc;
+    }
+    if (topk > m->n_classes) topk = m->n_classes;
+    long in_size = (long)m->in_c * m->in_h * m->in_w;
+    int batch = be->max_batch(be, 0);
+    float *inputs = malloc(sizeof(float) * in_size * batch);
+    float *logits = malloc(sizeof(float) * m->n_classes * batch), *probs = malloc(sizeof(float) * m->n_classes * batch);
+    int *which = malloc(sizeof(int) * batch);
+    if (!inputs || !logits || !probs || !which) {
+        at_fail("predict", "out of memory");
+        cli_error();
+        rc = EXIT_BAD_INPUT;
+    }
+    for (int start = 0; rc == 0 && start < paths.n;) {
+        int b = 0;
+        for (; start < paths.n && b < batch; start++) {
+            if (at_load_input(m, paths.paths[start], inputs + in_size * b, NULL)) {
+                cli_error();
+                rc = EXIT_BAD_INPUT;
+                if (strict) break;
+                continue;
+            }
+            which[b++] = start;
+        }
+        if (strict && rc) break;
+        if (b && at_predict(be, inputs, b, logits, probs)) {
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+            break;
+        }
+        for (int j = 0; j < b; j++)
+            print_result(m, paths.paths[which[j]], probs + (long)m->n_classes * j, logits + (long)m->n_classes * j,
+                         (int)topk, json);
+        fflush(stdout);
+    }
+    free(inputs), free(logits), free(probs), free(which);
+    at_backend_destroy(be);
+    at_model_free(m);
+    cli_paths_free(&paths);
+    return rc;
+usage:
+    cli_error();
+    cli_paths_free(&paths);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,40 @@
+/* CPU reference ops other than convolution (host/cpu/conv.h). NCHW float32,
+ * sizes as explicit arguments; backward functions take the forward input
+ * where they need it. OpenMP-parallel over images x channels. */
+#ifndef ATTRIB_CPU_OPS_H
+#define ATTRIB_CPU_OPS_H
+
+/* k x k window, stride s, no padding, floor mode; ties go to the first
+ * maximum in raster order (as PyTorch). */
+void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, float *y);
+void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k,
+                           int s, float *dx);
+
+/* PyTorch bins: start = floor(i*H/OH), end = ceil((i+1)*H/OH); overlapping
+ * bins when OH > H. */
+void at_adaptive_avgpool_forward(const float *x, int N, int C, int H, int W, int OH, int OW,
+                                 float *y);
+void at_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, int OH, int OW,
+                                  float *dx);
+
+/* y[N][out] = x[N][in] * w[out][in]^T + b */
+void at_linear_forward(const float *x, int N, int in, const float *w, const float *b, int out,
+                       float *y);
+/* dx[N][in] = dy[N][out] * w[out][in] */
+void at_linear_backward_data(const float *dy, int N, int in, const float *w, int out, float *dx);
+
+/* In place y = g[c] * relu(y) per channel (g NULL: plain ReLU). When keep is
+ * not NULL it receives relu(y) before gating (the gate gradient needs it).
+ * gates has one row of C per image when per_image, else one shared row. */
+void at_gated_relu_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                           float *keep);
+/* Given dy (grad of the gated output) and a = relu(z) (ungated): dz = g*dy*[a>0]
+ * written to dz (may alias dy); dgate[n][c] = sum dy*a when dgate != NULL. */
+void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long HW,
+                            const float *gates, int gate_stride, float *dz, float *dgate,
+                            int dgate_stride);
+
+/* Numerically stable softmax of each row. */
+void at_softmax_rows(const float *logits, int N, int K, float *probs);
+
+#endif

@@ -1,0 +1,458 @@
+/* Packed, cache-blocked SGEMM (see sgemm.h). Loop nest, after GotoBLAS and
+ * BLIS ("Anatomy of High-Performance Matrix Multiplication", Goto & van de
+ * Geijn 2008):
+ *
+ *   for jc over N in steps of nc           B panel kc x nc   -> L2 / L3
+ *     for pc over K in steps of kc         (fixed blocks: the summation order)
+ *       pack B[pc.., jc..]
+ *       for ic over M in steps of MC       A block MC x kc   -> L2
+ *         pack A[ic.., pc..]
+ *         for jr over nc in steps of NR    B micro-panel kc x NR -> L1
+ *           for ir over MC in steps of MR  C micro-tile MR x NR in registers
+ *             micro-kernel
+ *
+ * Block sizes for the target (AMD Zen 3: 32 KiB L1d, 512 KiB L2 per core,
+ * AVX2 with two 256-bit FMA pipes):
+ *   MR x NR = 6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of A = 15 of
+ *     the 16 ymm registers; 12 FMAs per 8 loads keeps both FMA pipes busy.
+ *   KC = 256: a B micro-panel (KC*NR*4 = 16 KiB) stays in half of L1 while
+ *     the A micro-panels stream past it.
+ *   MC = 144: an A block (MC*KC*4 = 144 KiB) sits in L2 next to the B panel
+ *     being read.
+ *   nc: when one A block covers all of M (small M, e.g. the 64-channel VGG
+ *     layers) the B panel is used once right after packing, so it is kept
+ *     small enough to stay in L2 (NC_L2 * KC * 4 = 256 KiB); otherwise it is
+ *     reused by every A block and is sized for L3 (NC_L3 * KC * 4 = 4 MiB).
+ *
+ * Threads: either each thread owns a range of columns (private A and B
+ * packing; best when M is small) or each owns a range of rows and they share
+ * one B panel that they pack together (no duplicated packing; best when M is
+ * large). The choice is made by an estimate of padded flops plus packing.
+ * Either way every element of C is written by one thread and its value does
+ * not depend on which one. */
+#include "cpu/sgemm.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(AT_SGEMM_PORTABLE)
+#define AT_SGEMM_AVX2 1
+#include <immintrin.h>
+#endif
+
+#define MR AT_SGEMM_MR
+#define NR AT_SGEMM_NR
+#ifndef KC
+#define KC 256
+#endif
+#define MC 144 /* multiple of MR */
+#ifndef NC_L2
+#define NC_L2 256
+#endif
+#define NC_L3 4080 /* multiple of NR */
+
+/* Largest A packed whole (floats): 4 MiB, e.g. 144 rows x K = 7000. */
+#define A_WHOLE_MAX_FLOATS (1L << 20)
+
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#define PARALLEL_MIN_MACS (1L << 20)
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* ---- micro-kernels: c[MR][NR] (row stride ldc) = alpha*a*b + beta*c + bias.
+ * a: kc x MR packed, b: kc x NR packed. beta == 0 does not read c. bias is
+ * MR floats or NULL. Both kernels round each element the same way whatever
+ * the tile it falls in. ---- */
+
+#ifdef AT_SGEMM_AVX2
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
+                         long ldc, float alpha, float beta, const float *bias) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int r = 0; r < MR; r++) {
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
+    }
+#define AT_FMA_ROW(r)                                                                          \
+    do {                                                                                       \
+        __m256 ar = _mm256_broadcast_ss(a + r);                                                \
+        c##r##0 = _mm256_fmadd_ps(ar, b0, c##r##0);                                            \
+        c##r##1 = _mm256_fmadd_ps(ar, b1, c##r##1);                                            \
+    } while (0)
+#pragma GCC unroll 4
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        AT_FMA_ROW(0);
+        AT_FMA_ROW(1);
+        AT_FMA_ROW(2);
+        AT_FMA_ROW(3);
+        AT_FMA_ROW(4);
+        AT_FMA_ROW(5);
+        a += MR;
+        b += NR;
+    }
+#undef AT_FMA_ROW
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#define AT_STORE_ROW(r)                                                                        \
+    do {                                                                                       \
+        float *cr = c + r * ldc;                                                               \
+        __m256 v0 = _mm256_mul_ps(va, c##r##0), v1 = _mm256_mul_ps(va, c##r##1);               \
+        if (beta != 0.0f) {                                                                    \
+            v0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), v0);                                 \
+            v1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), v1);                             \
+        }                                                                                      \
+        if (bias) {                                                                            \
+            __m256 br = _mm256_set1_ps(bias[r]);                                               \
+            v0 = _mm256_add_ps(v0, br);                                                        \
+            v1 = _mm256_add_ps(v1, br);                                                        \
+        }                                                                                      \
+        _mm256_storeu_ps(cr, v0);                                                              \
+        _mm256_storeu_ps(cr + 8, v1);                                                          \
+    } while (0)
+    AT_STORE_ROW(0);
+    AT_STORE_ROW(1);
+    AT_STORE_ROW(2);
+    AT_STORE_ROW(3);
+    AT_STORE_ROW(4);
+    AT_STORE_ROW(5);
+#undef AT_STORE_ROW
+}
+const char *at_sgemm_kernel_name(void) { return "avx2-fma 6x16"; }
+#else
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
+                         long ldc, float alpha, float beta, const float *bias) {
+    float acc[MR][NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        for (int r = 0; r < MR; r++) {
+            float ar = a[r];
+            for (int j = 0; j < NR; j++) acc[r][j] += ar * b[j];
+        }
+        a += MR;
+        b += NR;
+    }
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        for (int j = 0; j < NR; j++) {
+            float v = alpha * acc[r][j];
+            if (beta != 0.0f) v = beta * cr[j] + v;
+            if (bias) v = v + bias[r];
+            cr[j] = v;
+        }
+    }
+}
+const char *at_sgemm_kernel_name(void) { return "portable 6x16"; }
+#endif
+
+/* ---- packing of plain row-major matrices ---- */
+
+void at_pack_a_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst) {
+    const at_matrix_operand *m = ctx;
+    for (int p = 0; p < count; p += MR, dst += (long)kc * MR) {
+        int rows = imin(MR, count - p);
+        if (!m->trans) { /* op(A)[i][k] = A[i*ld + k]: MR strided rows, interleaved */
+            const float *src[MR];
+            for (int r = 0; r < MR; r++)
+                src[r] = m->p + (long)(first + p + (r < rows ? r : 0)) * m->ld + k0;
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < MR; r++) dst[k * MR + r] = r < rows ? src[r][k] : 0.0f;
+        } else { /* op(A)[i][k] = A[k*ld + i]: MR contiguous floats per k */
+            const float *src = m->p + (long)k0 * m->ld + first + p;
+            for (int k = 0; k < kc; k++, src += m->ld)
+                for (int r = 0; r < MR; r++) dst[k * MR + r] = r < rows ? src[r] : 0.0f;
+        }
+    }
+}
+
+void at_pack_b_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst) {
+    const at_matrix_operand *m = ctx;
+    for (int p = 0; p < count; p += NR, dst += (long)kc * NR) {
+        int cols = imin(NR, count - p);
+        if (!m->trans) { /* op(B)[k][j] = B[k*ld + j]: NR contiguous floats per k */
+            const float *src = m->p + (long)k0 * m->ld + first + p;
+            if (cols == NR) {
+                for (int k = 0; k < kc; k++, src += m->ld) memcpy(dst + k * NR, src, NR * sizeof *src);
+            } else {
+                for (int k = 0; k < kc; k++, src += m->ld)
+                    for (int j = 0; j < NR; j++) dst[k * NR + j] = j < cols ? src[j] : 0.0f;
+            }
+        } else { /* op(B)[k][j] = B[j*ld + k]: column j of the panel is a row of B */
+            for (int j = 0; j < NR; j++) {
+                if (j < cols) {
+                    const float *src = m->p + (long)(first + p + j) * m->ld + k0;
+                    for (int k = 0; k < kc; k++) dst[k * NR + j] = src[k];
+                } else {
+                    for (int k = 0; k < kc; k++) dst[k * NR + j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* ---- driver ---- */
+
+typedef struct {
+    int M, N, K, kcb; /* kcb: the K block size, a function of K alone */
+    float alpha, beta;
+    const at_gemm_operand *a, *b;
+    const at_gemm_output *c;
+} gemm_job;
+
+/* Address of C(i, n). */
+static float *c_at(const at_gemm_output *c, int i, int n) {
+    return c->C + (n / c->seg) * c->seg_stride + i * c->ldc + (n % c->seg);
+}
+
+/* One MR x NR tile at (i, n) of C with mr <= MR valid rows and nr <= NR valid
+ * columns. Full tiles inside one segment go straight to C; the others go
+ * through a local tile so the kernel (and its rounding) stays the same. */
+static void tile(const gemm_job *J, int kc, const float *pa, const float *pb, int i, int n,
+                 int mr, int nr, float beta, const float *bias) {
+    const at_gemm_output *c = J->c;
+    if (mr == MR && nr == NR && n % c->seg + NR <= c->seg) {
+        micro_kernel(kc, pa, pb, c_at(c, i, n), c->ldc, J->alpha, beta, bias ? bias + i : NULL);
+        return;
+    }
+    float t[MR * NR] __attribute__((aligned(64)));
+    float tb[MR];
+    memset(t, 0, sizeof t);
+    if (bias) {
+        for (int r = 0; r < MR; r++) tb[r] = r < mr ? bias[i + r] : 0.0f;
+    }
+    if (beta != 0.0f)
+        for (int j = 0; j < nr; j++) {
+            float *col = c_at(c, i, n + j);
+            for (int r = 0; r < mr; r++) t[r * NR + j] = col[r * c->ldc];
+        }
+    micro_kernel(kc, pa, pb, t, NR, J->alpha, beta, bias ? tb : NULL);
+    for (int j = 0; j < nr; j++) {
+        float *col = c_at(c, i, n + j);
+        for (int r = 0; r < mr; r++) col[r * c->ldc] = t[r * NR + j];
+    }
+}
+
+/* C[i0 .. i0+mc) x [n0 .. n0+nc) from a packed A block and B panel. */
+static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float *pb, int i0,
+                         int mc, int n0, int nc, float beta, const float *bias) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        const float *b = pb + (long)jr * kc;
+        int nr = imin(NR, nc - jr);
+        for (int ir = 0; ir < mc; ir += MR)
+            tile(J, kc, pa + (long)ir * kc, b, i0 + ir, n0 + jr, imin(MR, mc - ir), nr, beta, bias);
+    }
+}
+
+/* Per-thread packing buffers, grown on demand and kept (no malloc in the
+ * loops, none at all after the first call of a given size); freed when the
+ * thread exits (a pthread key destructor, so pool threads that OpenMP retires
+ * do not leak them). */
+typedef struct {
+    float *buf[2];
+    size_t cap[2];
+} pack_buffers;
+
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+static int buffers_key_ok;
+
+static void free_buffers(void *p) {
+    pack_buffers *b = p;
+    free(b->buf[0]);
+    free(b->buf[1]);
+    free(b);
+}
+static void make_buffers_key(void) {
+    buffers_key_ok = pthread_key_create(&buffers_key, free_buffers) == 0;
+}
+
+/* Buffer `which` (0: A blocks, 1: B panels) of the calling thread, at least
+ * `floats` long and 64-byte aligned; NULL when memory is short. */
+static float *thread_buffer(int which, size_t floats) {
+    pthread_once(&buffers_once, make_buffers_key);
+    if (!buffers_key_ok) return NULL;
+    pack_buffers *b = pthread_getspecific(buffers_key);
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return NULL;
+        if (pthread_setspecific(buffers_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap[which] < floats) {
+        size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+        float *p = aligned_alloc(64, bytes);
+        if (!p) return NULL;
+        free(b->buf[which]);
+        b->buf[which] = p;
+        b->cap[which] = bytes / sizeof(float);
+    }
+    return b->buf[which];
+}
+
+/* This thread computes rows [m0, m1) x columns [n0, n1) alone. mcb/ncb are
+ * the block sizes; bb holds ncb*kcb floats. ba holds mcb*kcb floats, or, when
+ * a_whole, all of A's rows [m0, m1) (at most mcb of them) for every K block,
+ * packed once up front instead of once per column block. */
+static void gemm_block_range(const gemm_job *J, int m0, int m1, int n0, int n1, int mcb, int ncb,
+                             float *ba, float *bb, int a_whole) {
+    const float *bias = J->c->row_bias;
+    long a_rows = round_up(m1 - m0, MR);
+    if (a_whole)
+        for (int pc = 0; pc < J->K; pc += J->kcb)
+            J->a->pack(J->a->ctx, m0, m1 - m0, pc, imin(J->kcb, J->K - pc), ba + a_rows * pc);
+    for (int jc = n0; jc < n1; jc += ncb) {
+        int nc = imin(ncb, n1 - jc);
+        for (int pc = 0; pc < J->K; pc += J->kcb) {
+            int kc = imin(J->kcb, J->K - pc);
+            float beta = pc == 0 ? J->beta : 1.0f;
+            const float *bi = pc == 0 ? bias : NULL;
+            J->b->pack(J->b->ctx, jc, nc, pc, kc, bb);
+            if (a_whole) {
+                macro_kernel(J, kc, ba + a_rows * pc, bb, m0, m1 - m0, jc, nc, beta, bi);
+                continue;
+            }
+            for (int ic = m0; ic < m1; ic += mcb) {
+                int mc = imin(mcb, m1 - ic);
+                J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
+                macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, beta, bi);
+            }
+        }
+    }
+}
+
+/* Row split with a shared B panel: all T threads (inside one parallel region)
+ * pack the panel together, then each multiplies its own rows. */
+static void gemm_rows_shared_b(const gemm_job *J, int t, int T, float *bb) {
+    const float *bias = J->c->row_bias;
+    int panels_m = (J->M + MR - 1) / MR;
+    int m0 = (int)((long)panels_m * t / T) * MR, m1 = imin(J->M, (int)((long)panels_m * (t + 1) / T) * MR);
+    float *ba = thread_buffer(0, (size_t)MC * J->kcb);
+    for (int jc = 0; jc < J->N; jc += NC_L3) {
+        int nc = imin(NC_L3, J->N - jc);
+        int panels = (nc + NR - 1) / NR;
+        for (int pc = 0; pc < J->K; pc += J->kcb) {
+            int kc = imin(J->kcb, J->K - pc);
+            int p0 = (int)((long)panels * t / T), p1 = (int)((long)panels * (t + 1) / T);
+            if (p1 > p0)
+                J->b->pack(J->b->ctx, jc + p0 * NR, imin(nc, p1 * NR) - p0 * NR, pc, kc,
+                           bb + (long)p0 * NR * kc);
+#pragma omp barrier
+            float beta = pc == 0 ? J->beta : 1.0f;
+            const float *bi = pc == 0 ? bias : NULL;
+            for (int ic = m0; ic < m1; ic += MC) {
+                int mc = imin(MC, m1 - ic);
+                if (ba) {
+                    J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
+                    macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, beta, bi);
+                } else { /* no memory for an A block: one micro-panel at a time */
+                    float one[KC * MR] __attribute__((aligned(64)));
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        J->a->pack(J->a->ctx, ic + ir, imin(MR, mc - ir), pc, kc, one);
+                        macro_kernel(J, kc, one, bb, ic + ir, imin(MR, mc - ir), jc, nc, beta, bi);
+                    }
+                }
+            }
+#pragma omp barrier
+        }
+    }
+}
+
+/* The single-thread path, also the fallback when buffers cannot be had:
+ * then blocks shrink to one micro-panel each, on the stack. When the rows fit
+ * one A block and the whole packed A is not too large, it is packed once. */
+static void gemm_serial_range(const gemm_job *J, int m0, int m1, int n0, int n1) {
+    int few_rows = m1 - m0 <= MC;
+    int ncb = few_rows ? NC_L2 : NC_L3;
+    size_t a_whole = (size_t)round_up(m1 - m0, MR) * J->K;
+    int whole = few_rows && n1 - n0 > ncb && a_whole <= A_WHOLE_MAX_FLOATS;
+    float *ba = thread_buffer(0, whole ? a_whole : (size_t)MC * J->kcb);
+    float *bb = ba ? thread_buffer(1, (size_t)ncb * J->kcb) : NULL;
+    if (ba && bb) {
+        gemm_block_range(J, m0, m1, n0, n1, MC, ncb, ba, bb, whole);
+    } else {
+        float sa[KC * MR] __attribute__((aligned(64)));
+        float sb[KC * NR] __attribute__((aligned(64)));
+        gemm_block_range(J, m0, m1, n0, n1, MR, NR, sa, sb, 0);
+    }
+}
+
+/* Padded multiply-adds of the slowest thread, plus packed floats weighted by
+ * what packing one costs relative to a multiply-add (a packed float is about
+ * half a cycle, a cycle is 16 multiply-adds at full rate). */
+#define PACK_COST_MACS 8.0
+static double cost_split_columns(int M, int N, int K, int T) {
+    int panels = (N + NR - 1) / NR, per = (panels + T - 1) / T;
+    double n = (double)per * NR, m = round_up(M, MR);
+    double blocks = M <= MC ? (n + NC_L2 - 1) / NC_L2 : (n + NC_L3 - 1) / NC_L3;
+    return m * n * K + PACK_COST_MACS * ((double)M * K * blocks + (double)K * n);
+}
+static double cost_split_rows(int M, int N, int K, int T) {
+    int panels = (M + MR - 1) / MR, per = (panels + T - 1) / T;
+    double m = (double)per * MR, n = round_up(N, NR);
+    return m * n * K + PACK_COST_MACS * (m * K * ((N + NC_L3 - 1) / NC_L3) + (double)K * N / T);
+}
+
+/* C = beta*C + bias when there is nothing to multiply (K == 0 or alpha == 0). */
+static void scale_only(const gemm_job *J) {
+    for (int i = 0; i < J->M; i++)
+        for (int n = 0; n < J->N; n++) {
+            float *p = c_at(J->c, i, n);
+            float v = J->beta == 0.0f ? 0.0f : J->beta * *p;
+            *p = J->c->row_bias ? v + J->c->row_bias[i] : v;
+        }
+}
+
+void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
+                 const at_gemm_operand *b, float beta, const at_gemm_output *c) {
+    if (M <= 0 || N <= 0) return;
+    gemm_job J = {M, N, K, 0, alpha, beta, a, b, c};
+    if (K <= 0 || alpha == 0.0f) {
+        scale_only(&J);
+        return;
+    }
+    /* K blocks of (nearly) equal size <= KC: fewer passes over C than a
+     * short last block would cost, and fixed for a given K. */
+    int nkb = (K + KC - 1) / KC;
+    J.kcb = round_up((K + nkb - 1) / nkb, 4);
+    if (J.kcb > KC) J.kcb = KC;
+
+    int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if ((double)M * N * K < PARALLEL_MIN_MACS) T = 1;
+    if (T > 1 && (N + NR - 1) / NR < T && (M + MR - 1) / MR < T) T = 1;
+    if (T == 1) {
+        gemm_serial_range(&J, 0, M, 0, N);
+        return;
+    }
+    if (cost_split_rows(M, N, K, T) < cost_split_columns(M, N, K, T)) {
+        float *bb = thread_buffer(1, (size_t)NC_L3 * J.kcb);
+        if (bb) {
+#pragma omp parallel num_threads(T)
+            gemm_rows_shared_b(&J, omp_get_thread_num(), omp_get_num_threads(), bb);
+            return;
+        }
+    }
+    int panels = (N + NR - 1) / NR;
+#pragma omp parallel num_threads(T)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int n0 = (int)((long)panels * t / nt) * NR, n1 = imin(N, (int)((long)panels * (t + 1) / nt) * NR);
+        if (n1 > n0) gemm_serial_range(&J, 0, M, n0, n1);
+    }
+}
+
+void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    at_matrix_operand ma = {A, lda, trans_a}, mb = {B, ldb, trans_b};
+    at_gemm_operand a = {at_pack_a_matrix, &ma}, b = {at_pack_b_matrix, &mb};
+    at_gemm_output c = {C, ldc, N > 0 ? N : 1, 0, NULL};
+    at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
+}

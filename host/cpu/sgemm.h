@@ -1,0 +1,75 @@
+/* Single-precision GEMM for the CPU backend, GotoBLAS/BLIS structure: A and B
+ * are packed into micro-panels, an MR x NR register-blocked micro-kernel
+ * (AVX2/FMA when compiled with them, portable C otherwise) does the work,
+ * OpenMP splits the output between threads.
+ *
+ * Row-major everywhere. Results are deterministic and do not depend on the
+ * number of threads: every C element is one dot product accumulated in the
+ * same order (K in blocks of the fixed size KC, lanes independent), whatever
+ * thread or tile computes it. Called from inside an OpenMP parallel region it
+ * runs single-threaded in the calling thread. */
+#ifndef ATTRIB_CPU_SGEMM_H
+#define ATTRIB_CPU_SGEMM_H
+
+#include <stddef.h>
+
+/* C[M][N] = alpha * op(A)[M][K] * op(B)[K][N] + beta * C, row-major.
+ * op(A) = A (A is M x K, lda >= K) or A^T when trans_a (A is K x M, lda >= M);
+ * op(B) = B (B is K x N, ldb >= N) or B^T when trans_b (B is N x K, ldb >= K).
+ * beta == 0 never reads C (it may hold NaN); K == 0 gives C = beta * C. */
+void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- Lower level, for operators that build an operand on the fly (the
+ * convolution packs B straight from the image: an implicit im2col). ---- */
+
+/* Micro-kernel tile: MR rows of C by NR columns. */
+#define AT_SGEMM_MR 6
+#define AT_SGEMM_NR 16
+
+/* Writes the packed form of a block of an operand to dst (64-byte aligned).
+ * For A: rows [first, first+count) of op(A), columns [k0, k0+kc), as
+ *   ceil(count/MR) panels; panel p holds kc groups of MR floats:
+ *   dst[p*kc*MR + k*MR + r] = op(A)[first + p*MR + r][k0 + k].
+ * For B: columns [first, first+count) of op(B), rows [k0, k0+kc), as
+ *   ceil(count/NR) panels: dst[p*kc*NR + k*NR + c] = op(B)[k0 + k][first + p*NR + c].
+ * Entries past the end of the operand (the last, partial panel) must be 0.
+ * Called concurrently from several threads with disjoint blocks. */
+typedef void (*at_pack_fn)(const void *ctx, int first, int count, int k0, int kc, float *dst);
+
+typedef struct {
+    at_pack_fn pack;
+    const void *ctx;
+} at_gemm_operand;
+
+/* Where C lives: element (i, n) is at
+ *   C + (n / seg) * seg_stride + i * ldc + (n % seg).
+ * A plain matrix has seg = N (one segment); a convolution over a batch uses
+ * seg = Ho*Wo, seg_stride = K*Ho*Wo, ldc = Ho*Wo so that the GEMM's N runs
+ * over (image, pixel) and the result lands in NCHW. row_bias (M floats, or
+ * NULL) is added to every element of row i once. */
+typedef struct {
+    float *C;
+    long ldc, seg, seg_stride;
+    const float *row_bias;
+} at_gemm_output;
+
+/* C = alpha * A * B + beta * C (+ row_bias) with packed-on-demand operands. */
+void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
+                 const at_gemm_operand *b, float beta, const at_gemm_output *c);
+
+/* The packers at_sgemm uses for plain row-major matrices; ctx points to an
+ * at_matrix_operand. Exposed so that callers can mix a plain operand with an
+ * on-the-fly one. */
+typedef struct {
+    const float *p;
+    long ld;
+    int trans;
+} at_matrix_operand;
+void at_pack_a_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst);
+void at_pack_b_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst);
+
+/* Name of the compiled micro-kernel ("avx2-fma 6x16" or "portable 6x16"). */
+const char *at_sgemm_kernel_name(void);
+
+#endif

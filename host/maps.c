@@ -1,0 +1,63 @@
+#include "maps.h"
+
+#include <math.h>
+
+/* PyTorch area_pixel_compute_source_index (float math, clamped at 0). */
+static void source_index(int out_size, int in_size, int align_corners, int i, int *i0, int *i1,
+                         float *lambda) {
+    float src;
+    if (align_corners) {
+        float scale = out_size > 1 ? (float)(in_size - 1) / (float)(out_size - 1) : 0.f;
+        src = scale * (float)i;
+    } else {
+        float scale = (float)in_size / (float)out_size;
+        src = scale * ((float)i + 0.5f) - 0.5f;
+        if (src < 0) src = 0;
+    }
+    int lo = (int)src;
+    if (lo > in_size - 1) lo = in_size - 1;
+    *i0 = lo;
+    *i1 = lo < in_size - 1 ? lo + 1 : lo;
+    *lambda = src - (float)lo;
+}
+
+void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, int ow,
+                          int align_corners) {
+    if (h == oh && w == ow) {
+        for (long i = 0; i < (long)h * w; i++) dst[i] = src[i];
+        return;
+    }
+    for (int y = 0; y < oh; y++) {
+        int y0, y1;
+        float ly;
+        source_index(oh, h, align_corners, y, &y0, &y1, &ly);
+        for (int x = 0; x < ow; x++) {
+            int x0, x1;
+            float lx;
+            source_index(ow, w, align_corners, x, &x0, &x1, &lx);
+            float top = (1 - lx) * src[y0 * w + x0] + lx * src[y0 * w + x1];
+            float bot = (1 - lx) * src[y1 * w + x0] + lx * src[y1 * w + x1];
+            dst[(long)y * ow + x] = (1 - ly) * top + ly * bot;
+        }
+    }
+}
+
+int at_minmax_normalize(float *x, long n) {
+    float lo = INFINITY, hi = -INFINITY;
+    for (long i = 0; i < n; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    if (!(hi > lo)) {
+        for (long i = 0; i < n; i++) x[i] = 0;
+        return 1;
+    }
+    float range = hi - lo; /* divide, as the peers do, rather than multiply by 1/range */
+    for (long i = 0; i < n; i++) x[i] = (x[i] - lo) / range;
+    return 0;
+}
+
+void at_relu_inplace(float *x, long n) {
+    for (long i = 0; i < n; i++)
+        if (!(x[i] > 0)) x[i] = 0;
+}

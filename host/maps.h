@@ -1,0 +1,18 @@
+/* 2-D map operations shared by backends and methods: bilinear resampling with
+ * PyTorch's conventions, min-max normalisation (SPEC §3 notation s(M)). */
+#ifndef ATTRIB_MAPS_H
+#define ATTRIB_MAPS_H
+
+/* F.interpolate(mode="bilinear") of one h x w map to oh x ow, float arithmetic
+ * as PyTorch's CPU kernel. align_corners as the flag. */
+void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, int ow,
+                          int align_corners);
+
+/* In place: (x - min) / (max - min); all zeros when max == min (SPEC §3).
+ * Returns 1 when the map was flat. */
+int at_minmax_normalize(float *x, long n);
+
+/* ReLU in place. */
+void at_relu_inplace(float *x, long n);
+
+#endif

@@ -1,0 +1,25 @@
+/* The first steps of every command: load an image and preprocess it as the
+ * model's metadata says (SPEC §1), run batched predictions, rank classes. */
+#ifndef ATTRIB_PIPELINE_H
+#define ATTRIB_PIPELINE_H
+
+#include "backend.h"
+#include "image.h"
+#include "model.h"
+#include "preprocess.h"
+
+/* Decodes path and writes the normalised network input (in_c*in_h*in_w). */
+int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *geo);
+
+/* Forward of n inputs in backend-sized batches; logits and/or probs [n][K]. */
+int at_predict(at_backend *be, const float *inputs, int n, float *logits, float *probs);
+
+typedef struct {
+    int cls;
+    float prob, logit;
+} at_ranked;
+
+/* The k best classes (ties: lower index first). */
+void at_topk(const float *probs, const float *logits, int n_classes, int k, at_ranked *out);
+
+#endif

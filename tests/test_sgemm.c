@@ -1,0 +1,392 @@
+/* at_sgemm against a naive double-accumulating reference, over shapes chosen
+ * to hit every edge of the blocking (MR = 6, NR = 16, KC = 256, MC = 144):
+ * sizes 1, primes, sizes just past a block, all four transposes, leading
+ * dimensions larger than needed, alpha/beta combinations, beta = 0 over
+ * NaN-filled C, and bit-identical results across runs and thread counts. */
+#include "test.h"
+
+#include "cpu/sgemm.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tolerance: the reference sums in double; the float result carries about
+ * one rounding per term of the dot product, an error that grows like
+ * sqrt(K) * eps * (typical |a*b|) ~ sqrt(K) * 6e-8 for inputs in [-1, 1].
+ * atol = 2e-6 * sqrt(K) is several times that bound even for the worst of
+ * ~10^5 outputs; rtol 1e-4 covers large outputs. */
+#define GEMM_RTOL 1e-4
+static double gemm_atol(int K) { return 2e-6 * sqrt((double)(K > 1 ? K : 1)) + 1e-7; }
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1), xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (float)((rng_state * 0x2545f4914f6cdd1dull) >> 40) / (float)(1 << 23) - 1.0f;
+}
+static float *rand_buf(long n) {
+    float *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    for (long i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+static void ref_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                double a = ta ? A[(long)k * lda + i] : A[(long)i * lda + k];
+                double b = tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
+                s += a * b;
+            }
+            double c = beta == 0.0f ? 0.0 : (double)beta * C[(long)i * ldc + j];
+            C[(long)i * ldc + j] = (float)(alpha * s + c);
+        }
+}
+
+/* Runs one case; pad adds to every leading dimension; NaN-fills C when
+ * beta == 0. Also checks that C's padding columns are left alone. */
+static int gemm_case(int ta, int tb, int M, int N, int K, float alpha, float beta, int pad) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
+    float *A = rand_buf(na), *B = rand_buf(nb), *C = rand_buf(nc);
+    float *R = malloc((size_t)(nc > 0 ? nc : 1) * sizeof *R);
+    if (beta == 0.0f)
+        for (long i = 0; i < nc; i++)
+            if (i % ldc < N) C[i] = NAN;
+    memcpy(R, C, (size_t)nc * sizeof *R);
+    at_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    ref_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, R, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "sgemm ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d", ta, tb,
+             M, N, K, alpha, beta, pad);
+    int ok = CHECK_CLOSE(what, C, R, nc, gemm_atol(K) * (fabsf(alpha) > 1 ? fabsf(alpha) : 1),
+                         GEMM_RTOL);
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+    return ok;
+}
+
+TEST(sgemm_1x1x1) {
+    gemm_case(0, 0, 1, 1, 1, 1.0f, 0.0f, 0);
+    gemm_case(1, 1, 1, 1, 1, 2.0f, 0.5f, 0);
+}
+
+TEST(sgemm_prime_shapes_all_transposes) {
+    static const int shapes[][3] = {{7, 13, 29}, {97, 61, 300}, {5, 17, 257}, {13, 3, 2},
+                                    {31, 37, 41}, {149, 19, 7}, {2, 521, 11}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+        for (int t = 0; t < 4; t++)
+            if (!gemm_case(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, 0))
+                return;
+}
+
+TEST(sgemm_block_edges) {
+    /* one past / one short of MR, NR, KC, MC and the L2 panel width */
+    static const int shapes[][3] = {{6, 16, 256}, {7, 17, 257}, {5, 15, 255}, {144, 32, 64},
+                                    {145, 33, 513}, {150, 257, 30}, {12, 273, 260}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
+        if (!gemm_case(0, 0, shapes[s][0], shapes[s][1], shapes[s][2], 1.0f, 0.0f, 0)) return;
+}
+
+TEST(sgemm_tall_and_skinny) {
+    gemm_case(0, 0, 1000, 1, 37, 1.0f, 0.0f, 0);
+    gemm_case(1, 0, 1, 1000, 37, 1.0f, 0.0f, 0);
+    gemm_case(0, 1, 3, 5, 4000, 1.0f, 0.0f, 0);
+    gemm_case(1, 1, 600, 2, 3, 1.0f, 0.0f, 0);
+    gemm_case(0, 0, 2, 700, 300, 1.0f, 0.0f, 0);
+}
+
+TEST(sgemm_leading_dimensions_larger_than_needed) {
+    for (int t = 0; t < 4; t++) {
+        gemm_case(t & 1, t >> 1, 23, 45, 67, 1.0f, 0.0f, 3);
+        gemm_case(t & 1, t >> 1, 70, 90, 300, 1.0f, 1.0f, 17);
+    }
+}
+
+TEST(sgemm_alpha_beta) {
+    static const float ab[][2] = {{1, 1}, {2, 0}, {-0.5f, 1}, {1, -1.5f}, {0.25f, 3}, {0, 2}, {0, 0}};
+    for (int i = 0; i < (int)(sizeof ab / sizeof ab[0]); i++)
+        for (int t = 0; t < 4; t++) gemm_case(t & 1, t >> 1, 19, 35, 130, ab[i][0], ab[i][1], 1);
+}
+
+TEST(sgemm_beta_zero_ignores_nan_in_c) {
+    /* gemm_case fills C with NaN when beta == 0; both the full-tile and the
+     * edge-tile paths, serial and parallel sizes */
+    gemm_case(0, 0, 12, 32, 8, 1.0f, 0.0f, 0);
+    gemm_case(0, 0, 13, 33, 9, 1.0f, 0.0f, 2);
+    gemm_case(0, 0, 200, 300, 100, 1.0f, 0.0f, 0);
+    gemm_case(1, 1, 0 + 7, 3, 0, 1.0f, 0.0f, 0); /* K = 0: C = 0 */
+}
+
+TEST(sgemm_k_zero_scales_c) { gemm_case(0, 0, 9, 10, 0, 1.0f, 0.5f, 0); }
+
+TEST(sgemm_large_parallel_shapes) {
+    /* big enough for both threading modes: few rows (column split) and many
+     * rows (row split with a shared B panel), with ragged edges */
+    gemm_case(0, 0, 64, 3001, 577, 1.0f, 0.0f, 0);
+    gemm_case(0, 0, 515, 199, 1100, 1.0f, 0.0f, 0);
+    gemm_case(1, 0, 130, 900, 300, 1.0f, 1.0f, 0);
+    gemm_case(0, 1, 300, 130, 520, 1.0f, 0.0f, 0);
+}
+
+/* Runs at_sgemm with T threads and returns C. */
+static float *gemm_with_threads(int T, int ta, int tb, int M, int N, int K, const float *A,
+                                const float *B) {
+    float *C = malloc((size_t)M * N * sizeof *C);
+    int old = omp_get_max_threads();
+    omp_set_num_threads(T);
+    at_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C, N);
+    omp_set_num_threads(old);
+    return C;
+}
+
+TEST(sgemm_deterministic_across_runs_and_threads) {
+    static const int shapes[][3] = {{64, 3001, 577}, {515, 199, 1100}, {37, 41, 43}};
+    for (int s = 0; s < 3; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = rand_buf((long)M * K), *B = rand_buf((long)K * N);
+        float *c2a = gemm_with_threads(2, 0, 0, M, N, K, A, B);
+        float *c2b = gemm_with_threads(2, 0, 0, M, N, K, A, B);
+        float *c1 = gemm_with_threads(1, 0, 0, M, N, K, A, B);
+        float *c3 = gemm_with_threads(3, 0, 0, M, N, K, A, B);
+        size_t bytes = (size_t)M * N * sizeof(float);
+        CHECKF(memcmp(c2a, c2b, bytes) == 0, "M=%d N=%d K=%d: two runs differ", M, N, K);
+        CHECKF(memcmp(c2a, c1, bytes) == 0, "M=%d N=%d K=%d: 1 vs 2 threads differ", M, N, K);
+        CHECKF(memcmp(c2a, c3, bytes) == 0, "M=%d N=%d K=%d: 3 vs 2 threads differ", M, N, K);
+        free(A), free(B), free(c2a), free(c2b), free(c1), free(c3);
+    }
+}
+
+TEST(sgemm_inside_parallel_region_runs_serially) {
+    /* each thread of an outer region multiplies its own matrices */
+    int M = 50, N = 70, K = 300;
+    float *A = rand_buf((long)M * K), *B = rand_buf((long)K * N);
+    float *ref = gemm_with_threads(1, 0, 0, M, N, K, A, B);
+    float *C = malloc(4 * (size_t)M * N * sizeof *C);
+#pragma omp parallel for num_threads(2)
+    for (int r = 0; r < 4; r++)
+        at_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C + (long)r * M * N, N);
+    for (int r = 0; r < 4; r++)
+        CHECKF(memcmp(C + (long)r * M * N, ref, (size_t)M * N * sizeof *C) == 0,
+               "nested call %d differs from the serial result", r);
+    free(A), free(B), free(C), free(ref);
+}
+
+/* ---- convolution (host/cpu/conv.h) against direct loops in double ---- */
+
+#include "cpu/conv.h"
+
+static int conv_out(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1; }
+
+static void ref_conv_forward(const float *x, int N, int C, int H, int W, const float *w,
+                             const float *b, int K, int kh, int kw, int s, int p, float *y) {
+    int Ho = conv_out(H, kh, s, p), Wo = conv_out(W, kw, s, p);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    double acc = b ? b[k] : 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < kh; ky++)
+                            for (int kx = 0; kx < kw; kx++) {
+                                int iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)w[((k * C + c) * kh + ky) * kw + kx] *
+                                       x[(((long)n * C + c) * H + iy) * W + ix];
+                            }
+                    y[(((long)n * K + k) * Ho + oy) * Wo + ox] = (float)acc;
+                }
+}
+
+static void ref_conv_backward_data(const float *dy, int N, int C, int H, int W, const float *w,
+                                   int K, int kh, int kw, int s, int p, float *dx) {
+    int Ho = conv_out(H, kh, s, p), Wo = conv_out(W, kw, s, p);
+    long total = (long)N * C * H * W;
+    double *acc = calloc((size_t)total, sizeof *acc);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    double g = dy[(((long)n * K + k) * Ho + oy) * Wo + ox];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < kh; ky++)
+                            for (int kx = 0; kx < kw; kx++) {
+                                int iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc[(((long)n * C + c) * H + iy) * W + ix] +=
+                                    g * w[((k * C + c) * kh + ky) * kw + kx];
+                            }
+                }
+    for (long i = 0; i < total; i++) dx[i] = (float)acc[i];
+    free(acc);
+}
+
+typedef struct {
+    int N, C, H, W, K, kh, kw, s, p;
+} conv_shape;
+
+static float *conv_workspace(const conv_shape *c) {
+    size_t n = at_conv2d_workspace_floats(c->C, c->H, c->W, c->kh, c->kw, c->s, c->p);
+    return n ? malloc(n * sizeof(float)) : NULL;
+}
+
+/* Forward (with and without bias, over a NaN-filled y) and backward data
+ * against the references; returns 0 on the first failure. */
+static int conv_case(const conv_shape *c) {
+    int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
+    long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
+    long nw = (long)c->K * c->C * c->kh * c->kw;
+    float *x = rand_buf(nx), *w = rand_buf(nw), *b = rand_buf(c->K), *dy = rand_buf(ny);
+    float *y = malloc((size_t)ny * sizeof *y), *yr = malloc((size_t)ny * sizeof *yr);
+    float *dx = malloc((size_t)nx * sizeof *dx), *dxr = malloc((size_t)nx * sizeof *dxr);
+    float *ws = conv_workspace(c);
+    char what[160];
+    int ok = 1;
+    /* the forward sums C*kh*kw terms; the backward K*kh*kw (fewer at borders) */
+    double atol_f = gemm_atol(c->C * c->kh * c->kw), atol_b = gemm_atol(c->K * c->kh * c->kw);
+    for (int with_bias = 0; with_bias < 2 && ok; with_bias++) {
+        for (long i = 0; i < ny; i++) y[i] = NAN;
+        const float *bias = with_bias ? b : NULL;
+        at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, bias, c->K, c->kh, c->kw, c->s, c->p, y, ws);
+        ref_conv_forward(x, c->N, c->C, c->H, c->W, w, bias, c->K, c->kh, c->kw, c->s, c->p, yr);
+        snprintf(what, sizeof what, "conv forward N=%d C=%d %dx%d K=%d k=%dx%d s=%d p=%d bias=%d",
+                 c->N, c->C, c->H, c->W, c->K, c->kh, c->kw, c->s, c->p, with_bias);
+        ok = CHECK_CLOSE(what, y, yr, ny, atol_f, GEMM_RTOL);
+    }
+    if (ok) {
+        for (long i = 0; i < nx; i++) dx[i] = NAN; /* overwritten, not accumulated */
+        at_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dx, ws);
+        ref_conv_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dxr);
+        snprintf(what, sizeof what, "conv backward N=%d C=%d %dx%d K=%d k=%dx%d s=%d p=%d", c->N,
+                 c->C, c->H, c->W, c->K, c->kh, c->kw, c->s, c->p);
+        ok = CHECK_CLOSE(what, dx, dxr, nx, atol_b, GEMM_RTOL);
+    }
+    free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(ws);
+    return ok;
+}
+
+TEST(conv_small_shapes_all_kernels_strides_pads) {
+    /* kernel 1/3/5, stride 1/2, pad 0/1/2 over odd maps (7x5), 1x1 maps, a
+     * 3-channel input, batch 1 and 3 */
+    static const int maps[][2] = {{7, 5}, {1, 1}, {5, 7}, {12, 9}, {2, 3}};
+    static const int chans[][2] = {{3, 4}, {1, 7}, {5, 2}};
+    for (int m = 0; m < 5; m++)
+        for (int ch = 0; ch < 3; ch++)
+            for (int k = 1; k <= 5; k += 2)
+                for (int s = 1; s <= 2; s++)
+                    for (int p = 0; p <= 2; p++)
+                        for (int N = 1; N <= 3; N += 2) {
+                            conv_shape c = {N, chans[ch][0], maps[m][0], maps[m][1], chans[ch][1],
+                                            k, k, s, p};
+                            if (conv_out(c.H, k, s, p) < 1 || conv_out(c.W, k, s, p) < 1) continue;
+                            if (!conv_case(&c)) return;
+                        }
+}
+
+TEST(conv_rectangular_kernels) {
+    conv_shape cs[] = {{2, 3, 9, 8, 5, 3, 1, 1, 0}, {1, 4, 6, 11, 3, 1, 5, 1, 0},
+                       {2, 2, 10, 7, 3, 3, 5, 2, 1}, {1, 3, 8, 8, 4, 2, 2, 2, 0}};
+    for (int i = 0; i < 4; i++)
+        if (!conv_case(&cs[i])) return;
+}
+
+TEST(conv_vgg_like_shapes) {
+    /* 3x3 pad 1 as in VGG, sizes that use both threading modes, runs that
+     * wrap rows and images inside one panel (W = 14, 7), and the 3-channel
+     * first layer */
+    conv_shape cs[] = {{1, 3, 32, 32, 64, 3, 3, 1, 1},   {2, 64, 20, 20, 64, 3, 3, 1, 1},
+                       {3, 128, 7, 7, 200, 3, 3, 1, 1},  {2, 256, 14, 14, 160, 3, 3, 1, 1},
+                       {1, 16, 64, 64, 32, 3, 3, 1, 1},  {5, 33, 3, 3, 17, 3, 3, 1, 1}};
+    for (int i = 0; i < 6; i++)
+        if (!conv_case(&cs[i])) return;
+}
+
+/* <conv(x), dy> == <x, conv^T(dy)>: the backward is the forward's adjoint. */
+static void adjoint_case(const conv_shape *c) {
+    int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
+    long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
+    float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * c->kh * c->kw), *dy = rand_buf(ny);
+    float *y = malloc((size_t)ny * sizeof *y), *dx = malloc((size_t)nx * sizeof *dx);
+    float *ws = conv_workspace(c);
+    at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, NULL, c->K, c->kh, c->kw, c->s, c->p, y, ws);
+    at_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dx, ws);
+    double lhs = 0, rhs = 0, mag = 0;
+    for (long i = 0; i < ny; i++) lhs += (double)y[i] * dy[i], mag += fabs((double)y[i] * dy[i]);
+    for (long i = 0; i < nx; i++) rhs += (double)x[i] * dx[i];
+    /* both sides are float results summed in double: relative error ~1e-6
+     * of the sum of magnitudes */
+    CHECKF(fabs(lhs - rhs) <= 1e-5 * mag, "adjoint N=%d C=%d %dx%d K=%d k=%d s=%d p=%d: %.9g vs %.9g",
+           c->N, c->C, c->H, c->W, c->K, c->kh, c->s, c->p, lhs, rhs);
+    free(x), free(w), free(dy), free(y), free(dx), free(ws);
+}
+
+TEST(conv_backward_is_adjoint_of_forward) {
+    conv_shape cs[] = {{2, 5, 9, 7, 6, 3, 3, 1, 1}, {3, 4, 11, 10, 3, 3, 3, 2, 1},
+                       {1, 8, 6, 6, 8, 5, 5, 1, 2}, {2, 3, 7, 5, 4, 1, 1, 2, 0},
+                       {1, 64, 30, 30, 96, 3, 3, 1, 1}};
+    for (int i = 0; i < 5; i++) adjoint_case(&cs[i]);
+}
+
+TEST(conv_workspace_sizes) {
+    /* stride 1 with pad < kernel needs none; other cases hold one tile */
+    CHECK(at_conv2d_workspace_floats(512, 14, 14, 3, 3, 1, 1) == 0);
+    CHECK(at_conv2d_workspace_floats(3, 7, 5, 3, 3, 2, 1) == 3 * 9 * 4 * 3);
+    CHECK(at_conv2d_workspace_floats(64, 224, 224, 3, 3, 2, 1) <= (1u << 22));
+}
+
+/* One forward and one backward with T threads. */
+static void conv_with_threads(int T, const conv_shape *c, const float *x, const float *w,
+                              const float *b, const float *dy, float *y, float *dx, float *ws) {
+    int old = omp_get_max_threads();
+    omp_set_num_threads(T);
+    at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, c->kh, c->kw, c->s, c->p, y, ws);
+    at_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dx, ws);
+    omp_set_num_threads(old);
+}
+
+TEST(conv_deterministic_across_runs_and_threads) {
+    conv_shape cs[] = {{2, 64, 28, 28, 64, 3, 3, 1, 1}, {3, 256, 7, 7, 512, 3, 3, 1, 1},
+                       {2, 32, 33, 31, 40, 3, 3, 2, 1}};
+    for (int i = 0; i < 3; i++) {
+        const conv_shape *c = &cs[i];
+        int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
+        long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
+        float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * c->kh * c->kw);
+        float *b = rand_buf(c->K), *dy = rand_buf(ny), *ws = conv_workspace(c);
+        float *y[3], *dx[3];
+        static const int threads[3] = {2, 2, 1};
+        for (int r = 0; r < 3; r++) {
+            y[r] = malloc((size_t)ny * sizeof(float));
+            dx[r] = malloc((size_t)nx * sizeof(float));
+            conv_with_threads(threads[r], c, x, w, b, dy, y[r], dx[r], ws);
+        }
+        for (int r = 1; r < 3; r++) {
+            CHECKF(memcmp(y[0], y[r], (size_t)ny * sizeof(float)) == 0,
+                   "case %d: forward with %d threads differs from 2 threads", i, threads[r]);
+            CHECKF(memcmp(dx[0], dx[r], (size_t)nx * sizeof(float)) == 0,
+                   "case %d: backward with %d threads differs from 2 threads", i, threads[r]);
+        }
+        for (int r = 0; r < 3; r++) free(y[r]), free(dx[r]);
+        free(x), free(w), free(b), free(dy), free(ws);
+    }
+}
+
+TEST(conv_inside_parallel_region_runs_serially) {
+    conv_shape c = {1, 16, 20, 20, 24, 3, 3, 1, 1};
+    long nx = 16L * 400, ny = 24L * 400;
+    float *x = rand_buf(nx), *w = rand_buf(24L * 16 * 9), *yr = malloc((size_t)ny * sizeof *yr);
+    float *y = malloc(4 * (size_t)ny * sizeof *y);
+    ref_conv_forward(x, 1, 16, 20, 20, w, NULL, 24, 3, 3, 1, 1, yr);
+#pragma omp parallel for num_threads(2)
+    for (int r = 0; r < 4; r++)
+        at_conv2d_forward(x, c.N, c.C, c.H, c.W, w, NULL, c.K, 3, 3, 1, 1, y + r * ny, NULL);
+    for (int r = 0; r < 4; r++) CHECK_CLOSE("nested conv forward", y + r * ny, yr, ny, gemm_atol(144), GEMM_RTOL);
+    free(x), free(w), free(yr), free(y);
+}

@@ -1,0 +1,90 @@
+/* Times the 13 convolutions of VGG16 (3x3, stride 1, pad 1) on the CPU
+ * backend: forward, and with -b also backward data. Not a test; built by hand:
+ *
+ *   gcc -std=c11 -D_GNU_SOURCE -O3 -march=native -fopenmp -Ihost \
+ *       -o /tmp/bench_conv tools/bench_conv.c host/cpu/conv.c host/cpu/sgemm.c -lm
+ *   OMP_NUM_THREADS=2 /tmp/bench_conv [-n batch] [-s size] [-r reps] [-b]
+ *
+ * Prints one line per layer, "layer C K H ms GFLOP/s" (best of reps), then
+ * the total. tools/bench_cpu_conv.py runs it next to PyTorch. */
+#include "cpu/conv.h"
+#include "cpu/sgemm.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int vgg16[13][2] = {{3, 64},    {64, 64},   {64, 128},  {128, 128}, {128, 256},
+                                 {256, 256}, {256, 256}, {256, 512}, {512, 512}, {512, 512},
+                                 {512, 512}, {512, 512}, {512, 512}};
+static const int vgg16_pool_after[13] = {0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1};
+
+static float *filled(long n, unsigned seed) {
+    float *p = malloc((size_t)n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        exit(1);
+    }
+    for (long i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / (float)(1 << 24) - 0.5f;
+    }
+    return p;
+}
+
+int main(int argc, char **argv) {
+    int N = 1, size = 224, reps = 5, backward = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-n") && i + 1 < argc) N = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-b")) backward = 1;
+        else {
+            fprintf(stderr, "usage: bench_conv [-n batch] [-s size] [-r reps] [-b]\n");
+            return 2;
+        }
+    }
+    printf("# kernel %s, %d threads, batch %d, %dx%d, best of %d\n", at_sgemm_kernel_name(),
+           omp_get_max_threads(), N, size, size, reps);
+    printf("# layer C K H fwd_ms fwd_GFLOPs%s\n", backward ? " bwd_ms bwd_GFLOPs" : "");
+    double total_f = 0, total_b = 0, flops_all = 0;
+    int H = size;
+    for (int l = 0; l < 13; l++) {
+        int C = vgg16[l][0], K = vgg16[l][1];
+        long nx = (long)N * C * H * H, ny = (long)N * K * H * H;
+        float *x = filled(nx, 1u + l), *w = filled((long)K * C * 9, 7u + l), *b = filled(K, 3u);
+        float *y = filled(ny, 5u), *dx = backward ? filled(nx, 9u) : NULL;
+        size_t nws = at_conv2d_workspace_floats(C, H, H, 3, 3, 1, 1);
+        float *ws = nws ? filled((long)nws, 11u) : NULL;
+        double flops = 2.0 * N * K * C * 9.0 * H * H, best_f = 1e30, best_b = 1e30;
+        at_conv2d_forward(x, N, C, H, H, w, b, K, 3, 3, 1, 1, y, ws); /* warm-up */
+        for (int r = 0; r < reps; r++) {
+            double t = omp_get_wtime();
+            at_conv2d_forward(x, N, C, H, H, w, b, K, 3, 3, 1, 1, y, ws);
+            t = omp_get_wtime() - t;
+            if (t < best_f) best_f = t;
+        }
+        if (backward) {
+            at_conv2d_backward_data(y, N, C, H, H, w, K, 3, 3, 1, 1, dx, ws);
+            for (int r = 0; r < reps; r++) {
+                double t = omp_get_wtime();
+                at_conv2d_backward_data(y, N, C, H, H, w, K, 3, 3, 1, 1, dx, ws);
+                t = omp_get_wtime() - t;
+                if (t < best_b) best_b = t;
+            }
+        }
+        printf("%2d %3d %3d %3d %8.3f %6.1f", l + 1, C, K, H, best_f * 1e3, flops / best_f / 1e9);
+        if (backward) printf(" %8.3f %6.1f", best_b * 1e3, flops / best_b / 1e9);
+        printf("\n");
+        total_f += best_f;
+        total_b += best_b;
+        flops_all += flops;
+        free(x), free(w), free(b), free(y), free(dx), free(ws);
+        if (vgg16_pool_after[l]) H /= 2;
+    }
+    printf("total %8.3f %6.1f", total_f * 1e3, flops_all / total_f / 1e9);
+    if (backward) printf(" %8.3f %6.1f", total_b * 1e3, flops_all / total_b / 1e9);
+    printf("\n");
+    return 0;
+}

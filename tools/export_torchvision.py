@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""Convert a torchvision VGG11/13/16/19 (or _bn) ImageNet checkpoint to the
+safetensors file the attrib engine reads (see docs/models.md).
+
+  tools/export_torchvision.py --pth vgg16-397923af.pth \
+      --labels LOC_synset_mapping.txt --out vgg16.safetensors
+  tools/export_torchvision.py --arch vgg16 --out vgg16.safetensors   # downloads
+  tools/export_torchvision.py --self-test
+
+Input: --pth FILE, a torchvision state dict (what
+torchvision.models.vgg16(weights="DEFAULT") downloads to
+~/.cache/torch/hub/checkpoints/vgg16-397923af.pth; a saved full model or a
+{"state_dict": ...} dict also works), or --arch NAME alone, which asks
+torchvision for the DEFAULT weights (needs the internet or that cache).
+
+The architecture is read from the keys (13 convs = vgg16, BN stats = _bn);
+--arch, when also given, is checked against it.
+
+_bn models: the BatchNorm tensors are KEPT under their torchvision names
+(features.1.weight, .bias, .running_mean, .running_var; num_batches_tracked
+dropped) and metadata "bn_eps" records torchvision's eps; the engine folds BN
+into the conv at load (SPEC §1), so one file serves both the engine and any
+PyTorch check.
+
+Labels (metadata "labels" = [[wnid, name], ...] in class-index order, so that
+ILSVRC XML <name> wnids map to class indices). torchvision ships the 1000
+readable names but no wnids, and no Debian package on our machines carries
+them, so give one of:
+  --labels FILE   one "wnid name" per line in class-index order, e.g. the
+                  LOC_synset_mapping.txt of the ILSVRC Kaggle release
+                  ("n01440764 tench, Tinca tinca"); torchvision's class
+                  order is the sorted wnid order, which that file follows.
+  --devkit FILE   ILSVRC2012_devkit_t12.tar.gz (needs scipy): the 1000 leaf
+                  synsets of data/meta.mat, sorted by wnid.
+Without either, ids are "0".."999" with torchvision's names, and a warning:
+XML boxes then cannot be matched to classes. --names torchvision replaces
+the file's names by torchvision's short ones ("tench").
+
+Preprocessing metadata is torchvision's ImageNet eval transform: resize 256,
+crop 224, bilinear, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_safetensors import vgg_metadata, write_vgg  # noqa: E402
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CONVS_TO_ARCH = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
+BN_EPS = 1e-5  # torch.nn.BatchNorm2d default, used by torchvision's make_layers
+
+
+def load_state_dict(path):
+    obj = torch.load(path, map_location="cpu")
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise SystemExit("export_torchvision: %s: not a state dict" % path)
+    # DataParallel checkpoints prefix every key with "module."
+    return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def detect_arch(sd):
+    convs = [k for k, v in sd.items()
+             if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4]
+    bn = any(k.startswith("features.") and k.endswith(".running_mean") for k in sd)
+    if len(convs) not in CONVS_TO_ARCH:
+        raise SystemExit("export_torchvision: %d conv layers is not a VGG11/13/16/19" % len(convs))
+    return CONVS_TO_ARCH[len(convs)] + ("_bn" if bn else "")
+
+
+def torchvision_state_dict(arch):
+    import torchvision
+    model = getattr(torchvision.models, arch)(weights="DEFAULT")
+    return model.state_dict()
+
+
+def torchvision_names():
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    return list(_IMAGENET_CATEGORIES)
+
+
+def read_labels_file(path):
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(None, 1)
+            if len(parts) != 2:
+                raise SystemExit("export_torchvision: %s:%d: expected 'wnid name'" % (path, n))
+            out.append((parts[0], parts[1]))
+    return out
+
+
+def read_devkit(path):
+    """Leaf synsets of the ILSVRC2012 devkit's data/meta.mat, sorted by wnid
+    (= torchvision's class order, as ImageFolder sorts the class folders)."""
+    import io
+    import tarfile
+    import scipy.io
+    with tarfile.open(path) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("data/meta.mat"))
+        mat = scipy.io.loadmat(io.BytesIO(tar.extractfile(member).read()), squeeze_me=True)
+    leaves = [(str(s["WNID"]), str(s["words"])) for s in mat["synsets"]
+              if int(s["num_children"]) == 0]
+    return sorted(leaves)
+
+
+def imagenet_labels(args, n_classes):
+    names = torchvision_names()
+    if args.labels:
+        labels = read_labels_file(args.labels)
+    elif args.devkit:
+        labels = read_devkit(args.devkit)
+    else:
+        print("export_torchvision: warning: no --labels/--devkit; class ids are indices, "
+              "so ILSVRC XML wnids will not map to classes", file=sys.stderr)
+        labels = [(str(i), names[i] if n_classes == len(names) else str(i))
+                  for i in range(n_classes)]
+    if len(labels) != n_classes:
+        raise SystemExit("export_torchvision: %d labels for %d classes" % (len(labels), n_classes))
+    if args.labels or args.devkit:
+        wnids = [w for w, _ in labels]
+        if wnids != sorted(wnids):
+            print("export_torchvision: warning: labels are not in sorted-wnid order, "
+                  "torchvision's class order", file=sys.stderr)
+        if args.names == "torchvision" and n_classes == len(names):
+            labels = [(w, names[i]) for i, (w, _) in enumerate(labels)]
+    return labels
+
+
+def export(sd, arch_hint, out, labels_args, source):
+    arch = detect_arch(sd)
+    if arch_hint and arch_hint != arch:
+        raise SystemExit("export_torchvision: --arch %s but the weights are %s" % (arch_hint, arch))
+    n_classes = sd["classifier.6.weight"].shape[0]
+    labels = imagenet_labels(labels_args, n_classes)
+    meta = vgg_metadata(arch, labels, IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=224,
+                        avgpool=7, interpolation="bilinear", arch=arch.replace("_bn", ""),
+                        source=source)
+    if arch.endswith("_bn"):
+        meta["bn_eps"] = repr(BN_EPS)
+    sd = {k: v.float() for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    write_vgg(out, sd, meta)
+    return arch
+
+
+def self_test():
+    """Random-init torchvision vgg11 and vgg11_bn -> .pth -> safetensors ->
+    predict_torch.build_vgg; outputs must match torchvision's bit for bit
+    (same modules, same weights)."""
+    import torchvision
+    from predict_torch import load_model
+    torch.manual_seed(0)
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        labels_path = os.path.join(tmp, "labels.txt")
+        with open(labels_path, "w") as f:
+            for i, n in enumerate(torchvision_names()):
+                f.write("n%08d %s\n" % (i, n))  # fake but sorted wnids
+        for arch in ["vgg11", "vgg11_bn"]:
+            ref = getattr(torchvision.models, arch)(weights=None)
+            if arch.endswith("_bn"):  # non-trivial BN statistics
+                for m in ref.modules():
+                    if isinstance(m, torch.nn.BatchNorm2d):
+                        m.running_mean.uniform_(-0.5, 0.5)
+                        m.running_var.uniform_(0.5, 2.0)
+                        m.weight.data.uniform_(0.5, 1.5)
+                        m.bias.data.uniform_(-0.2, 0.2)
+            ref.eval()
+            pth = os.path.join(tmp, arch + ".pth")
+            torch.save(ref.state_dict(), pth)
+            out = os.path.join(tmp, arch + ".safetensors")
+            args = argparse.Namespace(labels=labels_path, devkit=None, names="file")
+            got_arch = export(load_state_dict(pth), arch, out, args, "self-test")
+            model, meta, labels, _ = load_model(out)
+            x = torch.randn(2, 3, 224, 224)
+            with torch.no_grad():
+                diff = float((model(x) - ref(x)).abs().max())
+            good = (got_arch == arch and diff == 0.0 and len(labels) == 1000
+                    and labels[0] == ("n00000000", "tench") and meta["crop"] == "224"
+                    and (("bn_eps" in meta) == arch.endswith("_bn")))
+            print("%-9s arch %-9s keys %3d max|diff| %.3g labels %d -> %s"
+                  % (arch, got_arch, len(model.state_dict()), diff, len(labels),
+                     "OK" if good else "NOT OK"))
+            ok &= good
+    print("Result =", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pth", help="torchvision VGG state dict (.pth)")
+    p.add_argument("--arch", choices=sorted(a + s for a in CONVS_TO_ARCH.values() for s in ("", "_bn")))
+    p.add_argument("--labels", help="'wnid name' per line, class-index order")
+    p.add_argument("--devkit", help="ILSVRC2012_devkit_t12.tar.gz")
+    p.add_argument("--names", choices=["file", "torchvision"], default="file")
+    p.add_argument("--out")
+    p.add_argument("--self-test", action="store_true")
+    a = p.parse_args(argv)
+    if a.self_test:
+        return self_test()
+    if not a.out or not (a.pth or a.arch):
+        p.error("need --out and --pth (or --arch to download)")
+    if a.pth:
+        sd = load_state_dict(a.pth)
+        source = "torchvision checkpoint %s" % os.path.basename(a.pth)
+    else:
+        sd = torchvision_state_dict(a.arch)
+        source = "torchvision.models.%s(weights='DEFAULT')" % a.arch
+    arch = export(sd, a.arch, a.out, a, source)
+    print("wrote %s (%s, %d tensors)" % (a.out, arch,
+                                         sum(1 for k in sd if not k.endswith("num_batches_tracked"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
