@@ -3,6 +3,9 @@
  * longjmp; each setjmp lives in a small *_run function whose resources are
  * owned by the caller's struct, so nothing is indeterminate after the jump
  * and every path frees the same way. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* fileno, fdopen */
+#endif
 #include "image.h"
 
 #include "error.h"
@@ -53,6 +56,7 @@ typedef struct {
     unsigned char *rows; /* libpng output: one row, or the whole image if interlaced */
     unsigned char *rgb;
     int w, h;
+    unsigned char palette[256][3]; /* used when the image is indexed */
 } png_job;
 
 static void png_on_error(png_structp png, png_const_charp msg) {
@@ -76,9 +80,14 @@ static void png_read_mem(png_structp png, png_bytep out, size_t n) {
     job->pos += n;
 }
 
-/* One libpng output row (after the transforms set in png_run) to RGB8. */
+/* One libpng output row (after the transforms set in png_run) to RGB8;
+ * palette != NULL: the row holds one palette index per byte. */
 static void png_row_to_rgb(const unsigned char *in, unsigned char *out, int w, int channels,
-                           int depth) {
+                           int depth, const unsigned char (*palette)[3]) {
+    if (palette) {
+        for (int x = 0; x < w; x++, out += 3) memcpy(out, palette[in[x]], 3);
+        return;
+    }
     if (depth == 8) {
         for (int x = 0; x < w; x++, in += channels, out += 3) {
             if (channels <= 2) { /* grey, grey+alpha */
@@ -120,7 +129,23 @@ static int png_run(png_structp png, png_infop info, png_job *job) {
         job->h = (int)(h > 0x7fffffff ? 0x7fffffff : h);
         return AT_ERR;
     }
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png); /* may add alpha */
+    const unsigned char(*palette)[3] = NULL;
+    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+        /* Our own lookup rather than png_set_palette_to_rgb: PIL's palette
+         * starts as a grey ramp, so an index beyond PLTE gives (i, i, i) where
+         * libpng would give black. tRNS alpha is dropped either way. */
+        png_colorp plte = NULL;
+        int n = 0;
+        png_get_PLTE(png, info, &plte, &n);
+        for (int i = 0; i < 256; i++) {
+            const png_color *c = i < n && plte ? &plte[i] : NULL;
+            job->palette[i][0] = c ? c->red : (unsigned char)i;
+            job->palette[i][1] = c ? c->green : (unsigned char)i;
+            job->palette[i][2] = c ? c->blue : (unsigned char)i;
+        }
+        palette = (const unsigned char(*)[3])job->palette;
+        png_set_packing(png); /* 1/2/4-bit indices to one byte each */
+    }
     if (color_type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -129,6 +154,7 @@ static int png_run(png_structp png, png_infop info, png_job *job) {
     int out_depth = png_get_bit_depth(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     if (channels < 1 || channels > 4 || (out_depth != 8 && out_depth != 16) ||
+        (palette && (channels != 1 || out_depth != 8)) ||
         rowbytes < (size_t)w * channels * (out_depth / 8))
         png_error(png, "unsupported pixel layout");
 
@@ -142,7 +168,8 @@ static int png_run(png_structp png, png_infop info, png_job *job) {
     if (interlace == PNG_INTERLACE_NONE) {
         for (png_uint_32 y = 0; y < h; y++) {
             png_read_row(png, job->rows, NULL);
-            png_row_to_rgb(job->rows, job->rgb + (size_t)y * w * 3, (int)w, channels, out_depth);
+            png_row_to_rgb(job->rows, job->rgb + (size_t)y * w * 3, (int)w, channels, out_depth,
+                           palette);
         }
     } else {
         /* Adam7: every pass revisits the rows, so libpng needs them all. */
@@ -150,7 +177,7 @@ static int png_run(png_structp png, png_infop info, png_job *job) {
             for (png_uint_32 y = 0; y < h; y++) png_read_row(png, job->rows + y * rowbytes, NULL);
         for (png_uint_32 y = 0; y < h; y++)
             png_row_to_rgb(job->rows + y * rowbytes, job->rgb + (size_t)y * w * 3, (int)w,
-                           channels, out_depth);
+                           channels, out_depth, palette);
     }
     /* No png_read_end: like PIL, accept a file whose pixel data is complete
      * but whose trailing chunks (IEND) are missing. */

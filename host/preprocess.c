@@ -2,6 +2,9 @@
  * The resampler follows Pillow's libImaging/Resample.c (precompute_coeffs,
  * normalize_coeffs_8bpc, ImagingResample{Horizontal,Vertical}_8bpc) and its
  * nearest path follows Geometry.c (ImagingScaleAffine). */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* strcasecmp */
+#endif
 #include "preprocess.h"
 
 #include "error.h"

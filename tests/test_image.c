@@ -623,6 +623,37 @@ TEST(truncated_jpeg_fails_for_baseline_and_progressive) {
     check_cuts("progressive_128x128.jpg", ".jpg", pcuts, 4, "truncated JPEG");
 }
 
+/* Every prefix of a file either fails naming the input or decodes to exactly
+ * the full image (only possible once all pixel data is present): never a
+ * partly grey picture. */
+TEST(every_truncation_fails_cleanly_or_yields_the_complete_image) {
+    const char *files[] = {"rgb8_37x23.png", "palette4_adam7_37x23.png", "ycc420_37x23.jpg",
+                           "grey_23x37.jpg"};
+    for (int f = 0; f < 4; f++) {
+        size_t n;
+        unsigned char *d = read_file(golden(files[f]), &n);
+        REQUIRE(d);
+        at_image full, part;
+        REQUIRE(at_image_load_mem(d, n, files[f], &full) == AT_OK);
+        size_t decoded = 0, bad = 0;
+        for (size_t cut = 0; cut < n; cut++) {
+            if (at_image_load_mem(d, cut, "prefix", &part) == AT_OK) {
+                decoded++;
+                if (part.w != full.w || part.h != full.h ||
+                    memcmp(part.rgb, full.rgb, (size_t)full.w * full.h * 3))
+                    bad++;
+                at_image_free(&part);
+            } else if (!strstr(at_last_error(), "prefix") || part.rgb) {
+                bad++;
+            }
+        }
+        CHECKF(bad == 0 && decoded <= 12, "%s: %zu bad of %zu prefixes (%zu decoded)", files[f],
+               bad, n, decoded);
+        at_image_free(&full);
+        free(d);
+    }
+}
+
 static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }

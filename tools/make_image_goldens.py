@@ -206,6 +206,8 @@ def make_images():
     png("palette8_trns_37x23.png", idx, 8, 3, plte=plte, trns=bytes(rng.randint(0, 256, 150).astype(np.uint8)))
     png("palette4_adam7_37x23.png", idx % 16, 4, 3, plte=plte[:16], interlace=True)
     png("palette1_13x7.png", idx[:7, :13] % 2, 1, 3, plte=plte[:2])
+    # indices beyond PLTE (invalid, seen in the wild): PIL shows (i, i, i)
+    png("palette4_oob_13x7.png", idx[:7, :13] % 16, 4, 3, plte=plte[:5])
     png("rgb16_37x23.png", wide(s, rng), 16, 2, filt=-1)
     png("rgba16_37x23.png", wide(np.concatenate([s, alpha], 2), rng), 16, 6)
     g16 = np.concatenate([rng.randint(0, 256, (37, 11, 1)), rng.randint(0, 65536, (37, 12, 1))], 1)

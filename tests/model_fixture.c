@@ -1,0 +1,80 @@
+#include "model_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "random_model.h"
+#include "safetensors.h"
+
+at_model *fixture_tiny_model(void) {
+    at_random_spec spec = {.arch = "vgg11", .widths = {4, 6, 8, 8, 8, 8, 8, 8}, .hidden = {16, 12},
+                           .n_classes = 8, .in_h = 32, .in_w = 32, .avgpool = 1, .seed = 7};
+    at_model *m = NULL;
+    return at_random_model(&spec, &m) ? NULL : m;
+}
+
+int fixture_write_model(const at_model *m, const char *path, const fixture_edit *edit) {
+    const char *names[128];
+    const float *data[128];
+    int ndims[128];
+    int64_t shapes[128][4];
+    const int64_t *shape_ptrs[128];
+    char keybuf[128][48];
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const at_layer *l = &m->layers[i];
+        if (l->kind != AT_L_CONV && l->kind != AT_L_LINEAR) continue;
+        for (int part = 0; part < 2; part++) {
+            snprintf(keybuf[n], sizeof keybuf[n], "%s.%s", l->name, part ? "bias" : "weight");
+            if (edit && edit->drop_key && !strcmp(edit->drop_key, keybuf[n])) continue;
+            names[n] = keybuf[n];
+            data[n] = part ? l->bias : l->weight;
+            if (part) {
+                ndims[n] = 1;
+                shapes[n][0] = l->out_c;
+            } else if (l->kind == AT_L_CONV) {
+                ndims[n] = 4;
+                shapes[n][0] = l->out_c, shapes[n][1] = l->in_c, shapes[n][2] = shapes[n][3] = l->kernel;
+            } else {
+                ndims[n] = 2;
+                shapes[n][0] = l->out_c, shapes[n][1] = l->in_c;
+            }
+            if (edit && edit->reshape_key && !strcmp(edit->reshape_key, keybuf[n])) {
+                /* a smaller first dimension keeps the data pointer in bounds */
+                shapes[n][0] -= 1;
+            }
+            shape_ptrs[n] = shapes[n];
+            n++;
+        }
+    }
+    char avg[16], crop[16], labels[4096];
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == AT_L_ADAPTIVE_AVGPOOL) snprintf(avg, sizeof avg, "%d", m->layers[i].out_h);
+    snprintf(crop, sizeof crop, "%d", m->in_h);
+    size_t o = snprintf(labels, sizeof labels, "[");
+    for (int c = 0; c < m->n_classes; c++)
+        o += snprintf(labels + o, sizeof labels - o, "%s[\"%s\", \"%s\"]", c ? ", " : "", m->labels[c].id,
+                      m->labels[c].name);
+    snprintf(labels + o, sizeof labels - o, "]");
+    const char *keys[32] = {"arch", "avgpool", "resize", "crop", "interpolation", "mean", "std", "labels"};
+    const char *vals[32] = {m->arch, avg, crop, crop, "bilinear", "[0.485, 0.456, 0.406]",
+                            "[0.229, 0.224, 0.225]", labels};
+    int n_meta = 8;
+    for (int e = 0; edit && e < 16 && edit->meta_keys[e]; e++) {
+        int found = -1;
+        for (int k = 0; k < n_meta; k++)
+            if (!strcmp(keys[k], edit->meta_keys[e])) found = k;
+        if (found < 0) {
+            keys[n_meta] = edit->meta_keys[e];
+            vals[n_meta++] = edit->meta_values[e];
+        } else {
+            vals[found] = edit->meta_values[e];
+        }
+    }
+    /* drop keys whose value is NULL */
+    int w = 0;
+    for (int k = 0; k < n_meta; k++)
+        if (vals[k]) keys[w] = keys[k], vals[w++] = vals[k];
+    return at_st_write_f32(path, n, names, data, ndims, shape_ptrs, w, keys, vals);
+}

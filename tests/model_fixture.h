@@ -1,0 +1,22 @@
+/* Test fixture: writes an in-memory model (e.g. a random VGG) as a safetensors
+ * file with chosen metadata, optionally corrupted, so loader and CLI tests run
+ * on real files without committed weights. */
+#ifndef ATTRIB_TEST_MODEL_FIXTURE_H
+#define ATTRIB_TEST_MODEL_FIXTURE_H
+
+#include "model.h"
+
+typedef struct {
+    const char *drop_key;      /* tensor left out */
+    const char *reshape_key;   /* tensor written with its first dimension + 1 */
+    const char *meta_keys[16]; /* metadata overrides; value NULL removes the key */
+    const char *meta_values[16];
+} fixture_edit;
+
+/* A small random vgg11 (8 classes, 32x32 input, avgpool 1). */
+at_model *fixture_tiny_model(void);
+/* Writes m's parameters under torchvision keys plus default metadata
+ * (arch, avgpool, resize/crop = input size, mean, std, labels) with edits. */
+int fixture_write_model(const at_model *m, const char *path, const fixture_edit *edit);
+
+#endif
