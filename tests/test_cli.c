@@ -1,0 +1,141 @@
+/* The command line as a user meets it: exit codes, one-line errors naming the
+ * file or option (SPEC §7), --json output, bad images skipped, not fatal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "image.h"
+#include "json.h"
+#include "model.h"
+#include "model_fixture.h"
+#include "test.h"
+
+static char out[65536];
+
+/* Runs ./attrib with args; stdout and stderr separated by a redirect. */
+static int attrib(const char *args, int stderr_only) {
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "%s/attrib %s%s", test_root(), args, stderr_only ? " 2>&1 >/dev/null" : "");
+    return run_cmd(cmd, out, sizeof out);
+}
+
+static int one_line(const char *s) {
+    const char *nl = strchr(s, '\n');
+    return nl && nl[1] == 0;
+}
+
+typedef struct {
+    char dir[512], model[600], img[600], img2[600];
+} cli_fixture;
+
+static int make_fixture(cli_fixture *f) {
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
+    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    snprintf(f->img, sizeof f->img, "%s/a.png", f->dir);
+    snprintf(f->img2, sizeof f->img2, "%s/b.png", f->dir);
+    at_model *m = fixture_tiny_model();
+    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
+    at_model_free(m);
+    unsigned char rgb[40 * 36 * 3];
+    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * 37 + (i >> 5));
+    return at_image_write_png(f->img, 40, 36, rgb) == AT_OK && at_image_write_png(f->img2, 32, 32, rgb) == AT_OK;
+}
+
+TEST(cli_help_exits_zero_for_every_command) {
+    const char *cmds[] = {"--help", "predict --help", "info --help", "bench --help"};
+    for (int i = 0; i < 4; i++) {
+        CHECKF(attrib(cmds[i], 0) == 0, "attrib %s", cmds[i]);
+        CHECK(strstr(out, "usage") != NULL);
+    }
+}
+
+TEST(cli_unknown_command_and_option_are_usage_errors) {
+    CHECK(attrib("frobnicate", 1) == 2 && one_line(out) && strstr(out, "attrib: frobnicate:"));
+    CHECK(attrib("predict --frob x.png", 1) == 2 && one_line(out) && strstr(out, "attrib: --frob:"));
+    CHECK(attrib("predict", 1) == 2 && one_line(out) && strstr(out, "no images"));
+    CHECK(attrib("predict --topk 0 x.png", 1) == 2 && one_line(out) && strstr(out, "--topk"));
+    CHECK(attrib("predict --topk many x.png", 1) == 2 && strstr(out, "not an integer"));
+    CHECK(attrib("predict --backend tpu x.png", 1) == 2 && strstr(out, "--backend"));
+    CHECK(attrib("predict --precision fp8 x.png", 1) == 2 && strstr(out, "--precision"));
+    CHECK(attrib("predict --topk", 1) == 2 && strstr(out, "needs a value"));
+}
+
+TEST(cli_missing_model_is_bad_input_naming_the_file) {
+    CHECK(attrib("predict --model /nonexistent/m.safetensors x.png", 1) == 1);
+    CHECK(one_line(out) && strstr(out, "attrib: /nonexistent/m.safetensors: "));
+}
+
+TEST(cli_predict_prints_topk_and_json) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --backend cpu --model %s --topk 3 %s %s", f.model, f.img, f.img2);
+    REQUIRE(attrib(args, 0) == 0);
+    CHECK(strstr(out, f.img) && strstr(out, "  1. ") && strstr(out, "  3. ") && !strstr(out, "  4. "));
+    snprintf(args, sizeof args, "predict --backend cpu --model %s --topk 2 --json %s", f.model, f.img);
+    REQUIRE(attrib(args, 0) == 0);
+    at_json *j = NULL;
+    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    const at_json *top = at_json_get(j, "top");
+    REQUIRE(top && top->type == AT_JSON_ARRAY && top->n == 2);
+    double p0 = at_json_get(&top->items[0], "prob")->number, p1 = at_json_get(&top->items[1], "prob")->number;
+    CHECK(p0 >= p1 && p0 > 0 && p0 <= 1);
+    CHECK(strlen(at_json_get(j, "model_sha256")->string) == 64);
+    at_json_free(j);
+}
+
+TEST(cli_bad_images_are_reported_skipped_and_exit_1) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char zero[700], trunc[700], args[4096];
+    snprintf(zero, sizeof zero, "%s/zero.png", f.dir);
+    snprintf(trunc, sizeof trunc, "%s/trunc.png", f.dir);
+    fclose(fopen(zero, "w"));
+    FILE *src = fopen(f.img, "rb"), *dst = fopen(trunc, "wb");
+    char buf[100];
+    size_t n = fread(buf, 1, sizeof buf, src);
+    fwrite(buf, 1, n, dst);
+    fclose(src);
+    fclose(dst);
+    snprintf(args, sizeof args, "predict --backend cpu --model %s %s /nonexistent.png %s %s %s %s", f.model, f.img,
+             zero, trunc, f.dir, f.img2);
+    CHECK(attrib(args, 0) == 1);
+    CHECK(strstr(out, "attrib: /nonexistent.png: "));
+    CHECK(strstr(out, zero) && strstr(out, trunc));
+    CHECKF(strstr(out, f.img) && strstr(out, f.img2), "good images still predicted: %s", out);
+    snprintf(args, sizeof args, "predict --strict --backend cpu --model %s /nonexistent.png %s", f.model, f.img);
+    CHECK(attrib(args, 1) == 1 && one_line(out));
+}
+
+TEST(cli_list_file_is_read_and_a_missing_one_named) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char list[700], args[2048];
+    snprintf(list, sizeof list, "%s/list.txt", f.dir);
+    FILE *l = fopen(list, "w");
+    fprintf(l, "# comment\n%s\n\n%s\n", f.img, f.img2);
+    fclose(l);
+    snprintf(args, sizeof args, "predict --backend cpu --model %s --topk 1 --list %s", f.model, list);
+    CHECK(attrib(args, 0) == 0 && strstr(out, f.img) && strstr(out, f.img2));
+    CHECK(attrib("predict --list /nonexistent/list.txt", 1) == 1 && strstr(out, "/nonexistent/list.txt"));
+}
+
+TEST(cli_cuda_backend_without_a_gpu_is_a_clear_error) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --backend cuda --model %s %s", f.model, f.img);
+    int rc = attrib(args, 1);
+    if (rc == 0) SKIP("a usable CUDA device is present");
+    CHECK(rc == 1 && one_line(out) && strstr(out, "cuda"));
+    snprintf(args, sizeof args, "predict --backend auto --model %s %s", f.model, f.img);
+    CHECK(attrib(args, 0) == 0 && strstr(out, "using the CPU backend"));
+}
+
+TEST(cli_info_describes_the_model) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "info --layers --model %s", f.model);
+    CHECK(attrib(args, 0) == 0 && strstr(out, "vgg11") && strstr(out, "features.18") && strstr(out, "gates"));
+}
