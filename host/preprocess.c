@@ -26,6 +26,7 @@
 /* Pillow: 8 bits for the value, 2 for filter overshoot, the rest fraction. */
 #define PRECISION_BITS (32 - 8 - 2)
 #define MAX_PARAM_SIDE 65536
+#define MAX_RESIZED_SIDE (1 << 27)
 
 /* ---------------------------------------------------------------- options */
 
@@ -383,8 +384,11 @@ int at_preprocess_rgb8(const at_image *img, const at_preprocess *pp, at_image *o
     if (at_preprocess_check(pp) != AT_OK) return AT_ERR;
     at_geometry g;
     at_geometry_of(img->w, img->h, pp, &g);
-    if ((double)g.out_w * g.out_h > (double)AT_IMAGE_MAX_PIXELS ||
-        g.out_w > AT_IMAGE_MAX_SIDE * 4 || g.out_h > AT_IMAGE_MAX_SIDE * 4)
+    /* Only the crop is resampled, but nearest walks the whole axis up to it */
+    if (g.resized_w > MAX_RESIZED_SIDE || g.resized_h > MAX_RESIZED_SIDE)
+        return at_fail(NULL, "resizing %dx%d to shorter side %d gives %dx%d: too large", img->w,
+                       img->h, pp->resize, g.resized_w, g.resized_h);
+    if ((double)g.out_w * g.out_h > (double)AT_IMAGE_MAX_PIXELS)
         return at_fail(NULL, "preprocessed image too large (%dx%d)", g.out_w, g.out_h);
     unsigned char *rgb = calloc((size_t)g.out_w * g.out_h * 3, 1); /* 0 = CenterCrop's padding */
     if (!rgb) return at_fail(NULL, "out of memory for a %dx%d image", g.out_w, g.out_h);

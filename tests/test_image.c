@@ -414,6 +414,28 @@ TEST(no_resize_and_no_crop_is_the_identity) {
     at_image_free(&pre);
 }
 
+TEST(extreme_aspect_ratio_resamples_only_the_crop) {
+    /* 2x3000 -> 224x336000: only the 224x224 crop is computed */
+    unsigned char *px = malloc(2 * 3000 * 3);
+    REQUIRE(px);
+    memset(px, 77, 2 * 3000 * 3);
+    at_image img = {2, 3000, px}, pre;
+    for (int interp = 0; interp < 3; interp++) {
+        at_preprocess pp = {224, 224, (at_interp)interp, {0, 0, 0}, {1, 1, 1}};
+        at_geometry g;
+        REQUIRE(at_preprocess_rgb8(&img, &pp, &pre, &g) == AT_OK);
+        CHECK(g.resized_w == 224 && g.resized_h == 336000 && g.crop_top == 167888);
+        int flat = 1;
+        for (int i = 0; i < 224 * 224 * 3; i++) flat &= pre.rgb[i] == 77;
+        CHECKF(flat, "%s: a flat image must stay flat", at_interp_name((at_interp)interp));
+        at_image_free(&pre);
+    }
+    at_image one = {1, 3000, px}; /* 65536 * 3000 rows is past the 2^27 limit */
+    at_preprocess pp = {65536, 8, AT_INTERP_NEAREST, {0, 0, 0}, {1, 1, 1}};
+    CHECK(at_preprocess_rgb8(&one, &pp, &pre, NULL) == AT_ERR && strstr(at_last_error(), "too large"));
+    free(px);
+}
+
 /* ----------------------------------------------------------- box masks */
 
 static int mask_count(const unsigned char *m, int n) {

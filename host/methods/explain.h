@@ -1,0 +1,65 @@
+/* Attribution methods, written once against the backend interface (SPEC §3).
+ * Each explains a batch of images (normalised network inputs) and returns one
+ * final map per image: ReLU-ed, upsampled to the input size, min-max
+ * normalised to [0,1] (SPEC §3 notation), plus per-channel weights where the
+ * method has them. */
+#ifndef ATTRIB_METHODS_EXPLAIN_H
+#define ATTRIB_METHODS_EXPLAIN_H
+
+#include "backend.h"
+
+typedef enum {
+    AT_METHOD_SCORECAM,
+    AT_METHOD_GRADCAM,
+    AT_METHOD_GRADCAMPP,
+    AT_METHOD_SALIENCY,     /* vanilla gradient: max_c |dy/dx| */
+    AT_METHOD_CONTRASTIVE,  /* seed 003: || ReLU(dy/dx) ||_2 over colour channels */
+    AT_METHOD_COUNT
+} at_method;
+
+/* Whose conventions a CAM method follows (SPEC §4b). */
+typedef enum { AT_VARIANT_AUTHORS, AT_VARIANT_PGC, AT_VARIANT_TORCHCAM } at_variant;
+
+typedef struct {
+    at_method method;
+    at_variant variant;
+    int layer;             /* layer index (at_model_find_layer); CAM methods only */
+    const int *classes;    /* [n] class to explain per image, -1 = predicted; NULL = all predicted */
+    const float *gates;    /* optional [n][n_gates] gated network (path methods), NULL = original */
+} at_explain_options;
+
+typedef struct {
+    float *map;            /* caller-allocated [in_h*in_w]: the final map in [0,1] */
+    float *weights;        /* optional caller-allocated [C of the layer]: channel weights */
+    int cls;               /* class explained */
+    int predicted;         /* argmax of the (gated) network on the image */
+    float prob;            /* softmax probability of cls on the unmasked image */
+    float logit;
+    int flat_map;          /* the map was constant before normalisation (written as zeros) */
+    int flat_channels;     /* Score-CAM: channels whose mask was constant */
+    long forwards;         /* forward passes spent (items), for the results line */
+} at_explain_result;
+
+int at_method_parse(const char *name, at_method *out);
+const char *at_method_name(at_method m);
+int at_variant_parse(const char *name, at_variant *out);
+const char *at_variant_name(at_variant v);
+/* 1 when the method reads a layer (CAM family). */
+int at_method_uses_layer(at_method m);
+
+/* Explains n images (inputs [n][C][H][W]). */
+int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n,
+               at_explain_result *results);
+
+/* Shared by the methods (host/methods/): */
+/* From the unmasked logits [n][K]: fills cls (given or predicted), predicted, prob, logit. */
+int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
+                               at_explain_result *results);
+/* cam [h][w] at layer resolution -> ReLU, bilinear upsample to the input, min-max. */
+void at_finish_map(const at_model *m, float *cam, int h, int w, at_variant variant, at_explain_result *r);
+
+int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_gradcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+
+#endif

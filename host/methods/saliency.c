@@ -1,0 +1,60 @@
+/* Gradient saliency (SPEC §3.2): vanilla max_c |dy/dx| and seed 003's
+ * contrastive map || ReLU(dy/dx) ||_2 over colour channels; one backward to
+ * the input for the whole batch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "maps.h"
+#include "methods/explain.h"
+
+int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {
+    const at_model *m = be->model;
+    long hw = (long)m->in_h * m->in_w, in_size = m->in_c * hw;
+    int batch = be->max_batch(be, 1);
+    if (batch > n) batch = n;
+    float *logits = malloc(sizeof(float) * batch * m->n_classes), *dl = malloc(sizeof(float) * batch * m->n_classes);
+    float *gin = malloc(sizeof(float) * batch * in_size);
+    int rc = AT_OK;
+    if (!logits || !dl || !gin) {
+        rc = at_fail("saliency", "out of memory");
+        goto done;
+    }
+    for (int start = 0; start < n && rc == AT_OK; start += batch) {
+        int nb = n - start < batch ? n - start : batch;
+        at_forward_args fa = {.n = nb, .input = inputs + in_size * start, .logits = logits,
+                              .gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL, .gates_per_item = 1,
+                              .keep_for_backward = 1};
+        if ((rc = be->forward(be, &fa))) break;
+        at_explain_options sub = *opt;
+        sub.classes = opt->classes ? opt->classes + start : NULL;
+        if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + start))) break;
+        memset(dl, 0, sizeof(float) * nb * m->n_classes);
+        for (int b = 0; b < nb; b++) dl[(long)b * m->n_classes + r[start + b].cls] = 1.0f;
+        at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = gin};
+        if ((rc = be->backward(be, &ba))) break;
+        for (int b = 0; b < nb; b++) {
+            const float *g = gin + in_size * b;
+            float *map = r[start + b].map;
+            for (long i = 0; i < hw; i++) {
+                float v = 0;
+                if (opt->method == AT_METHOD_SALIENCY) {
+                    for (int c = 0; c < m->in_c; c++) v = fmaxf(v, fabsf(g[c * hw + i]));
+                } else {
+                    double s = 0;
+                    for (int c = 0; c < m->in_c; c++) {
+                        double p = g[c * hw + i] > 0 ? g[c * hw + i] : 0;
+                        s += p * p;
+                    }
+                    v = (float)sqrt(s);
+                }
+                map[i] = v;
+            }
+            r[start + b].flat_map = at_minmax_normalize(map, hw);
+        }
+    }
+done:
+    free(logits), free(dl), free(gin);
+    return rc;
+}
