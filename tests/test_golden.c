@@ -6,8 +6,8 @@
 
 #include "backend.h"
 #include "error.h"
+#include "golden_util.h"
 #include "json.h"
-#include "npy.h"
 #include "random_model.h"
 #include "test.h"
 
@@ -17,42 +17,6 @@
 #define LOGIT_RTOL 2e-4
 #define GRAD_RTOL 1e-3
 
-static const char *golden_dir(void) {
-    const char *d = getenv("ATTRIB_GOLDENS");
-    return d && d[0] ? d : test_path("tests/goldens");
-}
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(n + 1);
-    if (buf && fread(buf, 1, n, f) != (size_t)n) n = 0;
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
-
-static int meta_int(const at_json *j, const char *key) {
-    const at_json *v = at_json_get(j, key);
-    return v && v->type == AT_JSON_NUMBER ? (int)v->number : -1;
-}
-
-static float *load_npy(const char *dir, const char *name, long *n) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    float *data;
-    int ndim;
-    int64_t shape[8];
-    if (at_npy_read_f32(path, &data, &ndim, shape)) return NULL;
-    *n = 1;
-    for (int i = 0; i < ndim; i++) *n *= shape[i];
-    return data;
-}
-
 static float max_abs(const float *x, long n) {
     float m = 0;
     for (long i = 0; i < n; i++)
@@ -60,68 +24,36 @@ static float max_abs(const float *x, long n) {
     return m;
 }
 
+/* Tolerance relative to the reference's largest magnitude. */
 static int compare(const char *dir, const char *file, const char *what, const float *got, long n, double rtol) {
     long rn;
-    float *ref = load_npy(dir, file, &rn);
-    if (!ref) {
-        test_fail_at(__FILE__, __LINE__, "%s/%s: %s", dir, file, at_last_error());
-        return 0;
-    }
-    int ok = 1;
-    if (rn != n) {
-        test_fail_at(__FILE__, __LINE__, "%s: %ld values, golden has %ld", what, n, rn);
-        ok = 0;
-    } else {
-        ok = CHECK_CLOSE(what, got, ref, n, rtol * max_abs(ref, n), rtol);
-    }
+    float *ref = golden_npy(dir, file, &rn);
+    if (!ref) return 0;
+    double atol = rtol * max_abs(ref, rn);
     free(ref);
-    return ok;
+    return golden_compare(dir, file, what, got, n, atol, rtol);
 }
 
 static void run_golden_case(const char *name) {
-    char dir[1024], path[1100];
+    char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", golden_dir(), name);
-    snprintf(path, sizeof path, "%s/meta.json", dir);
-    size_t len;
-    char *text = slurp(path, &len);
-    if (!text) {
-        test_fail_at(__FILE__, __LINE__, "%s: cannot read", path);
-        return;
-    }
-    at_json *meta = NULL;
-    if (at_json_parse(text, len, &meta)) {
-        test_fail_at(__FILE__, __LINE__, "%s: %s", path, at_last_error());
-        free(text);
-        return;
-    }
-    free(text);
-    const at_json *arch = at_json_get(meta, "arch"), *widths = at_json_get(meta, "widths"),
-                  *hidden = at_json_get(meta, "hidden"), *cap = at_json_get(meta, "capture"),
-                  *full = at_json_get(meta, "full");
-    at_random_spec spec;
-    memset(&spec, 0, sizeof spec);
-    spec.arch = arch->string;
-    for (size_t i = 0; i < widths->n; i++) spec.widths[i] = (int)widths->items[i].number;
-    spec.hidden[0] = (int)hidden->items[0].number;
-    spec.hidden[1] = (int)hidden->items[1].number;
-    spec.n_classes = meta_int(meta, "classes");
-    spec.in_h = meta_int(meta, "h");
-    spec.in_w = meta_int(meta, "w");
-    spec.avgpool = meta_int(meta, "avgpool");
-    spec.seed = (uint64_t)meta_int(meta, "seed");
-    int n = meta_int(meta, "batch");
+    at_json *meta = golden_meta(dir);
+    if (!meta) return;
+    const at_json *cap = at_json_get(meta, "capture"), *full = at_json_get(meta, "full");
+    int n = golden_meta_int(meta, "batch", -1);
     int want_full = full && full->boolean;
-    at_model *m = NULL;
+    at_model *m = golden_model(meta);
     at_backend *be = NULL;
     at_backend_options opt = {.name = "cpu"};
-    if (at_random_model(&spec, &m) || at_backend_create(m, &opt, &be)) {
+    uint64_t seed = (uint64_t)golden_meta_int(meta, "seed", -1);
+    if (!m || at_backend_create(m, &opt, &be)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         at_model_free(m);
         at_json_free(meta);
         return;
     }
-    CHECKF(m->n_gates == meta_int(meta, "n_gates"), "%s: %d gates, golden %d", name, m->n_gates,
-           meta_int(meta, "n_gates"));
+    CHECKF(m->n_gates == golden_meta_int(meta, "n_gates", -1), "%s: %d gates, golden %d", name, m->n_gates,
+           golden_meta_int(meta, "n_gates", -1));
     long in_n = (long)n * 3 * m->in_h * m->in_w;
     int layer = at_model_find_layer(m, cap->string);
     REQUIRE(layer >= 0);
@@ -130,9 +62,9 @@ static void run_golden_case(const char *name) {
           *dl = malloc(sizeof(float) * n * m->n_classes), *logits = malloc(sizeof(float) * n * m->n_classes),
           *act = malloc(sizeof(float) * act_n), *gact = malloc(sizeof(float) * act_n),
           *ggates = malloc(sizeof(float) * n * m->n_gates), *gin = malloc(sizeof(float) * in_n);
-    at_prng_fill("input", spec.seed, x, in_n, 2.0f, 0.0f);
-    at_prng_fill("gates", spec.seed, gates, (long)n * m->n_gates, 1.0f, 1.0f);
-    at_prng_fill("dlogits", spec.seed, dl, (long)n * m->n_classes, 1.0f, 0.0f);
+    at_prng_fill("input", seed, x, in_n, 2.0f, 0.0f);
+    at_prng_fill("gates", seed, gates, (long)n * m->n_gates, 1.0f, 1.0f);
+    at_prng_fill("dlogits", seed, dl, (long)n * m->n_classes, 1.0f, 0.0f);
 
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .n_capture = 1, .capture_layer = &layer,
                           .capture_out = &act};
@@ -150,7 +82,7 @@ static void run_golden_case(const char *name) {
                            .grad_gates = ggates, .grad_input = want_full ? gin : NULL};
     CHECKF(be->backward(be, &ba) == AT_OK, "%s", at_last_error());
     /* reduced cases check the last block's gates only (see tools/make_goldens.py) */
-    int from = meta_int(meta, "gates_from"), per;
+    int from = golden_meta_int(meta, "gates_from", -1), per;
     if (from < 0) from = 0;
     per = m->n_gates - from;
     for (int b = 0; b < n; b++) memmove(ggates + (long)b * per, ggates + (long)b * m->n_gates + from, sizeof(float) * per);

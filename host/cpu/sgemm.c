@@ -24,12 +24,12 @@
  *     small enough to stay in L2 (NC_L2 * KC * 4 = 256 KiB); otherwise it is
  *     reused by every A block and is sized for L3 (NC_L3 * KC * 4 = 4 MiB).
  *
- * Threads: either each thread owns a range of columns (private A and B
- * packing; best when M is small) or each owns a range of rows and they share
- * one B panel that they pack together (no duplicated packing; best when M is
- * large). The choice is made by an estimate of padded flops plus packing.
- * Either way every element of C is written by one thread and its value does
- * not depend on which one. */
+ * Threads: each owns a range of rows or of columns of C (whichever an
+ * estimate of padded flops plus duplicated packing prefers) and packs its own
+ * A and B, so threads never wait for each other. With few rows, columns are
+ * handed out in small blocks from a dynamic schedule instead. Either way every
+ * element of C is written by one thread and its value does not depend on
+ * which one. */
 #include "cpu/sgemm.h"
 
 #include <omp.h>
@@ -298,107 +298,111 @@ static float *thread_buffer(int which, size_t floats) {
     return b->buf[which];
 }
 
-/* This thread computes rows [m0, m1) x columns [n0, n1) alone. mcb/ncb are
- * the block sizes; bb holds ncb*kcb floats. ba holds mcb*kcb floats, or, when
- * a_whole, all of A's rows [m0, m1) (at most mcb of them) for every K block,
- * packed once up front instead of once per column block. */
-static void gemm_block_range(const gemm_job *J, int m0, int m1, int n0, int n1, int mcb, int ncb,
-                             float *ba, float *bb, int a_whole) {
-    const float *bias = J->c->row_bias;
+/* Packs rows [m0, m1) of A for every K block into ba, block after block
+ * (the block at pc starts at round_up(m1 - m0, MR) * pc). */
+static void pack_a_whole(const gemm_job *J, int m0, int m1, float *ba) {
     long a_rows = round_up(m1 - m0, MR);
-    if (a_whole)
-        for (int pc = 0; pc < J->K; pc += J->kcb)
-            J->a->pack(J->a->ctx, m0, m1 - m0, pc, imin(J->kcb, J->K - pc), ba + a_rows * pc);
+    for (int pc = 0; pc < J->K; pc += J->kcb)
+        J->a->pack(J->a->ctx, m0, m1 - m0, pc, imin(J->kcb, J->K - pc), ba + a_rows * pc);
+}
+
+/* C[m0, m1) x [jc, jc+nc) with A already packed whole by pack_a_whole;
+ * bb holds nc*kcb floats. */
+static void columns_packed_a(const gemm_job *J, int m0, int m1, int jc, int nc, const float *ba,
+                             float *bb) {
+    long a_rows = round_up(m1 - m0, MR);
+    for (int pc = 0; pc < J->K; pc += J->kcb) {
+        int kc = imin(J->kcb, J->K - pc);
+        J->b->pack(J->b->ctx, jc, nc, pc, kc, bb);
+        macro_kernel(J, kc, ba + a_rows * pc, bb, m0, m1 - m0, jc, nc, pc == 0 ? J->beta : 1.0f,
+                     pc == 0 ? J->c->row_bias : NULL);
+    }
+}
+
+/* C[m0, m1) x [n0, n1), repacking A per block: mcb/ncb are the block sizes,
+ * ba holds mcb*kcb floats and bb ncb*kcb. */
+static void gemm_blocks(const gemm_job *J, int m0, int m1, int n0, int n1, int mcb, int ncb,
+                        float *ba, float *bb) {
     for (int jc = n0; jc < n1; jc += ncb) {
         int nc = imin(ncb, n1 - jc);
         for (int pc = 0; pc < J->K; pc += J->kcb) {
             int kc = imin(J->kcb, J->K - pc);
-            float beta = pc == 0 ? J->beta : 1.0f;
-            const float *bi = pc == 0 ? bias : NULL;
             J->b->pack(J->b->ctx, jc, nc, pc, kc, bb);
-            if (a_whole) {
-                macro_kernel(J, kc, ba + a_rows * pc, bb, m0, m1 - m0, jc, nc, beta, bi);
-                continue;
-            }
             for (int ic = m0; ic < m1; ic += mcb) {
                 int mc = imin(mcb, m1 - ic);
                 J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
-                macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, beta, bi);
+                macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, pc == 0 ? J->beta : 1.0f,
+                             pc == 0 ? J->c->row_bias : NULL);
             }
         }
     }
 }
 
-/* Row split with a shared B panel: all T threads (inside one parallel region)
- * pack the panel together, then each multiplies its own rows. */
-static void gemm_rows_shared_b(const gemm_job *J, int t, int T, float *bb) {
-    const float *bias = J->c->row_bias;
-    int panels_m = (J->M + MR - 1) / MR;
-    int m0 = (int)((long)panels_m * t / T) * MR, m1 = imin(J->M, (int)((long)panels_m * (t + 1) / T) * MR);
-    float *ba = thread_buffer(0, (size_t)MC * J->kcb);
-    for (int jc = 0; jc < J->N; jc += NC_L3) {
-        int nc = imin(NC_L3, J->N - jc);
-        int panels = (nc + NR - 1) / NR;
-        for (int pc = 0; pc < J->K; pc += J->kcb) {
-            int kc = imin(J->kcb, J->K - pc);
-            int p0 = (int)((long)panels * t / T), p1 = (int)((long)panels * (t + 1) / T);
-            if (p1 > p0)
-                J->b->pack(J->b->ctx, jc + p0 * NR, imin(nc, p1 * NR) - p0 * NR, pc, kc,
-                           bb + (long)p0 * NR * kc);
-#pragma omp barrier
-            float beta = pc == 0 ? J->beta : 1.0f;
-            const float *bi = pc == 0 ? bias : NULL;
-            for (int ic = m0; ic < m1; ic += MC) {
-                int mc = imin(MC, m1 - ic);
-                if (ba) {
-                    J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
-                    macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, beta, bi);
-                } else { /* no memory for an A block: one micro-panel at a time */
-                    float one[KC * MR] __attribute__((aligned(64)));
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        J->a->pack(J->a->ctx, ic + ir, imin(MR, mc - ir), pc, kc, one);
-                        macro_kernel(J, kc, one, bb, ic + ir, imin(MR, mc - ir), jc, nc, beta, bi);
-                    }
-                }
-            }
-#pragma omp barrier
-        }
-    }
+/* Whether rows [m0, m1) are few enough to pack A once, whole. */
+static int a_fits_whole(const gemm_job *J, int m0, int m1) {
+    return m1 - m0 <= MC && (long)round_up(m1 - m0, MR) * J->K <= A_WHOLE_MAX_FLOATS;
 }
 
-/* The single-thread path, also the fallback when buffers cannot be had:
- * then blocks shrink to one micro-panel each, on the stack. When the rows fit
- * one A block and the whole packed A is not too large, it is packed once. */
-static void gemm_serial_range(const gemm_job *J, int m0, int m1, int n0, int n1) {
-    int few_rows = m1 - m0 <= MC;
-    int ncb = few_rows ? NC_L2 : NC_L3;
-    size_t a_whole = (size_t)round_up(m1 - m0, MR) * J->K;
-    int whole = few_rows && n1 - n0 > ncb && a_whole <= A_WHOLE_MAX_FLOATS;
-    float *ba = thread_buffer(0, whole ? a_whole : (size_t)MC * J->kcb);
+/* The calling thread computes C[m0, m1) x [n0, n1) alone. Without memory
+ * for the packing buffers it still does, one micro-panel at a time from the
+ * stack (slow, same result). */
+static void gemm_range(const gemm_job *J, int m0, int m1, int n0, int n1) {
+    int whole = a_fits_whole(J, m0, m1);
+    int ncb = m1 - m0 <= MC ? NC_L2 : NC_L3;
+    float *ba = thread_buffer(0, whole ? (size_t)round_up(m1 - m0, MR) * J->K : (size_t)MC * J->kcb);
     float *bb = ba ? thread_buffer(1, (size_t)ncb * J->kcb) : NULL;
-    if (ba && bb) {
-        gemm_block_range(J, m0, m1, n0, n1, MC, ncb, ba, bb, whole);
-    } else {
+    if (!ba || !bb) {
         float sa[KC * MR] __attribute__((aligned(64)));
         float sb[KC * NR] __attribute__((aligned(64)));
-        gemm_block_range(J, m0, m1, n0, n1, MR, NR, sa, sb, 0);
+        gemm_blocks(J, m0, m1, n0, n1, MR, NR, sa, sb);
+    } else if (whole) {
+        pack_a_whole(J, m0, m1, ba);
+        for (int jc = n0; jc < n1; jc += ncb) columns_packed_a(J, m0, m1, jc, imin(ncb, n1 - jc), ba, bb);
+    } else {
+        gemm_blocks(J, m0, m1, n0, n1, MC, ncb, ba, bb);
     }
 }
 
-/* Padded multiply-adds of the slowest thread, plus packed floats weighted by
- * what packing one costs relative to a multiply-add (a packed float is about
- * half a cycle, a cycle is 16 multiply-adds at full rate). */
+/* Few rows, many columns (the early VGG layers): every thread packs all of A
+ * once, then the threads take NC_L2-column blocks from a dynamic schedule
+ * (no cost: B is packed per block anyway), which also keeps both busy when
+ * one of them is slowed by other work on the machine. Called inside the
+ * parallel region. */
+static void columns_dynamic(const gemm_job *J) {
+    int blocks = (J->N + NC_L2 - 1) / NC_L2;
+    float *ba = thread_buffer(0, (size_t)round_up(J->M, MR) * J->K);
+    float *bb = ba ? thread_buffer(1, (size_t)NC_L2 * J->kcb) : NULL;
+    if (ba && bb) pack_a_whole(J, 0, J->M, ba);
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int blk = 0; blk < blocks; blk++) {
+        int jc = blk * NC_L2, nc = imin(NC_L2, J->N - jc);
+        if (ba && bb) {
+            columns_packed_a(J, 0, J->M, jc, nc, ba, bb);
+        } else {
+            float sa[KC * MR] __attribute__((aligned(64)));
+            float sb[KC * NR] __attribute__((aligned(64)));
+            gemm_blocks(J, 0, J->M, jc, jc + nc, MR, NR, sa, sb);
+        }
+    }
+}
+
+/* Estimated cost of the slowest thread, in multiply-adds: the padded
+ * multiply-adds plus every packed float weighted by what packing one costs
+ * relative to a multiply-add (about half a cycle, against 16 multiply-adds
+ * per cycle at full rate). Threads never share packed data, so a split
+ * duplicates the packing of the operand it does not split. */
 #define PACK_COST_MACS 8.0
 static double cost_split_columns(int M, int N, int K, int T) {
     int panels = (N + NR - 1) / NR, per = (panels + T - 1) / T;
     double n = (double)per * NR, m = round_up(M, MR);
-    double blocks = M <= MC ? (n + NC_L2 - 1) / NC_L2 : (n + NC_L3 - 1) / NC_L3;
-    return m * n * K + PACK_COST_MACS * ((double)M * K * blocks + (double)K * n);
+    double a_packs = M <= MC ? 1 : (n + NC_L3 - 1) / NC_L3;
+    return m * n * K + PACK_COST_MACS * ((double)M * K * a_packs + (double)K * n);
 }
 static double cost_split_rows(int M, int N, int K, int T) {
     int panels = (M + MR - 1) / MR, per = (panels + T - 1) / T;
     double m = (double)per * MR, n = round_up(N, NR);
-    return m * n * K + PACK_COST_MACS * (m * K * ((N + NC_L3 - 1) / NC_L3) + (double)K * N / T);
+    double a_packs = m <= MC ? 1 : (N + NC_L3 - 1) / NC_L3;
+    return m * n * K + PACK_COST_MACS * (m * K * a_packs + (double)K * N);
 }
 
 /* C = beta*C + bias when there is nothing to multiply (K == 0 or alpha == 0). */
@@ -429,23 +433,28 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
     if ((double)M * N * K < PARALLEL_MIN_MACS) T = 1;
     if (T > 1 && (N + NR - 1) / NR < T && (M + MR - 1) / MR < T) T = 1;
     if (T == 1) {
-        gemm_serial_range(&J, 0, M, 0, N);
+        gemm_range(&J, 0, M, 0, N);
         return;
     }
-    if (cost_split_rows(M, N, K, T) < cost_split_columns(M, N, K, T)) {
-        float *bb = thread_buffer(1, (size_t)NC_L3 * J.kcb);
-        if (bb) {
+    int by_rows = cost_split_rows(M, N, K, T) < cost_split_columns(M, N, K, T);
+    if (!by_rows && a_fits_whole(&J, 0, M) && N >= 2 * T * NC_L2) {
 #pragma omp parallel num_threads(T)
-            gemm_rows_shared_b(&J, omp_get_thread_num(), omp_get_num_threads(), bb);
-            return;
-        }
+        columns_dynamic(&J);
+        return;
     }
-    int panels = (N + NR - 1) / NR;
 #pragma omp parallel num_threads(T)
     {
+        /* static split on MR / NR boundaries; every thread packs privately */
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int n0 = (int)((long)panels * t / nt) * NR, n1 = imin(N, (int)((long)panels * (t + 1) / nt) * NR);
-        if (n1 > n0) gemm_serial_range(&J, 0, M, n0, n1);
+        if (by_rows) {
+            int panels = (M + MR - 1) / MR;
+            int m0 = (int)((long)panels * t / nt) * MR, m1 = imin(M, (int)((long)panels * (t + 1) / nt) * MR);
+            if (m1 > m0) gemm_range(&J, m0, m1, 0, N);
+        } else {
+            int panels = (N + NR - 1) / NR;
+            int n0 = (int)((long)panels * t / nt) * NR, n1 = imin(N, (int)((long)panels * (t + 1) / nt) * NR);
+            if (n1 > n0) gemm_range(&J, 0, M, n0, n1);
+        }
     }
 }
 
