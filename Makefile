@@ -97,6 +97,8 @@ asan-run: attrib tests/run_tests
 demo: deps
 	@$(MAKE) --no-print-directory attrib
 	./attrib predict --topk 3 --list weights/samples/list.txt
+	./attrib explain --method scorecam --out out/demo --resume --list weights/samples/list.txt
+	@echo "demo: Score-CAM maps and overlays in out/demo (results.jsonl lists them)"
 
 bench: attrib
 	./attrib bench

@@ -11,6 +11,7 @@ static const struct {
     const char *what;
 } commands[] = {
     {"predict", cmd_predict, "top-k classes of images"},
+    {"explain", cmd_explain, "attribution maps: Score-CAM, Grad-CAM(++), saliency"},
     {"info", cmd_info, "describe a weights file"},
     {"bench", cmd_bench, "time forward / gated / backward passes"},
 };

@@ -53,6 +53,28 @@ typedef struct {
     long img_off;
 } pixel_run;
 
+/* Where row k = (c, ky, kx) of the B operand reads: the offset
+ * c*H*W + ky*W + kx from a pixel's top-left input, and ky, kx themselves for
+ * the bounds checks. Tabulated once per packing call, for K_ROWS rows at a
+ * time, instead of dividing k in the inner loops. */
+typedef struct {
+    long off;
+    int ky, kx;
+} k_row;
+#define K_ROWS 256
+
+static void k_rows(const im2col_src *s, int k0, int kc, k_row *kt) {
+    int khw = s->kh * s->kw;
+    int c = k0 / khw, ky = k0 % khw / s->kw, kx = k0 % s->kw;
+    for (int k = 0; k < kc; k++) {
+        kt[k] = (k_row){(long)c * s->H * s->W + (long)ky * s->W + kx, ky, kx};
+        if (++kx == s->kw) {
+            kx = 0;
+            if (++ky == s->kh) ky = 0, c++;
+        }
+    }
+}
+
 /* Splits panel columns [n, n+cols) into runs of one output row each. */
 static int panel_runs(const im2col_src *s, long n, int cols, pixel_run *runs) {
     long HoWo = (long)s->Ho * s->Wo, CHW = (long)s->C * s->H * s->W;
@@ -80,29 +102,38 @@ static inline void lane_masks(int lo, int hi, __m256i *m0, __m256i *m1) {
     *m1 = _mm256_and_si256(_mm256_cmpgt_epi32(i1, l), _mm256_cmpgt_epi32(h, i1));
 }
 
-/* Stride 1: each run is a contiguous piece of an input row. A run that lies
- * wholly inside the row is two unaligned loads; one that touches the padding
- * is a masked load (masked-off lanes read nothing and give 0). */
-static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int nrun, int k0,
-                               int kc, float *dst) {
-    long HW = (long)s->H * s->W;
-    int khw = s->kh * s->kw;
-    int c = k0 / khw, ky = k0 % khw / s->kw, kx = k0 % s->kw;
+/* Stride 1: each run is a contiguous piece of an input row. A panel that is
+ * one run lying inside the image for every (ky, kx) (most of a large map) is
+ * a plain copy of two unaligned vectors per row k; otherwise each run is a
+ * masked load (masked-off lanes read nothing and give 0). */
+static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int nrun,
+                               const k_row *kt, int kc, float *dst) {
+    if (nrun == 1 && runs[0].len == NR && runs[0].iy0 >= 0 && runs[0].iy0 + s->kh <= s->H &&
+        runs[0].ix0 >= 0 && runs[0].ix0 + NR + s->kw - 1 <= s->W) {
+        const float *base = s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0;
+        for (int k = 0; k < kc; k++, dst += NR) {
+            const float *src = base + kt[k].off;
+            _mm256_store_ps(dst, _mm256_loadu_ps(src));
+            _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
+        }
+        return;
+    }
     for (int k = 0; k < kc; k++, dst += NR) {
-        const float *plane = s->x + c * HW;
         __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
         for (int r = 0; r < nrun; r++) {
             const pixel_run *u = &runs[r];
-            int iy = u->iy0 + ky;
+            int iy = u->iy0 + kt[k].ky;
             if (iy < 0 || iy >= s->H) continue;
-            int ix = u->ix0 + kx;
-            /* lane j reads src[j] (src may point before the row: those lanes are masked) */
-            const float *src = plane + u->img_off + (long)iy * s->W + ix - u->j0;
+            int ix = u->ix0 + kt[k].kx;
             int lo = u->j0 + imax(0, -ix), hi = u->j0 + imin(u->len, s->W - ix);
+            if (lo >= hi) continue;
+            /* lane j reads src[j]; src may point outside the row, but only
+             * the lanes in [lo, hi) are loaded */
+            const float *src = s->x + u->img_off + kt[k].off + (long)u->iy0 * s->W + u->ix0 - u->j0;
             if (lo == 0 && hi == NR) {
                 v0 = _mm256_loadu_ps(src);
                 v1 = _mm256_loadu_ps(src + 8);
-            } else if (lo < hi) {
+            } else {
                 __m256i m0, m1;
                 lane_masks(lo, hi, &m0, &m1);
                 v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
@@ -111,42 +142,29 @@ static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int n
         }
         _mm256_store_ps(dst, v0);
         _mm256_store_ps(dst + 8, v1);
-        if (++kx == s->kw) {
-            kx = 0;
-            if (++ky == s->kh) ky = 0, c++;
-        }
     }
 }
 #endif
 
 /* Any stride, one lane at a time (also the portable build's only path). */
-static void pack_panel_lanes(const im2col_src *s, const pixel_run *runs, int nrun, int k0, int kc,
-                             float *dst) {
-    long HW = (long)s->H * s->W;
+static void pack_panel_lanes(const im2col_src *s, const pixel_run *runs, int nrun,
+                             const k_row *kt, int kc, float *dst) {
     long off[NR];
     int iy0[NR], ix0[NR], lanes = 0;
     for (int r = 0; r < nrun; r++)
         for (int t = 0; t < runs[r].len; t++, lanes++) {
-            off[lanes] = runs[r].img_off;
             iy0[lanes] = runs[r].iy0;
             ix0[lanes] = runs[r].ix0 + t * s->stride;
+            off[lanes] = runs[r].img_off + (long)iy0[lanes] * s->W + ix0[lanes];
         }
-    int khw = s->kh * s->kw;
-    int c = k0 / khw, ky = k0 % khw / s->kw, kx = k0 % s->kw;
     for (int k = 0; k < kc; k++, dst += NR) {
-        const float *plane = s->x + c * HW;
         for (int j = 0; j < NR; j++) {
             float v = 0.0f;
             if (j < lanes) {
-                int iy = iy0[j] + ky, ix = ix0[j] + kx;
-                if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W)
-                    v = plane[off[j] + (long)iy * s->W + ix];
+                int iy = iy0[j] + kt[k].ky, ix = ix0[j] + kt[k].kx;
+                if (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W) v = s->x[off[j] + kt[k].off];
             }
             dst[j] = v;
-        }
-        if (++kx == s->kw) {
-            kx = 0;
-            if (++ky == s->kh) ky = 0, c++;
         }
     }
 }
@@ -154,16 +172,23 @@ static void pack_panel_lanes(const im2col_src *s, const pixel_run *runs, int nru
 /* at_pack_fn for the B operand: pixels [first, first+count), rows [k0, k0+kc). */
 static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc, float *dst) {
     const im2col_src *s = ctx;
+    k_row kt[K_ROWS];
     pixel_run runs[NR];
-    for (int p = 0; p < count; p += NR, dst += (long)kc * NR) {
-        int nrun = panel_runs(s, (long)first + p, imin(NR, count - p), runs);
+    long panel_floats = (long)kc * NR;
+    for (int kb = 0; kb < kc; kb += K_ROWS) {
+        int kn = imin(K_ROWS, kc - kb);
+        k_rows(s, k0 + kb, kn, kt);
+        for (int p = 0; p < count; p += NR) {
+            int nrun = panel_runs(s, (long)first + p, imin(NR, count - p), runs);
+            float *d = dst + p / NR * panel_floats + (long)kb * NR;
 #ifdef AT_CONV_AVX2
-        if (s->stride == 1) {
-            pack_panel_stride1(s, runs, nrun, k0, kc, dst);
-            continue;
-        }
+            if (s->stride == 1) {
+                pack_panel_stride1(s, runs, nrun, kt, kn, d);
+                continue;
+            }
 #endif
-        pack_panel_lanes(s, runs, nrun, k0, kc, dst);
+            pack_panel_lanes(s, runs, nrun, kt, kn, d);
+        }
     }
 }
 

@@ -154,11 +154,58 @@ const char *at_sgemm_kernel_name(void) { return "portable 6x16"; }
 
 /* ---- packing of plain row-major matrices ---- */
 
+/* dst[k*MR + r] = src[r*ld + k] for a full panel of MR rows. */
+static void pack_a_rows_full(const float *src, long ld, int kc, float *restrict dst) {
+    const float *r0 = src, *r1 = src + ld, *r2 = src + 2 * ld, *r3 = src + 3 * ld;
+    const float *r4 = src + 4 * ld, *r5 = src + 5 * ld;
+    int k = 0;
+#ifdef AT_SGEMM_AVX2
+    /* 8 k at a time: an 8x8 transpose of rows r0..r5 (two zero rows), then
+     * column k (6 valid floats) goes to dst + 6k. The 8-float stores overlap
+     * by 2, each fixed by the next; the last one is split so nothing past
+     * dst + 48 is written. */
+    for (; k + 8 <= kc; k += 8, dst += 8 * MR) {
+        __m256 a0 = _mm256_loadu_ps(r0 + k), a1 = _mm256_loadu_ps(r1 + k);
+        __m256 a2 = _mm256_loadu_ps(r2 + k), a3 = _mm256_loadu_ps(r3 + k);
+        __m256 a4 = _mm256_loadu_ps(r4 + k), a5 = _mm256_loadu_ps(r5 + k);
+        __m256 z = _mm256_setzero_ps();
+        __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+        __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+        __m256 t4 = _mm256_unpacklo_ps(a4, a5), t5 = _mm256_unpackhi_ps(a4, a5);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+        __m256 u4 = _mm256_shuffle_ps(t4, z, 0x44), u5 = _mm256_shuffle_ps(t4, z, 0xee);
+        __m256 u6 = _mm256_shuffle_ps(t5, z, 0x44), u7 = _mm256_shuffle_ps(t5, z, 0xee);
+        /* column k (k < 4) = low half of u_k' with rows 0-3, low half of u_(k'+4) with rows 4-5 */
+        __m256 c0 = _mm256_permute2f128_ps(u0, u4, 0x20), c1 = _mm256_permute2f128_ps(u1, u5, 0x20);
+        __m256 c2 = _mm256_permute2f128_ps(u2, u6, 0x20), c3 = _mm256_permute2f128_ps(u3, u7, 0x20);
+        __m256 c4 = _mm256_permute2f128_ps(u0, u4, 0x31), c5 = _mm256_permute2f128_ps(u1, u5, 0x31);
+        __m256 c6 = _mm256_permute2f128_ps(u2, u6, 0x31), c7 = _mm256_permute2f128_ps(u3, u7, 0x31);
+        _mm256_storeu_ps(dst + 0 * MR, c0);
+        _mm256_storeu_ps(dst + 1 * MR, c1);
+        _mm256_storeu_ps(dst + 2 * MR, c2);
+        _mm256_storeu_ps(dst + 3 * MR, c3);
+        _mm256_storeu_ps(dst + 4 * MR, c4);
+        _mm256_storeu_ps(dst + 5 * MR, c5);
+        _mm256_storeu_ps(dst + 6 * MR, c6);
+        _mm_storeu_ps(dst + 7 * MR, _mm256_castps256_ps128(c7));
+        _mm_storel_pi((__m64 *)(dst + 7 * MR + 4), _mm256_extractf128_ps(c7, 1));
+    }
+#endif
+    for (; k < kc; k++, dst += MR) {
+        dst[0] = r0[k], dst[1] = r1[k], dst[2] = r2[k];
+        dst[3] = r3[k], dst[4] = r4[k], dst[5] = r5[k];
+    }
+}
+
 void at_pack_a_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst) {
     const at_matrix_operand *m = ctx;
     for (int p = 0; p < count; p += MR, dst += (long)kc * MR) {
         int rows = imin(MR, count - p);
-        if (!m->trans) { /* op(A)[i][k] = A[i*ld + k]: MR strided rows, interleaved */
+        if (!m->trans && rows == MR) { /* op(A)[i][k] = A[i*ld + k]: MR rows interleaved */
+            const float *s0 = m->p + (long)(first + p) * m->ld + k0;
+            pack_a_rows_full(s0, m->ld, kc, dst);
+        } else if (!m->trans) {
             const float *src[MR];
             for (int r = 0; r < MR; r++)
                 src[r] = m->p + (long)(first + p + (r < rows ? r : 0)) * m->ld + k0;

@@ -1,0 +1,301 @@
+/* ./attrib explain: attribution maps for many images, resumable (SPEC §7). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "explain_io.h"
+#include "image.h"
+#include "methods/explain.h"
+#include "pipeline.h"
+#include "progress.h"
+#include "version.h"
+
+static const char *const HELP =
+    "usage: attrib explain --method M [options] IMAGE... | --list FILE | --dir DIR\n"
+    "Writes, per image, DIR/<stem>.<method>.npy (float32 HxW map in [0,1] at the\n"
+    "network input size), DIR/<stem>.<method>.png (overlay) and one line of\n"
+    "DIR/results.jsonl. Interrupted runs keep every finished image; --resume skips\n"
+    "the (image, method, layer, class) keys already in results.jsonl.\n"
+    "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive\n"
+    "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
+    "                      (upsampling, mask normalisation, channel score; default authors)\n"
+    "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
+    "                      a module name features.N, or last-conv (default)\n"
+    "  --class C           class index to explain, or 'predicted' (default)\n"
+    "  --out DIR           output folder (default out)\n"
+    "  --list FILE         image paths, one per line;  --dir DIR: every PNG/JPEG under DIR\n"
+    "  --resume            skip images already in DIR/results.jsonl\n"
+    "  --strict            stop at the first unreadable image (default: report and skip)\n"
+    "  --no-overlay        write the .npy maps only\n"
+    "  --quiet             no progress line on stderr\n";
+
+typedef struct {
+    cli_common common;
+    at_explain_options ex;
+    const char *layer_spec, *out_dir;
+    long cls;
+    int resume, strict, no_overlay, quiet;
+    cli_paths paths;
+} explain_args;
+
+static int parse_args(explain_args *a, int argc, char **argv) {
+    int method_set = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_parse(&a->common, argc, argv, &i);
+        if (r == AT_ERR) return AT_ERR;
+        if (r) continue;
+        const char *o = argv[i];
+        if (!strcmp(o, "--resume")) a->resume = 1;
+        else if (!strcmp(o, "--strict")) a->strict = 1;
+        else if (!strcmp(o, "--no-overlay")) a->no_overlay = 1;
+        else if (!strcmp(o, "--quiet")) a->quiet = 1;
+        else if (o[0] == '-' && o[1]) {
+            static const char *const valued[] = {"--method", "--variant", "--layer", "--class", "--out", "--list", "--dir"};
+            int k = -1;
+            for (int j = 0; j < 7; j++)
+                if (!strcmp(o, valued[j])) k = j;
+            if (k < 0) return at_fail(o, "unknown option (see attrib explain --help)");
+            if (i + 1 >= argc) return at_fail(o, "needs a value");
+            const char *v = argv[++i];
+            switch (k) {
+            case 0:
+                if (at_method_parse(v, &a->ex.method)) return AT_ERR;
+                method_set = 1;
+                break;
+            case 1:
+                if (at_variant_parse(v, &a->ex.variant)) return AT_ERR;
+                break;
+            case 2: a->layer_spec = v; break;
+            case 3:
+                if (strcmp(v, "predicted") && cli_parse_int("--class", v, 0, 1 << 30, &a->cls)) return AT_ERR;
+                break;
+            case 4: a->out_dir = v; break;
+            case 5:
+                if (cli_paths_add_list(&a->paths, v)) return AT_ERR;
+                break;
+            case 6:
+                if (cli_paths_add_dir(&a->paths, v)) return AT_ERR;
+                break;
+            }
+        } else if (cli_paths_add(&a->paths, o))
+            return AT_ERR;
+    }
+    if (!method_set) return at_fail("--method", "is required (see attrib explain --help)");
+    if (!a->paths.n) return at_fail("explain", "no images given (see attrib explain --help)");
+    if (a->ex.variant != AT_VARIANT_AUTHORS && a->ex.method != AT_METHOD_SCORECAM &&
+        !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_TORCHCAM) &&
+        !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_PGC) &&
+        !(a->ex.method == AT_METHOD_GRADCAM))
+        return at_fail("--variant", "%s has no %s variant", at_method_name(a->ex.method),
+                       at_variant_name(a->ex.variant));
+    return AT_OK;
+}
+
+/* "scorecam" or "scorecam.pgc": the method's name in files and results. */
+static void method_tag(const explain_args *a, char *tag, size_t cap) {
+    if (a->ex.variant == AT_VARIANT_AUTHORS || a->ex.method == AT_METHOD_GRADCAM)
+        snprintf(tag, cap, "%s", at_method_name(a->ex.method));
+    else
+        snprintf(tag, cap, "%s.%s", at_method_name(a->ex.method), at_variant_name(a->ex.variant));
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    int index;             /* into paths */
+    at_image rgb;          /* preprocessed RGB8, for the overlay */
+} loaded_image;
+
+/* Loads one image into the network input and its preprocessed RGB8. */
+static int load_image(const at_model *m, const char *path, float *chw, at_image *rgb) {
+    at_image img = {0};
+    if (at_image_load(path, &img)) return AT_ERR;
+    at_geometry geo;
+    int rc = at_preprocess_rgb8(&img, &m->pre, rgb, &geo);
+    at_image_free(&img);
+    if (rc) return at_fail_prefix(path);
+    if (rgb->w != m->in_w || rgb->h != m->in_h) {
+        at_image_free(rgb);
+        return at_fail(path, "preprocessing gives %dx%d but the model takes %dx%d", geo.out_w, geo.out_h, m->in_w,
+                       m->in_h);
+    }
+    at_normalize_rgb8(rgb->rgb, rgb->w, rgb->h, &m->pre, chw);
+    return AT_OK;
+}
+
+static char *results_line(const explain_args *a, const at_model *m, const at_backend *be, const char *tag,
+                          const char *image, const char *layer_name, const at_explain_result *r, const char *npy,
+                          const char *png, double ms) {
+    char cls_opt[32];
+    if (a->cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a->cls);
+    else snprintf(cls_opt, sizeof cls_opt, "predicted");
+    at_jsonw w;
+    at_jsonw_begin(&w);
+    at_jsonw_str(&w, "image", image);
+    at_jsonw_str(&w, "method", tag);
+    at_jsonw_str(&w, "variant", at_variant_name(a->ex.variant));
+    at_jsonw_str(&w, "layer", layer_name);
+    at_jsonw_str(&w, "class_option", cls_opt);
+    at_jsonw_int(&w, "class", r->cls);
+    at_jsonw_str(&w, "label", m->labels[r->cls].id);
+    at_jsonw_str(&w, "label_name", m->labels[r->cls].name);
+    at_jsonw_num(&w, "prob", r->prob);
+    at_jsonw_num(&w, "logit", r->logit);
+    at_jsonw_int(&w, "predicted", r->predicted);
+    at_jsonw_str(&w, "map", npy);
+    at_jsonw_str(&w, "overlay", png);
+    at_jsonw_bool(&w, "flat_map", r->flat_map);
+    if (a->ex.method == AT_METHOD_SCORECAM) at_jsonw_int(&w, "flat_channels", r->flat_channels);
+    at_jsonw_int(&w, "forwards", r->forwards);
+    at_jsonw_num(&w, "ms", ms);
+    at_jsonw_str(&w, "backend", be->name);
+    at_jsonw_str(&w, "precision", at_precision_name(be->precision));
+    at_jsonw_str(&w, "model", m->name);
+    at_jsonw_str(&w, "model_sha256", m->sha256);
+    at_jsonw_str(&w, "engine", "attrib " ATTRIB_VERSION);
+    return at_jsonw_end(&w);
+}
+
+int cmd_explain(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("%s%s", HELP, CLI_COMMON_HELP);
+            return 0;
+        }
+    explain_args a;
+    memset(&a, 0, sizeof a);
+    cli_common_init(&a.common);
+    a.ex.variant = AT_VARIANT_AUTHORS;
+    a.layer_spec = "last-conv";
+    a.out_dir = "out";
+    a.cls = -1;
+    if (parse_args(&a, argc, argv)) {
+        cli_error();
+        cli_paths_free(&a.paths);
+        return EXIT_USAGE;
+    }
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    at_results *res = NULL;
+    char **stems = NULL;
+    int rc = cli_open(&a.common, &m, &be);
+    if (rc) goto out;
+    rc = EXIT_BAD_INPUT;
+    if (at_method_uses_layer(a.ex.method)) {
+        a.ex.layer = at_model_find_layer(m, a.layer_spec);
+        if (a.ex.layer < 0) {
+            cli_error();
+            rc = EXIT_USAGE;
+            goto out;
+        }
+    } else {
+        a.ex.layer = -1;
+    }
+    if (a.cls >= m->n_classes) {
+        at_fail("--class", "%ld is out of range 0..%d", a.cls, m->n_classes - 1);
+        cli_error();
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : "";
+    char tag[64];
+    method_tag(&a, tag, sizeof tag);
+    stems = calloc(a.paths.n, sizeof *stems);
+    if (!stems || at_output_stems(a.paths.n, (const char *const *)a.paths.paths, stems) ||
+        at_output_dir_prepare(a.out_dir) || at_results_open(&res, a.out_dir, "results.jsonl", a.resume) ||
+        at_output_install_signal_cleanup()) {
+        cli_error();
+        goto out;
+    }
+    char cls_opt[32];
+    if (a.cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a.cls);
+    else snprintf(cls_opt, sizeof cls_opt, "predicted");
+    /* gradient methods run images in batches; Score-CAM batches channels */
+    int chunk = a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
+    if (chunk > 32) chunk = 32;
+    long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
+    float *inputs = malloc(sizeof(float) * in_size * chunk), *maps = malloc(sizeof(float) * hw * chunk);
+    loaded_image *loaded = calloc(chunk, sizeof *loaded);
+    at_explain_result *results = calloc(chunk, sizeof *results);
+    int *classes = malloc(sizeof(int) * chunk);
+    if (!inputs || !maps || !loaded || !results || !classes) {
+        at_fail("explain", "out of memory");
+        cli_error();
+        goto out_buffers;
+    }
+    at_progress progress, *prog = &progress;
+    at_progress_start(prog, a.paths.n, "explain", a.quiet);
+    int failed = 0, stop = 0;
+    rc = 0;
+    for (int next = 0; next < a.paths.n && !stop;) {
+        int nb = 0, skipped = 0;
+        for (; next < a.paths.n && nb < chunk; next++) {
+            const char *path = a.paths.paths[next];
+            if (a.resume && at_results_has(res, path, tag, layer_name, cls_opt)) {
+                skipped++;
+                continue;
+            }
+            if (load_image(m, path, inputs + in_size * nb, &loaded[nb].rgb)) {
+                cli_error();
+                failed++;
+                rc = EXIT_BAD_INPUT;
+                if (a.strict) {
+                    stop = 1;
+                    break;
+                }
+                at_progress_tick(prog, 0, 1);
+                continue;
+            }
+            loaded[nb].index = next;
+            classes[nb] = (int)a.cls;
+            results[nb] = (at_explain_result){.map = maps + hw * nb};
+            nb++;
+        }
+        if (skipped) at_progress_tick(prog, skipped, 0);
+        if (!nb) continue;
+        at_explain_options ex = a.ex;
+        ex.classes = classes;
+        double t0 = now_s();
+        if (at_explain(be, &ex, inputs, nb, results)) {
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+            stop = 1;
+        }
+        double ms = 1e3 * (now_s() - t0) / nb;
+        for (int j = 0; j < nb; j++) {
+            if (!stop) {
+                const char *path = a.paths.paths[loaded[j].index];
+                char *npy = NULL, *png = NULL, *line = NULL;
+                if (cli_write_map(a.out_dir, stems[loaded[j].index], tag, NULL, results[j].map, m->in_w, m->in_h,
+                                  loaded[j].rgb.rgb, a.no_overlay, &npy, &png) ||
+                    !(line = results_line(&a, m, be, tag, path, layer_name, &results[j], npy, png, ms)) ||
+                    at_results_append(res, line) || at_results_add_key(res, path, tag, layer_name, cls_opt)) {
+                    cli_error(); /* disk full, permissions: nothing later can succeed */
+                    rc = EXIT_BAD_INPUT;
+                    stop = 1;
+                }
+                free(npy), free(png), free(line);
+                at_progress_tick(prog, 1, 0);
+            }
+            at_image_free(&loaded[j].rgb);
+        }
+    }
+    at_progress_finish(prog);
+    if (failed && !a.quiet) fprintf(stderr, "attrib: explain: %d of %d images could not be read\n", failed, a.paths.n);
+out_buffers:
+    free(inputs), free(maps), free(loaded), free(results), free(classes);
+out:
+    if (stems)
+        for (int i = 0; i < a.paths.n; i++) free(stems[i]);
+    free(stems);
+    at_results_close(res);
+    at_backend_destroy(be);
+    at_model_free(m);
+    cli_paths_free(&a.paths);
+    return rc;
+}

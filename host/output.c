@@ -1,0 +1,689 @@
+/* Output layer (SPEC §7): names, results lines, resume keys, atomic writes and
+ * interruption cleanup. See output.h for the contracts. */
+#include "output.h"
+
+#include "error.h"
+#include "image.h"
+#include "json.h"
+#include "npy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ======================= output names ======================= */
+
+/* Lexical normal form: no "." components, no repeated or trailing '/'. */
+static char *path_normalise(const char *p) {
+    size_t k = 0, abs = p[0] == '/';
+    char *o = malloc(strlen(p) + 1);
+    if (!o) return NULL;
+    if (abs) o[k++] = '/';
+    for (const char *s = p; *s;) {
+        while (*s == '/') s++;
+        const char *e = s;
+        while (*e && *e != '/') e++;
+        size_t len = (size_t)(e - s);
+        if (len && !(len == 1 && s[0] == '.')) {
+            if (k > abs) o[k++] = '/';
+            memcpy(o + k, s, len);
+            k += len;
+        }
+        s = e;
+    }
+    o[k] = 0;
+    return o;
+}
+
+typedef struct {
+    char *norm;     /* normalised path */
+    size_t dir_len; /* its directory part: norm[0..dir_len), "" when none */
+    int level;      /* 0 file stem, 1 relative path, 2 relative path + extension */
+    char *name;
+} stem_in;
+
+/* Longest common prefix of directories a and b that ends on a component. */
+static size_t common_dir_len(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t k = 0;
+    while (k < alen && k < blen && a[k] == b[k]) k++;
+    if ((k == alen || a[k] == '/') && (k == blen || b[k] == '/')) return k;
+    while (k > 0 && a[k - 1] != '/') k--;
+    return k > 0 ? k - 1 : 0;
+}
+
+static char *stem_name(const stem_in *s, size_t root_len) {
+    const char *base = s->norm + s->dir_len + (s->dir_len || s->norm[0] == '/');
+    const char *rel = s->level == 0 ? base : s->norm + root_len;
+    while (*rel == '/') rel++;
+    const char *dot = strrchr(base, '.');
+    const char *end = (s->level < 2 && dot && dot > base) ? dot : base + strlen(base);
+    size_t n = 0;
+    for (const char *c = rel; c < end; c++) n += *c == '/' ? 2 : 1;
+    char *o = malloc(n + 1);
+    if (!o) return NULL;
+    n = 0;
+    for (const char *c = rel; c < end; c++) {
+        if (*c == '/') o[n++] = '_', o[n++] = '_';
+        else o[n++] = *c;
+    }
+    o[n] = 0;
+    return o;
+}
+
+typedef struct {
+    const char *name, *norm;
+    int idx;
+} stem_key;
+
+static int stem_key_cmp(const void *a, const void *b) {
+    const stem_key *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->norm, y->norm);
+}
+
+int at_output_stems(int n, const char *const *paths, char **stems) {
+    int rc = AT_ERR;
+    stem_in *in = calloc(n > 0 ? (size_t)n : 1, sizeof *in);
+    stem_key *keys = calloc(n > 0 ? (size_t)n : 1, sizeof *keys);
+    for (int i = 0; i < n; i++) stems[i] = NULL;
+    if (!in || !keys) {
+        at_fail(NULL, "out of memory naming %d outputs", n);
+        goto done;
+    }
+    size_t root_len = 0;
+    for (int i = 0; i < n; i++) {
+        const char *p = paths[i], *b = strrchr(p, '/');
+        b = b ? b + 1 : p;
+        if (!*b || !strcmp(b, ".") || !strcmp(b, "..")) {
+            at_fail(p, "not a file name");
+            goto done;
+        }
+        if (!(in[i].norm = path_normalise(p))) {
+            at_fail(p, "out of memory");
+            goto done;
+        }
+        char *slash = strrchr(in[i].norm, '/');
+        in[i].dir_len = slash ? (size_t)(slash - in[i].norm) : 0;
+        root_len = i == 0 ? in[0].dir_len
+                          : common_dir_len(in[0].norm, root_len, in[i].norm, in[i].dir_len);
+    }
+    /* Promote colliding inputs a level at a time until names are unique. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 0; i < n; i++) {
+            free(in[i].name);
+            if (!(in[i].name = stem_name(&in[i], root_len))) {
+                at_fail(paths[i], "out of memory");
+                goto done;
+            }
+            keys[i] = (stem_key){in[i].name, in[i].norm, i};
+        }
+        qsort(keys, (size_t)n, sizeof *keys, stem_key_cmp);
+        for (int g = 0, e; g < n; g = e) {
+            for (e = g + 1; e < n && !strcmp(keys[e].name, keys[g].name); e++) {}
+            if (!strcmp(keys[g].norm, keys[e - 1].norm)) continue; /* one path, maybe repeated */
+            int promoted = 0;
+            for (int k = g; k < e; k++)
+                if (in[keys[k].idx].level < 2) in[keys[k].idx].level++, promoted = 1;
+            if (!promoted) {
+                at_fail(paths[keys[g].idx], "output name \"%s\" is also that of %s; rename one",
+                        keys[g].name, paths[keys[e - 1].idx]);
+                goto done;
+            }
+            changed = 1;
+        }
+    }
+    for (int i = 0; i < n; i++) stems[i] = in[i].name, in[i].name = NULL;
+    rc = AT_OK;
+done:
+    for (int i = 0; in && i < n; i++) free(in[i].norm), free(in[i].name);
+    free(in);
+    free(keys);
+    return rc;
+}
+
+char *at_output_path(const char *dir, const char *stem, const char *method, const char *param,
+                     const char *ext) {
+    int n = snprintf(NULL, 0, "%s/%s.%s%s%s.%s", dir, stem, method, param ? "." : "",
+                     param ? param : "", ext);
+    char *o = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!o) {
+        at_fail(dir, "out of memory");
+        return NULL;
+    }
+    snprintf(o, (size_t)n + 1, "%s/%s.%s%s%s.%s", dir, stem, method, param ? "." : "",
+             param ? param : "", ext);
+    return o;
+}
+
+int at_output_dir_prepare(const char *dir) {
+    if (!dir || !dir[0]) return at_fail("--out", "empty directory name");
+    char *p = strdup(dir);
+    if (!p) return at_fail(dir, "out of memory");
+    int rc = AT_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char c = *s;
+        *s = 0;
+        struct stat st;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = at_fail(dir, "cannot create directory %s: %s", p, strerror(errno));
+            break;
+        }
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = strcmp(p, dir) ? at_fail(dir, "%s is not a directory", p)
+                                : at_fail(dir, "not a directory");
+            break;
+        }
+        *s = c;
+        if (!c) break;
+    }
+    free(p);
+    if (rc == AT_OK && access(dir, W_OK | X_OK) != 0)
+        rc = at_fail(dir, "directory is not writable: %s", strerror(errno));
+    return rc;
+}
+
+/* ======================= JSON object builder ======================= */
+
+static void jw_put(at_jsonw *w, const char *s, size_t n) {
+    if (w->failed) return;
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap < w->len + n + 1) cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b) {
+            w->failed = 1;
+            at_fail(NULL, "out of memory building a results line");
+            return;
+        }
+        w->buf = b, w->cap = cap;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = 0;
+}
+
+static void jw_string(at_jsonw *w, const char *key, const char *s) {
+    if (w->failed) return;
+    size_t n;
+    char *q = at_json_escape(s, &n);
+    if (!q) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", at_last_error());
+        w->failed = 1;
+        at_fail(NULL, "results line: member \"%s\": %s", key, msg);
+        return;
+    }
+    jw_put(w, q, n);
+    free(q);
+}
+
+/* ",\"key\":" (no comma before the first member) */
+static int jw_key(at_jsonw *w, const char *key) {
+    if (w->failed) return 0;
+    if (w->nfields++) jw_put(w, ",", 1);
+    jw_string(w, key, key);
+    jw_put(w, ":", 1);
+    return !w->failed;
+}
+
+void at_jsonw_begin(at_jsonw *w) {
+    memset(w, 0, sizeof *w);
+    jw_put(w, "{", 1);
+}
+
+void at_jsonw_str(at_jsonw *w, const char *key, const char *value) {
+    if (!jw_key(w, key)) return;
+    if (value) jw_string(w, key, value);
+    else jw_put(w, "null", 4);
+}
+
+void at_jsonw_int(at_jsonw *w, const char *key, long long value) {
+    char b[32];
+    if (jw_key(w, key)) jw_put(w, b, (size_t)snprintf(b, sizeof b, "%lld", value));
+}
+
+static void jw_num(at_jsonw *w, double v) {
+    char b[40];
+    if (isfinite(v)) jw_put(w, b, (size_t)snprintf(b, sizeof b, "%.9g", v));
+    else jw_put(w, "null", 4); /* JSON has no NaN/inf */
+}
+
+void at_jsonw_num(at_jsonw *w, const char *key, double value) {
+    if (jw_key(w, key)) jw_num(w, value);
+}
+
+void at_jsonw_bool(at_jsonw *w, const char *key, int value) {
+    if (jw_key(w, key)) jw_put(w, value ? "true" : "false", value ? 4 : 5);
+}
+
+void at_jsonw_raw(at_jsonw *w, const char *key, const char *json) {
+    if (jw_key(w, key)) jw_put(w, json ? json : "null", json ? strlen(json) : 4);
+}
+
+void at_jsonw_ints(at_jsonw *w, const char *key, const long long *v, int n) {
+    if (!jw_key(w, key)) return;
+    char b[32];
+    jw_put(w, "[", 1);
+    for (int i = 0; i < n; i++)
+        jw_put(w, b, (size_t)snprintf(b, sizeof b, i ? ",%lld" : "%lld", v[i]));
+    jw_put(w, "]", 1);
+}
+
+void at_jsonw_nums(at_jsonw *w, const char *key, const double *v, int n) {
+    if (!jw_key(w, key)) return;
+    jw_put(w, "[", 1);
+    for (int i = 0; i < n; i++) {
+        if (i) jw_put(w, ",", 1);
+        jw_num(w, v[i]);
+    }
+    jw_put(w, "]", 1);
+}
+
+char *at_jsonw_end(at_jsonw *w) {
+    jw_put(w, "}", 1);
+    char *line = w->buf;
+    at_json *j = NULL;
+    /* Parsing it back catches a bad raw value or a duplicate key, which would
+     * otherwise surface only when --resume reads the file. */
+    if (!w->failed && at_json_parse(line, w->len, &j) != AT_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", at_last_error());
+        at_fail(NULL, "results line is not valid JSON: %s", msg);
+        w->failed = 1;
+    }
+    at_json_free(j);
+    if (w->failed) {
+        free(line);
+        line = NULL;
+    }
+    memset(w, 0, sizeof *w);
+    return line;
+}
+
+/* ======================= resume keys: a hash set ======================= */
+
+typedef struct {
+    uint64_t hash;
+    size_t len;
+    unsigned char *key; /* NULL = empty slot */
+} key_entry;
+
+typedef struct {
+    key_entry *e;
+    size_t cap, n; /* cap a power of two, n <= cap/2 */
+} keyset;
+
+/* Four length-prefixed fields, so no choice of bytes can make two keys alias. */
+static unsigned char *key_encode(const char *const f[4], const size_t fl[4], size_t *len) {
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) n += 4 + fl[i];
+    unsigned char *k = malloc(n), *p = k;
+    if (!k) return NULL;
+    for (int i = 0; i < 4; i++) {
+        uint32_t l = (uint32_t)fl[i];
+        for (int b = 0; b < 4; b++) *p++ = (unsigned char)(l >> (8 * b));
+        if (fl[i]) memcpy(p, f[i], fl[i]);
+        p += fl[i];
+    }
+    *len = n;
+    return k;
+}
+
+static uint64_t key_hash(const unsigned char *k, size_t n) { /* FNV-1a, then a final mix */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+
+static key_entry *keyset_find(const keyset *s, uint64_t h, const unsigned char *k, size_t n) {
+    if (!s->cap) return NULL;
+    for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        key_entry *e = &s->e[i];
+        if (!e->key || (e->hash == h && e->len == n && !memcmp(e->key, k, n))) return e;
+    }
+}
+
+/* Takes ownership of k. */
+static int keyset_add(keyset *s, unsigned char *k, size_t n) {
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        keyset g = {calloc(cap, sizeof(key_entry)), cap, s->n};
+        if (!g.e) {
+            free(k);
+            return at_fail(NULL, "out of memory for %zu resume keys", s->n + 1);
+        }
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->e[i].key) *keyset_find(&g, s->e[i].hash, s->e[i].key, s->e[i].len) = s->e[i];
+        free(s->e);
+        *s = g;
+    }
+    uint64_t h = key_hash(k, n);
+    key_entry *e = keyset_find(s, h, k, n);
+    if (e->key) {
+        free(k);
+        return AT_OK;
+    }
+    *e = (key_entry){h, n, k};
+    s->n++;
+    return AT_OK;
+}
+
+static void keyset_free(keyset *s) {
+    for (size_t i = 0; i < s->cap; i++) free(s->e[i].key);
+    free(s->e);
+    memset(s, 0, sizeof *s);
+}
+
+/* ======================= results files ======================= */
+
+struct at_results {
+    int fd;
+    char *path;
+    keyset keys;
+    long dropped;
+};
+
+static unsigned char *key_of_args(const char *image, const char *method, const char *layer,
+                                  const char *class_opt, size_t *len) {
+    const char *f[4] = {image ? image : "", method ? method : "", layer ? layer : "",
+                        class_opt ? class_opt : ""};
+    size_t fl[4];
+    for (int i = 0; i < 4; i++) fl[i] = strlen(f[i]);
+    return key_encode(f, fl, len);
+}
+
+int at_results_add_key(at_results *r, const char *image, const char *method, const char *layer,
+                       const char *class_opt) {
+    size_t n;
+    unsigned char *k = key_of_args(image, method, layer, class_opt, &n);
+    if (!k) return at_fail(r->path, "out of memory");
+    return keyset_add(&r->keys, k, n);
+}
+
+int at_results_has(const at_results *r, const char *image, const char *method, const char *layer,
+                   const char *class_opt) {
+    size_t n;
+    unsigned char *k = key_of_args(image, method, layer, class_opt, &n);
+    if (!k) return 0;
+    key_entry *e = keyset_find(&r->keys, key_hash(k, n), k, n);
+    free(k);
+    return e && e->key;
+}
+
+size_t at_results_nkeys(const at_results *r) { return r->keys.n; }
+const char *at_results_path(const at_results *r) { return r->path; }
+long at_results_dropped_bytes(const at_results *r) { return r->dropped; }
+
+/* One line's key; *key NULL when the line records a failure ("error" member
+ * not null), so --resume retries that image. Messages have no subject. */
+static int key_of_line(const char *line, size_t len, unsigned char **key, size_t *klen) {
+    at_json *j = NULL;
+    *key = NULL;
+    if (at_json_parse(line, len, &j) != AT_OK) return AT_ERR;
+    int rc = AT_ERR;
+    const char *names[4] = {"image", "method", "layer", "class_option"};
+    const char *f[4];
+    size_t fl[4];
+    char num[32];
+    const at_json *err = at_json_get(j, "error");
+    if (j->type != AT_JSON_OBJECT) {
+        at_fail(NULL, "not a JSON object");
+        goto done;
+    }
+    for (int i = 0; i < 4; i++) {
+        const at_json *v = at_json_get(j, names[i]);
+        int64_t iv;
+        f[i] = "", fl[i] = 0;
+        if (v && v->type == AT_JSON_STRING) f[i] = v->string, fl[i] = v->string_len;
+        else if (i == 3 && v && at_json_exact_int(v, &iv))
+            f[i] = num, fl[i] = (size_t)snprintf(num, sizeof num, "%lld", (long long)iv);
+        else if (i < 2 || (v && v->type != AT_JSON_NULL)) {
+            at_fail(NULL, "\"%s\" is %s", names[i], v ? "not a string" : "missing");
+            goto done;
+        }
+    }
+    rc = AT_OK;
+    if (!err || err->type == AT_JSON_NULL) {
+        if (!(*key = key_encode(f, fl, klen))) rc = at_fail(NULL, "out of memory");
+    }
+done:
+    at_json_free(j);
+    return rc;
+}
+
+static int blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r", s[i])) return 0;
+    return 1;
+}
+
+int at_results_load_keys(at_results *r, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return at_fail(path, "cannot open: %s", strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = AT_OK;
+    while (rc == AT_OK && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        int complete = len > 0 && line[len - 1] == '\n';
+        size_t n = (size_t)len - (size_t)complete;
+        if (blank(line, n)) continue;
+        unsigned char *k;
+        size_t kn;
+        if (key_of_line(line, n, &k, &kn) != AT_OK) {
+            if (!complete) { /* a write cut short: that image was not finished */
+                at_clear_error();
+                break;
+            }
+            char subject[4200], msg[768];
+            snprintf(msg, sizeof msg, "%s", at_last_error());
+            snprintf(subject, sizeof subject, "%s:%ld", path, lineno);
+            rc = at_fail(subject, "malformed line: %s", msg);
+        } else if (k) {
+            rc = keyset_add(&r->keys, k, kn);
+        }
+    }
+    if (rc == AT_OK && ferror(f)) rc = at_fail(path, "read error: %s", strerror(errno));
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Drops a torn last line (see output.h). */
+static int repair_tail(at_results *r, off_t size) {
+    char c;
+    if (size == 0) return AT_OK;
+    if (pread(r->fd, &c, 1, size - 1) != 1) return at_fail(r->path, "read error: %s", strerror(errno));
+    if (c == '\n') return AT_OK;
+    off_t lo = size > AT_RESULTS_MAX_LINE + 1 ? size - (AT_RESULTS_MAX_LINE + 1) : 0;
+    size_t n = (size_t)(size - lo), got = 0;
+    char *buf = malloc(n);
+    if (!buf) return at_fail(r->path, "out of memory");
+    while (got < n) {
+        ssize_t k = pread(r->fd, buf + got, n - got, lo + (off_t)got);
+        if (k <= 0) {
+            free(buf);
+            return at_fail(r->path, "read error: %s", k < 0 ? strerror(errno) : "file shrank");
+        }
+        got += (size_t)k;
+    }
+    size_t start = n;
+    while (start > 0 && buf[start - 1] != '\n') start--;
+    if (start == 0 && lo > 0) {
+        free(buf);
+        return at_fail(r->path, "last line has no newline and is over %d bytes: not a file "
+                       "attrib wrote; not changing it", AT_RESULTS_MAX_LINE);
+    }
+    at_json *j = NULL;
+    int whole = at_json_parse(buf + start, n - start, &j) == AT_OK && j->type == AT_JSON_OBJECT;
+    at_json_free(j);
+    at_clear_error();
+    free(buf);
+    if (whole) {
+        if (write(r->fd, "\n", 1) != 1) return at_fail(r->path, "cannot write: %s", strerror(errno));
+    } else {
+        if (ftruncate(r->fd, lo + (off_t)start) != 0)
+            return at_fail(r->path, "cannot remove the incomplete last line: %s", strerror(errno));
+        r->dropped = (long)(n - start);
+    }
+    return AT_OK;
+}
+
+int at_results_open(at_results **out, const char *dir, const char *name, int load_keys) {
+    *out = NULL;
+    at_results *r = calloc(1, sizeof *r);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    if (!r || !(r->path = malloc(n))) {
+        free(r);
+        return at_fail(dir, "out of memory");
+    }
+    snprintf(r->path, n, "%s/%s", dir, name);
+    struct stat st;
+    int rc = AT_ERR;
+    r->fd = open(r->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (r->fd < 0) at_fail(r->path, "cannot open for appending: %s", strerror(errno));
+    else if (fstat(r->fd, &st) != 0) at_fail(r->path, "cannot stat: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode)) at_fail(r->path, "not a regular file");
+    else if (repair_tail(r, st.st_size) == AT_OK && (!load_keys || at_results_load_keys(r, r->path) == AT_OK))
+        rc = AT_OK;
+    if (rc != AT_OK) {
+        at_results_close(r);
+        return AT_ERR;
+    }
+    *out = r;
+    return AT_OK;
+}
+
+int at_results_append(at_results *r, const char *json_line) {
+    size_t n = strlen(json_line);
+    if (!n || memchr(json_line, '\n', n))
+        return at_fail(r->path, "a results line must be one non-empty line");
+    char *buf = malloc(n + 1);
+    if (!buf) return at_fail(r->path, "out of memory");
+    memcpy(buf, json_line, n);
+    buf[n] = '\n';
+    off_t before = lseek(r->fd, 0, SEEK_END);
+    size_t done = 0;
+    int e = 0;
+    while (done < n + 1) {
+        ssize_t k = write(r->fd, buf + done, n + 1 - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            e = k < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)k;
+    }
+    free(buf);
+    if (done == n + 1) return AT_OK;
+    if (done > 0 && before >= 0 && ftruncate(r->fd, before) != 0) {} /* best effort; open repairs */
+    return at_fail(r->path, "cannot append: %s", strerror(e));
+}
+
+void at_results_close(at_results *r) {
+    if (!r) return;
+    if (r->fd >= 0) close(r->fd);
+    keyset_free(&r->keys);
+    free(r->path);
+    free(r);
+}
+
+/* ======================= in-flight files and signals ======================= */
+
+/* Global because a signal handler can reach nothing else. A slot goes
+ * FREE -> FILLING (claimed by CAS, path being copied) -> LIVE; the handler
+ * only reads LIVE slots, whose path is complete. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler needs lock-free atomics");
+enum { SLOT_FREE, SLOT_FILLING, SLOT_LIVE };
+static struct {
+    atomic_int state;
+    char path[AT_OUTPUT_PATH_MAX];
+} inflight[AT_OUTPUT_MAX_INFLIGHT];
+static volatile sig_atomic_t stderr_is_tty;
+
+int at_output_track(const char *tmp_path) {
+    size_t n = strlen(tmp_path);
+    if (n >= AT_OUTPUT_PATH_MAX) return at_fail(tmp_path, "path too long");
+    for (int i = 0; i < AT_OUTPUT_MAX_INFLIGHT; i++) {
+        int expect = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&inflight[i].state, &expect, SLOT_FILLING)) {
+            memcpy(inflight[i].path, tmp_path, n + 1);
+            atomic_store(&inflight[i].state, SLOT_LIVE);
+            return i;
+        }
+    }
+    return at_fail(tmp_path, "more than %d output files in flight", AT_OUTPUT_MAX_INFLIGHT);
+}
+
+void at_output_untrack(int slot) {
+    if (slot >= 0 && slot < AT_OUTPUT_MAX_INFLIGHT) atomic_store(&inflight[slot].state, SLOT_FREE);
+}
+
+/* Async-signal-safe only: unlink, write, _exit. A file renamed into place but
+ * not yet untracked makes unlink fail with ENOENT, which is harmless. */
+static void on_fatal_signal(int sig) {
+    for (int i = 0; i < AT_OUTPUT_MAX_INFLIGHT; i++)
+        if (atomic_load(&inflight[i].state) == SLOT_LIVE) unlink(inflight[i].path);
+    static const char m_int[] = "attrib: interrupted (SIGINT)\n", m_term[] = "attrib: terminated (SIGTERM)\n";
+    ssize_t ignored;
+    if (stderr_is_tty) ignored = write(2, "\n", 1); /* end a '\r' progress line */
+    if (sig == SIGINT) ignored = write(2, m_int, sizeof m_int - 1);
+    else ignored = write(2, m_term, sizeof m_term - 1);
+    (void)ignored;
+    _exit(128 + sig);
+}
+
+int at_output_install_signal_cleanup(void) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++) sigaddset(&sa.sa_mask, sigs[i]);
+    stderr_is_tty = isatty(2);
+    for (int i = 0; i < 2; i++) {
+        if (sigaction(sigs[i], NULL, &old) != 0)
+            return at_fail(NULL, "cannot install signal handlers: %s", strerror(errno));
+        if (old.sa_handler == SIG_IGN) continue; /* e.g. nohup: keep ignoring */
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return at_fail(NULL, "cannot install signal handlers: %s", strerror(errno));
+    }
+    return AT_OK;
+}
+
+/* The temporary names below are those npy.c and image.c use; a test pins them
+ * (tests/test_output.c, output_tracked_temp_names_match_the_writers). */
+int at_output_write_npy(const char *path, const float *data, int ndim, const int64_t *shape) {
+    char tmp[AT_OUTPUT_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return at_fail(path, "path too long");
+    int slot = at_output_track(tmp);
+    if (slot < 0) return AT_ERR;
+    int rc = at_npy_write_f32(path, data, ndim, shape);
+    at_output_untrack(slot);
+    return rc;
+}
+
+int at_output_write_png(const char *path, int w, int h, const unsigned char *rgb) {
+    char tmp[AT_OUTPUT_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
+        return at_fail(path, "path too long");
+    int slot = at_output_track(tmp);
+    if (slot < 0) return AT_ERR;
+    int rc = at_image_write_png(path, w, h, rgb);
+    at_output_untrack(slot);
+    return rc;
+}

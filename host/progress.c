@@ -1,0 +1,116 @@
+/* Progress reporting (see progress.h). */
+#include "progress.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TTY_PERIOD_S 0.25 /* at most ~4 redraws per second */
+#define LOG_PERIOD_S 10.0 /* not a tty: a line every 10 s ... */
+#define LOG_TENTHS 10     /* ... or each 10 % */
+#define SAMPLE_S 0.5      /* rate samples at least this far apart */
+#define RATE_TAU_S 10.0   /* moving-average time constant */
+
+double at_progress_monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void at_progress_start_ex(at_progress *p, long total, const char *label, int quiet, FILE *out,
+                          int tty, double (*now)(void)) {
+    memset(p, 0, sizeof *p);
+    p->out = out, p->tty = tty, p->quiet = quiet, p->now = now;
+    snprintf(p->label, sizeof p->label, "%s", label ? label : "progress");
+    p->total = total > 0 ? total : 0;
+    p->t_start = p->t_print = p->t_sample = now();
+    p->rate = -1;
+    p->next_tenth = 1;
+}
+
+void at_progress_start(at_progress *p, long total, const char *label, int quiet) {
+    at_progress_start_ex(p, total, label, quiet, stderr, isatty(fileno(stderr)),
+                         at_progress_monotonic);
+}
+
+static int fmt_duration(char *b, size_t cap, double s) {
+    long t = (long)(s + 0.5);
+    if (t < 60) return snprintf(b, cap, "%lds", t);
+    if (t < 3600) return snprintf(b, cap, "%ldm%02lds", t / 60, t % 60);
+    return snprintf(b, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+}
+
+/* "label: 123/1000 images (2 failed)" */
+static int fmt_count(const at_progress *p, char *b, size_t cap) {
+    long n = p->done + p->failed;
+    int k = p->total ? snprintf(b, cap, "%s: %ld/%ld images", p->label, n, p->total)
+                     : snprintf(b, cap, "%s: %ld images", p->label, n);
+    if (p->failed && k >= 0 && (size_t)k < cap)
+        k += snprintf(b + k, cap - (size_t)k, " (%ld failed)", p->failed);
+    return k;
+}
+
+static void emit(at_progress *p, const char *line, int len, int final) {
+    if (p->tty) {
+        int pad = p->last_len > len ? p->last_len - len : 0; /* blank the old line's tail */
+        fprintf(p->out, "\r%s%*s%s", line, pad, "", final ? "\n" : "");
+        p->last_len = final ? 0 : len;
+    } else {
+        fprintf(p->out, "%s\n", line);
+    }
+    fflush(p->out);
+}
+
+static void update_rate(at_progress *p, double t) {
+    long n = p->done + p->failed;
+    double dt = t - p->t_sample;
+    if (dt < SAMPLE_S) return;
+    double inst = (double)(n - p->n_sample) / dt;
+    /* Exponential moving average in time: weights old samples by exp(-age/tau). */
+    p->rate = p->rate < 0 ? inst : p->rate + (1 - exp(-dt / RATE_TAU_S)) * (inst - p->rate);
+    p->t_sample = t, p->n_sample = n;
+}
+
+void at_progress_tick(at_progress *p, long done, long failed) {
+    p->done += done, p->failed += failed;
+    if (p->quiet) return;
+    double t = p->now();
+    update_rate(p, t);
+    long n = p->done + p->failed;
+    int due;
+    if (p->tty) {
+        due = t - p->t_print >= TTY_PERIOD_S;
+    } else {
+        int tenth = p->total ? (int)((double)n * LOG_TENTHS / (double)p->total) : 0;
+        due = t - p->t_print >= LOG_PERIOD_S || (tenth >= p->next_tenth && tenth < LOG_TENTHS);
+        if (due && p->total) p->next_tenth = tenth + 1;
+    }
+    if (!due) return;
+    char b[256], eta[32];
+    int k = fmt_count(p, b, sizeof b);
+    if (p->rate >= 0 && k >= 0 && (size_t)k < sizeof b) {
+        k += snprintf(b + k, sizeof b - (size_t)k, ", %.1f images/s", p->rate);
+        if (p->total && p->rate > 0 && n < p->total && (size_t)k < sizeof b) {
+            fmt_duration(eta, sizeof eta, (double)(p->total - n) / p->rate);
+            k += snprintf(b + k, sizeof b - (size_t)k, ", ETA %s", eta);
+        }
+    }
+    p->t_print = t;
+    emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 0);
+}
+
+void at_progress_finish(at_progress *p) {
+    if (p->quiet) return;
+    double el = p->now() - p->t_start;
+    char b[256], dur[32];
+    int k = fmt_count(p, b, sizeof b);
+    fmt_duration(dur, sizeof dur, el);
+    if (k >= 0 && (size_t)k < sizeof b)
+        k += snprintf(b + k, sizeof b - (size_t)k, " in %s", dur);
+    if (el > 0 && k >= 0 && (size_t)k < sizeof b)
+        k += snprintf(b + k, sizeof b - (size_t)k, ", %.1f images/s",
+                      (double)(p->done + p->failed) / el);
+    emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 1);
+}
