@@ -43,7 +43,7 @@ SEED = 20241
 # name, arch, widths, hidden, classes, h, w, avgpool, [(layer, class or None)]
 MODELS = [
     ("vgg11_small", "vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2,
-     [("features.19", None), ("features.15", None), ("features.14", 3)]),
+     [("features.19", None), ("features.15", None), ("features.12", None), ("features.14", 3)]),
     ("vgg16_mini", "vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4,
      [("features.29", None), ("features.30", None), ("features.13", None)]),
 ]

@@ -141,12 +141,14 @@ def preset(name, score_weighted=False, **over):
 
 CdrpResult = collections.namedtuple(
     "CdrpResult", ["gates", "kept_iteration", "final_loss", "path_class", "path_prob", "initial_loss", "losses",
-                   "cls", "orig_prob", "alpha", "step_classes", "zero_score", "flat"])
+                   "cls", "orig_prob", "alpha", "step_classes", "zero_score", "flat", "class_gaps", "keep_gaps"])
 CdrpResult.__doc__ = """gates: v [n_gates]; kept_iteration: t whose Λ_t was kept (0 = all ones);
 final_loss / path_class / path_prob: objective, argmax and p^c at v; initial_loss: objective at Λ = 1;
 losses [T+1] and step_classes [T+1]: objective and argmax at every Λ_t, t = 0..T; cls, orig_prob:
 c and p^c(x) of the original network; alpha [n_gates] or None: CIC scores (Score-CDRP); zero_score,
-flat: the X o 0 score and the flat-channel flags of the CIC pass."""
+flat: the X o 0 score and the flat-channel flags of the CIC pass. Decision margins, to judge whether
+another float implementation must take the same decisions: class_gaps [T+1] = top-1 minus top-2 logit
+at each Λ_t; keep_gaps [T] = loss_t minus the threshold it was compared with (None where j != c)."""
 
 
 def l1_weights(model, x, cls, o, dtype):
@@ -196,7 +198,7 @@ def cdrp(model, x, options, dtype=torch.float64):
     v, kept, final = lam.detach().clone(), 0, initial
     path_class = int(torch.argmax(logits))
     path_prob = float(torch.softmax(logits.detach(), 0)[cls])
-    losses, classes = [initial], [path_class]
+    losses, classes, class_gaps, keep_gaps = [initial], [path_class], [top2_gap(logits)], []
     # step 4: T times: SGD step on the objective, clamp to [0, clamp_max], evaluate at the new Λ
     for t in range(1, o.iterations + 1):
         sgd.zero_grad()
@@ -208,17 +210,23 @@ def cdrp(model, x, options, dtype=torch.float64):
         value, j = float(loss), int(torch.argmax(logits))
         losses.append(value)
         classes.append(j)
-        if o.keep == "best":
-            take = j == cls and value <= minimum
-        else:  # the seed's literal listing: `minimum` stays the initial loss
-            take = j == cls and value <= initial
+        class_gaps.append(top2_gap(logits))
+        # the seed's literal listing (last-below-initial) never updates `minimum`
+        threshold = minimum if o.keep == "best" else initial
+        keep_gaps.append(value - threshold if j == cls else None)
+        take = j == cls and value <= threshold
         if take:
             if o.keep == "best":
                 minimum = value
             v, kept, final = lam.detach().clone(), t, value
             path_class, path_prob = j, float(torch.softmax(logits.detach(), 0)[cls])
     return CdrpResult(v, kept, final, path_class, path_prob, initial, losses, cls, float(p0[cls]), alpha, classes,
-                      zero_score, flat)
+                      zero_score, flat, class_gaps, keep_gaps)
+
+
+def top2_gap(logits):
+    top = torch.topk(logits.detach(), 2).values
+    return float(top[0] - top[1])
 
 
 # ---------------------------------------------------------------- pathway gradient (SPEC §3.6)

@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "explain_io.h"
+#include "explain_paths.h"
 #include "image.h"
 #include "methods/explain.h"
 #include "pipeline.h"
@@ -28,11 +29,14 @@ static const char *const HELP =
     "  --resume            skip images already in DIR/results.jsonl\n"
     "  --strict            stop at the first unreadable image (default: report and skip)\n"
     "  --no-overlay        write the .npy maps only\n"
-    "  --quiet             no progress line on stderr\n";
+    "  --quiet             no progress line on stderr\n\n";
 
 typedef struct {
     cli_common common;
     at_explain_options ex;
+    int is_path;             /* a routing-path method (explain_paths.c) */
+    path_method pm;
+    path_args path;
     const char *layer_spec, *out_dir;
     long cls;
     int resume, strict, no_overlay, quiet;
@@ -50,17 +54,26 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         else if (!strcmp(o, "--strict")) a->strict = 1;
         else if (!strcmp(o, "--no-overlay")) a->no_overlay = 1;
         else if (!strcmp(o, "--quiet")) a->quiet = 1;
+        else if (path_args_flag(&a->path, o)) continue;
         else if (o[0] == '-' && o[1]) {
             static const char *const valued[] = {"--method", "--variant", "--layer", "--class", "--out", "--list", "--dir"};
             int k = -1;
             for (int j = 0; j < 7; j++)
                 if (!strcmp(o, valued[j])) k = j;
-            if (k < 0) return at_fail(o, "unknown option (see attrib explain --help)");
-            if (i + 1 >= argc) return at_fail(o, "needs a value");
+            if (i + 1 >= argc) return at_fail(o, k < 0 ? "unknown option (see attrib explain --help)" : "needs a value");
             const char *v = argv[++i];
+            if (k < 0) {
+                int r2 = path_args_parse(&a->path, o, v);
+                if (r2 == AT_ERR) return AT_ERR;
+                if (!r2) return at_fail(o, "unknown option (see attrib explain --help)");
+                continue;
+            }
             switch (k) {
             case 0:
-                if (at_method_parse(v, &a->ex.method)) return AT_ERR;
+                if (path_method_parse(v, &a->pm)) a->is_path = 1;
+                else if (at_method_parse(v, &a->ex.method))
+                    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, "
+                                   "contrastive, cdrp, score-cdrp, path-scorecam, pathway-grad", v);
                 method_set = 1;
                 break;
             case 1:
@@ -82,6 +95,14 @@ static int parse_args(explain_args *a, int argc, char **argv) {
             return AT_ERR;
     }
     if (!method_set) return at_fail("--method", "is required (see attrib explain --help)");
+    path_args_finish(&a->path);
+    if (a->is_path) {
+        if (a->cls >= 0) return at_fail("--class", "routing paths explain the predicted class only");
+        if (a->path.gates_dir && (a->pm == PM_CDRP || a->pm == PM_SCORE_CDRP))
+            return at_fail("--gates", "reads paths for path-scorecam and pathway-grad, not for %s",
+                           a->pm == PM_CDRP ? "cdrp" : "score-cdrp");
+        return a->paths.n ? AT_OK : at_fail("explain", "no images given (see attrib explain --help)");
+    }
     if (!a->paths.n) return at_fail("explain", "no images given (see attrib explain --help)");
     if (a->ex.variant != AT_VARIANT_AUTHORS && a->ex.method != AT_METHOD_SCORECAM &&
         !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_TORCHCAM) &&
@@ -164,7 +185,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
 int cmd_explain(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s", HELP, CLI_COMMON_HELP);
+            printf("%s%s%s", HELP, PATH_HELP, CLI_COMMON_HELP);
             return 0;
         }
     explain_args a;
@@ -174,6 +195,7 @@ int cmd_explain(int argc, char **argv) {
     a.layer_spec = "last-conv";
     a.out_dir = "out";
     a.cls = -1;
+    path_args_init(&a.path);
     if (parse_args(&a, argc, argv)) {
         cli_error();
         cli_paths_free(&a.paths);
@@ -186,7 +208,7 @@ int cmd_explain(int argc, char **argv) {
     int rc = cli_open(&a.common, &m, &be);
     if (rc) goto out;
     rc = EXIT_BAD_INPUT;
-    if (at_method_uses_layer(a.ex.method)) {
+    if (!a.is_path && at_method_uses_layer(a.ex.method)) {
         a.ex.layer = at_model_find_layer(m, a.layer_spec);
         if (a.ex.layer < 0) {
             cli_error();
@@ -203,8 +225,13 @@ int cmd_explain(int argc, char **argv) {
         goto out;
     }
     const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : "";
-    char tag[64];
-    method_tag(&a, tag, sizeof tag);
+    char tag[64], resume_tag[96];
+    if (a.is_path) path_method_tag(a.pm, &a.path, tag, sizeof tag);
+    else method_tag(&a, tag, sizeof tag);
+    /* pathway-grad writes one line per rate: the last rate's line marks an image done */
+    snprintf(resume_tag, sizeof resume_tag, "%s", tag);
+    if (a.is_path && a.pm == PM_PATHWAY_GRAD)
+        snprintf(resume_tag, sizeof resume_tag, "%s.r%.2f", tag, a.path.rates[a.path.n_rates - 1]);
     stems = calloc(a.paths.n, sizeof *stems);
     if (!stems || at_output_stems(a.paths.n, (const char *const *)a.paths.paths, stems) ||
         at_output_dir_prepare(a.out_dir) || at_results_open(&res, a.out_dir, "results.jsonl", a.resume) ||
@@ -216,14 +243,16 @@ int cmd_explain(int argc, char **argv) {
     if (a.cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a.cls);
     else snprintf(cls_opt, sizeof cls_opt, "predicted");
     /* gradient methods run images in batches; Score-CAM batches channels */
-    int chunk = a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
+    int chunk = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
     if (chunk > 32) chunk = 32;
+    int *indices = malloc(sizeof(int) * chunk);
+    at_image *rgbs = malloc(sizeof(at_image) * chunk);
     long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *inputs = malloc(sizeof(float) * in_size * chunk), *maps = malloc(sizeof(float) * hw * chunk);
     loaded_image *loaded = calloc(chunk, sizeof *loaded);
     at_explain_result *results = calloc(chunk, sizeof *results);
     int *classes = malloc(sizeof(int) * chunk);
-    if (!inputs || !maps || !loaded || !results || !classes) {
+    if (!inputs || !maps || !loaded || !results || !classes || !indices || !rgbs) {
         at_fail("explain", "out of memory");
         cli_error();
         goto out_buffers;
@@ -236,7 +265,7 @@ int cmd_explain(int argc, char **argv) {
         int nb = 0, skipped = 0;
         for (; next < a.paths.n && nb < chunk; next++) {
             const char *path = a.paths.paths[next];
-            if (a.resume && at_results_has(res, path, tag, layer_name, cls_opt)) {
+            if (a.resume && at_results_has(res, path, resume_tag, layer_name, cls_opt)) {
                 skipped++;
                 continue;
             }
@@ -258,6 +287,19 @@ int cmd_explain(int argc, char **argv) {
         }
         if (skipped) at_progress_tick(prog, skipped, 0);
         if (!nb) continue;
+        if (a.is_path) {
+            path_run run = {.method = a.pm, .p = &a.path, .m = m, .be = be, .tag = tag, .out_dir = a.out_dir,
+                            .stems = stems, .paths = a.paths.paths, .res = res, .prog = prog,
+                            .no_overlay = a.no_overlay};
+            for (int j = 0; j < nb; j++) indices[j] = loaded[j].index, rgbs[j] = loaded[j].rgb;
+            if (explain_paths_batch(&run, inputs, nb, indices, rgbs)) {
+                cli_error();
+                rc = EXIT_BAD_INPUT;
+                stop = 1;
+            }
+            for (int j = 0; j < nb; j++) at_image_free(&loaded[j].rgb);
+            continue;
+        }
         at_explain_options ex = a.ex;
         ex.classes = classes;
         double t0 = now_s();
@@ -288,7 +330,7 @@ int cmd_explain(int argc, char **argv) {
     at_progress_finish(prog);
     if (failed && !a.quiet) fprintf(stderr, "attrib: explain: %d of %d images could not be read\n", failed, a.paths.n);
 out_buffers:
-    free(inputs), free(maps), free(loaded), free(results), free(classes);
+    free(inputs), free(maps), free(loaded), free(results), free(classes), free(indices), free(rgbs);
 out:
     if (stems)
         for (int i = 0; i < a.paths.n; i++) free(stems[i]);

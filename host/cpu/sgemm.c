@@ -57,6 +57,9 @@
 /* Largest A packed whole (floats): 4 MiB, e.g. 144 rows x K = 7000. */
 #define A_WHOLE_MAX_FLOATS (1L << 20)
 
+/* Largest B packed whole and shared by the threads (floats): 16 MiB. */
+#define B_SHARED_MAX_FLOATS (1L << 22)
+
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1L << 20)
 
@@ -433,12 +436,55 @@ static void columns_dynamic(const gemm_job *J) {
     }
 }
 
+/* Many rows, few columns (the late VGG layers): all of B (K x N, at most
+ * B_SHARED_MAX_FLOATS) is packed once into one buffer, each thread packing a
+ * share of its panels; after the region's only barrier each thread
+ * multiplies its own rows by all of it. Called inside the parallel region;
+ * bb belongs to the thread that opened it. */
+static void rows_shared_b(const gemm_job *J, float *bb) {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int panels = (J->N + NR - 1) / NR;
+    long n_pad = (long)panels * NR;
+    int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
+    for (int pc = 0; pc < J->K && p1 > p0; pc += J->kcb) {
+        int kc = imin(J->kcb, J->K - pc);
+        J->b->pack(J->b->ctx, p0 * NR, imin(J->N, p1 * NR) - p0 * NR, pc, kc,
+                   bb + n_pad * pc + (long)p0 * NR * kc);
+    }
+#pragma omp barrier
+    int mpanels = (J->M + MR - 1) / MR;
+    int m0 = (int)((long)mpanels * t / nt) * MR, m1 = imin(J->M, (int)((long)mpanels * (t + 1) / nt) * MR);
+    float *ba = thread_buffer(0, (size_t)MC * J->kcb);
+    for (int pc = 0; pc < J->K && m1 > m0; pc += J->kcb) {
+        int kc = imin(J->kcb, J->K - pc);
+        for (int ic = m0; ic < m1; ic += MC) {
+            int mc = imin(MC, m1 - ic);
+            float beta = pc == 0 ? J->beta : 1.0f;
+            const float *bias = pc == 0 ? J->c->row_bias : NULL;
+            if (ba) {
+                J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
+                macro_kernel(J, kc, ba, bb + n_pad * pc, ic, mc, 0, J->N, beta, bias);
+            } else { /* no memory for an A block: one micro-panel at a time */
+                float one[KC * MR] __attribute__((aligned(64)));
+                for (int ir = 0; ir < mc; ir += MR) {
+                    J->a->pack(J->a->ctx, ic + ir, imin(MR, mc - ir), pc, kc, one);
+                    macro_kernel(J, kc, one, bb + n_pad * pc, ic + ir, imin(MR, mc - ir), 0, J->N,
+                                 beta, bias);
+                }
+            }
+        }
+    }
+}
+
 /* Estimated cost of the slowest thread, in multiply-adds: the padded
  * multiply-adds plus every packed float weighted by what packing one costs
  * relative to a multiply-add (about half a cycle, against 16 multiply-adds
  * per cycle at full rate). Threads never share packed data, so a split
  * duplicates the packing of the operand it does not split. */
 #define PACK_COST_MACS 8.0
+static int b_fits_shared(int N, int K) {
+    return N <= NC_L3 && (double)round_up(N, NR) * K <= B_SHARED_MAX_FLOATS;
+}
 static double cost_split_columns(int M, int N, int K, int T) {
     int panels = (N + NR - 1) / NR, per = (panels + T - 1) / T;
     double n = (double)per * NR, m = round_up(M, MR);
@@ -449,7 +495,8 @@ static double cost_split_rows(int M, int N, int K, int T) {
     int panels = (M + MR - 1) / MR, per = (panels + T - 1) / T;
     double m = (double)per * MR, n = round_up(N, NR);
     double a_packs = m <= MC ? 1 : (N + NC_L3 - 1) / NC_L3;
-    return m * n * K + PACK_COST_MACS * (m * K * a_packs + (double)K * N);
+    double b_packed = b_fits_shared(N, K) ? (double)K * N / T : (double)K * N;
+    return m * n * K + PACK_COST_MACS * (m * K * a_packs + b_packed);
 }
 
 /* C = beta*C + bias when there is nothing to multiply (K == 0 or alpha == 0). */
@@ -484,6 +531,14 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
         return;
     }
     int by_rows = cost_split_rows(M, N, K, T) < cost_split_columns(M, N, K, T);
+    if (by_rows && b_fits_shared(N, K)) {
+        float *bb = thread_buffer(1, (size_t)round_up(N, NR) * K);
+        if (bb) {
+#pragma omp parallel num_threads(T)
+            rows_shared_b(&J, bb);
+            return;
+        }
+    }
     if (!by_rows && a_fits_whole(&J, 0, M) && N >= 2 * T * NC_L2) {
 #pragma omp parallel num_threads(T)
         columns_dynamic(&J);

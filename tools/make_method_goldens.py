@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Goldens for the attribution methods (SPEC §3.1-3.2): small random VGGs
+(tools/prng.py, the twin of host/random_model.c) run through the PyTorch
+reference tools/ref_methods.py in float64. One folder per case under
+tests/goldens/methods/ with
+  meta.json    the model spec (as tools/make_goldens.py) plus method, variant,
+               layer, class, predicted, map_shape, layer_shape, flat_channels
+  map.npy      float32 [H,W], the final map in [0,1]
+  cam.npy      float32 [h,w], the weighted channel sum at the layer's resolution
+               before ReLU (CAM methods; for debugging a mismatch)
+  weights.npy  float32 [C], the channel weights (CAM methods)
+  scores.npy   float32 [C], Score-CAM's raw per-channel scores before any
+               softmax over channels (a flat channel's score is that of X * 0 in
+               every variant, SPEC §3.1, although the authors' map gives it
+               weight 0)
+The input is prng.fill("input", seed, (1,3,H,W), 2.0), already normalised.
+Run: /usr/bin/python3 tools/make_method_goldens.py [--out tests/goldens/methods] [--only a,b]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prng  # noqa: E402
+import ref_methods as ref  # noqa: E402
+import vgg_torch  # noqa: E402
+
+SEED = 20241
+# Models: arch, widths, hidden, classes, h, w, avgpool. Flat (all-zero) channels
+# with this seed: vgg11_48x40 features.12 (3 of 8), features.17 (1 of 8);
+# vgg16_mini features.29 and features.30 (7 of 64 each).
+MODELS = {
+    "vgg11_48x40": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2),
+    "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
+    "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
+}
+# name, model, method, variant, layer (None: input-gradient methods), class (None = predicted)
+CASES = [
+    # Score-CAM, last conv's ReLU, the three variants
+    ("scorecam_authors_vgg11", "vgg11_48x40", "scorecam", "authors", "features.19", None),
+    ("scorecam_pgc_vgg11", "vgg11_48x40", "scorecam", "pgc", "features.19", None),
+    ("scorecam_torchcam_vgg11", "vgg11_48x40", "scorecam", "torchcam", "features.19", None),
+    # conv ordinal 4's ReLU: 3 of 8 channels are dead (flat), scored X * 0 by the peers
+    ("scorecam_authors_vgg11_flat", "vgg11_48x40", "scorecam", "authors", "features.12", None),
+    ("scorecam_pgc_vgg11_flat", "vgg11_48x40", "scorecam", "pgc", "features.12", None),
+    ("scorecam_torchcam_vgg11_flat", "vgg11_48x40", "scorecam", "torchcam", "features.12", None),
+    # a class that is not the predicted one
+    ("scorecam_authors_vgg11_class5", "vgg11_48x40", "scorecam", "authors", "features.19", 5),
+    # the 128x128 mini VGG16: last conv (7 flat channels of 64), last pool, conv ordinal 5
+    ("scorecam_authors_mini16", "vgg16_mini", "scorecam", "authors", "features.29", None),
+    ("scorecam_pgc_mini16", "vgg16_mini", "scorecam", "pgc", "features.29", None),
+    ("scorecam_torchcam_mini16", "vgg16_mini", "scorecam", "torchcam", "features.29", None),
+    ("scorecam_authors_mini16_pool", "vgg16_mini", "scorecam", "authors", "features.30", None),
+    ("scorecam_authors_mini16_conv5", "vgg16_mini", "scorecam", "authors", "features.13", None),
+    # Grad-CAM / Grad-CAM++
+    ("gradcam_vgg11", "vgg11_48x40", "gradcam", "authors", "features.19", None),
+    ("gradcam_vgg11_class5", "vgg11_48x40", "gradcam", "authors", "features.19", 5),
+    ("gradcam_mini16", "vgg16_mini", "gradcam", "authors", "features.29", None),
+    ("gradcam_mini16_pool", "vgg16_mini", "gradcam", "authors", "features.30", None),
+    ("gradcampp_vgg11", "vgg11_48x40", "gradcam++", "authors", "features.19", None),
+    ("gradcampp_torchcam_vgg11", "vgg11_48x40", "gradcam++", "torchcam", "features.19", None),
+    ("gradcampp_mini16", "vgg16_mini", "gradcam++", "authors", "features.29", None),
+    ("gradcampp_torchcam_mini16", "vgg16_mini", "gradcam++", "torchcam", "features.29", None),
+    ("gradcampp_mini16_conv5", "vgg16_mini", "gradcam++", "authors", "features.13", None),
+    # input-gradient maps
+    ("saliency_vgg11_32", "vgg11_32", "saliency", "authors", None, None),
+    ("contrastive_vgg11_32", "vgg11_32", "contrastive", "authors", None, None),
+    ("saliency_mini16", "vgg16_mini", "saliency", "authors", None, None),
+    ("contrastive_mini16_class3", "vgg16_mini", "contrastive", "authors", None, 3),
+]
+
+# float32 vs float64 maps may differ by this much (max abs, maps in [0,1]) before
+# a case counts as ill-conditioned (near-tied max-pool windows or ReLU inputs
+# flip under float32 rounding) and is refused: the C tests compare at a tighter
+# tolerance than this, so a case must be far from any such flip.
+MAP_F32_TOL = 1e-3
+# The same for weights and scores, relative to their largest magnitude.
+VEC_F32_RTOL = 1e-3
+
+
+def build(model_name):
+    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
+    state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
+    model = vgg_torch.build_vgg(arch, state, avgpool)
+    x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0))
+    return model, x
+
+
+def compute(model_name, method, variant, layer, cls, dtype):
+    model, x = build(model_name)
+    r = ref.run_method(model, x, method, variant, cls, layer or "features.0", dtype)
+    return {k: (v.detach().double().numpy() if torch.is_tensor(v) else v) for k, v in r.items()}
+
+
+def run_case(out_dir, case):
+    name, model_name, method, variant, layer, cls = case
+    r64 = compute(model_name, method, variant, layer, cls, torch.float64)
+    r32 = compute(model_name, method, variant, layer, cls, torch.float32)
+    err = np.abs(r64["map"] - r32["map"]).max()
+    if err > MAP_F32_TOL:
+        raise SystemExit(f"{name}: map is ill-conditioned (float32 vs float64 differ by {err:.3g}); change the case")
+    if r32["cls"] != r64["cls"] or r32["predicted"] != r64["predicted"]:
+        raise SystemExit(f"{name}: the predicted class differs between float32 and float64; change the case")
+    for k in ("weights", "scores"):
+        if k in r64:
+            scale = np.abs(r64[k]).max()
+            e = np.abs(r64[k] - r32[k]).max()
+            if e > VEC_F32_RTOL * scale:
+                raise SystemExit(f"{name}: {k} are ill-conditioned ({e:.3g} of {scale:.3g}); change the case")
+    if not r64["map"].max() > 0:
+        raise SystemExit(f"{name}: the map is all zero; pick a case whose map says something")
+    flat = [int(i) for i in np.flatnonzero(r64["flat"])] if "flat" in r64 else None
+    if flat is None and "activations" in r64:
+        a = r64["activations"]
+        flat = [int(i) for i in np.flatnonzero(a.max(axis=(1, 2)) == a.min(axis=(1, 2)))]
+
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    files = ["map.npy"]
+    np.save(os.path.join(d, "map.npy"), r64["map"].astype(np.float32))
+    for k in ("cam", "weights", "scores"):
+        if k in r64:
+            np.save(os.path.join(d, k + ".npy"), r64[k].astype(np.float32))
+            files.append(k + ".npy")
+    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
+    meta = dict(arch=arch, widths=widths, hidden=hidden, classes=nc, h=h, w=w, avgpool=avgpool, seed=SEED,
+                method=method, variant=variant, layer=layer, **{"class": r64["cls"]}, predicted=r64["predicted"],
+                map_shape=list(r64["map"].shape),
+                layer_shape=list(r64["activations"].shape) if "activations" in r64 else None,
+                flat_channels=flat, files=files, f32_map_err=float(err), torch=torch.__version__)
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    extra = f" flat={flat}" if flat else ""
+    print(f"{name}: class {r64['cls']} (predicted {r64['predicted']}), f32 err {err:.2g}{extra}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="tests/goldens/methods")
+    ap.add_argument("--only", default=None, help="comma-separated case names")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    only = set(args.only.split(",")) if args.only else None
+    os.makedirs(args.out, exist_ok=True)
+    for case in CASES:
+        if only and case[0] not in only:
+            continue
+        run_case(args.out, case)
+    with open(os.path.join(args.out, "cases.txt"), "w") as f:
+        for case in CASES:
+            f.write(case[0] + "\n")
+
+
+if __name__ == "__main__":
+    main()
