@@ -47,8 +47,9 @@ int at_conv2d_backward_data_direct_gpu(const float *dy, int N, int C, int H, int
                                        int K, int kernel, int stride, int pad, int Ho, int Wo, float *dx,
                                        cudaStream_t stream);
 // __CUDA_ARCH__ of the device code this binary runs on the current device
-// (e.g. 900), or 0 with a message when it has no image for it.
-int at_cuda_built_arch(int *arch);
+// (e.g. 900); an error (e.g. cudaErrorNoKernelImageForDevice) and 0 when the
+// build has no image for it. Records no message.
+cudaError_t at_cuda_built_arch(int *arch);
 
 // ---- kernels/pool.cu -------------------------------------------------------
 

@@ -40,7 +40,10 @@ ENGINE_TOL = 1e-6    # a peer's final stage vs ours (ReLU, Up, exact min-max):
                      # they differ by the 1e-7 / 1e-8 epsilons only.
 
 SEED = 20241
-# name, arch, widths, hidden, classes, h, w, avgpool, [(layer, class or None)]
+# name, arch, widths, hidden, classes, h, w, avgpool, [(layer, class or None)].
+# Probes: last conv's ReLU, a max-pool output, a layer with dead (flat)
+# channels (vgg11 features.12: 3 of 8; mini features.29/.30: 7 of 64), an
+# earlier conv (ordinal 5's ReLU) and a class that is not the predicted one.
 MODELS = [
     ("vgg11_small", "vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2,
      [("features.19", None), ("features.15", None), ("features.12", None), ("features.14", 3)]),

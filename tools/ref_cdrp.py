@@ -6,7 +6,8 @@ goldens the C tests compare against).
 
 Every function takes a model from vgg_torch.build_vgg and ONE normalised image
 x [1,3,H,W] (or [3,H,W]); the model is converted to `dtype` in place
-(nn.Module.to), so float32 and float64 runs of the same weights are possible.
+(nn.Module.to), so float32 and float64 runs of the same weights are possible,
+and its parameters stop requiring gradients (no weight gradients are needed).
 Gates are 1-D [n_gates], conv layers in network order (vgg_torch.gate_layout).
 
 CLI (optional): --image PNG with a safetensors model is not wired here; use
@@ -56,13 +57,14 @@ def flat_channels(a):
 
 
 def _image(model, x, dtype):
-    model.to(dtype).eval()
+    # no weight gradients: every backward here wants the gates or the input only (SPEC §3.4, §6)
+    model.to(dtype).eval().requires_grad_(False)
     x = torch.as_tensor(x).to(dtype)
     return x if x.dim() == 4 else x[None]
 
 
-def _ones_gates(model, dtype):
-    return torch.ones(vgg_torch.gate_layout(model)[1], dtype=dtype)
+def _ones_gates(model, x):
+    return torch.ones(vgg_torch.gate_layout(model)[1], dtype=x.dtype, device=x.device)
 
 
 def masked_probs(model, x, masks, cls, gates=None):
@@ -90,8 +92,8 @@ def cic_scores(model, x, cls, dtype=torch.float64):
     H, W = x.shape[-2:]
     layout, n_gates = vgg_torch.gate_layout(model)
     names = tuple(f"features.{i}" for i, _, _ in layout)
-    alpha = torch.zeros(n_gates, dtype=dtype)
-    flat_all = torch.zeros(n_gates, dtype=torch.bool)
+    alpha = torch.zeros(n_gates, dtype=dtype, device=x.device)
+    flat_all = torch.zeros(n_gates, dtype=torch.bool, device=x.device)
     zero_score = None
     with torch.no_grad():
         _, caps = vgg_torch.forward(model, x, None, names)
@@ -151,12 +153,15 @@ another float implementation must take the same decisions: class_gaps [T+1] = to
 at each Λ_t; keep_gaps [T] = loss_t minus the threshold it was compared with (None where j != c)."""
 
 
-def l1_weights(model, x, cls, o, dtype):
-    """w of the L1 term (SPEC §3.4): α, 1 - α or 1."""
-    ones = _ones_gates(model, dtype)
+def l1_weights(model, x, cls, o, alpha=None):
+    """w of the L1 term (SPEC §3.4): α, 1 - α or 1; alpha: precomputed CIC
+    scores (then flat and zero_score are not known: None)."""
+    ones = _ones_gates(model, x)
     if not o.score_weighted or o.alpha_weight == "none":
         return ones, None, None, None
-    alpha, flat, zero_score = cic_scores(model, x, cls, dtype)
+    flat = zero_score = None
+    if alpha is None:
+        alpha, flat, zero_score = cic_scores(model, x, cls, x.dtype)
     if o.alpha_weight == "alpha":
         return alpha, alpha, flat, zero_score
     if o.alpha_weight == "inverse":
@@ -173,10 +178,11 @@ def objective(model, x, lam, w, target, o):
     return ce + o.gamma * reg, logits[0]
 
 
-def cdrp(model, x, options, dtype=torch.float64):
+def cdrp(model, x, options, dtype=torch.float64, alpha=None):
     """Algorithm 1 (SPEC §3.4) for one image; CDRP when options.score_weighted
     is False (α ≡ 1). T steps cost T+1 forwards: the forward that evaluates
-    Λ_t is the one step t+1 differentiates, as host/methods/cdrp.c does."""
+    Λ_t is the one step t+1 differentiates, as host/methods/cdrp.c does.
+    alpha: precomputed CIC scores for Score-CDRP (skips step 2)."""
     o = options
     if o.target not in ("soft", "hard") or o.l1 not in ("sum", "mean") or \
             o.keep not in ("best", "last-below-initial"):
@@ -187,11 +193,11 @@ def cdrp(model, x, options, dtype=torch.float64):
         logits0, _ = vgg_torch.forward(model, x)
         p0 = torch.softmax(logits0[0], dim=0)
     cls = int(torch.argmax(logits0[0]))
-    target = p0 if o.target == "soft" else F.one_hot(torch.tensor(cls), p0.numel()).to(dtype)
+    target = p0 if o.target == "soft" else F.one_hot(torch.tensor(cls), p0.numel()).to(p0)
     # step 2: the L1 weights (CIC scores on the ungated network for Score-CDRP)
-    w, alpha, flat, zero_score = l1_weights(model, x, cls, o, dtype)
+    w, alpha, flat, zero_score = l1_weights(model, x, cls, o, alpha)
     # step 3: minimum = loss(Λ = 1), v = Λ
-    lam = _ones_gates(model, dtype).requires_grad_(True)
+    lam = _ones_gates(model, x).requires_grad_(True)
     sgd = torch.optim.SGD([lam], lr=o.lr, momentum=o.momentum, weight_decay=0)
     loss, logits = objective(model, x, lam, w, target, o)
     initial = minimum = float(loss)
@@ -254,7 +260,7 @@ def pathway_grad(model, x, gates, cls, rate, global_=False, keep_values=False, d
     original prediction): max over colour channels of |∂y^c/∂x|, min-max.
     Returns (map [H,W], pruned gates, predicted class of the pruned network)."""
     x = _image(model, x, dtype).clone().requires_grad_(True)
-    pruned = prune_gates(model, gates, rate, global_, keep_values).to(dtype)
+    pruned = prune_gates(model, gates, rate, global_, keep_values).to(x)
     logits, _ = vgg_torch.forward(model, x, pruned[None])
     (g,) = torch.autograd.grad(logits[0, cls], x)
     return minmax(g[0].abs().amax(dim=0)).detach(), pruned, int(torch.argmax(logits[0]))
@@ -270,13 +276,13 @@ def path_scorecam(model, x, gates, cls, layer, dtype=torch.float64):
     Returns dict(map [H,W], weights [C], flat [C], cam [h,w], path_class)."""
     x = _image(model, x, dtype)
     H, W = x.shape[-2:]
-    gates = torch.as_tensor(gates).to(dtype)
+    gates = torch.as_tensor(gates).to(x)
     with torch.no_grad():
         logits, caps = vgg_torch.forward(model, x, gates[None], (layer,))
         a = caps[layer][0]                                       # λ·ReLU(z), [C,h,w]
         flat = flat_channels(a)
         live = (~flat).nonzero().flatten()
-        weights = torch.zeros(a.shape[0], dtype=dtype)
+        weights = torch.zeros(a.shape[0], dtype=dtype, device=x.device)
         weights[live] = masked_probs(model, x, minmax(upsample(a[live], H, W)), cls, gates)
         cam = (weights[:, None, None] * a).sum(0)
         m = minmax(upsample(F.relu(cam), H, W))

@@ -1,0 +1,213 @@
+/* ./attrib explain as a batch tool: outputs named and laid out as SPEC §7,
+ * resume, one bad image skipped, interruption leaves no partial files,
+ * routing-path outputs and their gates files. Runs on a tiny random model. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "image.h"
+#include "json.h"
+#include "model.h"
+#include "model_fixture.h"
+#include "npy.h"
+#include "test.h"
+
+static char out[65536];
+
+typedef struct {
+    char dir[512], model[600], imgs[4][600], outdir[600];
+} fixture;
+
+static int make_fixture(fixture *f) {
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
+    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    snprintf(f->outdir, sizeof f->outdir, "%s/out", f->dir);
+    at_model *m = fixture_tiny_model();
+    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
+    at_model_free(m);
+    unsigned char rgb[32 * 32 * 3];
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * (37 + 2 * k) + (i >> 4) * k);
+        snprintf(f->imgs[k], sizeof f->imgs[k], "%s/img%d.png", f->dir, k);
+        if (at_image_write_png(f->imgs[k], 32, 32, rgb)) return 0;
+    }
+    return 1;
+}
+
+static int explain(const fixture *f, const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --quiet --model %s --out %s %s", test_root(), f->model,
+             f->outdir, args);
+    return run_cmd(cmd, out, sizeof out);
+}
+
+static int count_lines(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    int n = 0, c;
+    while ((c = fgetc(fp)) != EOF) n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
+static int count_tmp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strstr(e->d_name, ".tmp")) n++;
+    closedir(d);
+    return n;
+}
+
+TEST(explain_writes_map_overlay_and_results_line_per_image) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200];
+    snprintf(args, sizeof args, "--method gradcam --layer 4 %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(path, sizeof path, "%s/img0.gradcam.npy", f.outdir);
+    float *map = NULL;
+    int ndim;
+    int64_t shape[8];
+    REQUIRE(at_npy_read_f32(path, &map, &ndim, shape) == AT_OK);
+    CHECK(ndim == 2 && shape[0] == 32 && shape[1] == 32);
+    float lo = 1, hi = 0;
+    for (int i = 0; i < 32 * 32; i++) lo = map[i] < lo ? map[i] : lo, hi = map[i] > hi ? map[i] : hi;
+    CHECK(lo >= 0 && hi <= 1);
+    free(map);
+    snprintf(path, sizeof path, "%s/img1.gradcam.png", f.outdir);
+    at_image img = {0};
+    CHECK(at_image_load(path, &img) == AT_OK && img.w == 32 && img.h == 32);
+    at_image_free(&img);
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    CHECK(count_lines(path) == 2);
+    FILE *fp = fopen(path, "r");
+    char line[8192];
+    REQUIRE(fgets(line, sizeof line, fp));
+    fclose(fp);
+    at_json *j = NULL;
+    REQUIRE(at_json_parse(line, strlen(line), &j) == AT_OK);
+    const char *keys[] = {"image", "method", "layer", "class", "label", "prob", "map", "overlay", "ms",
+                          "engine", "model_sha256", "class_option"};
+    for (int k = 0; k < 12; k++) CHECKF(at_json_get(j, keys[k]) != NULL, "results line lacks '%s'", keys[k]);
+    CHECK(!strcmp(at_json_get(j, "layer")->string, "features.12")); /* vgg11: conv 4 is features.11, its ReLU features.12 */
+    at_json_free(j);
+}
+
+TEST(explain_resume_skips_finished_images_and_rerun_appends_nothing) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200];
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(args, sizeof args, "--resume --method saliency %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == 3);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == 3);
+    snprintf(args, sizeof args, "--resume --method saliency --class 2 %s", f.imgs[0]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == 4); /* another class option is another key */
+}
+
+TEST(explain_bad_image_is_skipped_unless_strict) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200];
+    snprintf(args, sizeof args, "--method saliency %s /nonexistent.png %s", f.imgs[0], f.imgs[1]);
+    CHECK(explain(&f, args) == 1);
+    CHECK(strstr(out, "attrib: /nonexistent.png: ") != NULL);
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    CHECK(count_lines(path) == 2);
+    snprintf(args, sizeof args, "--strict --method saliency /nonexistent.png %s", f.imgs[2]);
+    CHECK(explain(&f, args) == 1);
+    CHECK(count_lines(path) == 2);
+}
+
+TEST(explain_rejects_bad_options_as_usage_errors) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096];
+    const char *bad[] = {"--method lrp", "--method scorecam --layer features.99", "--method gradcam --class 99",
+                         "--method saliency --variant pgc", "--method cdrp --class 1", "--method cdrp --lr x",
+                         "--method pathway-grad --rates 0.5,1.5", "--method cdrp --preset khakzar",
+                         "--method cdrp --gates /tmp", "--layer 3"};
+    for (int i = 0; i < 10; i++) {
+        snprintf(args, sizeof args, "%s %s", bad[i], f.imgs[0]);
+        int rc = explain(&f, args);
+        CHECKF(rc == 2 && strncmp(out, "attrib: ", 8) == 0 && strchr(out, '\n') == out + strlen(out) - 1,
+               "'%s': exit %d, output: %s", bad[i], rc, out);
+    }
+}
+
+TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200];
+    snprintf(args, sizeof args, "--method score-cdrp --iterations 5 %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(path, sizeof path, "%s/img1.score-cdrp.gates.npy", f.outdir);
+    float *g = NULL;
+    int ndim;
+    int64_t shape[8];
+    REQUIRE(at_npy_read_f32(path, &g, &ndim, shape) == AT_OK);
+    CHECK(ndim == 1 && shape[0] == 4 + 6 + 8 * 6);
+    for (int i = 0; i < shape[0]; i++) CHECK(g[i] >= 0 && g[i] <= 10);
+    free(g);
+    snprintf(args, sizeof args, "--method pathway-grad --gates %s --rates 0.5,0.9 %s", f.outdir, f.imgs[0]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(path, sizeof path, "%s/img0.pathway-grad.score-cdrp.r0.90.npy", f.outdir);
+    CHECK(access(path, R_OK) == 0);
+    /* a gates file of the wrong length is named */
+    snprintf(path, sizeof path, "%s/img2.score-cdrp.gates.npy", f.outdir);
+    float wrong[7] = {0};
+    int64_t n7 = 7;
+    REQUIRE(at_npy_write_f32(path, wrong, 1, &n7) == AT_OK);
+    snprintf(args, sizeof args, "--method path-scorecam --gates %s %s", f.outdir, f.imgs[2]);
+    CHECK(explain(&f, args) == 1 && strstr(out, "img2.score-cdrp.gates.npy") && strstr(out, "7 values"));
+}
+
+TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char list[700], cmd[8192], path[1200];
+    snprintf(list, sizeof list, "%s/list.txt", f.dir);
+    FILE *fp = fopen(list, "w");
+    for (int r = 0; r < 400; r++) fprintf(fp, "%s\n", f.imgs[r % 4]); /* long enough to be killed mid-run */
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s/attrib", test_root());
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", 1);
+        dup2(devnull, 2);
+        execl(cmd, cmd, "explain", "--backend", "cpu", "--quiet", "--model", f.model, "--out", f.outdir, "--method",
+              "scorecam", "--list", list, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    for (int t = 0; t < 200 && count_lines(path) < 2; t++) usleep(20000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    int lines = count_lines(path);
+    CHECK(lines >= 2);
+    CHECK(count_tmp_files(f.outdir) == 0);
+    /* every line is complete JSON */
+    fp = fopen(path, "r");
+    char line[8192];
+    while (fp && fgets(line, sizeof line, fp)) {
+        at_json *j = NULL;
+        CHECK(at_json_parse(line, strlen(line), &j) == AT_OK);
+        at_json_free(j);
+    }
+    if (fp) fclose(fp);
+}
