@@ -174,7 +174,7 @@ static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shap
 static int cuda_forward(at_backend *be, const at_forward_args *a) {
     cuda_state *s = (cuda_state *)be->impl;
     const at_model *m = s->m;
-    int n_rows;
+    int n_rows = 0;
     if (validate_forward(m, a, &n_rows)) return AT_ERR;
     s->kept_valid = 0;
     const int n = a->n;

@@ -1,0 +1,77 @@
+/* Attribution maps against the PyTorch reference (tools/ref_methods.py, itself
+ * checked against pytorch-grad-cam and torchcam by tools/check_peers.py):
+ * goldens in tests/goldens/methods, computed in float64. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+#include "golden_util.h"
+#include "methods/explain.h"
+#include "random_model.h"
+#include "test.h"
+
+/* Maps live in [0,1]; float32 forwards vs a float64 reference differ by
+ * ~1e-6 relative per layer, amplified by min-max normalisation of small
+ * ranges: 1e-4 absolute is far below anything visible and catches every
+ * convention error (those move values by 1e-2 or more). */
+#define MAP_ATOL 1e-4
+/* Channel weights: probabilities / means of gradients, relative to scale. */
+#define WEIGHT_RTOL 1e-3
+
+static void run_method_case(const char *dir, const char *name) {
+    at_json *meta = golden_meta(dir);
+    if (!meta) return;
+    at_model *m = golden_model(meta);
+    at_backend *be = NULL;
+    at_backend_options bo = {.name = "cpu"};
+    if (!m || at_backend_create(m, &bo, &be)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+        goto out;
+    }
+    at_explain_options o = {0};
+    if (at_method_parse(golden_meta_str(meta, "method", "?"), &o.method) ||
+        at_variant_parse(golden_meta_str(meta, "variant", "authors"), &o.variant)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+        goto out;
+    }
+    o.layer = at_method_uses_layer(o.method) ? at_model_find_layer(m, golden_meta_str(meta, "layer", "last-conv")) : -1;
+    int cls = golden_meta_int(meta, "class", -1);
+    o.classes = &cls;
+    long in_n = (long)3 * m->in_h * m->in_w;
+    float *x = malloc(sizeof(float) * in_n), *map = malloc(sizeof(float) * m->in_h * m->in_w);
+    int C = o.layer >= 0 ? m->layers[o.layer].out_c : 0;
+    float *weights = C ? malloc(sizeof(float) * C) : NULL;
+    at_prng_fill("input", (uint64_t)golden_meta_int(meta, "seed", 0), x, in_n, 2.0f, 0.0f);
+    at_explain_result r = {.map = map, .weights = weights};
+    if (at_explain(be, &o, x, 1, &r)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+    } else {
+        CHECKF(r.cls == cls, "%s: explained class %d, golden %d", name, r.cls, cls);
+        CHECKF(r.predicted == golden_meta_int(meta, "predicted", -2), "%s: predicted %d, golden %d", name,
+               r.predicted, golden_meta_int(meta, "predicted", -2));
+        golden_compare(dir, "map.npy", "map", map, (long)m->in_h * m->in_w, MAP_ATOL, 0);
+        char wpath[1700];
+        snprintf(wpath, sizeof wpath, "%s/weights.npy", dir);
+        FILE *wf = weights ? fopen(wpath, "rb") : NULL;
+        if (wf) {
+            fclose(wf);
+            long wn;
+            float *ref = golden_npy(dir, "weights.npy", &wn);
+            float scale = 0;
+            for (long i = 0; ref && i < wn; i++) scale = fabsf(ref[i]) > scale ? fabsf(ref[i]) : scale;
+            free(ref);
+            golden_compare(dir, "weights.npy", "channel weights", weights, C, WEIGHT_RTOL * scale, WEIGHT_RTOL);
+        }
+    }
+    free(x), free(map), free(weights);
+out:
+    at_backend_destroy(be);
+    at_model_free(m);
+    at_json_free(meta);
+}
+
+TEST(methods_match_the_pytorch_reference_on_every_golden_case) {
+    int n = golden_each_case("methods", run_method_case);
+    CHECKF(n >= 5, "only %d method golden cases", n);
+}
