@@ -557,7 +557,8 @@ int at_results_open(at_results **out, const char *dir, const char *name, int loa
     if (r->fd < 0) at_fail(r->path, "cannot open for appending: %s", strerror(errno));
     else if (fstat(r->fd, &st) != 0) at_fail(r->path, "cannot stat: %s", strerror(errno));
     else if (!S_ISREG(st.st_mode)) at_fail(r->path, "not a regular file");
-    else if (repair_tail(r, st.st_size) == AT_OK && (!load_keys || at_results_load_keys(r, r->path) == AT_OK))
+    else if (repair_tail(r, st.st_size) == AT_OK &&
+             (!load_keys || at_results_load_keys(r, r->path) == AT_OK))
         rc = AT_OK;
     if (rc != AT_OK) {
         at_results_close(r);
@@ -637,7 +638,8 @@ void at_output_untrack(int slot) {
 static void on_fatal_signal(int sig) {
     for (int i = 0; i < AT_OUTPUT_MAX_INFLIGHT; i++)
         if (atomic_load(&inflight[i].state) == SLOT_LIVE) unlink(inflight[i].path);
-    static const char m_int[] = "attrib: interrupted (SIGINT)\n", m_term[] = "attrib: terminated (SIGTERM)\n";
+    static const char m_int[] = "attrib: interrupted (SIGINT)\n";
+    static const char m_term[] = "attrib: terminated (SIGTERM)\n";
     ssize_t ignored;
     if (stderr_is_tty) ignored = write(2, "\n", 1); /* end a '\r' progress line */
     if (sig == SIGINT) ignored = write(2, m_int, sizeof m_int - 1);

@@ -67,7 +67,9 @@ char *at_jsonw_end(at_jsonw *w);
  * Resume key = (image path as given, method, layer, class option) read from
  * the members "image", "method" (strings, required), "layer" (string; absent
  * or null = "") and "class_option" (string or integer; absent or null = "").
- * A NULL layer or class_opt argument means "". */
+ * A NULL layer or class_opt argument means "". A line whose "error" member
+ * is present and not null records a failed image and gives no key, so
+ * --resume retries it. Blank lines are skipped. */
 typedef struct at_results at_results;
 
 /* Opens dir/name for appending (creating it). A last line without '\n' is

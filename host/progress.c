@@ -73,6 +73,12 @@ static void update_rate(at_progress *p, double t) {
     p->t_sample = t, p->n_sample = n;
 }
 
+/* Slow runs (CDRP on CPU) read better as seconds per image. */
+static int fmt_rate(char *b, size_t cap, double rate) {
+    if (rate > 0 && rate < 1) return snprintf(b, cap, ", %.1f s/image", 1.0 / rate);
+    return snprintf(b, cap, ", %.1f images/s", rate);
+}
+
 void at_progress_tick(at_progress *p, long done, long failed) {
     p->done += done, p->failed += failed;
     if (p->quiet) return;
@@ -91,7 +97,7 @@ void at_progress_tick(at_progress *p, long done, long failed) {
     char b[256], eta[32];
     int k = fmt_count(p, b, sizeof b);
     if (p->rate >= 0 && k >= 0 && (size_t)k < sizeof b) {
-        k += snprintf(b + k, sizeof b - (size_t)k, ", %.1f images/s", p->rate);
+        k += fmt_rate(b + k, sizeof b - (size_t)k, p->rate);
         if (p->total && p->rate > 0 && n < p->total && (size_t)k < sizeof b) {
             fmt_duration(eta, sizeof eta, (double)(p->total - n) / p->rate);
             k += snprintf(b + k, sizeof b - (size_t)k, ", ETA %s", eta);
@@ -110,7 +116,6 @@ void at_progress_finish(at_progress *p) {
     if (k >= 0 && (size_t)k < sizeof b)
         k += snprintf(b + k, sizeof b - (size_t)k, " in %s", dur);
     if (el > 0 && k >= 0 && (size_t)k < sizeof b)
-        k += snprintf(b + k, sizeof b - (size_t)k, ", %.1f images/s",
-                      (double)(p->done + p->failed) / el);
+        k += fmt_rate(b + k, sizeof b - (size_t)k, (double)(p->done + p->failed) / el);
     emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 1);
 }
