@@ -4,29 +4,34 @@
 computed by tools/ref_cdrp.py. One folder per case under tests/goldens/cdrp:
 
   meta.json                net (arch widths hidden classes h w avgpool seed),
-                           batch, n_gates, every CDRP option, and per image
-                           (lists of length batch): cls, orig_prob,
-                           kept_iteration, path_class, path_prob,
-                           initial_loss, final_loss, flat / zero_score of the
-                           CIC pass, the pruned networks' classes; the
-                           float32-vs-float64 check results
-  gates.npy     [n,G]      the path v after `iterations` steps
-  alpha.npy     [n,G]      CIC scores (Score-CDRP cases with alpha weights)
+                           batch, n_gates, preset and every CDRP option
+                           ("options"), the Score-CAM layer, rates and prune
+                           variants, and per image (lists of length batch):
+                           cls, orig_prob, kept_iteration, path_class,
+                           path_prob, initial_loss, final_loss, step_classes,
+                           forwards (as at_cdrp counts them), zeros (gates
+                           clamped to 0), flat / zero_score of the CIC pass,
+                           the pruned networks' classes, decision margins;
+                           the float32-vs-float64 check results
+  gates.npy     [n,G]      the path v after `iterations` steps (inputs:
+                           prng.fill("input", seed, (n,3,h,w), 2.0))
+  alpha.npy     [n,G]      CIC scores (Score-CDRP cases)
   losses.npy    [n,T+1]    objective at Λ_t, t = 0..T
-  pathway_r0.50.npy [n,H,W]         pathway gradient, per-layer pruning
+  pathway_r0.50.npy [n,H,W]         pathway gradient, per-layer pruning, class cls
   pathway_global_r0.50.npy, pathway_values_r0.50.npy   --prune global,
                            --keep-gate-values (where the case lists them)
-  path_scorecam.npy [n,H,W], path_scorecam_weights.npy [n,C]
+  path_scorecam.npy [n,H,W], path_scorecam_weights.npy [n,C]  class cls
 
 The pathway and path Score-CAM goldens start from gates.npy as stored
-(float32), so a C test can feed that file to its own pruning / Score-CAM and
-compare without running the optimisation.
+(float32): a C test feeds that file to at_prune_gates / its path Score-CAM and
+compares without depending on the optimisation.
 
 Each case runs in float64 (the golden) and in float32; the float32 run must
-keep the same kept_iteration, classes and flat channels, gates within
-GATES_ATOL, maps within MAP_ATOL, else the case is ill-conditioned and the
-script stops (choose another case). Short T: the optimisation amplifies
-rounding differences, so the goldens take 10 steps.
+keep the same kept_iteration, per-step classes and flat channels, gates within
+GATES_ATOL, maps within MAP_ATOL, and the decisions must keep a margin (see
+CLASS_GAP_MIN), else the case is ill-conditioned and the script stops (choose
+another case; --dry-run lists them all). Mostly T = 10: the optimisation
+amplifies rounding differences; three cases run a preset's full T.
 Run: /usr/bin/python3 tools/make_cdrp_goldens.py [--only NAME,...]
 """
 import argparse

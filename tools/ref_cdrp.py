@@ -10,9 +10,9 @@ x [1,3,H,W] (or [3,H,W]); the model is converted to `dtype` in place
 and its parameters stop requiring gradients (no weight gradients are needed).
 Gates are 1-D [n_gates], conv layers in network order (vgg_torch.gate_layout).
 
-CLI (optional): --image PNG with a safetensors model is not wired here; use
-`--random` to run one random VGG end to end and print what the engine prints:
-  /usr/bin/python3 tools/ref_cdrp.py --random --steps 10
+CLI: `--random` runs one random VGG (tools/prng.py) end to end and prints the
+numbers at_cdrp reports (an `--image` mode for real weights is not written yet):
+  /usr/bin/python3 tools/ref_cdrp.py --random --steps 10 [--method cdrp] [--float32]
 """
 import argparse
 import collections

@@ -54,7 +54,7 @@ void path_args_init(path_args *p) {
     at_cdrp_preset("zhu2024", 0, &p->cdrp);
     p->path_score_weighted = 1;
     p->n_rates = 4;
-    p->rates[0] = 0.3f, p->rates[1] = 0.5f, p->rates[2] = 0.7f, p->rates[3] = 0.9f;
+    p->rates[0] = 0.3, p->rates[1] = 0.5, p->rates[2] = 0.7, p->rates[3] = 0.9;
 }
 
 /* Options given explicitly are re-applied over the preset, whatever the order. */
@@ -117,7 +117,7 @@ int path_args_parse(path_args *p, const char *opt, const char *v) {
         for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
             if (p->n_rates >= 16) return at_fail(opt, "at most 16 rates");
             if (cli_parse_double(opt, tok, 0, 1, &d)) return AT_ERR;
-            p->rates[p->n_rates++] = (float)d;
+            p->rates[p->n_rates++] = d;
         }
         if (!p->n_rates) return at_fail(opt, "empty list");
     } else if (!strcmp(opt, "--prune")) {
@@ -275,6 +275,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     float *maps = malloc(sizeof(float) * hw * nb), *pruned = malloc(sizeof(float) * G * nb);
     at_cdrp_result *cr = calloc(nb, sizeof *cr);
     at_explain_result *er = calloc(nb, sizeof *er);
+    int *classes = NULL;
     int rc = AT_OK;
     if (!gates || !alpha || !maps || !pruned || !cr || !er) {
         rc = at_fail("explain", "out of memory");
@@ -293,7 +294,28 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     } else {
         for (int b = 0; b < nb && rc == AT_OK; b++) rc = read_gates(m, p, run->stems[index[b]], gates + (long)G * b);
         if (rc) goto done;
+        /* the path explains the original network's predicted class c */
+        float *logits = malloc(sizeof(float) * m->n_classes * nb);
+        at_forward_args fa = {.n = nb, .input = inputs, .logits = logits};
+        if (!logits || (rc = be->forward(be, &fa))) {
+            free(logits);
+            if (!rc) rc = at_fail("explain", "out of memory");
+            goto done;
+        }
+        for (int b = 0; b < nb; b++) {
+            const float *l = logits + (long)m->n_classes * b;
+            int best = 0;
+            for (int k = 1; k < m->n_classes; k++) best = l[k] > l[best] ? k : best;
+            cr[b].cls = best;
+        }
+        free(logits);
     }
+    classes = malloc(sizeof(int) * nb);
+    if (!classes) {
+        rc = at_fail("explain", "out of memory");
+        goto done;
+    }
+    for (int b = 0; b < nb; b++) classes[b] = cr[b].cls;
     double ms = 1e3 * (now_s() - t0) / nb;
     if (run->method == PM_CDRP || run->method == PM_SCORE_CDRP) {
         for (int b = 0; b < nb && rc == AT_OK; b++) {
@@ -316,7 +338,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
     int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
     for (int k = 0; k < n_maps && rc == AT_OK; k++) {
-        at_explain_options ex = {.variant = AT_VARIANT_AUTHORS};
+        at_explain_options ex = {.variant = AT_VARIANT_AUTHORS, .classes = classes};
         double t1 = now_s();
         if (run->method == PM_PATH_SCORECAM) {
             ex.method = AT_METHOD_SCORECAM;
@@ -352,6 +374,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     }
     for (int b = 0; b < nb; b++) at_progress_tick(run->prog, 1, 0);
 done:
+    free(classes);
     free(gates), free(alpha), free(maps), free(pruned), free(cr), free(er);
     return rc;
 }

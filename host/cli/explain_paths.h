@@ -14,7 +14,7 @@ typedef struct {
     char preset[16];
     int path_score_weighted;   /* the path behind path-scorecam / pathway-grad */
     const char *gates_dir;     /* read paths instead of optimising */
-    float rates[16];
+    double rates[16];
     int n_rates;
     int prune_global, keep_gate_values;
 } path_args;

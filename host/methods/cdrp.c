@@ -213,6 +213,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
             double loss = ce + reg * l1;
             int j = argmax(l, K);
             fw[b]++;
+            if (r[b].losses) r[b].losses[t] = (float)loss;
             int take;
             if (t == 0) {
                 initial[b] = minimum[b] = loss;
@@ -252,18 +253,18 @@ static int cmp_gate(const void *a, const void *b) {
     return x->i - y->i; /* ties by index: gates clamped to 0 go first in order */
 }
 
-static int prune_range(const float *gates, int from, int count, float rate, int keep_values, float *out) {
+static int prune_range(const float *gates, int from, int count, double rate, int keep_values, float *out) {
     ranked_gate *rk = malloc(sizeof *rk * count);
     if (!rk) return at_fail("pathway-grad", "out of memory");
     for (int i = 0; i < count; i++) rk[i] = (ranked_gate){gates[from + i], from + i};
     qsort(rk, count, sizeof *rk, cmp_gate);
-    int cut = (int)floor((double)rate * count + 1e-9);
+    int cut = (int)floor(rate * count + 1e-9); /* floor(rate*C); the epsilon absorbs 0.29*100 = 28.999... */
     for (int j = 0; j < count; j++) out[rk[j].i] = j < cut ? 0.0f : keep_values ? gates[rk[j].i] : 1.0f;
     free(rk);
     return AT_OK;
 }
 
-int at_prune_gates(const at_model *m, const float *gates, float rate, int global, int keep_values, float *out) {
+int at_prune_gates(const at_model *m, const float *gates, double rate, int global, int keep_values, float *out) {
     if (!(rate >= 0 && rate <= 1)) return at_fail("--rates", "prune rate %g is outside [0, 1]", rate);
     if (global) return prune_range(gates, 0, m->n_gates, rate, keep_values, out);
     for (int k = 0; k < m->n_convs; k++) {

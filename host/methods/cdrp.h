@@ -35,6 +35,7 @@ typedef struct {
     float initial_loss, final_loss; /* objective at Λ = 1 and at v */
     int kept_iteration; /* step t whose Λ was kept (0 = the initial all-ones) */
     long forwards;      /* forward passes spent on this image (CIC + optimisation) */
+    float *losses;      /* optional caller-allocated [T+1]: the objective at every step */
 } at_cdrp_result;
 
 /* CIC scores of every channel of every conv layer for class cls[b] of each
@@ -48,7 +49,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
 
 /* Pathway pruning (SPEC §3.6): per layer (or globally) the floor(rate*C)
  * smallest gates (ties by index) become 0, the rest 1 (or keep their value). */
-int at_prune_gates(const at_model *m, const float *gates, float rate, int global, int keep_values, float *out);
+int at_prune_gates(const at_model *m, const float *gates, double rate, int global, int keep_values, float *out);
 
 /* Fraction of gates < 1e-3 in conv layer k. */
 float at_gate_sparsity(const at_model *m, const float *gates, int k);
