@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "explain_io.h"
+#include "annotations.h"
 #include "explain_paths.h"
 #include "image.h"
 #include "methods/explain.h"
@@ -23,7 +24,9 @@ static const char *const HELP =
     "                      (upsampling, mask normalisation, channel score; default authors)\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
     "                      a module name features.N, or last-conv (default)\n"
-    "  --class C           class index to explain, or 'predicted' (default)\n"
+    "  --class C           class index to explain, 'predicted' (default), or 'truth':\n"
+    "                      the ground truth from --annotations\n"
+    "  --annotations PATH  images.csv (NIPS 2017 layout) or an ILSVRC XML folder\n"
     "  --out DIR           output folder (default out)\n"
     "  --list FILE         image paths, one per line;  --dir DIR: every PNG/JPEG under DIR\n"
     "  --resume            skip images already in DIR/results.jsonl\n"
@@ -37,8 +40,8 @@ typedef struct {
     int is_path;             /* a routing-path method (explain_paths.c) */
     path_method pm;
     path_args path;
-    const char *layer_spec, *out_dir;
-    long cls;
+    const char *layer_spec, *out_dir, *annotations;
+    long cls; /* -1 predicted, -2 ground truth */
     int resume, strict, no_overlay, quiet;
     cli_paths paths;
 } explain_args;
@@ -56,9 +59,10 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         else if (!strcmp(o, "--quiet")) a->quiet = 1;
         else if (path_args_flag(&a->path, o)) continue;
         else if (o[0] == '-' && o[1]) {
-            static const char *const valued[] = {"--method", "--variant", "--layer", "--class", "--out", "--list", "--dir"};
+            static const char *const valued[] = {"--method", "--variant", "--layer", "--class", "--out", "--list", "--dir",
+                                                 "--annotations"};
             int k = -1;
-            for (int j = 0; j < 7; j++)
+            for (int j = 0; j < 8; j++)
                 if (!strcmp(o, valued[j])) k = j;
             if (i + 1 >= argc) return at_fail(o, k < 0 ? "unknown option (see attrib explain --help)" : "needs a value");
             const char *v = argv[++i];
@@ -81,8 +85,10 @@ static int parse_args(explain_args *a, int argc, char **argv) {
                 break;
             case 2: a->layer_spec = v; break;
             case 3:
-                if (strcmp(v, "predicted") && cli_parse_int("--class", v, 0, 1 << 30, &a->cls)) return AT_ERR;
+                if (!strcmp(v, "truth")) a->cls = -2;
+                else if (strcmp(v, "predicted") && cli_parse_int("--class", v, 0, 1 << 30, &a->cls)) return AT_ERR;
                 break;
+            case 7: a->annotations = v; break;
             case 4: a->out_dir = v; break;
             case 5:
                 if (cli_paths_add_list(&a->paths, v)) return AT_ERR;
@@ -95,6 +101,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
             return AT_ERR;
     }
     if (!method_set) return at_fail("--method", "is required (see attrib explain --help)");
+    if (a->cls == -2 && !a->annotations) return at_fail("--class", "truth needs --annotations");
     path_args_finish(&a->path);
     if (a->is_path) {
         if (a->cls >= 0) return at_fail("--class", "routing paths explain the predicted class only");
@@ -154,7 +161,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
                           const char *png, double ms) {
     char cls_opt[32];
     if (a->cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a->cls);
-    else snprintf(cls_opt, sizeof cls_opt, "predicted");
+    else snprintf(cls_opt, sizeof cls_opt, a->cls == -2 ? "truth" : "predicted");
     at_jsonw w;
     at_jsonw_begin(&w);
     at_jsonw_str(&w, "image", image);
@@ -241,7 +248,16 @@ int cmd_explain(int argc, char **argv) {
     }
     char cls_opt[32];
     if (a.cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a.cls);
-    else snprintf(cls_opt, sizeof cls_opt, "predicted");
+    else snprintf(cls_opt, sizeof cls_opt, a.cls == -2 ? "truth" : "predicted");
+    at_annotations ann = {0};
+    int have_ann = 0;
+    if (a.annotations) {
+        if (at_annotations_load(a.annotations, m, &ann)) {
+            cli_error();
+            goto out;
+        }
+        have_ann = 1;
+    }
     /* gradient methods run images in batches; Score-CAM batches channels */
     int chunk = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
     if (chunk > 32) chunk = 32;
@@ -282,6 +298,23 @@ int cmd_explain(int argc, char **argv) {
             }
             loaded[nb].index = next;
             classes[nb] = (int)a.cls;
+            if (a.cls == -2) {
+                const at_annotation *an = have_ann ? at_annotations_find(&ann, path) : NULL;
+                if (!an || an->cls < 0) {
+                    at_fail(path, "no ground-truth class in %s", a.annotations);
+                    cli_error();
+                    at_image_free(&loaded[nb].rgb);
+                    failed++;
+                    rc = EXIT_BAD_INPUT;
+                    if (a.strict) {
+                        stop = 1;
+                        break;
+                    }
+                    at_progress_tick(prog, 0, 1);
+                    continue;
+                }
+                classes[nb] = an->cls;
+            }
             results[nb] = (at_explain_result){.map = maps + hw * nb};
             nb++;
         }
@@ -330,6 +363,7 @@ int cmd_explain(int argc, char **argv) {
     at_progress_finish(prog);
     if (failed && !a.quiet) fprintf(stderr, "attrib: explain: %d of %d images could not be read\n", failed, a.paths.n);
 out_buffers:
+    if (have_ann) at_annotations_free(&ann);
     free(inputs), free(maps), free(loaded), free(results), free(classes), free(indices), free(rgbs);
 out:
     if (stems)

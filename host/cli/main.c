@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"predict", cmd_predict, "top-k classes of images"},
     {"explain", cmd_explain, "attribution maps: Score-CAM, Grad-CAM(++), saliency"},
+    {"eval", cmd_eval, "metrics of the maps: confidence, AD/IC, pointing games, deletion"},
     {"info", cmd_info, "describe a weights file"},
     {"bench", cmd_bench, "time forward / gated / backward passes"},
 };

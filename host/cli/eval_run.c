@@ -1,0 +1,583 @@
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "annotations.h"
+#include "cpu/ops.h"
+#include "error.h"
+#include "eval_common.h"
+#include "image.h"
+#include "json.h"
+#include "metrics.h"
+#include "npy.h"
+#include "output.h"
+#include "preprocess.h"
+#include "progress.h"
+#include "version.h"
+
+#define CI_REPS 2000       /* bootstrap resamples for the 95 % intervals */
+#define CI_SEED 20240901u  /* fixed: the same inputs give the same intervals */
+
+static const char *const metric_names[] = {"", "confidence", "ad-ic", "energy-pg", "pointing", "deletion", "insertion"};
+
+void eval_args_init(eval_args *a) {
+    memset(a, 0, sizeof *a);
+    cli_common_init(&a->common);
+    static const double dflt[] = {5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100};
+    a->n_props = 12;
+    memcpy(a->props, dflt, sizeof dflt);
+    a->tolerance = 15;
+    a->steps = 100;
+}
+
+int eval_metric_parse(const char *s, eval_metric *out) {
+    for (int i = 1; i < 7; i++)
+        if (!strcmp(s, metric_names[i])) {
+            *out = (eval_metric)i;
+            return AT_OK;
+        }
+    return at_fail("--metric", "'%s' is not confidence, ad-ic, energy-pg, pointing, deletion or insertion", s);
+}
+
+const char *eval_metric_name(eval_metric m) { return metric_names[m]; }
+
+/* One results.jsonl line worth scoring. */
+typedef struct {
+    char *image, *method, *layer, *map, *gates;
+    int cls;
+} entry;
+
+static void entries_free(entry *e, int n) {
+    for (int i = 0; i < n; i++) free(e[i].image), free(e[i].method), free(e[i].layer), free(e[i].map), free(e[i].gates);
+    free(e);
+}
+
+static char *dup_member(const at_json *j, const char *key) {
+    const at_json *v = at_json_get(j, key);
+    return v && v->type == AT_JSON_STRING ? strdup(v->string) : NULL;
+}
+
+/* The gates file behind a path map: DIR/<stem>.<path-method>.gates.npy, the
+ * stem being the map's file name without ".<method>.npy". */
+static char *gates_for_map(const char *map, const char *method, const char *path_method) {
+    size_t lm = strlen(map), lt = strlen(method);
+    if (lm < lt + 5 || strcmp(map + lm - 4, ".npy") || strncmp(map + lm - 4 - lt, method, lt) || map[lm - 5 - lt] != '.')
+        return NULL;
+    size_t base = lm - 5 - lt;
+    char *out = malloc(base + strlen(path_method) + 16);
+    if (out) sprintf(out, "%.*s.%s.gates.npy", (int)base, map, path_method);
+    return out;
+}
+
+static int read_entries(const eval_args *a, entry **out, int *n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
+    FILE *f = fopen(path, "r");
+    if (!f) return at_fail(path, "cannot read (run attrib explain --out %s first)", a->maps);
+    int cap = 256, count = 0, lineno = 0, rc = AT_OK;
+    entry *e = calloc(cap, sizeof *e);
+    static char line[1 << 20];
+    while (rc == AT_OK && e && fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (!len || line[len - 1] != '\n') break; /* a torn last line: explain will redo it */
+        at_json *j = NULL;
+        if (at_json_parse(line, len, &j)) {
+            rc = at_fail(path, "line %d: %s", lineno, at_last_error());
+            break;
+        }
+        const at_json *cls = at_json_get(j, "class");
+        char *method = dup_member(j, "method");
+        int wanted = method && cls && cls->type == AT_JSON_NUMBER && (!a->method || !strcmp(a->method, method));
+        int is_path_line = at_json_get(j, "gates") != NULL;
+        /* confidence: the paths' lines (Table 1), or the lines of --method */
+        if (a->metric == EVAL_CONFIDENCE) wanted = wanted && (is_path_line || a->method);
+        else wanted = wanted && at_json_get(j, "map") != NULL;
+        if (wanted) {
+            if (count == cap) {
+                entry *ne = realloc(e, sizeof *e * (cap *= 2));
+                if (!ne) break;
+                e = ne;
+            }
+            entry *x = &e[count++];
+            memset(x, 0, sizeof *x);
+            x->image = dup_member(j, "image");
+            x->method = method;
+            method = NULL;
+            x->layer = dup_member(j, "layer");
+            x->map = dup_member(j, "map");
+            x->cls = (int)cls->number;
+            x->gates = dup_member(j, "gates");
+            const at_json *pm = at_json_get(j, "path_method");
+            if (!x->gates && pm && pm->type == AT_JSON_STRING && x->map)
+                x->gates = gates_for_map(x->map, x->method, pm->string);
+        }
+        free(method);
+        at_json_free(j);
+    }
+    fclose(f);
+    if (!e) rc = at_fail(path, "out of memory");
+    if (rc) {
+        entries_free(e, count);
+        return rc;
+    }
+    *out = e;
+    *n = count;
+    return AT_OK;
+}
+
+#define MAX_TERMS (2 * EVAL_MAX_PROPS + 2)
+
+typedef struct {
+    const eval_args *a;
+    const at_model *m;
+    at_backend *be;
+    at_annotations ann;
+    int have_ann;
+    long hw, in_size;
+    int batch;
+    float *logits, *probs, *masks, *rows;
+    int n_terms;
+    char term_names[MAX_TERMS][24];
+} eval_ctx;
+
+/* Target-class scores of k versions of one image: masks [k][H][W] applied in
+ * `space` (rows == NULL), or ready network inputs rows [k][C][H][W]. */
+static int score_batch(eval_ctx *c, const float *x, const float *gates, const float *masks, at_mask_space space,
+                       const float *rows, int k, int cls, double *out) {
+    const at_model *m = c->m;
+    int *idx = calloc(c->batch, sizeof(int));
+    if (!idx) return at_fail("eval", "out of memory");
+    int rc = AT_OK;
+    for (int s = 0; s < k && rc == AT_OK; s += c->batch) {
+        int nb = k - s < c->batch ? k - s : c->batch;
+        at_forward_args fa = {.n = nb, .input = rows ? rows + c->in_size * s : x, .input_index = rows ? NULL : idx,
+                              .masks = masks ? masks + c->hw * s : NULL, .mask_h = m->in_h, .mask_w = m->in_w,
+                              .mask_norm = AT_MASK_RAW, .mask_space = space, .gates = gates, .gates_per_item = 0,
+                              .logits = c->logits};
+        if ((rc = c->be->forward(c->be, &fa))) break;
+        for (int j = 0; j < nb; j++) {
+            const float *l = c->logits + (long)j * m->n_classes;
+            if (c->a->logit) {
+                out[s + j] = l[cls];
+            } else {
+                at_softmax_rows(l, 1, m->n_classes, c->probs);
+                out[s + j] = c->probs[cls];
+            }
+        }
+    }
+    free(idx);
+    return rc;
+}
+
+static void set_terms(eval_ctx *c) {
+    const eval_args *a = c->a;
+    c->n_terms = 0;
+#define TERM(...) snprintf(c->term_names[c->n_terms++], sizeof c->term_names[0], __VA_ARGS__)
+    switch (a->metric) {
+    case EVAL_CONFIDENCE: TERM("orig_conf"); TERM("path_conf"); break;
+    case EVAL_AD_IC:
+        if (!a->topp) {
+            TERM("AD");
+            TERM("IC");
+        } else
+            for (int p = 0; p < a->n_props; p++) {
+                TERM("AD@%g", a->props[p]);
+                TERM("IC@%g", a->props[p]);
+            }
+        break;
+    case EVAL_ENERGY_PG: TERM("energy"); break;
+    case EVAL_POINTING: TERM("hit"); break;
+    default: TERM("auc"); break;
+    }
+#undef TERM
+}
+
+/* Per-image AD and IC terms (SPEC §4, Eq. 5-6): their means are AD and IC. */
+static void drop_terms(const eval_args *a, double y, double o, double *ad, double *ic) {
+    if (a->logit && y <= 0) { /* a relative drop is meaningless: skipped and counted */
+        *ad = *ic = NAN;
+        return;
+    }
+    double drop = y - o > 0 ? y - o : 0;
+    *ad = 100.0 * (a->ad_absolute ? drop : drop / y);
+    *ic = y < o ? 100.0 : 0.0;
+}
+
+static int load_gates(const char *path, const at_model *m, float **out) {
+    int ndim;
+    int64_t shape[8];
+    if (at_npy_read_f32(path, out, &ndim, shape)) return AT_ERR;
+    if (ndim != 1 || shape[0] != m->n_gates) {
+        free(*out);
+        *out = NULL;
+        return at_fail(path, "gates file has %lld values, %s has %d gates", (long long)shape[0], m->name, m->n_gates);
+    }
+    return AT_OK;
+}
+
+/* Computes the metric's terms for one entry. all_zero: the map is flat zero. */
+static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero) {
+    const at_model *m = c->m;
+    const eval_args *a = c->a;
+    int rc = AT_ERR;
+    float *x = malloc(sizeof(float) * c->in_size), *map = NULL, *gates = NULL;
+    at_image img = {0}, rgb = {0};
+    int steps = a->steps;
+    double *scores = malloc(sizeof(double) * (steps + 1 > EVAL_MAX_PROPS + 1 ? steps + 1 : EVAL_MAX_PROPS + 1));
+    if (!x || !scores) {
+        at_fail("eval", "out of memory");
+        goto out;
+    }
+    at_geometry geo;
+    if (at_image_load(e->image, &img) || at_preprocess_rgb8(&img, &m->pre, &rgb, &geo)) {
+        at_fail_prefix(e->image);
+        goto out;
+    }
+    if (rgb.w != m->in_w || rgb.h != m->in_h) {
+        at_fail(e->image, "preprocessing gives %dx%d, the model takes %dx%d", rgb.w, rgb.h, m->in_w, m->in_h);
+        goto out;
+    }
+    at_normalize_rgb8(rgb.rgb, rgb.w, rgb.h, &m->pre, x);
+    if (e->gates && (a->scorer_path || a->metric == EVAL_CONFIDENCE) && load_gates(e->gates, m, &gates)) goto out;
+    if (a->scorer_path && !gates && a->metric != EVAL_CONFIDENCE) {
+        at_fail(e->image, "--scorer path: the %s line has no gates file", e->method);
+        goto out;
+    }
+    *all_zero = 0;
+    if (a->metric != EVAL_CONFIDENCE) {
+        int ndim;
+        int64_t shape[8];
+        if (!e->map || at_npy_read_f32(e->map, &map, &ndim, shape)) {
+            if (!e->map) at_fail(e->image, "results line has no map");
+            goto out;
+        }
+        if (ndim != 2 || shape[0] != m->in_h || shape[1] != m->in_w) {
+            at_fail(e->map, "map is not %dx%d", m->in_h, m->in_w);
+            goto out;
+        }
+        float mx = 0;
+        for (long i = 0; i < c->hw; i++) mx = map[i] > mx ? map[i] : mx;
+        *all_zero = !(mx > 0);
+    }
+    const float *scorer_gates = a->scorer_path ? gates : NULL;
+    switch (a->metric) {
+    case EVAL_CONFIDENCE: {
+        double s[1];
+        int keep_logit = 0;
+        eval_args tmp = *a;
+        tmp.logit = keep_logit; /* confidence is a probability (Table 1) */
+        eval_ctx cc = *c;
+        cc.a = &tmp;
+        if (score_batch(&cc, x, NULL, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, s)) goto out;
+        terms[0] = 100.0 * s[0];
+        terms[1] = NAN;
+        if (gates) {
+            if (score_batch(&cc, x, gates, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, s)) goto out;
+            terms[1] = 100.0 * s[0];
+        }
+        break;
+    }
+    case EVAL_AD_IC: {
+        double y;
+        if (score_batch(c, x, scorer_gates, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, &y)) goto out;
+        int k = a->topp ? a->n_props : 1;
+        for (int p = 0; p < k; p++) {
+            if (a->topp) at_topp_mask(map, c->hw, a->props[p], c->masks + c->hw * p);
+            else memcpy(c->masks + c->hw * p, map, sizeof(float) * c->hw);
+        }
+        /* top-p keeps pixels and sets the rest to the mean colour: 0 after normalisation */
+        at_mask_space space = a->topp || a->space_normalized ? AT_MASK_NORMALIZED : AT_MASK_UNIT;
+        if (score_batch(c, x, scorer_gates, c->masks, space, NULL, k, e->cls, scores)) goto out;
+        for (int p = 0; p < k; p++) drop_terms(a, y, scores[p], &terms[2 * p], &terms[2 * p + 1]);
+        break;
+    }
+    case EVAL_ENERGY_PG:
+    case EVAL_POINTING: {
+        const at_annotation *an = at_annotations_find(&c->ann, e->image);
+        if (!an) {
+            at_fail(e->image, "no annotation in %s", a->annotations);
+            goto out;
+        }
+        unsigned char *mask = calloc(c->hw, 1);
+        if (!mask) goto out;
+        int inside = at_annotations_box_mask(an, &geo, an->cls, mask);
+        if (a->metric == EVAL_ENERGY_PG) terms[0] = inside > 0 ? at_energy_pointing(map, mask, c->hw) : NAN;
+        else
+            terms[0] = inside > 0 ? 100.0 * at_pointing_hit(map, m->in_w, m->in_h, mask,
+                                                             a->tolerance * m->in_w / 224.0)
+                                  : NAN;
+        free(mask);
+        break;
+    }
+    case EVAL_DELETION:
+    case EVAL_INSERTION: {
+        int *order = malloc(sizeof(int) * c->hw);
+        float *blur = a->metric == EVAL_INSERTION ? malloc(sizeof(float) * c->in_size) : NULL;
+        float *unit = malloc(sizeof(float) * c->in_size);
+        double *curve = malloc(sizeof(double) * (steps + 1));
+        if (!order || !unit || !curve || (a->metric == EVAL_INSERTION && !blur)) {
+            free(order), free(blur), free(unit), free(curve);
+            at_fail("eval", "out of memory");
+            goto out;
+        }
+        at_deletion_order(map, c->hw, order);
+        for (int ch = 0; ch < m->in_c; ch++)
+            for (long i = 0; i < c->hw; i++) unit[ch * c->hw + i] = rgb.rgb[i * 3 + ch] / 255.0f;
+        if (blur && at_gaussian_blur_chw(unit, m->in_c, m->in_h, m->in_w, 11, 5.0, blur)) {
+            free(order), free(blur), free(unit), free(curve);
+            goto out;
+        }
+        int ok = 1;
+        /* step s has round(s * HW / steps) pixels deleted (or inserted) in map order */
+        for (int s0 = 0; ok && s0 <= steps; s0 += c->batch) {
+            int nb = steps + 1 - s0 < c->batch ? steps + 1 - s0 : c->batch;
+            for (int j = 0; j < nb; j++) {
+                long count = (long)llround((double)(s0 + j) * c->hw / steps);
+                float *row = c->rows + c->in_size * j;
+                for (int ch = 0; ch < m->in_c; ch++) {
+                    const float *u = unit + ch * c->hw;
+                    float *r = row + ch * c->hw;
+                    for (long i = 0; i < c->hw; i++) r[i] = blur ? blur[ch * c->hw + i] : u[i];
+                    for (long q = 0; q < count; q++) {
+                        long i = order[q];
+                        r[i] = blur ? u[i] : 0.0f;
+                    }
+                    for (long i = 0; i < c->hw; i++) r[i] = (r[i] - m->pre.mean[ch]) / m->pre.std[ch];
+                }
+            }
+            ok = score_batch(c, x, scorer_gates, NULL, AT_MASK_NORMALIZED, c->rows, nb, e->cls, curve + s0) == AT_OK;
+        }
+        if (ok) terms[0] = at_auc_trapezoid(curve, steps + 1);
+        free(order), free(blur), free(unit), free(curve);
+        if (!ok) goto out;
+        break;
+    }
+    default: break;
+    }
+    if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* SPEC §4: 0/0 scores 0 */
+    rc = AT_OK;
+out:
+    at_image_free(&img);
+    at_image_free(&rgb);
+    free(x), free(map), free(gates), free(scores);
+    return rc;
+}
+
+/* Accumulated per-image terms of one method tag. */
+typedef struct {
+    char method[96];
+    int n, cap, all_zero, failed;
+    double *terms; /* [cap][n_terms] */
+} method_rows;
+
+static method_rows *rows_for(method_rows **all, int *n_all, const char *method, int n_terms) {
+    for (int i = 0; i < *n_all; i++)
+        if (!strcmp((*all)[i].method, method)) return &(*all)[i];
+    method_rows *na = realloc(*all, sizeof **all * (*n_all + 1));
+    if (!na) return NULL;
+    *all = na;
+    method_rows *r = &na[(*n_all)++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    (void)n_terms;
+    return r;
+}
+
+static int rows_add(method_rows *r, const double *terms, int n_terms) {
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        double *t = realloc(r->terms, sizeof(double) * cap * n_terms);
+        if (!t) return at_fail("eval", "out of memory");
+        r->terms = t;
+        r->cap = cap;
+    }
+    memcpy(r->terms + (long)r->n * n_terms, terms, sizeof(double) * n_terms);
+    r->n++;
+    return AT_OK;
+}
+
+/* Mean and 95 % bootstrap CI of one term over the images that have it. */
+static int summarise(const method_rows *r, int n_terms, int t, double *mean, double *lo, double *hi, int *count) {
+    double *v = malloc(sizeof(double) * (r->n ? r->n : 1));
+    if (!v) return at_fail("eval", "out of memory");
+    int k = 0;
+    for (int i = 0; i < r->n; i++) {
+        double x = r->terms[(long)i * n_terms + t];
+        if (!isnan(x)) v[k++] = x;
+    }
+    *count = k;
+    *mean = *lo = *hi = NAN;
+    if (k) {
+        double s = 0;
+        for (int i = 0; i < k; i++) s += v[i];
+        *mean = s / k;
+        at_bootstrap_ci(v, NULL, k, CI_REPS, CI_SEED, 0.95, lo, hi);
+    }
+    free(v);
+    return AT_OK;
+}
+
+static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows) {
+    const eval_args *a = c->a;
+    if (a->json) {
+        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"rows\":[", eval_metric_name(a->metric),
+               a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original");
+        for (int r = 0; r < n_rows; r++) {
+            printf("%s{\"method\":", r ? "," : "");
+            cli_json_string(stdout, rows[r].method);
+            printf(",\"images\":%d,\"all_zero_maps\":%d,\"failed\":%d,\"values\":{", rows[r].n, rows[r].all_zero,
+                   rows[r].failed);
+            for (int t = 0; t < c->n_terms; t++) {
+                double mean, lo, hi;
+                int count;
+                summarise(&rows[r], c->n_terms, t, &mean, &lo, &hi, &count);
+                printf("%s\"%s\":{\"mean\":", t ? "," : "", c->term_names[t]);
+                if (count) printf("%.6g,\"ci95\":[%.6g,%.6g],\"n\":%d}", mean, lo, hi, count);
+                else printf("null,\"ci95\":null,\"n\":0}");
+            }
+            printf("}}");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("%s (%s scores, %s network)\n", eval_metric_name(a->metric), a->logit ? "logit" : "probability",
+           a->scorer_path ? "path" : "original");
+    printf("%-28s %-10s %10s  %-21s %6s %9s\n", "method", "value", "mean", "95% CI", "n", "all-zero");
+    for (int r = 0; r < n_rows; r++)
+        for (int t = 0; t < c->n_terms; t++) {
+            double mean, lo, hi;
+            int count;
+            summarise(&rows[r], c->n_terms, t, &mean, &lo, &hi, &count);
+            if (!count && t == 1 && a->metric == EVAL_CONFIDENCE) continue;
+            printf("%-28s %-10s %10.4f  [%8.4f, %8.4f] %6d %9d\n", rows[r].method, c->term_names[t], mean, lo, hi,
+                   count, rows[r].all_zero);
+        }
+}
+
+/* Signature of the options that change a metric's value (the resume key). */
+static void options_key(const eval_args *a, char *buf, size_t cap) {
+    size_t o = snprintf(buf, cap, "%s,%s,%s", a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original",
+                        a->topp ? "top-p" : a->space_normalized ? "mult-normalized" : "mult");
+    if (a->metric == EVAL_AD_IC && a->ad_absolute) o += snprintf(buf + o, cap - o, ",absolute");
+    if (a->metric == EVAL_POINTING) o += snprintf(buf + o, cap - o, ",tol%g", a->tolerance);
+    if (a->metric == EVAL_DELETION || a->metric == EVAL_INSERTION) snprintf(buf + o, cap - o, ",steps%d", a->steps);
+}
+
+int eval_run(const eval_args *a) {
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    entry *entries = NULL;
+    int n = 0, rc = EXIT_BAD_INPUT;
+    at_model *m = NULL;
+    at_results *res = NULL;
+    method_rows *rows = NULL;
+    int n_rows = 0;
+    if (read_entries(a, &entries, &n)) {
+        cli_error();
+        return EXIT_BAD_INPUT;
+    }
+    if (!n) {
+        at_fail(a->maps, "results.jsonl has no %s lines%s%s", a->metric == EVAL_CONFIDENCE ? "scorable" : "map",
+                a->method ? " of method " : "", a->method ? a->method : "");
+        cli_error();
+        entries_free(entries, n);
+        return EXIT_BAD_INPUT;
+    }
+    if ((rc = cli_open(&a->common, &m, &c.be))) goto done;
+    rc = EXIT_BAD_INPUT;
+    c.m = m;
+    c.hw = (long)m->in_h * m->in_w;
+    c.in_size = m->in_c * c.hw;
+    c.batch = c.be->max_batch(c.be, 0);
+    if (c.batch > 128) c.batch = 128;
+    set_terms(&c);
+    int mask_rows = a->n_props > c.batch ? a->n_props : c.batch;
+    c.logits = malloc(sizeof(float) * m->n_classes * c.batch);
+    c.probs = malloc(sizeof(float) * m->n_classes);
+    c.masks = malloc(sizeof(float) * c.hw * mask_rows);
+    c.rows = malloc(sizeof(float) * c.in_size * c.batch);
+    if (!c.logits || !c.probs || !c.masks || !c.rows) {
+        at_fail("eval", "out of memory");
+        cli_error();
+        goto done;
+    }
+    if (a->annotations) {
+        if (at_annotations_load(a->annotations, m, &c.ann)) {
+            cli_error();
+            goto done;
+        }
+        c.have_ann = 1;
+    }
+    char name[64], key[96];
+    snprintf(name, sizeof name, "eval.%s.jsonl", eval_metric_name(a->metric));
+    options_key(a, key, sizeof key);
+    if (at_results_open(&res, a->maps, name, a->resume) || at_output_install_signal_cleanup()) {
+        cli_error();
+        goto done;
+    }
+    at_progress prog;
+    at_progress_start(&prog, n, "eval", a->quiet);
+    rc = 0;
+    double terms[MAX_TERMS];
+    for (int i = 0; i < n; i++) {
+        entry *e = &entries[i];
+        const char *layer = e->layer ? e->layer : "";
+        method_rows *mr = rows_for(&rows, &n_rows, e->method, c.n_terms);
+        if (!mr) {
+            at_fail("eval", "out of memory");
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+            break;
+        }
+        if (a->resume && at_results_has(res, e->image, e->method, layer, key)) {
+            at_progress_tick(&prog, 1, 0);
+            continue; /* its value is in the jsonl; the summary covers this run's images */
+        }
+        int all_zero = 0;
+        for (int t = 0; t < MAX_TERMS; t++) terms[t] = NAN;
+        if (eval_entry(&c, e, terms, &all_zero)) {
+            cli_error();
+            mr->failed++;
+            rc = EXIT_BAD_INPUT;
+            at_progress_tick(&prog, 0, 1);
+            continue;
+        }
+        mr->all_zero += all_zero;
+        at_jsonw w;
+        at_jsonw_begin(&w);
+        at_jsonw_str(&w, "image", e->image);
+        at_jsonw_str(&w, "method", e->method);
+        at_jsonw_str(&w, "layer", layer);
+        at_jsonw_str(&w, "class_option", key);
+        at_jsonw_str(&w, "metric", eval_metric_name(a->metric));
+        at_jsonw_int(&w, "class", e->cls);
+        at_jsonw_bool(&w, "all_zero_map", all_zero);
+        for (int t = 0; t < c.n_terms; t++) at_jsonw_num(&w, c.term_names[t], terms[t]);
+        at_jsonw_str(&w, "model_sha256", m->sha256);
+        at_jsonw_str(&w, "engine", "attrib " ATTRIB_VERSION);
+        char *line = at_jsonw_end(&w);
+        if (!line || at_results_append(res, line) || at_results_add_key(res, e->image, e->method, layer, key) ||
+            rows_add(mr, terms, c.n_terms)) {
+            free(line);
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+            break;
+        }
+        free(line);
+        at_progress_tick(&prog, 1, 0);
+    }
+    at_progress_finish(&prog);
+    print_summary(&c, rows, n_rows);
+done:
+    for (int r = 0; r < n_rows; r++) free(rows[r].terms);
+    free(rows);
+    free(c.logits), free(c.probs), free(c.masks), free(c.rows);
+    if (c.have_ann) at_annotations_free(&c.ann);
+    at_results_close(res);
+    at_backend_destroy(c.be);
+    at_model_free(m);
+    entries_free(entries, n);
+    return rc;
+}

@@ -1,0 +1,80 @@
+/* Metric arithmetic (SPEC §4): pure functions over maps, masks and score
+ * vectors. The `eval` command runs the masked inputs through the model and
+ * feeds the scores here. Maps are H x W float32, row-major, normally the
+ * final [0,1] heatmap; masks are H x W bytes, non-zero = inside. */
+#ifndef ATTRIB_METRICS_H
+#define ATTRIB_METRICS_H
+
+#include <stdint.h>
+
+/* Energy-based pointing game (SPEC §4, Eq. 7; Score-CAM, Wang et al. 2020,
+ * §5.3): Σ_{mask} L / Σ_all L over the map L (the caller ReLUs, so L >= 0).
+ * Returns 0 when Σ_all L == 0 (the caller counts the map as all-zero). */
+double at_energy_pointing(const float *map, const unsigned char *mask, long n);
+
+/* Pointing game (Zhang et al. 2016, "Top-down neural attention by
+ * excitation backprop", §4.1): the map's maximum (the first in raster order
+ * on ties; NaN never wins) is a hit when some mask pixel lies within
+ * Euclidean distance tol_px of it, distances between pixel centres; the
+ * boundary counts (distance == tol_px is a hit). tol 0: the maximum itself
+ * must be inside. Returns 1 (hit) or 0 (miss; also for an empty mask). */
+int at_pointing_hit(const float *map, int w, int h, const unsigned char *mask, double tol_px);
+
+/* The pointing game's tolerance for a square input of input_size pixels:
+ * 15 px at 224 (Zhang et al.), scaled: 15 * input_size / 224. */
+double at_pointing_tolerance(int input_size);
+
+/* Number of pixels top-p keeps: round half up of p/100 * n, computed as
+ * floor(p * n / 100 + 0.5) in double, p clamped to [0,100] (NaN: 0). */
+long at_topp_count(long n, double p_percent);
+
+/* Top-p mask (SPEC §4 AD/IC `top-p` mode, Fig. 7): mask[i] = 1 for the
+ * at_topp_count(n, p) pixels that come first in at_deletion_order, 0
+ * elsewhere. Needs no memory beyond mask; map and mask must not alias. */
+void at_topp_mask(const float *map, long n, double p_percent, float *mask);
+
+/* Pixel indices by decreasing map value, ties by increasing index (a total
+ * order, so the result is unique); NaN ranks with -inf, last. RISE
+ * deletion/insertion (Petsiuk et al. 2018) removes/inserts in this order. */
+void at_deletion_order(const float *map, long n, int *order);
+
+/* Average Drop (SPEC §4, Eq. 5; Grad-CAM++, Chattopadhay et al. 2018, §4.2):
+ * relative: 100/N Σ max(0, Y−O)/Y; absolute (pytorch-grad-cam's variant):
+ * 100/N Σ max(0, Y−O). Pairs are skipped and counted in *skipped (may be
+ * NULL) when Y or O is not finite, or, in relative mode, when Y <= 0 (logit
+ * scores: the ratio is meaningless there, seed 004). N = the kept count;
+ * returns 0 when N = 0. */
+double at_average_drop(const double *y, const double *o, int n, int relative, int *skipped);
+
+/* Increase in Confidence (SPEC §4, Eq. 6; Grad-CAM++): 100/N Σ [Y < O]
+ * over all n pairs; 0 when n = 0. */
+double at_increase_confidence(const double *y, const double *o, int n);
+
+/* Trapezoid rule with x evenly spaced over [0,1] (RISE's auc():
+ * (Σ v − v0/2 − v_last/2) / (n − 1)). n = 1: v[0]; n <= 0: 0. */
+double at_auc_trapezoid(const double *v, int n_steps_plus_one);
+
+/* torchvision.transforms.functional.gaussian_blur on a float CHW tensor:
+ * 1-D kernel exp(-x²/(2σ²)) at x = -(k-1)/2 .. (k-1)/2, normalised to sum
+ * 1, applied separably (torchvision uses the outer product: the same up to
+ * float rounding), reflect padding (edge not repeated). Where k/2 >= H or W
+ * torch refuses; here the reflection folds again. ksize must be odd and
+ * positive, sigma > 0; dst may equal src. SPEC §4's RISE insertion baseline:
+ * ksize 11, sigma 5 (RISE's own code uses a zero-padded scipy kernel
+ * instead; we follow the SPEC). Returns AT_ERR on bad arguments or memory. */
+int at_gaussian_blur_chw(const float *src, int c, int h, int w, int ksize, double sigma,
+                         float *dst);
+
+/* Percentile bootstrap confidence interval (Efron & Tibshirani 1993, §13.3)
+ * of mean(a) (b NULL) or of the paired mean(a − b): reps resamples of n
+ * indices drawn with replacement from SplitMix64(seed) (index = z mod n
+ * with rejection of the biased top range, i.e. unbiased), each resample's
+ * mean computed as d0 + Σ(d_i − d0)/n (so a constant vector gives exactly
+ * [c, c]); lo, hi = the (1−level)/2 and (1+level)/2 quantiles of the reps
+ * means, linear interpolation between order statistics (numpy.quantile's
+ * default). Deterministic. level in (0,1), e.g. 0.95. AT_ERR on n < 1,
+ * reps < 1, bad level or memory. */
+int at_bootstrap_ci(const double *a, const double *b, int n, int reps, uint64_t seed,
+                    double level, double *lo, double *hi);
+
+#endif
