@@ -5,19 +5,27 @@
 #include "cpu/ops.h"
 #include "error.h"
 
-int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *geo) {
-    at_image img = {0};
+int at_load_input_rgb(const at_model *m, const char *path, float *chw, at_image *rgb, at_geometry *geo) {
+    at_image img = {0}, out = {0};
     if (at_image_load(path, &img)) return AT_ERR;
     at_geometry g;
-    int rc = at_preprocess_image(&img, &m->pre, chw, &g);
+    int rc = at_preprocess_rgb8(&img, &m->pre, &out, &g);
     at_image_free(&img);
     if (rc) return at_fail_prefix(path);
-    if (g.out_w != m->in_w || g.out_h != m->in_h) {
+    if (out.w != m->in_w || out.h != m->in_h) {
+        at_image_free(&out);
         return at_fail(path, "preprocessing gives %dx%d but %s takes %dx%d (check the model's crop metadata)",
                        g.out_w, g.out_h, m->name, m->in_w, m->in_h);
     }
+    at_normalize_rgb8(out.rgb, out.w, out.h, &m->pre, chw);
+    if (rgb) *rgb = out;
+    else at_image_free(&out);
     if (geo) *geo = g;
     return AT_OK;
+}
+
+int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *geo) {
+    return at_load_input_rgb(m, path, chw, NULL, geo);
 }
 
 int at_predict(at_backend *be, const float *inputs, int n, float *logits, float *probs) {

@@ -10,6 +10,9 @@
 
 /* Decodes path and writes the normalised network input (in_c*in_h*in_w). */
 int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *geo);
+/* The same, also returning the preprocessed RGB8 image (overlays, masking in
+ * [0,1] space); free it with at_image_free. */
+int at_load_input_rgb(const at_model *m, const char *path, float *chw, at_image *rgb, at_geometry *geo);
 
 /* Forward of n inputs in backend-sized batches; logits and/or probs [n][K]. */
 int at_predict(at_backend *be, const float *inputs, int n, float *logits, float *probs);

@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "npy.h"
 #include "output.h"
+#include "pipeline.h"
 #include "preprocess.h"
 #include "progress.h"
 #include "version.h"
@@ -222,7 +223,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     const eval_args *a = c->a;
     int rc = AT_ERR;
     float *x = malloc(sizeof(float) * c->in_size), *map = NULL, *gates = NULL;
-    at_image img = {0}, rgb = {0};
+    at_image rgb = {0};
     int steps = a->steps;
     double *scores = malloc(sizeof(double) * (steps + 1 > EVAL_MAX_PROPS + 1 ? steps + 1 : EVAL_MAX_PROPS + 1));
     if (!x || !scores) {
@@ -230,15 +231,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
         goto out;
     }
     at_geometry geo;
-    if (at_image_load(e->image, &img) || at_preprocess_rgb8(&img, &m->pre, &rgb, &geo)) {
-        at_fail_prefix(e->image);
-        goto out;
-    }
-    if (rgb.w != m->in_w || rgb.h != m->in_h) {
-        at_fail(e->image, "preprocessing gives %dx%d, the model takes %dx%d", rgb.w, rgb.h, m->in_w, m->in_h);
-        goto out;
-    }
-    at_normalize_rgb8(rgb.rgb, rgb.w, rgb.h, &m->pre, x);
+    if (at_load_input_rgb(m, e->image, x, &rgb, &geo)) goto out;
     if (e->gates && (a->scorer_path || a->metric == EVAL_CONFIDENCE) && load_gates(e->gates, m, &gates)) goto out;
     if (a->scorer_path && !gates && a->metric != EVAL_CONFIDENCE) {
         at_fail(e->image, "--scorer path: the %s line has no gates file", e->method);
@@ -358,7 +351,6 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* SPEC §4: 0/0 scores 0 */
     rc = AT_OK;
 out:
-    at_image_free(&img);
     at_image_free(&rgb);
     free(x), free(map), free(gates), free(scores);
     return rc;

@@ -139,23 +139,6 @@ typedef struct {
     at_image rgb;          /* preprocessed RGB8, for the overlay */
 } loaded_image;
 
-/* Loads one image into the network input and its preprocessed RGB8. */
-static int load_image(const at_model *m, const char *path, float *chw, at_image *rgb) {
-    at_image img = {0};
-    if (at_image_load(path, &img)) return AT_ERR;
-    at_geometry geo;
-    int rc = at_preprocess_rgb8(&img, &m->pre, rgb, &geo);
-    at_image_free(&img);
-    if (rc) return at_fail_prefix(path);
-    if (rgb->w != m->in_w || rgb->h != m->in_h) {
-        at_image_free(rgb);
-        return at_fail(path, "preprocessing gives %dx%d but the model takes %dx%d", geo.out_w, geo.out_h, m->in_w,
-                       m->in_h);
-    }
-    at_normalize_rgb8(rgb->rgb, rgb->w, rgb->h, &m->pre, chw);
-    return AT_OK;
-}
-
 static char *results_line(const explain_args *a, const at_model *m, const at_backend *be, const char *tag,
                           const char *image, const char *layer_name, const at_explain_result *r, const char *npy,
                           const char *png, double ms) {
@@ -285,7 +268,7 @@ int cmd_explain(int argc, char **argv) {
                 skipped++;
                 continue;
             }
-            if (load_image(m, path, inputs + in_size * nb, &loaded[nb].rgb)) {
+            if (at_load_input_rgb(m, path, inputs + in_size * nb, &loaded[nb].rgb, NULL)) {
                 cli_error();
                 failed++;
                 rc = EXIT_BAD_INPUT;

@@ -1,0 +1,154 @@
+/* ./attrib eval end to end on a tiny model: invariants every metric must
+ * satisfy (a map of ones drops nothing, top-100 % keeps the image, energy of a
+ * map inside the box is 1), resume, and errors. The metric formulas
+ * themselves are unit-tested in test_metrics.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "image.h"
+#include "json.h"
+#include "model.h"
+#include "model_fixture.h"
+#include "npy.h"
+#include "test.h"
+
+static char out[65536];
+
+typedef struct {
+    char dir[512], model[600], img[600], maps[600], ann[600];
+} fixture;
+
+/* One 32x32 image, a results.jsonl with two synthetic maps (all ones; a
+ * square inside the image's box) and an ILSVRC-style XML with that box. */
+static int make_fixture(fixture *f) {
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
+    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    snprintf(f->img, sizeof f->img, "%s/scene.png", f->dir);
+    snprintf(f->maps, sizeof f->maps, "%s/maps", f->dir);
+    snprintf(f->ann, sizeof f->ann, "%s/ann", f->dir);
+    at_model *m = fixture_tiny_model();
+    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
+    at_model_free(m);
+    unsigned char rgb[32 * 32 * 3];
+    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * 29 + (i >> 6));
+    if (at_image_write_png(f->img, 32, 32, rgb)) return 0;
+    char path[1200], cmd[1400];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s", f->maps, f->ann);
+    if (system(cmd)) return 0;
+    float ones[32 * 32], square[32 * 32];
+    for (int i = 0; i < 32 * 32; i++) {
+        int x = i % 32, y = i / 32;
+        ones[i] = 1;
+        square[i] = (x >= 8 && x < 16 && y >= 4 && y < 12) ? 1.0f : 0.0f;
+    }
+    int64_t shape[2] = {32, 32};
+    snprintf(path, sizeof path, "%s/scene.ones.npy", f->maps);
+    if (at_npy_write_f32(path, ones, 2, shape)) return 0;
+    snprintf(path, sizeof path, "%s/scene.square.npy", f->maps);
+    if (at_npy_write_f32(path, square, 2, shape)) return 0;
+    snprintf(path, sizeof path, "%s/results.jsonl", f->maps);
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "{\"image\":\"%s\",\"method\":\"ones\",\"layer\":\"\",\"class\":3,\"map\":\"%s/scene.ones.npy\"}\n",
+            f->img, f->maps);
+    fprintf(fp, "{\"image\":\"%s\",\"method\":\"square\",\"layer\":\"\",\"class\":3,\"map\":\"%s/scene.square.npy\"}\n",
+            f->img, f->maps);
+    fclose(fp);
+    /* box x 8..15, y 4..11 (0-based) = 9..16, 5..12 in the XML's 1-based pixels */
+    snprintf(path, sizeof path, "%s/scene.xml", f->ann);
+    fp = fopen(path, "w");
+    fprintf(fp, "<annotation><filename>scene</filename><size><width>32</width><height>32</height></size>"
+                "<object><name>class3</name><bndbox><xmin>9</xmin><ymin>5</ymin><xmax>16</xmax><ymax>12</ymax>"
+                "</bndbox></object></annotation>\n");
+    fclose(fp);
+    return 1;
+}
+
+static int eval(const fixture *f, const char *args) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s %s 2>/dev/null",
+             test_root(), f->model, f->maps, args);
+    return run_cmd(cmd, out, sizeof out);
+}
+
+/* mean of `value` for `method` in the JSON summary on stdout */
+static double summary(const char *method, const char *value) {
+    at_json *j = NULL;
+    double v = NAN;
+    if (at_json_parse(out, strlen(out), &j)) return v;
+    const at_json *rows = at_json_get(j, "rows");
+    for (size_t i = 0; rows && i < rows->n; i++) {
+        if (strcmp(at_json_get(&rows->items[i], "method")->string, method)) continue;
+        const at_json *val = at_json_get(at_json_get(&rows->items[i], "values"), value);
+        const at_json *mean = val ? at_json_get(val, "mean") : NULL;
+        if (mean && mean->type == AT_JSON_NUMBER) v = mean->number;
+    }
+    at_json_free(j);
+    return v;
+}
+
+TEST(eval_map_of_ones_drops_nothing_and_top_100_percent_keeps_the_image) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    REQUIRE(eval(&f, "--metric ad-ic") == 0);
+    CHECK_NEAR(summary("ones", "AD"), 0.0, 1e-9);
+    CHECK_NEAR(summary("ones", "IC"), 0.0, 1e-9);
+    REQUIRE(eval(&f, "--metric ad-ic --mask-mode top-p --proportions 100") == 0);
+    CHECK_NEAR(summary("square", "AD@100"), 0.0, 1e-9);
+    REQUIRE(eval(&f, "--metric ad-ic --score logit --mask-space normalized") == 0);
+    CHECK(isnan(summary("ones", "AD")) || fabs(summary("ones", "AD")) < 1e-9); /* y <= 0 logits are skipped */
+}
+
+TEST(eval_energy_of_a_map_inside_the_box_is_one_and_pointing_hits) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[1200];
+    snprintf(args, sizeof args, "--metric energy-pg --annotations %s", f.ann);
+    /* annotation names are wnids mapped through the model's labels: class3 is class 3 */
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("square", "energy"), 1.0, 1e-9);
+    CHECK_NEAR(summary("ones", "energy"), 64.0 / 1024.0, 1e-9);
+    snprintf(args, sizeof args, "--metric pointing --tolerance 0 --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
+    CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9); /* max at pixel (0,0), outside the box */
+}
+
+TEST(eval_deletion_and_insertion_give_aucs_in_range_and_resume) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    REQUIRE(eval(&f, "--metric deletion --steps 10") == 0);
+    double d = summary("square", "auc");
+    CHECK(d >= 0 && d <= 1);
+    REQUIRE(eval(&f, "--metric insertion --steps 10") == 0);
+    double ins = summary("ones", "auc");
+    CHECK(ins >= 0 && ins <= 1);
+    char path[1200], text[4096];
+    snprintf(path, sizeof path, "%s/eval.deletion.jsonl", f.maps);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    if (fp) fclose(fp);
+    text[n] = 0;
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    CHECK(lines == 2);
+    REQUIRE(eval(&f, "--metric deletion --steps 10 --resume") == 0);
+    fp = fopen(path, "r");
+    n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    if (fp) fclose(fp);
+    int again = 0;
+    for (size_t i = 0; i < n; i++) again += text[i] == '\n';
+    CHECK(again == 2);
+}
+
+TEST(eval_reports_missing_inputs_and_bad_options) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    CHECK(eval(&f, "--metric energy-pg") == 2);        /* needs --annotations */
+    CHECK(eval(&f, "--metric accuracy") == 2);
+    CHECK(eval(&f, "--metric ad-ic --proportions 0,50") == 2);
+    CHECK(eval(&f, "--metric ad-ic --method nothing") == 1);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --metric ad-ic --model %s --maps /nonexistent 2>&1", test_root(), f.model);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent/results.jsonl"));
+}
