@@ -105,6 +105,7 @@ bench: attrib
 
 goldens:
 	$(PYTHON) tools/make_goldens.py --out tests/goldens
+	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples
 
 test-oracle: attrib tests/run_tests
 	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
