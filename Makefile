@@ -105,13 +105,18 @@ bench: attrib
 
 goldens:
 	$(PYTHON) tools/make_goldens.py --out tests/goldens
+	$(PYTHON) tools/make_method_goldens.py --out tests/goldens/methods
+	$(PYTHON) tools/make_cdrp_goldens.py --out tests/goldens/cdrp
 	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples
 
 test-oracle: attrib tests/run_tests
 	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
-	rm -rf $(BUILD)/oracle && mkdir -p $(BUILD)/oracle
+	rm -rf $(BUILD)/oracle && mkdir -p $(BUILD)/oracle/methods $(BUILD)/oracle/cdrp $(BUILD)/oracle/samples
 	$(PYTHON) tools/make_goldens.py --out $(BUILD)/oracle
-	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden
+	$(PYTHON) tools/make_method_goldens.py --out $(BUILD)/oracle/methods
+	$(PYTHON) tools/make_cdrp_goldens.py --out $(BUILD)/oracle/cdrp
+	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples
+	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "golden_util.h"
 #include "json.h"
 #include "test.h"
 
@@ -15,7 +16,9 @@
 static char out[1 << 20];
 
 TEST(shipped_model_predicts_the_samples_exactly_as_pytorch) {
-    FILE *f = fopen(test_path("tests/goldens/samples/predictions.jsonl"), "r");
+    char golden[1200];
+    snprintf(golden, sizeof golden, "%s/samples/predictions.jsonl", golden_dir());
+    FILE *f = fopen(golden, "r");
     REQUIRE(f);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
