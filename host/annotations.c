@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,10 +407,16 @@ static int xml_line(const xml_parser *x) {
     return line;
 }
 
-static int xml_fail(const xml_parser *x, const char *fmt, const char *arg) {
-    char subject[1100];
+/* Fails with "path:line: message" (line of the parser's position). */
+static int xml_fail(const xml_parser *x, const char *fmt, ...) AT_PRINTF(2, 3);
+static int xml_fail(const xml_parser *x, const char *fmt, ...) {
+    char subject[1100], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     snprintf(subject, sizeof subject, "%s:%d", x->path, xml_line(x));
-    return at_fail(subject, fmt, arg);
+    return at_fail(subject, "%s", msg);
 }
 
 static int xml_put(xml_parser *x, const char *s, size_t n) {
@@ -444,7 +451,7 @@ static void skip_space(xml_parser *x) {
 /* "&...;" at x->p: appends the character it stands for. */
 static int xml_entity(xml_parser *x) {
     const char *semi = memchr(x->p, ';', (size_t)(x->end - x->p) < 12 ? (size_t)(x->end - x->p) : 12);
-    if (!semi) return xml_fail(x, "'&' that starts no entity reference%s", "");
+    if (!semi) return xml_fail(x, "'&' that starts no entity reference");
     const char *e = x->p + 1;
     size_t n = (size_t)(semi - e);
     static const char *const names[] = {"amp", "lt", "gt", "quot", "apos"};
@@ -458,17 +465,17 @@ static int xml_entity(xml_parser *x) {
         int hex = e[1] == 'x';
         unsigned long cp = 0;
         const char *d = e + 1 + hex;
-        if (d == semi) return xml_fail(x, "empty character reference%s", "");
+        if (d == semi) return xml_fail(x, "empty character reference");
         for (; d < semi; d++) {
             int v = isdigit((unsigned char)*d) ? *d - '0'
                     : hex && isxdigit((unsigned char)*d) ? tolower((unsigned char)*d) - 'a' + 10
                                                          : -1;
-            if (v < 0) return xml_fail(x, "malformed character reference%s", "");
+            if (v < 0) return xml_fail(x, "malformed character reference");
             cp = cp * (hex ? 16 : 10) + (unsigned long)v;
             if (cp > 0x10FFFF) break;
         }
         if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return xml_fail(x, "character reference out of range%s", "");
+            return xml_fail(x, "character reference out of range");
         char u[4];
         size_t k;
         if (cp < 0x80) u[0] = (char)cp, k = 1;
@@ -508,17 +515,17 @@ static int ilsvrc_end(xml_parser *x, ilsvrc_state *s, const char *text);
 static int xml_start_tag(xml_parser *x, ilsvrc_state *s) {
     x->p++; /* '<' */
     const char *name = x->p;
-    if (x->p >= x->end || !is_name_start((unsigned char)*x->p)) return xml_fail(x, "malformed tag%s", "");
+    if (x->p >= x->end || !is_name_start((unsigned char)*x->p)) return xml_fail(x, "malformed tag");
     while (x->p < x->end && is_name_char((unsigned char)*x->p)) x->p++;
     int nlen = (int)(x->p - name);
-    if (x->root_done) return xml_fail(x, "content after the root element%s", "");
-    if (x->depth == XML_MAX_DEPTH) return xml_fail(x, "elements nested deeper than %s", "32");
+    if (x->root_done) return xml_fail(x, "content after the root element");
+    if (x->depth == XML_MAX_DEPTH) return xml_fail(x, "elements nested deeper than %d", XML_MAX_DEPTH);
     /* attributes: name = "value" | 'value', ignored */
     int self_close = 0;
     for (;;) {
         const char *before = x->p;
         skip_space(x);
-        if (x->p >= x->end) return xml_fail(x, "unexpected end of file inside a tag%s", "");
+        if (x->p >= x->end) return xml_fail(x, "unexpected end of file inside a tag");
         if (*x->p == '>') {
             x->p++;
             break;
@@ -529,19 +536,19 @@ static int xml_start_tag(xml_parser *x, ilsvrc_state *s) {
             break;
         }
         if (x->p == before || !is_name_start((unsigned char)*x->p))
-            return xml_fail(x, "malformed attribute%s", "");
+            return xml_fail(x, "malformed attribute");
         while (x->p < x->end && is_name_char((unsigned char)*x->p)) x->p++;
         skip_space(x);
-        if (x->p >= x->end || *x->p != '=') return xml_fail(x, "attribute without '='%s", "");
+        if (x->p >= x->end || *x->p != '=') return xml_fail(x, "attribute without '='");
         x->p++;
         skip_space(x);
-        if (x->p >= x->end || (*x->p != '"' && *x->p != '\'')) return xml_fail(x, "unquoted attribute value%s", "");
+        if (x->p >= x->end || (*x->p != '"' && *x->p != '\'')) return xml_fail(x, "unquoted attribute value");
         char q = *x->p++;
         while (x->p < x->end && *x->p != q) {
-            if (*x->p == '<') return xml_fail(x, "'<' in an attribute value%s", "");
+            if (*x->p == '<') return xml_fail(x, "'<' in an attribute value");
             x->p++;
         }
-        if (x->p >= x->end) return xml_fail(x, "unterminated attribute value%s", "");
+        if (x->p >= x->end) return xml_fail(x, "unterminated attribute value");
         x->p++;
     }
     x->name[x->depth] = name;
@@ -567,7 +574,7 @@ static int xml_end_tag(xml_parser *x, ilsvrc_state *s) {
     while (x->p < x->end && is_name_char((unsigned char)*x->p)) x->p++;
     int nlen = (int)(x->p - name);
     skip_space(x);
-    if (x->p >= x->end || *x->p != '>') return xml_fail(x, "malformed end tag%s", "");
+    if (x->p >= x->end || *x->p != '>') return xml_fail(x, "malformed end tag");
     char nm[64];
     snprintf(nm, sizeof nm, "%.*s", nlen, name);
     if (x->depth == 0) return xml_fail(x, "end tag </%s> without a start tag", nm);
@@ -575,9 +582,7 @@ static int xml_end_tag(xml_parser *x, ilsvrc_state *s) {
     if (nlen != x->name_len[top] || memcmp(name, x->name[top], (size_t)nlen) != 0) {
         char open[64];
         snprintf(open, sizeof open, "%.*s", x->name_len[top], x->name[top]);
-        char msg[200];
-        snprintf(msg, sizeof msg, "</%s> closes <%s>", nm, open);
-        return xml_fail(x, "mismatched end tag: %s", msg);
+        return xml_fail(x, "mismatched end tag: </%s> closes <%s>", nm, open);
     }
     x->p++;
     if (ilsvrc_end(x, s, x->leaf ? (x->buf ? x->buf : "") : NULL)) return AT_ERR;
@@ -597,29 +602,29 @@ static int xml_parse(xml_parser *x, ilsvrc_state *s) {
                 const char *e = NULL;
                 for (const char *q = x->p + 4; q + 3 <= x->end; q++)
                     if (memcmp(q, "-->", 3) == 0) { e = q; break; }
-                if (!e) return xml_fail(x, "unterminated comment%s", "");
+                if (!e) return xml_fail(x, "unterminated comment");
                 x->p = e + 3;
             } else if (starts(x, "<![CDATA[")) {
-                if (x->depth == 0) return xml_fail(x, "CDATA outside the root element%s", "");
+                if (x->depth == 0) return xml_fail(x, "CDATA outside the root element");
                 const char *b = x->p + 9, *e = NULL;
                 for (const char *q = b; q + 3 <= x->end; q++)
                     if (memcmp(q, "]]>", 3) == 0) { e = q; break; }
-                if (!e) return xml_fail(x, "unterminated CDATA section%s", "");
+                if (!e) return xml_fail(x, "unterminated CDATA section");
                 if (xml_put(x, b, (size_t)(e - b))) return AT_ERR;
                 x->p = e + 3;
             } else if (starts(x, "<?")) {
                 const char *e = NULL;
                 for (const char *q = x->p + 2; q + 2 <= x->end; q++)
                     if (memcmp(q, "?>", 2) == 0) { e = q; break; }
-                if (!e) return xml_fail(x, "unterminated processing instruction%s", "");
+                if (!e) return xml_fail(x, "unterminated processing instruction");
                 x->p = e + 2;
             } else if (starts(x, "<!DOCTYPE")) {
-                if (x->depth > 0 || x->root_done) return xml_fail(x, "misplaced DOCTYPE%s", "");
+                if (x->depth > 0 || x->root_done) return xml_fail(x, "misplaced DOCTYPE");
                 while (x->p < x->end && *x->p != '>') {
-                    if (*x->p == '[') return xml_fail(x, "DOCTYPE internal subsets are not supported%s", "");
+                    if (*x->p == '[') return xml_fail(x, "DOCTYPE internal subsets are not supported");
                     x->p++;
                 }
-                if (x->p >= x->end) return xml_fail(x, "unterminated DOCTYPE%s", "");
+                if (x->p >= x->end) return xml_fail(x, "unterminated DOCTYPE");
                 x->p++;
             } else if (starts(x, "</")) {
                 if (xml_end_tag(x, s)) return AT_ERR;
@@ -628,7 +633,7 @@ static int xml_parse(xml_parser *x, ilsvrc_state *s) {
             }
         } else if (x->depth == 0) {
             if (!isspace((unsigned char)c))
-                return xml_fail(x, x->root_done ? "text after the root element%s" : "text before the root element%s", "");
+                return xml_fail(x, "text %s the root element", x->root_done ? "after" : "before");
             x->p++;
         } else if (c == '&') {
             if (xml_entity(x)) return AT_ERR;
@@ -691,7 +696,6 @@ static int ilsvrc_start(xml_parser *x, ilsvrc_state *s) {
 /* text: the element's character data, NULL when it had child elements. */
 static int ilsvrc_end(xml_parser *x, ilsvrc_state *s, const char *text) {
     char t[300];
-    char what[64];
     if (xml_at(x, "annotation/filename")) {
         if (s->have_id) return xml_fail(x, "second <%s>", "filename");
         if (!text || trim_copy(text, strlen(text), t, sizeof t) == 0)
@@ -712,10 +716,8 @@ static int ilsvrc_end(xml_parser *x, ilsvrc_state *s, const char *text) {
         int v;
         const char *nm = is_w ? "width" : "height";
         if ((is_w ? s->width : s->height) > 0) return xml_fail(x, "second <%s>", nm);
-        if (!text || parse_uint(text, &v) || v <= 0) {
-            snprintf(what, sizeof what, "<%s> '%.40s'", nm, text ? text : "");
-            return xml_fail(x, "%s is not a positive integer", what);
-        }
+        if (!text || parse_uint(text, &v) || v <= 0)
+            return xml_fail(x, "<%s> '%.40s' is not a positive integer", nm, text ? text : "");
         *(is_w ? &s->width : &s->height) = v;
         return AT_OK;
     }
@@ -733,10 +735,10 @@ static int ilsvrc_end(xml_parser *x, ilsvrc_state *s, const char *text) {
         snprintf(path, sizeof path, "annotation/object/bndbox/%s", COORD[k]);
         if (!xml_at(x, path)) continue;
         if (s->have_box[k]) return xml_fail(x, "second <%s> in a <bndbox>", COORD[k]);
-        snprintf(what, sizeof what, "<%s> '%.40s'", COORD[k], text ? text : "");
-        if (text && is_negative_int(text)) return xml_fail(x, "%s is negative", what);
-        if (!text || parse_uint(text, &s->coord[k]))
-            return xml_fail(x, "%s is not a non-negative integer", what);
+        const char *v = text ? text : "";
+        if (is_negative_int(v)) return xml_fail(x, "<%s> '%.40s' is negative", COORD[k], v);
+        if (parse_uint(v, &s->coord[k]))
+            return xml_fail(x, "<%s> '%.40s' is not a non-negative integer", COORD[k], v);
         s->have_box[k] = 1;
         return AT_OK;
     }
@@ -744,10 +746,9 @@ static int ilsvrc_end(xml_parser *x, ilsvrc_state *s, const char *text) {
         if (!s->have_name) return xml_fail(x, "<object> without <%s>", "name");
         for (int k = 0; k < 4; k++)
             if (!s->have_box[k]) return xml_fail(x, "<object> without <bndbox><%s>", COORD[k]);
-        if (s->coord[0] > s->coord[2] || s->coord[1] > s->coord[3]) {
-            snprintf(t, sizeof t, "%d,%d,%d,%d", s->coord[0], s->coord[1], s->coord[2], s->coord[3]);
-            return xml_fail(x, "box xmin,ymin,xmax,ymax = %s has xmin > xmax or ymin > ymax", t);
-        }
+        if (s->coord[0] > s->coord[2] || s->coord[1] > s->coord[3])
+            return xml_fail(x, "box xmin,ymin,xmax,ymax = %d,%d,%d,%d has xmin > xmax or ymin > ymax",
+                            s->coord[0], s->coord[1], s->coord[2], s->coord[3]);
         at_box b = {.cls = s->obj_cls};
         for (int k = 0; k < 4; k++) b.box[k] = s->coord[k] > 0 ? s->coord[k] - 1 : 0; /* 1-based -> 0-based */
         at_box *nb = realloc(s->boxes, sizeof *nb * (size_t)(s->n_boxes + 1));

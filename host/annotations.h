@@ -4,7 +4,7 @@
  * 1. NIPS 2017 ImageNet-compatible set: one CSV with the exact header
  *    ImageId,URL,x1,y1,x2,y2,TrueLabel,TargetClass,OriginalLandingURL,License,Author,AuthorProfileURL
  *    (RFC 4180: quoted fields may hold commas, quotes as "", line breaks; LF
- *    or CRLF; a UTF-8 byte-order mark is skipped). Class index = TrueLabel − 1;
+ *    or CRLF; a UTF-8 byte-order mark is skipped). Class index = TrueLabel - 1;
  *    TrueLabel 0 (the TF-Slim background class) and TrueLabel > n_classes are
  *    errors naming file:line. One box per row, its class the row's class:
  *      - x1..y2 all plain non-negative integers: an absolute box, 0-based
@@ -18,8 +18,8 @@
  *        is kept as fractions (at_box.relative) and resolved for the actual
  *        size by at_annotation_boxes_for_size / at_annotations_box_mask with
  *        the pixel-centre rule of at_box_mask: column i is inside when
- *        x1*W <= i + 0.5 < x2*W, i.e. xmin = ceil(x1*W − 0.5),
- *        xmax = ceil(x2*W − 0.5) − 1 (exact for make_scenes' k/W values; a
+ *        x1*W <= i + 0.5 < x2*W, i.e. xmin = ceil(x1*W - 0.5),
+ *        xmax = ceil(x2*W - 0.5) - 1 (exact for make_scenes' k/W values; a
  *        box that covers no pixel centre resolves to nothing);
  *      - all four empty: no box. Anything else is an error naming file:line.
  *    Caution, real NIPS 2017 data: dev_dataset.csv's box is the crop window
@@ -28,22 +28,24 @@
  *    PNG it is not an object box. Use ILSVRC XML for box metrics.
  *
  * 2. ILSVRC2012 validation boxes (PASCAL VOC layout): a directory of
- *    <id>.xml files (non-recursive, read in strcmp order; files not ending
- *    in .xml are ignored; none at all is an error) or one .xml file. Read:
+ *    <id>.xml files (non-recursive, read in strcmp order; hidden files and
+ *    names not ending in .xml are ignored; none at all is an error) or one
+ *    .xml file. Read:
  *    <annotation><filename> (the image id; a trailing image extension such as
  *    .JPEG or .png is dropped), <size><width>/<height> (positive integers,
  *    required), and every <object><name>wnid</name><bndbox><xmin/><ymin/>
  *    <xmax/><ymax/></bndbox></object>. Other elements are ignored. VOC and
- *    ILSVRC write 1-based pixel indices (the first pixel is 1; the ILSVRC
- *    devkit's overlap code uses inclusive widths xmax − xmin + 1), as does
- *    make_scenes.py, so the reader subtracts 1; a raw 0, which some ILSVRC
- *    files contain, is clamped to pixel 0. Coordinates must be non-negative
+ *    ILSVRC write inclusive 1-based (MATLAB) pixel indices: the first pixel
+ *    is 1 and the devkits' overlap code measures widths as xmax - xmin + 1;
+ *    make_scenes.py writes the same, so the reader subtracts 1. A raw 0 (not
+ *    a valid 1-based index, written by some tools) is clamped to pixel 0,
+ *    not refused. Coordinates must be non-negative
  *    integers with xmin <= xmax, ymin <= ymax; boxes are not clipped here
  *    (at_box_mask clips to the image). <name> maps to a class index through
  *    m->labels[i].id; an unknown wnid is an error naming the file and wnid.
  *    The image's class is its FIRST object's class (ILSVRC val has one class
  *    per image; when objects disagree the others keep their own cls in their
- *    boxes); an image without objects has cls −1 and no boxes.
+ *    boxes); an image without objects has cls -1 and no boxes.
  *    The XML subset: elements, attributes (ignored), text, the five named
  *    entities and &#N; / &#xN;, comments, processing instructions (the
  *    <?xml ?> prolog), CDATA, a DOCTYPE without internal subset; anything

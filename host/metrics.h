@@ -39,8 +39,8 @@ void at_topp_mask(const float *map, long n, double p_percent, float *mask);
 void at_deletion_order(const float *map, long n, int *order);
 
 /* Average Drop (SPEC §4, Eq. 5; Grad-CAM++, Chattopadhay et al. 2018, §4.2):
- * relative: 100/N Σ max(0, Y−O)/Y; absolute (pytorch-grad-cam's variant):
- * 100/N Σ max(0, Y−O). Pairs are skipped and counted in *skipped (may be
+ * relative: 100/N Σ max(0, Y-O)/Y; absolute (pytorch-grad-cam's variant):
+ * 100/N Σ max(0, Y-O). Pairs are skipped and counted in *skipped (may be
  * NULL) when Y or O is not finite, or, in relative mode, when Y <= 0 (logit
  * scores: the ratio is meaningless there, seed 004). N = the kept count;
  * returns 0 when N = 0. */
@@ -51,7 +51,7 @@ double at_average_drop(const double *y, const double *o, int n, int relative, in
 double at_increase_confidence(const double *y, const double *o, int n);
 
 /* Trapezoid rule with x evenly spaced over [0,1] (RISE's auc():
- * (Σ v − v0/2 − v_last/2) / (n − 1)). n = 1: v[0]; n <= 0: 0. */
+ * (Σ v - v0/2 - v_last/2) / (n - 1)). n = 1: v[0]; n <= 0: 0. */
 double at_auc_trapezoid(const double *v, int n_steps_plus_one);
 
 /* torchvision.transforms.functional.gaussian_blur on a float CHW tensor:
@@ -66,11 +66,11 @@ int at_gaussian_blur_chw(const float *src, int c, int h, int w, int ksize, doubl
                          float *dst);
 
 /* Percentile bootstrap confidence interval (Efron & Tibshirani 1993, §13.3)
- * of mean(a) (b NULL) or of the paired mean(a − b): reps resamples of n
+ * of mean(a) (b NULL) or of the paired mean(a - b): reps resamples of n
  * indices drawn with replacement from SplitMix64(seed) (index = z mod n
  * with rejection of the biased top range, i.e. unbiased), each resample's
- * mean computed as d0 + Σ(d_i − d0)/n (so a constant vector gives exactly
- * [c, c]); lo, hi = the (1−level)/2 and (1+level)/2 quantiles of the reps
+ * mean computed as d0 + Σ(d_i - d0)/n (so a constant vector gives exactly
+ * [c, c]); lo, hi = the (1-level)/2 and (1+level)/2 quantiles of the reps
  * means, linear interpolation between order statistics (numpy.quantile's
  * default). Deterministic. level in (0,1), e.g. 0.95. AT_ERR on n < 1,
  * reps < 1, bad level or memory. */
