@@ -62,7 +62,7 @@ int at_explain_classify_logits(const at_model *m, const at_explain_options *opt,
     return AT_OK;
 }
 
-void at_finish_map(const at_model *m, float *cam, int h, int w, at_variant variant, at_explain_result *r) {
+void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_result *r) {
     at_relu_inplace(cam, (long)h * w);
     at_upsample_bilinear(cam, h, w, r->map, m->in_h, m->in_w, 0);
     r->flat_map = at_minmax_normalize(r->map, (long)m->in_h * m->in_w);

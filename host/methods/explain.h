@@ -55,8 +55,10 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
 /* From the unmasked logits [n][K]: fills cls (given or predicted), predicted, prob, logit. */
 int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
                                at_explain_result *results);
-/* cam [h][w] at layer resolution -> ReLU, bilinear upsample to the input, min-max. */
-void at_finish_map(const at_model *m, float *cam, int h, int w, at_variant variant, at_explain_result *r);
+/* cam [h][w] at layer resolution -> ReLU, bilinear upsample (align_corners=False) to the
+ * input, min-max: the same final stage for every variant (the peers differ from it by
+ * < 3e-7, tools/check_peers.py). */
+void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_result *r);
 
 int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_gradcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);

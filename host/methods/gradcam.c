@@ -71,7 +71,7 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
                 for (long i = 0; i < hw; i++) cam[i] += weights[l] * A[l * hw + i];
             }
             if (res->weights) memcpy(res->weights, weights, sizeof(float) * C);
-            at_finish_map(m, cam, h, w, opt->variant, res);
+            at_finish_map(m, cam, h, w, res);
         }
     }
 done:

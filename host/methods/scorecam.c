@@ -134,7 +134,7 @@ int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inpu
             for (long i = 0; i < hw; i++) cam[i] += weights[l] * a[i];
         }
         if (r[b].weights) memcpy(r[b].weights, weights, sizeof(float) * C);
-        at_finish_map(m, cam, h, w, opt->variant, &r[b]);
+        at_finish_map(m, cam, h, w, &r[b]);
     }
 done:
     free(logits), free(acts), free(scores), free(weights), free(cam), free(flat);
