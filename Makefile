@@ -124,7 +124,7 @@ fuzz: $(FUZZ_TARGETS)
 	@for f in $(FUZZ_TARGETS); do \
 	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; \
 	done
 FUZZ_SRC := host/error.c host/json.c host/safetensors.c host/npy.c host/image.c host/preprocess.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
