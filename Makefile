@@ -82,7 +82,7 @@ $(BUILD)/%.o: %.cu
 
 test: deps info
 	@$(MAKE) --no-print-directory attrib tests/run_tests
-	@./tests/run_tests $(T)
+	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./tests/run_tests $(T)
 
 test-build: attrib tests/run_tests
 

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "bench_methods.h"
 #include "random_model.h"
 
 static const char *const HELP =
@@ -17,7 +18,11 @@ static const char *const HELP =
     "  --batch LIST        batch sizes (default 1,8 on CPU, 1,8,32,max on CUDA)\n"
     "  --passes LIST       forward,gated,backward (default all three)\n"
     "  --min-time S        seconds each measurement runs at least (default 1)\n"
-    "  --json              one JSON object per measurement\n";
+    "  --json              one JSON object per measurement\n"
+    "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
+    "                      gradcam++, saliency, cdrp, score-cdrp (s/image, forwards/image)\n"
+    "  --images N          images per method measurement (default 4)\n"
+    "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n";
 
 static double now_s(void) {
     struct timespec ts;
@@ -115,6 +120,8 @@ int cmd_bench(int argc, char **argv) {
     long batches[16];
     int n_batches = 0, passes[3] = {1, 1, 1}, json = 0, want_vgg16 = 1, want_mini = 1, want_model = 0;
     double min_time = 1.0;
+    const char *method = NULL;
+    long images = 4, iterations = -1;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_parse(&common, argc, argv, &i);
         if (r == AT_ERR) goto usage;
@@ -133,7 +140,13 @@ int cmd_bench(int argc, char **argv) {
             goto usage;
         }
         const char *v = argv[++i];
-        if (!strcmp(a, "--batch")) {
+        if (!strcmp(a, "--method")) {
+            method = v;
+        } else if (!strcmp(a, "--images")) {
+            if (cli_parse_int(a, v, 1, 100000, &images)) goto usage;
+        } else if (!strcmp(a, "--iterations")) {
+            if (cli_parse_int(a, v, 0, 100000, &iterations)) goto usage;
+        } else if (!strcmp(a, "--batch")) {
             if (parse_list(a, v, batches, 16, &n_batches)) goto usage;
         } else if (!strcmp(a, "--min-time")) {
             if (cli_parse_double(a, v, 0, 3600, &min_time)) goto usage;
@@ -185,7 +198,9 @@ int cmd_bench(int argc, char **argv) {
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
         double peak = be ? be->peak_flops : 1;
-        if (rc == AT_OK) rc = bench_net(be, nets[k], batches, n_batches, passes, min_time, json, peak);
+        if (rc == AT_OK)
+            rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, json)
+                        : bench_net(be, nets[k], batches, n_batches, passes, min_time, json, peak);
         at_backend_destroy(be);
         at_model_free(m);
         if (rc) {

@@ -1,0 +1,64 @@
+/* ./attrib bench --method M: seconds per image of a whole attribution method
+ * (Score-CAM, Grad-CAM(++), CDRP, Score-CDRP) on random inputs, with the
+ * forward passes it spent, for the side-by-side peer scripts in tools/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_methods.h"
+#include "error.h"
+#include "methods/cdrp.h"
+#include "methods/explain.h"
+#include "random_model.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations, int json) {
+    const at_model *m = be->model;
+    long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
+    float *x = malloc(sizeof(float) * in_size * images), *maps = malloc(sizeof(float) * hw * images);
+    float *gates = malloc(sizeof(float) * m->n_gates * images);
+    at_explain_result *er = calloc(images, sizeof *er);
+    at_cdrp_result *cr = calloc(images, sizeof *cr);
+    int rc = AT_OK;
+    if (!x || !maps || !gates || !er || !cr) {
+        rc = at_fail("bench", "out of memory");
+        goto done;
+    }
+    at_prng_fill("input", 7, x, in_size * images, 2.0f, 0.0f);
+    long forwards = 0;
+    double t0 = now_s();
+    if (!strcmp(method, "cdrp") || !strcmp(method, "score-cdrp")) {
+        at_cdrp_options o;
+        at_cdrp_preset("zhu2024", !strcmp(method, "score-cdrp"), &o);
+        if (iterations >= 0) o.iterations = iterations;
+        for (int b = 0; b < images; b++) cr[b].gates = gates + (long)m->n_gates * b;
+        rc = at_cdrp(be, &o, x, images, cr);
+        for (int b = 0; b < images; b++) forwards += cr[b].forwards;
+    } else {
+        at_explain_options o = {.layer = m->gate_layer[m->n_convs - 1]};
+        if ((rc = at_method_parse(method, &o.method))) goto done;
+        for (int b = 0; b < images; b++) er[b].map = maps + hw * b;
+        rc = at_explain(be, &o, x, images, er);
+        for (int b = 0; b < images; b++) forwards += er[b].forwards;
+    }
+    double s = (now_s() - t0) / images;
+    if (rc) goto done;
+    double fw = (double)forwards / images;
+    if (json)
+        printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"method\":\"%s\",\"images\":%d,"
+               "\"s_per_image\":%.5f,\"forwards_per_image\":%.1f,\"gmac_per_image\":%.4f}\n",
+               net, be->name, at_precision_name(be->precision), method, images, s, fw, m->macs_per_image / 1e9);
+    else
+        printf("%-8s %-5s %-5s %-11s %4d images  %9.4f s/image  %7.1f forwards/image  %8.3f ms/forward\n", net,
+               be->name, at_precision_name(be->precision), method, images, s, fw, 1e3 * s / (fw > 0 ? fw : 1));
+    fflush(stdout);
+done:
+    free(x), free(maps), free(gates), free(er), free(cr);
+    return rc;
+}
