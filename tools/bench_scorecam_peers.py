@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""Score-CAM speed, side by side on the same machine in one run: attrib
+(./attrib bench --method scorecam) against pytorch-grad-cam's ScoreCAM and
+torchcam's ScoreCAM on the same network shape (random weights) and inputs.
+
+  /usr/bin/python3 -m pip install --no-deps --target .peers grad-cam==1.5.7 ttach torchcam
+  PYTHONPATH=.peers /usr/bin/python3 tools/bench_scorecam_peers.py [--net mini|vgg16] [--images N]
+      [--device cpu|cuda] [--backend cpu|cuda] [--threads N]
+
+Prints seconds per image for each tool and the ratio peer / attrib (> 1:
+attrib is faster). pytorch-grad-cam runs its default batch of 16 masked
+inputs, torchcam its default batch of 32; both on the last conv's ReLU.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prng  # noqa: E402
+import ref_methods  # noqa: E402
+import vgg_torch  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NETS = {
+    "mini": dict(widths=[8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], hidden=[256, 256], classes=10,
+                 size=128, avgpool=4),
+    "vgg16": dict(widths=prng.standard_widths("vgg16"), hidden=[4096, 4096], classes=1000, size=224, avgpool=7),
+}
+
+
+def build(net, device):
+    n = NETS[net]
+    state = prng.random_vgg_state("vgg16", n["widths"], n["hidden"], n["classes"], n["avgpool"], 1)
+    model = ref_methods.TorchvisionVGG(vgg_torch.build_vgg("vgg16", state, n["avgpool"])).to(device).eval()
+    return model, n
+
+
+def time_pgc(model, xs):
+    from pytorch_grad_cam import ScoreCAM
+    cam = ScoreCAM(model=model, target_layers=[model.features[29]])
+    t0 = time.perf_counter()
+    for x in xs:
+        cam(input_tensor=x, targets=None)
+    return (time.perf_counter() - t0) / len(xs)
+
+
+def time_torchcam(model, xs):
+    from torchcam.methods import ScoreCAM
+    extractor = ScoreCAM(model, target_layer="features.29")
+    t0 = time.perf_counter()
+    for x in xs:
+        with torch.no_grad():
+            out = model(x)
+        extractor(out.argmax(1).item(), out)
+    t = (time.perf_counter() - t0) / len(xs)
+    extractor.remove_hooks()
+    return t
+
+
+def time_attrib(net, images, backend, threads):
+    cmd = [os.path.join(ROOT, "attrib"), "bench", "--json", "--method", "scorecam", "--images", str(images),
+           "--backend", backend, "--nets", "vgg16" if net == "vgg16" else "mini"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])["s_per_image"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--net", default="mini", choices=NETS)
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, n = build(args.net, args.device)
+    xs = [torch.from_numpy(prng.fill("input", 7 + i, (1, 3, n["size"], n["size"]), 2.0)).to(args.device)
+          for i in range(args.images)]
+    ours = time_attrib(args.net, args.images, args.backend, args.threads)
+    print(f"Score-CAM on {args.net} ({args.images} images, torch {torch.__version__} on {args.device}, "
+          f"attrib --backend {args.backend}, {args.threads} threads)")
+    print(f"{'tool':20} {'s/image':>9} {'peer/attrib':>12}")
+    print(f"{'attrib':20} {ours:9.3f} {1.0:12.2f}")
+    for name, fn in (("pytorch-grad-cam", time_pgc), ("torchcam", time_torchcam)):
+        try:
+            t = fn(model, xs)
+            print(f"{name:20} {t:9.3f} {t / ours:12.2f}")
+        except ImportError as e:
+            print(f"{name:20} skipped: {e} (install it into .peers, see --help)")
+
+
+if __name__ == "__main__":
+    main()
