@@ -63,7 +63,7 @@ extern "C" int at_cuda_available(char *why, size_t cap) {
 
 // ---- forward ---------------------------------------------------------------
 
-static int validate_forward(const at_model *m, const at_forward_args *a, int *n_rows) {
+static int validate_forward(const at_model *m, const at_forward_args *a) {
     if (a->n < 1) return at_fail("forward", "batch size %d < 1", a->n);
     if (!a->input) return at_fail("forward", "no input");
     if (a->masks && (a->mask_h < 1 || a->mask_w < 1 || a->mask_h > m->in_h || a->mask_w > m->in_w))
@@ -74,14 +74,32 @@ static int validate_forward(const at_model *m, const at_forward_args *a, int *n_
             return at_fail("forward", "capture layer %d out of range", a->capture_layer[i]);
         if (!a->capture_out || !a->capture_out[i]) return at_fail("forward", "capture %d has no output buffer", i);
     }
-    *n_rows = a->n;
-    if (a->input_index) {
-        int mx = -1;
-        for (int b = 0; b < a->n; b++) {
-            if (a->input_index[b] < 0) return at_fail("forward", "input index %d of item %d < 0", a->input_index[b], b);
-            if (a->input_index[b] > mx) mx = a->input_index[b];
-        }
-        *n_rows = mx + 1;
+    for (int b = 0; a->input_index && b < a->n; b++)
+        if (a->input_index[b] < 0) return at_fail("forward", "input index %d of item %d < 0", a->input_index[b], b);
+    return AT_OK;
+}
+
+// The distinct input rows the items read, in order of first use, and each
+// item's slot among them: only those rows go to the device (Score-CAM's 512
+// masks of one image upload one row).
+struct row_map {
+    int n_rows;     // distinct rows
+    int *src;       // [n_rows] input row of each slot
+    int *slot;      // [n] slot of each item
+};
+
+static int map_rows(const at_forward_args *a, row_map *r) {
+    r->n_rows = 0;
+    r->src = (int *)malloc(sizeof(int) * a->n);
+    r->slot = (int *)malloc(sizeof(int) * a->n);
+    if (!r->src || !r->slot) return at_fail("cuda", "out of host memory");
+    for (int b = 0; b < a->n; b++) {
+        const int row = a->input_index ? a->input_index[b] : b;
+        int k = b > 0 && r->src[r->slot[b - 1]] == row ? r->slot[b - 1] : -1; // runs of one row are common
+        for (int j = r->n_rows - 1; k < 0 && j >= 0; j--)
+            if (r->src[j] == row) k = j;
+        if (k < 0) r->src[k = r->n_rows++] = row;
+        r->slot[b] = k;
     }
     return AT_OK;
 }
@@ -149,18 +167,24 @@ static int run_layer(cuda_state *s, int i, const float *x, float *y, int n, cons
 }
 
 // Uploads the call's inputs, masks and gates and builds the network input.
-static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shape *cs, const arena_plan *p) {
+static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shape *cs, const row_map *rows,
+                        const arena_plan *p) {
     const at_model *m = s->m;
     const size_t in = (size_t)at_cuda_input_floats(m);
     if (a->gates && at_cuda_upload(s, p->gates, a->gates, sizeof(float) * cs->gate_rows * m->n_gates)) return AT_ERR;
     if (!cs->gathered) return at_cuda_upload(s, p->input, a->input, sizeof(float) * in * cs->n);
-    if (at_cuda_upload(s, p->rows, a->input, sizeof(float) * in * cs->n_rows)) return AT_ERR;
-    if (a->input_index && at_cuda_upload(s, p->index, a->input_index, sizeof(int) * cs->n)) return AT_ERR;
+    for (int k = 0, run; k < rows->n_rows; k += run) { // consecutive source rows go in one copy
+        for (run = 1; k + run < rows->n_rows && rows->src[k + run] == rows->src[k] + run; run++) {
+        }
+        if (at_cuda_upload(s, p->rows + k * in, a->input + (size_t)rows->src[k] * in, sizeof(float) * in * run))
+            return AT_ERR;
+    }
+    if (at_cuda_upload(s, p->index, rows->slot, sizeof(int) * cs->n)) return AT_ERR;
     if (a->masks && at_cuda_upload(s, p->masks, a->masks, sizeof(float) * cs->mask_hw * cs->n)) return AT_ERR;
     at_mask_inputs mi;
     memset(&mi, 0, sizeof mi);
     mi.rows = p->rows;
-    mi.input_index = a->input_index ? p->index : NULL;
+    mi.input_index = p->index;
     mi.masks = a->masks ? p->masks : NULL;
     mi.mh = a->mask_h, mi.mw = a->mask_w, mi.align_corners = a->mask_align_corners;
     mi.norm = a->mask_norm, mi.space = a->mask_space;
@@ -171,16 +195,26 @@ static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shap
     return at_make_inputs_gpu(&mi, s->stream);
 }
 
+static int run_forward(cuda_state *s, const at_forward_args *a, const row_map *rows);
+
 static int cuda_forward(at_backend *be, const at_forward_args *a) {
     cuda_state *s = (cuda_state *)be->impl;
-    const at_model *m = s->m;
-    int n_rows = 0;
-    if (validate_forward(m, a, &n_rows)) return AT_ERR;
+    if (validate_forward(s->m, a)) return AT_ERR;
     s->kept_valid = 0;
+    row_map rows = {0, NULL, NULL};
+    int rc = a->masks || a->input_index ? map_rows(a, &rows) : AT_OK;
+    if (rc == AT_OK) rc = run_forward(s, a, &rows);
+    free(rows.src);
+    free(rows.slot);
+    return rc;
+}
+
+static int run_forward(cuda_state *s, const at_forward_args *a, const row_map *rows) {
+    const at_model *m = s->m;
     const int n = a->n;
     call_shape cs;
     cs.n = n;
-    cs.n_rows = n_rows;
+    cs.n_rows = rows->n_rows;
     cs.mask_hw = a->masks ? (long)a->mask_h * a->mask_w : 0;
     cs.gate_rows = a->gates ? (a->gates_per_item ? n : 1) : 0;
     cs.keep = a->keep_for_backward != 0;
@@ -189,7 +223,7 @@ static int cuda_forward(at_backend *be, const at_forward_args *a) {
     arena_plan p;
     if (at_cuda_ensure_arena(s, at_cuda_plan_arena(m, &cs, NULL, &p), n)) return AT_ERR;
     at_cuda_plan_arena(m, &cs, (char *)s->arena, &p);
-    if (stage_inputs(s, a, &cs, &p)) return AT_ERR;
+    if (stage_inputs(s, a, &cs, rows, &p)) return AT_ERR;
     const float *gates = a->gates ? p.gates : NULL;
     const int gate_stride = a->gates && a->gates_per_item ? m->n_gates : 0;
 

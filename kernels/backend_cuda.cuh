@@ -29,7 +29,7 @@ struct linear_dev {
 // What one forward needs besides the weights.
 struct call_shape {
     int n;           // items
-    int n_rows;      // input rows uploaded (max input_index + 1)
+    int n_rows;      // distinct input rows the items read (uploaded when gathered)
     long mask_hw;    // mask_h * mask_w, 0 without masks
     int gate_rows;   // 0 without gates, 1 shared, n per item
     int keep;        // keep_for_backward
