@@ -2,6 +2,7 @@
 #   make            ./attrib and libattrib.a
 #   make test       build and run the test suite
 #   make demo       run the engine on the shipped model and samples
+#   make reproduce  the Score-CDRP paper's tables and figures -> results/REPORT.md
 #   make bench      CPU (and GPU when present) benchmarks
 #   make asan       tests under AddressSanitizer + UBSan
 #   make fuzz       short libFuzzer runs of the file parsers
@@ -76,6 +77,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/backend.h host/model.h
+
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
@@ -92,13 +95,26 @@ asan:
 	        LDLIBS_EXTRA= NO_CUDA=1 CPU_ARCH="$(CPU_ARCH)" \
 	        LDFLAGS="-fsanitize=address,undefined" asan-run
 asan-run: attrib tests/run_tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ./tests/run_tests $(T)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ./tests/run_tests $(T); \
+	  rc=$$?; rm -f attrib libattrib.a tests/run_tests; exit $$rc  # the sanitized binaries must not pass for the normal build
 
 demo: deps
 	@$(MAKE) --no-print-directory attrib
 	./attrib predict --topk 3 --list weights/samples/list.txt
 	./attrib explain --method scorecam --out out/demo --resume --list weights/samples/list.txt
 	@echo "demo: Score-CAM maps and overlays in out/demo (results.jsonl lists them)"
+
+# The paper's tables and figures on the shipped model (docs/reproduce.md): builds
+# attrib; `attrib reproduce` generates the test scenes when missing (Python +
+# Fashion-MNIST, installed here with ATTRIB_WITH_REPRODUCE=1), runs every step
+# with --resume (run it again after an interruption) and writes results/REPORT.md.
+# REPRODUCE_CONFIG=reproduce/tiny.json for the CI-sized run; REPRODUCE_ARGS="--backend cuda".
+REPRODUCE_CONFIG ?= reproduce/config.json
+.PHONY: reproduce
+reproduce:
+	@ATTRIB_WITH_REPRODUCE=1 bash tools/install_deps.sh || echo "reproduce: Python packages missing; data generation or the Fig. 7 plot may be skipped" >&2
+	@$(MAKE) --no-print-directory attrib
+	./attrib reproduce --config $(REPRODUCE_CONFIG) $(REPRODUCE_ARGS)
 
 bench: attrib
 	./attrib bench

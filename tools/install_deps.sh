@@ -6,6 +6,8 @@ set -euo pipefail
 required=(gcc make libpng-dev libjpeg62-turbo-dev zlib1g-dev)
 optional=(python3-numpy python3-pil)
 [ "${ATTRIB_WITH_TORCH:-0}" = 1 ] && optional+=(python3-torch python3-torchvision dataset-fashion-mnist)
+# make reproduce: scene generation (tools/make_scenes.py) and the Fig. 7 plot
+[ "${ATTRIB_WITH_REPRODUCE:-0}" = 1 ] && optional+=(python3-matplotlib dataset-fashion-mnist)
 missing=()
 for p in "${required[@]}" "${optional[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

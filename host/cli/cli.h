@@ -55,5 +55,6 @@ int cmd_info(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 
 #endif

@@ -1,0 +1,71 @@
+/* ./attrib reproduce internals: the run's configuration and state
+ * (host/cli/reproduce_config.c reads the config, host/cli/reproduce.c runs
+ * the steps, host/cli/reproduce_report.c reads their per-image outputs and
+ * writes REPORT.md and the figure grids). */
+#ifndef ATTRIB_CLI_REPRODUCE_H
+#define ATTRIB_CLI_REPRODUCE_H
+
+#include <stdint.h>
+
+#include "cli.h"
+
+#define RP_MAX_PROPS 32
+#define RP_MAX_RATES 16
+#define RP_MAX_STEPS 32
+#define RP_MAX_ARGS 32
+
+/* The JSON config (reproduce/config.json documents every key). Paths are
+ * relative to the working directory, as on the command line. */
+typedef struct {
+    char *config_path, *title, *model;
+    char *data_dir, *images_dir, *list, *annotations;
+    int generate;           /* data.generate present: make_scenes.py fills data_dir */
+    char gen_split[16];
+    long gen_count, gen_seed;
+    int n_images;           /* CAM comparison (seed 004, Score-CAM of Table 2): first N */
+    int n_path;             /* CDRP / Score-CDRP experiments: first K of those */
+    int n_figure;           /* qualitative grids: first G of those */
+    char *out, *report;
+    int table1, table2, fig7, seed004, figures; /* experiments to run */
+    char *path_opts[RP_MAX_ARGS];               /* "--preset", "zhu2024", ... for cdrp and score-cdrp */
+    int n_path_opts;
+    double props[RP_MAX_PROPS];
+    int n_props;
+    int fig7_logit, scorer_path; /* Fig. 7 score (prob default) and network (original default) */
+    double rates[RP_MAX_RATES];
+    int n_rates;
+    int boot_reps;
+    uint64_t boot_seed;
+} rp_config;
+
+typedef struct {
+    char name[96], what[160];
+    double wall_s, total_s; /* this invocation; all invocations (out/steps.jsonl) */
+    int ran;
+} rp_step;
+
+/* Everything the report needs besides the config. */
+typedef struct {
+    const rp_config *cfg;
+    cli_paths cam, path, figure; /* image lists (first N / K / G of the data) */
+    char maps[4200];             /* explain's and eval's folder: OUT/maps */
+    rp_step steps[RP_MAX_STEPS];
+    int n_steps;
+    double wall_total_s;
+    char model_path[4200], model_sha[65];
+    char fig7_png[4400], fig7_note[512]; /* the plot, or why it was skipped */
+    char eval_key_fig7[64];              /* eval's class_option key of the Fig. 7 lines */
+} rp_run;
+
+/* Reads the config (AT_ERR naming the file and key); defaults for what it
+ * leaves out. rp_config_free releases it (also after a failed load). */
+int rp_config_load(const char *path, rp_config *c);
+void rp_config_free(rp_config *c);
+
+/* SHA-256 of a file as 64 hex digits; AT_ERR naming it. */
+int rp_file_sha256(const char *path, char hex[65]);
+
+/* Writes cfg->report and the PNG grids beside it; AT_ERR with a message. */
+int rp_write_report(const rp_run *run);
+
+#endif
