@@ -1,8 +1,15 @@
-/* at_sgemm against a naive double-accumulating reference, over shapes chosen
- * to hit every edge of the blocking (MR = 6, NR = 16, KC = 256, MC = 144):
- * sizes 1, primes, sizes just past a block, all four transposes, leading
- * dimensions larger than needed, alpha/beta combinations, beta = 0 over
- * NaN-filled C, and bit-identical results across runs and thread counts. */
+/* at_sgemm and the convolutions built on it (host/cpu/sgemm.h, conv.h).
+ *
+ * GEMM against a naive double-accumulating reference, over shapes chosen to
+ * hit every edge of the blocking (MR = 6, NR = 16, KC = 256, MC = 144): sizes
+ * 1, primes, sizes just past a block, all four transposes, leading dimensions
+ * larger than needed, alpha/beta combinations, beta = 0 over NaN-filled C,
+ * both threading modes, bit-identical results across runs and thread counts.
+ * Convolution forward and backward data against direct loops, the backward
+ * as the adjoint of the forward, determinism, nested calls.
+ *
+ * The portable (non-AVX2) kernels are tested by building this file with
+ * -mno-avx2 -mno-fma, or with -DAT_SGEMM_PORTABLE -DAT_CONV_PORTABLE. */
 #include "test.h"
 
 #include "cpu/sgemm.h"
@@ -12,11 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tolerance: the reference sums in double; the float result carries about
- * one rounding per term of the dot product, an error that grows like
- * sqrt(K) * eps * (typical |a*b|) ~ sqrt(K) * 6e-8 for inputs in [-1, 1].
- * atol = 2e-6 * sqrt(K) is several times that bound even for the worst of
- * ~10^5 outputs; rtol 1e-4 covers large outputs. */
+/* Tolerance. The reference sums in double; at_sgemm sums in float, in K
+ * blocks of at most 256 (each summed from zero in registers, then added to
+ * C). With inputs uniform in [-1, 1] a partial sum of k products is about
+ * sqrt(k)/3 and each addition rounds by up to u = 6e-8 of it, so the error is
+ * a random walk of roughly u*kc/5 per block: ~1e-5 for K = 4000, the largest
+ * K here, while |C| ~ sqrt(K)/3. atol = 2e-6*sqrt(K) (for outputs near 0)
+ * and rtol = 1e-4 leave about ten times that. */
 #define GEMM_RTOL 1e-4
 static double gemm_atol(int K) { return 2e-6 * sqrt((double)(K > 1 ? K : 1)) + 1e-7; }
 
@@ -292,19 +301,22 @@ TEST(conv_small_shapes_all_kernels_strides_pads) {
 
 TEST(conv_rectangular_kernels) {
     conv_shape cs[] = {{2, 3, 9, 8, 5, 3, 1, 1, 0}, {1, 4, 6, 11, 3, 1, 5, 1, 0},
-                       {2, 2, 10, 7, 3, 3, 5, 2, 1}, {1, 3, 8, 8, 4, 2, 2, 2, 0}};
-    for (int i = 0; i < 4; i++)
+                       {2, 2, 10, 7, 3, 3, 5, 2, 1}, {1, 3, 8, 8, 4, 2, 2, 2, 0},
+                       {1, 16, 5, 4, 3, 1, 1, 1, 1}}; /* pad >= kernel: col2im with C >= 16 */
+    for (int i = 0; i < 5; i++)
         if (!conv_case(&cs[i])) return;
 }
 
 TEST(conv_vgg_like_shapes) {
     /* 3x3 pad 1 as in VGG, sizes that use both threading modes, runs that
-     * wrap rows and images inside one panel (W = 14, 7), and the 3-channel
-     * first layer */
+     * wrap rows and images inside one panel (W = 14, 7), wide rows whose
+     * inner panels are packed as plain copies (W = 64, 90, 120), and the
+     * 3-channel first layer */
     conv_shape cs[] = {{1, 3, 32, 32, 64, 3, 3, 1, 1},   {2, 64, 20, 20, 64, 3, 3, 1, 1},
                        {3, 128, 7, 7, 200, 3, 3, 1, 1},  {2, 256, 14, 14, 160, 3, 3, 1, 1},
-                       {1, 16, 64, 64, 32, 3, 3, 1, 1},  {5, 33, 3, 3, 17, 3, 3, 1, 1}};
-    for (int i = 0; i < 6; i++)
+                       {1, 16, 64, 64, 32, 3, 3, 1, 1},  {5, 33, 3, 3, 17, 3, 3, 1, 1},
+                       {2, 24, 37, 90, 20, 3, 3, 1, 1},  {1, 20, 40, 120, 8, 5, 5, 1, 2}};
+    for (int i = 0; i < 8; i++)
         if (!conv_case(&cs[i])) return;
 }
 
@@ -335,10 +347,25 @@ TEST(conv_backward_is_adjoint_of_forward) {
 }
 
 TEST(conv_workspace_sizes) {
-    /* stride 1 with pad < kernel needs none; other cases hold one tile */
+    /* stride 1, pad < kernel, C >= 16 needs none; other cases hold one tile
+     * of the col buffer (all pixels of one image when it fits in 4M floats) */
     CHECK(at_conv2d_workspace_floats(512, 14, 14, 3, 3, 1, 1) == 0);
+    CHECK(at_conv2d_workspace_floats(16, 9, 9, 5, 5, 1, 2) == 0);
+    CHECK(at_conv2d_workspace_floats(3, 224, 224, 3, 3, 1, 1) == 3 * 9 * 224 * 224);
     CHECK(at_conv2d_workspace_floats(3, 7, 5, 3, 3, 2, 1) == 3 * 9 * 4 * 3);
     CHECK(at_conv2d_workspace_floats(64, 224, 224, 3, 3, 2, 1) <= (1u << 22));
+    CHECK(at_conv2d_workspace_floats(32, 8, 8, 3, 3, 1, 3) > 0); /* pad >= kernel */
+}
+
+TEST(conv_backward_as_forward_conv_shapes) {
+    /* C >= 16 with stride 1 takes the flipped-kernel path: every kernel size
+     * and pad it accepts, odd and rectangular maps, 1x1 maps, batches */
+    conv_shape cs[] = {{1, 16, 7, 5, 3, 3, 3, 1, 1},  {3, 17, 7, 5, 4, 3, 3, 1, 0},
+                       {2, 16, 9, 6, 5, 5, 5, 1, 2},  {1, 20, 5, 7, 6, 5, 5, 1, 1},
+                       {3, 16, 1, 1, 7, 1, 1, 1, 0},  {2, 16, 1, 1, 3, 3, 3, 1, 1},
+                       {1, 18, 6, 11, 3, 1, 5, 1, 0}, {2, 16, 8, 8, 2, 3, 3, 1, 2}};
+    for (int i = 0; i < (int)(sizeof cs / sizeof cs[0]); i++)
+        if (!conv_case(&cs[i])) return;
 }
 
 /* One forward and one backward with T threads. */
@@ -352,9 +379,11 @@ static void conv_with_threads(int T, const conv_shape *c, const float *x, const 
 }
 
 TEST(conv_deterministic_across_runs_and_threads) {
+    /* both backward paths (flipped-kernel GEMM; w^T*dy + col2im for C = 3
+     * and for stride 2), row and column splits of the GEMM */
     conv_shape cs[] = {{2, 64, 28, 28, 64, 3, 3, 1, 1}, {3, 256, 7, 7, 512, 3, 3, 1, 1},
-                       {2, 32, 33, 31, 40, 3, 3, 2, 1}};
-    for (int i = 0; i < 3; i++) {
+                       {2, 32, 33, 31, 40, 3, 3, 2, 1}, {2, 3, 40, 36, 64, 3, 3, 1, 1}};
+    for (int i = 0; i < 4; i++) {
         const conv_shape *c = &cs[i];
         int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
         long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;

@@ -22,6 +22,7 @@
 
 #include "cpu/sgemm.h"
 
+#include <limits.h>
 #include <omp.h>
 #include <string.h>
 
@@ -93,7 +94,11 @@ static int panel_runs(const im2col_src *s, long n, int cols, pixel_run *runs) {
 #ifdef AT_CONV_AVX2
 static int imax(int a, int b) { return a > b ? a : b; }
 
-/* Lanes lo <= j < hi of a 16-lane panel row, as two 8-lane masks. */
+/* Kernel widths up to this get their lane masks tabulated per panel. */
+#define MAX_KW_MASKS 7
+
+/* Lanes lo <= j < hi of a 16-lane panel row, as two 8-lane masks (none when
+ * hi <= lo). */
 static inline void lane_masks(int lo, int hi, __m256i *m0, __m256i *m1) {
     const __m256i i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i i1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
@@ -102,21 +107,53 @@ static inline void lane_masks(int lo, int hi, __m256i *m0, __m256i *m1) {
     *m1 = _mm256_and_si256(_mm256_cmpgt_epi32(i1, l), _mm256_cmpgt_epi32(h, i1));
 }
 
-/* Stride 1: each run is a contiguous piece of an input row. A panel that is
- * one run lying inside the image for every (ky, kx) (most of a large map) is
- * a plain copy of two unaligned vectors per row k; otherwise each run is a
- * masked load (masked-off lanes read nothing and give 0). */
+/* Stride 1. How many panels from this one on (at most max) are interior:
+ * each one full run of the same output row, every (ky, kx) inside the image.
+ * Those are plain copies, done together by pack_interior_panels. */
+static int interior_panels(const im2col_src *s, const pixel_run *runs, int nrun, int max) {
+    const pixel_run *u = &runs[0];
+    if (nrun != 1 || u->len != NR || u->iy0 < 0 || u->iy0 + s->kh > s->H || u->ix0 < 0) return 0;
+    int same_row = (s->Wo - (u->ix0 + s->pad_w)) / NR;   /* output columns left in the row */
+    int inside = (s->W - (s->kw - 1) - u->ix0) / NR;     /* input columns left for every kx */
+    return imin(max, imin(same_row, inside));
+}
+
+/* g interior panels, row k by row k: for each k one contiguous stretch of
+ * g*NR input floats, read in order (the hardware prefetcher follows it),
+ * goes to the g panels. */
+static void pack_interior_panels(const im2col_src *s, const pixel_run *runs, int g,
+                                 const k_row *kt, int kc, float *dst, long panel_floats) {
+    const float *base = s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0;
+    for (int k = 0; k < kc; k++) {
+        const float *src = base + kt[k].off;
+        float *d = dst + (long)k * NR;
+        for (int j = 0; j < g; j++, src += NR, d += panel_floats) {
+            _mm256_store_ps(d, _mm256_loadu_ps(src));
+            _mm256_store_ps(d + 8, _mm256_loadu_ps(src + 8));
+        }
+    }
+}
+
+/* Stride 1, a panel that is not interior: each run is a contiguous piece of
+ * an input row, read as a masked load (masked-off lanes read nothing and
+ * give 0). */
 static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int nrun,
                                const k_row *kt, int kc, float *dst) {
-    if (nrun == 1 && runs[0].len == NR && runs[0].iy0 >= 0 && runs[0].iy0 + s->kh <= s->H &&
-        runs[0].ix0 >= 0 && runs[0].ix0 + NR + s->kw - 1 <= s->W) {
-        const float *base = s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0;
-        for (int k = 0; k < kc; k++, dst += NR) {
-            const float *src = base + kt[k].off;
-            _mm256_store_ps(dst, _mm256_loadu_ps(src));
-            _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
+    /* Per run: where lane 0 would read for (c, ky, kx) = 0 (lane j reads
+     * base + off + j; the pointer may lie outside the row, but only lanes
+     * inside it are loaded), and for each kx the lanes that fall inside the
+     * row, as masks. */
+    const float *base[NR];
+    __m256i mask[NR][MAX_KW_MASKS][2];
+    int tabulated = s->kw <= MAX_KW_MASKS;
+    for (int r = 0; r < nrun; r++) {
+        const pixel_run *u = &runs[r];
+        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0 - u->j0;
+        for (int kx = 0; tabulated && kx < s->kw; kx++) {
+            int ix = u->ix0 + kx;
+            lane_masks(u->j0 + imax(0, -ix), u->j0 + imin(u->len, s->W - ix), &mask[r][kx][0],
+                       &mask[r][kx][1]);
         }
-        return;
     }
     for (int k = 0; k < kc; k++, dst += NR) {
         __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
@@ -124,21 +161,17 @@ static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int n
             const pixel_run *u = &runs[r];
             int iy = u->iy0 + kt[k].ky;
             if (iy < 0 || iy >= s->H) continue;
-            int ix = u->ix0 + kt[k].kx;
-            int lo = u->j0 + imax(0, -ix), hi = u->j0 + imin(u->len, s->W - ix);
-            if (lo >= hi) continue;
-            /* lane j reads src[j]; src may point outside the row, but only
-             * the lanes in [lo, hi) are loaded */
-            const float *src = s->x + u->img_off + kt[k].off + (long)u->iy0 * s->W + u->ix0 - u->j0;
-            if (lo == 0 && hi == NR) {
-                v0 = _mm256_loadu_ps(src);
-                v1 = _mm256_loadu_ps(src + 8);
+            __m256i m0, m1;
+            if (tabulated) {
+                m0 = mask[r][kt[k].kx][0];
+                m1 = mask[r][kt[k].kx][1];
             } else {
-                __m256i m0, m1;
-                lane_masks(lo, hi, &m0, &m1);
-                v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
-                v1 = _mm256_or_ps(v1, _mm256_maskload_ps(src + 8, m1));
+                int ix = u->ix0 + kt[k].kx;
+                lane_masks(u->j0 + imax(0, -ix), u->j0 + imin(u->len, s->W - ix), &m0, &m1);
             }
+            const float *src = base[r] + kt[k].off;
+            v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
+            v1 = _mm256_or_ps(v1, _mm256_maskload_ps(src + 8, m1));
         }
         _mm256_store_ps(dst, v0);
         _mm256_store_ps(dst + 8, v1);
@@ -178,16 +211,24 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
     for (int kb = 0; kb < kc; kb += K_ROWS) {
         int kn = imin(K_ROWS, kc - kb);
         k_rows(s, k0 + kb, kn, kt);
-        for (int p = 0; p < count; p += NR) {
+        for (int p = 0; p < count;) {
             int nrun = panel_runs(s, (long)first + p, imin(NR, count - p), runs);
             float *d = dst + p / NR * panel_floats + (long)kb * NR;
 #ifdef AT_CONV_AVX2
             if (s->stride == 1) {
-                pack_panel_stride1(s, runs, nrun, kt, kn, d);
+                int g = interior_panels(s, runs, nrun, (count - p) / NR);
+                if (g > 0) {
+                    pack_interior_panels(s, runs, g, kt, kn, d, panel_floats);
+                    p += g * NR;
+                } else {
+                    pack_panel_stride1(s, runs, nrun, kt, kn, d);
+                    p += NR;
+                }
                 continue;
             }
 #endif
             pack_panel_lanes(s, runs, nrun, kt, kn, d);
+            p += NR;
         }
     }
 }
@@ -215,13 +256,21 @@ static void pack_a_flipped(const void *ctx, int first, int count, int k0, int kc
 
 static int out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k) / stride + 1; }
 
-/* y (NCHW, channels M) = A * implicit-im2col(src) + bias, for every image. */
-static void conv_gemm(const im2col_src *s, int N, int M, const at_gemm_operand *a,
+/* y (NCHW, channels M) = A * implicit-im2col(src) + bias, for every image;
+ * the GEMM's N runs over all N*Ho*Wo pixels (in groups of images when that
+ * count would not fit an int). */
+static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand *a,
                       const float *bias, float *y) {
-    long HoWo = (long)s->Ho * s->Wo;
-    at_gemm_operand b = {pack_b_im2col, s};
-    at_gemm_output out = {y, HoWo, HoWo, (long)M * HoWo, bias};
-    at_sgemm_ex(M, (int)(N * HoWo), s->C * s->kh * s->kw, 1.0f, a, &b, 0.0f, &out);
+    long HoWo = (long)src->Ho * src->Wo;
+    long group = INT_MAX / HoWo, CHW = (long)src->C * src->H * src->W;
+    for (long img = 0; img < N; img += group) {
+        long n = N - img < group ? N - img : group;
+        im2col_src s = *src;
+        s.x = src->x + img * CHW;
+        at_gemm_operand b = {pack_b_im2col, &s};
+        at_gemm_output out = {y + img * M * HoWo, HoWo, HoWo, (long)M * HoWo, bias};
+        at_sgemm_ex(M, (int)(n * HoWo), s.C * s.kh * s.kw, 1.0f, a, &b, 0.0f, &out);
+    }
 }
 
 void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *w, const float *b,
@@ -235,8 +284,14 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
     conv_gemm(&s, N, K, &a, b, y);
 }
 
-static int backward_is_forward_conv(int kh, int kw, int stride, int pad) {
-    return stride == 1 && pad < kh && pad < kw;
+/* The backward pass runs as a forward convolution (no workspace) for stride
+ * 1 and pad < kernel, unless the input has so few channels that the GEMM
+ * would have almost no rows (C = 3 for an image: each packed float of dy
+ * would serve 3 multiply-adds); then w^T * dy with col2im reuses each float
+ * of dy C*kh*kw times instead. */
+#define ADJOINT_MIN_CHANNELS 16
+static int backward_is_forward_conv(int C, int kh, int kw, int stride, int pad) {
+    return stride == 1 && pad < kh && pad < kw && C >= ADJOINT_MIN_CHANNELS;
 }
 
 /* Pixels per tile of the general backward path. */
@@ -249,30 +304,48 @@ static long col_tile_pixels(long ckk, long HoWo) {
 
 size_t at_conv2d_workspace_floats(int C, int H, int W, int kh, int kw, int stride, int pad) {
     int Ho = out_size(H, kh, stride, pad), Wo = out_size(W, kw, stride, pad);
-    if (backward_is_forward_conv(kh, kw, stride, pad) || Ho <= 0 || Wo <= 0) return 0;
+    if (backward_is_forward_conv(C, kh, kw, stride, pad) || Ho <= 0 || Wo <= 0) return 0;
     long ckk = (long)C * kh * kw;
     return (size_t)(ckk * col_tile_pixels(ckk, (long)Ho * Wo));
 }
 
-/* dx[c] += the columns [q0, q0+nt) of col (rows (c, ky, kx), row stride nt)
- * scattered back to the input pixels they were read from. Threads own whole
- * channels, and each channel is summed in a fixed order: deterministic. */
+/* dx += the output pixels [q0, q0+nt) of col (rows (c, ky, kx), row stride
+ * nt) sent back to the input pixels they were read from. Written as a
+ * gather: a thread owns whole rows (c, iy) of dx, and each element adds its
+ * terms in the fixed order (tile, ky, kx), so the result is deterministic
+ * whatever the number of threads. */
 static void col2im_add(const float *col, long nt, long q0, int C, int H, int W, int kh, int kw,
-                       int stride, int pad, int Wo, float *dx) {
+                       int stride, int pad, int Ho, int Wo, float *dx) {
     long work = (long)C * kh * kw * nt;
 #pragma omp parallel for schedule(static) if (work > (1L << 16) && !omp_in_parallel())
-    for (int c = 0; c < C; c++) {
-        float *plane = dx + (long)c * H * W;
-        for (int ky = 0; ky < kh; ky++)
+    for (long row = 0; row < (long)C * H; row++) {
+        int c = (int)(row / H), iy = (int)(row % H);
+        float *drow = dx + row * W;
+        for (int ky = 0; ky < kh; ky++) {
+            int num = iy + pad - ky; /* = oy * stride */
+            if (num < 0 || num % stride) continue;
+            int oy = num / stride;
+            if (oy >= Ho) continue;
+            /* output columns of this row inside the tile */
+            long first = (long)oy * Wo;
+            int ox0 = (int)(q0 > first ? q0 - first : 0);
+            int ox1 = (int)(q0 + nt < first + Wo ? q0 + nt - first : Wo);
+            if (ox0 >= ox1) continue;
             for (int kx = 0; kx < kw; kx++) {
-                const float *row = col + (((long)c * kh + ky) * kw + kx) * nt;
-                int oy = (int)(q0 / Wo), ox = (int)(q0 % Wo);
-                for (long t = 0; t < nt; t++) {
-                    int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
-                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) plane[(long)iy * W + ix] += row[t];
-                    if (++ox == Wo) ox = 0, oy++;
+                /* col element of output column ox: crow[ox - ox0] */
+                const float *crow = col + (((long)c * kh + ky) * kw + kx) * nt + (first + ox0 - q0);
+                if (stride == 1) { /* ix = ox - pad + kx: a contiguous run */
+                    int lo = ox0 > pad - kx ? ox0 : pad - kx;
+                    int hi = ox1 < W + pad - kx ? ox1 : W + pad - kx;
+                    for (int ox = lo; ox < hi; ox++) drow[ox - pad + kx] += crow[ox - ox0];
+                } else {
+                    for (int ox = ox0; ox < ox1; ox++) {
+                        int ix = ox * stride - pad + kx;
+                        if (ix >= 0 && ix < W) drow[ix] += crow[ox - ox0];
+                    }
                 }
             }
+        }
     }
 }
 
@@ -284,7 +357,7 @@ void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const 
         memset(dx, 0, (size_t)N * C * H * W * sizeof *dx);
         return;
     }
-    if (backward_is_forward_conv(kh, kw, stride, pad)) {
+    if (backward_is_forward_conv(C, kh, kw, stride, pad)) {
         im2col_src s = {dy, K, Ho, Wo, kh, kw, 1, kh - 1 - pad, kw - 1 - pad, H, W};
         flipped_weights f = {w, K, C, kh * kw};
         at_gemm_operand a = {pack_a_flipped, &f};
@@ -301,7 +374,7 @@ void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const 
             /* col[(c,ky,kx)][t] = sum_k w[k][(c,ky,kx)] * dy[k][q0 + t] */
             at_sgemm(1, 0, (int)ckk, (int)nt, K, 1.0f, w, (int)ckk, dyi + q0, (int)HoWo, 0.0f,
                      workspace, (int)nt);
-            col2im_add(workspace, nt, q0, C, H, W, kh, kw, stride, pad, Wo, dx + img * CHW);
+            col2im_add(workspace, nt, q0, C, H, W, kh, kw, stride, pad, Ho, Wo, dx + img * CHW);
         }
     }
 }

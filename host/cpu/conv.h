@@ -13,10 +13,10 @@
 /* Floats of scratch memory that at_conv2d_forward / at_conv2d_backward_data
  * need for these sizes (independent of the batch size N and of K), so the
  * caller can allocate once per layer. 0 when none is needed: the forward
- * never needs any (it packs GEMM panels straight from the image), and the
- * backward pass needs none for stride 1 with pad < kernel size (e.g. every
- * VGG convolution); otherwise it is an im2col buffer for a tile of pixels of
- * one image, at most 4M floats (16 MiB). */
+ * never needs any (it packs GEMM panels straight from the image), nor does
+ * the backward pass for stride 1, pad < kernel size and C >= 16 (every VGG
+ * convolution but the first); otherwise it is an im2col buffer for a tile of
+ * pixels of one image, at most 4M floats (16 MiB). */
 size_t at_conv2d_workspace_floats(int C, int H, int W, int kh, int kw, int stride, int pad);
 
 /* y[N][K][Ho][Wo] = conv(x[N][C][H][W], w) + b. workspace may be NULL. */
@@ -25,9 +25,9 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
 
 /* dx[N][C][H][W] = conv^T(dy[N][K][Ho][Wo]): the gradient of the forward with
  * respect to x (dx is overwritten, not accumulated). Stride 1 with
- * pad < kh, kw runs as a forward convolution of dy with the flipped,
- * transposed kernel (no workspace); other cases as the GEMM w^T * dy followed
- * by col2im, in tiles of pixels. */
+ * pad < kh, kw and C >= 16 runs as a forward convolution of dy with the
+ * flipped, transposed kernel (no workspace); other cases as the GEMM
+ * w^T * dy followed by col2im, in tiles of pixels. */
 void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K,
                              int kh, int kw, int stride, int pad, float *dx, float *workspace);
 

@@ -21,20 +21,29 @@
  *     being read.
  *   nc: when one A block covers all of M (small M, e.g. the 64-channel VGG
  *     layers) the B panel is used once right after packing, so it is kept
- *     small enough to stay in L2 (NC_L2 * KC * 4 = 256 KiB); otherwise it is
- *     reused by every A block and is sized for L3 (NC_L3 * KC * 4 = 4 MiB).
+ *     small enough to stay in L2 (NC_L2 * KC * 4 = 256 KiB), and A is packed
+ *     once for all column blocks; otherwise the B panel is reused by every A
+ *     block and is sized for L3 (NC_L3 * KC * 4 = 4 MiB).
+ *   K is cut into equal blocks of at most KC, a function of K alone: that
+ *     fixes every element's summation order, so results do not depend on the
+ *     thread count or on where a tile falls.
  *
- * Threads: each owns a range of rows or of columns of C (whichever an
- * estimate of padded flops plus duplicated packing prefers) and packs its own
- * A and B, so threads never wait for each other. With few rows, columns are
- * handed out in small blocks from a dynamic schedule instead. Either way every
- * element of C is written by one thread and its value does not depend on
- * which one. */
+ * Threads (never nested: inside a parallel region everything runs in the
+ * calling thread). An estimate of each thread's padded multiply-adds plus
+ * packing picks how to split C:
+ *   - by columns, when M is small: each thread packs all of A once and takes
+ *     NC_L2-column blocks from a dynamic schedule (B is packed per block
+ *     anyway), or a static share when blocks would be too few;
+ *   - by rows, when M is large and N small: the threads pack all of B once
+ *     into a shared buffer (each a share of its panels), meet at the region's
+ *     only barrier, and multiply their own rows by it. Without room for a
+ *     shared B, each thread packs B privately.
+ * No thread waits for another inside the loops, which keeps a two-core
+ * machine busy even when other jobs take time slices from one core. */
 #include "cpu/sgemm.h"
 
 #include <omp.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,13 +54,9 @@
 
 #define MR AT_SGEMM_MR
 #define NR AT_SGEMM_NR
-#ifndef KC
 #define KC 256
-#endif
 #define MC 144 /* multiple of MR */
-#ifndef NC_L2
 #define NC_L2 256
-#endif
 #define NC_L3 4080 /* multiple of NR */
 
 /* Largest A packed whole (floats): 4 MiB, e.g. 144 rows x K = 7000. */
@@ -261,16 +266,12 @@ static float *c_at(const at_gemm_output *c, int i, int n) {
     return c->C + (n / c->seg) * c->seg_stride + i * c->ldc + (n % c->seg);
 }
 
-/* One MR x NR tile at (i, n) of C with mr <= MR valid rows and nr <= NR valid
- * columns. Full tiles inside one segment go straight to C; the others go
- * through a local tile so the kernel (and its rounding) stays the same. */
-static void tile(const gemm_job *J, int kc, const float *pa, const float *pb, int i, int n,
-                 int mr, int nr, float beta, const float *bias) {
+/* An edge tile at (i, n) of C: mr <= MR valid rows, nr <= NR valid columns,
+ * or columns that cross a segment boundary. It goes through a local tile so
+ * that the kernel, and with it every element's rounding, stays the same. */
+static void edge_tile(const gemm_job *J, int kc, const float *pa, const float *pb, int i, int n,
+                      int mr, int nr, float beta, const float *bias) {
     const at_gemm_output *c = J->c;
-    if (mr == MR && nr == NR && n % c->seg + NR <= c->seg) {
-        micro_kernel(kc, pa, pb, c_at(c, i, n), c->ldc, J->alpha, beta, bias ? bias + i : NULL);
-        return;
-    }
     float t[MR * NR] __attribute__((aligned(64)));
     float tb[MR];
     memset(t, 0, sizeof t);
@@ -292,11 +293,21 @@ static void tile(const gemm_job *J, int kc, const float *pa, const float *pb, in
 /* C[i0 .. i0+mc) x [n0 .. n0+nc) from a packed A block and B panel. */
 static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float *pb, int i0,
                          int mc, int n0, int nc, float beta, const float *bias) {
+    const at_gemm_output *c = J->c;
     for (int jr = 0; jr < nc; jr += NR) {
         const float *b = pb + (long)jr * kc;
-        int nr = imin(NR, nc - jr);
-        for (int ir = 0; ir < mc; ir += MR)
-            tile(J, kc, pa + (long)ir * kc, b, i0 + ir, n0 + jr, imin(MR, mc - ir), nr, beta, bias);
+        int n = n0 + jr, nr = imin(NR, nc - jr);
+        /* full-width panels inside one segment are written in place */
+        long q = n % c->seg;
+        float *cn = nr == NR && q + NR <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int i = i0 + ir, mr = imin(MR, mc - ir);
+            if (cn && mr == MR)
+                micro_kernel(kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta,
+                             bias ? bias + i : NULL);
+            else
+                edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);
+        }
     }
 }
 
