@@ -122,6 +122,16 @@ static int build_features(const char *subject, at_model *m, int cap, const int b
                           at_param_getter get, void *ctx, int *c, int *h, int *w) {
     int module = 0;
     char name[32];
+    if (!bn) { /* a _bn state dict under a plain arch name shifts every key */
+        int64_t shape[8];
+        int ndim = 0;
+        float *p = get(ctx, "features.1.running_mean", shape, &ndim);
+        if (p) {
+            free(p);
+            return at_fail(subject, "has BatchNorm tensors (features.1.running_mean) but arch '%s'; "
+                           "set the metadata arch to '%s_bn'", m->arch, m->arch);
+        }
+    }
     for (int b = 0; b < 5; b++) {
         for (int j = 0; j < blocks[b]; j++) {
             int64_t shape[8], want_w[4] = {-1, *c, 3, 3}, want_b[1];

@@ -48,6 +48,14 @@ int fixture_write_model(const at_model *m, const char *path, const fixture_edit 
             n++;
         }
     }
+    if (edit && edit->extra_key) {
+        names[n] = edit->extra_key;
+        data[n] = m->layers[0].bias;
+        ndims[n] = 1;
+        shapes[n][0] = m->layers[0].out_c;
+        shape_ptrs[n] = shapes[n];
+        n++;
+    }
     char avg[16], crop[16], labels[4096];
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i].kind == AT_L_ADAPTIVE_AVGPOOL) snprintf(avg, sizeof avg, "%d", m->layers[i].out_h);

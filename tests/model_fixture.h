@@ -8,7 +8,8 @@
 
 typedef struct {
     const char *drop_key;      /* tensor left out */
-    const char *reshape_key;   /* tensor written with its first dimension + 1 */
+    const char *reshape_key;   /* tensor written with its first dimension - 1 */
+    const char *extra_key;     /* tensor added: a copy of features.0.bias */
     const char *meta_keys[16]; /* metadata overrides; value NULL removes the key */
     const char *meta_values[16];
 } fixture_edit;

@@ -139,3 +139,14 @@ TEST(cli_info_describes_the_model) {
     snprintf(args, sizeof args, "info --layers --model %s", f.model);
     CHECK(attrib(args, 0) == 0 && strstr(out, "vgg11") && strstr(out, "features.18") && strstr(out, "gates"));
 }
+
+/* Live: random-init torchvision vgg11 and vgg11_bn, exported by
+ * tools/export_torchvision.py, give torchvision's logits in the engine. */
+TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
+    if (run_cmd("/usr/bin/python3 -c 'import torchvision' 2>&1", out, sizeof out) != 0)
+        SKIP("/usr/bin/python3 cannot import torchvision");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/export_torchvision.py --self-test --engine %s/attrib 2>&1",
+             test_root(), test_root());
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "Result = PASS"), "%s", out);
+}

@@ -154,6 +154,12 @@ TEST(arch_that_does_not_match_the_tensors_is_rejected) {
     expect_load_error(&e, "tensor");
 }
 
+TEST(batchnorm_tensors_under_a_plain_arch_name_are_explained) {
+    fixture_edit e = {.extra_key = "features.1.running_mean"};
+    expect_load_error(&e, "has BatchNorm tensors (features.1.running_mean) but arch 'vgg11'; "
+                          "set the metadata arch to 'vgg11_bn'");
+}
+
 TEST(unknown_arch_metadata_is_rejected) {
     fixture_edit e = {.meta_keys = {"arch"}, .meta_values = {"alexnet"}};
     expect_load_error(&e, "unknown arch 'alexnet'");

@@ -41,6 +41,7 @@ crop 224, bilinear, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -146,7 +147,7 @@ def export(sd, arch_hint, out, labels_args, source):
     n_classes = sd["classifier.6.weight"].shape[0]
     labels = imagenet_labels(labels_args, n_classes)
     meta = vgg_metadata(arch, labels, IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=224,
-                        avgpool=7, interpolation="bilinear", arch=arch.replace("_bn", ""),
+                        avgpool=7, interpolation="bilinear", arch=arch,
                         source=source)
     if arch.endswith("_bn"):
         meta["bn_eps"] = repr(BN_EPS)
@@ -155,10 +156,41 @@ def export(sd, arch_hint, out, labels_args, source):
     return arch
 
 
-def self_test():
+def engine_check(engine, model_path, ref, transform, tmp):
+    """The engine's top-5 logits for a test image vs torchvision's; -> max |diff|
+    relative to the largest logit, or None when the engine failed."""
+    import subprocess
+    from PIL import Image
+    import numpy as np
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:260, 0:300]
+    img = np.stack([xx * 255 // 300, yy * 255 // 260, (xx + yy) % 256], -1)
+    img = (img + rng.integers(0, 40, img.shape)).clip(0, 255).astype(np.uint8)
+    path = os.path.join(tmp, "engine_check.png")
+    Image.fromarray(img).save(path)
+    with Image.open(path) as im:
+        x = transform(im.convert("RGB")).unsqueeze(0)
+    with torch.no_grad():
+        want = ref(x)[0].double()
+    res = subprocess.run([engine, "predict", "--backend", "cpu", "--model", model_path, "--json",
+                          "--topk", "5", path], capture_output=True, text=True)
+    if res.returncode != 0:
+        print("engine failed: " + res.stderr.strip())
+        return None
+    top = json.loads(res.stdout.splitlines()[0])["top"]
+    scale = max(1.0, float(want.abs().max()))
+    diff = max(abs(t["logit"] - float(want[t["class"]])) for t in top) / scale
+    if top[0]["class"] != int(want.argmax()) and float(want.max() - want[top[0]["class"]]) > 1e-3 * scale:
+        diff = float("inf")
+    return diff
+
+
+def self_test(engine=None):
     """Random-init torchvision vgg11 and vgg11_bn -> .pth -> safetensors ->
     predict_torch.build_vgg; outputs must match torchvision's bit for bit
-    (same modules, same weights)."""
+    (same modules, same weights). With engine (the ./attrib binary), the
+    engine must load each file (folding BN itself) and give torchvision's
+    logits on a test image to 1e-3 of the largest."""
     import torchvision
     from predict_torch import load_model
     torch.manual_seed(0)
@@ -183,16 +215,21 @@ def self_test():
             out = os.path.join(tmp, arch + ".safetensors")
             args = argparse.Namespace(labels=labels_path, devkit=None, names="file")
             got_arch = export(load_state_dict(pth), arch, out, args, "self-test")
-            model, meta, labels, _ = load_model(out)
+            model, meta, labels, transform = load_model(out)
             x = torch.randn(2, 3, 224, 224)
             with torch.no_grad():
                 diff = float((model(x) - ref(x)).abs().max())
             good = (got_arch == arch and diff == 0.0 and len(labels) == 1000
                     and labels[0] == ("n00000000", "tench") and meta["crop"] == "224"
                     and (("bn_eps" in meta) == arch.endswith("_bn")))
-            print("%-9s arch %-9s keys %3d max|diff| %.3g labels %d -> %s"
-                  % (arch, got_arch, len(model.state_dict()), diff, len(labels),
-                     "OK" if good else "NOT OK"))
+            line = "%-9s arch %-9s keys %3d max|diff| %.3g labels %d" % (
+                arch, got_arch, len(model.state_dict()), diff, len(labels))
+            if engine:
+                ediff = engine_check(engine, out, ref, transform, tmp)
+                good &= ediff is not None and ediff <= 1e-3
+                line += " engine rel|diff| %s" % ("failed" if ediff is None else "%.3g" % ediff)
+            print(line + (" -> OK" if good else " -> NOT OK"))
+            sys.stdout.flush()
             ok &= good
     print("Result =", "PASS" if ok else "FAIL")
     return 0 if ok else 1
@@ -207,9 +244,10 @@ def main(argv=None):
     p.add_argument("--names", choices=["file", "torchvision"], default="file")
     p.add_argument("--out")
     p.add_argument("--self-test", action="store_true")
+    p.add_argument("--engine", help="with --self-test: also check this attrib binary on the files")
     a = p.parse_args(argv)
     if a.self_test:
-        return self_test()
+        return self_test(a.engine)
     if not a.out or not (a.pth or a.arch):
         p.error("need --out and --pth (or --arch to download)")
     if a.pth:

@@ -13,7 +13,7 @@ Data: a fresh seeded stream of train scenes (tools/make_scenes.py, scene i of
 the stream is batch i // batch), so no scene is seen twice; validation and
 test are fixed sets of scenes 0..N-1 of the val and test splits.
 
-  nice -n 5 /usr/bin/python3 tools/train_mini.py --steps 2400 \
+  nice -n 5 /usr/bin/python3 tools/train_mini.py --steps 1800 \
       --out weights/vgg16_mini.safetensors
 """
 
@@ -134,7 +134,7 @@ def accuracy_report(logits, labels):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--steps", type=int, default=1800)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="OneCycle peak (AdamW)")
     p.add_argument("--wd", type=float, default=5e-4)
@@ -144,7 +144,7 @@ def main(argv=None):
     p.add_argument("--test-count", type=int, default=2000)
     p.add_argument("--stat-count", type=int, default=2000,
                    help="train scenes used for the normalisation mean/std")
-    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=300)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workers", type=int, default=1, help="scene-generating processes")
     p.add_argument("--out", default="weights/vgg16_mini.safetensors")
