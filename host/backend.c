@@ -24,20 +24,16 @@ int at_precision_parse(const char *s, at_precision *out) {
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     const char *name = opt && opt->name ? opt->name : "auto";
-    if (!strcmp(name, "cpu")) {
-        if (opt && opt->precision != AT_PRECISION_FP32)
-            return at_fail("--precision", "%s is a GPU precision; the CPU backend runs fp32",
-                           at_precision_name(opt->precision));
-        return at_cpu_backend_create(m, opt, out);
-    }
+    if (!strcmp(name, "cpu")) return at_cpu_backend_create(m, opt, out);
     if (!strcmp(name, "cuda")) return at_cuda_backend_create(m, opt, out);
     if (!strcmp(name, "auto")) {
         char why[256];
         if (at_cuda_available(why, sizeof why)) return at_cuda_backend_create(m, opt, out);
-        if (!(opt && opt->quiet)) fprintf(stderr, "attrib: using the CPU backend (%s)\n", why);
-        at_backend_options cpu = opt ? *opt : (at_backend_options){0};
-        cpu.precision = AT_PRECISION_FP32;
-        return at_cpu_backend_create(m, &cpu, out);
+        at_precision p = opt ? opt->precision : AT_PRECISION_FP32;
+        if (!(opt && opt->quiet))
+            fprintf(stderr, "attrib: using the CPU backend (%s)%s%s%s\n", why, p != AT_PRECISION_FP32 ? "; " : "",
+                    p != AT_PRECISION_FP32 ? at_precision_name(p) : "", p != AT_PRECISION_FP32 ? " is emulated" : "");
+        return at_cpu_backend_create(m, opt, out);
     }
     return at_fail("--backend", "'%s' is not cpu, cuda or auto", name);
 }

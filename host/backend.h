@@ -44,6 +44,9 @@ typedef struct {
     const int *capture_layer;
     float **capture_out;    /* [n_capture] each [n][out_c][out_h][out_w] */
     int keep_for_backward;  /* keep what a following backward() needs */
+    /* NULL: the backend's precision; else this call's (and its backward's),
+     * e.g. a faster CIC pass inside an FP32 explanation. */
+    const at_precision *precision;
 } at_forward_args;
 
 typedef struct {
@@ -73,7 +76,7 @@ struct at_backend {
 
 typedef struct {
     const char *name;        /* "cpu", "cuda", "auto" */
-    at_precision precision;
+    at_precision precision;  /* CPU: tf32 and fp16 are emulated (operands rounded), not faster */
     size_t mem_limit;        /* bytes the backend may plan for; 0 = default */
     int threads;             /* CPU threads; 0 = OpenMP default */
     int quiet;               /* suppress the one-line notice of "auto" falling back */

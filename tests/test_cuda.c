@@ -751,6 +751,62 @@ TEST(cuda_tf32_matches_cpu_within_tf32_rounding) {
     close_backends(&b);
 }
 
+/* Same operands on both sides (the CPU rounds them as the tensor cores do):
+ * what is left is FP32 accumulation order, and the rare activation it
+ * pushes across a TF32 rounding boundary. */
+#define TF32_EMU_RTOL 1e-2
+#define TF32_EMU_NMSE 2e-5
+
+TEST(cuda_tf32_matches_the_cpu_tf32_emulation) {
+    REQUIRE_CUDA();
+    backends b;
+    if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_TF32)) return;
+    at_backend_destroy(b.cpu);
+    at_backend_options cpu = {.name = "cpu", .precision = AT_PRECISION_TF32};
+    REQUIRE(at_backend_create(b.m, &cpu, &b.cpu) == AT_OK);
+    int n = 9, caps[1] = {b.m->gate_layer[b.m->n_convs - 1]};
+    float *x = rnd("input", 901, in_floats(b.m) * n, 2, 0);
+    float *gates = rnd("gates", 902, (long)b.m->n_gates * n, 1, 0.5f);
+    float *dl = rnd("dlogits", 903, (long)b.m->n_classes * n, 1, -0.5f);
+    at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .n_capture = 1,
+                          .capture_layer = caps, .keep_for_backward = 1};
+    at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = gates, .grad_input = x};
+    compare_backends(&b, "tf32 vs cpu tf32", &fa, &ba, TF32_EMU_RTOL, TF32_EMU_RTOL, TF32_EMU_NMSE);
+    free(x), free(gates), free(dl);
+    close_backends(&b);
+}
+
+/* An FP32 backend asked for TF32 in one call (the CIC pass) computes what a
+ * TF32 backend computes, and the next plain call is FP32 again. */
+TEST(cuda_per_call_precision_matches_a_backend_of_that_precision) {
+    REQUIRE_CUDA();
+    backends b;
+    if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_FP32)) return;
+    at_backend *tf = NULL;
+    at_backend_options opt = {.name = "cuda", .precision = AT_PRECISION_TF32};
+    if (at_backend_create(b.m, &opt, &tf)) {
+        static char why[400];
+        snprintf(why, sizeof why, "%s", at_last_error());
+        close_backends(&b);
+        SKIP(why);
+    }
+    int n = 5;
+    float *x = rnd("input", 904, in_floats(b.m) * n, 2, 0);
+    const at_precision tf32 = AT_PRECISION_TF32;
+    at_forward_args plain = {.n = n, .input = x}, over = plain;
+    over.precision = &tf32;
+    run_out f1 = {0}, o = {0}, t = {0}, f2 = {0};
+    if (run_pass(b.gpu, &plain, NULL, &f1) && run_pass(b.gpu, &over, NULL, &o) && run_pass(tf, &plain, NULL, &t) &&
+        run_pass(b.gpu, &plain, NULL, &f2)) {
+        SAME_BITS("per-call tf32 vs tf32 backend", o.logits, t.logits, (long)n * b.m->n_classes);
+        SAME_BITS("fp32 after a tf32 call", f2.logits, f1.logits, (long)n * b.m->n_classes);
+    }
+    free_run(&f1), free_run(&o), free_run(&t), free_run(&f2);
+    free(x);
+    at_backend_destroy(tf);
+    close_backends(&b);
+}
+
 TEST(cuda_fp16_is_refused_with_a_clear_message) {
     REQUIRE_CUDA();
     at_model *m = NULL;

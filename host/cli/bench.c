@@ -22,7 +22,8 @@ static const char *const HELP =
     "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
     "                      gradcam++, saliency, cdrp, score-cdrp (s/image, forwards/image)\n"
     "  --images N          images per method measurement (default 4)\n"
-    "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n";
+    "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n"
+    "  --cic-precision P   score-cdrp: the CIC pass at fp32 | tf32 | fp16 (default --precision)\n";
 
 static double now_s(void) {
     struct timespec ts;
@@ -122,6 +123,8 @@ int cmd_bench(int argc, char **argv) {
     double min_time = 1.0;
     const char *method = NULL;
     long images = 4, iterations = -1;
+    at_precision cic_prec;
+    int cic_set = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_parse(&common, argc, argv, &i);
         if (r == AT_ERR) goto usage;
@@ -146,6 +149,9 @@ int cmd_bench(int argc, char **argv) {
             if (cli_parse_int(a, v, 1, 100000, &images)) goto usage;
         } else if (!strcmp(a, "--iterations")) {
             if (cli_parse_int(a, v, 0, 100000, &iterations)) goto usage;
+        } else if (!strcmp(a, "--cic-precision")) {
+            if (cli_parse_precision(a, v, &cic_prec)) goto usage;
+            cic_set = 1;
         } else if (!strcmp(a, "--batch")) {
             if (parse_list(a, v, batches, 16, &n_batches)) goto usage;
         } else if (!strcmp(a, "--min-time")) {
@@ -199,7 +205,7 @@ int cmd_bench(int argc, char **argv) {
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
         double peak = be ? be->peak_flops : 1;
         if (rc == AT_OK)
-            rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, json)
+            rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL, json)
                         : bench_net(be, nets[k], batches, n_batches, passes, min_time, json, peak);
         at_backend_destroy(be);
         at_model_free(m);

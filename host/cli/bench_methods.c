@@ -18,7 +18,8 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations, int json) {
+int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations,
+                 const at_precision *cic_precision, int json) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = malloc(sizeof(float) * in_size * images), *maps = malloc(sizeof(float) * hw * images);
@@ -37,6 +38,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         at_cdrp_options o;
         at_cdrp_preset("zhu2024", !strcmp(method, "score-cdrp"), &o);
         if (iterations >= 0) o.iterations = iterations;
+        if (cic_precision) o.cic_precision_set = 1, o.cic_precision = *cic_precision;
         for (int b = 0; b < images; b++) cr[b].gates = gates + (long)m->n_gates * b;
         rc = at_cdrp(be, &o, x, images, cr);
         for (int b = 0; b < images; b++) forwards += cr[b].forwards;
@@ -50,13 +52,17 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
     double s = (now_s() - t0) / images;
     if (rc) goto done;
     double fw = (double)forwards / images;
+    at_precision cic = cic_precision ? *cic_precision : be->precision;
     if (json)
-        printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"method\":\"%s\",\"images\":%d,"
-               "\"s_per_image\":%.5f,\"forwards_per_image\":%.1f,\"gmac_per_image\":%.4f}\n",
-               net, be->name, at_precision_name(be->precision), method, images, s, fw, m->macs_per_image / 1e9);
+        printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"cic_precision\":\"%s\","
+               "\"method\":\"%s\",\"images\":%d,\"s_per_image\":%.5f,\"forwards_per_image\":%.1f,"
+               "\"gmac_per_image\":%.4f}\n",
+               net, be->name, at_precision_name(be->precision), at_precision_name(cic), method, images, s, fw,
+               m->macs_per_image / 1e9);
     else
-        printf("%-8s %-5s %-5s %-11s %4d images  %9.4f s/image  %7.1f forwards/image  %8.3f ms/forward\n", net,
-               be->name, at_precision_name(be->precision), method, images, s, fw, 1e3 * s / (fw > 0 ? fw : 1));
+        printf("%-8s %-5s %-5s %-11s %4d images  %9.4f s/image  %7.1f forwards/image  %8.3f ms/forward%s%s\n", net,
+               be->name, at_precision_name(be->precision), method, images, s, fw, 1e3 * s / (fw > 0 ? fw : 1),
+               cic_precision ? "  CIC pass " : "", cic_precision ? at_precision_name(cic) : "");
     fflush(stdout);
 done:
     free(x), free(maps), free(gates), free(er), free(cr);

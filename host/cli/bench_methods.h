@@ -5,6 +5,8 @@
 
 /* Times one attribution method on `images` random inputs (iterations: CDRP
  * steps, -1 = the preset's) and prints one line (or JSON object). */
-int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations, int json);
+/* cic_precision: NULL, or Score-CDRP's CIC pass at this precision. */
+int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations,
+                 const at_precision *cic_precision, int json);
 
 #endif

@@ -31,6 +31,8 @@ void cli_paths_free(cli_paths *p);
 /* Strict numeric option parsing; AT_ERR naming the option. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+/* fp32 | tf32 | fp16 for option opt. */
+int cli_parse_precision(const char *opt, const char *v, at_precision *out);
 int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M", bytes */
 
 /* Common options: --model, --backend, --precision, --mem-limit, --threads.

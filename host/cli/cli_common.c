@@ -12,7 +12,8 @@ const char *const CLI_COMMON_HELP =
     "  --model FILE        weights (safetensors; default: the shipped VGG16-mini,\n"
     "                      weights/vgg16_mini.safetensors, or $ATTRIB_MODEL)\n"
     "  --backend B         cpu | cuda | auto (default auto: CUDA when a GPU is present)\n"
-    "  --precision P       fp32 | tf32 | fp16 (GPU only; default fp32)\n"
+    "  --precision P       fp32 | tf32 | fp16 (default fp32; the CPU backend emulates\n"
+    "                      tf32/fp16 by rounding operands: same results as tensor cores, not faster)\n"
     "  --mem-limit SIZE    memory the backend may plan for, e.g. 8G, 512M\n"
     "  --threads N         CPU threads (default: all cores)\n";
 
@@ -144,7 +145,7 @@ int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
             return at_fail("--backend", "'%s' is not cpu, cuda or auto", v);
         c->be.name = v;
         break;
-    case 2: return at_precision_parse(v, &c->be.precision) ? AT_ERR : 1;
+    case 2: return cli_parse_precision("--precision", v, &c->be.precision) ? AT_ERR : 1;
     case 3: return cli_parse_size("--mem-limit", v, &c->be.mem_limit) ? AT_ERR : 1;
     case 4:
         if (cli_parse_int("--threads", v, 1, 1024, &n)) return AT_ERR;
@@ -180,4 +181,9 @@ void cli_json_string(FILE *f, const char *s) {
         else fputc(*p, f);
     }
     fputc('"', f);
+}
+
+int cli_parse_precision(const char *opt, const char *v, at_precision *out) {
+    if (at_precision_parse(v, out)) return at_fail(opt, "'%s' is not fp32, tf32 or fp16", v);
+    return AT_OK;
 }

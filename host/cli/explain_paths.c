@@ -27,6 +27,8 @@ const char *const PATH_HELP =
     "  --l1 sum|mean       L1 term (default sum)\n"
     "  --alpha-weight alpha|inverse|none   Score-CDRP's L1 weights (default alpha)\n"
     "  --keep best|last-below-initial       which class-preserving gates to keep (default best)\n"
+    "  --cic-precision P   Score-CDRP's CIC pass at fp32 | tf32 | fp16 (default --precision;\n"
+    "                      the CPU emulates tf32/fp16 to show how much a path changes)\n"
     "  --path-method cdrp|score-cdrp        the path behind path-scorecam / pathway-grad\n"
     "                      (default score-cdrp)\n"
     "  --gates DIR         read <stem>.<path-method>.gates.npy from DIR instead of optimising\n"
@@ -71,7 +73,8 @@ int path_args_parse(path_args *p, const char *opt, const char *v) {
         at_cdrp_options keep = p->cdrp;
         if (at_cdrp_preset(v, 0, &p->cdrp)) return AT_ERR;
         p->cdrp.target = keep.target, p->cdrp.l1 = keep.l1, p->cdrp.alpha_weight = keep.alpha_weight,
-        p->cdrp.keep = keep.keep;
+        p->cdrp.keep = keep.keep, p->cdrp.cic_precision_set = keep.cic_precision_set,
+        p->cdrp.cic_precision = keep.cic_precision;
         snprintf(p->preset, sizeof p->preset, "%s", v);
     } else if (!strcmp(opt, "--iterations")) {
         if (cli_parse_int(opt, v, 0, 100000, &n)) return AT_ERR;
@@ -104,6 +107,9 @@ int path_args_parse(path_args *p, const char *opt, const char *v) {
         if (!strcmp(v, "best")) p->cdrp.keep = AT_KEEP_BEST;
         else if (!strcmp(v, "last-below-initial")) p->cdrp.keep = AT_KEEP_LAST_BELOW_INITIAL;
         else return at_fail(opt, "'%s' is not best or last-below-initial", v);
+    } else if (!strcmp(opt, "--cic-precision")) {
+        if (cli_parse_precision(opt, v, &p->cdrp.cic_precision)) return AT_ERR;
+        p->cdrp.cic_precision_set = 1;
     } else if (!strcmp(opt, "--path-method")) {
         if (!strcmp(v, "cdrp")) p->path_score_weighted = 0;
         else if (!strcmp(v, "score-cdrp")) p->path_score_weighted = 1;
@@ -204,6 +210,7 @@ static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, 
     at_jsonw_num(w, "ms", ms);
     at_jsonw_str(w, "backend", be->name);
     at_jsonw_str(w, "precision", at_precision_name(be->precision));
+    at_jsonw_str(w, "cic_precision", at_precision_name(p->cdrp.cic_precision_set ? p->cdrp.cic_precision : be->precision));
     at_jsonw_str(w, "model", m->name);
     at_jsonw_str(w, "model_sha256", m->sha256);
     at_jsonw_str(w, "engine", "attrib " ATTRIB_VERSION);

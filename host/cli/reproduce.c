@@ -60,7 +60,14 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Seconds spent on `name` by earlier invocations (OUT/steps.jsonl). */
+/* Which results a step line belongs to: the maps folder's name, keyed by
+ * model, data and options, so a retrained model starts its own account. */
+static const char *maps_name(const rp_state *s) {
+    const char *slash = strrchr(s->run.maps, '/');
+    return slash ? slash + 1 : s->run.maps;
+}
+
+/* Seconds spent on `name` by earlier invocations of this run (OUT/steps.jsonl). */
 static double earlier_seconds(const rp_state *s, const char *name) {
     char path[4300], line[1024];
     snprintf(path, sizeof path, "%s/steps.jsonl", s->run.cfg->out);
@@ -70,8 +77,9 @@ static double earlier_seconds(const rp_state *s, const char *name) {
     while (fgets(line, sizeof line, f)) {
         at_json *j = NULL;
         if (at_json_parse(line, strcspn(line, "\n"), &j)) continue;
-        const at_json *n = at_json_get(j, "step"), *w = at_json_get(j, "wall_s");
-        if (n && w && n->type == AT_JSON_STRING && w->type == AT_JSON_NUMBER && !strcmp(n->string, name))
+        const at_json *n = at_json_get(j, "step"), *w = at_json_get(j, "wall_s"), *k = at_json_get(j, "run");
+        if (n && w && k && n->type == AT_JSON_STRING && w->type == AT_JSON_NUMBER && k->type == AT_JSON_STRING &&
+            !strcmp(n->string, name) && !strcmp(k->string, maps_name(s)))
             total += w->number;
         at_json_free(j);
     }
@@ -166,12 +174,12 @@ static int run_step(rp_state *s, const char *name, argvec *a) {
     if (WIFSIGNALED(status)) return at_fail(name, "step killed by signal %d; run again to resume", WTERMSIG(status));
     if (WEXITSTATUS(status))
         return at_fail(name, "step failed (exit %d; its output: %s); run again to resume", WEXITSTATUS(status), log);
-    char path[4300], line[512];
+    char path[4300], line[4500];
     snprintf(path, sizeof path, "%s/steps.jsonl", s->run.cfg->out);
     FILE *f = fopen(path, "a");
     if (f) {
-        snprintf(line, sizeof line, "{\"step\":\"%s\",\"wall_s\":%.3f,\"unix_time\":%ld}\n", name, st->wall_s,
-                 (long)time(NULL));
+        snprintf(line, sizeof line, "{\"step\":\"%s\",\"run\":\"%s\",\"wall_s\":%.3f,\"unix_time\":%ld}\n", name,
+                 maps_name(s), st->wall_s, (long)time(NULL));
         fputs(line, f);
         fclose(f);
     }

@@ -1,7 +1,11 @@
 /* The CPU reference backend: executes the model's layer list with the ops of
  * host/cpu. Forward-only passes ping-pong between two buffers; passes kept for
  * backward store every layer's output (identity layers alias their input, a
- * conv shares its buffer with the ReLU that follows, which works in place). */
+ * conv shares its buffer with the ReLU that follows, which works in place).
+ * TF32 and FP16 are emulated as tensor cores compute them: every conv and FC
+ * operand (weights, input activations, output gradients) rounded, products
+ * accumulated in FP32. Not faster; the reference for the GPU's reduced
+ * precisions and a way to study their effect on any machine. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +37,9 @@ typedef struct {
     size_t grad_cap, grad_b_cap;
     float *ws;                /* conv workspace */
     size_t ws_cap;
+    at_precision prec;        /* of the current call (and of the kept forward) */
+    float *rounded_block[3];  /* per precision: rounded copies of all weights */
+    const float **rounded[3]; /* per precision: [n_layers] rounded weights */
     /* what the last kept forward saw */
     int kept_n;
     float *kept_gates;        /* [kept_n][n_gates] or NULL */
@@ -134,12 +141,59 @@ static void capture(const at_model *m, const at_forward_args *a, int layer, cons
             memcpy(a->capture_out[c], data, sizeof(float) * at_layer_out_size(&m->layers[layer]) * n);
 }
 
-/* Runs layer l on x (n items) into y; y == x for in-place layers. */
-static void run_layer(cpu_state *s, const at_layer *l, const float *x, float *y, int n, const float *gates,
-                      int gate_stride, float *keep_relu) {
+static long weight_count(const at_layer *l) {
+    if (l->kind == AT_L_CONV) return (long)l->out_c * l->in_c * l->kernel * l->kernel;
+    return l->kind == AT_L_LINEAR ? (long)l->out_c * l->in_c : 0;
+}
+
+static void round_to(at_precision p, float *x, long n) {
+    if (p == AT_PRECISION_TF32) at_round_tf32(x, n);
+    else if (p == AT_PRECISION_FP16) at_round_fp16(x, n);
+}
+
+/* Rounded copies of the weights for precision p, made on first use. */
+static int prepare_precision(cpu_state *s, at_precision p) {
+    if (p < AT_PRECISION_FP32 || p > AT_PRECISION_FP16) return at_fail("forward", "unknown precision %d", (int)p);
+    if (p == AT_PRECISION_FP32 || s->rounded[p]) return AT_OK;
+    const at_model *m = s->m;
+    size_t total = 1;
+    for (int i = 0; i < m->n_layers; i++) total += (size_t)weight_count(&m->layers[i]);
+    s->rounded_block[p] = malloc(sizeof(float) * total);
+    s->rounded[p] = calloc((size_t)m->n_layers + 1, sizeof(float *));
+    if (!s->rounded_block[p] || !s->rounded[p]) {
+        free(s->rounded_block[p]), free(s->rounded[p]);
+        s->rounded_block[p] = NULL, s->rounded[p] = NULL;
+        return at_fail("cpu backend", "out of memory for %s weights", at_precision_name(p));
+    }
+    float *next = s->rounded_block[p];
+    for (int i = 0; i < m->n_layers; i++) {
+        long c = weight_count(&m->layers[i]);
+        if (!c) continue;
+        memcpy(next, m->layers[i].weight, sizeof(float) * c);
+        round_to(p, next, c);
+        s->rounded[p][i] = next;
+        next += c;
+    }
+    return AT_OK;
+}
+
+/* Layer i's weights as the current precision sees them. */
+static const float *weights(const cpu_state *s, int i) {
+    return s->prec == AT_PRECISION_FP32 ? s->m->layers[i].weight : s->rounded[s->prec][i];
+}
+
+/* Runs layer i on x (n items) into y; y == x for in-place layers. x is the
+ * backend's own buffer, so a reduced precision rounds it in place (captures
+ * of it were already taken, as a GPU keeps FP32 activations and rounds
+ * operands when it loads them). */
+static void run_layer(cpu_state *s, int i, float *x, float *y, int n, const float *gates, int gate_stride,
+                      float *keep_relu) {
+    const at_layer *l = &s->m->layers[i];
+    if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR))
+        round_to(s->prec, x, (long)n * l->in_c * l->in_h * l->in_w);
     switch (l->kind) {
     case AT_L_CONV:
-        at_conv2d_forward(x, n, l->in_c, l->in_h, l->in_w, l->weight, l->bias, l->out_c, l->kernel,
+        at_conv2d_forward(x, n, l->in_c, l->in_h, l->in_w, weights(s, i), l->bias, l->out_c, l->kernel,
                           l->kernel, l->stride, l->pad, y, s->ws);
         break;
     case AT_L_RELU:
@@ -154,7 +208,7 @@ static void run_layer(cpu_state *s, const at_layer *l, const float *x, float *y,
         at_adaptive_avgpool_forward(x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
         break;
     case AT_L_LINEAR:
-        at_linear_forward(x, n, l->in_c, l->weight, l->bias, l->out_c, y);
+        at_linear_forward(x, n, l->in_c, weights(s, i), l->bias, l->out_c, y);
         break;
     case AT_L_BATCHNORM:
     case AT_L_DROPOUT:
@@ -166,6 +220,9 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
     cpu_state *s = be->impl;
     const at_model *m = s->m;
     if (validate_forward(m, a)) return AT_ERR;
+    s->kept_valid = 0;
+    s->prec = a->precision ? *a->precision : be->precision;
+    if (prepare_precision(s, s->prec)) return AT_ERR;
     int n = a->n;
     int gated_keep = a->keep_for_backward && a->gates;
     if (grow(&s->input, &s->input_cap, (size_t)n * input_size(m), "inputs")) return AT_ERR;
@@ -180,8 +237,7 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
     free(scratch);
 
     int gate_stride = a->gates && a->gates_per_item ? m->n_gates : 0;
-    const float *x = s->input;
-    s->kept_valid = 0;
+    float *x = s->input;
     if (a->keep_for_backward) {
         if (grow(&s->kept_block, &s->kept_cap, kept_floats(m, n, gated_keep), "kept activations")) return AT_ERR;
         float *next = s->kept_block;
@@ -196,7 +252,7 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
             }
         }
         for (int i = 0; i < m->n_layers; i++) {
-            run_layer(s, &m->layers[i], x, s->out[i], n, a->gates, gate_stride, s->aux[i]);
+            run_layer(s, i, x, s->out[i], n, a->gates, gate_stride, s->aux[i]);
             capture(m, a, i, s->out[i], n);
             x = s->out[i];
         }
@@ -231,7 +287,7 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
                 cur = cur == 0 ? 1 : 0;
                 y = bufs[cur];
             }
-            run_layer(s, l, x, y, n, a->gates, gate_stride, NULL);
+            run_layer(s, i, x, y, n, a->gates, gate_stride, NULL);
             capture(m, a, i, y, n);
             x = y;
         }
@@ -265,10 +321,12 @@ static int cpu_backward(at_backend *be, const at_backward_args *a) {
         if (i == a->grad_layer) memcpy(a->grad_layer_out, g, sizeof(float) * at_layer_out_size(l) * n);
         if (i < lowest) break;
         const float *x = i ? s->out[i - 1] : s->input;
+        if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR))
+            round_to(s->prec, g, (long)n * at_layer_out_size(l));
         switch (l->kind) {
         case AT_L_CONV:
-            at_conv2d_backward_data(g, n, l->in_c, l->in_h, l->in_w, l->weight, l->out_c, l->kernel, l->kernel,
-                                    l->stride, l->pad, other, s->ws);
+            at_conv2d_backward_data(g, n, l->in_c, l->in_h, l->in_w, weights(s, i), l->out_c, l->kernel,
+                                    l->kernel, l->stride, l->pad, other, s->ws);
             break;
         case AT_L_RELU: {
             int gated = l->gate_offset >= 0 && s->kept_gates;
@@ -286,7 +344,7 @@ static int cpu_backward(at_backend *be, const at_backward_args *a) {
             at_adaptive_avgpool_backward(g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, other);
             break;
         case AT_L_LINEAR:
-            at_linear_backward_data(g, n, l->in_c, l->weight, l->out_c, other);
+            at_linear_backward_data(g, n, l->in_c, weights(s, i), l->out_c, other);
             break;
         case AT_L_BATCHNORM:
         case AT_L_DROPOUT:
@@ -326,6 +384,7 @@ static void cpu_destroy(at_backend *be) {
         free(s->grad_b);
         free(s->ws);
         free(s->kept_gates);
+        for (int p = 0; p < 3; p++) free(s->rounded_block[p]), free(s->rounded[p]);
         free(s);
     }
     free(be);
@@ -363,7 +422,11 @@ int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_b
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
     be->name = "cpu";
     be->model = m;
-    be->precision = AT_PRECISION_FP32;
+    be->precision = opt ? opt->precision : AT_PRECISION_FP32;
+    if (be->precision < AT_PRECISION_FP32 || be->precision > AT_PRECISION_FP16) {
+        cpu_destroy(be);
+        return at_fail("--precision", "unknown precision %d", (int)(opt ? opt->precision : 0));
+    }
     be->peak_flops = cpu_peak_flops();
     be->forward = cpu_forward;
     be->backward = cpu_backward;

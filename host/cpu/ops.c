@@ -1,6 +1,7 @@
 #include "cpu/ops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cpu/sgemm.h"
@@ -128,6 +129,21 @@ void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long 
         }
         if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
     }
+}
+
+void at_round_tf32(float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u; /* inf/NaN unchanged */
+        memcpy(&x[i], &u, 4);
+    }
+}
+
+void at_round_fp16(float *x, long n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) x[i] = (float)(_Float16)x[i];
 }
 
 void at_softmax_rows(const float *logits, int N, int K, float *probs) {

@@ -34,6 +34,14 @@ void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long 
                             const float *gates, int gate_stride, float *dz, float *dgate,
                             int dgate_stride);
 
+/* Operand rounding of the reduced precisions, in place: what tensor cores
+ * see of an FP32 tensor. TF32 keeps 10 mantissa bits, rounding to nearest
+ * with ties away from zero (cvt.rna.tf32.f32, as wmma::__float_to_tf32);
+ * FP16 rounds to nearest even into binary16's range (overflow to inf,
+ * gradual underflow). */
+void at_round_tf32(float *x, long n);
+void at_round_fp16(float *x, long n);
+
 /* Numerically stable softmax of each row. */
 void at_softmax_rows(const float *logits, int N, int K, float *probs);
 

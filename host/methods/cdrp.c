@@ -36,9 +36,9 @@ float at_gate_sparsity(const at_model *m, const float *gates, int k) {
 }
 
 /* Scores of one image's channels of one layer; flat ones take zero_score. */
-static int cic_layer(at_backend *be, const float *input, const float *acts, const at_layer *l, int cls,
-                     float *alpha, float *masks, float *logits, float *probs, int *chan, const int *idx, int batch,
-                     float *zero_score, long *forwards) {
+static int cic_layer(at_backend *be, const at_precision *prec, const float *input, const float *acts,
+                     const at_layer *l, int cls, float *alpha, float *masks, float *logits, float *probs, int *chan,
+                     const int *idx, int batch, float *zero_score, long *forwards) {
     const at_model *m = be->model;
     long hw = (long)l->out_h * l->out_w;
     int c = 0;
@@ -52,7 +52,7 @@ static int cic_layer(at_backend *be, const float *input, const float *acts, cons
                 if (isnan(*zero_score)) {
                     float zero_mask = 0;
                     at_forward_args za = {.n = 1, .input = input, .masks = &zero_mask, .mask_h = 1, .mask_w = 1,
-                                          .mask_space = AT_MASK_NORMALIZED, .logits = logits};
+                                          .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
                     if (be->forward(be, &za)) return AT_ERR;
                     *forwards += 1;
                     at_softmax_rows(logits, 1, m->n_classes, probs);
@@ -67,7 +67,7 @@ static int cic_layer(at_backend *be, const float *input, const float *acts, cons
         if (!nb) continue;
         at_forward_args fa = {.n = nb, .input = input, .input_index = idx, .masks = masks, .mask_h = l->out_h,
                               .mask_w = l->out_w, .mask_norm = AT_MASK_MINMAX_AFTER,
-                              .mask_space = AT_MASK_NORMALIZED, .logits = logits};
+                              .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
         if (be->forward(be, &fa)) return AT_ERR;
         *forwards += nb;
         for (int j = 0; j < nb; j++) {
@@ -78,7 +78,8 @@ static int cic_layer(at_backend *be, const float *input, const float *acts, cons
     return AT_OK;
 }
 
-int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, float *alpha, long *forwards) {
+int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
+                  float *alpha, long *forwards) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
     int batch = be->max_batch(be, 0);
@@ -106,14 +107,14 @@ int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, fl
         const float *x = inputs + in_size * b;
         /* one unmasked forward captures every conv layer's activations */
         at_forward_args fa = {.n = 1, .input = x, .logits = logits, .n_capture = m->n_convs,
-                              .capture_layer = m->gate_layer, .capture_out = cap};
+                              .capture_layer = m->gate_layer, .capture_out = cap, .precision = precision};
         if ((rc = be->forward(be, &fa))) break;
         if (forwards) forwards[b] += 1;
         float zero_score = NAN;
         long fw = 0;
         for (int k = 0; k < m->n_convs && rc == AT_OK; k++) {
             const at_layer *l = &m->layers[m->gate_layer[k]];
-            rc = cic_layer(be, x, cap[k], l, cls[b], alpha + (long)b * m->n_gates + l->gate_offset, masks, logits,
+            rc = cic_layer(be, precision, x, cap[k], l, cls[b], alpha + (long)b * m->n_gates + l->gate_offset, masks, logits,
                            probs, chan, idx, batch, &zero_score, &fw);
         }
         if (forwards) forwards[b] += fw;
@@ -183,7 +184,8 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
             rc = at_fail("score-cdrp", "out of memory");
             goto done;
         }
-        if ((rc = at_cic_scores(be, inputs, n, cls, alpha, fw))) goto done;
+        if ((rc = at_cic_scores(be, inputs, n, cls, o->cic_precision_set ? &o->cic_precision : NULL, alpha, fw)))
+            goto done;
         for (long i = 0; i < NG; i++) weight[i] = o->alpha_weight == AT_ALPHA_INVERSE ? 1.0f - alpha[i] : alpha[i];
         for (int b = 0; b < n; b++)
             if (r[b].alpha) memcpy(r[b].alpha, alpha + (long)b * G, sizeof(float) * G);

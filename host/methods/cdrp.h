@@ -20,6 +20,8 @@ typedef struct {
     at_cdrp_l1 l1;
     at_alpha_weight alpha_weight; /* Score-CDRP only */
     at_cdrp_keep keep;
+    int cic_precision_set;    /* 1: Score-CDRP's CIC pass runs at cic_precision, */
+    at_precision cic_precision; /* the optimisation at the backend's precision */
 } at_cdrp_options;
 
 /* Presets (SPEC §3.4): "zhu2024" (default) and "wang2018". */
@@ -41,8 +43,9 @@ typedef struct {
 /* CIC scores of every channel of every conv layer for class cls[b] of each
  * image (SPEC §3.4 step 2): alpha [n][n_gates], softmax probabilities on the
  * ungated network of the input masked by s(Up(A_l)); flat channels get the
- * score of X o 0, computed once. */
-int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, float *alpha, long *forwards);
+ * score of X o 0, computed once. precision: NULL for the backend's. */
+int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
+                  float *alpha, long *forwards);
 
 /* Algorithm 1 for n images at once. */
 int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n, at_cdrp_result *r);
