@@ -135,6 +135,9 @@ static int run_conv(cuda_state *s, int i, const float *x, float *y, int n, int r
                     int gate_stride, float *keep) {
     at_conv_gemm g = s->conv[i].fwd;
     g.x = x, g.y = y, g.N = n;
+    if (i == 0 && s->call_mask) { // x holds the masks; the rows are the images
+        g.x = s->call_rows, g.row_index = s->call_index, g.mask = s->call_mask, g.ms = s->call_ms;
+    }
     if (relu_layer >= 0) {
         const at_layer *r = &s->m->layers[relu_layer];
         g.relu = 1;
@@ -142,7 +145,7 @@ static int run_conv(cuda_state *s, int i, const float *x, float *y, int n, int r
         g.gate_stride = gate_stride;
         g.keep = keep;
     }
-    return at_conv2d_gemm_gpu(&g, s->precision, s->n_sm, s->stream);
+    return at_conv2d_gemm_gpu(&g, s->prec, s->n_sm, s->stream);
 }
 
 // Layer i (not a fused conv) on x into y; y == x for in-place layers.
@@ -171,6 +174,7 @@ static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shap
                         const arena_plan *p) {
     const at_model *m = s->m;
     const size_t in = (size_t)at_cuda_input_floats(m);
+    s->call_mask = NULL;
     if (a->gates && at_cuda_upload(s, p->gates, a->gates, sizeof(float) * cs->gate_rows * m->n_gates)) return AT_ERR;
     if (!cs->gathered) return at_cuda_upload(s, p->input, a->input, sizeof(float) * in * cs->n);
     for (int k = 0, run; k < rows->n_rows; k += run) { // consecutive source rows go in one copy
@@ -192,15 +196,31 @@ static int stage_inputs(cuda_state *s, const at_forward_args *a, const call_shap
     mi.lohi = p->lohi;
     mi.n = cs->n, mi.C = m->in_c, mi.H = m->in_h, mi.W = m->in_w;
     mi.out = p->input;
+    if (a->masks && s->fuse_masks && m->layers[0].kind == AT_L_CONV) {
+        mi.mask_only = 1; // p->input gets the [n][H][W] masks, the first conv the rest
+        s->call_rows = p->rows, s->call_index = p->index, s->call_mask = p->input;
+        s->call_ms = a->mask_space == AT_MASK_UNIT ? s->d_mean_over_std : NULL;
+    }
     return at_make_inputs_gpu(&mi, s->stream);
 }
 
 static int run_forward(cuda_state *s, const at_forward_args *a, const row_map *rows);
+static int check_precision(const cuda_state *s, at_precision p);
+
+// This call's precision: conv kernels follow s->prec, cuBLAS its math mode.
+static int set_call_precision(cuda_state *s, at_precision p) {
+    if (p == s->prec) return AT_OK;
+    if (check_precision(s, p)) return AT_ERR;
+    CUBLAS_CHECK(cublasSetMathMode(s->blas, p == AT_PRECISION_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    s->prec = p;
+    return AT_OK;
+}
 
 static int cuda_forward(at_backend *be, const at_forward_args *a) {
     cuda_state *s = (cuda_state *)be->impl;
     if (validate_forward(s->m, a)) return AT_ERR;
     s->kept_valid = 0;
+    if (set_call_precision(s, a->precision ? *a->precision : s->precision)) return AT_ERR;
     row_map rows = {0, NULL, NULL};
     int rc = a->masks || a->input_index ? map_rows(a, &rows) : AT_OK;
     if (rc == AT_OK) rc = run_forward(s, a, &rows);
@@ -293,7 +313,7 @@ static int conv_backward_data(cuda_state *s, int i, const float *dy, float *dx, 
     if (c->bwd.a) {
         at_conv_gemm g = c->bwd;
         g.x = dy, g.y = dx, g.N = n;
-        return at_conv2d_gemm_gpu(&g, s->precision, s->n_sm, s->stream);
+        return at_conv2d_gemm_gpu(&g, s->prec, s->n_sm, s->stream);
     }
     return at_conv2d_backward_data_direct_gpu(dy, n, l->in_c, l->in_h, l->in_w, c->fwd.a, l->out_c, l->kernel,
                                               l->stride, l->pad, l->out_h, l->out_w, dx, s->stream);
@@ -396,6 +416,7 @@ static void cuda_destroy(at_backend *be) {
         if (s->stream) cudaStreamSynchronize(s->stream);
         if (s->arena) cudaFree(s->arena);
         if (s->weights) cudaFree(s->weights);
+        if (s->d_mean_over_std) cudaFree(s->d_mean_over_std);
         if (s->pinned) cudaFreeHost(s->pinned);
         for (int h = 0; h < 2; h++)
             if (s->staged[h]) cudaEventDestroy(s->staged[h]);
@@ -430,9 +451,9 @@ static int check_model(const at_model *m) {
     return AT_OK;
 }
 
-static int check_precision(const cuda_state *s) {
+static int check_precision(const cuda_state *s, at_precision p) {
     const int cc = s->cc_major * 10 + s->cc_minor;
-    switch (s->precision) {
+    switch (p) {
     case AT_PRECISION_FP32: return AT_OK;
     case AT_PRECISION_TF32:
         if (cc < 80)
@@ -449,7 +470,7 @@ static int check_precision(const cuda_state *s) {
                            s->cc_minor);
         return at_fail("--precision", "fp16 is not implemented by the CUDA backend yet; use fp32 or tf32");
     }
-    return at_fail("--precision", "unknown precision %d", (int)s->precision);
+    return at_fail("--precision", "unknown precision %d", (int)p);
 }
 
 static int cuda_init(cuda_state *s, const at_model *m, const at_backend_options *opt) {
@@ -462,9 +483,14 @@ static int cuda_init(cuda_state *s, const at_model *m, const at_backend_options 
     snprintf(s->device_name, sizeof s->device_name, "%s", prop.name);
     s->cc_major = prop.major, s->cc_minor = prop.minor, s->n_sm = prop.multiProcessorCount;
     CUDA_CHECK(at_cuda_built_arch(&s->built_arch));
-    if (check_precision(s) || check_model(m)) return AT_ERR;
+    if (check_precision(s, s->precision) || check_model(m)) return AT_ERR;
+    s->prec = s->precision;
     for (int c = 0; c < AT_GPU_MAX_IN_C; c++)
         s->mean_over_std[c] = c < 3 ? m->pre.mean[c] / m->pre.std[c] : 0.0f;
+    const char *fuse = getenv("ATTRIB_CUDA_FUSED_MASKS"); // "0": separate masking kernel, for comparisons
+    s->fuse_masks = !(fuse && !strcmp(fuse, "0"));
+    CUDA_CHECK(cudaMalloc((void **)&s->d_mean_over_std, sizeof s->mean_over_std));
+    CUDA_CHECK(cudaMemcpy(s->d_mean_over_std, s->mean_over_std, sizeof s->mean_over_std, cudaMemcpyHostToDevice));
     s->conv = (conv_dev *)calloc(m->n_layers, sizeof *s->conv);
     s->lin = (linear_dev *)calloc(m->n_layers, sizeof *s->lin);
     s->out = (float **)calloc(m->n_layers, sizeof *s->out);

@@ -56,7 +56,8 @@ struct cuda_state {
     int device, cc_major, cc_minor, n_sm, built_arch;
     char device_name[256];
     size_t mem_limit;
-    at_precision precision;
+    at_precision precision;  // the backend's
+    at_precision prec;       // the current call's (and its backward's)
     cudaStream_t stream;
     cublasHandle_t blas;
     // weights: one allocation made at creation
@@ -65,6 +66,11 @@ struct cuda_state {
     conv_dev *conv;   // [n_layers], valid for conv layers
     linear_dev *lin;  // [n_layers], valid for linear layers
     float mean_over_std[AT_GPU_MAX_IN_C];
+    float *d_mean_over_std; // the same on the device, for the fused masking
+    int fuse_masks;         // masked calls: the first conv applies the masks (default)
+    // this call's fused masking of layer 0, or mask == NULL
+    const float *call_rows, *call_mask, *call_ms;
+    const int *call_index;
     // activations: one allocation, regrown only for a larger call
     void *arena;
     size_t arena_bytes;

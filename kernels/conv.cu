@@ -7,7 +7,10 @@
 // k-major at load ([C*k*k][M], coalesced along m); B is never stored: each
 // tile is gathered from the image through a per-layer table
 // tab[k] = {c*H*W + ky*W + kx, ky << 16 | kx}, so a tile load costs one
-// cached table read and a bounds check (zero padding) per element.
+// cached table read and a bounds check (zero padding) per element. For
+// Score-CAM's masked batches the first conv gathers from the source images
+// (row_index) and multiplies in each item's mask as it loads (fused masking):
+// the masked images are never written.
 //
 // Backward data, stride 1: dx is the stride-1 convolution of dy with the
 // kernel flipped in space and transposed in channels, pad k-1-pad (derivation
@@ -87,6 +90,7 @@ struct gemm_loader {
     bool a_ok, pix_ok;
     int iy0, ix0, pix_off; // top-left input of the pixel's window; iy0*W + ix0
     const float *xb;       // the pixel's image
+    const float *mb;       // its mask (fused masking), else NULL
     float ra[A_PER], rb[B_PER];
 
     __device__ __forceinline__ void init(const at_conv_gemm &g, int m0, long n0) {
@@ -105,7 +109,18 @@ struct gemm_loader {
         iy0 = oy * g.stride - g.pad;
         ix0 = ox * g.stride - g.pad;
         pix_off = iy0 * g.W + ix0;
-        xb = g.x + img * ((long)g.C * g.H * g.W);
+        const long row = g.row_index && pix_ok ? __ldg(g.row_index + img) : img;
+        xb = g.x + row * ((long)g.C * g.H * g.W);
+        mb = g.mask ? g.mask + img * ((long)g.H * g.W) : NULL;
+    }
+
+    // x*u (normalised space) or x*u + ms[c]*(u-1) ([0,1] space), rounded as
+    // kernels/masks.cu and the CPU backend round it.
+    __device__ __forceinline__ float masked(const at_conv_gemm &g, float v, int k, int t_y) const {
+        const float u = __ldg(mb + (pix_off + (t_y >> 16) * g.W + (t_y & 0xffff)));
+        if (!g.ms) return __fmul_rn(v, u);
+        const int c = k / (g.kernel * g.kernel);
+        return __fadd_rn(__fmul_rn(v, u), __fmul_rn(__ldg(g.ms + c), __fsub_rn(u, 1.0f)));
     }
 
     __device__ __forceinline__ void load(const at_conv_gemm &g, int m0, int k0) {
@@ -121,7 +136,10 @@ struct gemm_loader {
             if (pix_ok && k < g.CK) {
                 const int2 t = __ldg(g.tab + k);
                 const int iy = iy0 + (t.y >> 16), ix = ix0 + (t.y & 0xffff);
-                if ((unsigned)iy < (unsigned)g.H && (unsigned)ix < (unsigned)g.W) v = __ldg(xb + (pix_off + t.x));
+                if ((unsigned)iy < (unsigned)g.H && (unsigned)ix < (unsigned)g.W) {
+                    v = __ldg(xb + (pix_off + t.x));
+                    if (mb) v = masked(g, v, k, t.y);
+                }
             }
             rb[i] = v;
         }

@@ -5,7 +5,8 @@
 //
 // Two launches: a block per item finds the mask's min and max (of the raw
 // mask, or of the upsampled map recomputed on the fly), then one thread per
-// (item, pixel) upsamples and writes every colour channel. min / max are
+// (item, pixel) upsamples and writes every colour channel, or (mask_only)
+// just the final mask for the first conv to apply as it loads its input. min / max are
 // exact, so the result does not depend on the reduction order; NaNs are
 // ignored as in host/maps.c. The arithmetic uses the _rn intrinsics so that
 // nvcc cannot contract it into FMAs: the CPU (ISO C, no contraction) rounds
@@ -98,7 +99,7 @@ struct mask_kernel_args {
     const int *input_index;
     const float *masks; // NULL: gather copy
     const float *lohi;
-    int mh, mw, ac, norm, space, n, C, H, W;
+    int mh, mw, ac, norm, space, n, C, H, W, mask_only;
     float ms[AT_GPU_MAX_IN_C];
     float *out;
 };
@@ -120,6 +121,10 @@ __global__ void make_inputs_kernel(const mask_kernel_args a) {
         float u = mask_at(a.masks + b * a.mh * a.mw, a.mh, a.mw, a.H, a.W, a.ac, (int)(pix / a.W), (int)(pix % a.W),
                           a.norm == AT_MASK_MINMAX_BEFORE, lo, hi);
         if (a.norm == AT_MASK_MINMAX_AFTER) u = minmax_apply(u, lo, hi);
+        if (a.mask_only) {
+            a.out[i] = u;
+            continue;
+        }
         for (int c = 0; c < a.C; c++) {
             const float s = src[c * HW];
             // unit space: ((x*std + mean) * m - mean) / std = x*m + (mean/std)*(m-1)
@@ -147,6 +152,7 @@ int at_make_inputs_gpu(const at_mask_inputs *a, cudaStream_t stream) {
     k.lohi = a->lohi;
     k.mh = a->mh, k.mw = a->mw, k.ac = a->align_corners, k.norm = a->norm, k.space = a->space;
     k.n = a->n, k.C = a->C, k.H = a->H, k.W = a->W;
+    k.mask_only = a->mask_only && a->masks;
     for (int c = 0; c < AT_GPU_MAX_IN_C; c++) k.ms[c] = a->mean_over_std[c];
     k.out = a->out;
     const long total = (long)a->n * a->H * a->W;

@@ -28,6 +28,13 @@ struct at_conv_gemm {
     const float *gates; // this layer's first gate in row 0, or NULL (all ones)
     int gate_stride;    // floats between items' gate rows; 0: one shared row
     float *keep;        // [N][M][Ho][Wo] relu(z) before the gate, or NULL
+    // Fused input masking (Score-CAM's first conv): image img reads row
+    // row_index[img] of x and multiplies it by its mask u[img][H][W] as it
+    // loads, x' = x*u, or x*u + ms[c]*(u-1) when ms (the [0,1]-space mask)
+    // is given: the masked images are never written (kernels/masks.cu).
+    const int *row_index; // [N] or NULL (image img reads row img)
+    const float *mask;    // [N][H][W] or NULL (no masking)
+    const float *ms;      // [C] mean/std per channel, or NULL (normalised-space mask)
 };
 
 // Packs a conv weight [K][C][k][k] as the forward GEMM A [C*k*k][K].
@@ -97,7 +104,9 @@ struct at_mask_inputs {
     float mean_over_std[AT_GPU_MAX_IN_C]; // AT_MASK_UNIT: mean[c]/std[c]
     float *lohi;              // scratch [n][2] for the min-max
     int n, C, H, W;
-    float *out;               // [n][C][H][W]
+    int mask_only;            // 1: write each item's final mask u [n][H][W] for a
+                              // conv that fuses the masking (at_conv_gemm.mask)
+    float *out;               // [n][C][H][W], or [n][H][W] with mask_only
 };
 int at_make_inputs_gpu(const at_mask_inputs *a, cudaStream_t stream);
 

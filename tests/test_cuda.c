@@ -561,6 +561,42 @@ TEST(cuda_masked_batches_match_cpu) {
     close_backends(&b);
 }
 
+/* The first conv applying the masks as it loads its input computes exactly
+ * what it computes on masked images written by the separate kernel (same
+ * roundings): logits, first-conv capture and input gradient bit for bit. */
+TEST(cuda_fused_masking_equals_the_separate_masking_kernel) {
+    REQUIRE_CUDA();
+    backends b;
+    if (!open_backends(&b, &SPEC_ODD, AT_PRECISION_FP32)) return;
+    at_backend *unfused = NULL;
+    at_backend_options opt = {.name = "cuda"};
+    setenv("ATTRIB_CUDA_FUSED_MASKS", "0", 1);
+    int rc = at_backend_create(b.m, &opt, &unfused);
+    unsetenv("ATTRIB_CUDA_FUSED_MASKS");
+    REQUIRE(rc == AT_OK);
+    const at_model *m = b.m;
+    int n = 12, caps[1] = {0}, index[12];
+    float *x = rnd("input", 310, in_floats(m) * 2, 2, 0), *masks = rnd("masks", 311, (long)n * 5 * 7, 0.5f, 0.5f);
+    float *dl = rnd("dlogits", 312, (long)n * m->n_classes, 1, -0.5f);
+    for (int i = 0; i < n; i++) index[i] = i % 2;
+    for (int space = 0; space < 2; space++) {
+        at_forward_args fa = {.n = n, .input = x, .input_index = index, .masks = masks, .mask_h = 5, .mask_w = 7,
+                              .mask_norm = AT_MASK_MINMAX_AFTER, .mask_space = (at_mask_space)space,
+                              .n_capture = 1, .capture_layer = caps, .keep_for_backward = 1};
+        at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = x};
+        run_out f = {0}, u = {0};
+        if (run_pass(b.gpu, &fa, &ba, &f) && run_pass(unfused, &fa, &ba, &u)) {
+            SAME_BITS("fused vs separate masking: logits", f.logits, u.logits, (long)n * m->n_classes);
+            SAME_BITS("fused vs separate masking: first conv", f.caps[0], u.caps[0], f.cap_n[0]);
+            SAME_BITS("fused vs separate masking: input gradient", f.grad_input, u.grad_input, in_floats(m) * n);
+        }
+        free_run(&f), free_run(&u);
+    }
+    free(x), free(masks), free(dl);
+    at_backend_destroy(unfused);
+    close_backends(&b);
+}
+
 TEST(cuda_input_index_selects_rows_like_cpu) {
     REQUIRE_CUDA();
     backends b;
