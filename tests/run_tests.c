@@ -100,6 +100,25 @@ int check_close(const char *what, const float *got, const float *ref, long n,
     return 1;
 }
 
+void test_write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+unsigned char *test_read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
+    *n = b ? fread(b, 1, (size_t)len, f) : 0;
+    fclose(f);
+    return b;
+}
+
 int run_cmd(const char *cmd, char *out, int cap) {
     char full[4096];
     snprintf(full, sizeof full, "(%s) 2>&1", cmd);

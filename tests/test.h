@@ -6,6 +6,7 @@
 #define ATTRIB_TEST_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 typedef void (*test_fn)(void);
@@ -60,6 +61,13 @@ int check_close(const char *what, const float *got, const float *ref, long n,
                 double atol, double rtol, const char *file, int line);
 #define CHECK_CLOSE(what, got, ref, n, atol, rtol)                              \
     check_close(what, got, ref, n, atol, rtol, __FILE__, __LINE__)
+
+/* Whole-file helpers for corruption tests: write n bytes (a string literal
+ * with its embedded NULs for test_write_lit), read a file (malloc'ed, *n bytes;
+ * NULL when it cannot be opened). */
+void test_write_bytes(const char *path, const void *data, size_t n);
+#define test_write_lit(path, lit) test_write_bytes(path, lit, sizeof(lit) - 1)
+unsigned char *test_read_bytes(const char *path, size_t *n);
 
 /* Runs a shell command, captures stdout+stderr (truncated to cap) and returns
  * its exit status (or -1 when it was killed by a signal). */

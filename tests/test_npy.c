@@ -10,27 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-/* sizeof counts the literal's NUL bytes that strlen would stop at */
-#define write_lit(path, lit) write_bytes(path, lit, sizeof(lit) - 1)
-
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
 
 /* A file with the given format version, header text (no padding added) and
  * data_len bytes of float32 data 0, 1, 2, ... */
@@ -45,7 +24,7 @@ static void make_npy(const char *path, int major, const char *header, size_t hl,
         float v = (float)(i / 4);
         memcpy(b + 8 + lb + hl + i, &v, 4);
     }
-    write_bytes(path, b, n);
+    test_write_bytes(path, b, n);
     free(b);
 }
 
@@ -126,7 +105,7 @@ TEST(npy_writes_the_header_numpy_writes) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         REQUIRE(at_npy_write_f32(path, zeros, cases[i].ndim, cases[i].shape) == AT_OK);
         size_t n;
-        unsigned char *b = read_bytes(path, &n);
+        unsigned char *b = test_read_bytes(path, &n);
         REQUIRE(b && n >= 128);
         CHECK(!memcmp(b, "\x93NUMPY\x01\x00\x76\x00", 10)); /* v1.0, header 118 bytes: total 128 */
         size_t dl = strlen(cases[i].dict);
@@ -143,7 +122,7 @@ TEST(npy_header_keeps_64_byte_alignment_for_long_shapes) {
     const int64_t shape[8] = {1, 22, 333, 4444, 0, 666666, 7777777, 88888888};
     REQUIRE(at_npy_write_f32(path, NULL, 8, shape) == AT_OK);
     size_t n;
-    unsigned char *b = read_bytes(path, &n);
+    unsigned char *b = test_read_bytes(path, &n);
     REQUIRE(b && n > 10);
     size_t hl = (size_t)(b[8] | b[9] << 8);
     CHECK((10 + hl) % 64 == 0 && n == 10 + hl && b[n - 1] == '\n');
@@ -245,15 +224,15 @@ TEST(npy_rejects_bad_prefixes) {
     char path[700];
     snprintf(path, sizeof path, "%s/p.npy", test_tmpdir());
     const char *h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }";
-    write_lit(path, "PK\x03\x04 not npy");
+    test_write_lit(path, "PK\x03\x04 not npy");
     expect_read_fails("zip", path, "not a .npy file");
-    write_lit(path, "\x93NUM");
+    test_write_lit(path, "\x93NUM");
     expect_read_fails("short_magic", path, "not a .npy file");
-    write_lit(path, "\x93NUMPY\x01");
+    test_write_lit(path, "\x93NUMPY\x01");
     expect_read_fails("no_version", path, "the format version is missing");
-    write_lit(path, "\x93NUMPY\x01\x00\x10");
+    test_write_lit(path, "\x93NUMPY\x01\x00\x10");
     expect_read_fails("short_length", path, "the header length is missing");
-    write_lit(path, "\x93NUMPY\x02\x00\x10\x00\x00");
+    test_write_lit(path, "\x93NUMPY\x02\x00\x10\x00\x00");
     expect_read_fails("short_length_v2", path, "the header length is missing");
     make_npy(path, 1, h, strlen(h), 8);
     FILE *f = fopen(path, "r+b");
@@ -264,9 +243,9 @@ TEST(npy_rejects_bad_prefixes) {
     expect_read_fails("version_1_1", path, "unsupported .npy format version 1.1");
     make_npy(path, 4, h, strlen(h), 8);
     expect_read_fails("version_4", path, "unsupported .npy format version 4.0");
-    write_lit(path, "\x93NUMPY\x01\x00\x40\x00{}");
+    test_write_lit(path, "\x93NUMPY\x01\x00\x40\x00{}");
     expect_read_fails("header_past_end", path, "truncated: header declares 64 bytes but the file has 2");
-    write_lit(path, "\x93NUMPY\x02\x00\x11\x27\x00\x00{}");
+    test_write_lit(path, "\x93NUMPY\x02\x00\x11\x27\x00\x00{}");
     expect_read_fails("header_too_large", path, "header of 10001 bytes is larger than the limit of 10000");
 }
 
@@ -294,7 +273,7 @@ TEST(npy_rejects_missing_empty_and_non_regular_files) {
     expect_read_fails("directory", dir, "is a directory");
     expect_read_fails("device", "/dev/null", "not a regular file");
     snprintf(path, sizeof path, "%s/empty.npy", dir);
-    write_lit(path, "");
+    test_write_lit(path, "");
     expect_read_fails("empty", path, "empty file (0 bytes)");
 }
 
@@ -308,11 +287,11 @@ TEST(npy_truncated_at_every_length_fails_naming_the_path) {
     for (int i = 0; i < 15; i++) v[i] = pattern(i);
     REQUIRE(at_npy_write_f32(full, v, 2, shape) == AT_OK);
     size_t n;
-    unsigned char *b = read_bytes(full, &n);
+    unsigned char *b = test_read_bytes(full, &n);
     REQUIRE(b && n == 128 + 60);
     int failures = 0;
     for (size_t len = 0; len < n; len++) {
-        write_bytes(cut, b, len);
+        test_write_bytes(cut, b, len);
         float *d = NULL;
         int nd;
         int64_t sh[8];

@@ -11,27 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
-
-/* sizeof counts the literal's NUL bytes that strlen would stop at */
-#define write_lit(path, lit) write_bytes(path, lit, sizeof(lit) - 1)
-
-static unsigned char *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
 
 /* A file: 8-byte LE length of header, the header as given (no padding), then
  * data_len bytes counting up from 0. */
@@ -41,7 +20,7 @@ static void make_file(const char *path, const char *header, size_t data_len) {
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
     memcpy(b + 8, header, hl);
     for (size_t i = 0; i < data_len; i++) b[8 + hl + i] = (unsigned char)i;
-    write_bytes(path, b, n);
+    test_write_bytes(path, b, n);
     free(b);
 }
 
@@ -254,7 +233,7 @@ TEST(safetensors_rejects_every_malformed_header) {
         for (int k = 0; k < 8; k++) buf[k] = (unsigned char)((uint64_t)hl >> (8 * k));
         memcpy(buf + 8, h, hl);
         memset(buf + 8 + hl, 0, 64);
-        write_bytes(path, buf, 8 + hl + 64);
+        test_write_bytes(path, buf, 8 + hl + 64);
         expect_open_fails(cases[i].name, path, cases[i].message);
     }
 }
@@ -272,33 +251,33 @@ TEST(safetensors_rejects_a_device_file) { expect_open_fails("device", "/dev/null
 TEST(safetensors_rejects_an_empty_file) {
     char path[600];
     snprintf(path, sizeof path, "%s/empty.safetensors", test_tmpdir());
-    write_lit(path, "");
+    test_write_lit(path, "");
     expect_open_fails("empty", path, "empty file (0 bytes)");
 }
 
 TEST(safetensors_rejects_a_file_shorter_than_the_length_field) {
     char path[600];
     snprintf(path, sizeof path, "%s/short.safetensors", test_tmpdir());
-    write_lit(path, "\x02\0\0\0\0");
+    test_write_lit(path, "\x02\0\0\0\0");
     expect_open_fails("short", path, "too small for a safetensors file: 5 bytes, need at least 8");
 }
 
 TEST(safetensors_rejects_header_longer_than_file) {
     char path[600];
     snprintf(path, sizeof path, "%s/long.safetensors", test_tmpdir());
-    write_lit(path, "\x64\0\0\0\0\0\0\0{}");
+    test_write_lit(path, "\x64\0\0\0\0\0\0\0{}");
     expect_open_fails("long", path, "truncated: header declares 100 bytes but the file has 2 after the 8-byte length");
 }
 
 TEST(safetensors_rejects_an_implausible_header_length) {
     char path[600];
     snprintf(path, sizeof path, "%s/huge.safetensors", test_tmpdir());
-    write_lit(path, "\0\0\0\0\0\0\0\x80{}");
+    test_write_lit(path, "\0\0\0\0\0\0\0\x80{}");
     expect_open_fails("2^63", path, "header length 9223372036854775808 is implausible");
     unsigned char b[16] = {0};
     uint64_t n = AT_ST_MAX_HEADER + 1;
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(n >> (8 * i));
-    write_bytes(path, b, sizeof b);
+    test_write_bytes(path, b, sizeof b);
     expect_open_fails("limit+1", path, "is implausible (limit 100000000 bytes)");
 }
 
@@ -306,7 +285,7 @@ TEST(safetensors_rejects_a_json_file_without_the_length_prefix) {
     char path[600];
     snprintf(path, sizeof path, "%s/plain.json", test_tmpdir());
     const char *j = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
-    write_bytes(path, j, strlen(j));
+    test_write_bytes(path, j, strlen(j));
     expect_open_fails("json", path, "implausible");
 }
 
@@ -374,7 +353,7 @@ TEST(safetensors_converts_f16_and_bf16_tensors_from_a_file) {
     float f32[2] = {0.1f, -3.5e30f};
     memcpy(data + 13, f32, 8); /* starts at an odd offset: memcpy must be used to read it */
     memcpy(buf + 8 + hl, data, sizeof data);
-    write_bytes(path, buf, 8 + hl + sizeof data);
+    test_write_bytes(path, buf, 8 + hl + sizeof data);
     at_safetensors st;
     REQUIRE(at_st_open(&st, path) == AT_OK);
     float out[4];
@@ -441,7 +420,7 @@ TEST(safetensors_writer_lays_out_the_header_as_the_reference_does) {
     const char *want = "{\"__metadata__\":{\"k\":\"v\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                        "\"b\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[8,12]}}";
     size_t wl = strlen(want), padded = (wl + 7) / 8 * 8, n;
-    unsigned char *got = read_bytes(path, &n);
+    unsigned char *got = test_read_bytes(path, &n);
     REQUIRE(got != NULL);
     REQUIRE(n == 8 + padded + 12);
     uint64_t hl = 0;
@@ -564,11 +543,11 @@ TEST(safetensors_truncated_at_every_length_fails_naming_the_path) {
     const int64_t sa[] = {2, 3}, sb[] = {3}, *shapes[] = {sa, sb};
     REQUIRE(at_st_write_f32(full, 2, names, data, nd, shapes, 1, mk, mv) == AT_OK);
     size_t n;
-    unsigned char *bytes = read_bytes(full, &n);
+    unsigned char *bytes = test_read_bytes(full, &n);
     REQUIRE(bytes && n > 100);
     int failures = 0;
     for (size_t len = 0; len < n; len++) {
-        write_bytes(cut, bytes, len);
+        test_write_bytes(cut, bytes, len);
         at_safetensors st;
         int rc = at_st_open(&st, cut);
         if (rc == AT_OK) {
@@ -580,7 +559,7 @@ TEST(safetensors_truncated_at_every_length_fails_naming_the_path) {
             if (failures++ < 3) CHECKF(0, "truncated to %zu bytes: message \"%s\"", len, at_last_error());
     }
     CHECK(failures == 0);
-    write_bytes(cut, bytes, n);
+    test_write_bytes(cut, bytes, n);
     at_safetensors st;
     CHECK(at_st_open(&st, cut) == AT_OK);
     at_st_close(&st);
