@@ -181,7 +181,8 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
     char list[700], cmd[8192], path[1200];
     snprintf(list, sizeof list, "%s/list.txt", f.dir);
     FILE *fp = fopen(list, "w");
-    for (int r = 0; r < 400; r++) fprintf(fp, "%s\n", f.imgs[r % 4]); /* long enough to be killed mid-run */
+    /* long enough to be killed mid-run even on a fast idle machine */
+    for (int r = 0; r < 40000; r++) fprintf(fp, "%s\n", f.imgs[r % 4]);
     fclose(fp);
     snprintf(cmd, sizeof cmd, "%s/attrib", test_root());
     pid_t pid = fork();
@@ -193,7 +194,7 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
         _exit(127);
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    for (int t = 0; t < 200 && count_lines(path) < 2; t++) usleep(20000);
+    for (int t = 0; t < 4000 && count_lines(path) < 2; t++) usleep(1000);
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
