@@ -152,3 +152,21 @@ TEST(eval_reports_missing_inputs_and_bad_options) {
     snprintf(cmd, sizeof cmd, "%s/attrib eval --metric ad-ic --model %s --maps /nonexistent 2>&1", test_root(), f.model);
     CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "/nonexistent/results.jsonl"));
 }
+
+/* explain records relative map names from where it ran; eval from elsewhere
+ * finds them in --maps itself. */
+TEST(eval_finds_maps_recorded_relative_to_another_directory) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char cmd[8192], root[2048];
+    REQUIRE(realpath(test_root(), root));
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s/attrib explain --backend cpu --quiet --model %s --method gradcam --out rel %s 2>&1", f.dir,
+             root, f.model, f.img);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0, "explain: %s", out);
+    if (rc) return;
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --metric energy-pg --maps %s/rel "
+             "--annotations %s 2>&1", test_root(), f.model, f.dir, f.ann);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "gradcam") && !strstr(out, "No such file"), "%s", out);
+}

@@ -1,6 +1,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "annotations.h"
 #include "cpu/ops.h"
@@ -70,6 +71,24 @@ static char *gates_for_map(const char *map, const char *method, const char *path
     return out;
 }
 
+/* explain records its files relative to the directory it ran in; from
+ * another directory, a relative name that is not there is looked up in
+ * DIR itself (where explain wrote it). Takes ownership of p. */
+static char *in_maps_dir(const char *dir, char *p) {
+    if (!p || p[0] == '/' || access(p, F_OK) == 0) return p;
+    const char *base = strrchr(p, '/');
+    base = base ? base + 1 : p;
+    char *q = malloc(strlen(dir) + strlen(base) + 2);
+    if (!q) return p;
+    sprintf(q, "%s/%s", dir, base);
+    if (access(q, F_OK) != 0) {
+        free(q);
+        return p;
+    }
+    free(p);
+    return q;
+}
+
 static int read_entries(const eval_args *a, entry **out, int *n) {
     char path[4200];
     snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
@@ -106,9 +125,9 @@ static int read_entries(const eval_args *a, entry **out, int *n) {
             x->method = method;
             method = NULL;
             x->layer = dup_member(j, "layer");
-            x->map = dup_member(j, "map");
+            x->map = in_maps_dir(a->maps, dup_member(j, "map"));
             x->cls = (int)cls->number;
-            x->gates = dup_member(j, "gates");
+            x->gates = in_maps_dir(a->maps, dup_member(j, "gates"));
             const at_json *pm = at_json_get(j, "path_method");
             if (!x->gates && pm && pm->type == AT_JSON_STRING && x->map)
                 x->gates = gates_for_map(x->map, x->method, pm->string);
