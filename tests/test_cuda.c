@@ -42,6 +42,29 @@
         if (!at_cuda_available(why_, sizeof why_)) SKIP(why_);                  \
     } while (0)
 
+/* Why TF32 cannot run here (device or build), or NULL when it can. */
+static const char *tf32_unavailable(void) {
+    static char why[400];
+    at_random_spec spec = {.arch = "vgg11", .widths = {4, 4, 4, 4, 4, 4, 4, 4}, .hidden = {4, 4}, .n_classes = 2,
+                           .in_h = 32, .in_w = 32, .avgpool = 1, .seed = 1};
+    at_model *m = NULL;
+    at_backend *probe = NULL;
+    at_backend_options opt = {.name = "cuda", .precision = AT_PRECISION_TF32};
+    const char *reason = NULL;
+    if (at_random_model(&spec, &m) || at_backend_create(m, &opt, &probe)) {
+        snprintf(why, sizeof why, "%s", at_last_error());
+        reason = why;
+    }
+    at_backend_destroy(probe);
+    at_model_free(m);
+    return reason;
+}
+#define REQUIRE_TF32()                                                          \
+    do {                                                                        \
+        const char *why_ = tf32_unavailable();                                  \
+        if (why_) SKIP(why_); /* a device or build without TF32 says so */      \
+    } while (0)
+
 static double max_abs(const float *x, long n) {
     double m = 0;
     for (long i = 0; i < n; i++)
@@ -759,18 +782,7 @@ TEST(cuda_too_small_mem_limit_fails_cleanly) {
 
 TEST(cuda_tf32_matches_cpu_within_tf32_rounding) {
     REQUIRE_CUDA();
-    at_model *m = NULL;
-    at_backend *probe = NULL;
-    REQUIRE(at_random_model(&SPEC_WIDE, &m) == AT_OK);
-    at_backend_options opt = {.name = "cuda", .precision = AT_PRECISION_TF32};
-    if (at_backend_create(m, &opt, &probe)) {
-        static char why[400];
-        snprintf(why, sizeof why, "%s", at_last_error());
-        at_model_free(m);
-        SKIP(why); /* a device or build without TF32 says so */
-    }
-    at_backend_destroy(probe);
-    at_model_free(m);
+    REQUIRE_TF32();
     backends b;
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_TF32)) return;
     CHECK(b.gpu->precision == AT_PRECISION_TF32);
@@ -795,6 +807,7 @@ TEST(cuda_tf32_matches_cpu_within_tf32_rounding) {
 
 TEST(cuda_tf32_matches_the_cpu_tf32_emulation) {
     REQUIRE_CUDA();
+    REQUIRE_TF32();
     backends b;
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_TF32)) return;
     at_backend_destroy(b.cpu);
@@ -816,16 +829,12 @@ TEST(cuda_tf32_matches_the_cpu_tf32_emulation) {
  * TF32 backend computes, and the next plain call is FP32 again. */
 TEST(cuda_per_call_precision_matches_a_backend_of_that_precision) {
     REQUIRE_CUDA();
+    REQUIRE_TF32();
     backends b;
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_FP32)) return;
     at_backend *tf = NULL;
     at_backend_options opt = {.name = "cuda", .precision = AT_PRECISION_TF32};
-    if (at_backend_create(b.m, &opt, &tf)) {
-        static char why[400];
-        snprintf(why, sizeof why, "%s", at_last_error());
-        close_backends(&b);
-        SKIP(why);
-    }
+    REQUIRE(at_backend_create(b.m, &opt, &tf) == AT_OK);
     int n = 5;
     float *x = rnd("input", 904, in_floats(b.m) * n, 2, 0);
     const at_precision tf32 = AT_PRECISION_TF32;

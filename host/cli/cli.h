@@ -6,6 +6,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "output.h"
 
 #define EXIT_BAD_INPUT 1 /* SPEC §7: bad input */
 #define EXIT_USAGE 2     /* SPEC §7: bad usage */
@@ -31,6 +32,9 @@ void cli_paths_free(cli_paths *p);
 /* Strict numeric option parsing; AT_ERR naming the option. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+/* "class", "label", "label_name" of class cls in a results line. */
+void cli_class_fields(at_jsonw *w, const at_model *m, int cls);
+
 /* fp32 | tf32 | fp16 for option opt. */
 int cli_parse_precision(const char *opt, const char *v, at_precision *out);
 int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M", bytes */

@@ -187,3 +187,9 @@ int cli_parse_precision(const char *opt, const char *v, at_precision *out) {
     if (at_precision_parse(v, out)) return at_fail(opt, "'%s' is not fp32, tf32 or fp16", v);
     return AT_OK;
 }
+
+void cli_class_fields(at_jsonw *w, const at_model *m, int cls) {
+    at_jsonw_int(w, "class", cls);
+    at_jsonw_str(w, "label", m->labels[cls].id);
+    at_jsonw_str(w, "label_name", m->labels[cls].name);
+}

@@ -152,9 +152,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_str(&w, "variant", at_variant_name(a->ex.variant));
     at_jsonw_str(&w, "layer", layer_name);
     at_jsonw_str(&w, "class_option", cls_opt);
-    at_jsonw_int(&w, "class", r->cls);
-    at_jsonw_str(&w, "label", m->labels[r->cls].id);
-    at_jsonw_str(&w, "label_name", m->labels[r->cls].name);
+    cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->prob);
     at_jsonw_num(&w, "logit", r->logit);
     at_jsonw_int(&w, "predicted", r->predicted);

@@ -221,9 +221,7 @@ static char *cdrp_line(const at_model *m, const at_backend *be, const char *imag
     at_jsonw w;
     at_jsonw_begin(&w);
     common_fields(&w, m, be, image, tag, p, ms);
-    at_jsonw_int(&w, "class", r->cls);
-    at_jsonw_str(&w, "label", m->labels[r->cls].id);
-    at_jsonw_str(&w, "label_name", m->labels[r->cls].name);
+    cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->orig_prob);
     at_jsonw_int(&w, "path_class", r->path_cls);
     at_jsonw_num(&w, "path_prob", r->path_prob);
@@ -247,9 +245,7 @@ static char *map_line(const at_model *m, const at_backend *be, const char *image
     at_jsonw w;
     at_jsonw_begin(&w);
     common_fields(&w, m, be, image, tag, p, ms);
-    at_jsonw_int(&w, "class", r->cls);
-    at_jsonw_str(&w, "label", m->labels[r->cls].id);
-    at_jsonw_str(&w, "label_name", m->labels[r->cls].name);
+    cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->prob);
     at_jsonw_int(&w, "predicted", r->predicted);
     at_jsonw_str(&w, "path_method", p->path_score_weighted ? "score-cdrp" : "cdrp");
