@@ -35,10 +35,12 @@ endif
 ifeq ($(strip $(CUDA_ARCH)),)
 CUDA_ARCH := 90
 endif
-NVCCFLAGS ?= -O3 -std=c++17 -lineinfo
+NVCC_OPT  ?= -O3
+NVCCFLAGS ?= $(NVCC_OPT) -std=c++17 -lineinfo
 NVCCFLAGS += -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) -Ihost -Xcompiler -fopenmp,-Wall
 CFLAGS    += -DATTRIB_HAVE_CUDA=1
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+CUDA_LIBS ?= -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+LDLIBS    += $(CUDA_LIBS)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
 BUILD_MSG := CUDA backend: nvcc $(NVCC), CUDA_ARCH=$(CUDA_ARCH)
 else
@@ -46,11 +48,27 @@ CU_OBJ    :=
 BUILD_MSG := CUDA backend: not built (no nvcc); CPU backend only
 endif
 
+# ---- the CUDA execution layer (tests/cuemu/README.md) ----
+# The same kernels, built by tests/cuemu/nvcc into their own folder and linked
+# with the emulated runtime: `make test` runs the CUDA tests from that build
+# in two thread orders, and the op tests once more under ASan.
+EMU_BUILD      ?= build-emu
+EMU_ASAN_BUILD ?= build-emu-asan
+CUEMU_SRC      := $(wildcard tests/cuemu/*.cpp)
+ifneq ($(CUEMU),)
+CUEMU_LIB      := $(BUILD)/cuemu/libcuemu.a
+CUEMU_HEADERS  := $(wildcard tests/cuemu/include/*.h) tests/cuemu/nvcc
+endif
+emu_vars = CUEMU=1 NVCC=$(CURDIR)/tests/cuemu/nvcc CUDA_ARCH=90 BUILD=$(1) TEST_BIN=$(1)/run_tests \
+           LIB=$(1)/libattrib.a CUDA_LIBS="$(1)/cuemu/libcuemu.a -lstdc++ -lpthread"
+
+LIB      ?= libattrib.a
+TEST_BIN ?= tests/run_tests
 HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps
+.PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps emu-build emu-asan-build
 all: info attrib
 
 # Installs missing Debian packages (apt-get) once; `make test` and `make demo`
@@ -63,29 +81,45 @@ $(BUILD)/.deps: tools/install_deps.sh
 info:
 	@echo "attrib: $(BUILD_MSG)"
 
-libattrib.a: $(HOST_OBJ) $(CU_OBJ)
+$(LIB): $(HOST_OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-attrib: $(CLI_OBJ) libattrib.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) libattrib.a $(LDLIBS)
+attrib: $(CLI_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
-tests/run_tests: $(TEST_OBJ) libattrib.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) libattrib.a $(LDLIBS)
+$(TEST_BIN): $(TEST_OBJ) $(LIB) $(CUEMU_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/backend.h host/model.h
+$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/backend.h host/model.h $(CUEMU_HEADERS)
+
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+$(BUILD)/cuemu/%.o: tests/cuemu/%.cpp $(wildcard tests/cuemu/*.h tests/cuemu/include/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(OPT) $(CPU_ARCH) -fopenmp -Wall -Wextra -c $< -o $@
+$(BUILD)/cuemu/libcuemu.a: $(CUEMU_SRC:tests/cuemu/%.cpp=$(BUILD)/cuemu/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+emu-build:
+	@$(MAKE) --no-print-directory $(call emu_vars,$(EMU_BUILD)) NVCC_OPT="-O2 $(CPU_ARCH)" $(EMU_BUILD)/run_tests
+emu-asan-build:
+	@$(MAKE) --no-print-directory $(call emu_vars,$(EMU_ASAN_BUILD)) \
+	  OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" \
+	  NVCC_OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" $(EMU_ASAN_BUILD)/run_tests
+
+# T=name runs the matching native tests only; EMU=0 skips the emulated CUDA runs.
 test: deps info
 	@$(MAKE) --no-print-directory attrib tests/run_tests
-	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./tests/run_tests $(T)
+	@if [ -z "$(T)" ] && [ "$(EMU)" != 0 ]; then $(MAKE) --no-print-directory emu-build emu-asan-build; fi
+	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} T="$(T)" EMU="$(EMU)" bash tests/run_all.sh
 
 test-build: attrib tests/run_tests
 
@@ -149,6 +183,6 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	  $(FUZZ_SRC) -lpng -ljpeg -lz -lm
 
 clean:
-	rm -rf build build-asan attrib libattrib.a tests/run_tests
+	rm -rf build build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD) attrib libattrib.a tests/run_tests
 
 -include $(HOST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -142,29 +142,37 @@ int run_cmd(const char *cmd, char *out, int cap) {
     return -1;
 }
 
+/* An argument selects the tests whose name contains it, or starts with the
+ * rest of it when it begins with '^' (e.g. ^cuda_ for the CUDA tests only). */
 static int matches(const char *name, int argc, char **argv) {
     if (argc <= 1) return 1;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i])) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '^' ? !strncmp(name, a + 1, strlen(a + 1)) : strstr(name, a) != NULL) return 1;
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* ATTRIB_TEST_LABEL prefixes every name (e.g. "emu:" for the tests run
+     * under the CUDA execution layer, tests/cuemu), so a log says which run it is. */
+    const char *label = getenv("ATTRIB_TEST_LABEL");
+    if (!label) label = "";
     for (int i = 0; i < n_tests; i++) {
         if (!matches(tests[i].name, argc, argv)) continue;
         cur_failed = 0;
         cur_skipped = 0;
         tests[i].fn();
         if (cur_failed) {
-            printf("FAIL %s (%s)\n", tests[i].name, tests[i].file);
+            printf("FAIL %s%s (%s)\n", label, tests[i].name, tests[i].file);
             failed++;
         } else if (cur_skipped) {
-            printf("SKIP %s: %s\n", tests[i].name, cur_skip_reason);
+            printf("SKIP %s%s: %s\n", label, tests[i].name, cur_skip_reason);
             skipped++;
         } else {
-            printf("ok   %s\n", tests[i].name);
+            printf("ok   %s%s\n", label, tests[i].name);
             passed++;
         }
     }
