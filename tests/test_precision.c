@@ -202,3 +202,53 @@ TEST(cic_scores_at_tf32_stay_close_to_fp32_on_the_shipped_model) {
     at_backend_destroy(be);
     at_model_free(m);
 }
+
+/* Reduced precisions round the operands a conv or FC loads, never the stored
+ * activations (PyTorch's semantics, and the GPU's): the gate gradient of an
+ * ungated pass, sum over the map of dy * relu(z), must use the FP32 relu(z)
+ * even where that ReLU's output feeds a conv. Its reference here: the
+ * gradient at the ReLU times the FP32 activation captured in the same pass. */
+TEST(cpu_tf32_keeps_fp32_activations_for_backward) {
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
+    REQUIRE(open_be(m, AT_PRECISION_TF32, &be) == AT_OK);
+    int relu = -1; /* the first gated ReLU whose output feeds a conv */
+    for (int c = 0; c < m->n_convs && relu < 0; c++)
+        if (m->gate_layer[c] + 1 < m->n_layers && m->layers[m->gate_layer[c] + 1].kind == AT_L_CONV) relu = m->gate_layer[c];
+    REQUIRE(relu >= 0);
+    const int n = 2;
+    const at_layer *l = &m->layers[relu];
+    const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)l->out_h * l->out_w, sz = at_layer_out_size(l) * n;
+    float *x = malloc(sizeof(float) * in * n), *act = malloc(sizeof(float) * sz), *dy = malloc(sizeof(float) * sz);
+    float *dl = malloc(sizeof(float) * m->n_classes * n), *dg = malloc(sizeof(float) * m->n_gates * n);
+    REQUIRE(x && act && dy && dl && dg);
+    at_prng_fill("input", 3, x, in * n, 2.0f, 0.0f);
+    at_prng_fill("dlogits", 3, dl, (long)m->n_classes * n, 1.0f, 0.0f);
+    float *caps[1] = {act};
+    at_forward_args fa = {.n = n, .input = x, .n_capture = 1, .capture_layer = &relu, .capture_out = caps,
+                          .keep_for_backward = 1};
+    REQUIRE(be->forward(be, &fa) == AT_OK);
+    at_backward_args ba = {.dlogits = dl, .grad_layer = relu, .grad_layer_out = dy, .grad_gates = dg};
+    REQUIRE(be->backward(be, &ba) == AT_OK);
+    long rounded = 0, positive = 0;
+    for (long i = 0; i < sz; i++) {
+        float r = act[i];
+        at_round_tf32(&r, 1);
+        rounded += r != act[i];
+        positive += act[i] > 0;
+    }
+    CHECKF(rounded > positive / 2, "only %ld of %ld positive activations change under TF32 rounding: the test cannot tell",
+           rounded, positive);
+    for (int b = 0; b < n; b++)
+        for (int c = 0; c < l->out_c; c++) {
+            double want = 0;
+            for (long p = 0; p < hw; p++) want += (double)dy[(b * l->out_c + c) * hw + p] * act[(b * l->out_c + c) * hw + p];
+            const float got = dg[(long)b * m->n_gates + l->gate_offset + c];
+            CHECKF(fabs(got - want) <= 1e-6 * fabs(want) + 1e-30, "item %d channel %d: gate gradient %.9g, FP32 activations give %.9g",
+                   b, c, got, want);
+        }
+    free(x), free(act), free(dy), free(dl), free(dg);
+    at_backend_destroy(be);
+    at_model_free(m);
+}

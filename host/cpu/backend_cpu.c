@@ -37,6 +37,8 @@ typedef struct {
     size_t grad_cap, grad_b_cap;
     float *ws;                /* conv workspace */
     size_t ws_cap;
+    float *operand;           /* reduced precision, kept passes: the rounded copy of a conv/FC input */
+    size_t operand_cap;
     at_precision prec;        /* of the current call (and of the kept forward) */
     float *rounded_block[3];  /* per precision: rounded copies of all weights */
     const float **rounded[3]; /* per precision: [n_layers] rounded weights */
@@ -182,15 +184,23 @@ static const float *weights(const cpu_state *s, int i) {
     return s->prec == AT_PRECISION_FP32 ? s->m->layers[i].weight : s->rounded[s->prec][i];
 }
 
-/* Runs layer i on x (n items) into y; y == x for in-place layers. x is the
- * backend's own buffer, so a reduced precision rounds it in place (captures
- * of it were already taken, as a GPU keeps FP32 activations and rounds
- * operands when it loads them). */
+/* Runs layer i on x (n items) into y; y == x for in-place layers. A reduced
+ * precision rounds a conv's or FC's input as the tensor cores round the
+ * operands they load; the activations stay FP32, as on a GPU (and in
+ * PyTorch): x is rounded in place only when it is a forward-only buffer,
+ * and through s->operand when it is kept for backward (the ReLU backward and
+ * the ungated gate gradient read it). */
 static void run_layer(cpu_state *s, int i, float *x, float *y, int n, const float *gates, int gate_stride,
-                      float *keep_relu) {
+                      float *keep_relu, int x_kept) {
     const at_layer *l = &s->m->layers[i];
-    if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR))
-        round_to(s->prec, x, (long)n * l->in_c * l->in_h * l->in_w);
+    if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR)) {
+        const long count = (long)n * l->in_c * l->in_h * l->in_w;
+        if (x_kept) {
+            memcpy(s->operand, x, sizeof(float) * count);
+            x = s->operand;
+        }
+        round_to(s->prec, x, count);
+    }
     switch (l->kind) {
     case AT_L_CONV:
         at_conv2d_forward(x, n, l->in_c, l->in_h, l->in_w, weights(s, i), l->bias, l->out_c, l->kernel,
@@ -251,8 +261,11 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
                 next += (size_t)at_layer_out_size(l) * n;
             }
         }
+        if (s->prec != AT_PRECISION_FP32 &&
+            grow(&s->operand, &s->operand_cap, max_layer_size(m) * n, "rounded operands"))
+            return AT_ERR;
         for (int i = 0; i < m->n_layers; i++) {
-            run_layer(s, i, x, s->out[i], n, a->gates, gate_stride, s->aux[i]);
+            run_layer(s, i, x, s->out[i], n, a->gates, gate_stride, s->aux[i], 1);
             capture(m, a, i, s->out[i], n);
             x = s->out[i];
         }
@@ -287,7 +300,7 @@ static int cpu_forward(at_backend *be, const at_forward_args *a) {
                 cur = cur == 0 ? 1 : 0;
                 y = bufs[cur];
             }
-            run_layer(s, i, x, y, n, a->gates, gate_stride, NULL);
+            run_layer(s, i, x, y, n, a->gates, gate_stride, NULL, 0);
             capture(m, a, i, y, n);
             x = y;
         }
@@ -383,6 +396,7 @@ static void cpu_destroy(at_backend *be) {
         free(s->grad_a);
         free(s->grad_b);
         free(s->ws);
+        free(s->operand);
         free(s->kept_gates);
         for (int p = 0; p < 3; p++) free(s->rounded_block[p]), free(s->rounded[p]);
         free(s);
