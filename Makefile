@@ -14,7 +14,11 @@ CC      ?= gcc
 CPU_ARCH ?= -march=native
 OPT     ?= -O3
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(CPU_ARCH) -fopenmp -Wall -Wextra -Wno-unused-parameter -Ihost -MMD -MP
+ifeq ($(STATIC_IMAGE_LIBS),1) # binaries for a machine whose image may lack them (tools/gpu_check.sh --build)
+LDLIBS  += -Wl,-Bstatic -lpng -ljpeg -lz -Wl,-Bdynamic -lm -fopenmp
+else
 LDLIBS  += -lpng -ljpeg -lz -lm -fopenmp
+endif
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 
@@ -62,6 +66,7 @@ endif
 emu_vars = CUEMU=1 NVCC=$(CURDIR)/tests/cuemu/nvcc CUDA_ARCH=90 BUILD=$(1) TEST_BIN=$(1)/run_tests \
            LIB=$(1)/libattrib.a CUDA_LIBS="$(1)/cuemu/libcuemu.a -lstdc++ -lpthread"
 
+BIN      ?= attrib
 LIB      ?= libattrib.a
 TEST_BIN ?= tests/run_tests
 HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
@@ -69,7 +74,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps emu-build emu-asan-build
-all: info attrib
+all: info $(BIN)
 
 # Installs missing Debian packages (apt-get) once; `make test` and `make demo`
 # do it themselves so a fresh machine needs no other step.
@@ -85,7 +90,7 @@ $(LIB): $(HOST_OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-attrib: $(CLI_OBJ) $(LIB)
+$(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
 $(TEST_BIN): $(TEST_OBJ) $(LIB) $(CUEMU_LIB)
@@ -183,6 +188,6 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	  $(FUZZ_SRC) -lpng -ljpeg -lz -lm
 
 clean:
-	rm -rf build build-asan $(EMU_BUILD) $(EMU_ASAN_BUILD) attrib libattrib.a tests/run_tests
+	rm -rf build build-asan build-gpu $(EMU_BUILD) $(EMU_ASAN_BUILD) attrib libattrib.a tests/run_tests
 
 -include $(HOST_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -3,7 +3,7 @@
 # Needs root (or sudo) only when something is missing. Python packages are
 # Debian's (tools and tests call /usr/bin/python3), optional for `make test`.
 set -euo pipefail
-required=(gcc make libpng-dev libjpeg62-turbo-dev zlib1g-dev)
+required=(gcc g++ make libpng-dev libjpeg62-turbo-dev zlib1g-dev)
 optional=(python3-numpy python3-pil)
 [ "${ATTRIB_WITH_TORCH:-0}" = 1 ] && optional+=(python3-torch python3-torchvision dataset-fashion-mnist)
 # make reproduce: scene generation (tools/make_scenes.py) and the Fig. 7 plot
