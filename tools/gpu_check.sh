@@ -16,7 +16,10 @@
 # gates on the shipped model. Each step has a time budget (the whole run fits
 # one 5-minute call) and its result is written as soon as it is known:
 # OUT_DIR/gpu_check.md (a table), OUT_DIR/gpu_check.json, OUT_DIR/gpu_check.log.
-# A run that is cut off still reports what it measured.
+# A run that is cut off still reports what it measured; the exit status is 0
+# only when every step passed. Environment: PYTHON (default python3),
+# GPU_BUILD (default build-gpu), GPU_CHECK_LIMIT (seconds, default 290),
+# GPU_CHECK_BUILD=0 (never build on the GPU machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -25,7 +28,7 @@ PY="${PYTHON:-python3}" # on the GPU machine: the python3 with PyTorch 2.x
 
 # name|budget seconds|what
 STEPS=(
-  "cuda_tests|75|every CUDA test (build-gpu/run_tests '^cuda_' and the CLI's CUDA tests)"
+  "cuda_tests|70|every CUDA test (build-gpu/run_tests '^cuda_' and the CLI's CUDA tests)"
   "memcheck|40|compute-sanitizer --tool memcheck on the CUDA op tests"
   "racecheck|35|compute-sanitizer --tool racecheck on the CUDA op tests"
   "bench_fp32|25|attrib bench --backend cuda: VGG16 forward, gated, backward at batch 1,8,32, FP32"
@@ -34,7 +37,7 @@ STEPS=(
   "methods|30|Score-CAM and Score-CDRP s/image on VGG16 at 224, random weights"
   "agreement|30|Score-CDRP on 2 shipped samples, CPU vs CUDA maps and gates (tools/compare_paths.py)"
 )
-TOTAL_LIMIT=290
+TOTAL_LIMIT="${GPU_CHECK_LIMIT:-290}" # seconds for the whole run
 
 budget_of() { local s; for s in "${STEPS[@]}"; do [ "${s%%|*}" = "$1" ] && { s="${s#*|}"; echo "${s%%|*}"; return; }; done; }
 
@@ -95,8 +98,11 @@ if [ "${1:-}" = "--build" ]; then
   # Everything the GPU machine needs, in one ignored folder to carry: the
   # binaries (CUDA_ARCH=90, image libraries static, an x86-64-v3 CPU target)
   # and the OpenMP runtime, which that machine's image may lack.
+  rm -f "$GPU_BUILD/attrib" "$GPU_BUILD/run_tests" # relink: the link flags differ from a normal build
+  # libstdc++ static too: the CUDA objects need it, and that image's may be older
   make --no-print-directory BUILD="$GPU_BUILD" BIN="$GPU_BUILD/attrib" LIB="$GPU_BUILD/libattrib.a" \
     TEST_BIN="$GPU_BUILD/run_tests" CUDA_ARCH="${CUDA_ARCH:-90}" CPU_ARCH=-march=x86-64-v3 STATIC_IMAGE_LIBS=1 \
+    CUDA_LIBS="-L/usr/local/cuda/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -Wl,-Bstatic -lstdc++ -Wl,-Bdynamic" \
     "$GPU_BUILD/attrib" "$GPU_BUILD/run_tests" || exit 1
   gomp="$(gcc -print-file-name=libgomp.so.1)"
   [ -f "$gomp" ] && cp -L "$gomp" "$GPU_BUILD/"
@@ -122,6 +128,9 @@ if [ "${1:-}" = "--dry-run" ]; then
   else
     echo "  (./attrib not built here: not started)"
   fi
+  for st in "${STEPS[@]}"; do # every planned step has a body in run_step
+    grep -qE "^    ${st%%|*}\)" "$0" || { echo "gpu_check: step ${st%%|*} has no body in run_step"; fail=1; }
+  done
   if [ -x "$GPU_BUILD/run_tests" ]; then echo "  carried build: $GPU_BUILD/run_tests present"
   else echo "  carried build: $GPU_BUILD/ missing here (bash tools/gpu_check.sh --build makes it)"; fi
   [ "$fail" = 0 ] && echo "gpu_check: dry run ok"
@@ -182,7 +191,9 @@ step() {
   rc=$?
   printf '%s\n' "$out" >>"$LOG"
   if [ $rc = 0 ]; then status=ok; elif [ $rc = 137 ]; then status="timeout"; else status="failed ($rc)"; fi
-  summary="$(printf '%s\n' "$out" | eval "${SUMMARY_CMD:-tail -n 1}" | tr '\n\t|' '   ' | cut -c1-400)"
+  summary="$(printf '%s\n' "$out" | eval "${SUMMARY_CMD:-tail -n 1}")"
+  [ -n "$summary" ] || summary="$(printf '%s\n' "$out" | tail -n 1)" # a failure's last words
+  summary="$(printf '%s' "$summary" | tr '\n\t|' '   ' | cut -c1-400)"
   results+=("$name"$'\t'"$status"$'\t'"$(($(date +%s) - t0))"$'\t'"$summary")
   write_results
 }
@@ -192,12 +203,18 @@ export LD_LIBRARY_PATH="$ROOT/$GPU_BUILD:${CUDA_HOME:-/usr/local/cuda}/lib64:${L
 DEVICE="$(nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n1)"
 [ -n "$DEVICE" ] || DEVICE="no nvidia-smi answer"
 echo "device: $DEVICE" >>"$LOG"
-if [ ! -x "$GPU_BUILD/run_tests" ] && command -v nvcc >/dev/null && [ -f /usr/include/png.h ]; then
+# The carried binaries must start here (loader, glibc); else build here when
+# this machine has what a build needs.
+starts() { [ -x "$GPU_BUILD/run_tests" ] && "./$GPU_BUILD/run_tests" '^no_such_test' 2>>"$LOG" | grep -q '^0 passed'; }
+if ! starts && [ "${GPU_CHECK_BUILD:-1}" != 0 ] && command -v nvcc >/dev/null && [ -f /usr/include/png.h ]; then
+  echo "gpu_check: the carried $GPU_BUILD/ does not start here; building" >>"$LOG"
+  GPU_BUILD=build-gpu-local
   make --no-print-directory BUILD="$GPU_BUILD" BIN="$GPU_BUILD/attrib" LIB="$GPU_BUILD/libattrib.a" \
     TEST_BIN="$GPU_BUILD/run_tests" CUDA_ARCH=90 "$GPU_BUILD/attrib" "$GPU_BUILD/run_tests" >>"$LOG" 2>&1
+  export GPU_BUILD
 fi
-if [ ! -x "$GPU_BUILD/run_tests" ]; then
-  results+=("build"$'\t'"failed"$'\t'"0"$'\t'"$GPU_BUILD/ was not carried and cannot be built here")
+if ! starts; then
+  results+=("build"$'\t'"failed"$'\t'"0"$'\t'"$GPU_BUILD/ was not carried or does not start, and cannot be built here (see gpu_check.log)")
   write_results
   exit 1
 fi
@@ -212,3 +229,4 @@ SUMMARY_CMD="grep -iE 'ratio|ms/image|vgg16'" step peer
 SUMMARY_CMD="grep -E 's/image'" step methods
 SUMMARY_CMD="tail -n 3" step agreement
 echo "gpu_check: done in $(($(date +%s) - START))s: $MD" | tee -a "$LOG"
+for r in "${results[@]}"; do IFS=$'\t' read -r _ st _ <<<"$r"; [ "$st" = ok ] || exit 1; done
