@@ -47,6 +47,8 @@ if [ -z "${T:-}" ] && [ "${EMU:-1}" != 0 ]; then
     # the op tests again in reverse order: a missing barrier that the forward
     # order happens to hide shows up in the other
     CUEMU_ORDER=reverse CUEMU_COVERAGE="$cov_dir/reverse" run emu-reverse 600 build-emu/run_tests '^cuda_op_'
+    # and in a seeded random order
+    CUEMU_ORDER=random:1 CUEMU_COVERAGE="$cov_dir/random" run emu-random 600 build-emu/run_tests '^cuda_op_'
     # and under AddressSanitizer + UBSan: out-of-bounds accesses inside kernels
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       run emu-asan 900 build-emu-asan/run_tests '^cuda_op_'
