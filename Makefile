@@ -22,7 +22,7 @@ endif
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 
-HOST_SRC := $(wildcard host/*.c host/cpu/*.c host/methods/*.c)
+HOST_SRC := $(wildcard host/*.c host/cpu/*.c host/exec/*.c host/methods/*.c)
 CLI_SRC  := $(wildcard host/cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 CU_SRC   := $(wildcard kernels/*.cu)

@@ -23,6 +23,23 @@ typedef enum {
 
 typedef enum { AT_PRECISION_FP32 = 0, AT_PRECISION_TF32 = 1, AT_PRECISION_FP16 = 2 } at_precision;
 
+/* A node's output changed before the network goes on (activation patches). */
+typedef enum {
+    AT_PATCH_NONE = 0,
+    AT_PATCH_REPLACE = 1,       /* the output becomes patch, [n][out_c][out_h][out_w] */
+    AT_PATCH_SCALE_CHANNELS = 2 /* channel c of item b is multiplied by patch[b][c], [n][out_c] */
+} at_patch_mode;
+
+/* The rule a backward pass applies at each ReLU (docs/methods.md): the
+ * gradient, guided backprop (max(g,0) where z > 0), deconvnet (max(g,0)). */
+typedef enum { AT_RELU_GRADIENT = 0, AT_RELU_GUIDED = 1, AT_RELU_DECONVNET = 2 } at_relu_rule;
+
+/* Per op kind, the rule of a backward pass; zero is the plain gradient
+ * everywhere. Later rules (excitation backprop, LRP) extend this. */
+typedef struct {
+    at_relu_rule relu;
+} at_backward_rules;
+
 typedef struct {
     int n;                  /* batch items */
     const float *input;     /* [n_inputs][C][H][W], normalised network input */
@@ -47,6 +64,19 @@ typedef struct {
     /* NULL: the backend's precision; else this call's (and its backward's),
      * e.g. a faster CIC pass inside an FP32 explanation. */
     const at_precision *precision;
+
+    /* A partial forward: when start_output is not NULL, layer start_layer's
+     * output is given ([n][out_c][out_h][out_w], host) and the pass runs from
+     * the layer after it (input, masks and input_index are then unused).
+     * end_layer > 0 stops after layer end_layer - 1 (logits are then not
+     * written); 0 runs to the end. */
+    const float *start_output;
+    int start_layer;
+    int end_layer;
+    /* An activation patch on layer patch_layer's output (see at_patch_mode). */
+    at_patch_mode patch_mode;
+    int patch_layer;
+    const float *patch;
 } at_forward_args;
 
 typedef struct {
@@ -55,6 +85,11 @@ typedef struct {
     float *grad_layer_out;  /* [n][out_c][out_h][out_w] */
     float *grad_gates;      /* [n][n_gates] (per item, even when the gates row was shared) or NULL */
     float *grad_input;      /* [n][C][H][W] gradient w.r.t. the (masked) network input, or NULL */
+    /* When dfrom is not NULL the pass starts at layer from_layer's output
+     * with that gradient ([n][out_c][out_h][out_w]) instead of dlogits. */
+    int from_layer;
+    const float *dfrom;
+    at_backward_rules rules;
 } at_backward_args;
 
 typedef struct at_backend at_backend;

@@ -47,7 +47,18 @@ __device__ double block_sum_fixed(double v) {
     return total;
 }
 
+// dz under the backward rule (at_relu_rule, docs/methods.md): the gradient
+// g*dy where relu(z) > 0; guided backprop g*max(dy, 0) there; deconvnet
+// g*max(dy, 0) everywhere (host/cpu/ops.c at_relu_backward_rule).
+template <int RULE>
+__device__ __forceinline__ float relu_rule(float g, float dv, float av) {
+    if (RULE == 0) return av > 0.0f ? g * dv : 0.0f;
+    const bool open = RULE == 2 || av > 0.0f;
+    return open && dv > 0.0f ? g * dv : 0.0f;
+}
+
 // One block per (n, c): dz and, when dgate is not NULL, the gate gradient.
+template <int RULE>
 __global__ void __launch_bounds__(GATE_THREADS)
     gated_relu_backward_kernel(const float *dy, const float *a, int C, long HW, const float *gates, int gate_stride,
                                float *dz, float *dgate, int dgate_stride) {
@@ -60,7 +71,7 @@ __global__ void __launch_bounds__(GATE_THREADS)
     for (long i = threadIdx.x; i < HW; i += GATE_THREADS) {
         const float dv = d[i], av = ap[i];
         sum += (double)dv * av;
-        out[i] = av > 0.0f ? g * dv : 0.0f; // after the read: dz may alias dy
+        out[i] = relu_rule<RULE>(g, dv, av); // after the read: dz may alias dy
     }
     if (!dgate) return; // uniform across the block: no barrier is skipped by some threads only
     const double total = block_sum_fixed(sum);
@@ -69,6 +80,7 @@ __global__ void __launch_bounds__(GATE_THREADS)
 
 // Without a gate gradient (e.g. the classifier's ReLUs, HW = 1) a plain
 // elementwise pass avoids one mostly idle block per map.
+template <int RULE>
 __global__ void gated_relu_backward_elementwise_kernel(const float *dy, const float *a, long NC, int C, long HW,
                                                        const float *gates, int gate_stride, float *dz) {
     const long total = NC * HW;
@@ -76,23 +88,54 @@ __global__ void gated_relu_backward_elementwise_kernel(const float *dy, const fl
         const long nc = i / HW;
         const float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
         const float dv = dy[i];
-        dz[i] = a[i] > 0.0f ? g * dv : 0.0f;
+        dz[i] = relu_rule<RULE>(g, dv, a[i]);
     }
 }
 
-int at_gated_relu_backward_gpu(const float *dy, const float *a, int N, int C, long HW, const float *gates,
-                               int gate_stride, float *dz, float *dgate, int dgate_stride, cudaStream_t stream) {
+template <int RULE>
+static int relu_backward_launch(const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                                int gate_stride, float *dz, float *dgate, int dgate_stride, cudaStream_t stream) {
     const long blocks = (long)N * C;
     if (blocks < 1) return AT_OK;
     if (!dgate) {
-        gated_relu_backward_elementwise_kernel<<<at_grid_1d(blocks * HW, GATE_THREADS), GATE_THREADS, 0, stream>>>(
+        gated_relu_backward_elementwise_kernel<RULE><<<at_grid_1d(blocks * HW, GATE_THREADS), GATE_THREADS, 0, stream>>>(
             dy, a, blocks, C, HW, gates, gate_stride, dz);
         CUDA_LAUNCH_CHECK(stream);
         return AT_OK;
     }
     if (blocks > 0x7fffffffL) return at_fail("cuda", "gated ReLU backward: %ld maps is too many for one launch", blocks);
-    gated_relu_backward_kernel<<<(unsigned)blocks, GATE_THREADS, 0, stream>>>(dy, a, C, HW, gates, gate_stride, dz,
-                                                                             dgate, dgate_stride);
+    gated_relu_backward_kernel<RULE><<<(unsigned)blocks, GATE_THREADS, 0, stream>>>(dy, a, C, HW, gates, gate_stride, dz,
+                                                                                   dgate, dgate_stride);
+    CUDA_LAUNCH_CHECK(stream);
+    return AT_OK;
+}
+
+int at_gated_relu_backward_gpu(const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                               int gate_stride, float *dz, float *dgate, int dgate_stride, cudaStream_t stream) {
+    return relu_backward_launch<0>(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
+}
+
+int at_relu_backward_rule_gpu(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                              int gate_stride, float *dz, float *dgate, int dgate_stride, cudaStream_t stream) {
+    switch (rule) {
+    case 0: return relu_backward_launch<0>(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
+    case 1: return relu_backward_launch<1>(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
+    case 2: return relu_backward_launch<2>(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
+    }
+    return at_fail("cuda", "unknown ReLU backward rule %d", rule);
+}
+
+// x[nc][.] *= s[nc] (activation patches; host/cpu/ops.c at_scale_channels)
+__global__ void scale_channels_kernel(float *x, long NC, long HW, const float *s) {
+    const long total = NC * HW;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x)
+        x[i] *= s[i / HW];
+}
+
+int at_scale_channels_gpu(float *x, int N, int C, long HW, const float *s, cudaStream_t stream) {
+    const long total = (long)N * C * HW;
+    if (total < 1) return AT_OK;
+    scale_channels_kernel<<<at_grid_1d(total, GATE_THREADS), GATE_THREADS, 0, stream>>>(x, (long)N * C, HW, s);
     CUDA_LAUNCH_CHECK(stream);
     return AT_OK;
 }

@@ -1,184 +1,135 @@
-// Device memory of the CUDA backend: the weights (one allocation at
-// creation, conv weights packed for the implicit GEMMs), the activation arena
-// (one allocation sized for the largest call so far, carved per call the way
-// host/cpu/backend_cpu.c lays out its buffers) and pinned, double-buffered
-// host staging for every transfer.
+// Device memory of the CUDA backend: every allocation under the memory limit
+// and tracked (the executor's arena, the prepared weights), conv weights
+// packed for the implicit GEMMs as they are prepared, and pinned,
+// double-buffered host staging for every transfer.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "backend_cuda.cuh"
 
-#define ARENA_ALIGN 256
-
 static size_t mb_up(size_t bytes) { return (bytes + (1u << 20) - 1) >> 20; }
 
-long at_cuda_input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
-
-size_t at_cuda_max_layer_floats(const at_model *m) {
-    size_t mx = (size_t)at_cuda_input_floats(m);
-    for (int i = 0; i < m->n_layers; i++)
-        if ((size_t)at_layer_out_size(&m->layers[i]) > mx) mx = (size_t)at_layer_out_size(&m->layers[i]);
-    return mx;
-}
-
-// Identity modules, and a ReLU working in place on its conv's output.
-int at_cuda_aliases_input(const at_layer *l) {
-    return l->kind == AT_L_BATCHNORM || l->kind == AT_L_DROPOUT || l->kind == AT_L_RELU;
-}
-
-size_t at_cuda_kept_floats(const at_model *m, int n, int gated) {
-    size_t total = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (!at_cuda_aliases_input(l)) total += (size_t)at_layer_out_size(l) * n;
-        if (gated && l->gate_offset >= 0) total += (size_t)at_layer_out_size(l) * n;
+size_t at_cuda_available(cuda_state *s) {
+    const size_t fixed = s->allocated + AT_CUDA_RESERVE_BYTES;
+    size_t avail = s->mem_limit > fixed ? s->mem_limit - fixed : 0;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        free_b = free_b > AT_CUDA_RESERVE_BYTES ? free_b - AT_CUDA_RESERVE_BYTES : 0;
+        if (free_b < avail) avail = free_b;
+    } else {
+        cudaGetLastError();
     }
-    return total;
+    return avail;
+}
+
+void *at_cuda_alloc(cuda_state *s, size_t bytes, const char *what) {
+    if (s->allocated + bytes + AT_CUDA_RESERVE_BYTES > s->mem_limit) {
+        at_fail("cuda", "out of memory: %s need %zu MB, %zu MB left under --mem-limit %zu MB", what, mb_up(bytes),
+                s->mem_limit > s->allocated + AT_CUDA_RESERVE_BYTES
+                    ? (s->mem_limit - s->allocated - AT_CUDA_RESERVE_BYTES) >> 20
+                    : 0,
+                s->mem_limit >> 20);
+        return NULL;
+    }
+    void *p = NULL;
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError(), free_b = 0;
+        if (e == cudaErrorMemoryAllocation)
+            at_fail("cuda", "out of memory: %s need %zu MB, %zu MB free on the device; lower the batch or --mem-limit",
+                    what, mb_up(bytes), free_b >> 20);
+        else
+            at_fail("cuda", "cudaMalloc of %zu MB for %s: %s", mb_up(bytes), what, cudaGetErrorString(e));
+        return NULL;
+    }
+    s->allocs.push_back(cuda_alloc{p, bytes});
+    s->allocated += bytes;
+    return p;
+}
+
+void at_cuda_release(cuda_state *s, void *p) {
+    for (size_t i = 0; i < s->allocs.size(); i++)
+        if (s->allocs[i].p == p) {
+            cudaFree(p);
+            cudaGetLastError();
+            s->allocated -= s->allocs[i].bytes;
+            s->allocs.erase(s->allocs.begin() + (long)i);
+            return;
+        }
 }
 
 template <typename T>
-static void carve(char *base, size_t *cursor, size_t count, T **out) {
+static T *carve(char *base, size_t *cursor, size_t count) {
     const size_t off = *cursor;
-    *cursor += (count * sizeof(T) + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    *out = base && count ? reinterpret_cast<T *>(base + off) : nullptr;
+    *cursor += (count * sizeof(T) + 255) / 256 * 256;
+    return base && count ? reinterpret_cast<T *>(base + off) : nullptr;
 }
 
-size_t at_cuda_plan_arena(const at_model *m, const call_shape *cs, char *base, arena_plan *p) {
-    memset(p, 0, sizeof *p);
-    const size_t n = (size_t)cs->n, in = (size_t)at_cuda_input_floats(m), layer = at_cuda_max_layer_floats(m);
+// One allocation per layer: forward A and gather table, bias, and the
+// stride-1 backward's flipped A and table.
+int at_cuda_prepare_conv(cuda_state *s, const float *w, const float *b, int K, int C, int k, int stride, int pad, int H,
+                         int W, conv_dev **out) {
+    *out = NULL;
+    const int CK = C * k * k, KK = K * k * k;
+    const int Ho = (H + 2 * pad - k) / stride + 1, Wo = (W + 2 * pad - k) / stride + 1;
+    const int bwd_gemm = at_conv2d_backward_is_gemm(k, stride, pad);
+    size_t bytes = 0;
+    carve<float>(NULL, &bytes, (size_t)CK * K), carve<int2>(NULL, &bytes, CK), carve<float>(NULL, &bytes, K);
+    if (bwd_gemm) carve<float>(NULL, &bytes, (size_t)KK * C), carve<int2>(NULL, &bytes, KK);
+    char *base = (char *)at_cuda_alloc(s, bytes, "the weights");
+    if (!base) return AT_ERR;
+    conv_dev *c = new conv_dev();
+    s->convs.push_back(c);
     size_t cur = 0;
-    carve(base, &cur, cs->gathered ? (size_t)cs->n_rows * in : 0, &p->rows);
-    carve(base, &cur, cs->gathered ? n : 0, &p->index);
-    carve(base, &cur, n * (size_t)cs->mask_hw, &p->masks);
-    carve(base, &cur, cs->mask_hw ? 2 * n : 0, &p->lohi);
-    carve(base, &cur, (size_t)cs->gate_rows * m->n_gates, &p->gates);
-    carve(base, &cur, n * in, &p->input);
-    carve(base, &cur, cs->keep ? at_cuda_kept_floats(m, cs->n, cs->gated_keep) : 0, &p->kept);
-    carve(base, &cur, n * layer, &p->ping);
-    carve(base, &cur, n * layer, &p->pong);
-    carve(base, &cur, cs->keep ? n * m->n_gates : 0, &p->grad_gates);
-    p->bytes = cur;
-    return cur;
-}
-
-int at_cuda_ensure_arena(cuda_state *s, size_t bytes, int n) {
-    if (bytes <= s->arena_bytes) return AT_OK;
-    const size_t fixed = s->weights_bytes + AT_CUDA_RESERVE_BYTES;
-    const size_t allowed = s->mem_limit > fixed ? s->mem_limit - fixed : 0;
-    if (bytes > allowed)
-        return at_fail("cuda",
-                       "out of memory: need %zu MB for batch %d, %zu MB left under --mem-limit %zu MB "
-                       "(weights %zu MB); lower the batch or raise --mem-limit",
-                       mb_up(bytes), n, allowed >> 20, s->mem_limit >> 20, mb_up(s->weights_bytes));
-    // The old arena holds nothing that outlives this call's planning.
-    CUDA_CHECK(cudaStreamSynchronize(s->stream));
-    if (s->arena) CUDA_CHECK(cudaFree(s->arena));
-    s->arena = NULL;
-    s->arena_bytes = 0;
-    const cudaError_t e = cudaMalloc(&s->arena, bytes);
-    if (e == cudaErrorMemoryAllocation) {
-        cudaGetLastError();
-        s->arena = NULL;
-        size_t free_b = 0, total_b = 0;
-        cudaMemGetInfo(&free_b, &total_b);
-        return at_fail("cuda", "out of memory: need %zu MB for batch %d, %zu MB free; lower --mem-limit or the batch",
-                       mb_up(bytes), n, free_b >> 20);
+    float *a = carve<float>(base, &cur, (size_t)CK * K);
+    int2 *tab = carve<int2>(base, &cur, CK);
+    float *bias = carve<float>(base, &cur, K);
+    c->fwd = at_conv_gemm{};
+    c->fwd.a = a, c->fwd.tab = tab, c->fwd.bias = bias;
+    c->fwd.C = C, c->fwd.H = H, c->fwd.W = W, c->fwd.M = K, c->fwd.Ho = Ho, c->fwd.Wo = Wo;
+    c->fwd.kernel = k, c->fwd.stride = stride, c->fwd.pad = pad, c->fwd.CK = CK;
+    std::vector<float> pack((size_t)CK * K);
+    std::vector<int2> t(CK);
+    at_conv2d_pack_forward(w, K, C, k, pack.data());
+    at_conv2d_gather_table(C, H, W, k, t.data());
+    CUDA_CHECK(cudaMemcpy(a, pack.data(), pack.size() * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(tab, t.data(), t.size() * sizeof(int2), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(bias, b, sizeof(float) * K, cudaMemcpyHostToDevice));
+    c->bwd = at_conv_gemm{};
+    if (bwd_gemm) { // dx = stride-1 conv of dy with the flipped kernel, pad k-1-pad
+        float *abwd = carve<float>(base, &cur, (size_t)KK * C);
+        int2 *tbwd = carve<int2>(base, &cur, KK);
+        c->bwd.a = abwd, c->bwd.tab = tbwd;
+        c->bwd.C = K, c->bwd.H = Ho, c->bwd.W = Wo, c->bwd.M = C, c->bwd.Ho = H, c->bwd.Wo = W;
+        c->bwd.kernel = k, c->bwd.stride = 1, c->bwd.pad = k - 1 - pad, c->bwd.CK = KK;
+        pack.resize((size_t)KK * C);
+        t.resize(KK);
+        at_conv2d_pack_backward(w, K, C, k, pack.data());
+        at_conv2d_gather_table(K, Ho, Wo, k, t.data());
+        CUDA_CHECK(cudaMemcpy(abwd, pack.data(), pack.size() * sizeof(float), cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(tbwd, t.data(), t.size() * sizeof(int2), cudaMemcpyHostToDevice));
     }
-    CUDA_CHECK(e);
-    s->arena_bytes = bytes;
+    *out = c;
     return AT_OK;
 }
 
-// ---- weights ---------------------------------------------------------------
-
-// Offsets of every weight tensor in the one allocation (base NULL: sizing).
-static size_t plan_weights(cuda_state *s, char *base) {
-    const at_model *m = s->m;
+int at_cuda_prepare_linear(cuda_state *s, const float *w, const float *b, int out, int in, linear_dev **lin) {
+    *lin = NULL;
+    size_t bytes = 0;
+    carve<float>(NULL, &bytes, (size_t)out * in), carve<float>(NULL, &bytes, out);
+    char *base = (char *)at_cuda_alloc(s, bytes, "the weights");
+    if (!base) return AT_ERR;
+    linear_dev *l = new linear_dev();
+    s->lins.push_back(l);
     size_t cur = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (l->kind == AT_L_CONV) {
-            const int k = l->kernel, CK = l->in_c * k * k, KK = l->out_c * k * k;
-            conv_dev *c = &s->conv[i];
-            memset(c, 0, sizeof *c);
-            float *a, *b, *abwd = nullptr;
-            int2 *tab, *tbwd = nullptr;
-            carve(base, &cur, (size_t)CK * l->out_c, &a);
-            carve(base, &cur, (size_t)CK, &tab);
-            carve(base, &cur, (size_t)l->out_c, &b);
-            const int bwd_gemm = at_conv2d_backward_is_gemm(k, l->stride, l->pad);
-            if (bwd_gemm) {
-                carve(base, &cur, (size_t)KK * l->in_c, &abwd);
-                carve(base, &cur, (size_t)KK, &tbwd);
-            }
-            c->fwd = at_conv_gemm{};
-            c->fwd.a = a, c->fwd.tab = tab, c->fwd.bias = b;
-            c->fwd.C = l->in_c, c->fwd.H = l->in_h, c->fwd.W = l->in_w;
-            c->fwd.M = l->out_c, c->fwd.Ho = l->out_h, c->fwd.Wo = l->out_w;
-            c->fwd.kernel = k, c->fwd.stride = l->stride, c->fwd.pad = l->pad, c->fwd.CK = CK;
-            c->bwd = at_conv_gemm{};
-            if (bwd_gemm) { // dx = stride-1 conv of dy with the flipped kernel, pad k-1-pad
-                c->bwd.a = abwd, c->bwd.tab = tbwd;
-                c->bwd.C = l->out_c, c->bwd.H = l->out_h, c->bwd.W = l->out_w;
-                c->bwd.M = l->in_c, c->bwd.Ho = l->in_h, c->bwd.Wo = l->in_w;
-                c->bwd.kernel = k, c->bwd.stride = 1, c->bwd.pad = k - 1 - l->pad, c->bwd.CK = KK;
-            }
-        } else if (l->kind == AT_L_LINEAR) {
-            float *w, *b;
-            carve(base, &cur, (size_t)l->out_c * l->in_c, &w);
-            carve(base, &cur, (size_t)l->out_c, &b);
-            s->lin[i].w = w, s->lin[i].b = b;
-        }
-    }
-    return cur;
-}
-
-int at_cuda_upload_weights(cuda_state *s) {
-    const at_model *m = s->m;
-    s->weights_bytes = plan_weights(s, NULL);
-    if (s->weights_bytes + AT_CUDA_RESERVE_BYTES > s->mem_limit)
-        return at_fail("cuda", "out of memory: the weights need %zu MB, more than --mem-limit %zu MB allows",
-                       mb_up(s->weights_bytes + AT_CUDA_RESERVE_BYTES), s->mem_limit >> 20);
-    const cudaError_t e = cudaMalloc(&s->weights, s->weights_bytes ? s->weights_bytes : 1);
-    if (e == cudaErrorMemoryAllocation) {
-        cudaGetLastError();
-        s->weights = NULL;
-        size_t free_b = 0, total_b = 0;
-        cudaMemGetInfo(&free_b, &total_b);
-        return at_fail("cuda", "out of memory: the weights need %zu MB, %zu MB free", mb_up(s->weights_bytes),
-                       free_b >> 20);
-    }
-    CUDA_CHECK(e);
-    plan_weights(s, (char *)s->weights);
-    std::vector<float> pack;
-    std::vector<int2> tab;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (l->kind == AT_L_CONV) {
-            const conv_dev *c = &s->conv[i];
-            const int k = l->kernel;
-            pack.resize((size_t)c->fwd.CK * l->out_c);
-            at_conv2d_pack_forward(l->weight, l->out_c, l->in_c, k, pack.data());
-            CUDA_CHECK(cudaMemcpy((void *)c->fwd.a, pack.data(), pack.size() * sizeof(float), cudaMemcpyHostToDevice));
-            tab.resize((size_t)c->fwd.CK);
-            at_conv2d_gather_table(l->in_c, l->in_h, l->in_w, k, tab.data());
-            CUDA_CHECK(cudaMemcpy((void *)c->fwd.tab, tab.data(), tab.size() * sizeof(int2), cudaMemcpyHostToDevice));
-            CUDA_CHECK(cudaMemcpy((void *)c->fwd.bias, l->bias, sizeof(float) * l->out_c, cudaMemcpyHostToDevice));
-            if (c->bwd.a) {
-                pack.resize((size_t)c->bwd.CK * l->in_c);
-                at_conv2d_pack_backward(l->weight, l->out_c, l->in_c, k, pack.data());
-                CUDA_CHECK(cudaMemcpy((void *)c->bwd.a, pack.data(), pack.size() * sizeof(float), cudaMemcpyHostToDevice));
-                tab.resize((size_t)c->bwd.CK);
-                at_conv2d_gather_table(l->out_c, l->out_h, l->out_w, k, tab.data());
-                CUDA_CHECK(cudaMemcpy((void *)c->bwd.tab, tab.data(), tab.size() * sizeof(int2), cudaMemcpyHostToDevice));
-            }
-        } else if (l->kind == AT_L_LINEAR) {
-            CUDA_CHECK(cudaMemcpy((void *)s->lin[i].w, l->weight, sizeof(float) * l->out_c * l->in_c,
-                                  cudaMemcpyHostToDevice));
-            CUDA_CHECK(cudaMemcpy((void *)s->lin[i].b, l->bias, sizeof(float) * l->out_c, cudaMemcpyHostToDevice));
-        }
-    }
+    float *dw = carve<float>(base, &cur, (size_t)out * in), *db = carve<float>(base, &cur, out);
+    l->w = dw, l->b = db, l->out = out, l->in = in;
+    CUDA_CHECK(cudaMemcpy(dw, w, sizeof(float) * out * in, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(db, b, sizeof(float) * out, cudaMemcpyHostToDevice));
+    *lin = l;
     return AT_OK;
 }
 

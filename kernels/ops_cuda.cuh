@@ -89,6 +89,13 @@ int at_gated_relu_backward_gpu(const float *dy, const float *a, int N, int C, lo
                                const float *gates, int gate_stride, float *dz, float *dgate,
                                int dgate_stride, cudaStream_t stream);
 
+// The ReLU backward under a rule (0 gradient, 1 guided backprop, 2 deconvnet;
+// host/cpu/ops.c at_relu_backward_rule); rule 0 is at_gated_relu_backward_gpu.
+int at_relu_backward_rule_gpu(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                              int gate_stride, float *dz, float *dgate, int dgate_stride, cudaStream_t stream);
+// x[n][c][.] *= s[n*C + c]
+int at_scale_channels_gpu(float *x, int N, int C, long HW, const float *s, cudaStream_t stream);
+
 // ---- kernels/masks.cu ------------------------------------------------------
 
 #define AT_GPU_MAX_IN_C 64

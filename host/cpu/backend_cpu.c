@@ -1,11 +1,10 @@
-/* The CPU reference backend: executes the model's layer list with the ops of
- * host/cpu. Forward-only passes ping-pong between two buffers; passes kept for
- * backward store every layer's output (identity layers alias their input, a
- * conv shares its buffer with the ReLU that follows, which works in place).
- * TF32 and FP16 are emulated as tensor cores compute them: every conv and FC
- * operand (weights, input activations, output gradients) rounded, products
- * accumulated in FP32. Not faster; the reference for the GPU's reduced
- * precisions and a way to study their effect on any machine. */
+/* The CPU backend: the ops of host/cpu behind the executor's op table
+ * (host/exec/ops.h). "Device memory" is host memory. TF32 and FP16 are
+ * emulated as tensor cores compute them: every conv and FC operand (weights,
+ * input activations, output gradients) rounded, products accumulated in
+ * FP32; the activations themselves stay FP32 (the rounded operand is a copy),
+ * as on a GPU and in PyTorch. Not faster; the reference for the GPU's
+ * reduced precisions and a way to study their effect on any machine. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,39 +13,28 @@
 
 #include "backend.h"
 #include "cpu/conv.h"
+#include "cpu/masks.h"
 #include "cpu/ops.h"
 #include "error.h"
-#include "maps.h"
+#include "exec/ops.h"
 
 #define DEFAULT_MEM_LIMIT ((size_t)4 << 30) /* bytes planned per call by max_batch */
 
+/* A prepared conv or linear layer: the model's parameters and, per reduced
+ * precision, a rounded copy made on first use. */
 typedef struct {
-    const at_model *m;
-    size_t mem_limit;
-    int threads;
-    /* buffers, grown on demand */
-    float *input;             /* [n][C][H][W] the masked input as fed */
-    size_t input_cap;
-    float *ping, *pong;       /* forward-only */
-    size_t pp_cap, pong_cap;
-    float **out;              /* [n_layers] kept outputs (aliases for identity layers) */
-    float **aux;              /* [n_layers] gated ReLU: relu(z) before the gate */
-    float *kept_block;        /* one allocation backing out[] and aux[] */
-    size_t kept_cap;
-    float *grad_a, *grad_b;   /* backward ping-pong */
-    size_t grad_cap, grad_b_cap;
-    float *ws;                /* conv workspace */
-    size_t ws_cap;
-    float *operand;           /* reduced precision, kept passes: the rounded copy of a conv/FC input */
-    size_t operand_cap;
-    at_precision prec;        /* of the current call (and of the kept forward) */
-    float *rounded_block[3];  /* per precision: rounded copies of all weights */
-    const float **rounded[3]; /* per precision: [n_layers] rounded weights */
-    /* what the last kept forward saw */
-    int kept_n;
-    float *kept_gates;        /* [kept_n][n_gates] or NULL */
-    int kept_valid;
-} cpu_state;
+    const float *w, *b;
+    int K, C, k, stride, pad, H, W; /* linear: K out, C in */
+    float *rounded[3];
+} cpu_params;
+
+typedef struct {
+    at_precision prec;
+    float *ws, *operand; /* conv workspace; the rounded copy of an operand */
+    size_t ws_cap, operand_cap;
+    cpu_params **params;
+    int n_params, params_cap;
+} cpu_ctx;
 
 static int grow(float **buf, size_t *cap, size_t need, const char *what) {
     if (need <= *cap) return AT_OK;
@@ -57,352 +45,223 @@ static int grow(float **buf, size_t *cap, size_t need, const char *what) {
     return AT_OK;
 }
 
-static long input_size(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
-
-static size_t max_layer_size(const at_model *m) {
-    size_t mx = (size_t)input_size(m);
-    for (int i = 0; i < m->n_layers; i++)
-        if ((size_t)at_layer_out_size(&m->layers[i]) > mx) mx = (size_t)at_layer_out_size(&m->layers[i]);
-    return mx;
-}
-
-static size_t workspace_floats(const at_model *m) {
-    size_t mx = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (l->kind != AT_L_CONV) continue;
-        size_t w = at_conv2d_workspace_floats(l->in_c, l->in_h, l->in_w, l->kernel, l->kernel, l->stride, l->pad);
-        if (w > mx) mx = w;
-    }
-    return mx;
-}
-
-/* Layer i's output shares storage with its input: identity modules, and a
- * ReLU working in place on its conv's output. */
-static int aliases_input(const at_layer *l) {
-    return l->kind == AT_L_BATCHNORM || l->kind == AT_L_DROPOUT || l->kind == AT_L_RELU;
-}
-
-static size_t kept_floats(const at_model *m, int n, int gated) {
-    size_t total = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (!aliases_input(l)) total += (size_t)at_layer_out_size(l) * n;
-        if (gated && l->gate_offset >= 0) total += (size_t)at_layer_out_size(l) * n;
-    }
-    return total;
-}
-
-/* Builds item b's network input from its source row, mask and space. */
-static void make_input(const at_model *m, const at_forward_args *a, float *upsampled, int b, float *dst) {
-    long hw = (long)m->in_h * m->in_w;
-    int src_row = a->input_index ? a->input_index[b] : b;
-    const float *src = a->input + (long)src_row * input_size(m);
-    if (!a->masks) {
-        memcpy(dst, src, sizeof(float) * input_size(m));
-        return;
-    }
-    const float *mask = a->masks + (long)b * a->mask_h * a->mask_w;
-    if (a->mask_norm == AT_MASK_MINMAX_BEFORE) {
-        float *tmp = upsampled + hw; /* scratch after the upsampled map */
-        memcpy(tmp, mask, sizeof(float) * a->mask_h * a->mask_w);
-        at_minmax_normalize(tmp, (long)a->mask_h * a->mask_w);
-        at_upsample_bilinear(tmp, a->mask_h, a->mask_w, upsampled, m->in_h, m->in_w, a->mask_align_corners);
-    } else {
-        at_upsample_bilinear(mask, a->mask_h, a->mask_w, upsampled, m->in_h, m->in_w, a->mask_align_corners);
-        if (a->mask_norm == AT_MASK_MINMAX_AFTER) at_minmax_normalize(upsampled, hw);
-    }
-    for (int c = 0; c < m->in_c; c++) {
-        const float *s = src + c * hw;
-        float *d = dst + c * hw;
-        if (a->mask_space == AT_MASK_UNIT) {
-            /* ((x*std + mean) * m - mean) / std = x*m + (mean/std)*(m-1) */
-            float ms = m->pre.mean[c] / m->pre.std[c];
-            for (long i = 0; i < hw; i++) d[i] = s[i] * upsampled[i] + ms * (upsampled[i] - 1.0f);
-        } else {
-            for (long i = 0; i < hw; i++) d[i] = s[i] * upsampled[i];
-        }
-    }
-}
-
-static int validate_forward(const at_model *m, const at_forward_args *a) {
-    if (a->n < 1) return at_fail("forward", "batch size %d < 1", a->n);
-    if (!a->input) return at_fail("forward", "no input");
-    if (a->masks && (a->mask_h < 1 || a->mask_w < 1 || a->mask_h > m->in_h || a->mask_w > m->in_w))
-        return at_fail("forward", "mask %dx%d must be between 1x1 and the input size %dx%d", a->mask_h,
-                       a->mask_w, m->in_h, m->in_w);
-    for (int i = 0; i < a->n_capture; i++)
-        if (a->capture_layer[i] < 0 || a->capture_layer[i] >= m->n_layers)
-            return at_fail("forward", "capture layer %d out of range", a->capture_layer[i]);
-    return AT_OK;
-}
-
-static void capture(const at_model *m, const at_forward_args *a, int layer, const float *data, int n) {
-    for (int c = 0; c < a->n_capture; c++)
-        if (a->capture_layer[c] == layer)
-            memcpy(a->capture_out[c], data, sizeof(float) * at_layer_out_size(&m->layers[layer]) * n);
-}
-
-static long weight_count(const at_layer *l) {
-    if (l->kind == AT_L_CONV) return (long)l->out_c * l->in_c * l->kernel * l->kernel;
-    return l->kind == AT_L_LINEAR ? (long)l->out_c * l->in_c : 0;
-}
-
 static void round_to(at_precision p, float *x, long n) {
     if (p == AT_PRECISION_TF32) at_round_tf32(x, n);
     else if (p == AT_PRECISION_FP16) at_round_fp16(x, n);
 }
 
-/* Rounded copies of the weights for precision p, made on first use. */
-static int prepare_precision(cpu_state *s, at_precision p) {
-    if (p < AT_PRECISION_FP32 || p > AT_PRECISION_FP16) return at_fail("forward", "unknown precision %d", (int)p);
-    if (p == AT_PRECISION_FP32 || s->rounded[p]) return AT_OK;
-    const at_model *m = s->m;
-    size_t total = 1;
-    for (int i = 0; i < m->n_layers; i++) total += (size_t)weight_count(&m->layers[i]);
-    s->rounded_block[p] = malloc(sizeof(float) * total);
-    s->rounded[p] = calloc((size_t)m->n_layers + 1, sizeof(float *));
-    if (!s->rounded_block[p] || !s->rounded[p]) {
-        free(s->rounded_block[p]), free(s->rounded[p]);
-        s->rounded_block[p] = NULL, s->rounded[p] = NULL;
-        return at_fail("cpu backend", "out of memory for %s weights", at_precision_name(p));
+/* The operand as the current precision sees it: x itself at FP32, else a
+ * rounded copy (the caller's buffer is never changed). */
+static const float *operand(cpu_ctx *c, const float *x, long n) {
+    if (c->prec == AT_PRECISION_FP32) return x;
+    if (grow(&c->operand, &c->operand_cap, (size_t)n, "rounded operands")) return NULL;
+    memcpy(c->operand, x, sizeof(float) * n);
+    round_to(c->prec, c->operand, n);
+    return c->operand;
+}
+
+static const float *weights(cpu_ctx *c, cpu_params *p) {
+    if (c->prec == AT_PRECISION_FP32) return p->w;
+    if (!p->rounded[c->prec]) {
+        const long n = (long)p->K * p->C * p->k * p->k;
+        if (!(p->rounded[c->prec] = malloc(sizeof(float) * n))) {
+            at_fail("cpu backend", "out of memory for %s weights", at_precision_name(c->prec));
+            return NULL;
+        }
+        memcpy(p->rounded[c->prec], p->w, sizeof(float) * n);
+        round_to(c->prec, p->rounded[c->prec], n);
     }
-    float *next = s->rounded_block[p];
-    for (int i = 0; i < m->n_layers; i++) {
-        long c = weight_count(&m->layers[i]);
-        if (!c) continue;
-        memcpy(next, m->layers[i].weight, sizeof(float) * c);
-        round_to(p, next, c);
-        s->rounded[p][i] = next;
-        next += c;
+    return p->rounded[c->prec];
+}
+
+/* ---- memory: host memory ------------------------------------------------- */
+
+static void *cpu_alloc(void *ctx, size_t bytes, const char *what) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
+        at_fail("cpu backend", "out of memory allocating %zu MB for %s", bytes >> 20, what);
+        return NULL;
     }
+    return p;
+}
+static void cpu_release(void *ctx, void *p) { free(p); }
+static size_t cpu_available(void *ctx) { return SIZE_MAX / 2; } /* the executor's memory limit bounds it */
+static int cpu_upload(void *ctx, void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+    return AT_OK;
+}
+static int cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) memmove(dst, src, bytes);
+    return AT_OK;
+}
+static int cpu_zero(void *ctx, void *dst, size_t bytes) {
+    memset(dst, 0, bytes);
+    return AT_OK;
+}
+static int cpu_finish(void *ctx) { return AT_OK; }
+
+static int cpu_set_precision(void *ctx, at_precision p) {
+    if (p < AT_PRECISION_FP32 || p > AT_PRECISION_FP16) return at_fail("--precision", "unknown precision %d", (int)p);
+    ((cpu_ctx *)ctx)->prec = p;
     return AT_OK;
 }
 
-/* Layer i's weights as the current precision sees them. */
-static const float *weights(const cpu_state *s, int i) {
-    return s->prec == AT_PRECISION_FP32 ? s->m->layers[i].weight : s->rounded[s->prec][i];
-}
-
-/* Runs layer i on x (n items) into y; y == x for in-place layers. A reduced
- * precision rounds a conv's or FC's input as the tensor cores round the
- * operands they load; the activations stay FP32, as on a GPU (and in
- * PyTorch): x is rounded in place only when it is a forward-only buffer,
- * and through s->operand when it is kept for backward (the ReLU backward and
- * the ungated gate gradient read it). */
-static void run_layer(cpu_state *s, int i, float *x, float *y, int n, const float *gates, int gate_stride,
-                      float *keep_relu, int x_kept) {
-    const at_layer *l = &s->m->layers[i];
-    if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR)) {
-        const long count = (long)n * l->in_c * l->in_h * l->in_w;
-        if (x_kept) {
-            memcpy(s->operand, x, sizeof(float) * count);
-            x = s->operand;
+static int keep_params(cpu_ctx *c, cpu_params *p, void **handle) {
+    if (c->n_params == c->params_cap) {
+        int cap = c->params_cap ? 2 * c->params_cap : 32;
+        cpu_params **q = realloc(c->params, sizeof *q * cap);
+        if (!q) {
+            free(p);
+            return at_fail("cpu backend", "out of memory");
         }
-        round_to(s->prec, x, count);
+        c->params = q, c->params_cap = cap;
     }
-    switch (l->kind) {
-    case AT_L_CONV:
-        at_conv2d_forward(x, n, l->in_c, l->in_h, l->in_w, weights(s, i), l->bias, l->out_c, l->kernel,
-                          l->kernel, l->stride, l->pad, y, s->ws);
-        break;
-    case AT_L_RELU:
-        at_gated_relu_forward(y, n, l->out_c, (long)l->out_h * l->out_w,
-                              l->gate_offset >= 0 && gates ? gates + l->gate_offset : NULL, gate_stride,
-                              keep_relu);
-        break;
-    case AT_L_MAXPOOL:
-        at_maxpool2d_forward(x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, y);
-        break;
-    case AT_L_ADAPTIVE_AVGPOOL:
-        at_adaptive_avgpool_forward(x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
-        break;
-    case AT_L_LINEAR:
-        at_linear_forward(x, n, l->in_c, weights(s, i), l->bias, l->out_c, y);
-        break;
-    case AT_L_BATCHNORM:
-    case AT_L_DROPOUT:
-        break;
-    }
-}
-
-static int cpu_forward(at_backend *be, const at_forward_args *a) {
-    cpu_state *s = be->impl;
-    const at_model *m = s->m;
-    if (validate_forward(m, a)) return AT_ERR;
-    s->kept_valid = 0;
-    s->prec = a->precision ? *a->precision : be->precision;
-    if (prepare_precision(s, s->prec)) return AT_ERR;
-    int n = a->n;
-    int gated_keep = a->keep_for_backward && a->gates;
-    if (grow(&s->input, &s->input_cap, (size_t)n * input_size(m), "inputs")) return AT_ERR;
-    if (grow(&s->ws, &s->ws_cap, workspace_floats(m), "conv workspace")) return AT_ERR;
-    long hw = (long)m->in_h * m->in_w;
-    float *scratch = a->masks ? malloc(sizeof(float) * (hw + (long)a->mask_h * a->mask_w) * n) : NULL;
-    if (a->masks && !scratch) return at_fail("cpu backend", "out of memory for masks");
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < n; b++)
-        make_input(m, a, scratch ? scratch + (hw + (long)a->mask_h * a->mask_w) * b : NULL, b,
-                   s->input + (long)b * input_size(m));
-    free(scratch);
-
-    int gate_stride = a->gates && a->gates_per_item ? m->n_gates : 0;
-    float *x = s->input;
-    if (a->keep_for_backward) {
-        if (grow(&s->kept_block, &s->kept_cap, kept_floats(m, n, gated_keep), "kept activations")) return AT_ERR;
-        float *next = s->kept_block;
-        for (int i = 0; i < m->n_layers; i++) {
-            const at_layer *l = &m->layers[i];
-            s->out[i] = aliases_input(l) ? (float *)(i ? s->out[i - 1] : s->input) : next;
-            if (!aliases_input(l)) next += (size_t)at_layer_out_size(l) * n;
-            s->aux[i] = NULL;
-            if (gated_keep && l->gate_offset >= 0) {
-                s->aux[i] = next;
-                next += (size_t)at_layer_out_size(l) * n;
-            }
-        }
-        if (s->prec != AT_PRECISION_FP32 &&
-            grow(&s->operand, &s->operand_cap, max_layer_size(m) * n, "rounded operands"))
-            return AT_ERR;
-        for (int i = 0; i < m->n_layers; i++) {
-            run_layer(s, i, x, s->out[i], n, a->gates, gate_stride, s->aux[i], 1);
-            capture(m, a, i, s->out[i], n);
-            x = s->out[i];
-        }
-        s->kept_n = n;
-        free(s->kept_gates);
-        s->kept_gates = NULL;
-        if (a->gates) {
-            s->kept_gates = malloc(sizeof(float) * m->n_gates * n);
-            if (!s->kept_gates) return at_fail("cpu backend", "out of memory");
-            for (int b = 0; b < n; b++)
-                memcpy(s->kept_gates + (long)b * m->n_gates, a->gates + (long)b * gate_stride,
-                       sizeof(float) * m->n_gates);
-        }
-        s->kept_valid = 1;
-    } else {
-        size_t need = max_layer_size(m) * n;
-        if (grow(&s->ping, &s->pp_cap, need, "activations") ||
-            grow(&s->pong, &s->pong_cap, need, "activations"))
-            return AT_ERR;
-        float *bufs[2] = {s->ping, s->pong};
-        int cur = -1; /* which buffer holds x; -1: the input */
-        for (int i = 0; i < m->n_layers; i++) {
-            const at_layer *l = &m->layers[i];
-            float *y;
-            if (aliases_input(l)) {
-                if (cur < 0) { /* in-place op on the input: copy it first */
-                    memcpy(bufs[0], x, sizeof(float) * n * input_size(m));
-                    cur = 0;
-                }
-                y = bufs[cur];
-            } else {
-                cur = cur == 0 ? 1 : 0;
-                y = bufs[cur];
-            }
-            run_layer(s, i, x, y, n, a->gates, gate_stride, NULL, 0);
-            capture(m, a, i, y, n);
-            x = y;
-        }
-    }
-    if (a->logits) memcpy(a->logits, x, sizeof(float) * n * m->n_classes);
+    c->params[c->n_params++] = p;
+    *handle = p;
     return AT_OK;
 }
 
-static int cpu_backward(at_backend *be, const at_backward_args *a) {
-    cpu_state *s = be->impl;
-    const at_model *m = s->m;
-    if (!s->kept_valid) return at_fail("backward", "no forward pass was kept for backward");
-    if (!a->dlogits) return at_fail("backward", "no dlogits");
-    int n = s->kept_n;
-    if (a->grad_layer >= m->n_layers) return at_fail("backward", "grad layer %d out of range", a->grad_layer);
-    /* lowest layer that must be processed (its input gradient or gate gradient is needed) */
-    int lowest = m->n_layers;
-    if (a->grad_layer >= 0) lowest = a->grad_layer + 1;
-    if (a->grad_gates && m->gate_layer[0] < lowest) lowest = m->gate_layer[0];
-    if (a->grad_input) lowest = 0;
-    if (a->grad_gates) memset(a->grad_gates, 0, sizeof(float) * m->n_gates * n);
-    size_t need = max_layer_size(m) * n;
-    if (grow(&s->grad_a, &s->grad_cap, need, "gradients") ||
-        grow(&s->grad_b, &s->grad_b_cap, need, "gradients") ||
-        grow(&s->ws, &s->ws_cap, workspace_floats(m), "conv workspace"))
+static int cpu_prepare_conv(void *ctx, const float *w, const float *b, int K, int C, int k, int stride, int pad, int H,
+                            int W, void **handle) {
+    cpu_params *p = calloc(1, sizeof *p);
+    if (!p) return at_fail("cpu backend", "out of memory");
+    *p = (cpu_params){.w = w, .b = b, .K = K, .C = C, .k = k, .stride = stride, .pad = pad, .H = H, .W = W};
+    return keep_params(ctx, p, handle);
+}
+
+static int cpu_prepare_linear(void *ctx, const float *w, const float *b, int out, int in, void **handle) {
+    cpu_params *p = calloc(1, sizeof *p);
+    if (!p) return at_fail("cpu backend", "out of memory");
+    *p = (cpu_params){.w = w, .b = b, .K = out, .C = in, .k = 1};
+    return keep_params(ctx, p, handle);
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static int cpu_make_inputs(void *ctx, const at_inputs_call *a) { return at_make_inputs(a); }
+
+static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
+    cpu_ctx *c = ctx;
+    cpu_params *p = conv;
+    if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
+    const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
+    if (grow(&c->ws, &c->ws_cap, at_conv2d_workspace_floats(p->C, p->H, p->W, p->k, p->k, p->stride, p->pad) + 1,
+             "conv workspace"))
         return AT_ERR;
-    float *g = s->grad_a, *other = s->grad_b;
-    memcpy(g, a->dlogits, sizeof(float) * n * m->n_classes);
-    for (int i = m->n_layers - 1; i >= 0; i--) {
-        const at_layer *l = &m->layers[i];
-        if (i == a->grad_layer) memcpy(a->grad_layer_out, g, sizeof(float) * at_layer_out_size(l) * n);
-        if (i < lowest) break;
-        const float *x = i ? s->out[i - 1] : s->input;
-        if (s->prec != AT_PRECISION_FP32 && (l->kind == AT_L_CONV || l->kind == AT_L_LINEAR))
-            round_to(s->prec, g, (long)n * at_layer_out_size(l));
-        switch (l->kind) {
-        case AT_L_CONV:
-            at_conv2d_backward_data(g, n, l->in_c, l->in_h, l->in_w, weights(s, i), l->out_c, l->kernel,
-                                    l->kernel, l->stride, l->pad, other, s->ws);
-            break;
-        case AT_L_RELU: {
-            int gated = l->gate_offset >= 0 && s->kept_gates;
-            const float *act = gated ? s->aux[i] : s->out[i];
-            at_gated_relu_backward(g, act, n, l->out_c, (long)l->out_h * l->out_w,
-                                   gated ? s->kept_gates + l->gate_offset : NULL, m->n_gates, g,
-                                   a->grad_gates && l->gate_offset >= 0 ? a->grad_gates + l->gate_offset : NULL,
-                                   m->n_gates);
-            continue; /* in place */
-        }
-        case AT_L_MAXPOOL:
-            at_maxpool2d_backward(x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, other);
-            break;
-        case AT_L_ADAPTIVE_AVGPOOL:
-            at_adaptive_avgpool_backward(g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, other);
-            break;
-        case AT_L_LINEAR:
-            at_linear_backward_data(g, n, l->in_c, weights(s, i), l->out_c, other);
-            break;
-        case AT_L_BATCHNORM:
-        case AT_L_DROPOUT:
-            continue;
-        }
-        float *t = g;
-        g = other;
-        other = t;
-    }
-    if (a->grad_input) memcpy(a->grad_input, g, sizeof(float) * n * input_size(m));
-    (void)other;
+    const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = weights(c, p);
+    if (!x || !w) return AT_ERR;
+    at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
+    if (cc->relu) at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     return AT_OK;
 }
 
-static int cpu_max_batch(at_backend *be, int with_backward) {
-    cpu_state *s = be->impl;
-    const at_model *m = s->m;
-    size_t per_item = with_backward ? kept_floats(m, 1, 1) + 3 * max_layer_size(m)
-                                    : 3 * max_layer_size(m);
-    size_t n = s->mem_limit / (per_item * sizeof(float) + 1);
-    if (n < 1) n = 1;
-    if (n > 256) n = 256;
-    return (int)n;
+static int cpu_conv2d_backward_data(void *ctx, void *conv, const float *dy, int n, float *dx) {
+    cpu_ctx *c = ctx;
+    cpu_params *p = conv;
+    const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
+    if (grow(&c->ws, &c->ws_cap, at_conv2d_workspace_floats(p->C, p->H, p->W, p->k, p->k, p->stride, p->pad) + 1,
+             "conv workspace"))
+        return AT_ERR;
+    const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = weights(c, p);
+    if (!g || !w) return AT_ERR;
+    at_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->k, p->k, p->stride, p->pad, dx, c->ws);
+    return AT_OK;
 }
 
-static void cpu_destroy(at_backend *be) {
-    if (!be) return;
-    cpu_state *s = be->impl;
-    if (s) {
-        free(s->input);
-        free(s->ping);
-        free(s->pong);
-        free(s->out);
-        free(s->aux);
-        free(s->kept_block);
-        free(s->grad_a);
-        free(s->grad_b);
-        free(s->ws);
-        free(s->operand);
-        free(s->kept_gates);
-        for (int p = 0; p < 3; p++) free(s->rounded_block[p]), free(s->rounded[p]);
-        free(s);
-    }
-    free(be);
+static int cpu_linear_forward(void *ctx, void *lin, const float *x, int n, float *y) {
+    cpu_ctx *c = ctx;
+    cpu_params *p = lin;
+    const float *xr = operand(c, x, (long)n * p->C), *w = weights(c, p);
+    if (!xr || !w) return AT_ERR;
+    at_linear_forward(xr, n, p->C, w, p->b, p->K, y);
+    return AT_OK;
 }
+
+static int cpu_linear_backward_data(void *ctx, void *lin, const float *dy, int n, float *dx) {
+    cpu_ctx *c = ctx;
+    cpu_params *p = lin;
+    const float *g = operand(c, dy, (long)n * p->K), *w = weights(c, p);
+    if (!g || !w) return AT_ERR;
+    at_linear_backward_data(g, n, p->C, w, p->K, dx);
+    return AT_OK;
+}
+
+static int cpu_gated_relu_forward(void *ctx, float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                                  float *keep) {
+    at_gated_relu_forward(y, N, C, HW, gates, gate_stride, keep);
+    return AT_OK;
+}
+
+static int cpu_relu_backward(void *ctx, at_relu_rule rule, const float *dy, const float *a, int N, int C, long HW,
+                             const float *gates, int gate_stride, float *dz, float *dgate, int dgate_stride) {
+    at_relu_backward_rule((int)rule, dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride);
+    return AT_OK;
+}
+
+static int cpu_maxpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, float *y) {
+    at_maxpool2d_forward(x, N, C, H, W, k, s, y);
+    return AT_OK;
+}
+static int cpu_maxpool2d_backward(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+                                  float *dx) {
+    at_maxpool2d_backward(x, dy, N, C, H, W, k, s, dx);
+    return AT_OK;
+}
+static int cpu_adaptive_avgpool_forward(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW,
+                                        float *y) {
+    at_adaptive_avgpool_forward(x, N, C, H, W, OH, OW, y);
+    return AT_OK;
+}
+static int cpu_adaptive_avgpool_backward(void *ctx, const float *dy, int N, int C, int H, int W, int OH, int OW,
+                                         float *dx) {
+    at_adaptive_avgpool_backward(dy, N, C, H, W, OH, OW, dx);
+    return AT_OK;
+}
+static int cpu_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *s) {
+    at_scale_channels(x, N, C, HW, s);
+    return AT_OK;
+}
+
+static void cpu_destroy(void *ctx) {
+    cpu_ctx *c = ctx;
+    if (!c) return;
+    for (int i = 0; i < c->n_params; i++) {
+        for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
+        free(c->params[i]);
+    }
+    free(c->params), free(c->ws), free(c->operand), free(c);
+}
+
+static const at_ops cpu_ops = {
+    .name = "cpu",
+    .fuses_input_masks = 0,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .available = cpu_available,
+    .upload = cpu_upload,
+    .download = cpu_upload,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .finish = cpu_finish,
+    .set_precision = cpu_set_precision,
+    .prepare_conv = cpu_prepare_conv,
+    .prepare_linear = cpu_prepare_linear,
+    .make_inputs = cpu_make_inputs,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward_data = cpu_conv2d_backward_data,
+    .linear_forward = cpu_linear_forward,
+    .linear_backward_data = cpu_linear_backward_data,
+    .gated_relu_forward = cpu_gated_relu_forward,
+    .relu_backward = cpu_relu_backward,
+    .maxpool2d_forward = cpu_maxpool2d_forward,
+    .maxpool2d_backward = cpu_maxpool2d_backward,
+    .adaptive_avgpool_forward = cpu_adaptive_avgpool_forward,
+    .adaptive_avgpool_backward = cpu_adaptive_avgpool_backward,
+    .scale_channels = cpu_scale_channels,
+    .destroy = cpu_destroy,
+};
+
+const at_ops *at_cpu_ops(void) { return &cpu_ops; }
 
 /* Peak FP32 FLOP/s of the CPU estimate: cores x clock x 32 (two 8-wide FMA
  * pipes, AVX2); the clock from /proc/cpuinfo. */
@@ -421,31 +280,18 @@ static double cpu_peak_flops(void) {
     return omp_get_max_threads() * mhz * 1e6 * 32;
 }
 
+int at_cpu_ops_create(void **ctx) {
+    *ctx = calloc(1, sizeof(cpu_ctx));
+    return *ctx ? AT_OK : at_fail("cpu backend", "out of memory");
+}
+
 int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
-    at_backend *be = calloc(1, sizeof *be);
-    cpu_state *s = calloc(1, sizeof *s);
-    if (be) be->impl = s;
-    if (!be || !s || !(s->out = calloc(m->n_layers, sizeof *s->out)) ||
-        !(s->aux = calloc(m->n_layers, sizeof *s->aux))) {
-        cpu_destroy(be);
-        return at_fail("cpu backend", "out of memory");
-    }
-    s->m = m;
-    s->mem_limit = opt && opt->mem_limit ? opt->mem_limit : DEFAULT_MEM_LIMIT;
+    if (opt && (opt->precision < AT_PRECISION_FP32 || opt->precision > AT_PRECISION_FP16))
+        return at_fail("--precision", "unknown precision %d", (int)opt->precision);
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
-    be->name = "cpu";
-    be->model = m;
-    be->precision = opt ? opt->precision : AT_PRECISION_FP32;
-    if (be->precision < AT_PRECISION_FP32 || be->precision > AT_PRECISION_FP16) {
-        cpu_destroy(be);
-        return at_fail("--precision", "unknown precision %d", (int)(opt ? opt->precision : 0));
-    }
-    be->peak_flops = cpu_peak_flops();
-    be->forward = cpu_forward;
-    be->backward = cpu_backward;
-    be->max_batch = cpu_max_batch;
-    be->destroy = cpu_destroy;
-    *out = be;
-    return AT_OK;
+    void *ctx = NULL;
+    if (at_cpu_ops_create(&ctx)) return AT_ERR;
+    return at_exec_create(m, &cpu_ops, ctx, opt, cpu_peak_flops(),
+                          opt && opt->mem_limit ? opt->mem_limit : DEFAULT_MEM_LIMIT, out);
 }

@@ -158,3 +158,33 @@ void at_softmax_rows(const float *logits, int N, int K, float *probs) {
         for (int k = 0; k < K; k++) p[k] = (float)(exp((double)l[k] - mx) / sum);
     }
 }
+
+/* The ReLU backward under a rule (docs/methods.md): the gradient, guided
+ * backprop (max(dy, 0) where relu(z) > 0) or deconvnet (max(dy, 0)), each
+ * times the gate; dgate is the gate gradient sum dy * relu(z) whatever the rule. */
+void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                           int gate_stride, float *dz, float *dgate, int dgate_stride) {
+    if (rule == 0) {
+        at_gated_relu_backward(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *d = dy + nc * HW, *ap = a + nc * HW;
+        float *out = dz + nc * HW;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        double sum = 0;
+        for (long i = 0; i < HW; i++) {
+            sum += (double)d[i] * ap[i];
+            const int open = rule == 2 || ap[i] > 0;
+            out[i] = open && d[i] > 0 ? g * d[i] : 0.0f;
+        }
+        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+    }
+}
+
+void at_scale_channels(float *x, int N, int C, long HW, const float *s) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++)
+        for (long i = 0; i < HW; i++) x[nc * HW + i] *= s[nc];
+}

@@ -39,6 +39,12 @@ void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long 
  * with ties away from zero (cvt.rna.tf32.f32, as wmma::__float_to_tf32);
  * FP16 rounds to nearest even into binary16's range (overflow to inf,
  * gradual underflow). */
+/* rule 0 gradient, 1 guided backprop, 2 deconvnet (at_relu_rule) */
+void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                           int gate_stride, float *dz, float *dgate, int dgate_stride);
+/* x[n][c][.] *= s[n*C + c] */
+void at_scale_channels(float *x, int N, int C, long HW, const float *s);
+
 void at_round_tf32(float *x, long n);
 void at_round_fp16(float *x, long n);
 

@@ -1,0 +1,102 @@
+/* What a backend implements: ops on buffers it owns, and nothing that knows
+ * the network. The executor (host/exec/exec.c) walks the model and calls
+ * these; methods and the CLI see only host/backend.h (the
+ * ggml-backend-impl.h pattern: this header is private to host/exec and the
+ * backends). Every pointer below is a backend buffer ("device memory")
+ * unless it says host; tensors are NCHW float32; every function returns
+ * AT_OK, or AT_ERR with a message naming the op. */
+#ifndef ATTRIB_EXEC_OPS_H
+#define ATTRIB_EXEC_OPS_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Network inputs of n items from input rows, optionally masked
+ * (docs/methods.md, Score-CAM masking; host/cpu/masks.c is the reference). */
+typedef struct {
+    const float *rows;        /* [n_rows][C][H][W] */
+    const int *index;         /* [n] row of each item, or NULL (item b reads row b) */
+    const float *masks;       /* [n][mh][mw], or NULL (a gather copy) */
+    int mh, mw, align_corners;
+    at_mask_norm norm;
+    at_mask_space space;
+    const float *mean_over_std; /* host, [C]: AT_MASK_UNIT's mean[c]/std[c] */
+    float *lohi;              /* scratch [n][2] */
+    int n, C, H, W;
+    int mask_only;            /* write each item's final mask [n][H][W] for a conv that fuses masking */
+    float *out;               /* [n][C][H][W], or [n][H][W] with mask_only */
+} at_inputs_call;
+
+/* One convolution of a prepared layer, with its epilogue: z = conv(x) + b,
+ * and with relu: keep = relu(z) (when keep is not NULL), y = gate * relu(z). */
+typedef struct {
+    const float *x;
+    float *y;
+    int n;
+    int relu;
+    const float *gates;       /* this layer's first gate of item 0, or NULL (ones) */
+    int gate_stride;          /* floats between items' gate rows; 0: one shared row */
+    float *keep;
+    /* fused masking, only where at_ops.fuses_input_masks: item b reads row
+     * row_index[b] of rows and multiplies it by its mask [H][W] as it loads */
+    const float *rows;
+    const int *row_index;
+    const float *mask;
+    const float *ms;          /* [C] mean/std per channel in AT_MASK_UNIT space, else NULL */
+} at_conv_call;
+
+typedef struct at_ops {
+    const char *name;
+    int fuses_input_masks;
+    /* memory */
+    void *(*alloc)(void *ctx, size_t bytes, const char *what); /* NULL + message when out of memory */
+    void (*release)(void *ctx, void *p);
+    size_t (*available)(void *ctx);                            /* bytes it may still allocate */
+    int (*upload)(void *ctx, void *dst, const void *host, size_t bytes);
+    int (*download)(void *ctx, void *host, const void *src, size_t bytes);
+    int (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
+    int (*zero)(void *ctx, void *dst, size_t bytes);
+    int (*finish)(void *ctx); /* waits for everything enqueued; reports what failed */
+    /* the precision of the following ops (AT_ERR when the device cannot) */
+    int (*set_precision)(void *ctx, at_precision p);
+    /* parameters, prepared once (host arrays in, a handle out) */
+    int (*prepare_conv)(void *ctx, const float *w, const float *b, int K, int C, int k, int stride, int pad, int H,
+                        int W, void **handle);
+    int (*prepare_linear)(void *ctx, const float *w, const float *b, int out, int in, void **handle);
+    /* ops */
+    int (*make_inputs)(void *ctx, const at_inputs_call *a);
+    int (*conv2d_forward)(void *ctx, void *conv, const at_conv_call *c);
+    int (*conv2d_backward_data)(void *ctx, void *conv, const float *dy, int n, float *dx);
+    int (*linear_forward)(void *ctx, void *lin, const float *x, int n, float *y);
+    int (*linear_backward_data)(void *ctx, void *lin, const float *dy, int n, float *dx);
+    int (*gated_relu_forward)(void *ctx, float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                              float *keep);
+    /* dz (may alias dy) under the rule; dgate[n*dgate_stride + c] = sum dy*a when not NULL */
+    int (*relu_backward)(void *ctx, at_relu_rule rule, const float *dy, const float *a, int N, int C, long HW,
+                         const float *gates, int gate_stride, float *dz, float *dgate, int dgate_stride);
+    int (*maxpool2d_forward)(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, float *y);
+    int (*maxpool2d_backward)(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+                              float *dx);
+    int (*adaptive_avgpool_forward)(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
+    int (*adaptive_avgpool_backward)(void *ctx, const float *dy, int N, int C, int H, int W, int OH, int OW,
+                                     float *dx);
+    /* x[n][c][.] *= s[n*C + c] (activation patches) */
+    int (*scale_channels)(void *ctx, float *x, int N, int C, long HW, const float *s);
+    void (*destroy)(void *ctx);
+} at_ops;
+
+/* An executor over a backend's ops: the at_backend every caller uses. It
+ * takes ownership of ctx (ops->destroy) also when it fails. */
+int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_backend_options *opt,
+                   double peak_flops, size_t mem_limit, at_backend **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
