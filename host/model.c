@@ -81,6 +81,7 @@ static at_layer *add_layer(at_model *m, int cap, at_layer_kind kind, const char 
     at_layer *l = &m->layers[m->n_layers++];
     memset(l, 0, sizeof *l);
     l->kind = kind;
+    l->input = m->n_layers - 2; /* VGG is a chain: each module reads the one before */
     l->conv_index = -1;
     l->gate_offset = -1;
     snprintf(l->name, sizeof l->name, "%s", name);

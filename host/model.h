@@ -1,7 +1,8 @@
-/* Model description: a network is data — an ordered list of torchvision-style
- * modules with their shapes and (converted, BN-folded) float32 parameters —
- * built from a safetensors file's tensor shapes and metadata (SPEC §1).
- * Backends execute the list; methods address layers by module name. */
+/* Model description: a network is data — a graph of torchvision-style
+ * modules in execution order, each naming the node it reads, with their
+ * shapes and (converted, BN-folded) float32 parameters — built from a
+ * safetensors file's tensor shapes and metadata (SPEC §1). The executor
+ * (host/exec) runs it on a backend's ops; methods address nodes by module name. */
 #ifndef ATTRIB_MODEL_H
 #define ATTRIB_MODEL_H
 
@@ -22,6 +23,7 @@ typedef enum {
 typedef struct {
     at_layer_kind kind;
     char name[32];           /* torchvision module name: "features.29", "classifier.6", "avgpool" */
+    int input;               /* the node whose output this one reads; -1: the network input */
     int in_c, in_h, in_w;    /* per-image input shape (linear: in_c features, 1x1) */
     int out_c, out_h, out_w; /* per-image output shape */
     int kernel, stride, pad; /* conv, max-pool */

@@ -466,7 +466,7 @@ static int exec_backward(at_backend *be, const at_backward_args *a) {
             o->download(s->ctx, a->grad_layer_out, g, sizeof(float) * at_layer_out_size(l) * n))
             return AT_ERR;
         if (i < lowest) break;
-        const float *x = i ? s->out[i - 1] : p->input;
+        const float *x = l->input >= 0 ? s->out[l->input] : p->input;
         int rc = AT_OK;
         switch (l->kind) {
         case AT_L_CONV: rc = o->conv2d_backward_data(s->ctx, s->conv[i], g, n, other); break;
@@ -549,6 +549,12 @@ int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_bac
         exec_destroy(be);
         return at_fail(ops->name, "%d input channels (the executor takes 1..%d)", m->in_c, MAX_IN_C);
     }
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].input != i - 1) { /* branches (residual adds) come with the ResNet issue */
+            exec_destroy(be);
+            return at_fail(ops->name, "layer %s reads layer %d: only chains of modules are executed so far",
+                           m->layers[i].name, m->layers[i].input);
+        }
     if (!(s->conv = calloc(m->n_layers, sizeof *s->conv)) || !(s->lin = calloc(m->n_layers, sizeof *s->lin)) ||
         !(s->out = calloc(m->n_layers, sizeof *s->out)) || !(s->aux = calloc(m->n_layers, sizeof *s->aux))) {
         exec_destroy(be);
