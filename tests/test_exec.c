@@ -250,3 +250,16 @@ static void relu_rules_follow_their_definitions(const char *backend) {
 }
 TEST(exec_relu_rules_follow_their_definitions) { relu_rules_follow_their_definitions("cpu"); }
 TEST(cuda_exec_relu_rules_follow_their_definitions) { relu_rules_follow_their_definitions("cuda"); }
+
+/* The methods built on the rules, against captum on the shipped model
+ * (tools/check_backprop_peers.py; skipped where torch or captum is missing). */
+TEST(guided_backprop_and_deconvnet_match_captum_when_installed) {
+    static char out[8192];
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && PYTHONPATH=.peers /usr/bin/python3 -c 'import torch, captum.attr' 2>&1", test_root());
+    if (run_cmd(cmd, out, sizeof out) != 0) SKIP("/usr/bin/python3 cannot import torch and captum (.peers; tools/check_backprop_peers.py)");
+    snprintf(cmd, sizeof cmd, "cd %s && PYTHONPATH=.peers /usr/bin/python3 tools/check_backprop_peers.py --images 4 2>&1",
+             test_root());
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "worst"), "exit %d:\n%s", rc, out);
+}

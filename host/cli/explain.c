@@ -19,7 +19,8 @@ static const char *const HELP =
     "network input size), DIR/<stem>.<method>.png (overlay) and one line of\n"
     "DIR/results.jsonl. Interrupted runs keep every finished image; --resume skips\n"
     "the (image, method, layer, class) keys already in results.jsonl.\n"
-    "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive\n"
+    "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
+    "                      guided-backprop | deconvnet\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
     "                      (upsampling, mask normalisation, channel score; default authors)\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
@@ -77,7 +78,8 @@ static int parse_args(explain_args *a, int argc, char **argv) {
                 if (path_method_parse(v, &a->pm)) a->is_path = 1;
                 else if (at_method_parse(v, &a->ex.method))
                     return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, "
-                                   "contrastive, cdrp, score-cdrp, path-scorecam, pathway-grad", v);
+                                   "contrastive, guided-backprop, deconvnet, cdrp, score-cdrp, path-scorecam, "
+                                   "pathway-grad", v);
                 method_set = 1;
                 break;
             case 1:

@@ -7,8 +7,8 @@
 #include "error.h"
 #include "maps.h"
 
-static const char *const method_names[AT_METHOD_COUNT] = {"scorecam", "gradcam", "gradcam++", "saliency",
-                                                          "contrastive"};
+static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
+                                                          "contrastive", "guided-backprop", "deconvnet"};
 static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
 
 int at_method_parse(const char *name, at_method *out) {
@@ -17,7 +17,8 @@ int at_method_parse(const char *name, at_method *out) {
             *out = (at_method)i;
             return AT_OK;
         }
-    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive", name);
+    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
+                   "guided-backprop, deconvnet", name);
 }
 
 const char *at_method_name(at_method m) { return m < AT_METHOD_COUNT ? method_names[m] : "?"; }
@@ -88,7 +89,9 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     case AT_METHOD_GRADCAM:
     case AT_METHOD_GRADCAMPP: return at_gradcam(be, opt, inputs, n, r);
     case AT_METHOD_SALIENCY:
-    case AT_METHOD_CONTRASTIVE: return at_saliency(be, opt, inputs, n, r);
+    case AT_METHOD_CONTRASTIVE:
+    case AT_METHOD_GUIDED_BACKPROP:
+    case AT_METHOD_DECONVNET: return at_saliency(be, opt, inputs, n, r);
     default: return at_fail("--method", "unknown method %d", opt->method);
     }
 }

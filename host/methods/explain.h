@@ -14,6 +14,8 @@ typedef enum {
     AT_METHOD_GRADCAMPP,
     AT_METHOD_SALIENCY,     /* vanilla gradient: max_c |dy/dx| */
     AT_METHOD_CONTRASTIVE,  /* seed 003: || ReLU(dy/dx) ||_2 over colour channels */
+    AT_METHOD_GUIDED_BACKPROP, /* max_c |g_x| under the guided ReLU rule (docs/methods.md) */
+    AT_METHOD_DECONVNET,    /* max_c |g_x| under the deconvnet ReLU rule */
     AT_METHOD_COUNT
 } at_method;
 

@@ -1,6 +1,7 @@
 /* Gradient saliency (SPEC §3.2): vanilla max_c |dy/dx| and seed 003's
- * contrastive map || ReLU(dy/dx) ||_2 over colour channels; one backward to
- * the input for the whole batch. */
+ * contrastive map || ReLU(dy/dx) ||_2 over colour channels; guided backprop
+ * and deconvnet (docs/methods.md), max_c |g_x| of a backward under their
+ * ReLU rules. One backward to the input for the whole batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +34,15 @@ int at_saliency(at_backend *be, const at_explain_options *opt, const float *inpu
         memset(dl, 0, sizeof(float) * nb * m->n_classes);
         for (int b = 0; b < nb; b++) dl[(long)b * m->n_classes + r[start + b].cls] = 1.0f;
         at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = gin};
+        if (opt->method == AT_METHOD_GUIDED_BACKPROP) ba.rules.relu = AT_RELU_GUIDED;
+        if (opt->method == AT_METHOD_DECONVNET) ba.rules.relu = AT_RELU_DECONVNET;
         if ((rc = be->backward(be, &ba))) break;
         for (int b = 0; b < nb; b++) {
             const float *g = gin + in_size * b;
             float *map = r[start + b].map;
             for (long i = 0; i < hw; i++) {
                 float v = 0;
-                if (opt->method == AT_METHOD_SALIENCY) {
+                if (opt->method != AT_METHOD_CONTRASTIVE) {
                     for (int c = 0; c < m->in_c; c++) v = fmaxf(v, fabsf(g[c * hw + i]));
                 } else {
                     double s = 0;
