@@ -1,0 +1,67 @@
+/* Gated ReLU forward and backward, the backward's rules, and channel
+ * scaling (the CPU references of kernels/gates.cu). */
+#include <string.h>
+
+#include "cpu/ops.h"
+
+void at_gated_relu_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                           float *keep) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        float *p = y + nc * HW;
+        float *k = keep ? keep + nc * HW : NULL;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        for (long i = 0; i < HW; i++) {
+            float a = p[i] > 0 ? p[i] : 0.0f;
+            if (k) k[i] = a;
+            p[i] = g * a;
+        }
+    }
+}
+
+void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long HW,
+                            const float *gates, int gate_stride, float *dz, float *dgate,
+                            int dgate_stride) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *d = dy + nc * HW, *ap = a + nc * HW;
+        float *out = dz + nc * HW;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        double sum = 0; /* fixed-order double sum: deterministic and accurate */
+        for (long i = 0; i < HW; i++) {
+            sum += (double)d[i] * ap[i];
+            out[i] = ap[i] > 0 ? g * d[i] : 0.0f;
+        }
+        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+    }
+}
+
+/* The ReLU backward under a rule (docs/methods.md): the gradient, guided
+ * backprop (max(dy, 0) where relu(z) > 0) or deconvnet (max(dy, 0)), each
+ * times the gate; dgate is the gate gradient sum dy * relu(z) whatever the rule. */
+void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
+                           int gate_stride, float *dz, float *dgate, int dgate_stride) {
+    if (rule == 0) {
+        at_gated_relu_backward(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *d = dy + nc * HW, *ap = a + nc * HW;
+        float *out = dz + nc * HW;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        double sum = 0;
+        for (long i = 0; i < HW; i++) {
+            sum += (double)d[i] * ap[i];
+            const int open = rule == 2 || ap[i] > 0;
+            out[i] = open && d[i] > 0 ? g * d[i] : 0.0f;
+        }
+        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+    }
+}
+
+void at_scale_channels(float *x, int N, int C, long HW, const float *s) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++)
+        for (long i = 0; i < HW; i++) x[nc * HW + i] *= s[nc];
+}
