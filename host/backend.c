@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "exec/ops.h"
 
 const char *at_precision_name(at_precision p) {
     switch (p) {
@@ -51,5 +52,10 @@ int at_cuda_available(char *why, size_t cap) {
 int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     return at_fail("--backend", "cuda: this build has no CUDA backend (nvcc was not found at build time)");
+}
+
+int at_cuda_ops_open(const at_ops **ops, void **ctx) {
+    *ops = NULL, *ctx = NULL;
+    return at_fail("cuda", "this build has no CUDA backend (nvcc was not found at build time)");
 }
 #endif

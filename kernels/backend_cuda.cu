@@ -274,6 +274,20 @@ static int cuda_init(cuda_state *s, const at_backend_options *opt) {
     return AT_OK;
 }
 
+extern "C" int at_cuda_ops_open(const at_ops **ops, void **ctx) {
+    *ops = NULL, *ctx = NULL;
+    char why[256];
+    if (!at_cuda_available(why, sizeof why)) return at_fail("cuda", "%s", why);
+    cuda_state *s = new (std::nothrow) cuda_state();
+    if (!s) return at_fail("cuda", "out of host memory");
+    if (cuda_init(s, NULL) || op_set_precision(s, AT_PRECISION_FP32)) {
+        op_destroy(s);
+        return AT_ERR;
+    }
+    *ops = &cuda_ops, *ctx = s;
+    return AT_OK;
+}
+
 extern "C" int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     char why[256];

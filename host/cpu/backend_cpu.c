@@ -34,6 +34,8 @@ typedef struct {
     size_t ws_cap, operand_cap;
     cpu_params **params;
     int n_params, params_cap;
+    void **allocs; /* live alloc() results, freed with the context */
+    int n_allocs, allocs_cap;
 } cpu_ctx;
 
 static int grow(float **buf, size_t *cap, size_t need, const char *what) {
@@ -77,14 +79,33 @@ static const float *weights(cpu_ctx *c, cpu_params *p) {
 /* ---- memory: host memory ------------------------------------------------- */
 
 static void *cpu_alloc(void *ctx, size_t bytes, const char *what) {
+    cpu_ctx *c = ctx;
     void *p = NULL;
+    if (c->n_allocs == c->allocs_cap) {
+        int cap = c->allocs_cap ? 2 * c->allocs_cap : 16;
+        void **q = realloc(c->allocs, sizeof *q * cap);
+        if (!q) {
+            at_fail("cpu backend", "out of memory");
+            return NULL;
+        }
+        c->allocs = q, c->allocs_cap = cap;
+    }
     if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
         at_fail("cpu backend", "out of memory allocating %zu MB for %s", bytes >> 20, what);
         return NULL;
     }
+    c->allocs[c->n_allocs++] = p;
     return p;
 }
-static void cpu_release(void *ctx, void *p) { free(p); }
+static void cpu_release(void *ctx, void *p) {
+    cpu_ctx *c = ctx;
+    for (int i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i] == p) {
+            c->allocs[i] = c->allocs[--c->n_allocs];
+            free(p);
+            return;
+        }
+}
 static size_t cpu_available(void *ctx) { return SIZE_MAX / 2; } /* the executor's memory limit bounds it */
 static int cpu_upload(void *ctx, void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
@@ -229,7 +250,8 @@ static void cpu_destroy(void *ctx) {
         for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
         free(c->params[i]);
     }
-    free(c->params), free(c->ws), free(c->operand), free(c);
+    for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);
+    free(c->allocs), free(c->params), free(c->ws), free(c->operand), free(c);
 }
 
 static const at_ops cpu_ops = {
@@ -261,7 +283,6 @@ static const at_ops cpu_ops = {
     .destroy = cpu_destroy,
 };
 
-const at_ops *at_cpu_ops(void) { return &cpu_ops; }
 
 /* Peak FP32 FLOP/s of the CPU estimate: cores x clock x 32 (two 8-wide FMA
  * pipes, AVX2); the clock from /proc/cpuinfo. */
@@ -280,7 +301,8 @@ static double cpu_peak_flops(void) {
     return omp_get_max_threads() * mhz * 1e6 * 32;
 }
 
-int at_cpu_ops_create(void **ctx) {
+int at_cpu_ops_open(const at_ops **ops, void **ctx) {
+    *ops = &cpu_ops;
     *ctx = calloc(1, sizeof(cpu_ctx));
     return *ctx ? AT_OK : at_fail("cpu backend", "out of memory");
 }
@@ -291,7 +313,8 @@ int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_b
         return at_fail("--precision", "unknown precision %d", (int)opt->precision);
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
     void *ctx = NULL;
-    if (at_cpu_ops_create(&ctx)) return AT_ERR;
+    const at_ops *ops = NULL;
+    if (at_cpu_ops_open(&ops, &ctx)) return AT_ERR;
     return at_exec_create(m, &cpu_ops, ctx, opt, cpu_peak_flops(),
                           opt && opt->mem_limit ? opt->mem_limit : DEFAULT_MEM_LIMIT, out);
 }

@@ -90,6 +90,12 @@ typedef struct at_ops {
     void (*destroy)(void *ctx);
 } at_ops;
 
+/* A backend's op table with a fresh context, for the op-level tests
+ * (tests/test_ops.c): the CPU's always, CUDA's where a device is usable.
+ * Close with ops->destroy(ctx). */
+int at_cpu_ops_open(const at_ops **ops, void **ctx);
+int at_cuda_ops_open(const at_ops **ops, void **ctx);
+
 /* An executor over a backend's ops: the at_backend every caller uses. It
  * takes ownership of ctx (ops->destroy) also when it fails. */
 int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_backend_options *opt,

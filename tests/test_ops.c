@@ -1,0 +1,278 @@
+/* Every op of the executor's op table (host/exec/ops.h) on both backends:
+ * the same random inputs through the CPU's ops and the CUDA backend's, each
+ * op x shapes x precisions, compared element by element and by normalised
+ * mean squared error against a bound per op (ggml test-backend-ops). CUDA
+ * runs emulated in CI (tests/cuemu) and on a GPU when there is one; without
+ * a device these tests skip. Reduced precisions compare like with like: the
+ * CPU rounds the operands as the tensor cores do, so products are exact on
+ * both sides and only the FP32 accumulation order differs. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "error.h"
+#include "exec/ops.h"
+#include "random_model.h"
+#include "test.h"
+
+/* Per op: |got - ref| <= rtol * (max |ref| + |ref|) and NMSE <= max_nmse. */
+typedef struct {
+    const char *op;
+    double rtol, max_nmse;
+} op_bound;
+/* Sums of at most ~5000 products in another order: ~1e-7..1e-6 of scale. */
+static const op_bound CONV = {"conv2d", 1e-5, 1e-10};
+static const op_bound LINEAR = {"linear", 1e-5, 1e-10};
+/* Same operations in the same order (or exact ones): bit for bit. */
+static const op_bound EXACT = {"exact", 0, 0};
+/* Gate gradients: double sums in another order, rounded to float. */
+static const op_bound GATE_GRAD = {"gate gradient", 1e-6, 1e-12};
+
+typedef struct {
+    const at_ops *ops;
+    void *ctx;
+} side;
+
+static int open_sides(side s[2]) {
+    if (at_cpu_ops_open(&s[0].ops, &s[0].ctx)) {
+        test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
+        return 0;
+    }
+    if (at_cuda_ops_open(&s[1].ops, &s[1].ctx)) {
+        s[0].ops->destroy(s[0].ctx);
+        return -1;
+    }
+    return 1;
+}
+static void close_sides(side s[2]) {
+    for (int i = 0; i < 2; i++) s[i].ops->destroy(s[i].ctx);
+}
+#define OPEN_SIDES(s)                                                                                              \
+    side s[2];                                                                                                     \
+    do {                                                                                                           \
+        int r_ = open_sides(s);                                                                                    \
+        if (r_ < 0) SKIP(at_last_error());                                                                         \
+        if (r_ == 0) return;                                                                                       \
+    } while (0)
+
+/* A backend buffer of n floats from host (or uninitialised when host is NULL). */
+static float *put(side *s, const float *host, long n) {
+    float *d = s->ops->alloc(s->ctx, sizeof(float) * (n > 0 ? n : 1), "test");
+    if (d && host && s->ops->upload(s->ctx, d, host, sizeof(float) * n)) return NULL;
+    return d;
+}
+static float *get(side *s, const float *dev, long n) {
+    float *h = malloc(sizeof(float) * (n > 0 ? n : 1));
+    if (h && (s->ops->download(s->ctx, h, dev, sizeof(float) * n) || s->ops->finish(s->ctx))) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+static float *rnd(const char *name, uint64_t seed, long n, float scale, float offset) {
+    float *p = malloc(sizeof(float) * (n > 0 ? n : 1));
+    if (p) at_prng_fill(name, seed, p, n, scale, offset);
+    return p;
+}
+
+static void compare(const op_bound *b, const char *what, const float *got, const float *ref, long n, int line) {
+    if (!got || !ref) {
+        test_fail_at(__FILE__, line, "%s: %s", what, at_last_error());
+        return;
+    }
+    double scale = 0, se = 0, sr = 0;
+    for (long i = 0; i < n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+    if (b->rtol == 0) {
+        for (long i = 0; i < n; i++)
+            if (memcmp(&got[i], &ref[i], sizeof(float))) {
+                test_fail_at(__FILE__, line, "%s: [%ld] %.9g vs %.9g (%s ops are bit-identical)", what, i, got[i], ref[i],
+                             b->op);
+                return;
+            }
+        return;
+    }
+    check_close(what, got, ref, n, b->rtol * scale + 1e-30, b->rtol, __FILE__, line);
+    for (long i = 0; i < n; i++) se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]), sr += (double)ref[i] * ref[i];
+    const double nmse = sr > 0 ? se / sr : se;
+    if (!(nmse <= b->max_nmse)) test_fail_at(__FILE__, line, "%s: nmse %.3g > %.3g (%s)", what, nmse, b->max_nmse, b->op);
+}
+#define COMPARE(b, what, got, ref, n) compare(&(b), what, got, ref, n, __LINE__)
+
+TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
+    OPEN_SIDES(s);
+    /* N C H W K k stride pad, relu/gates on even cases */
+    static const int cases[][8] = {{2, 3, 7, 9, 5, 3, 1, 1},   {3, 17, 13, 6, 70, 3, 1, 1}, {2, 5, 11, 10, 7, 3, 2, 1},
+                                   {1, 4, 8, 8, 6, 1, 1, 0},   {2, 3, 9, 9, 4, 5, 1, 2},    {33, 64, 14, 14, 128, 3, 1, 1},
+                                   {4, 3, 32, 32, 64, 3, 1, 1}};
+    for (int prec = 0; prec < 2; prec++)
+        for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            const int *c = cases[t];
+            const int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], st = c[6], pad = c[7], relu = t % 2 == 0;
+            const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
+            const long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
+            float *x = rnd("x", t, xn, 2, 0), *w = rnd("w", t, (long)K * C * k * k, 1.0f / k, 0);
+            float *b = rnd("b", t, K, 0.1f, 0), *g = rnd("g", t, (long)N * K, 0.5f, 1), *dy = rnd("dy", t, yn, 1, 0);
+            float *out[2][3] = {{0}};
+            for (int i = 0; i < 2; i++) {
+                void *h = NULL;
+                if (s[i].ops->set_precision(s[i].ctx, (at_precision)prec) ||
+                    s[i].ops->prepare_conv(s[i].ctx, w, b, K, C, k, st, pad, H, W, &h)) {
+                    test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                    continue;
+                }
+                float *dx = put(&s[i], x, xn), *dyv = put(&s[i], NULL, yn), *keep = put(&s[i], NULL, yn);
+                float *dg = put(&s[i], g, (long)N * K), *ddy = put(&s[i], dy, yn), *ddx = put(&s[i], NULL, xn);
+                at_conv_call cc = {.x = dx, .y = dyv, .n = N, .relu = relu, .gates = relu ? dg : NULL,
+                                   .gate_stride = K, .keep = relu ? keep : NULL};
+                if (s[i].ops->conv2d_forward(s[i].ctx, h, &cc) ||
+                    s[i].ops->conv2d_backward_data(s[i].ctx, h, ddy, N, ddx)) {
+                    test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                    continue;
+                }
+                out[i][0] = get(&s[i], dyv, yn), out[i][1] = relu ? get(&s[i], keep, yn) : NULL;
+                out[i][2] = get(&s[i], ddx, xn);
+            }
+            char what[160];
+            snprintf(what, sizeof what, "%s conv %dx%dx%dx%d -> %d k%d s%d p%d relu %d", at_precision_name(prec), N, C, H,
+                     W, K, k, st, pad, relu);
+            COMPARE(CONV, what, out[1][0], out[0][0], yn);
+            if (relu) COMPARE(CONV, "kept relu", out[1][1], out[0][1], yn);
+            /* the direct backward kernel (stride 2, pad > k-1) runs FP32 whatever the precision */
+            if (prec == 0 || (st == 1 && pad <= k - 1)) COMPARE(CONV, "conv backward data", out[1][2], out[0][2], xn);
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 3; j++) free(out[i][j]);
+            free(x), free(w), free(b), free(g), free(dy);
+        }
+    close_sides(s);
+}
+
+TEST(cuda_ops_linear_matches_the_cpu_at_every_precision) {
+    OPEN_SIDES(s);
+    static const int cases[][3] = {{1, 392, 64}, {33, 7, 12}, {5, 1000, 1}, {2, 3, 1000}}; /* N in out */
+    for (int prec = 0; prec < 2; prec++)
+        for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+            const int N = cases[t][0], in = cases[t][1], on = cases[t][2];
+            float *x = rnd("x", t, (long)N * in, 1, 0), *w = rnd("w", t, (long)on * in, 0.1f, 0), *b = rnd("b", t, on, 0.1f, 0);
+            float *dy = rnd("dy", t, (long)N * on, 1, 0), *y[2] = {0}, *dx[2] = {0};
+            for (int i = 0; i < 2; i++) {
+                void *h = NULL;
+                float *dxv, *dyv, *yv, *dxo;
+                if (s[i].ops->set_precision(s[i].ctx, (at_precision)prec) ||
+                    s[i].ops->prepare_linear(s[i].ctx, w, b, on, in, &h) || !(dxv = put(&s[i], x, (long)N * in)) ||
+                    !(yv = put(&s[i], NULL, (long)N * on)) || !(dyv = put(&s[i], dy, (long)N * on)) ||
+                    !(dxo = put(&s[i], NULL, (long)N * in)) || s[i].ops->linear_forward(s[i].ctx, h, dxv, N, yv) ||
+                    s[i].ops->linear_backward_data(s[i].ctx, h, dyv, N, dxo)) {
+                    test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                    continue;
+                }
+                y[i] = get(&s[i], yv, (long)N * on), dx[i] = get(&s[i], dxo, (long)N * in);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "%s linear %d x %d -> %d", at_precision_name(prec), N, in, on);
+            COMPARE(LINEAR, what, y[1], y[0], (long)N * on);
+            COMPARE(LINEAR, "linear backward", dx[1], dx[0], (long)N * in);
+            for (int i = 0; i < 2; i++) free(y[i]), free(dx[i]);
+            free(x), free(w), free(b), free(dy);
+        }
+    close_sides(s);
+}
+
+TEST(cuda_ops_relu_rules_pools_and_scaling_match_the_cpu_bit_for_bit) {
+    OPEN_SIDES(s);
+    const int N = 3, C = 5, H = 10, W = 9, k = 2, st = 2, OH = 3, OW = 4;
+    const long HW = (long)H * W, n = (long)N * C * HW, pn = (long)N * C * (H / 2) * (W / 2), an = (long)N * C * OH * OW;
+    float *x = rnd("x", 9, n, 1, 0), *dy = rnd("dy", 9, n, 1, 0), *g = rnd("g", 9, (long)N * C, 0.5f, 1);
+    float *dyp = rnd("dyp", 9, pn, 1, 0), *dya = rnd("dya", 9, an, 1, 0), *sc = rnd("sc", 9, (long)N * C, 1, 0);
+    for (long i = 0; i < n; i += 7) x[i] = 0.0f; /* ties and zeros */
+    for (int rule = 0; rule < 3; rule++)
+        for (int gated = 0; gated < 2; gated++) {
+            float *dz[2] = {0}, *dg[2] = {0}, *yk[2] = {0};
+            for (int i = 0; i < 2; i++) {
+                float *a = put(&s[i], x, n), *d = put(&s[i], dy, n), *gv = put(&s[i], g, (long)N * C);
+                float *dgv = put(&s[i], NULL, (long)N * C), *keep = put(&s[i], NULL, n);
+                if (s[i].ops->gated_relu_forward(s[i].ctx, a, N, C, HW, gated ? gv : NULL, C, keep) ||
+                    s[i].ops->relu_backward(s[i].ctx, (at_relu_rule)rule, d, keep, N, C, HW, gated ? gv : NULL, C, d,
+                                            dgv, C)) {
+                    test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                    continue;
+                }
+                yk[i] = get(&s[i], a, n), dz[i] = get(&s[i], d, n), dg[i] = get(&s[i], dgv, (long)N * C);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "relu rule %d gated %d", rule, gated);
+            COMPARE(EXACT, "gated relu forward", yk[1], yk[0], n);
+            COMPARE(EXACT, what, dz[1], dz[0], n);
+            COMPARE(GATE_GRAD, "gate gradient", dg[1], dg[0], (long)N * C);
+            for (int i = 0; i < 2; i++) free(dz[i]), free(dg[i]), free(yk[i]);
+        }
+    float *r[2][5] = {{0}};
+    for (int i = 0; i < 2; i++) {
+        float *xv = put(&s[i], x, n), *p = put(&s[i], NULL, pn), *pb = put(&s[i], NULL, n), *dpv = put(&s[i], dyp, pn);
+        float *av = put(&s[i], NULL, an), *ab = put(&s[i], NULL, n), *dav = put(&s[i], dya, an), *scv = put(&s[i], sc, (long)N * C);
+        float *xs = put(&s[i], x, n);
+        if (s[i].ops->maxpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, p) ||
+            s[i].ops->maxpool2d_backward(s[i].ctx, xv, dpv, N, C, H, W, k, st, pb) ||
+            s[i].ops->adaptive_avgpool_forward(s[i].ctx, xv, N, C, H, W, OH, OW, av) ||
+            s[i].ops->adaptive_avgpool_backward(s[i].ctx, dav, N, C, H, W, OH, OW, ab) ||
+            s[i].ops->scale_channels(s[i].ctx, xs, N, C, HW, scv)) {
+            test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+            continue;
+        }
+        r[i][0] = get(&s[i], p, pn), r[i][1] = get(&s[i], pb, n), r[i][2] = get(&s[i], av, an);
+        r[i][3] = get(&s[i], ab, n), r[i][4] = get(&s[i], xs, n);
+    }
+    COMPARE(EXACT, "max-pool forward", r[1][0], r[0][0], pn);
+    COMPARE(EXACT, "max-pool backward", r[1][1], r[0][1], n);
+    COMPARE(EXACT, "adaptive avgpool forward", r[1][2], r[0][2], an);
+    COMPARE(EXACT, "adaptive avgpool backward", r[1][3], r[0][3], n);
+    COMPARE(EXACT, "channel scaling", r[1][4], r[0][4], n);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++) free(r[i][j]);
+    free(x), free(dy), free(g), free(dyp), free(dya), free(sc);
+    close_sides(s);
+}
+
+TEST(cuda_ops_make_inputs_matches_the_cpu_bit_for_bit) {
+    OPEN_SIDES(s);
+    const int n = 5, C = 3, n_rows = 2, H = 33, W = 47, index[5] = {1, 0, 1, 1, 0};
+    const float ms[3] = {0.485f / 0.229f, 0.456f / 0.224f, 0.406f / 0.225f};
+    static const int sizes[][2] = {{5, 7}, {33, 47}, {1, 1}};
+    float *rows = rnd("rows", 1, (long)n_rows * C * H * W, 2, 0);
+    const int idx_f[5] = {1, 0, 1, 1, 0};
+    (void)idx_f;
+    for (unsigned z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
+        for (int norm = 0; norm < 3; norm++)
+            for (int space = 0; space < 2; space++)
+                for (int mask_only = 0; mask_only < 2; mask_only++) {
+                    const int mh = sizes[z][0], mw = sizes[z][1];
+                    float *masks = rnd("masks", z, (long)n * mh * mw, 1, 0);
+                    for (int i = 0; i < mh * mw; i++) masks[2 * mh * mw + i] = 0.25f; /* flat */
+                    const long on = mask_only ? (long)n * H * W : (long)n * C * H * W;
+                    float *out[2] = {0};
+                    for (int i = 0; i < 2; i++) {
+                        float *rv = put(&s[i], rows, (long)n_rows * C * H * W), *mv = put(&s[i], masks, (long)n * mh * mw);
+                        float *lo = put(&s[i], NULL, 2L * n), *ov = put(&s[i], NULL, on);
+                        int *iv = s[i].ops->alloc(s[i].ctx, sizeof index, "index");
+                        if (!rv || !mv || !lo || !ov || !iv || s[i].ops->upload(s[i].ctx, iv, index, sizeof index)) {
+                            test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                            continue;
+                        }
+                        at_inputs_call a = {.rows = rv, .index = iv, .masks = mv, .mh = mh, .mw = mw, .align_corners = z & 1,
+                                            .norm = (at_mask_norm)norm, .space = (at_mask_space)space, .mean_over_std = ms,
+                                            .lohi = lo, .n = n, .C = C, .H = H, .W = W, .mask_only = mask_only, .out = ov};
+                        if (s[i].ops->make_inputs(s[i].ctx, &a)) {
+                            test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                            continue;
+                        }
+                        out[i] = get(&s[i], ov, on);
+                    }
+                    char what[128];
+                    snprintf(what, sizeof what, "inputs mask %dx%d norm %d space %d mask_only %d", mh, mw, norm, space,
+                             mask_only);
+                    COMPARE(EXACT, what, out[1], out[0], on);
+                    free(out[0]), free(out[1]), free(masks);
+                }
+    free(rows);
+    close_sides(s);
+}
