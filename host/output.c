@@ -44,26 +44,31 @@ static char *path_normalise(const char *p) {
 
 typedef struct {
     char *norm;     /* normalised path */
-    size_t dir_len; /* its directory part: norm[0..dir_len), "" when none */
-    int level;      /* 0 file stem, 1 relative path, 2 relative path + extension */
+    int ncomp;      /* its components (a leading '/' is none) */
+    int depth;      /* trailing components in the name, 1 = the file name */
+    int keep_ext;   /* the last component keeps its extension */
     char *name;
 } stem_in;
 
-/* Longest common prefix of directories a and b that ends on a component. */
-static size_t common_dir_len(const char *a, size_t alen, const char *b, size_t blen) {
-    size_t k = 0;
-    while (k < alen && k < blen && a[k] == b[k]) k++;
-    if ((k == alen || a[k] == '/') && (k == blen || b[k] == '/')) return k;
-    while (k > 0 && a[k - 1] != '/') k--;
-    return k > 0 ? k - 1 : 0;
+static int count_components(const char *norm) {
+    int n = 0;
+    for (const char *c = norm; *c; c++)
+        if (*c != '/' && (c == norm || c[-1] == '/')) n++;
+    return n;
 }
 
-static char *stem_name(const stem_in *s, size_t root_len) {
-    const char *base = s->norm + s->dir_len + (s->dir_len || s->norm[0] == '/');
-    const char *rel = s->level == 0 ? base : s->norm + root_len;
-    while (*rel == '/') rel++;
+/* The last `depth` components joined by "__", without the extension unless
+ * keep_ext (only the last suffix is one; a leading dot is not). */
+static char *stem_name(const stem_in *s, int depth, int keep_ext) {
+    const char *rel = s->norm + strlen(s->norm);
+    for (int k = 0; k < depth && rel > s->norm; k++) {
+        if (rel > s->norm && rel[-1] == '/' && k) rel--;
+        while (rel > s->norm && rel[-1] != '/') rel--;
+    }
+    const char *base = strrchr(s->norm, '/');
+    base = base ? base + 1 : s->norm;
     const char *dot = strrchr(base, '.');
-    const char *end = (s->level < 2 && dot && dot > base) ? dot : base + strlen(base);
+    const char *end = (!keep_ext && dot && dot > base) ? dot : base + strlen(base);
     size_t n = 0;
     for (const char *c = rel; c < end; c++) n += *c == '/' ? 2 : 1;
     char *o = malloc(n + 1);
@@ -88,6 +93,20 @@ static int stem_key_cmp(const void *a, const void *b) {
     return c ? c : strcmp(x->norm, y->norm);
 }
 
+/* 1 when keeping the extension tells the group keys[g..e) apart. */
+static int extension_separates(const stem_in *in, const stem_key *keys, int g, int e) {
+    for (int i = g; i < e; i++)
+        for (int j = i + 1; j < e; j++) {
+            const stem_in *a = &in[keys[i].idx], *b = &in[keys[j].idx];
+            if (!strcmp(a->norm, b->norm)) continue;
+            char *x = stem_name(a, a->depth, 1), *y = stem_name(b, b->depth, 1);
+            int same = !x || !y || !strcmp(x, y);
+            free(x), free(y);
+            if (same) return 0;
+        }
+    return 1;
+}
+
 int at_output_stems(int n, const char *const *paths, char **stems) {
     int rc = AT_ERR;
     stem_in *in = calloc(n > 0 ? (size_t)n : 1, sizeof *in);
@@ -97,7 +116,6 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
         at_fail(NULL, "out of memory naming %d outputs", n);
         goto done;
     }
-    size_t root_len = 0;
     for (int i = 0; i < n; i++) {
         const char *p = paths[i], *b = strrchr(p, '/');
         b = b ? b + 1 : p;
@@ -109,17 +127,16 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
             at_fail(p, "out of memory");
             goto done;
         }
-        char *slash = strrchr(in[i].norm, '/');
-        in[i].dir_len = slash ? (size_t)(slash - in[i].norm) : 0;
-        root_len = i == 0 ? in[0].dir_len
-                          : common_dir_len(in[0].norm, root_len, in[i].norm, in[i].dir_len);
+        in[i].ncomp = count_components(in[i].norm);
+        in[i].depth = 1;
     }
-    /* Promote colliding inputs a level at a time until names are unique. */
+    /* Lengthen the names of colliding inputs, one trailing directory at a
+     * time, until they differ: the shortest suffix that tells them apart. */
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < n; i++) {
             free(in[i].name);
-            if (!(in[i].name = stem_name(&in[i], root_len))) {
+            if (!(in[i].name = stem_name(&in[i], in[i].depth, in[i].keep_ext))) {
                 at_fail(paths[i], "out of memory");
                 goto done;
             }
@@ -129,10 +146,19 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
         for (int g = 0, e; g < n; g = e) {
             for (e = g + 1; e < n && !strcmp(keys[e].name, keys[g].name); e++) {}
             if (!strcmp(keys[g].norm, keys[e - 1].norm)) continue; /* one path, maybe repeated */
-            int promoted = 0;
-            for (int k = g; k < e; k++)
-                if (in[keys[k].idx].level < 2) in[keys[k].idx].level++, promoted = 1;
-            if (!promoted) {
+            int grown = 0;
+            if (extension_separates(in, keys, g, e)) {
+                for (int k = g; k < e; k++)
+                    if (!in[keys[k].idx].keep_ext) in[keys[k].idx].keep_ext = 1, grown = 1;
+            }
+            if (!grown) {
+                for (int k = g; k < e; k++)
+                    if (in[keys[k].idx].depth < in[keys[k].idx].ncomp) in[keys[k].idx].depth++, grown = 1;
+                if (!grown) /* as long as possible: the extension is the last resort */
+                    for (int k = g; k < e; k++)
+                        if (!in[keys[k].idx].keep_ext) in[keys[k].idx].keep_ext = 1, grown = 1;
+            }
+            if (!grown) {
                 at_fail(paths[keys[g].idx], "output name \"%s\" is also that of %s; rename one",
                         keys[g].name, paths[keys[e - 1].idx]);
                 goto done;

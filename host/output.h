@@ -17,17 +17,16 @@
  *   1. the file name without its extension ("a/b/cat.png" -> "cat"); a leading
  *      dot is not an extension (".png" -> ".png"), only the last suffix is one
  *      ("x.tar.gz" -> "x.tar");
- *   2. inputs whose names collide (different paths, same name) ALL switch to
- *      their path relative to the common input root -- the longest common
- *      directory prefix of all inputs -- without extension, '/' -> "__"
- *      ("a/cat.png", "b/cat.png" -> "a__cat", "b__cat");
- *   3. still colliding (same path but for the extension: "x.png", "x.jpg"):
- *      the relative path keeps its extension ("x.png", "x.jpg");
+ *   2. inputs whose names collide (different paths, same name) take the
+ *      shortest path suffix that tells them apart: one more trailing
+ *      directory at a time, '/' -> "__" ("a/cat.png", "b/cat.png" -> "a__cat",
+ *      "b__cat"; "/home/u/data/a/x.png", "data/b/x.png" -> "a__x", "b__x"),
+ *      relative and absolute paths alike;
+ *   3. inputs that differ only in the extension keep it ("x.png", "x.jpg");
  *   4. still colliding: AT_ERR naming both inputs.
  * Paths are compared lexically, never resolved (no symlinks, no cwd): "./" and
- * "." components and repeated '/' are dropped, ".." is kept as a component. An
- * absolute and a relative path share no root; a leading '/' never reaches a
- * name. The same path given twice gets one name (the caller may skip it). */
+ * "." components and repeated '/' are dropped, ".." is kept as a component; a
+ * leading '/' never reaches a name. The same path given twice gets one name (the caller may skip it). */
 int at_output_stems(int n, const char *const *paths, char **stems);
 
 /* "dir/stem.method[.param].ext" (malloc'd; NULL and a message when out of

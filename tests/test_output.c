@@ -80,10 +80,19 @@ TEST(stems_are_file_names_without_extension) {
     check_stems("distinct", 5, p, w);
 }
 
-TEST(stems_colliding_inputs_all_use_path_relative_to_common_root) {
+TEST(stems_colliding_inputs_take_the_shortest_path_suffix_that_differs) {
     const char *p[] = {"imgs/a/cat.png", "imgs/b/cat.png", "imgs/a/dog.png", "imgs/b/c/cat.jpg"};
-    const char *w[] = {"a__cat", "b__cat", "dog", "b__c__cat"};
+    const char *w[] = {"a__cat", "b__cat", "dog", "c__cat"};
     check_stems("collisions", 4, p, w);
+    const char *q[] = {"x/a/cat.png", "y/a/cat.png", "b/cat.png"};
+    const char *v[] = {"x__a__cat", "y__a__cat", "b__cat"};
+    check_stems("a suffix shared by two", 3, q, v);
+}
+
+TEST(stems_of_an_absolute_and_a_relative_path_use_only_the_differing_suffix) {
+    const char *p[] = {"/home/user/data/scenes/a/x.png", "scenes/b/x.png", "/home/user/data/scenes/y.png"};
+    const char *w[] = {"a__x", "b__x", "y"};
+    check_stems("absolute and relative", 3, p, w);
 }
 
 TEST(stems_ignore_dot_components_and_repeated_slashes) {
