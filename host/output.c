@@ -413,6 +413,10 @@ static void keyset_free(keyset *s) {
 
 /* ======================= results files ======================= */
 
+/* Lines appended by this process, for the interruption message. */
+static atomic_long appended_lines;
+long at_results_appended(void) { return atomic_load(&appended_lines); }
+
 struct at_results {
     int fd;
     char *path;
@@ -479,10 +483,24 @@ static int key_of_line(const char *line, size_t len, unsigned char **key, size_t
             goto done;
         }
     }
+    /* the method field is the output name's "method[.settings]" part */
+    const at_json *st = at_json_get(j, "settings");
+    char *named = NULL;
+    if (st && st->type == AT_JSON_STRING && st->string_len) {
+        if (!(named = malloc(fl[1] + st->string_len + 2))) {
+            at_fail(NULL, "out of memory");
+            goto done;
+        }
+        memcpy(named, f[1], fl[1]);
+        named[fl[1]] = '.';
+        memcpy(named + fl[1] + 1, st->string, st->string_len);
+        f[1] = named, fl[1] += st->string_len + 1;
+    }
     rc = AT_OK;
     if (!err || err->type == AT_JSON_NULL) {
         if (!(*key = key_encode(f, fl, klen))) rc = at_fail(NULL, "out of memory");
     }
+    free(named);
 done:
     at_json_free(j);
     return rc;
@@ -615,9 +633,89 @@ int at_results_append(at_results *r, const char *json_line) {
         done += (size_t)k;
     }
     free(buf);
-    if (done == n + 1) return AT_OK;
+    if (done == n + 1) {
+        atomic_fetch_add(&appended_lines, 1);
+        return AT_OK;
+    }
     if (done > 0 && before >= 0 && ftruncate(r->fd, before) != 0) {} /* best effort; open repairs */
     return at_fail(r->path, "cannot append: %s", strerror(e));
+}
+
+typedef struct {
+    unsigned char *key;
+    size_t len;
+    long line;
+} line_key;
+
+static int line_key_cmp(const void *a, const void *b) {
+    const line_key *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->key, y->key, x->len);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+int at_results_compact(at_results *r, long *merged) {
+    *merged = 0;
+    FILE *f = fopen(r->path, "rb");
+    if (!f) return at_fail(r->path, "cannot open: %s", strerror(errno));
+    char **lines = NULL, *line = NULL;
+    line_key *keys = NULL;
+    long n = 0, cap = 0, nk = 0;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    unsigned char *drop = NULL;
+    while (rc == AT_OK && (len = getline(&line, &lcap, f)) >= 0) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **nl = realloc(lines, sizeof *lines * cap);
+            line_key *nkp = realloc(keys, sizeof *keys * cap);
+            if (nl) lines = nl;
+            if (nkp) keys = nkp;
+            if (!nl || !nkp) {
+                rc = at_fail(r->path, "out of memory");
+                break;
+            }
+        }
+        size_t body = (size_t)len - (len > 0 && line[len - 1] == '\n');
+        unsigned char *k = NULL;
+        size_t kn = 0;
+        if (!blank(line, body) && key_of_line(line, body, &k, &kn) != AT_OK) at_clear_error(); /* kept as is */
+        if (k) keys[nk++] = (line_key){k, kn, n};
+        if (!(lines[n++] = strdup(line))) rc = at_fail(r->path, "out of memory");
+    }
+    fclose(f);
+    free(line);
+    if (rc == AT_OK && !(drop = calloc(n ? (size_t)n : 1, 1))) rc = at_fail(r->path, "out of memory");
+    if (rc == AT_OK) {
+        qsort(keys, (size_t)nk, sizeof *keys, line_key_cmp);
+        for (long i = 0; i + 1 < nk; i++)
+            if (keys[i].len == keys[i + 1].len && !memcmp(keys[i].key, keys[i + 1].key, keys[i].len))
+                drop[keys[i].line] = 1, (*merged)++;
+    }
+    if (rc == AT_OK && *merged) {
+        char tmp[AT_OUTPUT_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", r->path, (long)getpid());
+        int slot = at_output_track(tmp);
+        FILE *o = slot >= 0 ? fopen(tmp, "wb") : NULL;
+        if (!o) rc = slot < 0 ? AT_ERR : at_fail(tmp, "cannot create: %s", strerror(errno));
+        for (long i = 0; o && i < n; i++)
+            if (!drop[i]) fputs(lines[i], o);
+        if (o && (fflush(o) || fsync(fileno(o)) || ferror(o))) rc = at_fail(tmp, "write error: %s", strerror(errno));
+        if (o && fclose(o) && rc == AT_OK) rc = at_fail(tmp, "write error: %s", strerror(errno));
+        if (rc == AT_OK && rename(tmp, r->path)) rc = at_fail(r->path, "cannot replace: %s", strerror(errno));
+        if (rc != AT_OK) unlink(tmp);
+        at_output_untrack(slot);
+        if (rc == AT_OK) { /* later appends go to the new file */
+            int fd = open(r->path, O_RDWR | O_APPEND | O_CLOEXEC);
+            if (fd < 0) rc = at_fail(r->path, "cannot reopen: %s", strerror(errno));
+            else close(r->fd), r->fd = fd;
+        }
+    }
+    for (long i = 0; i < n; i++) free(lines[i]);
+    for (long i = 0; i < nk; i++) free(keys[i].key);
+    free(lines), free(keys), free(drop);
+    return rc;
 }
 
 void at_results_close(at_results *r) {
@@ -664,12 +762,19 @@ void at_output_untrack(int slot) {
 static void on_fatal_signal(int sig) {
     for (int i = 0; i < AT_OUTPUT_MAX_INFLIGHT; i++)
         if (atomic_load(&inflight[i].state) == SLOT_LIVE) unlink(inflight[i].path);
-    static const char m_int[] = "attrib: interrupted (SIGINT)\n";
-    static const char m_term[] = "attrib: terminated (SIGTERM)\n";
+    static const char m_int[] = "attrib: interrupted (SIGINT): ";
+    static const char m_term[] = "attrib: terminated (SIGTERM): ";
+    static const char m_tail[] = " results lines of this run kept; --resume continues\n";
+    char num[24];
+    int k = sizeof num;
+    long kept = atomic_load(&appended_lines);
+    do num[--k] = (char)('0' + kept % 10), kept /= 10; while (kept && k > 0);
     ssize_t ignored;
     if (stderr_is_tty) ignored = write(2, "\n", 1); /* end a '\r' progress line */
     if (sig == SIGINT) ignored = write(2, m_int, sizeof m_int - 1);
     else ignored = write(2, m_term, sizeof m_term - 1);
+    ignored = write(2, num + k, sizeof num - (size_t)k);
+    ignored = write(2, m_tail, sizeof m_tail - 1);
     (void)ignored;
     _exit(128 + sig);
 }

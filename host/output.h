@@ -63,9 +63,12 @@ void at_jsonw_nums(at_jsonw *w, const char *key, const double *v, int n);
 char *at_jsonw_end(at_jsonw *w);
 
 /* ---- results.jsonl / eval.<metric>.jsonl ----
- * Resume key = (image path as given, method, layer, class option) read from
- * the members "image", "method" (strings, required), "layer" (string; absent
- * or null = "") and "class_option" (string or integer; absent or null = "").
+ * Resume key = (image path as given, name, layer, class option) read from
+ * the members "image", "method" (strings, required), "settings" (string;
+ * absent, null or "" = default settings), "layer" (string; absent or null =
+ * "") and "class_option" (string or integer; absent or null = ""); name is
+ * "method" or "method.settings", the part of the output file names after the
+ * stem, so two lines with one key describe the same file.
  * A NULL layer or class_opt argument means "". A line whose "error" member
  * is present and not null records a failed image and gives no key, so
  * --resume retries it. Blank lines are skipped. */
@@ -95,6 +98,12 @@ const char *at_results_path(const at_results *r);
 /* Bytes of a torn last line dropped by at_results_open (0 if none), so the
  * CLI can say so. */
 long at_results_dropped_bytes(const at_results *r);
+/* Rewrites the file keeping only the last line of every key (an --overwrite
+ * run appends its lines first, so an interruption loses nothing); lines
+ * without a key stay. *merged: lines dropped. Atomic: temp file + rename. */
+int at_results_compact(at_results *r, long *merged);
+/* Results lines appended by this process (the interruption message says it). */
+long at_results_appended(void);
 void at_results_close(at_results *r);
 
 /* ---- atomic writes and interruption ----

@@ -242,6 +242,43 @@ TEST(results_lines_appended_are_found_again_on_resume) {
     at_results_close(r);
 }
 
+TEST(results_key_names_the_settings_so_each_setting_is_its_own_key) {
+    const char *dir = test_tmpdir();
+    write_text(join(dir, "results.jsonl"),
+               "{\"image\":\"a\",\"method\":\"gradcam\",\"settings\":\"\",\"layer\":\"features.29\"}\n"
+               "{\"image\":\"a\",\"method\":\"gradcam\",\"settings\":\"features.22.c3\",\"layer\":\"features.22\"}\n");
+    at_results *r;
+    REQUIRE(at_results_open(&r, dir, "results.jsonl", 1) == AT_OK);
+    CHECK(at_results_nkeys(r) == 2);
+    CHECK(at_results_has(r, "a", "gradcam", "features.29", NULL));
+    CHECK(at_results_has(r, "a", "gradcam.features.22.c3", "features.22", NULL));
+    CHECK(!at_results_has(r, "a", "gradcam", "features.22", NULL));
+    at_results_close(r);
+}
+
+TEST(results_compact_keeps_the_last_line_of_each_key_and_keyless_lines) {
+    const char *dir = test_tmpdir();
+    write_text(join(dir, "results.jsonl"),
+               "{\"image\":\"a\",\"method\":\"m\",\"v\":1}\n"
+               "{\"image\":\"b\",\"method\":\"m\",\"v\":2}\n"
+               "{\"image\":\"c\",\"method\":\"m\",\"error\":\"unreadable\"}\n"
+               "{\"image\":\"a\",\"method\":\"m\",\"v\":3}\n");
+    at_results *r;
+    long merged = -1;
+    REQUIRE(at_results_open(&r, dir, "results.jsonl", 0) == AT_OK);
+    CHECK(at_results_compact(r, &merged) == AT_OK && merged == 1);
+    append_line(r, result_line("d", "m", NULL, -1)); /* appends still reach the file */
+    at_results_close(r);
+    char *text = read_text(join(dir, "results.jsonl"));
+    CHECKF(text && !strcmp(text, "{\"image\":\"b\",\"method\":\"m\",\"v\":2}\n"
+                                 "{\"image\":\"c\",\"method\":\"m\",\"error\":\"unreadable\"}\n"
+                                 "{\"image\":\"a\",\"method\":\"m\",\"v\":3}\n"
+                                 "{\"image\":\"d\",\"method\":\"m\",\"seconds\":0.125}\n"),
+           "%s", text ? text : "NULL");
+    free(text);
+    CHECK(count_entries(dir) == 1); /* no temporary file left */
+}
+
 TEST(results_without_resume_load_no_keys) {
     const char *dir = test_tmpdir();
     write_text(join(dir, "results.jsonl"), "{\"image\":\"a\",\"method\":\"m\"}\n");
@@ -516,8 +553,10 @@ TEST(tracking_is_bounded_and_slots_are_reused) {
 /* Child: appends two results lines, then writes a tracked temporary file byte
  * by byte until the parent's signal arrives. Never returns. */
 static void slow_writer_child(const char *dir, int ready_fd) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) dup2(devnull, 2); /* the handler's "attrib: interrupted" */
+    char err[1100];
+    snprintf(err, sizeof err, "%s.stderr", dir); /* the handler's "attrib: interrupted" */
+    int errfd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (errfd >= 0) dup2(errfd, 2);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     at_results *r;
@@ -561,6 +600,10 @@ static void check_interrupted_by(int sig) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s/c.gradcam.npy.tmp.%ld", dir, (long)pid);
     CHECK(access(tmp, F_OK) != 0); /* the half-written file is gone */
+    snprintf(tmp, sizeof tmp, "%s.stderr", dir);
+    char *msg = read_text(tmp);
+    CHECKF(msg && strstr(msg, ": 2 results lines of this run kept"), "message: %s", msg ? msg : "NULL");
+    free(msg);
     CHECK(count_entries(dir) == 1);
     at_results *r;
     REQUIRE(at_results_open(&r, dir, "results.jsonl", 1) == AT_OK);
