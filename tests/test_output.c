@@ -734,3 +734,43 @@ TEST(progress_quiet_prints_nothing) {
     CHECK(c.len == 0 && p.done == 10);
     capture_close(&c);
 }
+
+TEST(progress_rate_and_eta_leave_out_images_an_earlier_run_finished) {
+    capture c;
+    capture_open(&c);
+    at_progress p;
+    fake_t = 0;
+    at_progress_start_ex(&p, 1000, "explain", 0, c.f, 1, fake_now);
+    fake_t = 0.001;
+    at_progress_skip(&p, 900); /* --resume: found in results.jsonl */
+    for (int i = 0; i < 10; i++) {
+        fake_t += 1;
+        at_progress_tick(&p, 1, 0);
+    }
+    CHECK_NEAR(p.rate, 1.0, 0.01);
+    CHECKF(strstr(c.buf, "910/1000 images, 1.0 images/s, ETA 1m30s") != NULL, "got \"%s\"", c.buf);
+    at_progress_finish(&p);
+    CHECKF(strstr(c.buf, "in 10s (900 done before), 1.0 "), "got \"%s\"", c.buf);
+    capture_close(&c);
+}
+
+TEST(progress_prints_each_finished_batch_and_the_share_of_the_next) {
+    capture c;
+    capture_open(&c);
+    at_progress p;
+    fake_t = 0;
+    at_progress_start_ex(&p, 24, "explain", 0, c.f, 0, fake_now);
+    fake_t = 4;
+    at_progress_partial(&p, 4, 0.5);
+    fake_t = 11; /* a log line is due after 10 s */
+    at_progress_partial(&p, 4, 0.75);
+    CHECKF(strstr(c.buf, "explain: 0/24 images (next 4: 75%)"), "got \"%s\"", c.buf);
+    fake_t = 12;
+    at_progress_batch(&p, 4, 0); /* not a 10 % mark, not 10 s later: printed all the same */
+    fake_t = 13;
+    at_progress_batch(&p, 1, 0);
+    CHECKF(strstr(c.buf, "explain: 4/24 images, 3.0 s/image, ETA 1m00s\n") &&
+               strstr(c.buf, "explain: 5/24 images,"),
+           "got \"%s\"", c.buf);
+    capture_close(&c);
+}
