@@ -72,7 +72,7 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method gradcam --layer 4 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img0.gradcam.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img0.gradcam.features.12.npy", f.outdir); /* not the default layer */
     float *map = NULL;
     int ndim;
     int64_t shape[8];
@@ -82,7 +82,7 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
     for (int i = 0; i < 32 * 32; i++) lo = map[i] < lo ? map[i] : lo, hi = map[i] > hi ? map[i] : hi;
     CHECK(lo >= 0 && hi <= 1);
     free(map);
-    snprintf(path, sizeof path, "%s/img1.gradcam.png", f.outdir);
+    snprintf(path, sizeof path, "%s/img1.gradcam.features.12.png", f.outdir);
     at_image img = {0};
     CHECK(at_image_load(path, &img) == AT_OK && img.w == 32 && img.h == 32);
     at_image_free(&img);
@@ -154,7 +154,7 @@ TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method score-cdrp --iterations 5 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img1.score-cdrp.gates.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img1.score-cdrp.T5.gates.npy", f.outdir); /* T 5: not the preset's 100 */
     float *g = NULL;
     int ndim;
     int64_t shape[8];
@@ -162,12 +162,13 @@ TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
     CHECK(ndim == 1 && shape[0] == 4 + 6 + 8 * 6);
     for (int i = 0; i < shape[0]; i++) CHECK(g[i] >= 0 && g[i] <= 10);
     free(g);
-    snprintf(args, sizeof args, "--method pathway-grad --gates %s --rates 0.5,0.9 %s", f.outdir, f.imgs[0]);
+    snprintf(args, sizeof args, "--method pathway-grad --iterations 5 --gates %s --rates 0.5,0.9 %s", f.outdir,
+             f.imgs[0]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img0.pathway-grad.score-cdrp.r0.90.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img0.pathway-grad.score-cdrp.T5.r0.90.npy", f.outdir);
     CHECK(access(path, R_OK) == 0);
     /* a gates file of the wrong length is named */
-    snprintf(path, sizeof path, "%s/img2.score-cdrp.gates.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img2.score-cdrp.gates.npy", f.outdir); /* the default settings' name */
     float wrong[7] = {0};
     int64_t n7 = 7;
     REQUIRE(at_npy_write_f32(path, wrong, 1, &n7) == AT_OK);

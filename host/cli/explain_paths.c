@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "explain_io.h"
 #include "explain_paths.h"
+#include "json.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
 #include "npy.h"
@@ -31,7 +33,10 @@ const char *const PATH_HELP =
     "                      the CPU emulates tf32/fp16 to show how much a path changes)\n"
     "  --path-method cdrp|score-cdrp        the path behind path-scorecam / pathway-grad\n"
     "                      (default score-cdrp)\n"
-    "  --gates DIR         read <stem>.<path-method>.gates.npy from DIR instead of optimising\n"
+    "  --gates DIR         read <stem>.<path-method>[.settings].gates.npy from DIR instead\n"
+    "                      of optimising (default: reuse the paths in --out that have the\n"
+    "                      same settings and model, optimise the others)\n"
+    "  --reoptimise        optimise the path even when --out has it\n"
     "  --rates LIST        pathway-grad prune rates (default 0.3,0.5,0.7,0.9)\n"
     "  --prune layer|global  rank gates per layer (default) or all together\n"
     "  --keep-gate-values  pruned network keeps the gate values instead of 1\n";
@@ -137,11 +142,10 @@ int path_args_parse(path_args *p, const char *opt, const char *v) {
 }
 
 int path_args_flag(path_args *p, const char *opt) {
-    if (!strcmp(opt, "--keep-gate-values")) {
-        p->keep_gate_values = 1;
-        return 1;
-    }
-    return 0;
+    if (!strcmp(opt, "--keep-gate-values")) p->keep_gate_values = 1;
+    else if (!strcmp(opt, "--reoptimise")) p->reoptimise = 1;
+    else return 0;
+    return 1;
 }
 
 void path_args_finish(path_args *p) {
@@ -161,10 +165,55 @@ void path_method_tag(path_method pm, const path_args *p, char *tag, size_t cap) 
         snprintf(tag, cap, "%s.%s", path_method_name(pm), p->path_score_weighted ? "score-cdrp" : "cdrp");
 }
 
-/* Reads DIR/<stem>.<path-method>.gates.npy and checks its length. */
-static int read_gates(const at_model *m, const path_args *p, const char *stem, float *out) {
-    char *path = at_output_path(p->gates_dir, stem, p->path_score_weighted ? "score-cdrp" : "cdrp", "gates", "npy");
-    if (!path) return AT_ERR;
+static void add_token(char *buf, size_t cap, const char *fmt, double v) {
+    size_t o = strlen(buf);
+    if (o + 2 >= cap) return;
+    if (o) buf[o++] = '.';
+    snprintf(buf + o, cap - o, fmt, v);
+}
+
+/* The options that change a path, as a name suffix: "" for the defaults. */
+static void path_only_settings(const path_args *p, int score_weighted, at_precision precision, char *buf,
+                               size_t cap) {
+    at_cdrp_options d;
+    buf[0] = 0;
+    at_cdrp_preset(p->preset, 0, &d);
+    if (strcmp(p->preset, "zhu2024")) add_token(buf, cap, p->preset, 0);
+    if (p->cdrp.iterations != d.iterations) add_token(buf, cap, "T%g", p->cdrp.iterations);
+    if (p->cdrp.lr != d.lr) add_token(buf, cap, "lr%g", p->cdrp.lr);
+    if (p->cdrp.momentum != d.momentum) add_token(buf, cap, "momentum%g", p->cdrp.momentum);
+    if (p->cdrp.gamma != d.gamma) add_token(buf, cap, "gamma%g", p->cdrp.gamma);
+    if (p->cdrp.clamp_max != d.clamp_max) add_token(buf, cap, "clamp%g", p->cdrp.clamp_max);
+    if (p->cdrp.target == AT_TARGET_HARD) add_token(buf, cap, "hard", 0);
+    if (p->cdrp.l1 == AT_L1_MEAN) add_token(buf, cap, "l1mean", 0);
+    if (p->cdrp.keep == AT_KEEP_LAST_BELOW_INITIAL) add_token(buf, cap, "keep-last", 0);
+    if (score_weighted && p->cdrp.alpha_weight != AT_ALPHA_PLAIN)
+        add_token(buf, cap, p->cdrp.alpha_weight == AT_ALPHA_INVERSE ? "alpha-inverse" : "alpha-none", 0);
+    if (precision != AT_PRECISION_FP32) add_token(buf, cap, at_precision_name(precision), 0);
+    if (score_weighted && p->cdrp.alpha_weight != AT_ALPHA_NONE && p->cdrp.cic_precision_set &&
+        p->cdrp.cic_precision != precision) {
+        char t[24];
+        snprintf(t, sizeof t, "cic-%s", at_precision_name(p->cdrp.cic_precision));
+        add_token(buf, cap, t, 0);
+    }
+}
+
+void path_settings(path_method pm, const path_args *p, at_precision precision, char *buf, size_t cap) {
+    int sw = pm == PM_SCORE_CDRP || (pm >= PM_PATH_SCORECAM && p->path_score_weighted);
+    path_only_settings(p, sw, precision, buf, cap);
+    if (pm == PM_PATHWAY_GRAD && p->prune_global) add_token(buf, cap, "global", 0);
+    if (pm == PM_PATHWAY_GRAD && p->keep_gate_values) add_token(buf, cap, "gate-values", 0);
+}
+
+/* "cdrp" / "score-cdrp" plus the path's settings: the gates file's name part. */
+static void path_file_name(const path_args *p, at_precision precision, char *buf, size_t cap) {
+    char st[160];
+    path_only_settings(p, p->path_score_weighted, precision, st, sizeof st);
+    snprintf(buf, cap, "%s%s%s", p->path_score_weighted ? "score-cdrp" : "cdrp", st[0] ? "." : "", st);
+}
+
+/* Reads DIR/<stem>.<path-method>[.settings].gates.npy and checks its length. */
+static int read_gates_file(const at_model *m, const char *path, float *out) {
     float *data = NULL;
     int ndim, rc = AT_OK;
     int64_t shape[8];
@@ -175,8 +224,68 @@ static int read_gates(const at_model *m, const path_args *p, const char *stem, f
     else
         memcpy(out, data, sizeof(float) * m->n_gates);
     free(data);
-    free(path);
     return rc;
+}
+
+int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, const at_model *m,
+                    at_precision precision) {
+    memset(r, 0, sizeof *r);
+    char file[4200], st[160];
+    snprintf(file, sizeof file, "%s/results.jsonl", out_dir);
+    path_only_settings(p, p->path_score_weighted, precision, st, sizeof st);
+    const char *want = p->path_score_weighted ? "score-cdrp" : "cdrp";
+    FILE *f = fopen(file, "r");
+    if (!f) return AT_OK; /* nothing to reuse yet */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break;
+        at_json *j = NULL;
+        if (at_json_parse(line, (size_t)len, &j)) {
+            at_clear_error();
+            continue;
+        }
+        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *se = at_json_get(j, "settings"),
+                      *sh = at_json_get(j, "model_sha256"), *ga = at_json_get(j, "gates");
+        const char *settings = se && se->type == AT_JSON_STRING ? se->string : "";
+        if (im && me && sh && ga && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING &&
+            sh->type == AT_JSON_STRING && ga->type == AT_JSON_STRING && !strcmp(me->string, want) &&
+            !strcmp(settings, st) && !strcmp(sh->string, m->sha256)) {
+            if (r->n == r->cap) {
+                int nc = r->cap ? 2 * r->cap : 64;
+                char **ni = realloc(r->images, sizeof(char *) * nc), **ng = realloc(r->gates, sizeof(char *) * nc);
+                if (ni) r->images = ni;
+                if (ng) r->gates = ng;
+                if (!ni || !ng) rc = at_fail(file, "out of memory");
+                else r->cap = nc;
+            }
+            if (rc == AT_OK) {
+                r->images[r->n] = strdup(im->string);
+                r->gates[r->n] = strdup(ga->string);
+                r->n++;
+            }
+        }
+        at_json_free(j);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The gates file of image's path in --out, NULL when none (the last line wins). */
+static const char *path_reuse_find(const path_reuse *r, const char *image) {
+    for (int i = r->n - 1; i >= 0; i--)
+        if (r->images[i] && !strcmp(r->images[i], image) && r->gates[i] && access(r->gates[i], R_OK) == 0)
+            return r->gates[i];
+    return NULL;
+}
+
+void path_reuse_free(path_reuse *r) {
+    for (int i = 0; i < r->n; i++) free(r->images[i]), free(r->gates[i]);
+    free(r->images), free(r->gates);
+    memset(r, 0, sizeof *r);
 }
 
 static char *layer_offsets_json(const at_model *m) {
@@ -190,10 +299,14 @@ static char *layer_offsets_json(const at_model *m) {
     return buf;
 }
 
-static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, const char *image, const char *tag,
-                          const path_args *p, double ms) {
+static void common_fields(at_jsonw *w, const path_run *run, const char *image, const char *method, double ms,
+                          int batch) {
+    const path_args *p = run->p;
+    const at_model *m = run->m;
+    const at_backend *be = run->be;
     at_jsonw_str(w, "image", image);
-    at_jsonw_str(w, "method", tag);
+    at_jsonw_str(w, "method", method);
+    at_jsonw_str(w, "settings", run->settings);
     at_jsonw_str(w, "layer", "");
     at_jsonw_str(w, "class_option", "predicted");
     at_jsonw_str(w, "preset", p->preset);
@@ -208,6 +321,7 @@ static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, 
                                     : p->cdrp.alpha_weight == AT_ALPHA_INVERSE ? "inverse" : "none");
     at_jsonw_str(w, "keep", p->cdrp.keep == AT_KEEP_BEST ? "best" : "last-below-initial");
     at_jsonw_num(w, "ms", ms);
+    at_jsonw_int(w, "batch", batch);
     at_jsonw_str(w, "backend", be->name);
     at_jsonw_str(w, "precision", at_precision_name(be->precision));
     at_jsonw_str(w, "cic_precision", at_precision_name(p->cdrp.cic_precision_set ? p->cdrp.cic_precision : be->precision));
@@ -216,11 +330,47 @@ static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, 
     at_jsonw_str(w, "engine", "attrib " ATTRIB_VERSION);
 }
 
-static char *cdrp_line(const at_model *m, const at_backend *be, const char *image, const char *tag, const path_args *p,
-                       const at_cdrp_result *r, const char *gates_path, const char *alpha_path, double ms) {
+#define MAX_STAT_LAYERS 64
+
+/* Per conv layer: smallest gate, mean gate, share of gates below 0.5. A path
+ * whose gates all stay near 1 prunes almost at random (docs/methods.md). */
+static int gate_stats(const at_model *m, const float *g, double *mn, double *mean, double *below) {
+    int L = m->n_convs < MAX_STAT_LAYERS ? m->n_convs : MAX_STAT_LAYERS;
+    for (int k = 0; k < L; k++) {
+        int lo = m->layers[m->gate_layer[k]].gate_offset;
+        int hi = k + 1 < m->n_convs ? m->layers[m->gate_layer[k + 1]].gate_offset : m->n_gates;
+        double s = 0, lowest = g[lo];
+        long n_below = 0;
+        for (int i = lo; i < hi; i++) {
+            s += g[i];
+            lowest = g[i] < lowest ? g[i] : lowest;
+            n_below += g[i] < 0.5f;
+        }
+        mn[k] = lowest, mean[k] = s / (hi - lo), below[k] = (double)n_below / (hi - lo);
+    }
+    return L;
+}
+
+static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, path_summary *sum) {
+    double mn[MAX_STAT_LAYERS] = {0}, mean[MAX_STAT_LAYERS] = {0}, below[MAX_STAT_LAYERS] = {0};
+    int L = gate_stats(m, g, mn, mean, below);
+    at_jsonw_nums(w, "gate_min", mn, L);
+    at_jsonw_nums(w, "gate_mean", mean, L);
+    at_jsonw_nums(w, "gate_below_half", below, L);
+    if (!sum) return;
+    for (int k = 0; k < L; k++) {
+        sum->min[k] = sum->paths == 0 || mn[k] < sum->min[k] ? mn[k] : sum->min[k];
+        sum->mean[k] += mean[k], sum->below[k] += below[k];
+    }
+    sum->paths++;
+}
+
+static char *cdrp_line(const path_run *run, const char *image, const at_cdrp_result *r, const char *gates_path,
+                       const char *alpha_path, double ms, int batch) {
+    const at_model *m = run->m;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, m, be, image, tag, p, ms);
+    common_fields(&w, run, image, run->tag, ms, batch);
     cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->orig_prob);
     at_jsonw_int(&w, "path_class", r->path_cls);
@@ -236,29 +386,45 @@ static char *cdrp_line(const at_model *m, const at_backend *be, const char *imag
     double sp[32];
     for (int k = 0; k < m->n_convs && k < 32; k++) sp[k] = at_gate_sparsity(m, r->gates, k);
     at_jsonw_nums(&w, "sparsity", sp, m->n_convs < 32 ? m->n_convs : 32);
+    gate_stats_fields(&w, m, r->gates, run->summary);
     at_jsonw_int(&w, "forwards", r->forwards);
     return at_jsonw_end(&w);
 }
 
-static char *map_line(const at_model *m, const at_backend *be, const char *image, const char *tag, const path_args *p,
-                      const at_explain_result *r, const char *npy, const char *png, double rate, double ms) {
+typedef struct {
+    const char *image, *method, *npy, *png, *gates_from, *path_gates;
+    const at_explain_result *r;
+    const float *gates;
+    int cls;
+    double rate, ms; /* rate < 0: path-scorecam */
+    int batch;
+} map_line_args;
+
+static char *map_line(const path_run *run, const map_line_args *a) {
+    const path_args *p = run->p;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, m, be, image, tag, p, ms);
-    cli_class_fields(&w, m, r->cls);
-    at_jsonw_num(&w, "prob", r->prob);
-    at_jsonw_int(&w, "predicted", r->predicted);
+    common_fields(&w, run, a->image, a->method, a->ms, a->batch);
+    cli_class_fields(&w, run->m, a->r->cls);
+    at_jsonw_num(&w, "prob", a->r->prob);
+    at_jsonw_int(&w, "predicted", a->r->predicted);
     at_jsonw_str(&w, "path_method", p->path_score_weighted ? "score-cdrp" : "cdrp");
-    at_jsonw_str(&w, "gates_from", p->gates_dir ? p->gates_dir : "optimised");
-    if (rate >= 0) {
-        at_jsonw_num(&w, "rate", rate);
+    at_jsonw_str(&w, "gates_from", a->gates_from);
+    if (a->path_gates) at_jsonw_str(&w, "path_gates", a->path_gates);
+    if (a->rate >= 0) {
+        at_jsonw_num(&w, "rate", a->rate);
         at_jsonw_str(&w, "prune", p->prune_global ? "global" : "layer");
         at_jsonw_bool(&w, "keep_gate_values", p->keep_gate_values);
+        /* does the pruned network still see the class it is asked to explain? */
+        at_jsonw_num(&w, "pruned_prob", a->r->prob);
+        at_jsonw_bool(&w, "pruned_keeps_class", a->r->predicted == a->cls);
     }
-    at_jsonw_str(&w, "map", npy);
-    at_jsonw_str(&w, "overlay", png);
-    at_jsonw_bool(&w, "flat_map", r->flat_map);
-    at_jsonw_int(&w, "forwards", r->forwards);
+    at_jsonw_str(&w, "map", a->npy);
+    at_jsonw_str(&w, "overlay", a->png);
+    at_jsonw_bool(&w, "flat_map", a->r->flat_map);
+    at_jsonw_int(&w, "forwards", a->r->forwards);
+    /* one summary entry per path: pathway-grad's first rate counts it */
+    gate_stats_fields(&w, run->m, a->gates, a->rate < 0 || a->rate == p->rates[0] ? run->summary : NULL);
     return at_jsonw_end(&w);
 }
 
@@ -268,74 +434,112 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+typedef struct {
+    at_progress *prog;
+    int n;
+} batch_progress;
+
+static void on_cdrp_progress(void *ctx, double fraction) {
+    const batch_progress *bp = ctx;
+    at_progress_partial(bp->prog, bp->n, fraction);
+}
+
+void results_key_name(const char *method, const char *settings, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s%s", method, settings && settings[0] ? "." : "", settings ? settings : "");
+}
+
 int explain_paths_batch(const path_run *run, const float *inputs, int nb, const int *index, at_image *rgbs) {
     const at_model *m = run->m;
     at_backend *be = run->be;
     const path_args *p = run->p;
     int G = m->n_gates;
-    long hw = (long)m->in_h * m->in_w;
+    long hw = (long)m->in_h * m->in_w, in_size = (long)m->in_c * hw;
     float *gates = malloc(sizeof(float) * G * nb), *alpha = malloc(sizeof(float) * G * nb);
     float *maps = malloc(sizeof(float) * hw * nb), *pruned = malloc(sizeof(float) * G * nb);
+    float *opt_inputs = NULL, *logits = NULL;
     at_cdrp_result *cr = calloc(nb, sizeof *cr);
     at_explain_result *er = calloc(nb, sizeof *er);
-    int *classes = NULL;
+    int *classes = malloc(sizeof(int) * nb), *need = malloc(sizeof(int) * nb);
+    char **from = calloc(nb, sizeof *from); /* the gates file read, per image; NULL: optimised */
     int rc = AT_OK;
-    if (!gates || !alpha || !maps || !pruned || !cr || !er) {
+    batch_progress bp = {run->prog, nb};
+    if (!gates || !alpha || !maps || !pruned || !cr || !er || !classes || !need || !from) {
         rc = at_fail("explain", "out of memory");
         goto done;
     }
     double t0 = now_s();
-    int optimise = run->method == PM_CDRP || run->method == PM_SCORE_CDRP || !p->gates_dir;
-    if (optimise) {
+    int path_itself = run->method == PM_CDRP || run->method == PM_SCORE_CDRP, n_opt = 0;
+    char pfile[200];
+    path_file_name(p, be->precision, pfile, sizeof pfile);
+    for (int b = 0; b < nb && rc == AT_OK; b++) {
+        const char *image = run->paths[index[b]];
+        const char *reuse = path_itself || p->gates_dir || p->reoptimise ? NULL : path_reuse_find(run->reuse, image);
+        if (p->gates_dir) from[b] = at_output_path(p->gates_dir, run->stems[index[b]], pfile, "gates", "npy");
+        else if (reuse) from[b] = strdup(reuse);
+        else {
+            need[n_opt++] = b;
+            continue;
+        }
+        if (!from[b]) rc = at_fail("explain", "out of memory");
+        else rc = read_gates_file(m, from[b], gates + (long)G * b);
+    }
+    if (rc) goto done;
+    if (n_opt) {
         at_cdrp_options o = p->cdrp;
         o.score_weighted = run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && p->path_score_weighted);
-        for (int b = 0; b < nb; b++) {
-            cr[b].gates = gates + (long)G * b;
-            cr[b].alpha = o.score_weighted && o.alpha_weight != AT_ALPHA_NONE ? alpha + (long)G * b : NULL;
+        o.on_progress = run->prog ? on_cdrp_progress : NULL;
+        o.progress_ctx = &bp;
+        at_cdrp_result *opt = calloc(n_opt, sizeof *opt);
+        opt_inputs = n_opt < nb ? malloc(sizeof(float) * in_size * n_opt) : NULL;
+        if (!opt || (n_opt < nb && !opt_inputs)) {
+            free(opt);
+            rc = at_fail("explain", "out of memory");
+            goto done;
         }
-        if ((rc = at_cdrp(be, &o, inputs, nb, cr))) goto done;
-    } else {
-        for (int b = 0; b < nb && rc == AT_OK; b++) rc = read_gates(m, p, run->stems[index[b]], gates + (long)G * b);
+        for (int i = 0; i < n_opt; i++) {
+            if (opt_inputs) memcpy(opt_inputs + in_size * i, inputs + in_size * need[i], sizeof(float) * in_size);
+            opt[i].gates = gates + (long)G * need[i];
+            opt[i].alpha = o.score_weighted && o.alpha_weight != AT_ALPHA_NONE ? alpha + (long)G * need[i] : NULL;
+        }
+        rc = at_cdrp(be, &o, opt_inputs ? opt_inputs : inputs, n_opt, opt);
+        for (int i = 0; i < n_opt; i++) cr[need[i]] = opt[i];
+        free(opt);
         if (rc) goto done;
-        /* the path explains the original network's predicted class c */
-        float *logits = malloc(sizeof(float) * m->n_classes * nb);
+    }
+    if (n_opt < nb) { /* a path read from a file explains the original network's predicted class c */
+        logits = malloc(sizeof(float) * m->n_classes * nb);
         at_forward_args fa = {.n = nb, .input = inputs, .logits = logits};
         if (!logits || (rc = be->forward(be, &fa))) {
-            free(logits);
             if (!rc) rc = at_fail("explain", "out of memory");
             goto done;
         }
         for (int b = 0; b < nb; b++) {
+            if (!from[b]) continue;
             const float *l = logits + (long)m->n_classes * b;
             int best = 0;
             for (int k = 1; k < m->n_classes; k++) best = l[k] > l[best] ? k : best;
             cr[b].cls = best;
         }
-        free(logits);
-    }
-    classes = malloc(sizeof(int) * nb);
-    if (!classes) {
-        rc = at_fail("explain", "out of memory");
-        goto done;
     }
     for (int b = 0; b < nb; b++) classes[b] = cr[b].cls;
     double ms = 1e3 * (now_s() - t0) / nb;
-    if (run->method == PM_CDRP || run->method == PM_SCORE_CDRP) {
+    char key[256];
+    if (path_itself) {
         for (int b = 0; b < nb && rc == AT_OK; b++) {
             const char *image = run->paths[index[b]], *stem = run->stems[index[b]];
-            char *gp = at_output_path(run->out_dir, stem, run->tag, "gates", "npy");
-            char *ap = cr[b].alpha ? at_output_path(run->out_dir, stem, run->tag, "alpha", "npy") : NULL;
+            char *gp = at_output_path(run->out_dir, stem, run->name, "gates", "npy");
+            char *ap = cr[b].alpha ? at_output_path(run->out_dir, stem, run->name, "alpha", "npy") : NULL;
             int64_t shape[1] = {G};
             char *line = NULL;
+            results_key_name(run->tag, run->settings, key, sizeof key);
             if (!gp || at_output_write_npy(gp, cr[b].gates, 1, shape) ||
                 (cr[b].alpha && (!ap || at_output_write_npy(ap, cr[b].alpha, 1, shape))) ||
-                !(line = cdrp_line(m, be, image, run->tag, p, &cr[b], gp, ap, ms)) ||
-                at_results_append(run->res, line) ||
-                at_results_add_key(run->res, image, run->tag, "", "predicted"))
+                !(line = cdrp_line(run, image, &cr[b], gp, ap, ms, nb)) || at_results_append(run->res, line) ||
+                at_results_add_key(run->res, image, key, "", "predicted"))
                 rc = AT_ERR;
             free(gp), free(ap), free(line);
-            at_progress_tick(run->prog, 1, 0);
         }
+        if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
         goto done;
     }
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
@@ -360,24 +564,54 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         double ms_map = ms + 1e3 * (now_s() - t1) / nb;
         char param[16];
         snprintf(param, sizeof param, "r%.2f", p->rates[k]);
+        const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;
+        char method[96];
+        snprintf(method, sizeof method, "%s%s%s", run->tag, par ? "." : "", par ? par : "");
+        results_key_name(method, run->settings, key, sizeof key);
         for (int b = 0; b < nb && rc == AT_OK; b++) {
             const char *image = run->paths[index[b]], *stem = run->stems[index[b]];
             char *npy = NULL, *png = NULL, *line = NULL;
-            const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;
-            char key_tag[96];
-            snprintf(key_tag, sizeof key_tag, "%s%s%s", run->tag, par ? "." : "", par ? par : "");
-            if (cli_write_map(run->out_dir, stem, run->tag, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
-                              run->no_overlay, &npy, &png) ||
-                !(line = map_line(m, be, image, key_tag, p, &er[b], npy, png,
-                                  run->method == PM_PATHWAY_GRAD ? p->rates[k] : -1, ms_map)) ||
-                at_results_append(run->res, line) || at_results_add_key(run->res, image, key_tag, "", "predicted"))
+            map_line_args la = {.image = image, .method = method, .r = &er[b], .gates = gates + (long)G * b,
+                                .cls = classes[b], .gates_from = from[b] ? from[b] : "optimised",
+                                .path_gates = from[b], .rate = par ? p->rates[k] : -1, .ms = ms_map, .batch = nb};
+            if (cli_write_map(run->out_dir, stem, run->name, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
+                              run->no_overlay, &npy, &png))
                 rc = AT_ERR;
+            la.npy = npy, la.png = png;
+            if (rc || !(line = map_line(run, &la)) || at_results_append(run->res, line) ||
+                at_results_add_key(run->res, image, key, "", "predicted"))
+                rc = AT_ERR;
+            if (rc == AT_OK && par && run->summary && k < 16) {
+                run->summary->rate_paths[k]++;
+                run->summary->rate_kept[k] += er[b].predicted == classes[b];
+                run->summary->rate_prob[k] += er[b].prob;
+            }
             free(npy), free(png), free(line);
         }
     }
-    for (int b = 0; b < nb; b++) at_progress_tick(run->prog, 1, 0);
+    if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
 done:
-    free(classes);
+    for (int b = 0; from && b < nb; b++) free(from[b]);
+    free(from), free(need), free(classes), free(opt_inputs), free(logits);
     free(gates), free(alpha), free(maps), free(pruned), free(cr), free(er);
     return rc;
+}
+
+void path_summary_print(const path_run *run, FILE *f) {
+    const path_summary *s = run->summary;
+    const at_model *m = run->m;
+    if (!s || !s->paths) return;
+    fprintf(f, "gates of %d path%s (%s): per conv layer, over the paths\n", s->paths, s->paths > 1 ? "s" : "",
+            run->p->path_score_weighted || run->method == PM_SCORE_CDRP ? "score-cdrp" : "cdrp");
+    fprintf(f, "%-14s %8s %8s %10s\n", "layer", "min", "mean", "below 0.5");
+    int L = m->n_convs < MAX_STAT_LAYERS ? m->n_convs : MAX_STAT_LAYERS;
+    for (int k = 0; k < L; k++)
+        fprintf(f, "%-14s %8.3f %8.3f %9.1f%%\n", m->layers[m->gate_layer[k]].name, s->min[k], s->mean[k] / s->paths,
+                100 * s->below[k] / s->paths);
+    if (run->method != PM_PATHWAY_GRAD) return;
+    fprintf(f, "pruned networks: rate, images whose prediction stays the class, mean probability of the class\n");
+    for (int k = 0; k < run->p->n_rates && k < 16; k++)
+        if (s->rate_paths[k])
+            fprintf(f, "  %.2f  %d/%d  %.3f\n", run->p->rates[k], s->rate_kept[k], s->rate_paths[k],
+                    s->rate_prob[k] / s->rate_paths[k]);
 }

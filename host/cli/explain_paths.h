@@ -17,7 +17,26 @@ typedef struct {
     double rates[16];
     int n_rates;
     int prune_global, keep_gate_values;
+    int reoptimise;            /* optimise even when --out has this path */
 } path_args;
+
+/* Paths already in --out: results.jsonl lines of the path method with the
+ * same settings and model (image -> gates file). */
+typedef struct {
+    char **images, **gates;
+    int n, cap;
+} path_reuse;
+int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, const at_model *m,
+                    at_precision precision);
+void path_reuse_free(path_reuse *r);
+
+/* Gate statistics and pruned-network outcomes over a run, for the summary. */
+typedef struct {
+    int paths;
+    double min[64], mean[64], below[64];
+    int rate_paths[16], rate_kept[16];
+    double rate_prob[16];
+} path_summary;
 
 extern const char *const PATH_HELP;
 
@@ -29,6 +48,11 @@ int path_args_parse(path_args *p, const char *opt, const char *v);
 int path_args_flag(path_args *p, const char *opt);
 void path_args_finish(path_args *p);
 void path_method_tag(path_method pm, const path_args *p, char *tag, size_t cap);
+/* The options that change the method's result, as a file-name suffix ("" for
+ * the defaults): "wang2018", "T5", "hard", "tf32", "global", ... */
+void path_settings(path_method pm, const path_args *p, at_precision precision, char *buf, size_t cap);
+/* "method" or "method.settings": a results key's name (output.h). */
+void results_key_name(const char *method, const char *settings, char *buf, size_t cap);
 
 typedef struct {
     path_method method;
@@ -36,6 +60,9 @@ typedef struct {
     const at_model *m;
     at_backend *be;
     const char *tag, *out_dir;
+    const char *settings, *name; /* name = tag[.settings], in the file names */
+    const path_reuse *reuse;
+    path_summary *summary;
     char **stems;
     char **paths;
     at_results *res;
@@ -46,5 +73,7 @@ typedef struct {
 /* Runs the method on nb loaded images (inputs, their indices into paths and
  * preprocessed RGB8) and writes their files and results lines. */
 int explain_paths_batch(const path_run *run, const float *inputs, int nb, const int *index, at_image *rgbs);
+/* The gate statistics (and pruned-network outcomes) of the run, as a table. */
+void path_summary_print(const path_run *run, FILE *f);
 
 #endif
