@@ -18,7 +18,7 @@ typedef struct {
     int n_props;
     double tolerance;
     int steps;
-    int json, resume, quiet;
+    int json, resume, overwrite, quiet;
 } eval_args;
 
 void eval_args_init(eval_args *a);

@@ -46,12 +46,38 @@ const char *eval_metric_name(eval_metric m) { return metric_names[m]; }
 /* One results.jsonl line worth scoring. */
 typedef struct {
     char *image, *method, *layer, *map, *gates;
+    char *name;       /* method[.settings]: the summary's row and the key's name */
+    char *class_opt;  /* the explain run's class option, for the key */
     int cls;
 } entry;
 
 static void entries_free(entry *e, int n) {
-    for (int i = 0; i < n; i++) free(e[i].image), free(e[i].method), free(e[i].layer), free(e[i].map), free(e[i].gates);
+    for (int i = 0; i < n; i++)
+        free(e[i].image), free(e[i].method), free(e[i].layer), free(e[i].map), free(e[i].gates), free(e[i].name),
+            free(e[i].class_opt);
     free(e);
+}
+
+/* A later line with the same key (image, name, layer, class option) replaces
+ * an earlier one: each result is counted once. Returns the lines dropped. */
+static int merge_duplicates(entry *e, int *n) {
+    int k = 0, merged = 0;
+    for (int i = 0; i < *n; i++) {
+        int later = 0;
+        for (int j = i + 1; j < *n && !later; j++)
+            later = !strcmp(e[i].image, e[j].image) && !strcmp(e[i].name, e[j].name) &&
+                    !strcmp(e[i].layer ? e[i].layer : "", e[j].layer ? e[j].layer : "") &&
+                    !strcmp(e[i].class_opt, e[j].class_opt);
+        if (later) {
+            free(e[i].image), free(e[i].method), free(e[i].layer), free(e[i].map), free(e[i].gates),
+                free(e[i].name), free(e[i].class_opt);
+            merged++;
+        } else {
+            e[k++] = e[i];
+        }
+    }
+    *n = k;
+    return merged;
 }
 
 static char *dup_member(const at_json *j, const char *key) {
@@ -89,7 +115,18 @@ static char *in_maps_dir(const char *dir, char *p) {
     return q;
 }
 
-static int read_entries(const eval_args *a, entry **out, int *n) {
+static char *class_option_of(const at_json *j) {
+    const at_json *v = at_json_get(j, "class_option");
+    char num[32];
+    if (v && v->type == AT_JSON_STRING) return strdup(v->string);
+    if (v && v->type == AT_JSON_NUMBER) {
+        snprintf(num, sizeof num, "%.0f", v->number);
+        return strdup(num);
+    }
+    return strdup("");
+}
+
+static int read_entries(const eval_args *a, entry **out, int *n, int *n_lines) {
     char path[4200];
     snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
     FILE *f = fopen(path, "r");
@@ -128,6 +165,13 @@ static int read_entries(const eval_args *a, entry **out, int *n) {
             x->map = in_maps_dir(a->maps, dup_member(j, "map"));
             x->cls = (int)cls->number;
             x->gates = in_maps_dir(a->maps, dup_member(j, "gates"));
+            if (!x->gates) x->gates = in_maps_dir(a->maps, dup_member(j, "path_gates"));
+            const at_json *st = at_json_get(j, "settings");
+            const char *settings = st && st->type == AT_JSON_STRING ? st->string : "";
+            x->name = malloc(strlen(x->method) + strlen(settings) + 2);
+            if (x->name) sprintf(x->name, "%s%s%s", x->method, settings[0] ? "." : "", settings);
+            x->class_opt = class_option_of(j);
+            if (!x->image || !x->name || !x->class_opt) rc = at_fail(path, "out of memory");
             const at_json *pm = at_json_get(j, "path_method");
             if (!x->gates && pm && pm->type == AT_JSON_STRING && x->map)
                 x->gates = gates_for_map(x->map, x->method, pm->string);
@@ -135,6 +179,7 @@ static int read_entries(const eval_args *a, entry **out, int *n) {
         free(method);
         at_json_free(j);
     }
+    *n_lines = lineno;
     fclose(f);
     if (!e) rc = at_fail(path, "out of memory");
     if (rc) {
@@ -429,11 +474,11 @@ static int summarise(const method_rows *r, int n_terms, int t, double *mean, dou
     return AT_OK;
 }
 
-static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows) {
+static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows, int merged) {
     const eval_args *a = c->a;
     if (a->json) {
-        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"rows\":[", eval_metric_name(a->metric),
-               a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original");
+        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"merged_lines\":%d,\"rows\":[",
+               eval_metric_name(a->metric), a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original", merged);
         for (int r = 0; r < n_rows; r++) {
             printf("%s{\"method\":", r ? "," : "");
             cli_json_string(stdout, rows[r].method);
@@ -454,6 +499,9 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
     }
     printf("%s (%s scores, %s network)\n", eval_metric_name(a->metric), a->logit ? "logit" : "probability",
            a->scorer_path ? "path" : "original");
+    if (merged)
+        printf("(%d duplicate results.jsonl lines merged: each image, method and settings counted once, the last "
+               "line)\n", merged);
     printf("%-28s %-10s %10s  %-21s %6s %9s\n", "method", "value", "mean", "95% CI", "n", "all-zero");
     for (int r = 0; r < n_rows; r++)
         for (int t = 0; t < c->n_terms; t++) {
@@ -475,6 +523,80 @@ static void options_key(const eval_args *a, char *buf, size_t cap) {
     if (a->metric == EVAL_DELETION || a->metric == EVAL_INSERTION) snprintf(buf + o, cap - o, ",steps%d", a->steps);
 }
 
+/* Values an earlier run wrote to eval.<metric>.jsonl with these options. */
+typedef struct {
+    char *image, *name, *layer;
+    double terms[MAX_TERMS];
+    int all_zero;
+} scored_row;
+
+typedef struct {
+    scored_row *r;
+    int n, cap;
+} scored_values;
+
+static void scored_free(scored_values *v) {
+    for (int i = 0; i < v->n; i++) free(v->r[i].image), free(v->r[i].name), free(v->r[i].layer);
+    free(v->r);
+    memset(v, 0, sizeof *v);
+}
+
+static int load_scored(scored_values *v, const char *path, const char *key, const eval_ctx *c) {
+    FILE *f = fopen(path, "r");
+    if (!f) return at_fail(path, "cannot read");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break;
+        at_json *j = NULL;
+        if (at_json_parse(line, (size_t)len, &j)) {
+            at_clear_error();
+            continue;
+        }
+        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *co = at_json_get(j, "class_option");
+        if (im && me && co && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING && co->type == AT_JSON_STRING &&
+            !strcmp(co->string, key)) {
+            if (v->n == v->cap) {
+                int nc = v->cap ? 2 * v->cap : 64;
+                scored_row *nr = realloc(v->r, sizeof *nr * nc);
+                if (!nr) rc = at_fail(path, "out of memory");
+                else v->r = nr, v->cap = nc;
+            }
+            if (rc == AT_OK) {
+                scored_row *r = &v->r[v->n++];
+                memset(r, 0, sizeof *r);
+                const at_json *st = at_json_get(j, "settings"), *la = at_json_get(j, "layer"),
+                              *az = at_json_get(j, "all_zero_map");
+                const char *settings = st && st->type == AT_JSON_STRING ? st->string : "";
+                r->image = strdup(im->string);
+                r->name = malloc(strlen(me->string) + strlen(settings) + 2);
+                if (r->name) sprintf(r->name, "%s%s%s", me->string, settings[0] ? "." : "", settings);
+                r->layer = strdup(la && la->type == AT_JSON_STRING ? la->string : "");
+                r->all_zero = az && az->type == AT_JSON_BOOL && az->boolean;
+                for (int t = 0; t < c->n_terms; t++) {
+                    const at_json *x = at_json_get(j, c->term_names[t]);
+                    r->terms[t] = x && x->type == AT_JSON_NUMBER ? x->number : NAN;
+                }
+                if (!r->image || !r->name || !r->layer) rc = at_fail(path, "out of memory");
+            }
+        }
+        at_json_free(j);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static const scored_row *scored_find(const scored_values *v, const entry *e) {
+    for (int i = v->n - 1; i >= 0; i--) /* the last line of a key counts */
+        if (!strcmp(v->r[i].image, e->image) && !strcmp(v->r[i].name, e->name) &&
+            !strcmp(v->r[i].layer, e->layer ? e->layer : ""))
+            return &v->r[i];
+    return NULL;
+}
+
 int eval_run(const eval_args *a) {
     eval_ctx c;
     memset(&c, 0, sizeof c);
@@ -485,17 +607,26 @@ int eval_run(const eval_args *a) {
     at_results *res = NULL;
     method_rows *rows = NULL;
     int n_rows = 0;
-    if (read_entries(a, &entries, &n)) {
+    int n_lines = 0;
+    if (read_entries(a, &entries, &n, &n_lines)) {
         cli_error();
         return EXIT_BAD_INPUT;
     }
+    int merged = merge_duplicates(entries, &n);
     if (!n) {
-        at_fail(a->maps, "results.jsonl has no %s lines%s%s", a->metric == EVAL_CONFIDENCE ? "scorable" : "map",
-                a->method ? " of method " : "", a->method ? a->method : "");
+        if (a->metric == EVAL_CONFIDENCE && !a->method)
+            at_fail(a->maps, "results.jsonl has no path results: confidence scores the routing paths of "
+                    "explain --method cdrp or score-cdrp (their gates files), or the lines of --method TAG");
+        else
+            at_fail(a->maps, "results.jsonl has no %s lines%s%s", a->metric == EVAL_CONFIDENCE ? "scorable" : "map",
+                    a->method ? " of method " : "", a->method ? a->method : "");
         cli_error();
         entries_free(entries, n);
         return EXIT_BAD_INPUT;
     }
+    if (merged && !a->quiet)
+        fprintf(stderr, "attrib: %s/results.jsonl: %d duplicate lines merged (same image, method and settings; the "
+                "last one counts)\n", a->maps, merged);
     if ((rc = cli_open(&a->common, &m, &c.be))) goto done;
     rc = EXIT_BAD_INPUT;
     c.m = m;
@@ -524,8 +655,25 @@ int eval_run(const eval_args *a) {
     char name[64], key[96];
     snprintf(name, sizeof name, "eval.%s.jsonl", eval_metric_name(a->metric));
     options_key(a, key, sizeof key);
-    if (at_results_open(&res, a->maps, name, a->resume) || at_output_install_signal_cleanup()) {
+    if (at_results_open(&res, a->maps, name, 1)) {
         cli_error();
+        goto done;
+    }
+    int existing = 0;
+    for (int i = 0; i < n; i++)
+        existing += at_results_has(res, entries[i].image, entries[i].name, entries[i].layer ? entries[i].layer : "", key);
+    if (existing && !a->resume && !a->overwrite) {
+        at_fail(at_results_path(res), "already holds %d of these %d values (same options); add --resume to keep "
+                "them or --overwrite to replace them", existing, n);
+        cli_error();
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    scored_values earlier = {0};
+    if ((a->resume && existing && load_scored(&earlier, at_results_path(res), key, &c)) ||
+        at_output_install_signal_cleanup()) {
+        cli_error();
+        scored_free(&earlier);
         goto done;
     }
     at_progress prog;
@@ -535,16 +683,24 @@ int eval_run(const eval_args *a) {
     for (int i = 0; i < n; i++) {
         entry *e = &entries[i];
         const char *layer = e->layer ? e->layer : "";
-        method_rows *mr = rows_for(&rows, &n_rows, e->method, c.n_terms);
+        method_rows *mr = rows_for(&rows, &n_rows, e->name, c.n_terms);
         if (!mr) {
             at_fail("eval", "out of memory");
             cli_error();
             rc = EXIT_BAD_INPUT;
             break;
         }
-        if (a->resume && at_results_has(res, e->image, e->method, layer, key)) {
-            at_progress_tick(&prog, 1, 0);
-            continue; /* its value is in the jsonl; the summary covers this run's images */
+        if (a->resume && at_results_has(res, e->image, e->name, layer, key)) {
+            /* scored before: its value from the jsonl, so the summary covers every image */
+            const scored_row *sr = scored_find(&earlier, e);
+            if (sr && rows_add(mr, sr->terms, c.n_terms)) {
+                cli_error();
+                rc = EXIT_BAD_INPUT;
+                break;
+            }
+            if (sr) mr->all_zero += sr->all_zero;
+            at_progress_skip(&prog, 1);
+            continue;
         }
         int all_zero = 0;
         for (int t = 0; t < MAX_TERMS; t++) terms[t] = NAN;
@@ -560,6 +716,8 @@ int eval_run(const eval_args *a) {
         at_jsonw_begin(&w);
         at_jsonw_str(&w, "image", e->image);
         at_jsonw_str(&w, "method", e->method);
+        at_jsonw_str(&w, "settings", e->name[strlen(e->method)] ? e->name + strlen(e->method) + 1 : "");
+        at_jsonw_str(&w, "explain_class_option", e->class_opt);
         at_jsonw_str(&w, "layer", layer);
         at_jsonw_str(&w, "class_option", key);
         at_jsonw_str(&w, "metric", eval_metric_name(a->metric));
@@ -569,7 +727,7 @@ int eval_run(const eval_args *a) {
         at_jsonw_str(&w, "model_sha256", m->sha256);
         at_jsonw_str(&w, "engine", "attrib " ATTRIB_VERSION);
         char *line = at_jsonw_end(&w);
-        if (!line || at_results_append(res, line) || at_results_add_key(res, e->image, e->method, layer, key) ||
+        if (!line || at_results_append(res, line) || at_results_add_key(res, e->image, e->name, layer, key) ||
             rows_add(mr, terms, c.n_terms)) {
             free(line);
             cli_error();
@@ -580,7 +738,15 @@ int eval_run(const eval_args *a) {
         at_progress_tick(&prog, 1, 0);
     }
     at_progress_finish(&prog);
-    print_summary(&c, rows, n_rows);
+    scored_free(&earlier);
+    if (a->overwrite && existing) {
+        long dropped = 0;
+        if (at_results_compact(res, &dropped)) {
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+        }
+    }
+    print_summary(&c, rows, n_rows, merged);
 done:
     for (int r = 0; r < n_rows; r++) free(rows[r].terms);
     free(rows);
