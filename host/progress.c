@@ -90,10 +90,16 @@ static void tick(at_progress *p, long done, long failed, int force) {
         due = 1;
     } else if (p->tty) {
         due = t - p->t_print >= TTY_PERIOD_S;
+    } else if (!done && !failed) { /* partial progress: by time only */
+        due = t - p->t_print >= LOG_PERIOD_S;
     } else {
         int tenth = p->total ? (int)((double)n * LOG_TENTHS / (double)p->total) : 0;
         due = t - p->t_print >= LOG_PERIOD_S || (tenth >= p->next_tenth && tenth < LOG_TENTHS);
         if (due && p->total) p->next_tenth = tenth + 1;
+    }
+    if (due && force && !p->tty && p->total) {
+        int tenth = (int)((double)n * LOG_TENTHS / (double)p->total);
+        if (tenth >= p->next_tenth) p->next_tenth = tenth + 1;
     }
     if (!due) return;
     char b[256], eta[32];

@@ -602,7 +602,8 @@ void path_summary_print(const path_run *run, FILE *f) {
     const at_model *m = run->m;
     if (!s || !s->paths) return;
     fprintf(f, "gates of %d path%s (%s): per conv layer, over the paths\n", s->paths, s->paths > 1 ? "s" : "",
-            run->p->path_score_weighted || run->method == PM_SCORE_CDRP ? "score-cdrp" : "cdrp");
+            run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && run->p->path_score_weighted)
+                ? "score-cdrp" : "cdrp");
     fprintf(f, "%-14s %8s %8s %10s\n", "layer", "min", "mean", "below 0.5");
     int L = m->n_convs < MAX_STAT_LAYERS ? m->n_convs : MAX_STAT_LAYERS;
     for (int k = 0; k < L; k++)
