@@ -787,6 +787,7 @@ int at_output_install_signal_cleanup(void) {
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 2; i++) sigaddset(&sa.sa_mask, sigs[i]);
     stderr_is_tty = isatty(2);
+    atomic_store(&appended_lines, 0); /* the run whose lines the message counts starts here */
     for (int i = 0; i < 2; i++) {
         if (sigaction(sigs[i], NULL, &old) != 0)
             return at_fail(NULL, "cannot install signal handlers: %s", strerror(errno));

@@ -102,7 +102,8 @@ long at_results_dropped_bytes(const at_results *r);
  * run appends its lines first, so an interruption loses nothing); lines
  * without a key stay. *merged: lines dropped. Atomic: temp file + rename. */
 int at_results_compact(at_results *r, long *merged);
-/* Results lines appended by this process (the interruption message says it). */
+/* Results lines appended since at_output_install_signal_cleanup (the
+ * interruption message says how many). */
 long at_results_appended(void);
 void at_results_close(at_results *r);
 
@@ -110,8 +111,9 @@ void at_results_close(at_results *r);
  * The writers put data in a temporary file beside the target and rename it.
  * A tracked temporary file is removed by the handler that
  * at_output_install_signal_cleanup() installs for SIGINT and SIGTERM, which
- * then exits with 130 / 143: Ctrl-C leaves no half-written file and keeps
- * every results line already appended. Tracking is thread-safe and lock-free
+ * then says how many results lines the run appended and exits with 130 /
+ * 143: Ctrl-C leaves no half-written file and keeps every results line
+ * already appended. Tracking is thread-safe and lock-free
  * (the handler may run at any instruction); AT_OUTPUT_MAX_INFLIGHT files at
  * once. */
 #define AT_OUTPUT_MAX_INFLIGHT 64
