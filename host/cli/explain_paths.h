@@ -1,4 +1,5 @@
-/* The routing-path half of ./attrib explain (host/cli/explain_paths.c). */
+/* The routing-path half of ./attrib explain: options and names
+ * (host/cli/explain_path_options.c), running (host/cli/explain_paths.c). */
 #ifndef ATTRIB_CLI_EXPLAIN_PATHS_H
 #define ATTRIB_CLI_EXPLAIN_PATHS_H
 
@@ -51,6 +52,10 @@ void path_method_tag(path_method pm, const path_args *p, char *tag, size_t cap);
 /* The options that change the method's result, as a file-name suffix ("" for
  * the defaults): "wang2018", "T5", "hard", "tf32", "global", ... */
 void path_settings(path_method pm, const path_args *p, at_precision precision, char *buf, size_t cap);
+/* The settings of the path behind path-scorecam / pathway-grad. */
+void path_gates_settings(const path_args *p, at_precision precision, char *buf, size_t cap);
+/* "cdrp" / "score-cdrp" plus the path's settings: the gates file's name part. */
+void path_file_name(const path_args *p, at_precision precision, char *buf, size_t cap);
 /* "method" or "method.settings": a results key's name (output.h). */
 void results_key_name(const char *method, const char *settings, char *buf, size_t cap);
 
