@@ -338,6 +338,13 @@ TEST(explain_path_batches_start_small_and_write_each_batch_at_once) {
     /* per layer gate statistics in the line */
     CHECK(line_member(&f, 0, "gate_min", v, sizeof v) && !strcmp(v, "[8]"));
     CHECK(line_member(&f, 0, "gate_below_half", v, sizeof v) && !strcmp(v, "[8]"));
+    /* and as a table for any gates files */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib info --model %s --gates %s/img0.cdrp.T3.gates.npy %s/img1.cdrp.T3.gates.npy",
+             test_root(), f.model, f.outdir, f.outdir);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "gates of 2 paths") && strstr(out, "below 0.5") &&
+               strstr(out, "features.19 "),
+           "%s", out);
 }
 
 TEST(explain_interrupted_path_run_keeps_finished_batches_and_says_how_many) {

@@ -135,39 +135,13 @@ static void common_fields(at_jsonw *w, const path_run *run, const char *image, c
     at_jsonw_str(w, "engine", "attrib " ATTRIB_VERSION);
 }
 
-#define MAX_STAT_LAYERS 64
-
-/* Per conv layer: smallest gate, mean gate, share of gates below 0.5. A path
- * whose gates all stay near 1 prunes almost at random (docs/methods.md). */
-static int gate_stats(const at_model *m, const float *g, double *mn, double *mean, double *below) {
-    int L = m->n_convs < MAX_STAT_LAYERS ? m->n_convs : MAX_STAT_LAYERS;
-    for (int k = 0; k < L; k++) {
-        int lo = m->layers[m->gate_layer[k]].gate_offset;
-        int hi = k + 1 < m->n_convs ? m->layers[m->gate_layer[k + 1]].gate_offset : m->n_gates;
-        double s = 0, lowest = g[lo];
-        long n_below = 0;
-        for (int i = lo; i < hi; i++) {
-            s += g[i];
-            lowest = g[i] < lowest ? g[i] : lowest;
-            n_below += g[i] < 0.5f;
-        }
-        mn[k] = lowest, mean[k] = s / (hi - lo), below[k] = (double)n_below / (hi - lo);
-    }
-    return L;
-}
-
 static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, path_summary *sum) {
-    double mn[MAX_STAT_LAYERS] = {0}, mean[MAX_STAT_LAYERS] = {0}, below[MAX_STAT_LAYERS] = {0};
-    int L = gate_stats(m, g, mn, mean, below);
+    double mn[GATE_STATS_MAX_LAYERS] = {0}, mean[GATE_STATS_MAX_LAYERS] = {0}, below[GATE_STATS_MAX_LAYERS] = {0};
+    int L = gate_layer_stats(m, g, mn, mean, below);
     at_jsonw_nums(w, "gate_min", mn, L);
     at_jsonw_nums(w, "gate_mean", mean, L);
     at_jsonw_nums(w, "gate_below_half", below, L);
-    if (!sum) return;
-    for (int k = 0; k < L; k++) {
-        sum->min[k] = sum->paths == 0 || mn[k] < sum->min[k] ? mn[k] : sum->min[k];
-        sum->mean[k] += mean[k], sum->below[k] += below[k];
-    }
-    sum->paths++;
+    if (sum) gate_summary_add(&sum->gates, m, g);
 }
 
 static char *cdrp_line(const path_run *run, const char *image, const at_cdrp_result *r, const char *gates_path,
@@ -400,16 +374,10 @@ done:
 
 void path_summary_print(const path_run *run, FILE *f) {
     const path_summary *s = run->summary;
-    const at_model *m = run->m;
-    if (!s || !s->paths) return;
-    fprintf(f, "gates of %d path%s (%s): per conv layer, over the paths\n", s->paths, s->paths > 1 ? "s" : "",
-            run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && run->p->path_score_weighted)
-                ? "score-cdrp" : "cdrp");
-    fprintf(f, "%-14s %8s %8s %10s\n", "layer", "min", "mean", "below 0.5");
-    int L = m->n_convs < MAX_STAT_LAYERS ? m->n_convs : MAX_STAT_LAYERS;
-    for (int k = 0; k < L; k++)
-        fprintf(f, "%-14s %8.3f %8.3f %9.1f%%\n", m->layers[m->gate_layer[k]].name, s->min[k], s->mean[k] / s->paths,
-                100 * s->below[k] / s->paths);
+    if (!s || !s->gates.paths) return;
+    gate_summary_print(f, run->m, &s->gates,
+                       run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && run->p->path_score_weighted)
+                           ? "score-cdrp" : "cdrp");
     if (run->method != PM_PATHWAY_GRAD) return;
     fprintf(f, "pruned networks: rate, images whose prediction stays the class, mean probability of the class\n");
     for (int k = 0; k < run->p->n_rates && k < 16; k++)

@@ -3,6 +3,7 @@
 #ifndef ATTRIB_CLI_EXPLAIN_PATHS_H
 #define ATTRIB_CLI_EXPLAIN_PATHS_H
 
+#include "gate_stats.h"
 #include "image.h"
 #include "methods/cdrp.h"
 #include "output.h"
@@ -33,8 +34,7 @@ void path_reuse_free(path_reuse *r);
 
 /* Gate statistics and pruned-network outcomes over a run, for the summary. */
 typedef struct {
-    int paths;
-    double min[64], mean[64], below[64];
+    gate_summary gates;
     int rate_paths[16], rate_kept[16];
     double rate_prob[16];
 } path_summary;
