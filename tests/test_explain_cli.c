@@ -249,18 +249,26 @@ static int line_member(const fixture *f, int which, const char *key, char *val, 
 TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
     fixture f;
     REQUIRE(make_fixture(&f));
-    const char *runs[4] = {"", "--layer 2", "--layer 4 --class 3", "--variant pgc"};
-    const char *want[4] = {"img0.gradcam.npy", "img0.gradcam.features.7.npy", "img0.gradcam.features.12.c3.npy",
-                           "img0.gradcam.pgc.npy"};
+    char csv[1200], truth[1400];
+    snprintf(csv, sizeof csv, "%s/images.csv", f.dir);
+    FILE *fp = fopen(csv, "w");
+    fprintf(fp, "ImageId,URL,x1,y1,x2,y2,TrueLabel,TargetClass,OriginalLandingURL,License,Author,AuthorProfileURL\n"
+                "img0,,0,0,9,9,5,1,,,,\n");
+    fclose(fp);
+    snprintf(truth, sizeof truth, "--class truth --annotations %s", csv);
+    const char *runs[5] = {"", "--layer 2", "--layer 4 --class 3", "--variant pgc", truth};
+    const char *want[5] = {"img0.gradcam.npy", "img0.gradcam.features.7.npy", "img0.gradcam.features.12.c3.npy",
+                           "img0.gradcam.pgc.npy", "img0.gradcam.truth.npy"};
     char args[4096], path[1200], map[1200];
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 5; r++) {
         snprintf(args, sizeof args, "--method gradcam %s %s", runs[r], f.imgs[0]);
         REQUIRE(explain(&f, args) == 0);
         snprintf(path, sizeof path, "%s/%s", f.outdir, want[r]);
+        if (r == 4) CHECK(line_member(&f, r, "class", map, sizeof map) && !strcmp(map, "4")); /* TrueLabel - 1 */
         CHECKF(access(path, R_OK) == 0, "%s: no %s", runs[r], want[r]);
         CHECK(line_member(&f, r, "map", map, sizeof map) && !strcmp(map, path)); /* the line names its own file */
     }
-    /* eval scores each setting as its own row of one image, not one row of n = 4 */
+    /* eval scores each setting as its own row of one image, not one row of n = 5 */
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
              test_root(), f.model, f.outdir);
@@ -268,7 +276,7 @@ TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
     at_json *j = NULL;
     REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
     const at_json *rows = at_json_get(j, "rows");
-    CHECK(rows && rows->n == 4);
+    CHECK(rows && rows->n == 5);
     for (size_t i = 0; rows && i < rows->n; i++) CHECK(at_json_get(&rows->items[i], "images")->number == 1);
     at_json_free(j);
 }
