@@ -424,4 +424,23 @@ TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary)
     CHECK(p >= 0 && p <= 1);
     CHECK(line_member(&f, 0, "pruned_keeps_class", v, sizeof v));
     CHECK(line_member(&f, 0, "gate_mean", v, sizeof v) && !strcmp(v, "[8]"));
+    /* interrupted between an image's rates: --resume redoes it without repeating a line */
+    char path[1200], text[65536];
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    if (fp) fclose(fp);
+    text[n] = 0;
+    char *last = text + n - 1;
+    while (last > text && last[-1] != '\n') last--;
+    CHECK(strstr(last, "r0.90"));
+    *last = 0;
+    fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    REQUIRE(count_lines(path) == 3);
+    snprintf(args, sizeof args, "--method pathway-grad --resume --iterations 3 --rates 0.5,0.9 %s %s", f.imgs[0],
+             f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == 4);
 }

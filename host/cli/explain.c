@@ -410,7 +410,7 @@ int cmd_explain(int argc, char **argv) {
             path_run run = {.method = a.pm, .p = &a.path, .m = m, .be = be, .tag = tag, .out_dir = a.out_dir,
                             .settings = settings, .name = name, .reuse = &reuse, .summary = &summary,
                             .stems = stems, .paths = a.paths.paths, .res = res, .prog = prog,
-                            .no_overlay = a.no_overlay};
+                            .no_overlay = a.no_overlay, .skip_existing = a.resume};
             for (int j = 0; j < nb; j++) indices[j] = loaded[j].index, rgbs[j] = loaded[j].rgb;
             if (explain_paths_batch(&run, inputs, nb, indices, rgbs)) {
                 cli_error();

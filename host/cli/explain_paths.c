@@ -67,8 +67,13 @@ int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, cons
                 else r->cap = nc;
             }
             if (rc == AT_OK) {
+                /* recorded relative to where that run ran: else look in --out itself */
+                const char *base = strrchr(ga->string, '/');
+                char *in_out = malloc(strlen(out_dir) + strlen(ga->string) + 2);
+                if (in_out) sprintf(in_out, "%s/%s", out_dir, base ? base + 1 : ga->string);
+                if (in_out && access(ga->string, R_OK) == 0) free(in_out), in_out = NULL;
                 r->images[r->n] = strdup(im->string);
-                r->gates[r->n] = strdup(ga->string);
+                r->gates[r->n] = in_out ? in_out : strdup(ga->string);
                 r->n++;
             }
         }
@@ -353,8 +358,11 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
                               run->no_overlay, &npy, &png))
                 rc = AT_ERR;
             la.npy = npy, la.png = png;
-            if (rc || !(line = map_line(run, &la)) || at_results_append(run->res, line) ||
-                at_results_add_key(run->res, image, key, "", "predicted"))
+            /* --resume redoes an image whose last rate is missing: its earlier
+             * rates' lines are there already (the maps are the same) */
+            int have = run->skip_existing && at_results_has(run->res, image, key, "", "predicted");
+            if (rc || (!have && (!(line = map_line(run, &la)) || at_results_append(run->res, line) ||
+                                 at_results_add_key(run->res, image, key, "", "predicted"))))
                 rc = AT_ERR;
             if (rc == AT_OK && par && run->summary && k < 16) {
                 run->summary->rate_paths[k]++;

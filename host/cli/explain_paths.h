@@ -73,6 +73,7 @@ typedef struct {
     at_results *res;
     at_progress *prog;
     int no_overlay;
+    int skip_existing; /* --resume: do not repeat a line results.jsonl has */
 } path_run;
 
 /* Runs the method on nb loaded images (inputs, their indices into paths and
