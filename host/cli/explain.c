@@ -401,10 +401,7 @@ int cmd_explain(int argc, char **argv) {
             nb++;
         }
         if (skipped) at_progress_skip(prog, skipped);
-        if (!nb) {
-            for (int j = 0; j < nb; j++) at_image_free(&loaded[j].rgb);
-            continue;
-        }
+        if (!nb) continue;
         double t0 = now_s();
         if (a.is_path) {
             path_run run = {.method = a.pm, .p = &a.path, .m = m, .be = be, .tag = tag, .out_dir = a.out_dir,
