@@ -38,7 +38,7 @@ typedef struct {
 
 void entries_free(entry *e, int n);
 /* The lines of DIR/results.jsonl that the metric scores (and --method selects). */
-int read_entries(const eval_args *a, entry **out, int *n, int *n_lines);
+int read_entries(const eval_args *a, entry **out, int *n);
 /* A later line with the same key (image, name, layer, class option) replaces
  * an earlier one: each result is counted once. Returns the lines dropped. */
 int merge_duplicates(entry *e, int *n);

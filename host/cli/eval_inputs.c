@@ -104,7 +104,7 @@ static char *class_option_of(const at_json *j) {
     return strdup("");
 }
 
-int read_entries(const eval_args *a, entry **out, int *n, int *n_lines) {
+int read_entries(const eval_args *a, entry **out, int *n) {
     char path[4200];
     snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
     FILE *f = fopen(path, "r");
@@ -157,7 +157,6 @@ int read_entries(const eval_args *a, entry **out, int *n, int *n_lines) {
         free(method);
         at_json_free(j);
     }
-    *n_lines = lineno;
     fclose(f);
     if (!e) rc = at_fail(path, "out of memory");
     if (rc) {

@@ -384,8 +384,7 @@ int eval_run(const eval_args *a) {
     at_results *res = NULL;
     method_rows *rows = NULL;
     int n_rows = 0;
-    int n_lines = 0;
-    if (read_entries(a, &entries, &n, &n_lines)) {
+    if (read_entries(a, &entries, &n)) {
         cli_error();
         return EXIT_BAD_INPUT;
     }
