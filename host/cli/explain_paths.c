@@ -109,14 +109,14 @@ static char *layer_offsets_json(const at_model *m) {
     return buf;
 }
 
-static void common_fields(at_jsonw *w, const path_run *run, const char *image, const char *method, double ms,
-                          int batch) {
+static void common_fields(at_jsonw *w, const path_run *run, const char *image, const char *method,
+                          const char *settings, double ms, int batch) {
     const path_args *p = run->p;
     const at_model *m = run->m;
     const at_backend *be = run->be;
     at_jsonw_str(w, "image", image);
     at_jsonw_str(w, "method", method);
-    at_jsonw_str(w, "settings", run->settings);
+    at_jsonw_str(w, "settings", settings);
     at_jsonw_str(w, "layer", "");
     at_jsonw_str(w, "class_option", "predicted");
     at_jsonw_str(w, "preset", p->preset);
@@ -149,12 +149,13 @@ static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, pa
     if (sum) gate_summary_add(&sum->gates, m, g);
 }
 
-static char *cdrp_line(const path_run *run, const char *image, const at_cdrp_result *r, const char *gates_path,
-                       const char *alpha_path, double ms, int batch) {
+static char *cdrp_line(const path_run *run, const char *image, const char *tag, const char *settings,
+                       const at_cdrp_result *r, const char *gates_path, const char *alpha_path, double ms, int batch,
+                       path_summary *sum) {
     const at_model *m = run->m;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, run, image, run->tag, ms, batch);
+    common_fields(&w, run, image, tag, settings, ms, batch);
     cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->orig_prob);
     at_jsonw_int(&w, "path_class", r->path_cls);
@@ -170,9 +171,31 @@ static char *cdrp_line(const path_run *run, const char *image, const at_cdrp_res
     double sp[32];
     for (int k = 0; k < m->n_convs && k < 32; k++) sp[k] = at_gate_sparsity(m, r->gates, k);
     at_jsonw_nums(&w, "sparsity", sp, m->n_convs < 32 ? m->n_convs : 32);
-    gate_stats_fields(&w, m, r->gates, run->summary);
+    gate_stats_fields(&w, m, r->gates, sum);
     at_jsonw_int(&w, "forwards", r->forwards);
     return at_jsonw_end(&w);
+}
+
+/* Writes image's path (gates, CIC scores) and its results line under
+ * tag[.settings]; *gates_path (optional) gets the gates file's name. */
+static int write_path(const path_run *run, int b, const at_cdrp_result *r, const char *tag, const char *settings,
+                      double ms, int nb, path_summary *sum, char **gates_path) {
+    const char *image = run->paths[b], *stem = run->stems[b];
+    char name[320];
+    results_key_name(tag, settings, name, sizeof name);
+    char *gp = at_output_path(run->out_dir, stem, name, "gates", "npy");
+    char *ap = r->alpha ? at_output_path(run->out_dir, stem, name, "alpha", "npy") : NULL;
+    int64_t shape[1] = {run->m->n_gates};
+    char *line = NULL;
+    int rc = AT_OK;
+    if (!gp || at_output_write_npy(gp, r->gates, 1, shape) ||
+        (r->alpha && (!ap || at_output_write_npy(ap, r->alpha, 1, shape))) ||
+        !(line = cdrp_line(run, image, tag, settings, r, gp, ap, ms, nb, sum)) || at_results_append(run->res, line) ||
+        at_results_add_key(run->res, image, name, "", "predicted"))
+        rc = AT_ERR;
+    if (rc == AT_OK && gates_path) *gates_path = gp, gp = NULL;
+    free(gp), free(ap), free(line);
+    return rc;
 }
 
 typedef struct {
@@ -188,7 +211,7 @@ static char *map_line(const path_run *run, const map_line_args *a) {
     const path_args *p = run->p;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, run, a->image, a->method, a->ms, a->batch);
+    common_fields(&w, run, a->image, a->method, run->settings, a->ms, a->batch);
     cli_class_fields(&w, run->m, a->r->cls);
     at_jsonw_num(&w, "prob", a->r->prob);
     at_jsonw_int(&w, "predicted", a->r->predicted);
@@ -241,9 +264,10 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     at_explain_result *er = calloc(nb, sizeof *er);
     int *classes = malloc(sizeof(int) * nb), *need = malloc(sizeof(int) * nb);
     char **from = calloc(nb, sizeof *from); /* the gates file read, per image; NULL: optimised */
+    char **written = calloc(nb, sizeof *written); /* the gates file this run wrote */
     int rc = AT_OK;
     batch_progress bp = {run->prog, nb};
-    if (!gates || !alpha || !maps || !pruned || !cr || !er || !classes || !need || !from) {
+    if (!gates || !alpha || !maps || !pruned || !cr || !er || !classes || !need || !from || !written) {
         rc = at_fail("explain", "out of memory");
         goto done;
     }
@@ -305,22 +329,21 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     double ms = 1e3 * (now_s() - t0) / nb;
     char key[256];
     if (path_itself) {
-        for (int b = 0; b < nb && rc == AT_OK; b++) {
-            const char *image = run->paths[index[b]], *stem = run->stems[index[b]];
-            char *gp = at_output_path(run->out_dir, stem, run->name, "gates", "npy");
-            char *ap = cr[b].alpha ? at_output_path(run->out_dir, stem, run->name, "alpha", "npy") : NULL;
-            int64_t shape[1] = {G};
-            char *line = NULL;
-            results_key_name(run->tag, run->settings, key, sizeof key);
-            if (!gp || at_output_write_npy(gp, cr[b].gates, 1, shape) ||
-                (cr[b].alpha && (!ap || at_output_write_npy(ap, cr[b].alpha, 1, shape))) ||
-                !(line = cdrp_line(run, image, &cr[b], gp, ap, ms, nb)) || at_results_append(run->res, line) ||
-                at_results_add_key(run->res, image, key, "", "predicted"))
-                rc = AT_ERR;
-            free(gp), free(ap), free(line);
-        }
+        for (int b = 0; b < nb && rc == AT_OK; b++)
+            rc = write_path(run, index[b], &cr[b], run->tag, run->settings, ms, nb, run->summary, NULL);
         if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
         goto done;
+    }
+    /* a path optimised here is kept as cdrp / score-cdrp would write it, so
+     * later path maps and eval --scorer path find it; never over a path
+     * results.jsonl already names */
+    char path_settings_[160];
+    path_gates_settings(p, be->precision, path_settings_, sizeof path_settings_);
+    for (int i = 0; i < n_opt && rc == AT_OK; i++) {
+        int b = need[i];
+        if (!at_results_has(run->res, run->paths[index[b]], pfile, "", "predicted"))
+            rc = write_path(run, index[b], &cr[b], p->path_score_weighted ? "score-cdrp" : "cdrp", path_settings_, ms,
+                            nb, NULL, &written[b]);
     }
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
     int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
@@ -353,7 +376,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
             char *npy = NULL, *png = NULL, *line = NULL;
             map_line_args la = {.image = image, .method = method, .r = &er[b], .gates = gates + (long)G * b,
                                 .cls = classes[b], .gates_from = from[b] ? from[b] : "optimised",
-                                .path_gates = from[b], .rate = par ? p->rates[k] : -1, .ms = ms_map, .batch = nb};
+                                .path_gates = from[b] ? from[b] : written[b], .rate = par ? p->rates[k] : -1, .ms = ms_map, .batch = nb};
             if (cli_write_map(run->out_dir, stem, run->name, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
                               run->no_overlay, &npy, &png))
                 rc = AT_ERR;
@@ -375,7 +398,8 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
 done:
     for (int b = 0; from && b < nb; b++) free(from[b]);
-    free(from), free(need), free(classes), free(opt_inputs), free(logits);
+    for (int b = 0; written && b < nb; b++) free(written[b]);
+    free(from), free(written), free(need), free(classes), free(opt_inputs), free(logits);
     free(gates), free(alpha), free(maps), free(pruned), free(cr), free(er);
     return rc;
 }
