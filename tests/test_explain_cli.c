@@ -481,3 +481,16 @@ TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary)
     REQUIRE(explain(&f, args) == 0);
     CHECK(count_lines(path) == before + 1);
 }
+
+/* A path optimised on the fly for a path map is kept, so eval can score with
+ * the gated network it explains. */
+TEST(eval_scorer_path_finds_the_path_a_path_map_optimised) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], cmd[8192];
+    snprintf(args, sizeof args, "--method path-scorecam --path-method cdrp --iterations 3 %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic "
+             "--scorer path --method path-scorecam.cdrp 2>&1", test_root(), f.model, f.outdir);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "\"images\":2"), "%s", out);
+}

@@ -150,8 +150,12 @@ int read_entries(const eval_args *a, entry **out, int *n) {
             if (x->name) sprintf(x->name, "%s%s%s", x->method, settings[0] ? "." : "", settings);
             x->class_opt = class_option_of(j);
             if (!x->image || !x->name || !x->class_opt) rc = at_fail(path, "out of memory");
-            const at_json *pm = at_json_get(j, "path_method");
-            if (!x->gates && pm && pm->type == AT_JSON_STRING && x->map)
+            /* lines of engines that did not record path_gates: the gates file by name,
+             * unless the path was optimised and not kept (no file is its own) */
+            const at_json *pm = at_json_get(j, "path_method"), *gf = at_json_get(j, "gates_from");
+            int not_kept = gf && gf->type == AT_JSON_STRING && !strcmp(gf->string, "optimised") &&
+                           at_json_get(j, "settings") != NULL;
+            if (!x->gates && !not_kept && pm && pm->type == AT_JSON_STRING && x->map)
                 x->gates = gates_for_map(x->map, x->method, pm->string);
         }
         free(method);
