@@ -413,7 +413,7 @@ static void keyset_free(keyset *s) {
 
 /* ======================= results files ======================= */
 
-/* Lines appended by this process, for the interruption message. */
+/* Lines appended since the signal handler was installed: the interruption message says it. */
 static atomic_long appended_lines;
 long at_results_appended(void) { return atomic_load(&appended_lines); }
 
