@@ -79,11 +79,13 @@ static int fmt_rate(char *b, size_t cap, double rate) {
     return snprintf(b, cap, ", %.1f images/s", rate);
 }
 
-static void tick(at_progress *p, long done, long failed, int force) {
+/* force: a line now (a finished batch); work: done/failed is finished work,
+ * a rate sample (not --resume's skips, not partial progress) */
+static void tick(at_progress *p, long done, long failed, int force, int work) {
     p->done += done, p->failed += failed;
     if (p->quiet) return;
     double t = p->now();
-    if (done || failed) update_rate(p, t);
+    if (work) update_rate(p, t);
     long n = p->done + p->failed;
     int due;
     if (force && (!p->tty || t - p->t_print >= TTY_PERIOD_S)) {
@@ -117,22 +119,21 @@ static void tick(at_progress *p, long done, long failed, int force) {
     emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 0);
 }
 
-void at_progress_tick(at_progress *p, long done, long failed) { tick(p, done, failed, 0); }
+void at_progress_tick(at_progress *p, long done, long failed) { tick(p, done, failed, 0, 1); }
 
 void at_progress_batch(at_progress *p, long done, long failed) {
     p->partial = 0, p->partial_of = 0;
-    tick(p, done, failed, 1);
+    tick(p, done, failed, 1, 1);
 }
 
 void at_progress_skip(at_progress *p, long skipped) {
-    p->skipped += skipped;
-    p->n_sample += skipped; /* so the next rate sample leaves them out */
-    tick(p, skipped, 0, 0);
+    p->skipped += skipped; /* in done, out of the rate's count */
+    tick(p, skipped, 0, 0, 0);
 }
 
 void at_progress_partial(at_progress *p, long of, double fraction) {
     p->partial_of = of, p->partial = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
-    tick(p, 0, 0, 0);
+    tick(p, 0, 0, 0, 0);
 }
 
 void at_progress_finish(at_progress *p) {
