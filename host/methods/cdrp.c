@@ -130,6 +130,7 @@ static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls
                               .capture_layer = m->gate_layer, .capture_out = cap, .precision = precision};
         if ((rc = be->forward(be, &fa))) break;
         if (forwards) forwards[b] += 1;
+        progress_add(progress, 1);
         float zero_score = NAN;
         long fw = 0;
         for (int k = 0; k < m->n_convs && rc == AT_OK; k++) {
@@ -188,7 +189,8 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         goto done;
     }
     int cic = o->score_weighted && o->alpha_weight != AT_ALPHA_NONE;
-    cdrp_progress progress = {o, 0, (double)n * (2.0 * o->iterations + 1 + (cic ? G + 1 : 0))};
+    /* step 1's forward, the CIC pass (one unmasked + one per channel), T+1 forwards and T backwards */
+    cdrp_progress progress = {o, 0, (double)n * (1 + (cic ? G + 1 : 0) + 2.0 * o->iterations + 1)};
     /* step 1: the original prediction */
     at_forward_args fa = {.n = n, .input = inputs, .logits = logits};
     if ((rc = be->forward(be, &fa))) goto done;
@@ -199,6 +201,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         r[b].orig_prob = p0[(long)b * K + cls[b]];
         fw[b] = 1;
     }
+    progress_add(&progress, n);
     /* step 2: the L1 weights (CIC scores for Score-CDRP) */
     for (long i = 0; i < NG; i++) weight[i] = 1.0f;
     if (cic) {
