@@ -10,7 +10,7 @@
 #include "explain_paths.h"
 
 const char *const PATH_HELP =
-    "Routing-path methods (SPEC §3.3-3.6):\n"
+    "Routing-path methods (docs/methods.md#cdrp, #score-cdrp, #path-score-cam, #pathway-gradient):\n"
     "  --method cdrp | score-cdrp     optimise each image's channel gates (Algorithm 1);\n"
     "                      writes <stem>.<method>.gates.npy (and .alpha.npy for score-cdrp)\n"
     "  --method path-scorecam | pathway-grad   maps of a path: Score-CAM of the gated\n"
