@@ -1,7 +1,7 @@
 /* Per-layer statistics of routing-path gates: smallest, mean and share below
  * 0.5, for one path (results lines) and over many (explain's summary table,
  * attrib info --gates). A path whose gates all stay near 1 prunes almost at
- * random (docs/methods.md, "Routing-path presets and sparsity"). */
+ * random (docs/methods.md#routing-path-presets-and-sparsity). */
 #ifndef ATTRIB_CLI_GATE_STATS_H
 #define ATTRIB_CLI_GATE_STATS_H
 
