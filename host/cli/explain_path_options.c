@@ -1,6 +1,7 @@
 /* Options of the routing-path methods of ./attrib explain (presets and
- * overrides, docs/methods.md#routing-path-presets-and-sparsity), and the names they give results: method tags
- * and the settings suffix of file names and resume keys. */
+ * overrides: docs/methods.md#routing-path-presets-and-sparsity) and the names
+ * they give results: method tags and the settings suffix of file names and
+ * resume keys. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
