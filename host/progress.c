@@ -107,7 +107,7 @@ static void tick(at_progress *p, long done, long failed, int force, int work) {
     char b[256], eta[32];
     int k = fmt_count(p, b, sizeof b);
     if (p->partial_of > 0 && k >= 0 && (size_t)k < sizeof b)
-        k += snprintf(b + k, sizeof b - (size_t)k, " (next %ld: %.0f%%)", p->partial_of, 100 * p->partial);
+        k += snprintf(b + k, sizeof b - (size_t)k, " (batch of %ld: %.0f%%)", p->partial_of, 100 * p->partial);
     if (p->rate >= 0 && k >= 0 && (size_t)k < sizeof b) {
         k += fmt_rate(b + k, sizeof b - (size_t)k, p->rate);
         if (p->total && p->rate > 0 && n < p->total && (size_t)k < sizeof b) {

@@ -42,7 +42,7 @@ void at_progress_batch(at_progress *p, long done, long failed);
 /* Images an earlier run finished: counted as processed, left out of the rate
  * and the ETA's speed. */
 void at_progress_skip(at_progress *p, long skipped);
-/* Progress within a long batch of `of` images: "(next 4: 37%)". */
+/* Progress within a long batch of `of` images: "(batch of 4: 37%)". */
 void at_progress_partial(at_progress *p, long of, double fraction);
 /* Final line: "label: 1000/1000 images (2 failed) in 1m05s, 15.4 images/s". */
 void at_progress_finish(at_progress *p);

@@ -768,7 +768,7 @@ TEST(progress_prints_each_finished_batch_and_the_share_of_the_next) {
     at_progress_partial(&p, 4, 0.5);
     fake_t = 11; /* a log line is due after 10 s */
     at_progress_partial(&p, 4, 0.75);
-    CHECKF(strstr(c.buf, "explain: 0/24 images (next 4: 75%)"), "got \"%s\"", c.buf);
+    CHECKF(strstr(c.buf, "explain: 0/24 images (batch of 4: 75%)"), "got \"%s\"", c.buf);
     fake_t = 12;
     at_progress_batch(&p, 4, 0); /* not a 10 % mark, not 10 s later: printed all the same */
     fake_t = 13;
