@@ -111,7 +111,9 @@ static void tick(at_progress *p, long done, long failed, int force, int work) {
     if (p->rate >= 0 && k >= 0 && (size_t)k < sizeof b) {
         k += fmt_rate(b + k, sizeof b - (size_t)k, p->rate);
         if (p->total && p->rate > 0 && n < p->total && (size_t)k < sizeof b) {
-            fmt_duration(eta, sizeof eta, (double)(p->total - n) / p->rate);
+            /* the finished share of the batch in flight counts as done */
+            double left = (double)(p->total - n) - p->partial * (double)p->partial_of;
+            fmt_duration(eta, sizeof eta, (left > 0 ? left : 0) / p->rate);
             k += snprintf(b + k, sizeof b - (size_t)k, ", ETA %s", eta);
         }
     }

@@ -776,5 +776,14 @@ TEST(progress_prints_each_finished_batch_and_the_share_of_the_next) {
     CHECKF(strstr(c.buf, "explain: 4/24 images, 3.0 s/image, ETA 1m00s\n") &&
                strstr(c.buf, "explain: 5/24 images,"),
            "got \"%s\"", c.buf);
+    fake_t = 24;
+    at_progress_partial(&p, 4, 0.5); /* 2 of the 19 left are done: the ETA counts them */
+    CHECKF(strstr(c.buf, "explain: 5/24 images (batch of 4: 50%), "), "got \"%s\"", c.buf);
+    double rate = p.rate;
+    char want[64];
+    long eta = (long)(17 / rate + 0.5);
+    if (eta < 60) snprintf(want, sizeof want, "ETA %lds\n", eta);
+    else snprintf(want, sizeof want, "ETA %ldm%02lds\n", eta / 60, eta % 60);
+    CHECKF(strstr(c.buf, want), "want %s, got \"%s\"", want, c.buf);
     capture_close(&c);
 }
