@@ -44,26 +44,31 @@ static char *path_normalise(const char *p) {
 
 typedef struct {
     char *norm;     /* normalised path */
-    size_t dir_len; /* its directory part: norm[0..dir_len), "" when none */
-    int level;      /* 0 file stem, 1 relative path, 2 relative path + extension */
+    int ncomp;      /* its components (a leading '/' is none) */
+    int depth;      /* trailing components in the name, 1 = the file name */
+    int keep_ext;   /* the last component keeps its extension */
     char *name;
 } stem_in;
 
-/* Longest common prefix of directories a and b that ends on a component. */
-static size_t common_dir_len(const char *a, size_t alen, const char *b, size_t blen) {
-    size_t k = 0;
-    while (k < alen && k < blen && a[k] == b[k]) k++;
-    if ((k == alen || a[k] == '/') && (k == blen || b[k] == '/')) return k;
-    while (k > 0 && a[k - 1] != '/') k--;
-    return k > 0 ? k - 1 : 0;
+static int count_components(const char *norm) {
+    int n = 0;
+    for (const char *c = norm; *c; c++)
+        if (*c != '/' && (c == norm || c[-1] == '/')) n++;
+    return n;
 }
 
-static char *stem_name(const stem_in *s, size_t root_len) {
-    const char *base = s->norm + s->dir_len + (s->dir_len || s->norm[0] == '/');
-    const char *rel = s->level == 0 ? base : s->norm + root_len;
-    while (*rel == '/') rel++;
+/* The last `depth` components joined by "__", without the extension unless
+ * keep_ext (only the last suffix is one; a leading dot is not). */
+static char *stem_name(const stem_in *s, int depth, int keep_ext) {
+    const char *rel = s->norm + strlen(s->norm);
+    for (int k = 0; k < depth && rel > s->norm; k++) {
+        if (rel > s->norm && rel[-1] == '/' && k) rel--;
+        while (rel > s->norm && rel[-1] != '/') rel--;
+    }
+    const char *base = strrchr(s->norm, '/');
+    base = base ? base + 1 : s->norm;
     const char *dot = strrchr(base, '.');
-    const char *end = (s->level < 2 && dot && dot > base) ? dot : base + strlen(base);
+    const char *end = (!keep_ext && dot && dot > base) ? dot : base + strlen(base);
     size_t n = 0;
     for (const char *c = rel; c < end; c++) n += *c == '/' ? 2 : 1;
     char *o = malloc(n + 1);
@@ -88,6 +93,20 @@ static int stem_key_cmp(const void *a, const void *b) {
     return c ? c : strcmp(x->norm, y->norm);
 }
 
+/* 1 when keeping the extension tells the group keys[g..e) apart. */
+static int extension_separates(const stem_in *in, const stem_key *keys, int g, int e) {
+    for (int i = g; i < e; i++)
+        for (int j = i + 1; j < e; j++) {
+            const stem_in *a = &in[keys[i].idx], *b = &in[keys[j].idx];
+            if (!strcmp(a->norm, b->norm)) continue;
+            char *x = stem_name(a, a->depth, 1), *y = stem_name(b, b->depth, 1);
+            int same = !x || !y || !strcmp(x, y);
+            free(x), free(y);
+            if (same) return 0;
+        }
+    return 1;
+}
+
 int at_output_stems(int n, const char *const *paths, char **stems) {
     int rc = AT_ERR;
     stem_in *in = calloc(n > 0 ? (size_t)n : 1, sizeof *in);
@@ -97,7 +116,6 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
         at_fail(NULL, "out of memory naming %d outputs", n);
         goto done;
     }
-    size_t root_len = 0;
     for (int i = 0; i < n; i++) {
         const char *p = paths[i], *b = strrchr(p, '/');
         b = b ? b + 1 : p;
@@ -109,17 +127,16 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
             at_fail(p, "out of memory");
             goto done;
         }
-        char *slash = strrchr(in[i].norm, '/');
-        in[i].dir_len = slash ? (size_t)(slash - in[i].norm) : 0;
-        root_len = i == 0 ? in[0].dir_len
-                          : common_dir_len(in[0].norm, root_len, in[i].norm, in[i].dir_len);
+        in[i].ncomp = count_components(in[i].norm);
+        in[i].depth = 1;
     }
-    /* Promote colliding inputs a level at a time until names are unique. */
+    /* Lengthen the names of colliding inputs, one trailing directory at a
+     * time, until they differ: the shortest suffix that tells them apart. */
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < n; i++) {
             free(in[i].name);
-            if (!(in[i].name = stem_name(&in[i], root_len))) {
+            if (!(in[i].name = stem_name(&in[i], in[i].depth, in[i].keep_ext))) {
                 at_fail(paths[i], "out of memory");
                 goto done;
             }
@@ -129,10 +146,19 @@ int at_output_stems(int n, const char *const *paths, char **stems) {
         for (int g = 0, e; g < n; g = e) {
             for (e = g + 1; e < n && !strcmp(keys[e].name, keys[g].name); e++) {}
             if (!strcmp(keys[g].norm, keys[e - 1].norm)) continue; /* one path, maybe repeated */
-            int promoted = 0;
-            for (int k = g; k < e; k++)
-                if (in[keys[k].idx].level < 2) in[keys[k].idx].level++, promoted = 1;
-            if (!promoted) {
+            int grown = 0;
+            if (extension_separates(in, keys, g, e)) {
+                for (int k = g; k < e; k++)
+                    if (!in[keys[k].idx].keep_ext) in[keys[k].idx].keep_ext = 1, grown = 1;
+            }
+            if (!grown) {
+                for (int k = g; k < e; k++)
+                    if (in[keys[k].idx].depth < in[keys[k].idx].ncomp) in[keys[k].idx].depth++, grown = 1;
+                if (!grown) /* as long as possible: the extension is the last resort */
+                    for (int k = g; k < e; k++)
+                        if (!in[keys[k].idx].keep_ext) in[keys[k].idx].keep_ext = 1, grown = 1;
+            }
+            if (!grown) {
                 at_fail(paths[keys[g].idx], "output name \"%s\" is also that of %s; rename one",
                         keys[g].name, paths[keys[e - 1].idx]);
                 goto done;
@@ -387,6 +413,10 @@ static void keyset_free(keyset *s) {
 
 /* ======================= results files ======================= */
 
+/* Lines appended since the signal handler was installed: the interruption message says it. */
+static atomic_long appended_lines;
+long at_results_appended(void) { return atomic_load(&appended_lines); }
+
 struct at_results {
     int fd;
     char *path;
@@ -453,10 +483,24 @@ static int key_of_line(const char *line, size_t len, unsigned char **key, size_t
             goto done;
         }
     }
+    /* the method field is the output name's "method[.settings]" part */
+    const at_json *st = at_json_get(j, "settings");
+    char *named = NULL;
+    if (st && st->type == AT_JSON_STRING && st->string_len) {
+        if (!(named = malloc(fl[1] + st->string_len + 2))) {
+            at_fail(NULL, "out of memory");
+            goto done;
+        }
+        memcpy(named, f[1], fl[1]);
+        named[fl[1]] = '.';
+        memcpy(named + fl[1] + 1, st->string, st->string_len);
+        f[1] = named, fl[1] += st->string_len + 1;
+    }
     rc = AT_OK;
     if (!err || err->type == AT_JSON_NULL) {
         if (!(*key = key_encode(f, fl, klen))) rc = at_fail(NULL, "out of memory");
     }
+    free(named);
 done:
     at_json_free(j);
     return rc;
@@ -589,9 +633,89 @@ int at_results_append(at_results *r, const char *json_line) {
         done += (size_t)k;
     }
     free(buf);
-    if (done == n + 1) return AT_OK;
+    if (done == n + 1) {
+        atomic_fetch_add(&appended_lines, 1);
+        return AT_OK;
+    }
     if (done > 0 && before >= 0 && ftruncate(r->fd, before) != 0) {} /* best effort; open repairs */
     return at_fail(r->path, "cannot append: %s", strerror(e));
+}
+
+typedef struct {
+    unsigned char *key;
+    size_t len;
+    long line;
+} line_key;
+
+static int line_key_cmp(const void *a, const void *b) {
+    const line_key *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->key, y->key, x->len);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+int at_results_compact(at_results *r, long *merged) {
+    *merged = 0;
+    FILE *f = fopen(r->path, "rb");
+    if (!f) return at_fail(r->path, "cannot open: %s", strerror(errno));
+    char **lines = NULL, *line = NULL;
+    line_key *keys = NULL;
+    long n = 0, cap = 0, nk = 0;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    unsigned char *drop = NULL;
+    while (rc == AT_OK && (len = getline(&line, &lcap, f)) >= 0) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            char **nl = realloc(lines, sizeof *lines * cap);
+            line_key *nkp = realloc(keys, sizeof *keys * cap);
+            if (nl) lines = nl;
+            if (nkp) keys = nkp;
+            if (!nl || !nkp) {
+                rc = at_fail(r->path, "out of memory");
+                break;
+            }
+        }
+        size_t body = (size_t)len - (len > 0 && line[len - 1] == '\n');
+        unsigned char *k = NULL;
+        size_t kn = 0;
+        if (!blank(line, body) && key_of_line(line, body, &k, &kn) != AT_OK) at_clear_error(); /* kept as is */
+        if (k) keys[nk++] = (line_key){k, kn, n};
+        if (!(lines[n++] = strdup(line))) rc = at_fail(r->path, "out of memory");
+    }
+    fclose(f);
+    free(line);
+    if (rc == AT_OK && !(drop = calloc(n ? (size_t)n : 1, 1))) rc = at_fail(r->path, "out of memory");
+    if (rc == AT_OK) {
+        qsort(keys, (size_t)nk, sizeof *keys, line_key_cmp);
+        for (long i = 0; i + 1 < nk; i++)
+            if (keys[i].len == keys[i + 1].len && !memcmp(keys[i].key, keys[i + 1].key, keys[i].len))
+                drop[keys[i].line] = 1, (*merged)++;
+    }
+    if (rc == AT_OK && *merged) {
+        char tmp[AT_OUTPUT_PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", r->path, (long)getpid());
+        int slot = at_output_track(tmp);
+        FILE *o = slot >= 0 ? fopen(tmp, "wb") : NULL;
+        if (!o) rc = slot < 0 ? AT_ERR : at_fail(tmp, "cannot create: %s", strerror(errno));
+        for (long i = 0; o && i < n; i++)
+            if (!drop[i]) fputs(lines[i], o);
+        if (o && (fflush(o) || fsync(fileno(o)) || ferror(o))) rc = at_fail(tmp, "write error: %s", strerror(errno));
+        if (o && fclose(o) && rc == AT_OK) rc = at_fail(tmp, "write error: %s", strerror(errno));
+        if (rc == AT_OK && rename(tmp, r->path)) rc = at_fail(r->path, "cannot replace: %s", strerror(errno));
+        if (rc != AT_OK) unlink(tmp);
+        at_output_untrack(slot);
+        if (rc == AT_OK) { /* later appends go to the new file */
+            int fd = open(r->path, O_RDWR | O_APPEND | O_CLOEXEC);
+            if (fd < 0) rc = at_fail(r->path, "cannot reopen: %s", strerror(errno));
+            else close(r->fd), r->fd = fd;
+        }
+    }
+    for (long i = 0; i < n; i++) free(lines[i]);
+    for (long i = 0; i < nk; i++) free(keys[i].key);
+    free(lines), free(keys), free(drop);
+    return rc;
 }
 
 void at_results_close(at_results *r) {
@@ -638,12 +762,19 @@ void at_output_untrack(int slot) {
 static void on_fatal_signal(int sig) {
     for (int i = 0; i < AT_OUTPUT_MAX_INFLIGHT; i++)
         if (atomic_load(&inflight[i].state) == SLOT_LIVE) unlink(inflight[i].path);
-    static const char m_int[] = "attrib: interrupted (SIGINT)\n";
-    static const char m_term[] = "attrib: terminated (SIGTERM)\n";
+    static const char m_int[] = "attrib: interrupted (SIGINT): ";
+    static const char m_term[] = "attrib: terminated (SIGTERM): ";
+    static const char m_tail[] = " results lines of this run kept; --resume continues\n";
+    char num[24];
+    int k = sizeof num;
+    long kept = atomic_load(&appended_lines);
+    do num[--k] = (char)('0' + kept % 10), kept /= 10; while (kept && k > 0);
     ssize_t ignored;
     if (stderr_is_tty) ignored = write(2, "\n", 1); /* end a '\r' progress line */
     if (sig == SIGINT) ignored = write(2, m_int, sizeof m_int - 1);
     else ignored = write(2, m_term, sizeof m_term - 1);
+    ignored = write(2, num + k, sizeof num - (size_t)k);
+    ignored = write(2, m_tail, sizeof m_tail - 1);
     (void)ignored;
     _exit(128 + sig);
 }
@@ -656,6 +787,7 @@ int at_output_install_signal_cleanup(void) {
     sigemptyset(&sa.sa_mask);
     for (int i = 0; i < 2; i++) sigaddset(&sa.sa_mask, sigs[i]);
     stderr_is_tty = isatty(2);
+    atomic_store(&appended_lines, 0); /* the run whose lines the message counts starts here */
     for (int i = 0; i < 2; i++) {
         if (sigaction(sigs[i], NULL, &old) != 0)
             return at_fail(NULL, "cannot install signal handlers: %s", strerror(errno));

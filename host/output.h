@@ -17,17 +17,16 @@
  *   1. the file name without its extension ("a/b/cat.png" -> "cat"); a leading
  *      dot is not an extension (".png" -> ".png"), only the last suffix is one
  *      ("x.tar.gz" -> "x.tar");
- *   2. inputs whose names collide (different paths, same name) ALL switch to
- *      their path relative to the common input root -- the longest common
- *      directory prefix of all inputs -- without extension, '/' -> "__"
- *      ("a/cat.png", "b/cat.png" -> "a__cat", "b__cat");
- *   3. still colliding (same path but for the extension: "x.png", "x.jpg"):
- *      the relative path keeps its extension ("x.png", "x.jpg");
+ *   2. inputs whose names collide (different paths, same name) take the
+ *      shortest path suffix that tells them apart: one more trailing
+ *      directory at a time, '/' -> "__" ("a/cat.png", "b/cat.png" -> "a__cat",
+ *      "b__cat"; "/home/u/data/a/x.png", "data/b/x.png" -> "a__x", "b__x"),
+ *      relative and absolute paths alike;
+ *   3. inputs that differ only in the extension keep it ("x.png", "x.jpg");
  *   4. still colliding: AT_ERR naming both inputs.
  * Paths are compared lexically, never resolved (no symlinks, no cwd): "./" and
- * "." components and repeated '/' are dropped, ".." is kept as a component. An
- * absolute and a relative path share no root; a leading '/' never reaches a
- * name. The same path given twice gets one name (the caller may skip it). */
+ * "." components and repeated '/' are dropped, ".." is kept as a component; a
+ * leading '/' never reaches a name. The same path given twice gets one name (the caller may skip it). */
 int at_output_stems(int n, const char *const *paths, char **stems);
 
 /* "dir/stem.method[.param].ext" (malloc'd; NULL and a message when out of
@@ -64,9 +63,12 @@ void at_jsonw_nums(at_jsonw *w, const char *key, const double *v, int n);
 char *at_jsonw_end(at_jsonw *w);
 
 /* ---- results.jsonl / eval.<metric>.jsonl ----
- * Resume key = (image path as given, method, layer, class option) read from
- * the members "image", "method" (strings, required), "layer" (string; absent
- * or null = "") and "class_option" (string or integer; absent or null = "").
+ * Resume key = (image path as given, name, layer, class option) read from
+ * the members "image", "method" (strings, required), "settings" (string;
+ * absent, null or "" = default settings), "layer" (string; absent or null =
+ * "") and "class_option" (string or integer; absent or null = ""); name is
+ * "method" or "method.settings", the part of the output file names after the
+ * stem, so two lines with one key describe the same file.
  * A NULL layer or class_opt argument means "". A line whose "error" member
  * is present and not null records a failed image and gives no key, so
  * --resume retries it. Blank lines are skipped. */
@@ -96,14 +98,22 @@ const char *at_results_path(const at_results *r);
 /* Bytes of a torn last line dropped by at_results_open (0 if none), so the
  * CLI can say so. */
 long at_results_dropped_bytes(const at_results *r);
+/* Rewrites the file keeping only the last line of every key (an --overwrite
+ * run appends its lines first, so an interruption loses nothing); lines
+ * without a key stay. *merged: lines dropped. Atomic: temp file + rename. */
+int at_results_compact(at_results *r, long *merged);
+/* Results lines appended since at_output_install_signal_cleanup (the
+ * interruption message says how many). */
+long at_results_appended(void);
 void at_results_close(at_results *r);
 
 /* ---- atomic writes and interruption ----
  * The writers put data in a temporary file beside the target and rename it.
  * A tracked temporary file is removed by the handler that
  * at_output_install_signal_cleanup() installs for SIGINT and SIGTERM, which
- * then exits with 130 / 143: Ctrl-C leaves no half-written file and keeps
- * every results line already appended. Tracking is thread-safe and lock-free
+ * then says how many results lines the run appended and exits with 130 /
+ * 143: Ctrl-C leaves no half-written file and keeps every results line
+ * already appended. Tracking is thread-safe and lock-free
  * (the handler may run at any instruction); AT_OUTPUT_MAX_INFLIGHT files at
  * once. */
 #define AT_OUTPUT_MAX_INFLIGHT 64

@@ -64,7 +64,7 @@ static void emit(at_progress *p, const char *line, int len, int final) {
 }
 
 static void update_rate(at_progress *p, double t) {
-    long n = p->done + p->failed;
+    long n = p->done + p->failed - p->skipped; /* finished work only, not --resume's skips */
     double dt = t - p->t_sample;
     if (dt < SAMPLE_S) return;
     double inst = (double)(n - p->n_sample) / dt;
@@ -79,32 +79,63 @@ static int fmt_rate(char *b, size_t cap, double rate) {
     return snprintf(b, cap, ", %.1f images/s", rate);
 }
 
-void at_progress_tick(at_progress *p, long done, long failed) {
+/* force: a line now (a finished batch); work: done/failed is finished work,
+ * a rate sample (not --resume's skips, not partial progress) */
+static void tick(at_progress *p, long done, long failed, int force, int work) {
     p->done += done, p->failed += failed;
     if (p->quiet) return;
     double t = p->now();
-    update_rate(p, t);
+    if (work) update_rate(p, t);
     long n = p->done + p->failed;
     int due;
-    if (p->tty) {
+    if (force && (!p->tty || t - p->t_print >= TTY_PERIOD_S)) {
+        due = 1;
+    } else if (p->tty) {
         due = t - p->t_print >= TTY_PERIOD_S;
+    } else if (!done && !failed) { /* partial progress: by time only */
+        due = t - p->t_print >= LOG_PERIOD_S;
     } else {
         int tenth = p->total ? (int)((double)n * LOG_TENTHS / (double)p->total) : 0;
         due = t - p->t_print >= LOG_PERIOD_S || (tenth >= p->next_tenth && tenth < LOG_TENTHS);
         if (due && p->total) p->next_tenth = tenth + 1;
     }
+    if (due && force && !p->tty && p->total) {
+        int tenth = (int)((double)n * LOG_TENTHS / (double)p->total);
+        if (tenth >= p->next_tenth) p->next_tenth = tenth + 1;
+    }
     if (!due) return;
     char b[256], eta[32];
     int k = fmt_count(p, b, sizeof b);
+    if (p->partial_of > 0 && k >= 0 && (size_t)k < sizeof b)
+        k += snprintf(b + k, sizeof b - (size_t)k, " (batch of %ld: %.0f%%)", p->partial_of, 100 * p->partial);
     if (p->rate >= 0 && k >= 0 && (size_t)k < sizeof b) {
         k += fmt_rate(b + k, sizeof b - (size_t)k, p->rate);
         if (p->total && p->rate > 0 && n < p->total && (size_t)k < sizeof b) {
-            fmt_duration(eta, sizeof eta, (double)(p->total - n) / p->rate);
+            /* the finished share of the batch in flight counts as done */
+            double left = (double)(p->total - n) - p->partial * (double)p->partial_of;
+            fmt_duration(eta, sizeof eta, (left > 0 ? left : 0) / p->rate);
             k += snprintf(b + k, sizeof b - (size_t)k, ", ETA %s", eta);
         }
     }
     p->t_print = t;
     emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 0);
+}
+
+void at_progress_tick(at_progress *p, long done, long failed) { tick(p, done, failed, 0, 1); }
+
+void at_progress_batch(at_progress *p, long done, long failed) {
+    p->partial = 0, p->partial_of = 0;
+    tick(p, done, failed, 1, 1);
+}
+
+void at_progress_skip(at_progress *p, long skipped) {
+    p->skipped += skipped; /* in done, out of the rate's count */
+    tick(p, skipped, 0, 0, 0);
+}
+
+void at_progress_partial(at_progress *p, long of, double fraction) {
+    p->partial_of = of, p->partial = fraction < 0 ? 0 : fraction > 1 ? 1 : fraction;
+    tick(p, 0, 0, 0, 0);
 }
 
 void at_progress_finish(at_progress *p) {
@@ -115,7 +146,10 @@ void at_progress_finish(at_progress *p) {
     fmt_duration(dur, sizeof dur, el);
     if (k >= 0 && (size_t)k < sizeof b)
         k += snprintf(b + k, sizeof b - (size_t)k, " in %s", dur);
-    if (el > 0 && k >= 0 && (size_t)k < sizeof b)
-        k += fmt_rate(b + k, sizeof b - (size_t)k, (double)(p->done + p->failed) / el);
+    long worked = p->done + p->failed - p->skipped;
+    if (p->skipped && k >= 0 && (size_t)k < sizeof b)
+        k += snprintf(b + k, sizeof b - (size_t)k, " (%ld done before)", p->skipped);
+    if (el > 0 && worked > 0 && k >= 0 && (size_t)k < sizeof b)
+        k += fmt_rate(b + k, sizeof b - (size_t)k, (double)worked / el);
     emit(p, b, k < (int)sizeof b ? k : (int)sizeof b - 1, 1);
 }

@@ -167,3 +167,42 @@ TEST(prune_rates_take_floor_of_rate_times_channels_with_ties_by_index) {
     free(g), free(out);
     at_model_free(m);
 }
+
+typedef struct {
+    int calls, increasing, during_cic;
+    double last;
+} progress_seen;
+
+static void record_progress(void *ctx, double f) {
+    progress_seen *s = ctx;
+    s->increasing &= f >= s->last;
+    s->during_cic += f < 0.5; /* the CIC pass is most of a Score-CDRP call here */
+    s->last = f;
+    s->calls++;
+}
+
+/* Score-CDRP reports progress inside the CIC pass of one image, then per step. */
+TEST(score_cdrp_reports_its_progress_within_an_image) {
+    at_random_spec spec = {.arch = "vgg11", .widths = {8, 8, 8, 8, 8, 8, 8, 8}, .hidden = {8, 8}, .n_classes = 3,
+                           .in_h = 32, .in_w = 32, .avgpool = 1, .seed = 3};
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    at_backend_options bo = {.name = "cpu", .precision = AT_PRECISION_FP32};
+    REQUIRE(at_random_model(&spec, &m) == AT_OK && at_backend_create(m, &bo, &be) == AT_OK);
+    at_cdrp_options o;
+    REQUIRE(at_cdrp_preset("zhu2024", 1, &o) == AT_OK);
+    o.iterations = 2;
+    progress_seen seen = {0, 1, 0, 0};
+    o.on_progress = record_progress, o.progress_ctx = &seen;
+    float *x = calloc(3 * 32 * 32, sizeof(float)), *gates = malloc(sizeof(float) * m->n_gates);
+    for (int i = 0; i < 3 * 32 * 32; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    at_cdrp_result r = {.gates = gates};
+    REQUIRE(at_cdrp(be, &o, x, 1, &r) == AT_OK);
+    /* the first forward, the CIC pass's unmasked forward and each of its conv layers, then each step */
+    CHECKF(seen.calls == 2 + m->n_convs + o.iterations + 1, "%d reports", seen.calls);
+    CHECK(seen.during_cic >= 2);
+    CHECK(seen.increasing && fabs(seen.last - 1.0) < 1e-9);
+    free(x), free(gates);
+    at_backend_destroy(be);
+    at_model_free(m);
+}

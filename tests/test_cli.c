@@ -150,3 +150,28 @@ TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
              test_root(), test_root());
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "Result = PASS"), "%s", out);
 }
+
+/* The work bench prints per image is the work its TFLOP/s is computed from
+ * (backward = forward + gate-backward, counted as two forwards). */
+TEST(cli_bench_rate_follows_from_the_printed_work) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/attrib bench --backend cpu --nets mini --batch 1 --passes forward,backward "
+             "--min-time 0.01 --json 2>/dev/null", test_root());
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    int lines = 0;
+    double gmac[2] = {0};
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        at_json *j = NULL;
+        if (at_json_parse(line, strlen(line), &j) != AT_OK) continue;
+        double g = at_json_get(j, "gmac_per_image")->number, ms = at_json_get(j, "ms_per_image")->number;
+        double tflops = at_json_get(j, "tflops")->number;
+        const char *pass = at_json_get(j, "pass")->string;
+        CHECKF(fabs(2 * g * 1e9 / (ms * 1e-3) / 1e12 - tflops) <= 1e-3 * tflops + 1e-4, "%s: %g GMAC, %g ms, %g TFLOP/s",
+               pass, g, ms, tflops);
+        gmac[!strcmp(pass, "backward")] = g;
+        lines++;
+        at_json_free(j);
+    }
+    CHECK(lines == 2);
+    CHECK_NEAR(gmac[1], 2 * gmac[0], 1e-3);
+}

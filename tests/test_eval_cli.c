@@ -170,3 +170,48 @@ TEST(eval_finds_maps_recorded_relative_to_another_directory) {
              "--annotations %s 2>&1", test_root(), f.model, f.dir, f.ann);
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "gradcam") && !strstr(out, "No such file"), "%s", out);
 }
+
+static int count_file_lines(const char *path) {
+    FILE *fp = fopen(path, "r");
+    int n = 0, c;
+    while (fp && (c = fgetc(fp)) != EOF) n += c == '\n';
+    if (fp) fclose(fp);
+    return fp ? n : -1;
+}
+
+TEST(eval_rerun_is_refused_unless_resume_or_overwrite) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/eval.ad-ic.jsonl", f.maps);
+    REQUIRE(eval(&f, "--metric ad-ic") == 0);
+    CHECK(count_file_lines(path) == 2);
+    CHECK(eval(&f, "--metric ad-ic") == 2); /* would repeat both values */
+    CHECK(count_file_lines(path) == 2);
+    REQUIRE(eval(&f, "--metric ad-ic --overwrite") == 0);
+    CHECK(count_file_lines(path) == 2);
+    CHECK_NEAR(summary("ones", "AD"), 0.0, 1e-9);
+    REQUIRE(eval(&f, "--metric ad-ic --score logit") == 0); /* other options: other values */
+    CHECK(count_file_lines(path) == 4);
+}
+
+TEST(eval_resume_with_everything_scored_summarises_all_values) {
+    fixture f;
+    char args[1200];
+    REQUIRE(make_fixture(&f));
+    snprintf(args, sizeof args, "--metric energy-pg --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    snprintf(args, sizeof args, "--metric energy-pg --resume --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("square", "energy"), 1.0, 1e-9);
+    CHECK_NEAR(summary("ones", "energy"), 64.0 / 1024.0, 1e-9);
+}
+
+TEST(eval_confidence_without_paths_says_it_needs_path_results) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --metric confidence --model %s --maps %s 2>&1", test_root(),
+             f.model, f.maps);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "cdrp or score-cdrp"));
+}

@@ -72,7 +72,7 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method gradcam --layer 4 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img0.gradcam.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img0.gradcam.features.12.npy", f.outdir); /* not the default layer */
     float *map = NULL;
     int ndim;
     int64_t shape[8];
@@ -82,7 +82,7 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
     for (int i = 0; i < 32 * 32; i++) lo = map[i] < lo ? map[i] : lo, hi = map[i] > hi ? map[i] : hi;
     CHECK(lo >= 0 && hi <= 1);
     free(map);
-    snprintf(path, sizeof path, "%s/img1.gradcam.png", f.outdir);
+    snprintf(path, sizeof path, "%s/img1.gradcam.features.12.png", f.outdir);
     at_image img = {0};
     CHECK(at_image_load(path, &img) == AT_OK && img.w == 32 && img.h == 32);
     at_image_free(&img);
@@ -109,7 +109,11 @@ TEST(explain_resume_skips_finished_images_and_rerun_appends_nothing) {
     snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
     snprintf(args, sizeof args, "--resume --method saliency %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
-    REQUIRE(explain(&f, args) == 0);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --model %s --out %s %s 2>&1", test_root(), f.model,
+             f.outdir, args); /* with progress: the images done before are not in the rate */
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "explain: 3/3 images in ") && strstr(out, " (2 done before)"), "%s", out);
     CHECK(count_lines(path) == 3);
     REQUIRE(explain(&f, args) == 0);
     CHECK(count_lines(path) == 3);
@@ -139,8 +143,10 @@ TEST(explain_rejects_bad_options_as_usage_errors) {
     const char *bad[] = {"--method lrp", "--method scorecam --layer features.99", "--method gradcam --class 99",
                          "--method saliency --variant pgc", "--method cdrp --class 1", "--method cdrp --lr x",
                          "--method pathway-grad --rates 0.5,1.5", "--method cdrp --preset khakzar",
-                         "--method cdrp --gates /tmp", "--layer 3"};
-    for (int i = 0; i < 10; i++) {
+                         "--method cdrp --gates /tmp", "--layer 3",
+                         "--method gradcam --layer classifier.0", /* 1x1: refused once, before any image */
+                         "--method saliency --resume --overwrite"};
+    for (int i = 0; i < 12; i++) {
         snprintf(args, sizeof args, "%s %s", bad[i], f.imgs[0]);
         int rc = explain(&f, args);
         CHECKF(rc == 2 && strncmp(out, "attrib: ", 8) == 0 && strchr(out, '\n') == out + strlen(out) - 1,
@@ -154,7 +160,7 @@ TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method score-cdrp --iterations 5 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img1.score-cdrp.gates.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img1.score-cdrp.T5.gates.npy", f.outdir); /* T 5: not the preset's 100 */
     float *g = NULL;
     int ndim;
     int64_t shape[8];
@@ -162,12 +168,13 @@ TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
     CHECK(ndim == 1 && shape[0] == 4 + 6 + 8 * 6);
     for (int i = 0; i < shape[0]; i++) CHECK(g[i] >= 0 && g[i] <= 10);
     free(g);
-    snprintf(args, sizeof args, "--method pathway-grad --gates %s --rates 0.5,0.9 %s", f.outdir, f.imgs[0]);
+    snprintf(args, sizeof args, "--method pathway-grad --iterations 5 --gates %s --rates 0.5,0.9 %s", f.outdir,
+             f.imgs[0]);
     REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/img0.pathway-grad.score-cdrp.r0.90.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img0.pathway-grad.score-cdrp.T5.r0.90.npy", f.outdir);
     CHECK(access(path, R_OK) == 0);
     /* a gates file of the wrong length is named */
-    snprintf(path, sizeof path, "%s/img2.score-cdrp.gates.npy", f.outdir);
+    snprintf(path, sizeof path, "%s/img2.score-cdrp.gates.npy", f.outdir); /* the default settings' name */
     float wrong[7] = {0};
     int64_t n7 = 7;
     REQUIRE(at_npy_write_f32(path, wrong, 1, &n7) == AT_OK);
@@ -181,8 +188,13 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
     char list[700], cmd[8192], path[1200];
     snprintf(list, sizeof list, "%s/list.txt", f.dir);
     FILE *fp = fopen(list, "w");
-    /* long enough to be killed mid-run even on a fast idle machine */
-    for (int r = 0; r < 4000; r++) fprintf(fp, "%s\n", f.imgs[r % 4]);
+    /* long enough to be killed mid-run even on a fast idle machine; distinct
+     * paths (hard links), as a repeated path is explained once */
+    for (int r = 0; r < 2000; r++) {
+        char name[700];
+        snprintf(name, sizeof name, "%s/many%04d.png", f.dir, r);
+        if (link(f.imgs[r % 4], name) == 0) fprintf(fp, "%s\n", name);
+    }
     fclose(fp);
     snprintf(cmd, sizeof cmd, "%s/attrib", test_root());
     pid_t pid = fork();
@@ -214,4 +226,275 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
         at_json_free(j);
     }
     if (fp) fclose(fp);
+}
+
+/* the value of member key in line number `which` (0-based) of results.jsonl */
+static int line_member(const fixture *f, int which, const char *key, char *val, size_t cap) {
+    char path[1200], line[16384];
+    snprintf(path, sizeof path, "%s/results.jsonl", f->outdir);
+    FILE *fp = fopen(path, "r");
+    int i = 0, ok = 0;
+    while (fp && fgets(line, sizeof line, fp))
+        if (i++ == which) {
+            at_json *j = NULL;
+            if (at_json_parse(line, strlen(line), &j) == AT_OK) {
+                const at_json *v = at_json_get(j, key);
+                if (v && v->type == AT_JSON_STRING) snprintf(val, cap, "%s", v->string), ok = 1;
+                else if (v && v->type == AT_JSON_NUMBER) snprintf(val, cap, "%g", v->number), ok = 1;
+                else if (v && v->type == AT_JSON_BOOL) snprintf(val, cap, "%s", v->boolean ? "true" : "false"), ok = 1;
+                else if (v && v->type == AT_JSON_ARRAY) snprintf(val, cap, "[%zu]", v->n), ok = 1;
+            }
+            at_json_free(j);
+        }
+    if (fp) fclose(fp);
+    return ok;
+}
+
+TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char csv[1200], truth[1400];
+    snprintf(csv, sizeof csv, "%s/images.csv", f.dir);
+    FILE *fp = fopen(csv, "w");
+    fprintf(fp, "ImageId,URL,x1,y1,x2,y2,TrueLabel,TargetClass,OriginalLandingURL,License,Author,AuthorProfileURL\n"
+                "img0,,0,0,9,9,5,1,,,,\n");
+    fclose(fp);
+    snprintf(truth, sizeof truth, "--class truth --annotations %s", csv);
+    const char *runs[5] = {"", "--layer 2", "--layer 4 --class 3", "--variant pgc", truth};
+    const char *want[5] = {"img0.gradcam.npy", "img0.gradcam.features.7.npy", "img0.gradcam.features.12.c3.npy",
+                           "img0.gradcam.pgc.npy", "img0.gradcam.truth.npy"};
+    char args[4096], path[1200], map[1200];
+    for (int r = 0; r < 5; r++) {
+        snprintf(args, sizeof args, "--method gradcam %s %s", runs[r], f.imgs[0]);
+        REQUIRE(explain(&f, args) == 0);
+        snprintf(path, sizeof path, "%s/%s", f.outdir, want[r]);
+        if (r == 4) CHECK(line_member(&f, r, "class", map, sizeof map) && !strcmp(map, "4")); /* TrueLabel - 1 */
+        CHECKF(access(path, R_OK) == 0, "%s: no %s", runs[r], want[r]);
+        CHECK(line_member(&f, r, "map", map, sizeof map) && !strcmp(map, path)); /* the line names its own file */
+    }
+    /* eval scores each setting as its own row of one image, not one row of n = 5 */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
+             test_root(), f.model, f.outdir);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    at_json *j = NULL;
+    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    const at_json *rows = at_json_get(j, "rows");
+    CHECK(rows && rows->n == 5);
+    for (size_t i = 0; rows && i < rows->n; i++) CHECK(at_json_get(&rows->items[i], "images")->number == 1);
+    at_json_free(j);
+}
+
+TEST(explain_rerun_is_refused_unless_resume_or_overwrite_and_overwrite_replaces) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200];
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(explain(&f, args) == 2 && strstr(out, "already holds saliency results for 2 of these 2 images"));
+    CHECK(count_lines(path) == 2);
+    snprintf(args, sizeof args, "--method saliency --overwrite %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == 3); /* two replaced, one new */
+    snprintf(args, sizeof args, "--method saliency --class 1 %s", f.imgs[0]); /* another setting: no conflict */
+    CHECK(explain(&f, args) == 0 && count_lines(path) == 4);
+    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[3], f.imgs[3]); /* one image given twice */
+    CHECK(explain(&f, args) == 0 && count_lines(path) == 5);
+}
+
+TEST(eval_counts_a_duplicated_results_line_once_and_says_so) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1200], line[16384];
+    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    FILE *fp = fopen(path, "r");
+    REQUIRE(fp && fgets(line, sizeof line, fp));
+    fclose(fp);
+    fp = fopen(path, "a"); /* an older engine's second run appended it again */
+    fputs(line, fp);
+    fclose(fp);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
+             test_root(), f.model, f.outdir);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    at_json *j = NULL;
+    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    CHECK(at_json_get(j, "merged_lines")->number == 1);
+    CHECK(at_json_get(&at_json_get(j, "rows")->items[0], "images")->number == 2);
+    at_json_free(j);
+}
+
+TEST(explain_results_lines_say_the_batch_behind_their_time) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], v[64];
+    snprintf(args, sizeof args, "--method gradcam %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(line_member(&f, 2, "batch", v, sizeof v) && !strcmp(v, "3")); /* ms = the batch's time / 3 */
+}
+
+/* Path methods start with a batch of one image and grow it by measured time,
+ * each batch's lines written as soon as it finishes. */
+TEST(explain_path_batches_start_small_and_write_each_batch_at_once) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], v[64];
+    snprintf(args, sizeof args, "--method cdrp --iterations 3 %s %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2],
+             f.imgs[3]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(line_member(&f, 0, "batch", v, sizeof v) && !strcmp(v, "1"));
+    CHECK(line_member(&f, 1, "batch", v, sizeof v) && !strcmp(v, "2"));
+    /* per layer gate statistics in the line */
+    CHECK(line_member(&f, 0, "gate_min", v, sizeof v) && !strcmp(v, "[8]"));
+    CHECK(line_member(&f, 0, "gate_below_half", v, sizeof v) && !strcmp(v, "[8]"));
+    /* and as a table for any gates files */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib info --model %s --gates %s/img0.cdrp.T3.gates.npy %s/img1.cdrp.T3.gates.npy",
+             test_root(), f.model, f.outdir, f.outdir);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "gates of 2 paths") && strstr(out, "below 0.5") &&
+               strstr(out, "features.19 "),
+           "%s", out);
+}
+
+TEST(explain_interrupted_path_run_keeps_finished_batches_and_says_how_many) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char cmd[8192], path[1200], err[1200];
+    snprintf(cmd, sizeof cmd, "%s/attrib", test_root());
+    snprintf(err, sizeof err, "%s/stderr.txt", f.dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        dup2(fd, 2);
+        execl(cmd, cmd, "explain", "--backend", "cpu", "--quiet", "--model", f.model, "--out", f.outdir, "--method",
+              "cdrp", "--iterations", "10000", f.imgs[0], f.imgs[1], f.imgs[2], f.imgs[3], (char *)NULL);
+        _exit(127);
+    }
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    /* the first batch is one image: its line comes long before the others' */
+    for (int t = 0; t < 60000 && count_lines(path) < 1; t++) usleep(1000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    int lines = count_lines(path);
+    CHECKF(lines >= 1 && lines < 4, "%d lines", lines);
+    FILE *fp = fopen(err, "r");
+    char msg[4096] = "";
+    size_t n = fp ? fread(msg, 1, sizeof msg - 1, fp) : 0;
+    if (fp) fclose(fp);
+    msg[n] = 0;
+    char want[64];
+    snprintf(want, sizeof want, ": %d results lines of this run kept", lines);
+    CHECKF(strstr(msg, want), "stderr: %s", msg);
+    CHECK(count_tmp_files(f.outdir) == 0);
+}
+
+/* member key of the last results line of method (and settings) for image */
+static int find_member(const fixture *f, const char *method, const char *settings, const char *image,
+                       const char *key, char *val, size_t cap) {
+    char path[1200], line[16384];
+    snprintf(path, sizeof path, "%s/results.jsonl", f->outdir);
+    FILE *fp = fopen(path, "r");
+    int ok = 0;
+    while (fp && fgets(line, sizeof line, fp)) {
+        at_json *j = NULL;
+        if (at_json_parse(line, strlen(line), &j) != AT_OK) continue;
+        const at_json *me = at_json_get(j, "method"), *st = at_json_get(j, "settings"), *im = at_json_get(j, "image");
+        const at_json *v = at_json_get(j, key);
+        if (me && st && im && !strcmp(me->string, method) && !strcmp(st->string, settings) &&
+            !strcmp(im->string, image)) {
+            ok = v != NULL;
+            if (v && v->type == AT_JSON_STRING) snprintf(val, cap, "%s", v->string);
+            else if (v && v->type == AT_JSON_NUMBER) snprintf(val, cap, "%g", v->number);
+            else if (v && v->type == AT_JSON_BOOL) snprintf(val, cap, "%s", v->boolean ? "true" : "false");
+            else if (v && v->type == AT_JSON_ARRAY) snprintf(val, cap, "[%zu]", v->n);
+        }
+        at_json_free(j);
+    }
+    if (fp) fclose(fp);
+    return ok;
+}
+
+TEST(explain_path_maps_reuse_the_paths_in_out_unless_told) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], v[1200], gates[1200];
+    snprintf(args, sizeof args, "--method score-cdrp --iterations 3 %s", f.imgs[0]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(gates, sizeof gates, "%s/img0.score-cdrp.T3.gates.npy", f.outdir);
+    snprintf(args, sizeof args, "--method path-scorecam --iterations 3 %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    const char *psc = "path-scorecam.score-cdrp";
+    CHECK(find_member(&f, psc, "T3", f.imgs[0], "gates_from", v, sizeof v) && !strcmp(v, gates));
+    /* img1 had no path: optimised, and kept as score-cdrp writes it */
+    CHECK(find_member(&f, psc, "T3", f.imgs[1], "gates_from", v, sizeof v) && !strcmp(v, "optimised"));
+    snprintf(gates, sizeof gates, "%s/img1.score-cdrp.T3.gates.npy", f.outdir);
+    CHECK(find_member(&f, psc, "T3", f.imgs[1], "path_gates", v, sizeof v) && !strcmp(v, gates));
+    CHECK(find_member(&f, "score-cdrp", "T3", f.imgs[1], "gates", v, sizeof v) && !strcmp(v, gates));
+    /* so pathway-grad reuses it */
+    snprintf(args, sizeof args, "--method pathway-grad --rates 0.5 --iterations 3 %s", f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(find_member(&f, "pathway-grad.score-cdrp.r0.50", "T3", f.imgs[1], "gates_from", v, sizeof v) &&
+          !strcmp(v, gates));
+    snprintf(args, sizeof args, "--method path-scorecam --iterations 4 %s", f.imgs[0]); /* other settings */
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(find_member(&f, psc, "T4", f.imgs[0], "gates_from", v, sizeof v) && !strcmp(v, "optimised"));
+    snprintf(args, sizeof args, "--method path-scorecam --iterations 3 --overwrite --reoptimise %s", f.imgs[0]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(find_member(&f, psc, "T3", f.imgs[0], "gates_from", v, sizeof v) && !strcmp(v, "optimised"));
+}
+
+TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], v[64];
+    snprintf(args, sizeof args, "--method pathway-grad --iterations 3 --rates 0.5,0.9 %s %s", f.imgs[0], f.imgs[1]);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --model %s --out %s %s 2>/dev/null", test_root(),
+             f.model, f.outdir, args);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "below 0.5") && strstr(out, "features.1 ") && strstr(out, "  0.90  "), "stdout: %s", out);
+    const char *r90 = "pathway-grad.score-cdrp.r0.90";
+    CHECK(find_member(&f, r90, "T3", f.imgs[0], "pruned_prob", v, sizeof v));
+    double p = atof(v);
+    CHECK(p >= 0 && p <= 1);
+    CHECK(find_member(&f, r90, "T3", f.imgs[0], "pruned_keeps_class", v, sizeof v));
+    CHECK(find_member(&f, r90, "T3", f.imgs[0], "gate_mean", v, sizeof v) && !strcmp(v, "[8]"));
+    /* interrupted between an image's rates: --resume redoes it without repeating a line */
+    char path[1200], text[65536];
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+    if (fp) fclose(fp);
+    text[n] = 0;
+    char *last = text + n - 1;
+    while (last > text && last[-1] != '\n') last--;
+    CHECK(strstr(last, "r0.90"));
+    *last = 0;
+    fp = fopen(path, "w");
+    fputs(text, fp);
+    fclose(fp);
+    int before = count_lines(path);
+    snprintf(args, sizeof args, "--method pathway-grad --resume --iterations 3 --rates 0.5,0.9 %s %s", f.imgs[0],
+             f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    CHECK(count_lines(path) == before + 1);
+}
+
+/* A path optimised on the fly for a path map is kept, so eval can score with
+ * the gated network it explains. */
+TEST(eval_scorer_path_finds_the_path_a_path_map_optimised) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], cmd[8192];
+    snprintf(args, sizeof args, "--method path-scorecam --path-method cdrp --iterations 3 %s %s", f.imgs[0], f.imgs[1]);
+    REQUIRE(explain(&f, args) == 0);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic "
+             "--scorer path --method path-scorecam.cdrp 2>&1", test_root(), f.model, f.outdir);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "\"images\":2"), "%s", out);
 }

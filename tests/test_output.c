@@ -80,10 +80,19 @@ TEST(stems_are_file_names_without_extension) {
     check_stems("distinct", 5, p, w);
 }
 
-TEST(stems_colliding_inputs_all_use_path_relative_to_common_root) {
+TEST(stems_colliding_inputs_take_the_shortest_path_suffix_that_differs) {
     const char *p[] = {"imgs/a/cat.png", "imgs/b/cat.png", "imgs/a/dog.png", "imgs/b/c/cat.jpg"};
-    const char *w[] = {"a__cat", "b__cat", "dog", "b__c__cat"};
+    const char *w[] = {"a__cat", "b__cat", "dog", "c__cat"};
     check_stems("collisions", 4, p, w);
+    const char *q[] = {"x/a/cat.png", "y/a/cat.png", "b/cat.png"};
+    const char *v[] = {"x__a__cat", "y__a__cat", "b__cat"};
+    check_stems("a suffix shared by two", 3, q, v);
+}
+
+TEST(stems_of_an_absolute_and_a_relative_path_use_only_the_differing_suffix) {
+    const char *p[] = {"/home/user/data/scenes/a/x.png", "scenes/b/x.png", "/home/user/data/scenes/y.png"};
+    const char *w[] = {"a__x", "b__x", "y"};
+    check_stems("absolute and relative", 3, p, w);
 }
 
 TEST(stems_ignore_dot_components_and_repeated_slashes) {
@@ -231,6 +240,43 @@ TEST(results_lines_appended_are_found_again_on_resume) {
     CHECK(at_results_add_key(r, "imgs/c.png", "gradcam", "features.28", "243") == AT_OK);
     CHECK(at_results_has(r, "imgs/c.png", "gradcam", "features.28", "243"));
     at_results_close(r);
+}
+
+TEST(results_key_names_the_settings_so_each_setting_is_its_own_key) {
+    const char *dir = test_tmpdir();
+    write_text(join(dir, "results.jsonl"),
+               "{\"image\":\"a\",\"method\":\"gradcam\",\"settings\":\"\",\"layer\":\"features.29\"}\n"
+               "{\"image\":\"a\",\"method\":\"gradcam\",\"settings\":\"features.22.c3\",\"layer\":\"features.22\"}\n");
+    at_results *r;
+    REQUIRE(at_results_open(&r, dir, "results.jsonl", 1) == AT_OK);
+    CHECK(at_results_nkeys(r) == 2);
+    CHECK(at_results_has(r, "a", "gradcam", "features.29", NULL));
+    CHECK(at_results_has(r, "a", "gradcam.features.22.c3", "features.22", NULL));
+    CHECK(!at_results_has(r, "a", "gradcam", "features.22", NULL));
+    at_results_close(r);
+}
+
+TEST(results_compact_keeps_the_last_line_of_each_key_and_keyless_lines) {
+    const char *dir = test_tmpdir();
+    write_text(join(dir, "results.jsonl"),
+               "{\"image\":\"a\",\"method\":\"m\",\"v\":1}\n"
+               "{\"image\":\"b\",\"method\":\"m\",\"v\":2}\n"
+               "{\"image\":\"c\",\"method\":\"m\",\"error\":\"unreadable\"}\n"
+               "{\"image\":\"a\",\"method\":\"m\",\"v\":3}\n");
+    at_results *r;
+    long merged = -1;
+    REQUIRE(at_results_open(&r, dir, "results.jsonl", 0) == AT_OK);
+    CHECK(at_results_compact(r, &merged) == AT_OK && merged == 1);
+    append_line(r, result_line("d", "m", NULL, -1)); /* appends still reach the file */
+    at_results_close(r);
+    char *text = read_text(join(dir, "results.jsonl"));
+    CHECKF(text && !strcmp(text, "{\"image\":\"b\",\"method\":\"m\",\"v\":2}\n"
+                                 "{\"image\":\"c\",\"method\":\"m\",\"error\":\"unreadable\"}\n"
+                                 "{\"image\":\"a\",\"method\":\"m\",\"v\":3}\n"
+                                 "{\"image\":\"d\",\"method\":\"m\",\"seconds\":0.125}\n"),
+           "%s", text ? text : "NULL");
+    free(text);
+    CHECK(count_entries(dir) == 1); /* no temporary file left */
 }
 
 TEST(results_without_resume_load_no_keys) {
@@ -507,8 +553,10 @@ TEST(tracking_is_bounded_and_slots_are_reused) {
 /* Child: appends two results lines, then writes a tracked temporary file byte
  * by byte until the parent's signal arrives. Never returns. */
 static void slow_writer_child(const char *dir, int ready_fd) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) dup2(devnull, 2); /* the handler's "attrib: interrupted" */
+    char err[1100];
+    snprintf(err, sizeof err, "%s.stderr", dir); /* the handler's "attrib: interrupted" */
+    int errfd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (errfd >= 0) dup2(errfd, 2);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     at_results *r;
@@ -552,6 +600,10 @@ static void check_interrupted_by(int sig) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s/c.gradcam.npy.tmp.%ld", dir, (long)pid);
     CHECK(access(tmp, F_OK) != 0); /* the half-written file is gone */
+    snprintf(tmp, sizeof tmp, "%s.stderr", dir);
+    char *msg = read_text(tmp);
+    CHECKF(msg && strstr(msg, ": 2 results lines of this run kept"), "message: %s", msg ? msg : "NULL");
+    free(msg);
     CHECK(count_entries(dir) == 1);
     at_results *r;
     REQUIRE(at_results_open(&r, dir, "results.jsonl", 1) == AT_OK);
@@ -680,5 +732,58 @@ TEST(progress_quiet_prints_nothing) {
     at_progress_finish(&p);
     fflush(c.f);
     CHECK(c.len == 0 && p.done == 10);
+    capture_close(&c);
+}
+
+TEST(progress_rate_and_eta_leave_out_images_an_earlier_run_finished) {
+    capture c;
+    capture_open(&c);
+    at_progress p;
+    fake_t = 0;
+    at_progress_start_ex(&p, 1000, "explain", 0, c.f, 1, fake_now);
+    fake_t = 0.001;
+    at_progress_skip(&p, 900); /* --resume: found in results.jsonl */
+    for (int i = 0; i < 10; i++) {
+        fake_t += i == 5 ? 0.4 : 1;
+        at_progress_tick(&p, 1, 0);
+        if (i == 4) { /* a skip between two batches is no rate sample of zero work */
+            fake_t += 0.6;
+            at_progress_skip(&p, 1);
+        }
+    }
+    CHECK_NEAR(p.rate, 1.0, 0.01);
+    CHECKF(strstr(c.buf, "911/1000 images, 1.0 ") && strstr(c.buf, "ETA 1m29s"), "got \"%s\"", c.buf);
+    at_progress_finish(&p);
+    CHECKF(strstr(c.buf, "in 10s (901 done before), 1.0 "), "got \"%s\"", c.buf);
+    capture_close(&c);
+}
+
+TEST(progress_prints_each_finished_batch_and_the_share_of_the_next) {
+    capture c;
+    capture_open(&c);
+    at_progress p;
+    fake_t = 0;
+    at_progress_start_ex(&p, 24, "explain", 0, c.f, 0, fake_now);
+    fake_t = 4;
+    at_progress_partial(&p, 4, 0.5);
+    fake_t = 11; /* a log line is due after 10 s */
+    at_progress_partial(&p, 4, 0.75);
+    CHECKF(strstr(c.buf, "explain: 0/24 images (batch of 4: 75%)"), "got \"%s\"", c.buf);
+    fake_t = 12;
+    at_progress_batch(&p, 4, 0); /* not a 10 % mark, not 10 s later: printed all the same */
+    fake_t = 13;
+    at_progress_batch(&p, 1, 0);
+    CHECKF(strstr(c.buf, "explain: 4/24 images, 3.0 s/image, ETA 1m00s\n") &&
+               strstr(c.buf, "explain: 5/24 images,"),
+           "got \"%s\"", c.buf);
+    fake_t = 24;
+    at_progress_partial(&p, 4, 0.5); /* 2 of the 19 left are done: the ETA counts them */
+    CHECKF(strstr(c.buf, "explain: 5/24 images (batch of 4: 50%), "), "got \"%s\"", c.buf);
+    double rate = p.rate;
+    char want[64];
+    long eta = (long)(17 / rate + 0.5);
+    if (eta < 60) snprintf(want, sizeof want, "ETA %lds\n", eta);
+    else snprintf(want, sizeof want, "ETA %ldm%02lds\n", eta / 60, eta % 60);
+    CHECKF(strstr(c.buf, want), "want %s, got \"%s\"", want, c.buf);
     capture_close(&c);
 }

@@ -36,7 +36,10 @@ static const char *const HELP =
     "  --tolerance PX      pointing-game tolerance at 224 px (default 15; 0 = none)\n"
     "  --steps N           deletion / insertion steps (default 100)\n"
     "  --json              the summary as one JSON object\n"
-    "  --resume            skip images already in DIR/eval.<metric>.jsonl\n"
+    "  --resume            keep the values already in DIR/eval.<metric>.jsonl (same\n"
+    "                      options) and score the rest; the summary covers them all\n"
+    "  --overwrite         score again and replace them (without either, a run that\n"
+    "                      would repeat values already there stops)\n"
     "  --quiet             no progress line\n";
 
 static int parse(eval_args *a, int argc, char **argv) {
@@ -47,6 +50,7 @@ static int parse(eval_args *a, int argc, char **argv) {
         const char *o = argv[i];
         if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--resume")) a->resume = 1;
+        else if (!strcmp(o, "--overwrite")) a->overwrite = 1;
         else if (!strcmp(o, "--quiet")) a->quiet = 1;
         else {
             if (i + 1 >= argc) return at_fail(o, o[0] == '-' ? "needs a value" : "unexpected argument");
@@ -93,6 +97,7 @@ static int parse(eval_args *a, int argc, char **argv) {
     }
     if (a->metric == EVAL_NONE) return at_fail("--metric", "is required (see attrib eval --help)");
     if (!a->maps) return at_fail("--maps", "is required (explain's output folder)");
+    if (a->resume && a->overwrite) return at_fail("--overwrite", "and --resume exclude each other");
     if ((a->metric == EVAL_ENERGY_PG || a->metric == EVAL_POINTING) && !a->annotations)
         return at_fail("--annotations", "%s needs boxes: images.csv or an ILSVRC XML folder",
                        eval_metric_name(a->metric));

@@ -18,12 +18,47 @@ typedef struct {
     int n_props;
     double tolerance;
     int steps;
-    int json, resume, quiet;
+    int json, resume, overwrite, quiet;
 } eval_args;
 
 void eval_args_init(eval_args *a);
 int eval_metric_parse(const char *s, eval_metric *out);
 const char *eval_metric_name(eval_metric m);
 int eval_run(const eval_args *a);
+
+#define MAX_TERMS (2 * EVAL_MAX_PROPS + 2)
+
+/* One results.jsonl line worth scoring. */
+typedef struct {
+    char *image, *method, *layer, *map, *gates;
+    char *name;       /* method[.settings]: the summary's row and the key's name */
+    char *class_opt;  /* the explain run's class option, for the key */
+    int cls;
+} entry;
+
+void entries_free(entry *e, int n);
+/* The lines of DIR/results.jsonl that the metric scores (and --method selects). */
+int read_entries(const eval_args *a, entry **out, int *n);
+/* A later line with the same key (image, name, layer, class option) replaces
+ * an earlier one: each result is counted once. Returns the lines dropped. */
+int merge_duplicates(entry *e, int *n);
+
+/* Values an earlier run wrote to eval.<metric>.jsonl with these options. */
+typedef struct {
+    char *image, *name, *layer;
+    double terms[MAX_TERMS];
+    int all_zero;
+} scored_row;
+
+typedef struct {
+    scored_row *r;
+    int n, cap;
+} scored_values;
+
+void scored_free(scored_values *v);
+int load_scored(scored_values *v, const char *path, const char *key, const char (*term_names)[24], int n_terms);
+/* The earlier value of entry e, NULL when none (the last line of a key counts). */
+const scored_row *scored_find(const scored_values *v, const entry *e);
+
 
 #endif

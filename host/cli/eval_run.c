@@ -43,110 +43,6 @@ int eval_metric_parse(const char *s, eval_metric *out) {
 
 const char *eval_metric_name(eval_metric m) { return metric_names[m]; }
 
-/* One results.jsonl line worth scoring. */
-typedef struct {
-    char *image, *method, *layer, *map, *gates;
-    int cls;
-} entry;
-
-static void entries_free(entry *e, int n) {
-    for (int i = 0; i < n; i++) free(e[i].image), free(e[i].method), free(e[i].layer), free(e[i].map), free(e[i].gates);
-    free(e);
-}
-
-static char *dup_member(const at_json *j, const char *key) {
-    const at_json *v = at_json_get(j, key);
-    return v && v->type == AT_JSON_STRING ? strdup(v->string) : NULL;
-}
-
-/* The gates file behind a path map: DIR/<stem>.<path-method>.gates.npy, the
- * stem being the map's file name without ".<method>.npy". */
-static char *gates_for_map(const char *map, const char *method, const char *path_method) {
-    size_t lm = strlen(map), lt = strlen(method);
-    if (lm < lt + 5 || strcmp(map + lm - 4, ".npy") || strncmp(map + lm - 4 - lt, method, lt) || map[lm - 5 - lt] != '.')
-        return NULL;
-    size_t base = lm - 5 - lt;
-    char *out = malloc(base + strlen(path_method) + 16);
-    if (out) sprintf(out, "%.*s.%s.gates.npy", (int)base, map, path_method);
-    return out;
-}
-
-/* explain records its files relative to the directory it ran in; from
- * another directory, a relative name that is not there is looked up in
- * DIR itself (where explain wrote it). Takes ownership of p. */
-static char *in_maps_dir(const char *dir, char *p) {
-    if (!p || p[0] == '/' || access(p, F_OK) == 0) return p;
-    const char *base = strrchr(p, '/');
-    base = base ? base + 1 : p;
-    char *q = malloc(strlen(dir) + strlen(base) + 2);
-    if (!q) return p;
-    sprintf(q, "%s/%s", dir, base);
-    if (access(q, F_OK) != 0) {
-        free(q);
-        return p;
-    }
-    free(p);
-    return q;
-}
-
-static int read_entries(const eval_args *a, entry **out, int *n) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
-    FILE *f = fopen(path, "r");
-    if (!f) return at_fail(path, "cannot read (run attrib explain --out %s first)", a->maps);
-    int cap = 256, count = 0, lineno = 0, rc = AT_OK;
-    entry *e = calloc(cap, sizeof *e);
-    static char line[1 << 20];
-    while (rc == AT_OK && e && fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (!len || line[len - 1] != '\n') break; /* a torn last line: explain will redo it */
-        at_json *j = NULL;
-        if (at_json_parse(line, len, &j)) {
-            rc = at_fail(path, "line %d: %s", lineno, at_last_error());
-            break;
-        }
-        const at_json *cls = at_json_get(j, "class");
-        char *method = dup_member(j, "method");
-        int wanted = method && cls && cls->type == AT_JSON_NUMBER && (!a->method || !strcmp(a->method, method));
-        int is_path_line = at_json_get(j, "gates") != NULL;
-        /* confidence: the paths' lines (Table 1), or the lines of --method */
-        if (a->metric == EVAL_CONFIDENCE) wanted = wanted && (is_path_line || a->method);
-        else wanted = wanted && at_json_get(j, "map") != NULL;
-        if (wanted) {
-            if (count == cap) {
-                entry *ne = realloc(e, sizeof *e * (cap *= 2));
-                if (!ne) break;
-                e = ne;
-            }
-            entry *x = &e[count++];
-            memset(x, 0, sizeof *x);
-            x->image = dup_member(j, "image");
-            x->method = method;
-            method = NULL;
-            x->layer = dup_member(j, "layer");
-            x->map = in_maps_dir(a->maps, dup_member(j, "map"));
-            x->cls = (int)cls->number;
-            x->gates = in_maps_dir(a->maps, dup_member(j, "gates"));
-            const at_json *pm = at_json_get(j, "path_method");
-            if (!x->gates && pm && pm->type == AT_JSON_STRING && x->map)
-                x->gates = gates_for_map(x->map, x->method, pm->string);
-        }
-        free(method);
-        at_json_free(j);
-    }
-    fclose(f);
-    if (!e) rc = at_fail(path, "out of memory");
-    if (rc) {
-        entries_free(e, count);
-        return rc;
-    }
-    *out = e;
-    *n = count;
-    return AT_OK;
-}
-
-#define MAX_TERMS (2 * EVAL_MAX_PROPS + 2)
 
 typedef struct {
     const eval_args *a;
@@ -429,11 +325,11 @@ static int summarise(const method_rows *r, int n_terms, int t, double *mean, dou
     return AT_OK;
 }
 
-static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows) {
+static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows, int merged) {
     const eval_args *a = c->a;
     if (a->json) {
-        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"rows\":[", eval_metric_name(a->metric),
-               a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original");
+        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"merged_lines\":%d,\"rows\":[",
+               eval_metric_name(a->metric), a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original", merged);
         for (int r = 0; r < n_rows; r++) {
             printf("%s{\"method\":", r ? "," : "");
             cli_json_string(stdout, rows[r].method);
@@ -454,6 +350,9 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
     }
     printf("%s (%s scores, %s network)\n", eval_metric_name(a->metric), a->logit ? "logit" : "probability",
            a->scorer_path ? "path" : "original");
+    if (merged)
+        printf("(%d duplicate results.jsonl lines merged: each image, method and settings counted once, the last "
+               "line)\n", merged);
     printf("%-28s %-10s %10s  %-21s %6s %9s\n", "method", "value", "mean", "95% CI", "n", "all-zero");
     for (int r = 0; r < n_rows; r++)
         for (int t = 0; t < c->n_terms; t++) {
@@ -489,13 +388,21 @@ int eval_run(const eval_args *a) {
         cli_error();
         return EXIT_BAD_INPUT;
     }
+    int merged = merge_duplicates(entries, &n);
     if (!n) {
-        at_fail(a->maps, "results.jsonl has no %s lines%s%s", a->metric == EVAL_CONFIDENCE ? "scorable" : "map",
-                a->method ? " of method " : "", a->method ? a->method : "");
+        if (a->metric == EVAL_CONFIDENCE && !a->method)
+            at_fail(a->maps, "results.jsonl has no path results: confidence scores the routing paths of "
+                    "explain --method cdrp or score-cdrp (their gates files), or the lines of --method TAG");
+        else
+            at_fail(a->maps, "results.jsonl has no %s lines%s%s", a->metric == EVAL_CONFIDENCE ? "scorable" : "map",
+                    a->method ? " of method " : "", a->method ? a->method : "");
         cli_error();
         entries_free(entries, n);
         return EXIT_BAD_INPUT;
     }
+    if (merged && !a->quiet)
+        fprintf(stderr, "attrib: %s/results.jsonl: %d duplicate lines merged (same image, method and settings; the "
+                "last one counts)\n", a->maps, merged);
     if ((rc = cli_open(&a->common, &m, &c.be))) goto done;
     rc = EXIT_BAD_INPUT;
     c.m = m;
@@ -524,8 +431,25 @@ int eval_run(const eval_args *a) {
     char name[64], key[96];
     snprintf(name, sizeof name, "eval.%s.jsonl", eval_metric_name(a->metric));
     options_key(a, key, sizeof key);
-    if (at_results_open(&res, a->maps, name, a->resume) || at_output_install_signal_cleanup()) {
+    if (at_results_open(&res, a->maps, name, 1)) {
         cli_error();
+        goto done;
+    }
+    int existing = 0;
+    for (int i = 0; i < n; i++)
+        existing += at_results_has(res, entries[i].image, entries[i].name, entries[i].layer ? entries[i].layer : "", key);
+    if (existing && !a->resume && !a->overwrite) {
+        at_fail(at_results_path(res), "already holds %d of these %d values (same options); add --resume to keep "
+                "them or --overwrite to replace them", existing, n);
+        cli_error();
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    scored_values earlier = {0};
+    if ((a->resume && existing && load_scored(&earlier, at_results_path(res), key, c.term_names, c.n_terms)) ||
+        at_output_install_signal_cleanup()) {
+        cli_error();
+        scored_free(&earlier);
         goto done;
     }
     at_progress prog;
@@ -535,16 +459,24 @@ int eval_run(const eval_args *a) {
     for (int i = 0; i < n; i++) {
         entry *e = &entries[i];
         const char *layer = e->layer ? e->layer : "";
-        method_rows *mr = rows_for(&rows, &n_rows, e->method, c.n_terms);
+        method_rows *mr = rows_for(&rows, &n_rows, e->name, c.n_terms);
         if (!mr) {
             at_fail("eval", "out of memory");
             cli_error();
             rc = EXIT_BAD_INPUT;
             break;
         }
-        if (a->resume && at_results_has(res, e->image, e->method, layer, key)) {
-            at_progress_tick(&prog, 1, 0);
-            continue; /* its value is in the jsonl; the summary covers this run's images */
+        if (a->resume && at_results_has(res, e->image, e->name, layer, key)) {
+            /* scored before: its value from the jsonl, so the summary covers every image */
+            const scored_row *sr = scored_find(&earlier, e);
+            if (sr && rows_add(mr, sr->terms, c.n_terms)) {
+                cli_error();
+                rc = EXIT_BAD_INPUT;
+                break;
+            }
+            if (sr) mr->all_zero += sr->all_zero;
+            at_progress_skip(&prog, 1);
+            continue;
         }
         int all_zero = 0;
         for (int t = 0; t < MAX_TERMS; t++) terms[t] = NAN;
@@ -560,6 +492,8 @@ int eval_run(const eval_args *a) {
         at_jsonw_begin(&w);
         at_jsonw_str(&w, "image", e->image);
         at_jsonw_str(&w, "method", e->method);
+        at_jsonw_str(&w, "settings", e->name[strlen(e->method)] ? e->name + strlen(e->method) + 1 : "");
+        at_jsonw_str(&w, "explain_class_option", e->class_opt);
         at_jsonw_str(&w, "layer", layer);
         at_jsonw_str(&w, "class_option", key);
         at_jsonw_str(&w, "metric", eval_metric_name(a->metric));
@@ -569,7 +503,7 @@ int eval_run(const eval_args *a) {
         at_jsonw_str(&w, "model_sha256", m->sha256);
         at_jsonw_str(&w, "engine", "attrib " ATTRIB_VERSION);
         char *line = at_jsonw_end(&w);
-        if (!line || at_results_append(res, line) || at_results_add_key(res, e->image, e->method, layer, key) ||
+        if (!line || at_results_append(res, line) || at_results_add_key(res, e->image, e->name, layer, key) ||
             rows_add(mr, terms, c.n_terms)) {
             free(line);
             cli_error();
@@ -580,7 +514,15 @@ int eval_run(const eval_args *a) {
         at_progress_tick(&prog, 1, 0);
     }
     at_progress_finish(&prog);
-    print_summary(&c, rows, n_rows);
+    scored_free(&earlier);
+    if (a->overwrite && existing) {
+        long dropped = 0;
+        if (at_results_compact(res, &dropped)) {
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+        }
+    }
+    print_summary(&c, rows, n_rows, merged);
 done:
     for (int r = 0; r < n_rows; r++) free(rows[r].terms);
     free(rows);

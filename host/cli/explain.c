@@ -17,8 +17,11 @@ static const char *const HELP =
     "usage: attrib explain --method M [options] IMAGE... | --list FILE | --dir DIR\n"
     "Writes, per image, DIR/<stem>.<method>.npy (float32 HxW map in [0,1] at the\n"
     "network input size), DIR/<stem>.<method>.png (overlay) and one line of\n"
-    "DIR/results.jsonl. Interrupted runs keep every finished image; --resume skips\n"
-    "the (image, method, layer, class) keys already in results.jsonl.\n"
+    "DIR/results.jsonl. Settings other than the defaults (layer, class, variant,\n"
+    "precision, path options) add a suffix: <stem>.gradcam.features.22.c3.npy.\n"
+    "Interrupted runs keep every finished image. A run whose results are already in\n"
+    "DIR/results.jsonl (same image, method and settings) stops unless --resume\n"
+    "(skip them) or --overwrite (replace them) is given.\n"
     "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
     "                      guided-backprop | deconvnet\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
@@ -31,6 +34,7 @@ static const char *const HELP =
     "  --out DIR           output folder (default out)\n"
     "  --list FILE         image paths, one per line;  --dir DIR: every PNG/JPEG under DIR\n"
     "  --resume            skip images already in DIR/results.jsonl\n"
+    "  --overwrite         redo them and replace their results lines\n"
     "  --strict            stop at the first unreadable image (default: report and skip)\n"
     "  --no-overlay        write the .npy maps only\n"
     "  --quiet             no progress line on stderr\n\n";
@@ -43,7 +47,7 @@ typedef struct {
     path_args path;
     const char *layer_spec, *out_dir, *annotations;
     long cls; /* -1 predicted, -2 ground truth */
-    int resume, strict, no_overlay, quiet;
+    int resume, overwrite, strict, no_overlay, quiet;
     cli_paths paths;
 } explain_args;
 
@@ -55,6 +59,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         if (r) continue;
         const char *o = argv[i];
         if (!strcmp(o, "--resume")) a->resume = 1;
+        else if (!strcmp(o, "--overwrite")) a->overwrite = 1;
         else if (!strcmp(o, "--strict")) a->strict = 1;
         else if (!strcmp(o, "--no-overlay")) a->no_overlay = 1;
         else if (!strcmp(o, "--quiet")) a->quiet = 1;
@@ -103,6 +108,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
             return AT_ERR;
     }
     if (!method_set) return at_fail("--method", "is required (see attrib explain --help)");
+    if (a->resume && a->overwrite) return at_fail("--overwrite", "and --resume exclude each other");
     if (a->cls == -2 && !a->annotations) return at_fail("--class", "truth needs --annotations");
     path_args_finish(&a->path);
     if (a->is_path) {
@@ -122,12 +128,26 @@ static int parse_args(explain_args *a, int argc, char **argv) {
     return AT_OK;
 }
 
-/* "scorecam" or "scorecam.pgc": the method's name in files and results. */
+/* "scorecam" or "scorecam.pgc": the method's name in files and results
+ * (a variant that computes the same map still gets its own name). */
 static void method_tag(const explain_args *a, char *tag, size_t cap) {
-    if (a->ex.variant == AT_VARIANT_AUTHORS || a->ex.method == AT_METHOD_GRADCAM)
+    if (a->ex.variant == AT_VARIANT_AUTHORS)
         snprintf(tag, cap, "%s", at_method_name(a->ex.method));
     else
         snprintf(tag, cap, "%s.%s", at_method_name(a->ex.method), at_variant_name(a->ex.variant));
+}
+
+/* The settings that change a map, as a file-name suffix; "" for the defaults. */
+static void map_settings(const explain_args *a, const at_model *m, const at_backend *be, char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    if (a->ex.layer >= 0 && a->ex.layer != at_model_find_layer(m, "last-conv"))
+        o += snprintf(buf + o, cap - o, "%s", m->layers[a->ex.layer].name);
+    if (a->cls != -1 && o < cap)
+        o += a->cls == -2 ? snprintf(buf + o, cap - o, "%struth", o ? "." : "")
+                          : snprintf(buf + o, cap - o, "%sc%ld", o ? "." : "", a->cls);
+    if (be->precision != AT_PRECISION_FP32 && o < cap)
+        snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_precision_name(be->precision));
 }
 
 static double now_s(void) {
@@ -142,8 +162,8 @@ typedef struct {
 } loaded_image;
 
 static char *results_line(const explain_args *a, const at_model *m, const at_backend *be, const char *tag,
-                          const char *image, const char *layer_name, const at_explain_result *r, const char *npy,
-                          const char *png, double ms) {
+                          const char *settings, const char *image, const char *layer_name,
+                          const at_explain_result *r, const char *npy, const char *png, double ms, int batch) {
     char cls_opt[32];
     if (a->cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a->cls);
     else snprintf(cls_opt, sizeof cls_opt, a->cls == -2 ? "truth" : "predicted");
@@ -151,6 +171,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_begin(&w);
     at_jsonw_str(&w, "image", image);
     at_jsonw_str(&w, "method", tag);
+    at_jsonw_str(&w, "settings", settings);
     at_jsonw_str(&w, "variant", at_variant_name(a->ex.variant));
     at_jsonw_str(&w, "layer", layer_name);
     at_jsonw_str(&w, "class_option", cls_opt);
@@ -163,7 +184,8 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_bool(&w, "flat_map", r->flat_map);
     if (a->ex.method == AT_METHOD_SCORECAM) at_jsonw_int(&w, "flat_channels", r->flat_channels);
     at_jsonw_int(&w, "forwards", r->forwards);
-    at_jsonw_num(&w, "ms", ms);
+    at_jsonw_num(&w, "ms", ms); /* the batch's wall time per image */
+    at_jsonw_int(&w, "batch", batch);
     at_jsonw_str(&w, "backend", be->name);
     at_jsonw_str(&w, "precision", at_precision_name(be->precision));
     at_jsonw_str(&w, "model", m->name);
@@ -171,6 +193,45 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_str(&w, "engine", "attrib " ATTRIB_VERSION);
     return at_jsonw_end(&w);
 }
+
+/* Drops repeated paths (as given), keeping the first: one results line per
+ * image and key. Returns how many were dropped. */
+static int cmp_index_path(const void *x, const void *y, void *paths) {
+    int a = *(const int *)x, b = *(const int *)y;
+    int c = strcmp(((char **)paths)[a], ((char **)paths)[b]);
+    return c ? c : a - b;
+}
+
+static int drop_repeated_paths(cli_paths *p) {
+    int *order = malloc(sizeof(int) * (p->n ? p->n : 1));
+    char *dup = calloc(p->n ? p->n : 1, 1);
+    int dropped = 0;
+    if (!order || !dup) {
+        free(order), free(dup);
+        return 0; /* keep them: at worst repeated lines, which eval merges */
+    }
+    for (int i = 0; i < p->n; i++) order[i] = i;
+    qsort_r(order, p->n, sizeof(int), cmp_index_path, p->paths);
+    for (int i = 1; i < p->n; i++)
+        if (!strcmp(p->paths[order[i]], p->paths[order[i - 1]])) dup[order[i]] = 1;
+    int k = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (dup[i]) {
+            free(p->paths[i]);
+            dropped++;
+        } else {
+            p->paths[k++] = p->paths[i];
+        }
+    }
+    p->n = k;
+    free(order), free(dup);
+    return dropped;
+}
+
+/* Seconds one batch of a path method should take: long enough to batch many
+ * images (the speed lever), short enough that progress moves and Ctrl-C
+ * loses little. The batch grows from one image by the measured cost. */
+#define PATH_BATCH_TARGET_S 5.0
 
 int cmd_explain(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
@@ -191,16 +252,21 @@ int cmd_explain(int argc, char **argv) {
         cli_paths_free(&a.paths);
         return EXIT_USAGE;
     }
+    int repeated = drop_repeated_paths(&a.paths);
     at_model *m = NULL;
     at_backend *be = NULL;
     at_results *res = NULL;
     char **stems = NULL;
+    path_reuse reuse = {0};
+    path_summary summary;
+    memset(&summary, 0, sizeof summary);
     int rc = cli_open(&a.common, &m, &be);
     if (rc) goto out;
     rc = EXIT_BAD_INPUT;
     if (!a.is_path && at_method_uses_layer(a.ex.method)) {
         a.ex.layer = at_model_find_layer(m, a.layer_spec);
-        if (a.ex.layer < 0) {
+        /* a layer the method cannot use is bad usage, said once before any image */
+        if (a.ex.layer < 0 || at_explain_check_layer(m, a.ex.method, a.ex.layer)) {
             cli_error();
             rc = EXIT_USAGE;
             goto out;
@@ -215,23 +281,56 @@ int cmd_explain(int argc, char **argv) {
         goto out;
     }
     const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : "";
-    char tag[64], resume_tag[96];
-    if (a.is_path) path_method_tag(a.pm, &a.path, tag, sizeof tag);
-    else method_tag(&a, tag, sizeof tag);
-    /* pathway-grad writes one line per rate: the last rate's line marks an image done */
-    snprintf(resume_tag, sizeof resume_tag, "%s", tag);
-    if (a.is_path && a.pm == PM_PATHWAY_GRAD)
-        snprintf(resume_tag, sizeof resume_tag, "%s.r%.2f", tag, a.path.rates[a.path.n_rates - 1]);
-    stems = calloc(a.paths.n, sizeof *stems);
-    if (!stems || at_output_stems(a.paths.n, (const char *const *)a.paths.paths, stems) ||
-        at_output_dir_prepare(a.out_dir) || at_results_open(&res, a.out_dir, "results.jsonl", a.resume) ||
-        at_output_install_signal_cleanup()) {
-        cli_error();
-        goto out;
+    char tag[64], settings[200], name[300];
+    if (a.is_path) {
+        path_method_tag(a.pm, &a.path, tag, sizeof tag);
+        path_settings(a.pm, &a.path, be->precision, settings, sizeof settings);
+    } else {
+        method_tag(&a, tag, sizeof tag);
+        map_settings(&a, m, be, settings, sizeof settings);
     }
+    results_key_name(tag, settings, name, sizeof name);
+    /* keys this run writes per image; pathway-grad writes one per rate and
+     * its last rate's line marks an image done */
+    int n_keys = a.is_path && a.pm == PM_PATHWAY_GRAD ? a.path.n_rates : 1;
+    char keys[16][320];
+    for (int k = 0; k < n_keys; k++) {
+        char method[96];
+        if (a.is_path && a.pm == PM_PATHWAY_GRAD) snprintf(method, sizeof method, "%s.r%.2f", tag, a.path.rates[k]);
+        else snprintf(method, sizeof method, "%s", tag);
+        results_key_name(method, settings, keys[k], sizeof keys[k]);
+    }
+    const char *done_key = keys[n_keys - 1];
     char cls_opt[32];
     if (a.cls >= 0) snprintf(cls_opt, sizeof cls_opt, "%ld", a.cls);
     else snprintf(cls_opt, sizeof cls_opt, a.cls == -2 ? "truth" : "predicted");
+    const char *key_cls = a.is_path ? "predicted" : cls_opt, *key_layer = a.is_path ? "" : layer_name;
+    stems = calloc(a.paths.n, sizeof *stems);
+    if (!stems || at_output_stems(a.paths.n, (const char *const *)a.paths.paths, stems) ||
+        at_output_dir_prepare(a.out_dir) || at_results_open(&res, a.out_dir, "results.jsonl", 1)) {
+        cli_error();
+        goto out;
+    }
+    int existing = 0;
+    for (int i = 0; i < a.paths.n; i++) {
+        int found = 0;
+        for (int k = 0; k < n_keys && !found; k++) found = at_results_has(res, a.paths.paths[i], keys[k], key_layer, key_cls);
+        existing += found;
+    }
+    if (existing && !a.resume && !a.overwrite) {
+        at_fail(at_results_path(res), "already holds %s results for %d of these %d images; add --resume to skip "
+                "them or --overwrite to replace them", name, existing, a.paths.n);
+        cli_error();
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (at_output_install_signal_cleanup() ||
+        (a.is_path && a.pm >= PM_PATH_SCORECAM && !a.path.gates_dir && !a.path.reoptimise &&
+         path_reuse_load(&reuse, a.out_dir, &a.path, m, be->precision))) {
+        cli_error();
+        goto out;
+    }
+    if (repeated && !a.quiet) fprintf(stderr, "attrib: explain: %d repeated image paths are explained once\n", repeated);
     at_annotations ann = {0};
     int have_ann = 0;
     if (a.annotations) {
@@ -242,15 +341,17 @@ int cmd_explain(int argc, char **argv) {
         have_ann = 1;
     }
     /* gradient methods run images in batches; Score-CAM batches channels */
-    int chunk = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
-    if (chunk > 32) chunk = 32;
-    int *indices = malloc(sizeof(int) * chunk);
-    at_image *rgbs = malloc(sizeof(at_image) * chunk);
+    int cap = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
+    if (cap > 32) cap = 32;
+    if (cap < 1) cap = 1;
+    int chunk = a.is_path ? 1 : cap;
+    int *indices = malloc(sizeof(int) * cap);
+    at_image *rgbs = malloc(sizeof(at_image) * cap);
     long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
-    float *inputs = malloc(sizeof(float) * in_size * chunk), *maps = malloc(sizeof(float) * hw * chunk);
-    loaded_image *loaded = calloc(chunk, sizeof *loaded);
-    at_explain_result *results = calloc(chunk, sizeof *results);
-    int *classes = malloc(sizeof(int) * chunk);
+    float *inputs = malloc(sizeof(float) * in_size * cap), *maps = malloc(sizeof(float) * hw * cap);
+    loaded_image *loaded = calloc(cap, sizeof *loaded);
+    at_explain_result *results = calloc(cap, sizeof *results);
+    int *classes = malloc(sizeof(int) * cap);
     if (!inputs || !maps || !loaded || !results || !classes || !indices || !rgbs) {
         at_fail("explain", "out of memory");
         cli_error();
@@ -264,7 +365,7 @@ int cmd_explain(int argc, char **argv) {
         int nb = 0, skipped = 0;
         for (; next < a.paths.n && nb < chunk; next++) {
             const char *path = a.paths.paths[next];
-            if (a.resume && at_results_has(res, path, resume_tag, layer_name, cls_opt)) {
+            if (a.resume && at_results_has(res, path, done_key, key_layer, key_cls)) {
                 skipped++;
                 continue;
             }
@@ -301,12 +402,14 @@ int cmd_explain(int argc, char **argv) {
             results[nb] = (at_explain_result){.map = maps + hw * nb};
             nb++;
         }
-        if (skipped) at_progress_tick(prog, skipped, 0);
+        if (skipped) at_progress_skip(prog, skipped);
         if (!nb) continue;
+        double t0 = now_s();
         if (a.is_path) {
             path_run run = {.method = a.pm, .p = &a.path, .m = m, .be = be, .tag = tag, .out_dir = a.out_dir,
+                            .settings = settings, .name = name, .reuse = &reuse, .summary = &summary,
                             .stems = stems, .paths = a.paths.paths, .res = res, .prog = prog,
-                            .no_overlay = a.no_overlay};
+                            .no_overlay = a.no_overlay, .skip_existing = a.resume};
             for (int j = 0; j < nb; j++) indices[j] = loaded[j].index, rgbs[j] = loaded[j].rgb;
             if (explain_paths_batch(&run, inputs, nb, indices, rgbs)) {
                 cli_error();
@@ -314,37 +417,56 @@ int cmd_explain(int argc, char **argv) {
                 stop = 1;
             }
             for (int j = 0; j < nb; j++) at_image_free(&loaded[j].rgb);
+            /* next batch: twice this one at most, and about PATH_BATCH_TARGET_S long */
+            double per_image = (now_s() - t0) / nb;
+            int fit = per_image > 0 ? (int)(PATH_BATCH_TARGET_S / per_image) : cap;
+            chunk = 2 * nb < fit ? 2 * nb : fit;
+            chunk = chunk < 1 ? 1 : chunk > cap ? cap : chunk;
             continue;
         }
         at_explain_options ex = a.ex;
         ex.classes = classes;
-        double t0 = now_s();
         if (at_explain(be, &ex, inputs, nb, results)) {
             cli_error();
             rc = EXIT_BAD_INPUT;
             stop = 1;
         }
         double ms = 1e3 * (now_s() - t0) / nb;
+        int written = 0;
         for (int j = 0; j < nb; j++) {
             if (!stop) {
                 const char *path = a.paths.paths[loaded[j].index];
                 char *npy = NULL, *png = NULL, *line = NULL;
-                if (cli_write_map(a.out_dir, stems[loaded[j].index], tag, NULL, results[j].map, m->in_w, m->in_h,
+                if (cli_write_map(a.out_dir, stems[loaded[j].index], name, NULL, results[j].map, m->in_w, m->in_h,
                                   loaded[j].rgb.rgb, a.no_overlay, &npy, &png) ||
-                    !(line = results_line(&a, m, be, tag, path, layer_name, &results[j], npy, png, ms)) ||
-                    at_results_append(res, line) || at_results_add_key(res, path, tag, layer_name, cls_opt)) {
+                    !(line = results_line(&a, m, be, tag, settings, path, layer_name, &results[j], npy, png, ms, nb)) ||
+                    at_results_append(res, line) || at_results_add_key(res, path, name, layer_name, cls_opt)) {
                     cli_error(); /* disk full, permissions: nothing later can succeed */
                     rc = EXIT_BAD_INPUT;
                     stop = 1;
+                } else {
+                    written++;
                 }
                 free(npy), free(png), free(line);
-                at_progress_tick(prog, 1, 0);
             }
             at_image_free(&loaded[j].rgb);
         }
+        if (written) at_progress_tick(prog, written, 0);
     }
     at_progress_finish(prog);
     if (failed && !a.quiet) fprintf(stderr, "attrib: explain: %d of %d images could not be read\n", failed, a.paths.n);
+    if (a.overwrite && existing) {
+        long merged = 0;
+        if (at_results_compact(res, &merged)) {
+            cli_error();
+            rc = EXIT_BAD_INPUT;
+        } else if (!a.quiet) {
+            fprintf(stderr, "attrib: explain: replaced %ld earlier results lines in %s\n", merged,
+                    at_results_path(res));
+        }
+    }
+    if (a.is_path && !a.quiet) path_summary_print(&(path_run){.method = a.pm, .p = &a.path, .m = m, .summary = &summary},
+                                                  stdout);
 out_buffers:
     if (have_ann) at_annotations_free(&ann);
     free(inputs), free(maps), free(loaded), free(results), free(classes), free(indices), free(rgbs);
@@ -352,6 +474,7 @@ out:
     if (stems)
         for (int i = 0; i < a.paths.n; i++) free(stems[i]);
     free(stems);
+    path_reuse_free(&reuse);
     at_results_close(res);
     at_backend_destroy(be);
     at_model_free(m);

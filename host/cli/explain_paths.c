@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "explain_io.h"
 #include "explain_paths.h"
+#include "json.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
 #include "npy.h"
@@ -15,156 +17,8 @@
 #include "progress.h"
 #include "version.h"
 
-const char *const PATH_HELP =
-    "Routing-path methods (SPEC §3.3-3.6):\n"
-    "  --method cdrp | score-cdrp     optimise each image's channel gates (Algorithm 1);\n"
-    "                      writes <stem>.<method>.gates.npy (and .alpha.npy for score-cdrp)\n"
-    "  --method path-scorecam | pathway-grad   maps of a path: Score-CAM of the gated\n"
-    "                      network, or saliency of the network pruned by the path\n"
-    "  --preset P          zhu2024 (default: lr 0.01, T 100, gamma 0.01, clamp 10) | wang2018\n"
-    "  --iterations T --lr X --momentum X --gamma X --clamp-max X   override the preset\n"
-    "  --target soft|hard  cross-entropy target (default soft: the original probabilities)\n"
-    "  --l1 sum|mean       L1 term (default sum)\n"
-    "  --alpha-weight alpha|inverse|none   Score-CDRP's L1 weights (default alpha)\n"
-    "  --keep best|last-below-initial       which class-preserving gates to keep (default best)\n"
-    "  --cic-precision P   Score-CDRP's CIC pass at fp32 | tf32 | fp16 (default --precision;\n"
-    "                      the CPU emulates tf32/fp16 to show how much a path changes)\n"
-    "  --path-method cdrp|score-cdrp        the path behind path-scorecam / pathway-grad\n"
-    "                      (default score-cdrp)\n"
-    "  --gates DIR         read <stem>.<path-method>.gates.npy from DIR instead of optimising\n"
-    "  --rates LIST        pathway-grad prune rates (default 0.3,0.5,0.7,0.9)\n"
-    "  --prune layer|global  rank gates per layer (default) or all together\n"
-    "  --keep-gate-values  pruned network keeps the gate values instead of 1\n";
-
-int path_method_parse(const char *name, path_method *out) {
-    static const char *const names[] = {"cdrp", "score-cdrp", "path-scorecam", "pathway-grad"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(name, names[i])) {
-            *out = (path_method)i;
-            return 1;
-        }
-    return 0;
-}
-
-static const char *path_method_name(path_method p) {
-    static const char *const names[] = {"cdrp", "score-cdrp", "path-scorecam", "pathway-grad"};
-    return names[p];
-}
-
-void path_args_init(path_args *p) {
-    memset(p, 0, sizeof p[0]);
-    at_cdrp_preset("zhu2024", 0, &p->cdrp);
-    p->path_score_weighted = 1;
-    p->n_rates = 4;
-    p->rates[0] = 0.3, p->rates[1] = 0.5, p->rates[2] = 0.7, p->rates[3] = 0.9;
-}
-
-/* Options given explicitly are re-applied over the preset, whatever the order. */
-typedef struct {
-    int iterations_set, lr_set, momentum_set, gamma_set, clamp_set;
-    at_cdrp_options explicit_;
-} overrides;
-static overrides ov;
-
-int path_args_parse(path_args *p, const char *opt, const char *v) {
-    double d;
-    long n;
-    if (!strcmp(opt, "--preset")) {
-        at_cdrp_options keep = p->cdrp;
-        if (at_cdrp_preset(v, 0, &p->cdrp)) return AT_ERR;
-        p->cdrp.target = keep.target, p->cdrp.l1 = keep.l1, p->cdrp.alpha_weight = keep.alpha_weight,
-        p->cdrp.keep = keep.keep, p->cdrp.cic_precision_set = keep.cic_precision_set,
-        p->cdrp.cic_precision = keep.cic_precision;
-        snprintf(p->preset, sizeof p->preset, "%s", v);
-    } else if (!strcmp(opt, "--iterations")) {
-        if (cli_parse_int(opt, v, 0, 100000, &n)) return AT_ERR;
-        ov.explicit_.iterations = (int)n, ov.iterations_set = 1;
-    } else if (!strcmp(opt, "--lr") || !strcmp(opt, "--momentum") || !strcmp(opt, "--gamma") ||
-               !strcmp(opt, "--clamp-max")) {
-        double hi = !strcmp(opt, "--momentum") ? 0.999 : 1e6;
-        if (cli_parse_double(opt, v, 0, hi, &d)) return AT_ERR;
-        if (!strcmp(opt, "--lr")) ov.explicit_.lr = (float)d, ov.lr_set = 1;
-        else if (!strcmp(opt, "--momentum")) ov.explicit_.momentum = (float)d, ov.momentum_set = 1;
-        else if (!strcmp(opt, "--gamma")) ov.explicit_.gamma = (float)d, ov.gamma_set = 1;
-        else {
-            if (d <= 0) return at_fail(opt, "must be positive");
-            ov.explicit_.clamp_max = (float)d, ov.clamp_set = 1;
-        }
-    } else if (!strcmp(opt, "--target")) {
-        if (!strcmp(v, "soft")) p->cdrp.target = AT_TARGET_SOFT;
-        else if (!strcmp(v, "hard")) p->cdrp.target = AT_TARGET_HARD;
-        else return at_fail(opt, "'%s' is not soft or hard", v);
-    } else if (!strcmp(opt, "--l1")) {
-        if (!strcmp(v, "sum")) p->cdrp.l1 = AT_L1_SUM;
-        else if (!strcmp(v, "mean")) p->cdrp.l1 = AT_L1_MEAN;
-        else return at_fail(opt, "'%s' is not sum or mean", v);
-    } else if (!strcmp(opt, "--alpha-weight")) {
-        if (!strcmp(v, "alpha")) p->cdrp.alpha_weight = AT_ALPHA_PLAIN;
-        else if (!strcmp(v, "inverse")) p->cdrp.alpha_weight = AT_ALPHA_INVERSE;
-        else if (!strcmp(v, "none")) p->cdrp.alpha_weight = AT_ALPHA_NONE;
-        else return at_fail(opt, "'%s' is not alpha, inverse or none", v);
-    } else if (!strcmp(opt, "--keep")) {
-        if (!strcmp(v, "best")) p->cdrp.keep = AT_KEEP_BEST;
-        else if (!strcmp(v, "last-below-initial")) p->cdrp.keep = AT_KEEP_LAST_BELOW_INITIAL;
-        else return at_fail(opt, "'%s' is not best or last-below-initial", v);
-    } else if (!strcmp(opt, "--cic-precision")) {
-        if (cli_parse_precision(opt, v, &p->cdrp.cic_precision)) return AT_ERR;
-        p->cdrp.cic_precision_set = 1;
-    } else if (!strcmp(opt, "--path-method")) {
-        if (!strcmp(v, "cdrp")) p->path_score_weighted = 0;
-        else if (!strcmp(v, "score-cdrp")) p->path_score_weighted = 1;
-        else return at_fail(opt, "'%s' is not cdrp or score-cdrp", v);
-    } else if (!strcmp(opt, "--gates")) {
-        p->gates_dir = v;
-    } else if (!strcmp(opt, "--rates")) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", v);
-        p->n_rates = 0;
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (p->n_rates >= 16) return at_fail(opt, "at most 16 rates");
-            if (cli_parse_double(opt, tok, 0, 1, &d)) return AT_ERR;
-            p->rates[p->n_rates++] = d;
-        }
-        if (!p->n_rates) return at_fail(opt, "empty list");
-    } else if (!strcmp(opt, "--prune")) {
-        if (!strcmp(v, "layer")) p->prune_global = 0;
-        else if (!strcmp(v, "global")) p->prune_global = 1;
-        else return at_fail(opt, "'%s' is not layer or global", v);
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
-int path_args_flag(path_args *p, const char *opt) {
-    if (!strcmp(opt, "--keep-gate-values")) {
-        p->keep_gate_values = 1;
-        return 1;
-    }
-    return 0;
-}
-
-void path_args_finish(path_args *p) {
-    if (ov.iterations_set) p->cdrp.iterations = ov.explicit_.iterations;
-    if (ov.lr_set) p->cdrp.lr = ov.explicit_.lr;
-    if (ov.momentum_set) p->cdrp.momentum = ov.explicit_.momentum;
-    if (ov.gamma_set) p->cdrp.gamma = ov.explicit_.gamma;
-    if (ov.clamp_set) p->cdrp.clamp_max = ov.explicit_.clamp_max;
-    if (!p->preset[0]) snprintf(p->preset, sizeof p->preset, "zhu2024");
-}
-
-/* The method's name in files and results lines. */
-void path_method_tag(path_method pm, const path_args *p, char *tag, size_t cap) {
-    if (pm == PM_CDRP || pm == PM_SCORE_CDRP)
-        snprintf(tag, cap, "%s", path_method_name(pm));
-    else
-        snprintf(tag, cap, "%s.%s", path_method_name(pm), p->path_score_weighted ? "score-cdrp" : "cdrp");
-}
-
-/* Reads DIR/<stem>.<path-method>.gates.npy and checks its length. */
-static int read_gates(const at_model *m, const path_args *p, const char *stem, float *out) {
-    char *path = at_output_path(p->gates_dir, stem, p->path_score_weighted ? "score-cdrp" : "cdrp", "gates", "npy");
-    if (!path) return AT_ERR;
+/* Reads DIR/<stem>.<path-method>[.settings].gates.npy and checks its length. */
+static int read_gates_file(const at_model *m, const char *path, float *out) {
     float *data = NULL;
     int ndim, rc = AT_OK;
     int64_t shape[8];
@@ -175,8 +29,73 @@ static int read_gates(const at_model *m, const path_args *p, const char *stem, f
     else
         memcpy(out, data, sizeof(float) * m->n_gates);
     free(data);
-    free(path);
     return rc;
+}
+
+int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, const at_model *m,
+                    at_precision precision) {
+    memset(r, 0, sizeof *r);
+    char file[4200], st[160];
+    snprintf(file, sizeof file, "%s/results.jsonl", out_dir);
+    path_gates_settings(p, precision, st, sizeof st);
+    const char *want = p->path_score_weighted ? "score-cdrp" : "cdrp";
+    FILE *f = fopen(file, "r");
+    if (!f) return AT_OK; /* nothing to reuse yet */
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break;
+        at_json *j = NULL;
+        if (at_json_parse(line, (size_t)len, &j)) {
+            at_clear_error();
+            continue;
+        }
+        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *se = at_json_get(j, "settings"),
+                      *sh = at_json_get(j, "model_sha256"), *ga = at_json_get(j, "gates");
+        const char *settings = se && se->type == AT_JSON_STRING ? se->string : "";
+        if (im && me && sh && ga && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING &&
+            sh->type == AT_JSON_STRING && ga->type == AT_JSON_STRING && !strcmp(me->string, want) &&
+            !strcmp(settings, st) && !strcmp(sh->string, m->sha256)) {
+            if (r->n == r->cap) {
+                int nc = r->cap ? 2 * r->cap : 64;
+                char **ni = realloc(r->images, sizeof(char *) * nc), **ng = realloc(r->gates, sizeof(char *) * nc);
+                if (ni) r->images = ni;
+                if (ng) r->gates = ng;
+                if (!ni || !ng) rc = at_fail(file, "out of memory");
+                else r->cap = nc;
+            }
+            if (rc == AT_OK) {
+                /* recorded relative to where that run ran: else look in --out itself */
+                const char *base = strrchr(ga->string, '/');
+                char *in_out = malloc(strlen(out_dir) + strlen(ga->string) + 2);
+                if (in_out) sprintf(in_out, "%s/%s", out_dir, base ? base + 1 : ga->string);
+                if (in_out && access(ga->string, R_OK) == 0) free(in_out), in_out = NULL;
+                r->images[r->n] = strdup(im->string);
+                r->gates[r->n] = in_out ? in_out : strdup(ga->string);
+                r->n++;
+            }
+        }
+        at_json_free(j);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* The gates file of image's path in --out, NULL when none (the last line wins). */
+static const char *path_reuse_find(const path_reuse *r, const char *image) {
+    for (int i = r->n - 1; i >= 0; i--)
+        if (r->images[i] && !strcmp(r->images[i], image) && r->gates[i] && access(r->gates[i], R_OK) == 0)
+            return r->gates[i];
+    return NULL;
+}
+
+void path_reuse_free(path_reuse *r) {
+    for (int i = 0; i < r->n; i++) free(r->images[i]), free(r->gates[i]);
+    free(r->images), free(r->gates);
+    memset(r, 0, sizeof *r);
 }
 
 static char *layer_offsets_json(const at_model *m) {
@@ -190,10 +109,14 @@ static char *layer_offsets_json(const at_model *m) {
     return buf;
 }
 
-static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, const char *image, const char *tag,
-                          const path_args *p, double ms) {
+static void common_fields(at_jsonw *w, const path_run *run, const char *image, const char *method,
+                          const char *settings, double ms, int batch) {
+    const path_args *p = run->p;
+    const at_model *m = run->m;
+    const at_backend *be = run->be;
     at_jsonw_str(w, "image", image);
-    at_jsonw_str(w, "method", tag);
+    at_jsonw_str(w, "method", method);
+    at_jsonw_str(w, "settings", settings);
     at_jsonw_str(w, "layer", "");
     at_jsonw_str(w, "class_option", "predicted");
     at_jsonw_str(w, "preset", p->preset);
@@ -208,6 +131,7 @@ static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, 
                                     : p->cdrp.alpha_weight == AT_ALPHA_INVERSE ? "inverse" : "none");
     at_jsonw_str(w, "keep", p->cdrp.keep == AT_KEEP_BEST ? "best" : "last-below-initial");
     at_jsonw_num(w, "ms", ms);
+    at_jsonw_int(w, "batch", batch);
     at_jsonw_str(w, "backend", be->name);
     at_jsonw_str(w, "precision", at_precision_name(be->precision));
     at_jsonw_str(w, "cic_precision", at_precision_name(p->cdrp.cic_precision_set ? p->cdrp.cic_precision : be->precision));
@@ -216,11 +140,22 @@ static void common_fields(at_jsonw *w, const at_model *m, const at_backend *be, 
     at_jsonw_str(w, "engine", "attrib " ATTRIB_VERSION);
 }
 
-static char *cdrp_line(const at_model *m, const at_backend *be, const char *image, const char *tag, const path_args *p,
-                       const at_cdrp_result *r, const char *gates_path, const char *alpha_path, double ms) {
+static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, path_summary *sum) {
+    double mn[GATE_STATS_MAX_LAYERS] = {0}, mean[GATE_STATS_MAX_LAYERS] = {0}, below[GATE_STATS_MAX_LAYERS] = {0};
+    int L = gate_layer_stats(m, g, mn, mean, below);
+    at_jsonw_nums(w, "gate_min", mn, L);
+    at_jsonw_nums(w, "gate_mean", mean, L);
+    at_jsonw_nums(w, "gate_below_half", below, L);
+    if (sum) gate_summary_add(&sum->gates, m, g);
+}
+
+static char *cdrp_line(const path_run *run, const char *image, const char *tag, const char *settings,
+                       const at_cdrp_result *r, const char *gates_path, const char *alpha_path, double ms, int batch,
+                       path_summary *sum) {
+    const at_model *m = run->m;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, m, be, image, tag, p, ms);
+    common_fields(&w, run, image, tag, settings, ms, batch);
     cli_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->orig_prob);
     at_jsonw_int(&w, "path_class", r->path_cls);
@@ -236,29 +171,67 @@ static char *cdrp_line(const at_model *m, const at_backend *be, const char *imag
     double sp[32];
     for (int k = 0; k < m->n_convs && k < 32; k++) sp[k] = at_gate_sparsity(m, r->gates, k);
     at_jsonw_nums(&w, "sparsity", sp, m->n_convs < 32 ? m->n_convs : 32);
+    gate_stats_fields(&w, m, r->gates, sum);
     at_jsonw_int(&w, "forwards", r->forwards);
     return at_jsonw_end(&w);
 }
 
-static char *map_line(const at_model *m, const at_backend *be, const char *image, const char *tag, const path_args *p,
-                      const at_explain_result *r, const char *npy, const char *png, double rate, double ms) {
+/* Writes image's path (gates, CIC scores) and its results line under
+ * tag[.settings]; *gates_path (optional) gets the gates file's name. */
+static int write_path(const path_run *run, int b, const at_cdrp_result *r, const char *tag, const char *settings,
+                      double ms, int nb, path_summary *sum, char **gates_path) {
+    const char *image = run->paths[b], *stem = run->stems[b];
+    char name[320];
+    results_key_name(tag, settings, name, sizeof name);
+    char *gp = at_output_path(run->out_dir, stem, name, "gates", "npy");
+    char *ap = r->alpha ? at_output_path(run->out_dir, stem, name, "alpha", "npy") : NULL;
+    int64_t shape[1] = {run->m->n_gates};
+    char *line = NULL;
+    int rc = AT_OK;
+    if (!gp || at_output_write_npy(gp, r->gates, 1, shape) ||
+        (r->alpha && (!ap || at_output_write_npy(ap, r->alpha, 1, shape))) ||
+        !(line = cdrp_line(run, image, tag, settings, r, gp, ap, ms, nb, sum)) || at_results_append(run->res, line) ||
+        at_results_add_key(run->res, image, name, "", "predicted"))
+        rc = AT_ERR;
+    if (rc == AT_OK && gates_path) *gates_path = gp, gp = NULL;
+    free(gp), free(ap), free(line);
+    return rc;
+}
+
+typedef struct {
+    const char *image, *method, *npy, *png, *gates_from, *path_gates;
+    const at_explain_result *r;
+    const float *gates;
+    int cls;
+    double rate, ms; /* rate < 0: path-scorecam */
+    int batch;
+} map_line_args;
+
+static char *map_line(const path_run *run, const map_line_args *a) {
+    const path_args *p = run->p;
     at_jsonw w;
     at_jsonw_begin(&w);
-    common_fields(&w, m, be, image, tag, p, ms);
-    cli_class_fields(&w, m, r->cls);
-    at_jsonw_num(&w, "prob", r->prob);
-    at_jsonw_int(&w, "predicted", r->predicted);
+    common_fields(&w, run, a->image, a->method, run->settings, a->ms, a->batch);
+    cli_class_fields(&w, run->m, a->r->cls);
+    at_jsonw_num(&w, "prob", a->r->prob);
+    at_jsonw_int(&w, "predicted", a->r->predicted);
     at_jsonw_str(&w, "path_method", p->path_score_weighted ? "score-cdrp" : "cdrp");
-    at_jsonw_str(&w, "gates_from", p->gates_dir ? p->gates_dir : "optimised");
-    if (rate >= 0) {
-        at_jsonw_num(&w, "rate", rate);
+    at_jsonw_str(&w, "gates_from", a->gates_from);
+    if (a->path_gates) at_jsonw_str(&w, "path_gates", a->path_gates);
+    if (a->rate >= 0) {
+        at_jsonw_num(&w, "rate", a->rate);
         at_jsonw_str(&w, "prune", p->prune_global ? "global" : "layer");
         at_jsonw_bool(&w, "keep_gate_values", p->keep_gate_values);
+        /* does the pruned network still see the class it is asked to explain? */
+        at_jsonw_num(&w, "pruned_prob", a->r->prob);
+        at_jsonw_bool(&w, "pruned_keeps_class", a->r->predicted == a->cls);
     }
-    at_jsonw_str(&w, "map", npy);
-    at_jsonw_str(&w, "overlay", png);
-    at_jsonw_bool(&w, "flat_map", r->flat_map);
-    at_jsonw_int(&w, "forwards", r->forwards);
+    at_jsonw_str(&w, "map", a->npy);
+    at_jsonw_str(&w, "overlay", a->png);
+    at_jsonw_bool(&w, "flat_map", a->r->flat_map);
+    at_jsonw_int(&w, "forwards", a->r->forwards);
+    /* one summary entry per path: pathway-grad's first rate counts it */
+    gate_stats_fields(&w, run->m, a->gates, a->rate < 0 || a->rate == p->rates[0] ? run->summary : NULL);
     return at_jsonw_end(&w);
 }
 
@@ -268,75 +241,109 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+typedef struct {
+    at_progress *prog;
+    int n;
+} batch_progress;
+
+static void on_cdrp_progress(void *ctx, double fraction) {
+    const batch_progress *bp = ctx;
+    at_progress_partial(bp->prog, bp->n, fraction);
+}
+
 int explain_paths_batch(const path_run *run, const float *inputs, int nb, const int *index, at_image *rgbs) {
     const at_model *m = run->m;
     at_backend *be = run->be;
     const path_args *p = run->p;
     int G = m->n_gates;
-    long hw = (long)m->in_h * m->in_w;
+    long hw = (long)m->in_h * m->in_w, in_size = (long)m->in_c * hw;
     float *gates = malloc(sizeof(float) * G * nb), *alpha = malloc(sizeof(float) * G * nb);
     float *maps = malloc(sizeof(float) * hw * nb), *pruned = malloc(sizeof(float) * G * nb);
+    float *opt_inputs = NULL, *logits = NULL;
     at_cdrp_result *cr = calloc(nb, sizeof *cr);
     at_explain_result *er = calloc(nb, sizeof *er);
-    int *classes = NULL;
+    int *classes = malloc(sizeof(int) * nb), *need = malloc(sizeof(int) * nb);
+    char **from = calloc(nb, sizeof *from); /* the gates file read, per image; NULL: optimised */
+    char **written = calloc(nb, sizeof *written); /* the gates file this run wrote */
     int rc = AT_OK;
-    if (!gates || !alpha || !maps || !pruned || !cr || !er) {
+    batch_progress bp = {run->prog, nb};
+    if (!gates || !alpha || !maps || !pruned || !cr || !er || !classes || !need || !from || !written) {
         rc = at_fail("explain", "out of memory");
         goto done;
     }
     double t0 = now_s();
-    int optimise = run->method == PM_CDRP || run->method == PM_SCORE_CDRP || !p->gates_dir;
-    if (optimise) {
+    int path_itself = run->method == PM_CDRP || run->method == PM_SCORE_CDRP, n_opt = 0;
+    char pfile[200];
+    path_file_name(p, be->precision, pfile, sizeof pfile);
+    for (int b = 0; b < nb && rc == AT_OK; b++) {
+        const char *image = run->paths[index[b]];
+        const char *reuse = path_itself || p->gates_dir || p->reoptimise ? NULL : path_reuse_find(run->reuse, image);
+        if (p->gates_dir) from[b] = at_output_path(p->gates_dir, run->stems[index[b]], pfile, "gates", "npy");
+        else if (reuse) from[b] = strdup(reuse);
+        else {
+            need[n_opt++] = b;
+            continue;
+        }
+        if (!from[b]) rc = at_fail("explain", "out of memory");
+        else rc = read_gates_file(m, from[b], gates + (long)G * b);
+    }
+    if (rc) goto done;
+    if (n_opt) {
         at_cdrp_options o = p->cdrp;
         o.score_weighted = run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && p->path_score_weighted);
-        for (int b = 0; b < nb; b++) {
-            cr[b].gates = gates + (long)G * b;
-            cr[b].alpha = o.score_weighted && o.alpha_weight != AT_ALPHA_NONE ? alpha + (long)G * b : NULL;
+        o.on_progress = run->prog ? on_cdrp_progress : NULL;
+        o.progress_ctx = &bp;
+        at_cdrp_result *opt = calloc(n_opt, sizeof *opt);
+        opt_inputs = n_opt < nb ? malloc(sizeof(float) * in_size * n_opt) : NULL;
+        if (!opt || (n_opt < nb && !opt_inputs)) {
+            free(opt);
+            rc = at_fail("explain", "out of memory");
+            goto done;
         }
-        if ((rc = at_cdrp(be, &o, inputs, nb, cr))) goto done;
-    } else {
-        for (int b = 0; b < nb && rc == AT_OK; b++) rc = read_gates(m, p, run->stems[index[b]], gates + (long)G * b);
+        for (int i = 0; i < n_opt; i++) {
+            if (opt_inputs) memcpy(opt_inputs + in_size * i, inputs + in_size * need[i], sizeof(float) * in_size);
+            opt[i].gates = gates + (long)G * need[i];
+            opt[i].alpha = o.score_weighted && o.alpha_weight != AT_ALPHA_NONE ? alpha + (long)G * need[i] : NULL;
+        }
+        rc = at_cdrp(be, &o, opt_inputs ? opt_inputs : inputs, n_opt, opt);
+        for (int i = 0; i < n_opt; i++) cr[need[i]] = opt[i];
+        free(opt);
         if (rc) goto done;
-        /* the path explains the original network's predicted class c */
-        float *logits = malloc(sizeof(float) * m->n_classes * nb);
+    }
+    if (n_opt < nb) { /* a path read from a file explains the original network's predicted class c */
+        logits = malloc(sizeof(float) * m->n_classes * nb);
         at_forward_args fa = {.n = nb, .input = inputs, .logits = logits};
         if (!logits || (rc = be->forward(be, &fa))) {
-            free(logits);
             if (!rc) rc = at_fail("explain", "out of memory");
             goto done;
         }
         for (int b = 0; b < nb; b++) {
+            if (!from[b]) continue;
             const float *l = logits + (long)m->n_classes * b;
             int best = 0;
             for (int k = 1; k < m->n_classes; k++) best = l[k] > l[best] ? k : best;
             cr[b].cls = best;
         }
-        free(logits);
-    }
-    classes = malloc(sizeof(int) * nb);
-    if (!classes) {
-        rc = at_fail("explain", "out of memory");
-        goto done;
     }
     for (int b = 0; b < nb; b++) classes[b] = cr[b].cls;
     double ms = 1e3 * (now_s() - t0) / nb;
-    if (run->method == PM_CDRP || run->method == PM_SCORE_CDRP) {
-        for (int b = 0; b < nb && rc == AT_OK; b++) {
-            const char *image = run->paths[index[b]], *stem = run->stems[index[b]];
-            char *gp = at_output_path(run->out_dir, stem, run->tag, "gates", "npy");
-            char *ap = cr[b].alpha ? at_output_path(run->out_dir, stem, run->tag, "alpha", "npy") : NULL;
-            int64_t shape[1] = {G};
-            char *line = NULL;
-            if (!gp || at_output_write_npy(gp, cr[b].gates, 1, shape) ||
-                (cr[b].alpha && (!ap || at_output_write_npy(ap, cr[b].alpha, 1, shape))) ||
-                !(line = cdrp_line(m, be, image, run->tag, p, &cr[b], gp, ap, ms)) ||
-                at_results_append(run->res, line) ||
-                at_results_add_key(run->res, image, run->tag, "", "predicted"))
-                rc = AT_ERR;
-            free(gp), free(ap), free(line);
-            at_progress_tick(run->prog, 1, 0);
-        }
+    char key[256];
+    if (path_itself) {
+        for (int b = 0; b < nb && rc == AT_OK; b++)
+            rc = write_path(run, index[b], &cr[b], run->tag, run->settings, ms, nb, run->summary, NULL);
+        if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
         goto done;
+    }
+    /* a path optimised here is kept as cdrp / score-cdrp would write it, so
+     * later path maps and eval --scorer path find it; never over a path
+     * results.jsonl already names */
+    char path_settings_[160];
+    path_gates_settings(p, be->precision, path_settings_, sizeof path_settings_);
+    for (int i = 0; i < n_opt && rc == AT_OK; i++) {
+        int b = need[i];
+        if (!at_results_has(run->res, run->paths[index[b]], pfile, "", "predicted"))
+            rc = write_path(run, index[b], &cr[b], p->path_score_weighted ? "score-cdrp" : "cdrp", path_settings_, ms,
+                            nb, NULL, &written[b]);
     }
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
     int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
@@ -360,24 +367,53 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         double ms_map = ms + 1e3 * (now_s() - t1) / nb;
         char param[16];
         snprintf(param, sizeof param, "r%.2f", p->rates[k]);
+        const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;
+        char method[96];
+        snprintf(method, sizeof method, "%s%s%s", run->tag, par ? "." : "", par ? par : "");
+        results_key_name(method, run->settings, key, sizeof key);
         for (int b = 0; b < nb && rc == AT_OK; b++) {
             const char *image = run->paths[index[b]], *stem = run->stems[index[b]];
             char *npy = NULL, *png = NULL, *line = NULL;
-            const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;
-            char key_tag[96];
-            snprintf(key_tag, sizeof key_tag, "%s%s%s", run->tag, par ? "." : "", par ? par : "");
-            if (cli_write_map(run->out_dir, stem, run->tag, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
-                              run->no_overlay, &npy, &png) ||
-                !(line = map_line(m, be, image, key_tag, p, &er[b], npy, png,
-                                  run->method == PM_PATHWAY_GRAD ? p->rates[k] : -1, ms_map)) ||
-                at_results_append(run->res, line) || at_results_add_key(run->res, image, key_tag, "", "predicted"))
+            map_line_args la = {.image = image, .method = method, .r = &er[b], .gates = gates + (long)G * b,
+                                .cls = classes[b], .gates_from = from[b] ? from[b] : "optimised",
+                                .path_gates = from[b] ? from[b] : written[b], .rate = par ? p->rates[k] : -1, .ms = ms_map, .batch = nb};
+            if (cli_write_map(run->out_dir, stem, run->name, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
+                              run->no_overlay, &npy, &png))
                 rc = AT_ERR;
+            la.npy = npy, la.png = png;
+            /* --resume redoes an image whose last rate is missing: its earlier
+             * rates' lines are there already (the maps are the same) */
+            int have = run->skip_existing && at_results_has(run->res, image, key, "", "predicted");
+            if (rc || (!have && (!(line = map_line(run, &la)) || at_results_append(run->res, line) ||
+                                 at_results_add_key(run->res, image, key, "", "predicted"))))
+                rc = AT_ERR;
+            if (rc == AT_OK && par && run->summary && k < 16) {
+                run->summary->rate_paths[k]++;
+                run->summary->rate_kept[k] += er[b].predicted == classes[b];
+                run->summary->rate_prob[k] += er[b].prob;
+            }
             free(npy), free(png), free(line);
         }
     }
-    for (int b = 0; b < nb; b++) at_progress_tick(run->prog, 1, 0);
+    if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
 done:
-    free(classes);
+    for (int b = 0; from && b < nb; b++) free(from[b]);
+    for (int b = 0; written && b < nb; b++) free(written[b]);
+    free(from), free(written), free(need), free(classes), free(opt_inputs), free(logits);
     free(gates), free(alpha), free(maps), free(pruned), free(cr), free(er);
     return rc;
+}
+
+void path_summary_print(const path_run *run, FILE *f) {
+    const path_summary *s = run->summary;
+    if (!s || !s->gates.paths) return;
+    gate_summary_print(f, run->m, &s->gates,
+                       run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && run->p->path_score_weighted)
+                           ? "score-cdrp" : "cdrp");
+    if (run->method != PM_PATHWAY_GRAD) return;
+    fprintf(f, "pruned networks: rate, images whose prediction stays the class, mean probability of the class\n");
+    for (int k = 0; k < run->p->n_rates && k < 16; k++)
+        if (s->rate_paths[k])
+            fprintf(f, "  %.2f  %d/%d  %.3f\n", run->p->rates[k], s->rate_kept[k], s->rate_paths[k],
+                    s->rate_prob[k] / s->rate_paths[k]);
 }

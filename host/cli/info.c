@@ -1,8 +1,11 @@
 /* ./attrib info: what a weights file describes. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "error.h"
+#include "gate_stats.h"
+#include "npy.h"
 
 static const char *kind_name(at_layer_kind k) {
     switch (k) {
@@ -17,23 +20,55 @@ static const char *kind_name(at_layer_kind k) {
     return "?";
 }
 
+/* The gate statistics of the paths in files (explain's gates files). */
+static int gates_summary(const at_model *m, char **files, int n) {
+    gate_summary s = {0};
+    for (int i = 0; i < n; i++) {
+        float *g = NULL;
+        int ndim;
+        int64_t shape[8];
+        if (at_npy_read_f32(files[i], &g, &ndim, shape)) return AT_ERR;
+        if (ndim != 1 || shape[0] != m->n_gates) {
+            free(g);
+            return at_fail(files[i], "gates file has %lld values in %d dimensions, %s has %d gates (1-D)",
+                           (long long)(ndim ? shape[0] : 1), ndim, m->name, m->n_gates);
+        }
+        gate_summary_add(&s, m, g);
+        free(g);
+    }
+    gate_summary_print(stdout, m, &s, n == 1 ? files[0] : "the files given");
+    return AT_OK;
+}
+
 int cmd_info(int argc, char **argv) {
     const char *model = NULL;
-    int layers = 0;
+    int layers = 0, gates_from = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: attrib info [--model FILE] [--layers]\n"
+            printf("usage: attrib info [--model FILE] [--layers] [--gates FILE...]\n"
                    "Prints the model's architecture, preprocessing, classes and digest.\n"
-                   "  --layers   list every module with its output shape and gate range\n");
+                   "  --layers   list every module with its output shape and gate range\n"
+                   "  --gates FILE...  per conv layer, the smallest and mean gate and the share below\n"
+                   "             0.5 of these paths (explain's <stem>.<method>.gates.npy files)\n");
             return 0;
         } else if (!strcmp(argv[i], "--layers")) layers = 1;
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else return cli_usage_error(argv[i], "unknown option (see attrib info --help)");
+        else if (!strcmp(argv[i], "--gates")) {
+            if (i + 1 >= argc) return cli_usage_error("--gates", "needs at least one gates file");
+            gates_from = i + 1;
+            break; /* the files run to the end */
+        } else return cli_usage_error(argv[i], "unknown option (see attrib info --help)");
     }
     at_model *m;
     if (at_model_load(model ? model : cli_default_model(), &m)) {
         cli_error();
         return EXIT_BAD_INPUT;
+    }
+    if (gates_from) {
+        int rc = gates_summary(m, argv + gates_from, argc - gates_from);
+        if (rc) cli_error();
+        at_model_free(m);
+        return rc ? EXIT_BAD_INPUT : 0;
     }
     printf("model       %s (%s)\n", m->path, m->name);
     printf("arch        %s, %d convs, %d gates, %d classes\n", m->arch, m->n_convs, m->n_gates, m->n_classes);

@@ -292,13 +292,20 @@ static int run_all(rp_state *s) {
         snprintf(name, sizeof name, "explain %s", pm[p]);
         if (explain_step(s, name, pm[p], 1, opts)) return AT_ERR;
     }
+    /* the path options name the gates files the path maps read */
     for (int p = 0; path_maps && p < 2; p++) {
-        const char *opts[] = {"--path-method", pm[p], "--gates", s->run.maps, NULL};
+        const char *opts[RP_MAX_ARGS + 8] = {"--path-method", pm[p], "--gates", s->run.maps};
+        int k = 4;
+        for (int i = 0; i < c->n_path_opts; i++) opts[k++] = c->path_opts[i];
+        opts[k] = NULL;
         snprintf(name, sizeof name, "explain path-scorecam.%s", pm[p]);
         if (explain_step(s, name, "path-scorecam", 1, opts)) return AT_ERR;
     }
     for (int p = 0; c->figures && p < 2; p++) {
-        const char *opts[] = {"--path-method", pm[p], "--gates", s->run.maps, "--rates", rates, NULL};
+        const char *opts[RP_MAX_ARGS + 8] = {"--path-method", pm[p], "--gates", s->run.maps, "--rates", rates};
+        int k = 6;
+        for (int i = 0; i < c->n_path_opts; i++) opts[k++] = c->path_opts[i];
+        opts[k] = NULL;
         snprintf(name, sizeof name, "explain pathway-grad.%s", pm[p]);
         if (explain_step(s, name, "pathway-grad", 2, opts)) return AT_ERR;
     }

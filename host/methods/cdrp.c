@@ -78,8 +78,28 @@ static int cic_layer(at_backend *be, const at_precision *prec, const float *inpu
     return AT_OK;
 }
 
+/* Progress of one at_cdrp call, in forward-equivalents (a gate backward ~ 1 forward). */
+typedef struct {
+    const at_cdrp_options *o;
+    double done, total;
+} cdrp_progress;
+
+static void progress_add(cdrp_progress *p, double work) {
+    if (!p || !p->o || !p->o->on_progress) return;
+    p->done += work;
+    p->o->on_progress(p->o->progress_ctx, p->total > 0 ? p->done / p->total : 0);
+}
+
+static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
+                      float *alpha, long *forwards, cdrp_progress *progress);
+
 int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
                   float *alpha, long *forwards) {
+    return cic_scores(be, inputs, n, cls, precision, alpha, forwards, NULL);
+}
+
+static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
+                      float *alpha, long *forwards, cdrp_progress *progress) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
     int batch = be->max_batch(be, 0);
@@ -110,12 +130,14 @@ int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, co
                               .capture_layer = m->gate_layer, .capture_out = cap, .precision = precision};
         if ((rc = be->forward(be, &fa))) break;
         if (forwards) forwards[b] += 1;
+        progress_add(progress, 1);
         float zero_score = NAN;
         long fw = 0;
         for (int k = 0; k < m->n_convs && rc == AT_OK; k++) {
             const at_layer *l = &m->layers[m->gate_layer[k]];
             rc = cic_layer(be, precision, x, cap[k], l, cls[b], alpha + (long)b * m->n_gates + l->gate_offset, masks, logits,
                            probs, chan, idx, batch, &zero_score, &fw);
+            progress_add(progress, l->out_c);
         }
         if (forwards) forwards[b] += fw;
     }
@@ -166,6 +188,9 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         rc = at_fail("cdrp", "out of memory for %d images' gates", n);
         goto done;
     }
+    int cic = o->score_weighted && o->alpha_weight != AT_ALPHA_NONE;
+    /* step 1's forward, the CIC pass (one unmasked + one per channel), T+1 forwards and T backwards */
+    cdrp_progress progress = {o, 0, (double)n * (1 + (cic ? G + 1 : 0) + 2.0 * o->iterations + 1)};
     /* step 1: the original prediction */
     at_forward_args fa = {.n = n, .input = inputs, .logits = logits};
     if ((rc = be->forward(be, &fa))) goto done;
@@ -176,15 +201,17 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         r[b].orig_prob = p0[(long)b * K + cls[b]];
         fw[b] = 1;
     }
+    progress_add(&progress, n);
     /* step 2: the L1 weights (CIC scores for Score-CDRP) */
     for (long i = 0; i < NG; i++) weight[i] = 1.0f;
-    if (o->score_weighted && o->alpha_weight != AT_ALPHA_NONE) {
+    if (cic) {
         alpha = malloc(sizeof(float) * NG);
         if (!alpha) {
             rc = at_fail("score-cdrp", "out of memory");
             goto done;
         }
-        if ((rc = at_cic_scores(be, inputs, n, cls, o->cic_precision_set ? &o->cic_precision : NULL, alpha, fw)))
+        if ((rc = cic_scores(be, inputs, n, cls, o->cic_precision_set ? &o->cic_precision : NULL, alpha, fw,
+                             &progress)))
             goto done;
         for (long i = 0; i < NG; i++) weight[i] = o->alpha_weight == AT_ALPHA_INVERSE ? 1.0f - alpha[i] : alpha[i];
         for (int b = 0; b < n; b++)
@@ -207,6 +234,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         at_forward_args ga = {.n = n, .input = inputs, .gates = lam, .gates_per_item = 1, .logits = logits,
                               .keep_for_backward = t < o->iterations};
         if ((rc = be->forward(be, &ga))) goto done;
+        progress_add(&progress, (t > 0 ? 2.0 : 1.0) * n);
         for (int b = 0; b < n; b++) {
             const float *l = logits + (long)b * K;
             double ce = cross_entropy(l, p0 + (long)b * K, cls[b], K, o->target, q, dl + (long)b * K);

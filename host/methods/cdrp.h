@@ -22,6 +22,10 @@ typedef struct {
     at_cdrp_keep keep;
     int cic_precision_set;    /* 1: Score-CDRP's CIC pass runs at cic_precision, */
     at_precision cic_precision; /* the optimisation at the backend's precision */
+    /* optional: called now and then with the finished share [0,1] of this
+     * call's work (CIC forwards and optimisation steps), for progress lines */
+    void (*on_progress)(void *ctx, double fraction);
+    void *progress_ctx;
 } at_cdrp_options;
 
 /* Presets (SPEC §3.4): "zhu2024" (default) and "wang2018". */

@@ -69,16 +69,19 @@ void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_resul
     r->flat_map = at_minmax_normalize(r->map, (long)m->in_h * m->in_w);
 }
 
+int at_explain_check_layer(const at_model *m, at_method method, int layer) {
+    if (!at_method_uses_layer(method)) return AT_OK;
+    if (layer < 0 || layer >= m->n_layers) return at_fail("--layer", "layer index %d out of range", layer);
+    const at_layer *l = &m->layers[layer];
+    if (l->out_h < 2 && l->out_w < 2)
+        return at_fail("--layer", "%s has a 1x1 output; a CAM needs a spatial map (use a features.N layer)",
+                       l->name);
+    return AT_OK;
+}
+
 int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {
     const at_model *m = be->model;
-    if (at_method_uses_layer(opt->method) && (opt->layer < 0 || opt->layer >= m->n_layers))
-        return at_fail("--layer", "layer index %d out of range", opt->layer);
-    if (at_method_uses_layer(opt->method)) {
-        const at_layer *l = &m->layers[opt->layer];
-        if (l->out_h < 2 && l->out_w < 2)
-            return at_fail("--layer", "%s has a 1x1 output; a CAM needs a spatial map (use a features.N layer)",
-                           l->name);
-    }
+    if (at_explain_check_layer(m, opt->method, opt->layer)) return AT_ERR;
     for (int b = 0; b < n; b++) {
         r[b].forwards = 0;
         r[b].flat_channels = 0;

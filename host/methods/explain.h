@@ -49,6 +49,10 @@ const char *at_variant_name(at_variant v);
 /* 1 when the method reads a layer (CAM family). */
 int at_method_uses_layer(at_method m);
 
+/* AT_OK when the method can use layer (CAMs need a spatial map); else the
+ * message, naming --layer. */
+int at_explain_check_layer(const at_model *m, at_method method, int layer);
+
 /* Explains n images (inputs [n][C][H][W]). */
 int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n,
                at_explain_result *results);
