@@ -39,9 +39,7 @@ int at_backend_create(const at_model *m, const at_backend_options *opt, at_backe
     return at_fail("--backend", "'%s' is not cpu, cuda or auto", name);
 }
 
-void at_backend_destroy(at_backend *be) {
-    if (be) be->destroy(be);
-}
+void at_backend_destroy(at_backend *be) { at_exec_destroy(be); }
 
 #ifndef ATTRIB_HAVE_CUDA
 int at_cuda_available(char *why, size_t cap) {

@@ -92,22 +92,24 @@ typedef struct {
     at_backward_rules rules;
 } at_backward_args;
 
+/* A backend: the network executor (host/exec) over one device's ops. The
+ * calls below validate their arguments once and run on any backend. */
 typedef struct at_backend at_backend;
 struct at_backend {
     const char *name;        /* "cpu", "cuda" */
     const at_model *model;
     at_precision precision;
     double peak_flops;       /* device FP32 (or chosen precision) peak, FLOP/s, estimate */
-    /* Runs the batch. AT_ERR with a message on failure (e.g. out of memory). */
-    int (*forward)(at_backend *be, const at_forward_args *args);
-    /* Backward through the last forward that had keep_for_backward set. */
-    int (*backward)(at_backend *be, const at_backward_args *args);
-    /* Largest batch the backend wants for forwards (with_backward: training-style
-     * passes that keep activations) within its memory limit. */
-    int (*max_batch)(at_backend *be, int with_backward);
-    void (*destroy)(at_backend *be);
     void *impl;
 };
+
+/* Runs the batch. AT_ERR with a message on failure (e.g. out of memory). */
+int at_forward(at_backend *be, const at_forward_args *args);
+/* Backward through the last forward that had keep_for_backward set. */
+int at_backward(at_backend *be, const at_backward_args *args);
+/* Largest batch the backend wants for forwards (with_backward: passes that
+ * keep activations for a backward) within its memory limit. */
+int at_max_batch(at_backend *be, int with_backward);
 
 typedef struct {
     const char *name;        /* "cpu", "cuda", "auto" */

@@ -31,7 +31,7 @@ int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *
 int at_predict(at_backend *be, const float *inputs, int n, float *logits, float *probs) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
-    int batch = be->max_batch(be, 0);
+    int batch = at_max_batch(be, 0);
     float *own = logits ? NULL : malloc(sizeof(float) * m->n_classes * n);
     float *out = logits ? logits : own;
     if (!out) return at_fail("predict", "out of memory");
@@ -39,7 +39,7 @@ int at_predict(at_backend *be, const float *inputs, int n, float *logits, float 
     for (int start = 0; start < n && rc == AT_OK; start += batch) {
         int b = n - start < batch ? n - start : batch;
         at_forward_args fa = {.n = b, .input = inputs + in_size * start, .logits = out + (long)m->n_classes * start};
-        rc = be->forward(be, &fa);
+        rc = at_forward(be, &fa);
     }
     if (rc == AT_OK && probs) at_softmax_rows(out, n, m->n_classes, probs);
     free(own);

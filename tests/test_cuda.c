@@ -183,7 +183,7 @@ TEST(cuda_backend_is_available_or_skips_with_reason) {
     CHECK(!strcmp(be->name, "cuda"));
     CHECK(be->precision == AT_PRECISION_FP32);
     CHECKF(be->peak_flops > 1e11, "peak %.3g FLOP/s", be->peak_flops);
-    int fwd = be->max_batch(be, 0), bwd = be->max_batch(be, 1);
+    int fwd = at_max_batch(be, 0), bwd = at_max_batch(be, 1);
     CHECKF(fwd >= 1 && bwd >= 1 && bwd <= fwd, "max_batch %d forward, %d with backward", fwd, bwd);
     at_backend_destroy(be);
     at_model_free(m);
@@ -195,7 +195,7 @@ TEST(cuda_backward_without_a_kept_forward_fails_cleanly) {
     if (!open_backends(&b, &SPEC_ODD, AT_PRECISION_FP32)) return;
     float dl[7] = {1}, g[64];
     at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = g};
-    CHECK(b.gpu->backward(b.gpu, &ba) == AT_ERR);
+    CHECK(at_backward(b.gpu, &ba) == AT_ERR);
     CHECKF(strstr(at_last_error(), "kept") != NULL, "message: %s", at_last_error());
     close_backends(&b);
 }
@@ -496,7 +496,7 @@ static int run_pass(at_backend *be, const at_forward_args *fa_in, const at_backw
         caps[c] = o->caps[c] = guarded(o->cap_n[c]);
     }
     fa.capture_out = caps;
-    if (be->forward(be, &fa)) {
+    if (at_forward(be, &fa)) {
         test_fail_at(__FILE__, __LINE__, "%s forward: %s", be->name, at_last_error());
         return 0;
     }
@@ -510,7 +510,7 @@ static int run_pass(at_backend *be, const at_forward_args *fa_in, const at_backw
     }
     if (ba_in->grad_gates) ba.grad_gates = o->grad_gates = guarded((long)m->n_gates * n);
     if (ba_in->grad_input) ba.grad_input = o->grad_input = guarded(in_floats(m) * n);
-    if (be->backward(be, &ba)) {
+    if (at_backward(be, &ba)) {
         test_fail_at(__FILE__, __LINE__, "%s backward: %s", be->name, at_last_error());
         return 0;
     }
@@ -807,20 +807,20 @@ TEST(cuda_too_small_mem_limit_fails_cleanly) {
         at_model_free(m);
         return;
     }
-    int fits = be->max_batch(be, 1);
+    int fits = at_max_batch(be, 1);
     CHECKF(fits >= 1 && fits < 200, "max_batch %d under a 67 MB limit", fits);
     int n = fits + 20;
     float *x = rnd("input", 800, in_floats(m) * n, 2, 0), *logits = malloc(sizeof(float) * m->n_classes * n);
     float *again = malloc(sizeof(float) * m->n_classes);
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .keep_for_backward = 1};
-    CHECK(be->forward(be, &fa) == AT_ERR);
+    CHECK(at_forward(be, &fa) == AT_ERR);
     CHECKF(strstr(at_last_error(), "out of memory") && strstr(at_last_error(), "batch"), "message: %s",
            at_last_error());
     fa.n = fits;
-    CHECKF(be->forward(be, &fa) == AT_OK, "batch %d from max_batch: %s", fits, at_last_error());
+    CHECKF(at_forward(be, &fa) == AT_OK, "batch %d from max_batch: %s", fits, at_last_error());
     /* still usable after the failure, with the same result for item 0 */
     at_forward_args one = {.n = 1, .input = x, .logits = again};
-    CHECK(be->forward(be, &one) == AT_OK);
+    CHECK(at_forward(be, &one) == AT_OK);
     CLOSE("logits after an out-of-memory error", again, logits, m->n_classes, FWD_RTOL, MAX_NMSE);
     free(x), free(logits), free(again);
     at_backend_destroy(be);
@@ -854,7 +854,7 @@ TEST(cuda_every_failed_allocation_is_a_clean_error_and_leaks_nothing) {
     cuemu_fail_alloc_at(0);
     at_backend *be = NULL;
     REQUIRE(at_backend_create(m, &opt, &be) == AT_OK);
-    REQUIRE(be->forward(be, &fa) == AT_OK && be->backward(be, &ba) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
     at_backend_destroy(be);
     const long calls = cuemu_alloc_calls();
     CHECKF(calls >= 4 && cuemu_live_allocations() == live0, "%ld allocation calls, %ld left live", calls,
@@ -864,8 +864,8 @@ TEST(cuda_every_failed_allocation_is_a_clean_error_and_leaks_nothing) {
         be = NULL;
         int rc = at_backend_create(m, &opt, &be);
         const char *step = "creation";
-        if (rc == AT_OK) rc = be->forward(be, &fa), step = "forward";
-        if (rc == AT_OK) rc = be->backward(be, &ba), step = "backward";
+        if (rc == AT_OK) rc = at_forward(be, &fa), step = "forward";
+        if (rc == AT_OK) rc = at_backward(be, &ba), step = "backward";
         CHECKF(rc == AT_ERR, "allocation %ld of %ld failed and nothing noticed", k, calls);
         if (rc == AT_ERR) {
             const char *msg = at_last_error();
@@ -873,7 +873,7 @@ TEST(cuda_every_failed_allocation_is_a_clean_error_and_leaks_nothing) {
         }
         if (be) { /* the failed call left the backend usable */
             cuemu_fail_alloc_at(0);
-            CHECKF(be->forward(be, &fa) == AT_OK, "after allocation %ld failed in %s: %s", k, step, at_last_error());
+            CHECKF(at_forward(be, &fa) == AT_OK, "after allocation %ld failed in %s: %s", k, step, at_last_error());
         }
         at_backend_destroy(be);
         CHECKF(cuemu_live_allocations() == live0, "allocation %ld failed in %s: %ld allocations leaked", k, step,

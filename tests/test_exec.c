@@ -75,23 +75,23 @@ static void partial_forward_resumes_from_a_captured_layer(const char *backend) {
     float *outs[2] = {ca, cb};
     at_forward_args full = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .logits = logits, .n_capture = 2,
                             .capture_layer = caps, .capture_out = outs};
-    REQUIRE(be->forward(be, &full) == AT_OK);
+    REQUIRE(at_forward(be, &full) == AT_OK);
     /* from layer a's output to the logits */
     at_forward_args part = {.n = n, .start_output = ca, .start_layer = a, .gates = gates, .gates_per_item = 1,
                             .logits = logits2};
-    CHECKF(be->forward(be, &part) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &part) == AT_OK, "%s", at_last_error());
     SAME("logits from a partial forward", logits2, logits, nl);
     /* and stopping after layer b */
     float *out2[1] = {cb2};
     at_forward_args stop = {.n = n, .start_output = ca, .start_layer = a, .end_layer = b + 1, .gates = gates,
                             .gates_per_item = 1, .n_capture = 1, .capture_layer = &b, .capture_out = out2};
-    CHECKF(be->forward(be, &stop) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &stop) == AT_OK, "%s", at_last_error());
     SAME("layer b from a partial forward that stops there", cb2, cb, nb);
     /* a capture past the end is refused with its range */
     int late = b + 1;
     at_forward_args bad = stop;
     bad.capture_layer = &late;
-    CHECK(be->forward(be, &bad) == AT_ERR && strstr(at_last_error(), "out of range"));
+    CHECK(at_forward(be, &bad) == AT_ERR && strstr(at_last_error(), "out of range"));
     free(x), free(gates), free(ca), free(cb), free(cb2), free(logits), free(logits2);
     at_backend_destroy(be);
     at_model_free(m);
@@ -115,11 +115,11 @@ static void activation_patches_continue_from_the_patched_output(const char *back
     float *l1 = malloc(sizeof(float) * nl), *l2 = malloc(sizeof(float) * nl), *l0 = malloc(sizeof(float) * nl);
     float *outs[1] = {cap};
     at_forward_args plain = {.n = n, .input = x, .logits = l0, .n_capture = 1, .capture_layer = &L, .capture_out = outs};
-    REQUIRE(be->forward(be, &plain) == AT_OK);
+    REQUIRE(at_forward(be, &plain) == AT_OK);
     for (int i = 0; i < n * l->out_c; i++) scale[i] = 1.0f;
     at_forward_args ones = {.n = n, .input = x, .logits = l1, .patch_mode = AT_PATCH_SCALE_CHANNELS, .patch_layer = L,
                             .patch = scale};
-    CHECKF(be->forward(be, &ones) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &ones) == AT_OK, "%s", at_last_error());
     SAME("a patch of ones", l1, l0, nl);
     for (int b = 0; b < n; b++) {
         const int c = 3 + b; /* a different channel per item */
@@ -128,17 +128,17 @@ static void activation_patches_continue_from_the_patched_output(const char *back
     }
     at_forward_args zero = ones;
     zero.logits = l1;
-    CHECKF(be->forward(be, &zero) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &zero) == AT_OK, "%s", at_last_error());
     at_forward_args repl = {.n = n, .input = x, .logits = l2, .patch_mode = AT_PATCH_REPLACE, .patch_layer = L,
                             .patch = cap};
-    CHECKF(be->forward(be, &repl) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &repl) == AT_OK, "%s", at_last_error());
     SAME("channel patch vs replaced output", l1, l2, nl);
     int differs = 0;
     for (long i = 0; i < nl; i++) differs |= l1[i] != l0[i];
     CHECKF(differs, "zeroing a channel of %s changed no logit", l->name);
     at_forward_args keep = zero;
     keep.keep_for_backward = 1;
-    CHECK(be->forward(be, &keep) == AT_ERR && strstr(at_last_error(), "forward-only"));
+    CHECK(at_forward(be, &keep) == AT_ERR && strstr(at_last_error(), "forward-only"));
     free(x), free(cap), free(scale), free(l1), free(l2), free(l0);
     at_backend_destroy(be);
     at_model_free(m);
@@ -163,11 +163,11 @@ static void backward_from_a_layer_equals_the_full_backward(const char *backend) 
     float *gi = malloc(sizeof(float) * in * n), *gi2 = malloc(sizeof(float) * in * n);
     float *gg = malloc(sizeof(float) * m->n_gates * n), *gg2 = malloc(sizeof(float) * m->n_gates * n);
     at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .keep_for_backward = 1};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     at_backward_args full = {.dlogits = dl, .grad_layer = L, .grad_layer_out = gL, .grad_input = gi, .grad_gates = gg};
-    REQUIRE(be->backward(be, &full) == AT_OK);
+    REQUIRE(at_backward(be, &full) == AT_OK);
     at_backward_args from = {.dfrom = gL, .from_layer = L, .grad_layer = -1, .grad_input = gi2, .grad_gates = gg2};
-    CHECKF(be->backward(be, &from) == AT_OK, "%s", at_last_error());
+    CHECKF(at_backward(be, &from) == AT_OK, "%s", at_last_error());
     SAME("input gradient from a layer", gi2, gi, in * n);
     /* gates above L get no gradient from a pass that starts at L */
     for (int b = 0; b < n; b++)
@@ -203,14 +203,14 @@ static void relu_rules_follow_their_definitions(const char *backend) {
     float *gin[3];
     at_forward_args fa = {.n = n, .input = x, .keep_for_backward = 1, .n_capture = 1, .capture_layer = &r0,
                           .capture_out = &act};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     for (int rule = 0; rule < 3; rule++) {
         gin[rule] = malloc(sizeof(float) * in * n);
         /* the gradient arriving at the first ReLU's output, and the one it passes down */
         at_backward_args above = {.dlogits = dl, .grad_layer = r0, .grad_layer_out = g_above, .rules = {(at_relu_rule)rule}};
         at_backward_args below = {.dlogits = dl, .grad_layer = r0 - 1, .grad_layer_out = g_rule, .grad_input = gin[rule],
                                   .rules = {(at_relu_rule)rule}};
-        REQUIRE(be->backward(be, &above) == AT_OK && be->backward(be, &below) == AT_OK);
+        REQUIRE(at_backward(be, &above) == AT_OK && at_backward(be, &below) == AT_OK);
         long bad = 0;
         for (long i = 0; i < n0; i++) {
             const float d = g_above[i], a = act[i];
@@ -228,11 +228,11 @@ static void relu_rules_follow_their_definitions(const char *backend) {
         at_backend *cpu = NULL;
         at_backend_options opt = {.name = "cpu"};
         REQUIRE(at_backend_create(m, &opt, &cpu) == AT_OK);
-        REQUIRE(cpu->forward(cpu, &fa) == AT_OK);
+        REQUIRE(at_forward(cpu, &fa) == AT_OK);
         float *ref = malloc(sizeof(float) * in * n);
         for (int rule = 0; rule < 3; rule++) {
             at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = ref, .rules = {(at_relu_rule)rule}};
-            REQUIRE(cpu->backward(cpu, &ba) == AT_OK);
+            REQUIRE(at_backward(cpu, &ba) == AT_OK);
             double scale = 0;
             for (long i = 0; i < in * n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
             /* FP32 sums in other orders, 16 layers: ~1e-6 of scale (tests/test_cuda.c GRAD_RTOL) */
@@ -243,7 +243,7 @@ static void relu_rules_follow_their_definitions(const char *backend) {
     }
     for (int rule = 0; rule < 3; rule++) free(gin[rule]);
     at_backward_args unknown = {.dlogits = dl, .grad_layer = -1, .grad_input = g_rule, .rules = {(at_relu_rule)7}};
-    CHECK(be->backward(be, &unknown) == AT_ERR && strstr(at_last_error(), "rule"));
+    CHECK(at_backward(be, &unknown) == AT_ERR && strstr(at_last_error(), "rule"));
     free(x), free(dl), free(act), free(g_above), free(g_rule);
     at_backend_destroy(be);
     at_model_free(m);

@@ -68,7 +68,7 @@ static void run_golden_case(const char *name) {
 
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .n_capture = 1, .capture_layer = &layer,
                           .capture_out = &act};
-    CHECKF(be->forward(be, &fa) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &fa) == AT_OK, "%s", at_last_error());
     compare(dir, "logits.npy", "logits", logits, (long)n * m->n_classes, LOGIT_RTOL);
     if (want_full) compare(dir, "act.npy", "captured activation", act, act_n, LOGIT_RTOL);
 
@@ -76,11 +76,11 @@ static void run_golden_case(const char *name) {
     ga.gates = gates;
     ga.gates_per_item = 1;
     ga.keep_for_backward = 1;
-    CHECKF(be->forward(be, &ga) == AT_OK, "%s", at_last_error());
+    CHECKF(at_forward(be, &ga) == AT_OK, "%s", at_last_error());
     compare(dir, "gated_logits.npy", "gated logits", logits, (long)n * m->n_classes, LOGIT_RTOL);
     at_backward_args ba = {.dlogits = dl, .grad_layer = want_full ? layer : -1, .grad_layer_out = gact,
                            .grad_gates = ggates, .grad_input = want_full ? gin : NULL};
-    CHECKF(be->backward(be, &ba) == AT_OK, "%s", at_last_error());
+    CHECKF(at_backward(be, &ba) == AT_OK, "%s", at_last_error());
     /* reduced cases check the last block's gates only (see tools/make_goldens.py) */
     int from = golden_meta_int(meta, "gates_from", -1), per;
     if (from < 0) from = 0;

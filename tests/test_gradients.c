@@ -20,7 +20,7 @@ static double loss_of(at_backend *be, const float *x, const float *gates, const 
     const at_model *m = be->model;
     float logits[16];
     at_forward_args fa = {.n = 1, .input = x, .gates = gates, .gates_per_item = 1, .logits = logits};
-    if (be->forward(be, &fa)) return NAN;
+    if (at_forward(be, &fa)) return NAN;
     double s = 0;
     for (int k = 0; k < m->n_classes; k++) s += (double)dl[k] * logits[k];
     return s;
@@ -41,9 +41,9 @@ TEST(gate_and_input_gradients_match_finite_differences) {
     at_prng_fill("dlogits", 5, dl, 4, 1.0f, 0.0f);
     at_forward_args fa = {.n = 1, .input = x, .gates = gates, .gates_per_item = 1, .logits = logits,
                           .keep_for_backward = 1};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = gg, .grad_input = gx};
-    REQUIRE(be->backward(be, &ba) == AT_OK);
+    REQUIRE(at_backward(be, &ba) == AT_OK);
     int bad = 0;
     for (int i = 0; i < m->n_gates; i++) {
         float keep = gates[i];
@@ -92,10 +92,10 @@ TEST(gate_gradients_are_per_item_even_with_a_shared_gate_row) {
     at_forward_args fa = {.n = 2, .input = x, .gates = gates, .gates_per_item = 0, .logits = logits,
                           .keep_for_backward = 1};
     at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = g_shared};
-    REQUIRE(be->forward(be, &fa) == AT_OK && be->backward(be, &ba) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
     fa.gates_per_item = 1;
     ba.grad_gates = g_rows;
-    REQUIRE(be->forward(be, &fa) == AT_OK && be->backward(be, &ba) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
     CHECK(memcmp(g_shared, g_rows, sizeof(float) * m->n_gates * 2) == 0);
     free(x), free(gates), free(g_shared), free(g_rows);
     at_backend_destroy(be);
@@ -113,12 +113,12 @@ TEST(forward_is_bit_identical_run_to_run_and_across_batch_sizes) {
     float *x = malloc(sizeof(float) * in_n * 5), a[20], b[20], c[4];
     at_prng_fill("input", 2, x, in_n * 5, 2.0f, 0.0f);
     at_forward_args fa = {.n = 5, .input = x, .logits = a};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     fa.logits = b;
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     CHECK(memcmp(a, b, sizeof a) == 0);
     at_forward_args one = {.n = 1, .input = x + in_n * 3, .logits = c};
-    REQUIRE(be->forward(be, &one) == AT_OK);
+    REQUIRE(at_forward(be, &one) == AT_OK);
     CHECK(memcmp(c, a + 12, sizeof c) == 0);
     free(x);
     at_backend_destroy(be);

@@ -95,7 +95,7 @@ TEST(cpu_tf32_first_conv_is_the_fp32_conv_of_rounded_operands) {
     int cap_layer = 0;
     float *caps[1] = {got};
     at_forward_args fa = {.n = n, .input = x, .n_capture = 1, .capture_layer = &cap_layer, .capture_out = caps};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     at_conv2d_forward(xr, n, l->in_c, l->in_h, l->in_w, w, l->bias, l->out_c, l->kernel, l->kernel, l->stride,
                       l->pad, want, NULL);
     CHECK(!memcmp(got, want, sizeof(float) * out));
@@ -128,7 +128,7 @@ TEST(cpu_emulated_precisions_stay_within_their_rounding_of_fp32) {
         at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .logits = lg[p],
                               .keep_for_backward = 1};
         at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = gg[p]};
-        REQUIRE(bes[p]->forward(bes[p], &fa) == AT_OK && bes[p]->backward(bes[p], &ba) == AT_OK);
+        REQUIRE(at_forward(bes[p], &fa) == AT_OK && at_backward(bes[p], &ba) == AT_OK);
     }
     for (int p = 1; p < 3; p++) {
         /* gradients of this random net jump where a ReLU or max-pool choice
@@ -157,18 +157,18 @@ TEST(per_call_precision_equals_a_backend_of_that_precision_and_does_not_stick) {
     at_prng_fill("input", 5, x, in * n, 2.0f, 0.0f);
     const at_precision tf32 = AT_PRECISION_TF32, bad = (at_precision)7;
     at_forward_args fa = {.n = n, .input = x, .logits = a};
-    REQUIRE(f32->forward(f32, &fa) == AT_OK);
+    REQUIRE(at_forward(f32, &fa) == AT_OK);
     fa.logits = b, fa.precision = &tf32;
-    REQUIRE(f32->forward(f32, &fa) == AT_OK);
+    REQUIRE(at_forward(f32, &fa) == AT_OK);
     fa.logits = c, fa.precision = NULL;
-    REQUIRE(t32->forward(t32, &fa) == AT_OK);
+    REQUIRE(at_forward(t32, &fa) == AT_OK);
     fa.logits = d;
-    REQUIRE(f32->forward(f32, &fa) == AT_OK);
+    REQUIRE(at_forward(f32, &fa) == AT_OK);
     CHECK(!memcmp(b, c, sizeof(float) * K * n));
     CHECK(!memcmp(a, d, sizeof(float) * K * n));
     CHECK(memcmp(a, b, sizeof(float) * K * n) != 0);
     fa.precision = &bad;
-    CHECK(f32->forward(f32, &fa) == AT_ERR && strstr(at_last_error(), "unknown precision 7"));
+    CHECK(at_forward(f32, &fa) == AT_ERR && strstr(at_last_error(), "unknown precision 7"));
     free(x);
     at_backend_destroy(f32), at_backend_destroy(t32);
     at_model_free(m);
@@ -228,9 +228,9 @@ TEST(cpu_tf32_keeps_fp32_activations_for_backward) {
     float *caps[1] = {act};
     at_forward_args fa = {.n = n, .input = x, .n_capture = 1, .capture_layer = &relu, .capture_out = caps,
                           .keep_for_backward = 1};
-    REQUIRE(be->forward(be, &fa) == AT_OK);
+    REQUIRE(at_forward(be, &fa) == AT_OK);
     at_backward_args ba = {.dlogits = dl, .grad_layer = relu, .grad_layer_out = dy, .grad_gates = dg};
-    REQUIRE(be->backward(be, &ba) == AT_OK);
+    REQUIRE(at_backward(be, &ba) == AT_OK);
     long rounded = 0, positive = 0;
     for (long i = 0; i < sz; i++) {
         float r = act[i];

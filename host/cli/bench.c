@@ -43,10 +43,10 @@ static int run_pass(at_backend *be, bench_pass pass, int n, float *x, float *gat
         fa.gates_per_item = 1;
     }
     fa.keep_for_backward = pass == PASS_BACKWARD;
-    if (be->forward(be, &fa)) return AT_ERR;
+    if (at_forward(be, &fa)) return AT_ERR;
     if (pass == PASS_BACKWARD) {
         at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = gg};
-        return be->backward(be, &ba);
+        return at_backward(be, &ba);
     }
     return AT_OK;
 }
@@ -57,7 +57,7 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
     long in_size = (long)m->in_c * m->in_h * m->in_w;
     for (int bi = 0; bi < n_batches; bi++) {
         int n = (int)batches[bi];
-        if (n <= 0) n = be->max_batch(be, 1);
+        if (n <= 0) n = at_max_batch(be, 1);
         float *x = malloc(sizeof(float) * in_size * n), *gates = malloc(sizeof(float) * m->n_gates * n),
               *logits = malloc(sizeof(float) * m->n_classes * n), *dl = malloc(sizeof(float) * m->n_classes * n),
               *gg = malloc(sizeof(float) * m->n_gates * n);

@@ -71,7 +71,7 @@ static int score_batch(eval_ctx *c, const float *x, const float *gates, const fl
                               .masks = masks ? masks + c->hw * s : NULL, .mask_h = m->in_h, .mask_w = m->in_w,
                               .mask_norm = AT_MASK_RAW, .mask_space = space, .gates = gates, .gates_per_item = 0,
                               .logits = c->logits};
-        if ((rc = c->be->forward(c->be, &fa))) break;
+        if ((rc = at_forward(c->be, &fa))) break;
         for (int j = 0; j < nb; j++) {
             const float *l = c->logits + (long)j * m->n_classes;
             if (c->a->logit) {
@@ -408,7 +408,7 @@ int eval_run(const eval_args *a) {
     c.m = m;
     c.hw = (long)m->in_h * m->in_w;
     c.in_size = m->in_c * c.hw;
-    c.batch = c.be->max_batch(c.be, 0);
+    c.batch = at_max_batch(c.be, 0);
     if (c.batch > 128) c.batch = 128;
     set_terms(&c);
     int mask_rows = a->n_props > c.batch ? a->n_props : c.batch;

@@ -341,7 +341,7 @@ int cmd_explain(int argc, char **argv) {
         have_ann = 1;
     }
     /* gradient methods run images in batches; Score-CAM batches channels */
-    int cap = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : be->max_batch(be, 1);
+    int cap = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : at_max_batch(be, 1);
     if (cap > 32) cap = 32;
     if (cap < 1) cap = 1;
     int chunk = a.is_path ? 1 : cap;

@@ -313,7 +313,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     if (n_opt < nb) { /* a path read from a file explains the original network's predicted class c */
         logits = malloc(sizeof(float) * m->n_classes * nb);
         at_forward_args fa = {.n = nb, .input = inputs, .logits = logits};
-        if (!logits || (rc = be->forward(be, &fa))) {
+        if (!logits || (rc = at_forward(be, &fa))) {
             if (!rc) rc = at_fail("explain", "out of memory");
             goto done;
         }

@@ -91,7 +91,7 @@ int cmd_predict(int argc, char **argv) {
     }
     if (topk > m->n_classes) topk = m->n_classes;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
-    int batch = be->max_batch(be, 0);
+    int batch = at_max_batch(be, 0);
     float *inputs = malloc(sizeof(float) * in_size * batch);
     float *logits = malloc(sizeof(float) * m->n_classes * batch), *probs = malloc(sizeof(float) * m->n_classes * batch);
     int *which = malloc(sizeof(int) * batch);

@@ -317,7 +317,7 @@ static int apply_patch(exec_state *s, const at_forward_args *a, const arena_plan
     return s->ops->scale_channels(s->ctx, y, n, l->out_c, (long)l->out_h * l->out_w, p->patch);
 }
 
-static int exec_forward(at_backend *be, const at_forward_args *a) {
+int at_forward(at_backend *be, const at_forward_args *a) {
     exec_state *s = be->impl;
     const at_model *m = s->m;
     const at_ops *o = s->ops;
@@ -416,7 +416,7 @@ static int exec_forward(at_backend *be, const at_forward_args *a) {
 
 /* ---- backward ----------------------------------------------------------- */
 
-static int exec_backward(at_backend *be, const at_backward_args *a) {
+int at_backward(at_backend *be, const at_backward_args *a) {
     exec_state *s = be->impl;
     const at_model *m = s->m;
     const at_ops *o = s->ops;
@@ -511,7 +511,7 @@ static size_t bytes_per_item(const at_model *m, int with_backward) {
     return plan_arena(m, &cs, NULL, &p);
 }
 
-static int exec_max_batch(at_backend *be, int with_backward) {
+int at_max_batch(at_backend *be, int with_backward) {
     exec_state *s = be->impl;
     size_t avail = s->ops->available(s->ctx) + s->arena_bytes;
     if (avail > s->mem_limit) avail = s->mem_limit;
@@ -521,7 +521,7 @@ static int exec_max_batch(at_backend *be, int with_backward) {
     return (int)n;
 }
 
-static void exec_destroy(at_backend *be) {
+void at_exec_destroy(at_backend *be) {
     if (!be) return;
     exec_state *s = be->impl;
     if (s) {
@@ -546,22 +546,22 @@ int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_bac
     s->m = m, s->ops = ops, s->ctx = ctx, s->mem_limit = mem_limit;
     s->precision = s->prec = opt ? opt->precision : AT_PRECISION_FP32;
     if (m->in_c < 1 || m->in_c > MAX_IN_C) {
-        exec_destroy(be);
+        at_exec_destroy(be);
         return at_fail(ops->name, "%d input channels (the executor takes 1..%d)", m->in_c, MAX_IN_C);
     }
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i].input != i - 1) { /* branches (residual adds) come with the ResNet issue */
-            exec_destroy(be);
+            at_exec_destroy(be);
             return at_fail(ops->name, "layer %s reads layer %d: only chains of modules are executed so far",
                            m->layers[i].name, m->layers[i].input);
         }
     if (!(s->conv = calloc(m->n_layers, sizeof *s->conv)) || !(s->lin = calloc(m->n_layers, sizeof *s->lin)) ||
         !(s->out = calloc(m->n_layers, sizeof *s->out)) || !(s->aux = calloc(m->n_layers, sizeof *s->aux))) {
-        exec_destroy(be);
+        at_exec_destroy(be);
         return at_fail(ops->name, "out of host memory");
     }
     if (ops->set_precision(ctx, s->precision)) {
-        exec_destroy(be);
+        at_exec_destroy(be);
         return AT_ERR;
     }
     for (int c = 0; c < m->in_c; c++) s->mean_over_std[c] = c < 3 ? m->pre.mean[c] / m->pre.std[c] : 0.0f;
@@ -580,17 +580,13 @@ int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_bac
     }
     if (rc == AT_OK) rc = ops->finish(ctx);
     if (rc) {
-        exec_destroy(be);
+        at_exec_destroy(be);
         return AT_ERR;
     }
     be->name = ops->name;
     be->model = m;
     be->precision = s->precision;
     be->peak_flops = peak_flops;
-    be->forward = exec_forward;
-    be->backward = exec_backward;
-    be->max_batch = exec_max_batch;
-    be->destroy = exec_destroy;
     *out = be;
     return AT_OK;
 }

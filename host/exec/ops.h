@@ -100,6 +100,7 @@ int at_cuda_ops_open(const at_ops **ops, void **ctx);
  * takes ownership of ctx (ops->destroy) also when it fails. */
 int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_backend_options *opt,
                    double peak_flops, size_t mem_limit, at_backend **out);
+void at_exec_destroy(at_backend *be);
 
 #ifdef __cplusplus
 }

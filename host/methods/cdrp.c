@@ -53,7 +53,7 @@ static int cic_layer(at_backend *be, const at_precision *prec, const float *inpu
                     float zero_mask = 0;
                     at_forward_args za = {.n = 1, .input = input, .masks = &zero_mask, .mask_h = 1, .mask_w = 1,
                                           .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
-                    if (be->forward(be, &za)) return AT_ERR;
+                    if (at_forward(be, &za)) return AT_ERR;
                     *forwards += 1;
                     at_softmax_rows(logits, 1, m->n_classes, probs);
                     *zero_score = probs[cls];
@@ -68,7 +68,7 @@ static int cic_layer(at_backend *be, const at_precision *prec, const float *inpu
         at_forward_args fa = {.n = nb, .input = input, .input_index = idx, .masks = masks, .mask_h = l->out_h,
                               .mask_w = l->out_w, .mask_norm = AT_MASK_MINMAX_AFTER,
                               .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
-        if (be->forward(be, &fa)) return AT_ERR;
+        if (at_forward(be, &fa)) return AT_ERR;
         *forwards += nb;
         for (int j = 0; j < nb; j++) {
             at_softmax_rows(logits + (long)j * m->n_classes, 1, m->n_classes, probs);
@@ -102,7 +102,7 @@ static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls
                       float *alpha, long *forwards, cdrp_progress *progress) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
-    int batch = be->max_batch(be, 0);
+    int batch = at_max_batch(be, 0);
     long acts_total = 0, max_hw = 0;
     for (int k = 0; k < m->n_convs; k++) {
         const at_layer *l = &m->layers[m->gate_layer[k]];
@@ -128,7 +128,7 @@ static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls
         /* one unmasked forward captures every conv layer's activations */
         at_forward_args fa = {.n = 1, .input = x, .logits = logits, .n_capture = m->n_convs,
                               .capture_layer = m->gate_layer, .capture_out = cap, .precision = precision};
-        if ((rc = be->forward(be, &fa))) break;
+        if ((rc = at_forward(be, &fa))) break;
         if (forwards) forwards[b] += 1;
         progress_add(progress, 1);
         float zero_score = NAN;
@@ -193,7 +193,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
     cdrp_progress progress = {o, 0, (double)n * (1 + (cic ? G + 1 : 0) + 2.0 * o->iterations + 1)};
     /* step 1: the original prediction */
     at_forward_args fa = {.n = n, .input = inputs, .logits = logits};
-    if ((rc = be->forward(be, &fa))) goto done;
+    if ((rc = at_forward(be, &fa))) goto done;
     for (int b = 0; b < n; b++) {
         at_softmax_rows(logits + (long)b * K, 1, K, p0 + (long)b * K);
         cls[b] = argmax(logits + (long)b * K, K);
@@ -223,7 +223,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
     for (int t = 0; t <= o->iterations; t++) {
         if (t > 0) {
             at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = grad};
-            if ((rc = be->backward(be, &ba))) goto done;
+            if ((rc = at_backward(be, &ba))) goto done;
             for (long i = 0; i < NG; i++) {
                 float g = grad[i] + reg * weight[i] * (lam[i] > 0 ? 1.0f : 0.0f); /* d|λ|/dλ, 0 at 0 as torch */
                 buf[i] = t == 1 ? g : o->momentum * buf[i] + g;
@@ -233,7 +233,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
         }
         at_forward_args ga = {.n = n, .input = inputs, .gates = lam, .gates_per_item = 1, .logits = logits,
                               .keep_for_backward = t < o->iterations};
-        if ((rc = be->forward(be, &ga))) goto done;
+        if ((rc = at_forward(be, &ga))) goto done;
         progress_add(&progress, (t > 0 ? 2.0 : 1.0) * n);
         for (int b = 0; b < n; b++) {
             const float *l = logits + (long)b * K;

@@ -38,7 +38,7 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
     const at_layer *L = &m->layers[opt->layer];
     int C = L->out_c, h = L->out_h, w = L->out_w;
     long hw = (long)h * w, in_size = (long)m->in_c * m->in_h * m->in_w;
-    int batch = be->max_batch(be, 1);
+    int batch = at_max_batch(be, 1);
     if (batch > n) batch = n;
     float *acts = malloc(sizeof(float) * batch * C * hw), *grads = malloc(sizeof(float) * batch * C * hw);
     float *logits = malloc(sizeof(float) * batch * m->n_classes), *dl = malloc(sizeof(float) * batch * m->n_classes);
@@ -54,14 +54,14 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
                               .gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL, .gates_per_item = 1,
                               .n_capture = 1, .capture_layer = &opt->layer, .capture_out = &acts,
                               .keep_for_backward = 1};
-        if ((rc = be->forward(be, &fa))) break;
+        if ((rc = at_forward(be, &fa))) break;
         at_explain_options sub = *opt;
         sub.classes = opt->classes ? opt->classes + start : NULL;
         if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + start))) break;
         memset(dl, 0, sizeof(float) * nb * m->n_classes);
         for (int b = 0; b < nb; b++) dl[(long)b * m->n_classes + r[start + b].cls] = 1.0f;
         at_backward_args ba = {.dlogits = dl, .grad_layer = opt->layer, .grad_layer_out = grads};
-        if ((rc = be->backward(be, &ba))) break;
+        if ((rc = at_backward(be, &ba))) break;
         for (int b = 0; b < nb; b++) {
             at_explain_result *res = &r[start + b];
             const float *A = acts + (long)b * C * hw, *G = grads + (long)b * C * hw;

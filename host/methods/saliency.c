@@ -13,7 +13,7 @@
 int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {
     const at_model *m = be->model;
     long hw = (long)m->in_h * m->in_w, in_size = m->in_c * hw;
-    int batch = be->max_batch(be, 1);
+    int batch = at_max_batch(be, 1);
     if (batch > n) batch = n;
     float *logits = malloc(sizeof(float) * batch * m->n_classes), *dl = malloc(sizeof(float) * batch * m->n_classes);
     float *gin = malloc(sizeof(float) * batch * in_size);
@@ -27,7 +27,7 @@ int at_saliency(at_backend *be, const at_explain_options *opt, const float *inpu
         at_forward_args fa = {.n = nb, .input = inputs + in_size * start, .logits = logits,
                               .gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL, .gates_per_item = 1,
                               .keep_for_backward = 1};
-        if ((rc = be->forward(be, &fa))) break;
+        if ((rc = at_forward(be, &fa))) break;
         at_explain_options sub = *opt;
         sub.classes = opt->classes ? opt->classes + start : NULL;
         if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + start))) break;
@@ -36,7 +36,7 @@ int at_saliency(at_backend *be, const at_explain_options *opt, const float *inpu
         at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = gin};
         if (opt->method == AT_METHOD_GUIDED_BACKPROP) ba.rules.relu = AT_RELU_GUIDED;
         if (opt->method == AT_METHOD_DECONVNET) ba.rules.relu = AT_RELU_DECONVNET;
-        if ((rc = be->backward(be, &ba))) break;
+        if ((rc = at_backward(be, &ba))) break;
         for (int b = 0; b < nb; b++) {
             const float *g = gin + in_size * b;
             float *map = r[start + b].map;

@@ -18,7 +18,7 @@ static int channel_scores(at_backend *be, const at_explain_options *opt, const f
                           at_explain_result *r) {
     const at_model *m = be->model;
     long hw = (long)h * w;
-    int batch = be->max_batch(be, 0);
+    int batch = at_max_batch(be, 0);
     float *masks = malloc(sizeof(float) * hw * batch);
     float *logits = malloc(sizeof(float) * m->n_classes * batch);
     float *probs = malloc(sizeof(float) * m->n_classes);
@@ -60,7 +60,7 @@ static int channel_scores(at_backend *be, const at_explain_options *opt, const f
                               .mask_space = AT_MASK_NORMALIZED, .logits = logits,
                               .gates = opt->gates ? opt->gates + (long)img * m->n_gates : NULL, .gates_per_item = 0};
         /* a zero mask must stay zero: min-max of a constant map is 0 by definition (SPEC §3) */
-        if ((rc = be->forward(be, &fa))) break;
+        if ((rc = at_forward(be, &fa))) break;
         r->forwards += nb;
         for (int j = 0; j < nb; j++) {
             const float *lg = logits + (long)j * m->n_classes;
@@ -121,7 +121,7 @@ int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inpu
         /* the unmasked forward: class, probability, and the layer's activations */
         at_forward_args fa = {.n = 1, .input = x, .logits = logits, .gates = one.gates, .n_capture = 1,
                               .capture_layer = &opt->layer, .capture_out = &acts};
-        if ((rc = be->forward(be, &fa))) break;
+        if ((rc = at_forward(be, &fa))) break;
         if ((rc = at_explain_classify_logits(m, &one, logits, 1, &r[b]))) break;
         at_explain_options inner = *opt;
         inner.gates = one.gates;
