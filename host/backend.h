@@ -110,6 +110,9 @@ int at_backward(at_backend *be, const at_backward_args *args);
 /* Largest batch the backend wants for forwards (with_backward: passes that
  * keep activations for a backward) within its memory limit. */
 int at_max_batch(at_backend *be, int with_backward);
+/* Backend memory allocated now (weights, activation arena): on a GPU the
+ * device memory the backend holds, the peak so far as the arena only grows. */
+size_t at_memory_in_use(at_backend *be);
 
 typedef struct {
     const char *name;        /* "cpu", "cuda", "auto" */

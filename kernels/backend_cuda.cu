@@ -90,6 +90,7 @@ static int check_precision(const cuda_state *s, at_precision p) {
 static void *op_alloc(void *ctx, size_t bytes, const char *what) { return at_cuda_alloc(S(ctx), bytes, what); }
 static void op_release(void *ctx, void *p) { at_cuda_release(S(ctx), p); }
 static size_t op_available(void *ctx) { return at_cuda_available(S(ctx)); }
+static size_t op_in_use(void *ctx) { return S(ctx)->allocated; }
 static int op_upload(void *ctx, void *dst, const void *host, size_t bytes) { return at_cuda_upload(S(ctx), dst, host, bytes); }
 static int op_download(void *ctx, void *host, const void *src, size_t bytes) {
     return at_cuda_download(S(ctx), host, src, bytes);
@@ -232,7 +233,7 @@ static at_ops make_cuda_ops() {
     memset(&o, 0, sizeof o);
     o.name = "cuda";
     o.fuses_input_masks = 1;
-    o.alloc = op_alloc, o.release = op_release, o.available = op_available;
+    o.alloc = op_alloc, o.release = op_release, o.available = op_available, o.in_use = op_in_use;
     o.upload = op_upload, o.download = op_download, o.copy = op_copy, o.zero = op_zero, o.finish = op_finish;
     o.set_precision = op_set_precision;
     o.prepare_conv = op_prepare_conv, o.prepare_linear = op_prepare_linear;

@@ -263,3 +263,29 @@ TEST(guided_backprop_and_deconvnet_match_captum_when_installed) {
     int rc = run_cmd(cmd, out, sizeof out);
     CHECKF(rc == 0 && strstr(out, "worst"), "exit %d:\n%s", rc, out);
 }
+
+/* The memory a backend reports grows with the batch it ran and never shrinks
+ * (the arena is kept for the next call): bench prints it as the peak. */
+static void memory_in_use_follows_the_largest_call(const char *backend) {
+    at_model *m = NULL;
+    const char *skip;
+    at_backend *be = open_be(backend, &m, &skip);
+    if (skip) SKIP(skip);
+    if (!be) return;
+    const long in = (long)m->in_c * m->in_h * m->in_w;
+    float *x = rnd("input", 5, in * 8, 2, 0);
+    const size_t m0 = at_memory_in_use(be);
+    at_forward_args one = {.n = 1, .input = x}, eight = {.n = 8, .input = x};
+    REQUIRE(at_forward(be, &one) == AT_OK);
+    const size_t m1 = at_memory_in_use(be);
+    REQUIRE(at_forward(be, &eight) == AT_OK);
+    const size_t m8 = at_memory_in_use(be);
+    REQUIRE(at_forward(be, &one) == AT_OK);
+    CHECKF(m1 > m0 && m8 > m1 && at_memory_in_use(be) == m8, "%zu, %zu, %zu, then %zu bytes", m0, m1, m8,
+           at_memory_in_use(be));
+    free(x);
+    at_backend_destroy(be);
+    at_model_free(m);
+}
+TEST(exec_memory_in_use_follows_the_largest_call) { memory_in_use_follows_the_largest_call("cpu"); }
+TEST(cuda_exec_memory_in_use_follows_the_largest_call) { memory_in_use_follows_the_largest_call("cuda"); }

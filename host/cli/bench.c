@@ -83,17 +83,19 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
              * forward: its work is counted as 2 forwards, printed and rated alike */
             double macs = m->macs_per_image * (p == PASS_BACKWARD ? 2 : 1), flops = 2.0 * macs;
             double achieved = flops / (ms * 1e-3);
+            /* the backend's memory so far (weights + the arena, which only grows): the peak */
+            const double mem_mb = at_memory_in_use(be) / 1048576.0;
             if (json)
                 printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"pass\":\"%s\",\"batch\":%d,"
                        "\"ms_per_image\":%.4f,\"images_per_s\":%.3f,\"gmac_per_image\":%.4f,\"tflops\":%.4f,"
-                       "\"peak_pct\":%.2f,\"iters\":%d}\n",
+                       "\"peak_pct\":%.2f,\"iters\":%d,\"memory_mb\":%.1f}\n",
                        net, be->name, at_precision_name(be->precision), pass_names[p], n, ms, 1e3 / ms,
-                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, iters);
+                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, iters, mem_mb);
             else
                 printf("%-8s %-5s %-5s %-9s batch %4d  %9.3f ms/image  %9.2f images/s  %7.3f GMAC/image  "
-                       "%7.4f TFLOP/s  %5.1f%% of peak\n",
+                       "%7.4f TFLOP/s  %5.1f%% of peak  %8.1f MB peak memory\n",
                        net, be->name, at_precision_name(be->precision), pass_names[p], n, ms, 1e3 / ms,
-                       macs / 1e9, achieved / 1e12, 100 * achieved / peak);
+                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, mem_mb);
             fflush(stdout);
         }
         free(x), free(gates), free(logits), free(dl), free(gg);

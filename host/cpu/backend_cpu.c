@@ -35,7 +35,9 @@ typedef struct {
     cpu_params **params;
     int n_params, params_cap;
     void **allocs; /* live alloc() results, freed with the context */
+    size_t *alloc_bytes;
     int n_allocs, allocs_cap;
+    size_t in_use;
 } cpu_ctx;
 
 static int grow(float **buf, size_t *cap, size_t need, const char *what) {
@@ -84,29 +86,37 @@ static void *cpu_alloc(void *ctx, size_t bytes, const char *what) {
     if (c->n_allocs == c->allocs_cap) {
         int cap = c->allocs_cap ? 2 * c->allocs_cap : 16;
         void **q = realloc(c->allocs, sizeof *q * cap);
-        if (!q) {
+        if (q) c->allocs = q;
+        size_t *b = q ? realloc(c->alloc_bytes, sizeof *b * cap) : NULL;
+        if (!q || !b) {
             at_fail("cpu backend", "out of memory");
             return NULL;
         }
-        c->allocs = q, c->allocs_cap = cap;
+        c->alloc_bytes = b, c->allocs_cap = cap;
     }
     if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
         at_fail("cpu backend", "out of memory allocating %zu MB for %s", bytes >> 20, what);
         return NULL;
     }
-    c->allocs[c->n_allocs++] = p;
+    c->allocs[c->n_allocs] = p;
+    c->alloc_bytes[c->n_allocs++] = bytes;
+    c->in_use += bytes;
     return p;
 }
 static void cpu_release(void *ctx, void *p) {
     cpu_ctx *c = ctx;
     for (int i = 0; i < c->n_allocs; i++)
         if (c->allocs[i] == p) {
-            c->allocs[i] = c->allocs[--c->n_allocs];
+            c->in_use -= c->alloc_bytes[i];
+            c->n_allocs--;
+            c->allocs[i] = c->allocs[c->n_allocs];
+            c->alloc_bytes[i] = c->alloc_bytes[c->n_allocs];
             free(p);
             return;
         }
 }
 static size_t cpu_available(void *ctx) { return SIZE_MAX / 2; } /* the executor's memory limit bounds it */
+static size_t cpu_in_use(void *ctx) { return ((cpu_ctx *)ctx)->in_use; }
 static int cpu_upload(void *ctx, void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
     return AT_OK;
@@ -251,7 +261,7 @@ static void cpu_destroy(void *ctx) {
         free(c->params[i]);
     }
     for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);
-    free(c->allocs), free(c->params), free(c->ws), free(c->operand), free(c);
+    free(c->allocs), free(c->alloc_bytes), free(c->params), free(c->ws), free(c->operand), free(c);
 }
 
 static const at_ops cpu_ops = {
@@ -260,6 +270,7 @@ static const at_ops cpu_ops = {
     .alloc = cpu_alloc,
     .release = cpu_release,
     .available = cpu_available,
+    .in_use = cpu_in_use,
     .upload = cpu_upload,
     .download = cpu_upload,
     .copy = cpu_copy,

@@ -511,6 +511,11 @@ static size_t bytes_per_item(const at_model *m, int with_backward) {
     return plan_arena(m, &cs, NULL, &p);
 }
 
+size_t at_memory_in_use(at_backend *be) {
+    exec_state *s = be->impl;
+    return s->ops->in_use(s->ctx);
+}
+
 int at_max_batch(at_backend *be, int with_backward) {
     exec_state *s = be->impl;
     size_t avail = s->ops->available(s->ctx) + s->arena_bytes;

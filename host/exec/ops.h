@@ -57,6 +57,7 @@ typedef struct at_ops {
     void *(*alloc)(void *ctx, size_t bytes, const char *what); /* NULL + message when out of memory */
     void (*release)(void *ctx, void *p);
     size_t (*available)(void *ctx);                            /* bytes it may still allocate */
+    size_t (*in_use)(void *ctx);                               /* bytes allocated now */
     int (*upload)(void *ctx, void *dst, const void *host, size_t bytes);
     int (*download)(void *ctx, void *host, const void *src, size_t bytes);
     int (*copy)(void *ctx, void *dst, const void *src, size_t bytes);
