@@ -14,6 +14,7 @@
 #include "error.h"
 #include "maps.h"
 #include "random_model.h"
+#include "tensor_util.h"
 #include "test.h"
 #ifdef ATTRIB_HAVE_CUDA
 #include "../kernels/ops_check.h"
@@ -92,16 +93,6 @@ static int close_to(const char *what, const float *got, const float *ref, long n
 }
 #define CLOSE(what, got, ref, n, rtol, nmse) close_to(what, got, ref, n, rtol, nmse, __LINE__)
 
-static int same_bits(const char *what, const float *a, const float *b, long n, int line) {
-    for (long i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float))) {
-            test_fail_at(__FILE__, line, "%s: [%ld] %.9g vs %.9g (not bit-identical)", what, i, a[i], b[i]);
-            return 0;
-        }
-    return 1;
-}
-#define SAME_BITS(what, a, b, n) same_bits(what, a, b, n, __LINE__)
-
 /* n floats followed by GUARD sentinels, for outputs the backend writes. */
 static const uint32_t SENTINEL = 0x7fbadbadu;
 static float *guarded(long n) {
@@ -119,12 +110,6 @@ static int guard_intact(const char *what, const float *p, long n, int line) {
     return 1;
 }
 #define GUARD_INTACT(what, p, n) guard_intact(what, p, n, __LINE__)
-
-static float *rnd(const char *name, uint64_t seed, long n, float scale, float offset) {
-    float *p = malloc(sizeof(float) * (n > 0 ? n : 1));
-    if (p) at_prng_fill(name, seed, p, n, scale, offset);
-    return p;
-}
 
 /* ---- models ---------------------------------------------------------- */
 
@@ -222,8 +207,8 @@ TEST(cuda_op_conv2d_forward_matches_cpu) {
         int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], s = c[6], pad = c[7], relu = c[8], gm = c[9];
         int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
         long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
-        float *x = rnd("x", t, xn, 2, 0), *w = rnd("w", t, (long)K * C * k * k, 1.0f / k, 0), *bias = rnd("b", t, K, 0.1f, 0);
-        float *gates = rnd("g", t, (long)N * K, 0.5f, 1), *ref = malloc(sizeof(float) * yn),
+        float *x = test_random("x", t, xn, 2, 0), *w = test_random("w", t, (long)K * C * k * k, 1.0f / k, 0), *bias = test_random("b", t, K, 0.1f, 0);
+        float *gates = test_random("g", t, (long)N * K, 0.5f, 1), *ref = malloc(sizeof(float) * yn),
               *ref_keep = malloc(sizeof(float) * yn), *y = malloc(sizeof(float) * yn), *keep = malloc(sizeof(float) * yn);
         float *ws = malloc(sizeof(float) * (at_conv2d_workspace_floats(C, H, W, k, k, s, pad) + 1));
         at_conv2d_forward(x, N, C, H, W, w, bias, K, k, k, s, pad, ref, ws);
@@ -256,7 +241,7 @@ TEST(cuda_op_conv2d_backward_data_matches_cpu) {
         int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], s = c[6], pad = c[7];
         int Ho = (H + 2 * pad - k) / s + 1, Wo = (W + 2 * pad - k) / s + 1;
         long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
-        float *dy = rnd("dy", t, yn, 1, 0), *w = rnd("w", t, (long)K * C * k * k, 1.0f / k, 0);
+        float *dy = test_random("dy", t, yn, 1, 0), *w = test_random("w", t, (long)K * C * k * k, 1.0f / k, 0);
         float *ref = malloc(sizeof(float) * xn), *dx = malloc(sizeof(float) * xn);
         float *ws = malloc(sizeof(float) * (at_conv2d_workspace_floats(C, H, W, k, k, s, pad) + 1));
         at_conv2d_backward_data(dy, N, C, H, W, w, K, k, k, s, pad, ref, ws);
@@ -285,8 +270,8 @@ TEST(cuda_op_conv2d_tf32_matches_cpu_on_rounded_operands) {
     for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int N = cases[t][0], C = cases[t][1], H = cases[t][2], W = cases[t][3], K = cases[t][4], k = 3;
         const long xn = (long)N * C * H * W, yn = (long)N * K * H * W, wn = (long)K * C * k * k;
-        float *x = rnd("x", 50 + t, xn, 2, 0), *w = rnd("w", 50 + t, wn, 1.0f / k, 0), *bias = rnd("b", 50 + t, K, 0.1f, 0);
-        float *gates = rnd("g", 50 + t, (long)N * K, 0.5f, 1), *dy = rnd("dy", 50 + t, yn, 1, 0);
+        float *x = test_random("x", 50 + t, xn, 2, 0), *w = test_random("w", 50 + t, wn, 1.0f / k, 0), *bias = test_random("b", 50 + t, K, 0.1f, 0);
+        float *gates = test_random("g", 50 + t, (long)N * K, 0.5f, 1), *dy = test_random("dy", 50 + t, yn, 1, 0);
         float *xr = malloc(sizeof(float) * xn), *wr = malloc(sizeof(float) * wn), *dyr = malloc(sizeof(float) * yn);
         float *ref = malloc(sizeof(float) * yn), *keep_ref = malloc(sizeof(float) * yn), *y = malloc(sizeof(float) * yn),
               *keep = malloc(sizeof(float) * yn), *dx = malloc(sizeof(float) * xn), *dx_ref = malloc(sizeof(float) * xn);
@@ -326,7 +311,7 @@ TEST(cuda_op_pools_match_cpu_bit_for_bit) {
         int N = c[0], C = c[1], H = c[2], W = c[3], k = c[4], s = c[5], OH = c[6], OW = c[7];
         int PH = (H - k) / s + 1, PW = (W - k) / s + 1;
         long xn = (long)N * C * H * W, pn = (long)N * C * PH * PW, an = (long)N * C * OH * OW;
-        float *x = rnd("x", t, xn, 1, 0), *dyp = rnd("dyp", t, pn, 1, 0), *dya = rnd("dya", t, an, 1, 0);
+        float *x = test_random("x", t, xn, 1, 0), *dyp = test_random("dyp", t, pn, 1, 0), *dya = test_random("dya", t, an, 1, 0);
         if (c[8])
             for (long i = 0; i < xn; i++) x[i] = roundf(x[i] * 2) / 2; /* many ties */
         float *y = malloc(sizeof(float) * pn), *yr = malloc(sizeof(float) * pn), *dx = malloc(sizeof(float) * xn),
@@ -354,8 +339,8 @@ TEST(cuda_op_linear_matches_cpu) {
     static const int cases[][3] = {{1, 25088 / 64, 4096 / 64}, {33, 7, 12}, {5, 1000, 1}, {2, 3, 1000}}; /* N in out */
     for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         int N = cases[t][0], in = cases[t][1], out = cases[t][2];
-        float *x = rnd("x", t, (long)N * in, 1, 0), *w = rnd("w", t, (long)out * in, 0.1f, 0), *b = rnd("b", t, out, 0.1f, 0);
-        float *dy = rnd("dy", t, (long)N * out, 1, 0);
+        float *x = test_random("x", t, (long)N * in, 1, 0), *w = test_random("w", t, (long)out * in, 0.1f, 0), *b = test_random("b", t, out, 0.1f, 0);
+        float *dy = test_random("dy", t, (long)N * out, 1, 0);
         float *y = malloc(sizeof(float) * N * out), *yr = malloc(sizeof(float) * N * out);
         float *dx = malloc(sizeof(float) * N * in), *dxr = malloc(sizeof(float) * N * in);
         at_linear_forward(x, N, in, w, b, out, yr);
@@ -377,7 +362,7 @@ TEST(cuda_op_gated_relu_matches_cpu) {
         int N = cases[t][0], C = cases[t][1], gm = cases[t][3];
         long HW = cases[t][2], n = (long)N * C * HW;
         int stride = gm == 2 ? C : 0, rows = gm == 2 ? N : 1;
-        float *y = rnd("y", t, n, 1, 0), *g = rnd("g", t, (long)N * C, 0.5f, 1), *dy = rnd("dy", t, n, 1, 0);
+        float *y = test_random("y", t, n, 1, 0), *g = test_random("g", t, (long)N * C, 0.5f, 1), *dy = test_random("dy", t, n, 1, 0);
         float *yr = malloc(sizeof(float) * n), *keep = malloc(sizeof(float) * n), *keepr = malloc(sizeof(float) * n);
         float *dz = malloc(sizeof(float) * n), *dzr = malloc(sizeof(float) * n);
         float *dg = malloc(sizeof(float) * N * C), *dgr = malloc(sizeof(float) * N * C);
@@ -435,14 +420,14 @@ TEST(cuda_op_masked_inputs_match_cpu_bit_for_bit) {
     const int n = 5, C = 3, n_rows = 2, H = 33, W = 47, index[5] = {1, 0, 1, 1, 0};
     const float ms[3] = {0.485f / 0.229f, 0.456f / 0.224f, 0.406f / 0.225f};
     static const int sizes[][2] = {{5, 7}, {33, 47}, {1, 1}, {14, 14}};
-    float *rows = rnd("rows", 1, (long)n_rows * C * H * W, 2, 0);
+    float *rows = test_random("rows", 1, (long)n_rows * C * H * W, 2, 0);
     float *out = malloc(sizeof(float) * n * C * H * W), *ref = malloc(sizeof(float) * n * C * H * W);
     for (unsigned s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int norm = 0; norm < 3; norm++)
             for (int space = 0; space < 2; space++)
                 for (int ac = 0; ac < 2; ac++) {
                     int mh = sizes[s][0], mw = sizes[s][1];
-                    float *masks = rnd("masks", s, (long)n * mh * mw, 1, 0);
+                    float *masks = test_random("masks", s, (long)n * mh * mw, 1, 0);
                     for (int i = 0; i < mh * mw; i++) masks[2 * mh * mw + i] = 0.25f; /* flat: zeros when normalised */
                     for (int b = 0; b < n; b++)
                         ref_masked_input(rows + (long)index[b] * C * H * W, masks + (long)b * mh * mw, mh, mw, ac,
@@ -569,7 +554,7 @@ TEST(cuda_logits_and_captures_match_cpu) {
         int caps[4] = {0, m->gate_layer[1], first_layer_of_kind(m, AT_L_MAXPOOL), first_layer_of_kind(m, AT_L_LINEAR)};
         for (int bi = 0; bi < 2; bi++) {
             int n = batches[bi];
-            float *x = rnd("input", 100 + s, in_floats(m) * n, 2, 0);
+            float *x = test_random("input", 100 + s, in_floats(m) * n, 2, 0);
             at_forward_args fa = {.n = n, .input = x, .n_capture = 4, .capture_layer = caps};
             char label[96];
             snprintf(label, sizeof label, "%s %dx%d batch %d", specs[s]->arch, m->in_h, m->in_w, n);
@@ -588,8 +573,8 @@ TEST(cuda_gated_logits_match_cpu_per_item_and_shared_gates) {
         if (!open_backends(&b, specs[s], AT_PRECISION_FP32)) return;
         const at_model *m = b.m;
         int n = 33, caps[2] = {m->gate_layer[0], m->gate_layer[m->n_convs - 1]};
-        float *x = rnd("input", 200 + s, in_floats(m) * n, 2, 0);
-        float *gates = rnd("gates", 200 + s, (long)m->n_gates * n, 0.75f, 0.75f); /* in [0, 1.5] */
+        float *x = test_random("input", 200 + s, in_floats(m) * n, 2, 0);
+        float *gates = test_random("gates", 200 + s, (long)m->n_gates * n, 0.75f, 0.75f); /* in [0, 1.5] */
         for (int i = 0; i < m->n_gates * n; i += 11) gates[i] = 0.0f;            /* closed channels */
         for (int per_item = 0; per_item < 2; per_item++) {
             at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = per_item, .n_capture = 2,
@@ -609,12 +594,12 @@ TEST(cuda_masked_batches_match_cpu) {
     if (!open_backends(&b, &SPEC_ODD, AT_PRECISION_FP32)) return;
     const at_model *m = b.m;
     int n = 33, caps[1] = {0}, index[33];
-    float *x = rnd("input", 300, in_floats(m) * 3, 2, 0);
+    float *x = test_random("input", 300, in_floats(m) * 3, 2, 0);
     for (int i = 0; i < n; i++) index[i] = i % 3; /* three images, eleven masks each */
     static const int sizes[][2] = {{5, 7}, {33, 47}};
     for (int s = 0; s < 2; s++) {
         int mh = sizes[s][0], mw = sizes[s][1];
-        float *masks = rnd("masks", 300 + s, (long)n * mh * mw, 0.5f, 0.5f);
+        float *masks = test_random("masks", 300 + s, (long)n * mh * mw, 0.5f, 0.5f);
         for (int i = 0; i < mh * mw; i++) masks[4 * mh * mw + i] = 0.7f; /* a flat mask */
         for (int norm = 0; norm < 3; norm++)
             for (int space = 0; space < 2; space++)
@@ -648,8 +633,8 @@ TEST(cuda_fused_masking_equals_the_separate_masking_kernel) {
     REQUIRE(rc == AT_OK);
     const at_model *m = b.m;
     int n = 12, caps[1] = {0}, index[12];
-    float *x = rnd("input", 310, in_floats(m) * 2, 2, 0), *masks = rnd("masks", 311, (long)n * 5 * 7, 0.5f, 0.5f);
-    float *dl = rnd("dlogits", 312, (long)n * m->n_classes, 1, -0.5f);
+    float *x = test_random("input", 310, in_floats(m) * 2, 2, 0), *masks = test_random("masks", 311, (long)n * 5 * 7, 0.5f, 0.5f);
+    float *dl = test_random("dlogits", 312, (long)n * m->n_classes, 1, -0.5f);
     for (int i = 0; i < n; i++) index[i] = i % 2;
     for (int space = 0; space < 2; space++) {
         at_forward_args fa = {.n = n, .input = x, .input_index = index, .masks = masks, .mask_h = 5, .mask_w = 7,
@@ -675,7 +660,7 @@ TEST(cuda_input_index_selects_rows_like_cpu) {
     if (!open_backends(&b, &SPEC_BN, AT_PRECISION_FP32)) return;
     const at_model *m = b.m;
     int index[5] = {5, 0, 5, 5, 3}, caps[1] = {0};
-    float *x = rnd("input", 350, in_floats(m) * 6, 2, 0);
+    float *x = test_random("input", 350, in_floats(m) * 6, 2, 0);
     at_forward_args fa = {.n = 5, .input = x, .input_index = index, .n_capture = 1, .capture_layer = caps};
     compare_backends(&b, "input_index 5,0,5,5,3 of 6 rows", &fa, NULL, FWD_RTOL, GRAD_RTOL, MAX_NMSE);
     free(x);
@@ -692,9 +677,9 @@ TEST(cuda_backward_matches_cpu) {
         const at_model *m = b.m;
         for (int bi = 0; bi < 2; bi++) {
             int n = batches[bi];
-            float *x = rnd("input", 400 + s, in_floats(m) * n, 2, 0);
-            float *gates = rnd("gates", 400 + s, (long)m->n_gates * n, 0.5f, 1.0f);
-            float *dl = rnd("dlogits", 400 + s, (long)m->n_classes * n, 1, 0);
+            float *x = test_random("input", 400 + s, in_floats(m) * n, 2, 0);
+            float *gates = test_random("gates", 400 + s, (long)m->n_gates * n, 0.5f, 1.0f);
+            float *dl = test_random("dlogits", 400 + s, (long)m->n_classes * n, 1, 0);
             float one = 1;
             /* gates mode 0: none (the kept ReLU output is the activation), 1: shared, 2: per item */
             for (int gm = 0; gm < 3; gm++) {
@@ -730,8 +715,8 @@ TEST(cuda_vgg16_standard_widths_match_cpu) {
     if (!open_backends(&b, &spec, AT_PRECISION_FP32)) return;
     const at_model *m = b.m;
     int n = 2, caps[1] = {m->gate_layer[m->n_convs - 1]};
-    float *x = rnd("input", 500, in_floats(m) * n, 2, 0), *dl = rnd("dlogits", 500, (long)m->n_classes * n, 1, 0);
-    float *gates = rnd("gates", 500, (long)m->n_gates * n, 0.5f, 1.0f), one = 1;
+    float *x = test_random("input", 500, in_floats(m) * n, 2, 0), *dl = test_random("dlogits", 500, (long)m->n_classes * n, 1, 0);
+    float *gates = test_random("gates", 500, (long)m->n_gates * n, 0.5f, 1.0f), one = 1;
     at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .n_capture = 1, .capture_layer = caps,
                           .keep_for_backward = 1};
     at_backward_args ba = {.dlogits = dl, .grad_layer = caps[0], .grad_gates = &one, .grad_input = &one};
@@ -748,8 +733,8 @@ TEST(cuda_runs_are_bit_identical) {
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_FP32)) return;
     const at_model *m = b.m;
     int n = 33, caps[1] = {m->gate_layer[m->n_convs - 1]};
-    float *x = rnd("input", 600, in_floats(m) * n, 2, 0), *dl = rnd("dlogits", 600, (long)m->n_classes * n, 1, 0);
-    float *gates = rnd("gates", 600, (long)m->n_gates * n, 0.5f, 1.0f), one = 1;
+    float *x = test_random("input", 600, in_floats(m) * n, 2, 0), *dl = test_random("dlogits", 600, (long)m->n_classes * n, 1, 0);
+    float *gates = test_random("gates", 600, (long)m->n_gates * n, 0.5f, 1.0f), one = 1;
     at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .n_capture = 1, .capture_layer = caps,
                           .keep_for_backward = 1};
     at_backward_args ba = {.dlogits = dl, .grad_layer = caps[0], .grad_gates = &one, .grad_input = &one};
@@ -777,7 +762,7 @@ TEST(cuda_conv_outputs_do_not_depend_on_the_batch) {
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_FP32)) return;
     const at_model *m = b.m;
     int n = 33, k = 17, caps[2] = {m->gate_layer[0], m->gate_layer[m->n_convs - 1]};
-    float *x = rnd("input", 700, in_floats(m) * n, 2, 0);
+    float *x = test_random("input", 700, in_floats(m) * n, 2, 0);
     at_forward_args all = {.n = n, .input = x, .n_capture = 2, .capture_layer = caps};
     at_forward_args one = {.n = 1, .input = x + in_floats(m) * k, .n_capture = 2, .capture_layer = caps};
     run_out ra = {0}, r1 = {0};
@@ -810,7 +795,7 @@ TEST(cuda_too_small_mem_limit_fails_cleanly) {
     int fits = at_max_batch(be, 1);
     CHECKF(fits >= 1 && fits < 200, "max_batch %d under a 67 MB limit", fits);
     int n = fits + 20;
-    float *x = rnd("input", 800, in_floats(m) * n, 2, 0), *logits = malloc(sizeof(float) * m->n_classes * n);
+    float *x = test_random("input", 800, in_floats(m) * n, 2, 0), *logits = malloc(sizeof(float) * m->n_classes * n);
     float *again = malloc(sizeof(float) * m->n_classes);
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .keep_for_backward = 1};
     CHECK(at_forward(be, &fa) == AT_ERR);
@@ -845,7 +830,7 @@ TEST(cuda_every_failed_allocation_is_a_clean_error_and_leaks_nothing) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC_ODD, &m) == AT_OK);
     const int n = 3;
-    float *x = rnd("input", 810, in_floats(m) * n, 2, 0), *dl = rnd("dlogits", 810, (long)m->n_classes * n, 1, 0);
+    float *x = test_random("input", 810, in_floats(m) * n, 2, 0), *dl = test_random("dlogits", 810, (long)m->n_classes * n, 1, 0);
     float *logits = malloc(sizeof(float) * m->n_classes * n), *gg = malloc(sizeof(float) * m->n_gates * n);
     at_backend_options opt = {.name = "cuda"};
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .keep_for_backward = 1};
@@ -893,7 +878,7 @@ TEST(cuda_tf32_matches_cpu_within_tf32_rounding) {
     if (!open_backends(&b, &SPEC_WIDE, AT_PRECISION_TF32)) return;
     CHECK(b.gpu->precision == AT_PRECISION_TF32);
     int n = 33, caps[2] = {0, b.m->gate_layer[b.m->n_convs - 1]};
-    float *x = rnd("input", 900, in_floats(b.m) * n, 2, 0);
+    float *x = test_random("input", 900, in_floats(b.m) * n, 2, 0);
     at_forward_args fa = {.n = n, .input = x, .n_capture = 2, .capture_layer = caps};
     compare_backends(&b, "tf32", &fa, NULL, TF32_RTOL, TF32_RTOL, TF32_NMSE);
     run_out r1 = {0}, r2 = {0};
@@ -952,9 +937,9 @@ TEST(cuda_tf32_matches_the_cpu_tf32_emulation) {
     at_backend_options cpu = {.name = "cpu", .precision = AT_PRECISION_TF32};
     REQUIRE(at_backend_create(b.m, &cpu, &b.cpu) == AT_OK);
     int n = 9, caps[1] = {b.m->gate_layer[b.m->n_convs - 1]};
-    float *x = rnd("input", 901, in_floats(b.m) * n, 2, 0);
-    float *gates = rnd("gates", 902, (long)b.m->n_gates * n, 1, 0.5f);
-    float *dl = rnd("dlogits", 903, (long)b.m->n_classes * n, 1, -0.5f);
+    float *x = test_random("input", 901, in_floats(b.m) * n, 2, 0);
+    float *gates = test_random("gates", 902, (long)b.m->n_gates * n, 1, 0.5f);
+    float *dl = test_random("dlogits", 903, (long)b.m->n_classes * n, 1, -0.5f);
     at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .n_capture = 1,
                           .capture_layer = caps, .keep_for_backward = 1};
     at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_gates = gates, .grad_input = x};
@@ -981,7 +966,7 @@ TEST(cuda_per_call_precision_matches_a_backend_of_that_precision) {
     at_backend_options opt = {.name = "cuda", .precision = AT_PRECISION_TF32};
     REQUIRE(at_backend_create(b.m, &opt, &tf) == AT_OK);
     int n = 5;
-    float *x = rnd("input", 904, in_floats(b.m) * n, 2, 0);
+    float *x = test_random("input", 904, in_floats(b.m) * n, 2, 0);
     const at_precision tf32 = AT_PRECISION_TF32;
     at_forward_args plain = {.n = n, .input = x}, over = plain;
     over.precision = &tf32;

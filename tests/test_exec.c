@@ -11,26 +11,11 @@
 #include "backend.h"
 #include "error.h"
 #include "random_model.h"
+#include "tensor_util.h"
 #include "test.h"
 
 static const at_random_spec SPEC = {.arch = "vgg11", .widths = {6, 8, 10, 8, 12, 12, 10, 9}, .hidden = {16, 12},
                                     .n_classes = 7, .in_h = 33, .in_w = 41, .avgpool = 2, .seed = 31};
-
-static int same(const char *what, const float *a, const float *b, long n, int line) {
-    for (long i = 0; i < n; i++)
-        if (memcmp(&a[i], &b[i], sizeof(float))) {
-            test_fail_at(__FILE__, line, "%s: [%ld] %.9g vs %.9g (not bit-identical)", what, i, a[i], b[i]);
-            return 0;
-        }
-    return 1;
-}
-#define SAME(what, a, b, n) same(what, a, b, n, __LINE__)
-
-static float *rnd(const char *name, uint64_t seed, long n, float scale, float offset) {
-    float *p = malloc(sizeof(float) * (n > 0 ? n : 1));
-    if (p) at_prng_fill(name, seed, p, n, scale, offset);
-    return p;
-}
 
 static int layer_of_kind(const at_model *m, at_layer_kind kind, int nth) {
     for (int i = 0; i < m->n_layers; i++)
@@ -68,7 +53,7 @@ static void partial_forward_resumes_from_a_captured_layer(const char *backend) {
     const int n = 3, a = layer_of_kind(m, AT_L_MAXPOOL, 1), b = m->gate_layer[m->n_convs - 2];
     const long in = (long)m->in_c * m->in_h * m->in_w, na = at_layer_out_size(&m->layers[a]) * n,
                nb = at_layer_out_size(&m->layers[b]) * n, nl = (long)m->n_classes * n;
-    float *x = rnd("input", 1, in * n, 2, 0), *gates = rnd("gates", 1, (long)m->n_gates * n, 0.5f, 1);
+    float *x = test_random("input", 1, in * n, 2, 0), *gates = test_random("gates", 1, (long)m->n_gates * n, 0.5f, 1);
     float *ca = malloc(sizeof(float) * na), *cb = malloc(sizeof(float) * nb), *cb2 = malloc(sizeof(float) * nb);
     float *logits = malloc(sizeof(float) * nl), *logits2 = malloc(sizeof(float) * nl);
     int caps[2] = {a, b};
@@ -80,13 +65,13 @@ static void partial_forward_resumes_from_a_captured_layer(const char *backend) {
     at_forward_args part = {.n = n, .start_output = ca, .start_layer = a, .gates = gates, .gates_per_item = 1,
                             .logits = logits2};
     CHECKF(at_forward(be, &part) == AT_OK, "%s", at_last_error());
-    SAME("logits from a partial forward", logits2, logits, nl);
+    SAME_BITS("logits from a partial forward", logits2, logits, nl);
     /* and stopping after layer b */
     float *out2[1] = {cb2};
     at_forward_args stop = {.n = n, .start_output = ca, .start_layer = a, .end_layer = b + 1, .gates = gates,
                             .gates_per_item = 1, .n_capture = 1, .capture_layer = &b, .capture_out = out2};
     CHECKF(at_forward(be, &stop) == AT_OK, "%s", at_last_error());
-    SAME("layer b from a partial forward that stops there", cb2, cb, nb);
+    SAME_BITS("layer b from a partial forward that stops there", cb2, cb, nb);
     /* a capture past the end is refused with its range */
     int late = b + 1;
     at_forward_args bad = stop;
@@ -111,7 +96,7 @@ static void activation_patches_continue_from_the_patched_output(const char *back
     const at_layer *l = &m->layers[L];
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)l->out_h * l->out_w, nc = at_layer_out_size(l) * n,
                nl = (long)m->n_classes * n;
-    float *x = rnd("input", 2, in * n, 2, 0), *cap = malloc(sizeof(float) * nc), *scale = malloc(sizeof(float) * n * l->out_c);
+    float *x = test_random("input", 2, in * n, 2, 0), *cap = malloc(sizeof(float) * nc), *scale = malloc(sizeof(float) * n * l->out_c);
     float *l1 = malloc(sizeof(float) * nl), *l2 = malloc(sizeof(float) * nl), *l0 = malloc(sizeof(float) * nl);
     float *outs[1] = {cap};
     at_forward_args plain = {.n = n, .input = x, .logits = l0, .n_capture = 1, .capture_layer = &L, .capture_out = outs};
@@ -120,7 +105,7 @@ static void activation_patches_continue_from_the_patched_output(const char *back
     at_forward_args ones = {.n = n, .input = x, .logits = l1, .patch_mode = AT_PATCH_SCALE_CHANNELS, .patch_layer = L,
                             .patch = scale};
     CHECKF(at_forward(be, &ones) == AT_OK, "%s", at_last_error());
-    SAME("a patch of ones", l1, l0, nl);
+    SAME_BITS("a patch of ones", l1, l0, nl);
     for (int b = 0; b < n; b++) {
         const int c = 3 + b; /* a different channel per item */
         scale[b * l->out_c + c] = 0.0f;
@@ -132,7 +117,7 @@ static void activation_patches_continue_from_the_patched_output(const char *back
     at_forward_args repl = {.n = n, .input = x, .logits = l2, .patch_mode = AT_PATCH_REPLACE, .patch_layer = L,
                             .patch = cap};
     CHECKF(at_forward(be, &repl) == AT_OK, "%s", at_last_error());
-    SAME("channel patch vs replaced output", l1, l2, nl);
+    SAME_BITS("channel patch vs replaced output", l1, l2, nl);
     int differs = 0;
     for (long i = 0; i < nl; i++) differs |= l1[i] != l0[i];
     CHECKF(differs, "zeroing a channel of %s changed no logit", l->name);
@@ -158,8 +143,8 @@ static void backward_from_a_layer_equals_the_full_backward(const char *backend) 
     if (!be) return;
     const int n = 2, L = layer_of_kind(m, AT_L_MAXPOOL, 2);
     const long in = (long)m->in_c * m->in_h * m->in_w, nL = at_layer_out_size(&m->layers[L]) * n;
-    float *x = rnd("input", 3, in * n, 2, 0), *gates = rnd("gates", 3, (long)m->n_gates * n, 0.5f, 1);
-    float *dl = rnd("dlogits", 3, (long)m->n_classes * n, 1, 0), *gL = malloc(sizeof(float) * nL);
+    float *x = test_random("input", 3, in * n, 2, 0), *gates = test_random("gates", 3, (long)m->n_gates * n, 0.5f, 1);
+    float *dl = test_random("dlogits", 3, (long)m->n_classes * n, 1, 0), *gL = malloc(sizeof(float) * nL);
     float *gi = malloc(sizeof(float) * in * n), *gi2 = malloc(sizeof(float) * in * n);
     float *gg = malloc(sizeof(float) * m->n_gates * n), *gg2 = malloc(sizeof(float) * m->n_gates * n);
     at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .keep_for_backward = 1};
@@ -168,13 +153,13 @@ static void backward_from_a_layer_equals_the_full_backward(const char *backend) 
     REQUIRE(at_backward(be, &full) == AT_OK);
     at_backward_args from = {.dfrom = gL, .from_layer = L, .grad_layer = -1, .grad_input = gi2, .grad_gates = gg2};
     CHECKF(at_backward(be, &from) == AT_OK, "%s", at_last_error());
-    SAME("input gradient from a layer", gi2, gi, in * n);
+    SAME_BITS("input gradient from a layer", gi2, gi, in * n);
     /* gates above L get no gradient from a pass that starts at L */
     for (int b = 0; b < n; b++)
         for (int c = 0; c < m->n_convs; c++) {
             const at_layer *r = &m->layers[m->gate_layer[c]];
             const float *g1 = gg + (long)b * m->n_gates + r->gate_offset, *g2 = gg2 + (long)b * m->n_gates + r->gate_offset;
-            if (m->gate_layer[c] < L) SAME("gate gradients below the start", g2, g1, r->out_c);
+            if (m->gate_layer[c] < L) SAME_BITS("gate gradients below the start", g2, g1, r->out_c);
             else
                 for (int k = 0; k < r->out_c; k++) CHECKF(g2[k] == 0, "gate %d of %s above the start: %g", k, r->name, g2[k]);
         }
@@ -198,7 +183,7 @@ static void relu_rules_follow_their_definitions(const char *backend) {
     const int n = 2, r0 = m->gate_layer[0];
     const at_layer *l0 = &m->layers[r0];
     const long in = (long)m->in_c * m->in_h * m->in_w, n0 = at_layer_out_size(l0) * n;
-    float *x = rnd("input", 4, in * n, 2, 0), *dl = rnd("dlogits", 4, (long)m->n_classes * n, 1, 0);
+    float *x = test_random("input", 4, in * n, 2, 0), *dl = test_random("dlogits", 4, (long)m->n_classes * n, 1, 0);
     float *act = malloc(sizeof(float) * n0), *g_above = malloc(sizeof(float) * n0), *g_rule = malloc(sizeof(float) * n0);
     float *gin[3];
     at_forward_args fa = {.n = n, .input = x, .keep_for_backward = 1, .n_capture = 1, .capture_layer = &r0,
@@ -273,7 +258,7 @@ static void memory_in_use_follows_the_largest_call(const char *backend) {
     if (skip) SKIP(skip);
     if (!be) return;
     const long in = (long)m->in_c * m->in_h * m->in_w;
-    float *x = rnd("input", 5, in * 8, 2, 0);
+    float *x = test_random("input", 5, in * 8, 2, 0);
     const size_t m0 = at_memory_in_use(be);
     at_forward_args one = {.n = 1, .input = x}, eight = {.n = 8, .input = x};
     REQUIRE(at_forward(be, &one) == AT_OK);

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "exec/ops.h"
 #include "random_model.h"
+#include "tensor_util.h"
 #include "test.h"
 
 /* Per op: |got - ref| <= rtol * (max |ref| + |ref|) and NMSE <= max_nmse. */
@@ -70,12 +71,6 @@ static float *get(side *s, const float *dev, long n) {
     }
     return h;
 }
-static float *rnd(const char *name, uint64_t seed, long n, float scale, float offset) {
-    float *p = malloc(sizeof(float) * (n > 0 ? n : 1));
-    if (p) at_prng_fill(name, seed, p, n, scale, offset);
-    return p;
-}
-
 static void compare(const op_bound *b, const char *what, const float *got, const float *ref, long n, int line) {
     if (!got || !ref) {
         test_fail_at(__FILE__, line, "%s: %s", what, at_last_error());
@@ -111,8 +106,8 @@ TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
             const int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], st = c[6], pad = c[7], relu = t % 2 == 0;
             const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
             const long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
-            float *x = rnd("x", t, xn, 2, 0), *w = rnd("w", t, (long)K * C * k * k, 1.0f / k, 0);
-            float *b = rnd("b", t, K, 0.1f, 0), *g = rnd("g", t, (long)N * K, 0.5f, 1), *dy = rnd("dy", t, yn, 1, 0);
+            float *x = test_random("x", t, xn, 2, 0), *w = test_random("w", t, (long)K * C * k * k, 1.0f / k, 0);
+            float *b = test_random("b", t, K, 0.1f, 0), *g = test_random("g", t, (long)N * K, 0.5f, 1), *dy = test_random("dy", t, yn, 1, 0);
             float *out[2][3] = {{0}};
             for (int i = 0; i < 2; i++) {
                 void *h = NULL;
@@ -153,8 +148,8 @@ TEST(cuda_ops_linear_matches_the_cpu_at_every_precision) {
     for (int prec = 0; prec < 2; prec++)
         for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
             const int N = cases[t][0], in = cases[t][1], on = cases[t][2];
-            float *x = rnd("x", t, (long)N * in, 1, 0), *w = rnd("w", t, (long)on * in, 0.1f, 0), *b = rnd("b", t, on, 0.1f, 0);
-            float *dy = rnd("dy", t, (long)N * on, 1, 0), *y[2] = {0}, *dx[2] = {0};
+            float *x = test_random("x", t, (long)N * in, 1, 0), *w = test_random("w", t, (long)on * in, 0.1f, 0), *b = test_random("b", t, on, 0.1f, 0);
+            float *dy = test_random("dy", t, (long)N * on, 1, 0), *y[2] = {0}, *dx[2] = {0};
             for (int i = 0; i < 2; i++) {
                 void *h = NULL;
                 float *dxv, *dyv, *yv, *dxo;
@@ -182,8 +177,8 @@ TEST(cuda_ops_relu_rules_pools_and_scaling_match_the_cpu_bit_for_bit) {
     OPEN_SIDES(s);
     const int N = 3, C = 5, H = 10, W = 9, k = 2, st = 2, OH = 3, OW = 4;
     const long HW = (long)H * W, n = (long)N * C * HW, pn = (long)N * C * (H / 2) * (W / 2), an = (long)N * C * OH * OW;
-    float *x = rnd("x", 9, n, 1, 0), *dy = rnd("dy", 9, n, 1, 0), *g = rnd("g", 9, (long)N * C, 0.5f, 1);
-    float *dyp = rnd("dyp", 9, pn, 1, 0), *dya = rnd("dya", 9, an, 1, 0), *sc = rnd("sc", 9, (long)N * C, 1, 0);
+    float *x = test_random("x", 9, n, 1, 0), *dy = test_random("dy", 9, n, 1, 0), *g = test_random("g", 9, (long)N * C, 0.5f, 1);
+    float *dyp = test_random("dyp", 9, pn, 1, 0), *dya = test_random("dya", 9, an, 1, 0), *sc = test_random("sc", 9, (long)N * C, 1, 0);
     for (long i = 0; i < n; i += 7) x[i] = 0.0f; /* ties and zeros */
     for (int rule = 0; rule < 3; rule++)
         for (int gated = 0; gated < 2; gated++) {
@@ -238,7 +233,7 @@ TEST(cuda_ops_make_inputs_matches_the_cpu_bit_for_bit) {
     const int n = 5, C = 3, n_rows = 2, H = 33, W = 47, index[5] = {1, 0, 1, 1, 0};
     const float ms[3] = {0.485f / 0.229f, 0.456f / 0.224f, 0.406f / 0.225f};
     static const int sizes[][2] = {{5, 7}, {33, 47}, {1, 1}};
-    float *rows = rnd("rows", 1, (long)n_rows * C * H * W, 2, 0);
+    float *rows = test_random("rows", 1, (long)n_rows * C * H * W, 2, 0);
     const int idx_f[5] = {1, 0, 1, 1, 0};
     (void)idx_f;
     for (unsigned z = 0; z < sizeof sizes / sizeof sizes[0]; z++)
@@ -246,7 +241,7 @@ TEST(cuda_ops_make_inputs_matches_the_cpu_bit_for_bit) {
             for (int space = 0; space < 2; space++)
                 for (int mask_only = 0; mask_only < 2; mask_only++) {
                     const int mh = sizes[z][0], mw = sizes[z][1];
-                    float *masks = rnd("masks", z, (long)n * mh * mw, 1, 0);
+                    float *masks = test_random("masks", z, (long)n * mh * mw, 1, 0);
                     for (int i = 0; i < mh * mw; i++) masks[2 * mh * mw + i] = 0.25f; /* flat */
                     const long on = mask_only ? (long)n * H * W : (long)n * C * H * W;
                     float *out[2] = {0};
