@@ -46,12 +46,12 @@ if [ -z "${T:-}" ] && [ "${EMU:-1}" != 0 ]; then
     CUEMU_COVERAGE="$cov_dir/forward" run emu 1500 build-emu/run_tests '^cuda_'
     # the op tests again in reverse order: a missing barrier that the forward
     # order happens to hide shows up in the other
-    CUEMU_ORDER=reverse CUEMU_COVERAGE="$cov_dir/reverse" run emu-reverse 600 build-emu/run_tests '^cuda_op_'
+    CUEMU_ORDER=reverse CUEMU_COVERAGE="$cov_dir/reverse" run emu-reverse 600 build-emu/run_tests '^cuda_op'
     # and in a seeded random order
-    CUEMU_ORDER=random:1 CUEMU_COVERAGE="$cov_dir/random" run emu-random 600 build-emu/run_tests '^cuda_op_'
+    CUEMU_ORDER=random:1 CUEMU_COVERAGE="$cov_dir/random" run emu-random 600 build-emu/run_tests '^cuda_op'
     # and under AddressSanitizer + UBSan: out-of-bounds accesses inside kernels
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-      run emu-asan 900 build-emu-asan/run_tests '^cuda_op_'
+      run emu-asan 900 build-emu-asan/run_tests '^cuda_op'
     # every __global__ kernel in kernels/ was launched by one of the runs above
     CUEMU_COVERAGE_FILES="$cov_dir/forward:$cov_dir/reverse" run emu-coverage 60 build-emu/run_tests '^emu_'
   else
