@@ -49,6 +49,19 @@ TEST(cli_help_exits_zero_for_every_command) {
     }
 }
 
+/* Issue 13 item 18: the top-level help names every explain method, the
+ * routing-path ones included. */
+TEST(cli_top_level_help_lists_every_explain_method) {
+    REQUIRE(attrib("--help", 0) == 0);
+    const char *line = strstr(out, "  explain "), *next = line ? strstr(line, "\n  eval ") : NULL;
+    REQUIRE(line && next);
+    char first[1024]; /* explain's entry, continuation lines included */
+    snprintf(first, sizeof first, "%.*s", (int)(next - line), line);
+    const char *methods[] = {"Score-CAM", "Grad-CAM", "Grad-CAM++", "saliency", "contrastive",
+                             "CDRP",      "Score-CDRP", "path Score-CAM", "pathway gradient"};
+    for (int i = 0; i < 9; i++) CHECKF(strstr(first, methods[i]), "'%s' missing from: %s", methods[i], first);
+}
+
 TEST(cli_unknown_command_and_option_are_usage_errors) {
     CHECK(attrib("frobnicate", 1) == 2 && one_line(out) && strstr(out, "attrib: frobnicate:"));
     CHECK(attrib("predict --frob x.png", 1) == 2 && one_line(out) && strstr(out, "attrib: --frob:"));
