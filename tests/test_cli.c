@@ -188,3 +188,13 @@ TEST(cli_bench_rate_follows_from_the_printed_work) {
     CHECK(lines == 2);
     CHECK_NEAR(gmac[1], 2 * gmac[0], 1e-3);
 }
+
+/* Issue 13 item 15: `make demo` prints the build line (CUDA_ARCH or why the
+ * CUDA backend is not built), as `make` does. A dry run executes nothing. */
+TEST(make_demo_prints_the_cuda_build_line) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n demo 2>&1", test_root());
+    if (run_cmd(cmd, out, sizeof out) != 0 && !strstr(out, "demo")) SKIP("make is not available");
+    CHECKF(strstr(out, "attrib: CUDA backend: "), "no CUDA build line in: %s", out);
+    CHECK(strstr(out, "CUDA_ARCH=") || strstr(out, "not built"));
+}
