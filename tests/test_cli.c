@@ -153,6 +153,18 @@ TEST(cli_info_describes_the_model) {
     CHECK(attrib(args, 0) == 0 && strstr(out, "vgg11") && strstr(out, "features.18") && strstr(out, "gates"));
 }
 
+/* Issue 13 item 17: the exporter's --help works where PyTorch is missing and
+ * its description is a whole sentence, not the docstring's first line. */
+TEST(export_torchvision_help_is_whole_and_needs_no_torch) {
+    if (run_cmd("/usr/bin/python3 -c 'import argparse' 2>&1", out, sizeof out) != 0) SKIP("no /usr/bin/python3");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/export_torchvision.py --help 2>&1", test_root());
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "checkpoint to the safetensors file the attrib engine reads (see docs/models.md)."),
+           "description cut off: %s", out);
+    CHECK(strstr(out, "--random-init"));
+}
+
 /* Live: random-init torchvision vgg11 and vgg11_bn, exported by
  * tools/export_torchvision.py, give torchvision's logits in the engine. */
 TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
@@ -162,6 +174,12 @@ TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/export_torchvision.py --self-test --engine %s/attrib 2>&1",
              test_root(), test_root());
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "Result = PASS"), "%s", out);
+    /* the random-init export docs/models.md shows */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tools/export_torchvision.py --arch vgg11 --random-init 0 --out %s/r.safetensors 2>&1 && "
+             "%s/attrib info --model %s/r.safetensors 2>&1",
+             test_root(), test_tmpdir(), test_root(), test_tmpdir());
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "vgg11"), "%s", out);
 }
 
 /* The work bench prints per image is the work its TFLOP/s is computed from
