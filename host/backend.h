@@ -72,6 +72,9 @@ struct at_backend {
     int (*max_batch)(at_backend *be, int with_backward);
     void (*destroy)(at_backend *be);
     void *impl;
+    /* One line a front end may show, e.g. why "auto" chose the CPU; "" when
+     * there is nothing to say. The library itself never prints. */
+    char notice[384];
 };
 
 typedef struct {
@@ -79,7 +82,6 @@ typedef struct {
     at_precision precision;  /* CPU: tf32 and fp16 are emulated (operands rounded), not faster */
     size_t mem_limit;        /* bytes the backend may plan for; 0 = default */
     int threads;             /* CPU threads; 0 = OpenMP default */
-    int quiet;               /* suppress the one-line notice of "auto" falling back */
 } at_backend_options;
 
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);

@@ -1,8 +1,11 @@
 /* The command line as a user meets it: exit codes, one-line errors naming the
  * file or option (SPEC §7), --json output, bad images skipped, not fatal. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "backend.h"
 #include "error.h"
 #include "image.h"
 #include "json.h"
@@ -118,6 +121,70 @@ TEST(cli_bad_images_are_reported_skipped_and_exit_1) {
     CHECKF(strstr(out, f.img) && strstr(out, f.img2), "good images still predicted: %s", out);
     snprintf(args, sizeof args, "predict --strict --backend cpu --model %s /nonexistent.png %s", f.model, f.img);
     CHECK(attrib(args, 1) == 1 && one_line(out));
+}
+
+/* Issue 13 item 12: --json gives one object per input, unreadable ones
+ * included ({"image", "error"}), in input order; stderr keeps its lines. */
+TEST(cli_predict_json_reports_unreadable_images_in_order) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --model %s --topk 1 --json %s /nonexistent.png %s 2>/dev/null",
+             f.model, f.img, f.img2);
+    REQUIRE(attrib(args, 0) == 1);
+    const char *want[] = {f.img, "/nonexistent.png", f.img2};
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        REQUIRE(nl);
+        at_json *j = NULL;
+        REQUIRE(at_json_parse(line, (size_t)(nl - line), &j) == AT_OK);
+        const at_json *img = at_json_get(j, "image"), *err = at_json_get(j, "error");
+        CHECKF(img && !strcmp(img->string, want[i]), "line %d: %.*s", i, (int)(nl - line), line);
+        CHECK((i == 1) == (err != NULL));
+        if (err) CHECKF(strstr(err->string, "No such file") && !strstr(err->string, want[i]), "%s", err->string);
+        at_json_free(j);
+        line = nl + 1;
+    }
+    CHECK(*line == 0);
+}
+
+/* The library never prints the "auto chose the CPU" notice: it is the
+ * backend's notice field, and the CLI prints it unless --quiet. */
+TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
+    char why[256];
+    if (at_cuda_available(why, sizeof why)) SKIP("a usable CUDA device is present: auto has nothing to say");
+    at_model *m = fixture_tiny_model();
+    REQUIRE(m);
+    char err_path[700];
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", test_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    at_backend_options opt = {.name = "auto"};
+    at_backend *be = NULL;
+    int rc = at_backend_create(m, &opt, &be);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved), close(fd);
+    size_t n = 99;
+    free(test_read_bytes(err_path, &n));
+    CHECK(rc == AT_OK && n == 0);
+    if (be) CHECKF(strstr(be->notice, "using the CPU backend"), "notice: '%s'", be->notice);
+    at_backend_destroy(be);
+    at_model_free(m);
+
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --backend auto --model %s %s", f.model, f.img);
+    CHECK(attrib(args, 1) == 0 && strstr(out, "attrib: using the CPU backend"));
+    snprintf(args, sizeof args, "predict --quiet --backend auto --model %s %s", f.model, f.img);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
+    snprintf(args, sizeof args, "explain --quiet --method gradcam --no-overlay --backend auto --model %s --out %s/ex %s",
+             f.model, f.dir, f.img);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
 }
 
 TEST(cli_list_file_is_read_and_a_missing_one_named) {

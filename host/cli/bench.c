@@ -205,6 +205,7 @@ int cmd_bench(int argc, char **argv) {
         } else
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
+        if (rc == AT_OK && k == 0 && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
         double peak = be ? be->peak_flops : 1;
         if (rc == AT_OK)
             rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL, json)

@@ -45,12 +45,14 @@ int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M"
 typedef struct {
     const char *model;
     at_backend_options be;
+    int quiet; /* --quiet seen: cli_open keeps the backend's notice to itself */
 } cli_common;
 void cli_common_init(cli_common *c);
 int cli_common_parse(cli_common *c, int argc, char **argv, int *i);
 extern const char *const CLI_COMMON_HELP;
 
-/* Loads the model and creates the backend; prints the error itself. */
+/* Loads the model and creates the backend; prints the error itself, and the
+ * backend's notice unless --quiet. */
 int cli_open(const cli_common *c, at_model **m, at_backend **be);
 
 /* JSON string output with escaping. */

@@ -130,6 +130,9 @@ void cli_common_init(cli_common *c) {
 
 int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
     const char *a = argv[*i];
+    /* --quiet belongs to the command (progress lines); noted here, not
+     * consumed, so that every command's notices follow it too. */
+    if (!strcmp(a, "--quiet")) c->quiet = 1;
     static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads"};
     int known = -1;
     for (int k = 0; k < 5; k++)
@@ -168,6 +171,7 @@ int cli_open(const cli_common *c, at_model **m, at_backend **be) {
         *m = NULL;
         return EXIT_BAD_INPUT;
     }
+    if ((*be)->notice[0] && !c->quiet) fprintf(stderr, "attrib: %s\n", (*be)->notice);
     return 0;
 }
 
