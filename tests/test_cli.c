@@ -187,6 +187,44 @@ TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
     CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
 }
 
+/* Issue 13 item 3: the Trouser scene saved as 16-bit grey (v * 257) gives
+ * the 8-bit grey file's prediction, not a near-white "Sandal", and the run
+ * warns once that PIL's convert("RGB") would differ. */
+TEST(cli_16bit_grey_png_predicts_like_8bit_and_warns_once) {
+    at_image src;
+    REQUIRE(at_image_load(test_path("weights/samples/images/fmscene_test_00000001.png"), &src) == AT_OK);
+    long n = (long)src.w * src.h;
+    unsigned short *g8 = malloc(sizeof *g8 * n), *g16 = malloc(sizeof *g16 * n);
+    REQUIRE(g8 && g16);
+    for (long i = 0; i < n; i++) { /* PIL's L = R 299/1000 + G 587/1000 + B 114/1000, in 16-bit fixed point */
+        const unsigned char *p = src.rgb + 3 * i;
+        g8[i] = (unsigned short)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+        g16[i] = (unsigned short)(g8[i] * 257);
+    }
+    char a8[700], a16[700], b16[700], args[4096];
+    snprintf(a8, sizeof a8, "%s/trouser8.png", test_tmpdir());
+    snprintf(a16, sizeof a16, "%s/trouser16.png", test_tmpdir());
+    snprintf(b16, sizeof b16, "%s/trouser16b.png", test_tmpdir());
+    REQUIRE(fixture_write_grey_png(a8, src.w, src.h, 8, g8) == AT_OK);
+    REQUIRE(fixture_write_grey_png(a16, src.w, src.h, 16, g16) == AT_OK);
+    REQUIRE(fixture_write_grey_png(b16, src.w, src.h, 16, g16) == AT_OK);
+    at_image_free(&src);
+    free(g8), free(g16);
+
+    char want[1024];
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --topk 2 %s 2>&1", a8);
+    REQUIRE(attrib(args, 0) == 0);
+    CHECKF(!strstr(out, "warning"), "8-bit grey warns: %s", out);
+    CHECKF(strstr(out, "Trouser"), "the grey scene is still a trouser: %s", out);
+    snprintf(want, sizeof want, "%s", strchr(out, '\n') + 1); /* the ranked lines without the path */
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --topk 2 %s %s 2>&1", a16, b16);
+    REQUIRE(attrib(args, 0) == 0);
+    const char *w = strstr(out, "attrib: warning: 16-bit greyscale PNG scaled to 8 bits");
+    CHECKF(w && !strstr(w + 1, "attrib: warning"), "one warning per run: %s", out);
+    CHECK(strstr(w, "convert(\"RGB\")") != NULL);
+    CHECKF(strstr(out, want), "16-bit grey predicts otherwise:\n%s\nwant:\n%s", out, want);
+}
+
 TEST(cli_list_file_is_read_and_a_missing_one_named) {
     cli_fixture f;
     REQUIRE(make_fixture(&f));

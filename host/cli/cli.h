@@ -55,6 +55,10 @@ extern const char *const CLI_COMMON_HELP;
  * backend's notice unless --quiet. */
 int cli_open(const cli_common *c, at_model **m, at_backend **be);
 
+/* Prints each at_image note (AT_IMAGE_NOTE_* bit) as one warning line, the
+ * first time it is seen in this run. */
+void cli_image_notes(unsigned notes);
+
 /* JSON string output with escaping. */
 void cli_json_string(FILE *f, const char *s);
 

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "image.h"
 
 const char *const CLI_COMMON_HELP =
     "  --model FILE        weights (safetensors; default: the shipped VGG16-mini,\n"
@@ -173,6 +174,15 @@ int cli_open(const cli_common *c, at_model **m, at_backend **be) {
     }
     if ((*be)->notice[0] && !c->quiet) fprintf(stderr, "attrib: %s\n", (*be)->notice);
     return 0;
+}
+
+void cli_image_notes(unsigned notes) {
+    static unsigned shown;
+    for (unsigned bit = 1; bit && (notes & ~shown); bit <<= 1) {
+        if (!(notes & bit & ~shown)) continue;
+        shown |= bit;
+        fprintf(stderr, "attrib: warning: %s\n", at_image_notes_text(bit));
+    }
 }
 
 void cli_json_string(FILE *f, const char *s) {

@@ -147,6 +147,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     }
     at_geometry geo;
     if (at_load_input_rgb(m, e->image, x, &rgb, &geo)) goto out;
+    cli_image_notes(rgb.notes);
     if (e->gates && (a->scorer_path || a->metric == EVAL_CONFIDENCE) && load_gates(e->gates, m, &gates)) goto out;
     if (a->scorer_path && !gates && a->metric != EVAL_CONFIDENCE) {
         at_fail(e->image, "--scorer path: the %s line has no gates file", e->method);

@@ -379,6 +379,7 @@ int cmd_explain(int argc, char **argv) {
                 continue;
             }
             loaded[nb].index = next;
+            cli_image_notes(loaded[nb].rgb.notes);
             classes[nb] = (int)a.cls;
             if (a.cls == -2) {
                 const at_annotation *an = have_ann ? at_annotations_find(&ann, path) : NULL;

@@ -120,7 +120,8 @@ int cmd_predict(int argc, char **argv) {
     for (int start = 0; !fatal && start < paths.n;) {
         int b = 0, first = start;
         for (; start < paths.n && b < batch; start++) {
-            if (at_load_input(m, paths.paths[start], inputs + in_size * b, NULL)) {
+            at_image pre = {0};
+            if (at_load_input_rgb(m, paths.paths[start], inputs + in_size * b, &pre, NULL)) {
                 cli_error();
                 rc = EXIT_BAD_INPUT;
                 const char *msg = at_last_error();
@@ -134,6 +135,8 @@ int cmd_predict(int argc, char **argv) {
                 }
                 continue;
             }
+            cli_image_notes(pre.notes);
+            at_image_free(&pre);
             b++;
         }
         if (b && at_predict(be, inputs, b, logits, probs)) {
