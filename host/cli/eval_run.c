@@ -55,7 +55,12 @@ typedef struct {
     float *logits, *probs, *masks, *rows;
     int n_terms;
     char term_names[MAX_TERMS][24];
+    int warned_big_box; /* the box-coverage warning is printed once per run */
 } eval_ctx;
+
+/* Share of the network input above which a class's boxes make the box
+ * metrics nearly uninformative (docs/methods.md#boxes-for-the-localisation-metrics). */
+#define BOX_COVER_WARN 0.80
 
 /* Target-class scores of k versions of one image: masks [k][H][W] applied in
  * `space` (rows == NULL), or ready network inputs rows [k][C][H][W]. */
@@ -211,6 +216,13 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
         unsigned char *mask = calloc(c->hw, 1);
         if (!mask) goto out;
         int inside = at_annotations_box_mask(an, &geo, an->cls, mask);
+        if (!c->warned_big_box && inside > BOX_COVER_WARN * c->hw) {
+            c->warned_big_box = 1;
+            fprintf(stderr, "attrib: warning: %s: the boxes of its class cover %.0f%% of the network input, so %s "
+                    "says little (a NIPS 2017 images.csv x1..y2 is a crop window, not an object box; "
+                    "docs/methods.md#boxes-for-the-localisation-metrics); further such images are not listed\n",
+                    e->image, 100.0 * inside / c->hw, eval_metric_name(a->metric));
+        }
         if (a->metric == EVAL_ENERGY_PG) terms[0] = inside > 0 ? at_energy_pointing(map, mask, c->hw) : NAN;
         else
             terms[0] = inside > 0 ? 100.0 * at_pointing_hit(map, m->in_w, m->in_h, mask,
