@@ -12,7 +12,7 @@
 
 typedef enum {
     AT_MASK_NORMALIZED = 0, /* x' = x * m on the normalised tensor (Score-CAM authors, pgc) */
-    AT_MASK_UNIT = 1,       /* x' = norm(unnorm(x) * m): masking the [0,1] image (SPEC §4 mult) */
+    AT_MASK_UNIT = 1,       /* x' = norm(unnorm(x) * m): masking the [0,1] image (docs/methods.md#average-drop-and-increase-in-confidence, mult) */
 } at_mask_space;
 
 typedef enum {
@@ -28,14 +28,14 @@ typedef struct {
     const float *input;     /* [n_inputs][C][H][W], normalised network input */
     const int *input_index; /* [n] input row of each item; NULL: item b uses input row b */
 
-    /* Optional per-item masks, broadcast over colour channels (SPEC §3.1, §4). */
+    /* Optional per-item masks, broadcast over colour channels (docs/methods.md#score-cam, #average-drop-and-increase-in-confidence). */
     const float *masks;     /* [n][mask_h][mask_w] or NULL */
     int mask_h, mask_w;     /* bilinear-upsampled to H x W when smaller */
     int mask_align_corners; /* 0: align_corners=False (authors, torchcam); 1: pgc */
     at_mask_norm mask_norm;
     at_mask_space mask_space;
 
-    /* Optional gates (SPEC §2): y = gate * relu(conv(x) + b) per conv channel. */
+    /* Optional gates (docs/methods.md#gated-network): y = gate * relu(conv(x) + b) per conv channel. */
     const float *gates;     /* [n or 1][model->n_gates] or NULL (all ones) */
     int gates_per_item;     /* 1: one row per item; 0: one row shared by all items */
 

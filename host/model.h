@@ -1,6 +1,6 @@
 /* Model description: a network is data — an ordered list of torchvision-style
  * modules with their shapes and (converted, BN-folded) float32 parameters —
- * built from a safetensors file's tensor shapes and metadata (SPEC §1).
+ * built from a safetensors file's tensor shapes and metadata (docs/models.md).
  * Backends execute the list; methods address layers by module name. */
 #ifndef ATTRIB_MODEL_H
 #define ATTRIB_MODEL_H

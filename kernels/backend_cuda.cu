@@ -3,7 +3,7 @@
 // the same buffer aliasing (identity layers and the ReLU share their input's
 // storage), the same kept outputs for backward, the same order of layers.
 // One difference: a conv followed (through identity BN) by its ReLU runs as
-// one launch whose epilogue applies bias, ReLU and the gates (SPEC §2), unless
+// one launch whose epilogue applies bias, ReLU and the gates (docs/methods.md#gated-network), unless
 // a capture asks for the pre-ReLU output in between.
 // Everything runs on one stream; each call ends with a stream synchronise,
 // so errors surface in the call that caused them.

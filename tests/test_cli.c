@@ -1,5 +1,5 @@
 /* The command line as a user meets it: exit codes, one-line errors naming the
- * file or option (SPEC §7), --json output, bad images skipped, not fatal. */
+ * file or option (docs/usage.md), --json output, bad images skipped, not fatal. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>

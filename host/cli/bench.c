@@ -1,5 +1,5 @@
 /* ./attrib bench: ms/image, images/s, achieved TFLOP/s and % of peak for the
- * forward, gated forward and forward + gate-backward passes (SPEC §6). */
+ * forward, gated forward and forward + gate-backward passes (docs/methods.md#cost-arithmetic). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -80,7 +80,8 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
             } while (t < min_time);
             double ms = 1e3 * t / iters / n;
             /* "backward" is forward + gate-backward, the backward costing about one
-             * forward: its work is counted as 2 forwards, printed and rated alike */
+             * forward (docs/methods.md#cost-arithmetic): its work is counted as 2
+             * forwards, printed and rated alike */
             double macs = m->macs_per_image * (p == PASS_BACKWARD ? 2 : 1), flops = 2.0 * macs;
             double achieved = flops / (ms * 1e-3);
             if (json)

@@ -8,8 +8,8 @@
 #include "model.h"
 #include "output.h"
 
-#define EXIT_BAD_INPUT 1 /* SPEC §7: bad input */
-#define EXIT_USAGE 2     /* SPEC §7: bad usage */
+#define EXIT_BAD_INPUT 1 /* docs/usage.md: bad input */
+#define EXIT_USAGE 2     /* docs/usage.md: bad usage */
 
 /* Prints "attrib: <last error>" on stderr. */
 void cli_error(void);

@@ -114,7 +114,7 @@ static void set_terms(eval_ctx *c) {
 #undef TERM
 }
 
-/* Per-image AD and IC terms (SPEC §4, Eq. 5-6): their means are AD and IC. */
+/* Per-image AD and IC terms (docs/methods.md#average-drop-and-increase-in-confidence): their means are AD and IC. */
 static void drop_terms(const eval_args *a, double y, double o, double *ad, double *ic) {
     if (a->logit && y <= 0) { /* a relative drop is meaningless: skipped and counted */
         *ad = *ic = NAN;
@@ -276,7 +276,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     }
     default: break;
     }
-    if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* SPEC §4: 0/0 scores 0 */
+    if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* docs/methods.md#metrics-common-rules: 0/0 scores 0 */
     rc = AT_OK;
 out:
     at_image_free(&rgb);

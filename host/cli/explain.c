@@ -1,4 +1,4 @@
-/* ./attrib explain: attribution maps for many images, resumable (SPEC §7). */
+/* ./attrib explain: attribution maps for many images, resumable (docs/usage.md#explain). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,9 +22,12 @@ static const char *const HELP =
     "Interrupted runs keep every finished image. A run whose results are already in\n"
     "DIR/results.jsonl (same image, method and settings) stops unless --resume\n"
     "(skip them) or --overwrite (replace them) is given.\n"
-    "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive\n"
+    "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive; formulas,\n"
+    "                      defaults and cost in docs/methods.md (#score-cam, #grad-cam-and-grad-cam,\n"
+    "                      #gradient-saliency)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
-    "                      (upsampling, mask normalisation, channel score; default authors)\n"
+    "                      (upsampling, mask normalisation, channel score; default authors;\n"
+    "                      docs/methods.md#conventions-where-papers-and-peers-disagree)\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
     "                      a module name features.N, or last-conv (default)\n"
     "  --class C           class index to explain, 'predicted' (default), or 'truth':\n"

@@ -1,4 +1,4 @@
-/* Gradient saliency (SPEC §3.2): vanilla max_c |dy/dx| and seed 003's
+/* Gradient saliency (docs/methods.md#gradient-saliency): vanilla max_c |dy/dx| and seed 003's
  * contrastive map || ReLU(dy/dx) ||_2 over colour channels; one backward to
  * the input for the whole batch. */
 #include <math.h>
