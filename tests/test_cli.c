@@ -185,6 +185,9 @@ TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
     snprintf(args, sizeof args, "explain --quiet --method gradcam --no-overlay --backend auto --model %s --out %s/ex %s",
              f.model, f.dir, f.img);
     CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
+    snprintf(args, sizeof args, "bench --quiet --nets model --model %s --batch 1 --passes forward --min-time 0.01",
+             f.model);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
 }
 
 /* Issue 13 item 3: the Trouser scene saved as 16-bit grey (v * 257) gives

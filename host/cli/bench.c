@@ -20,6 +20,7 @@ static const char *const HELP =
     "  --passes LIST       forward,gated,backward (default all three)\n"
     "  --min-time S        seconds each measurement runs at least (default 1)\n"
     "  --json              one JSON object per measurement\n"
+    "  --quiet             no notices on stderr (e.g. why auto chose the CPU)\n"
     "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
     "                      gradcam++, saliency, cdrp, score-cdrp (s/image, forwards/image)\n"
     "  --images N          images per method measurement (default 4)\n"
@@ -141,6 +142,7 @@ int cmd_bench(int argc, char **argv) {
             json = 1;
             continue;
         }
+        if (!strcmp(a, "--quiet")) continue; /* seen by cli_common_parse: no backend notice */
         if (i + 1 >= argc) {
             at_fail(a, strncmp(a, "--", 2) ? "unknown option (see attrib bench --help)" : "needs a value");
             goto usage;
