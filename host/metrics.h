@@ -42,7 +42,7 @@ void at_deletion_order(const float *map, long n, int *order);
  * relative: 100/N Σ max(0, Y-O)/Y; absolute (pytorch-grad-cam's variant):
  * 100/N Σ max(0, Y-O). Pairs are skipped and counted in *skipped (may be
  * NULL) when Y or O is not finite, or, in relative mode, when Y <= 0 (logit
- * scores: the ratio is meaningless there, seed 004). N = the kept count;
+ * scores: the ratio is meaningless there; docs/methods.md#the-papers-numbers). N = the kept count;
  * returns 0 when N = 0. */
 double at_average_drop(const double *y, const double *o, int n, int relative, int *skipped);
 

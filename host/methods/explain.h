@@ -13,7 +13,7 @@ typedef enum {
     AT_METHOD_GRADCAM,
     AT_METHOD_GRADCAMPP,
     AT_METHOD_SALIENCY,     /* vanilla gradient: max_c |dy/dx| */
-    AT_METHOD_CONTRASTIVE,  /* seed 003: || ReLU(dy/dx) ||_2 over colour channels */
+    AT_METHOD_CONTRASTIVE,  /* Pope et al. 2019: || ReLU(dy/dx) ||_2 over colour channels */
     AT_METHOD_COUNT
 } at_method;
 

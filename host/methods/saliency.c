@@ -1,6 +1,7 @@
-/* Gradient saliency (docs/methods.md#gradient-saliency): vanilla max_c |dy/dx| and seed 003's
- * contrastive map || ReLU(dy/dx) ||_2 over colour channels; one backward to
- * the input for the whole batch. */
+/* Gradient saliency (docs/methods.md#gradient-saliency): vanilla
+ * max_c |dy/dx| and Pope et al.'s (CVPR 2019) contrastive map
+ * || ReLU(dy/dx) ||_2 over colour channels; one backward to the input for
+ * the whole batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
