@@ -81,6 +81,18 @@ TEST(cli_missing_model_is_bad_input_naming_the_file) {
     CHECK(one_line(out) && strstr(out, "attrib: /nonexistent/m.safetensors: "));
 }
 
+/* Issue 13 item 11: a .pth as --model is bad input with one line naming the
+ * file and the converter. */
+TEST(cli_pytorch_checkpoint_as_model_points_to_the_exporter) {
+    char pth[700], args[1400];
+    snprintf(pth, sizeof pth, "%s/vgg16-397923af.pth", test_tmpdir());
+    test_write_lit(pth, "PK\x03\x04\x14\x00\x00\x08\x08\x00archive/data.pklxxxxxxxx");
+    snprintf(args, sizeof args, "predict --model %s x.png", pth);
+    CHECK(attrib(args, 1) == 1 && one_line(out));
+    CHECKF(strstr(out, pth) && strstr(out, "PyTorch checkpoint") && strstr(out, "tools/export_torchvision.py"), "%s",
+           out);
+}
+
 TEST(cli_predict_prints_topk_and_json) {
     cli_fixture f;
     REQUIRE(make_fixture(&f));
