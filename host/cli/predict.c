@@ -111,7 +111,8 @@ int cmd_predict(int argc, char **argv) {
     /* Per input, its error message (without the path) when it could not be
      * read: --json prints it in input order among the results. */
     char **errors = calloc(paths.n, sizeof *errors);
-    if (!inputs || !logits || !probs || !errors) {
+    unsigned char *bad = calloc(paths.n, 1);
+    if (!inputs || !logits || !probs || !errors || !bad) {
         at_fail("predict", "out of memory");
         cli_error();
         rc = EXIT_BAD_INPUT;
@@ -127,7 +128,8 @@ int cmd_predict(int argc, char **argv) {
                 const char *msg = at_last_error();
                 size_t pl = strlen(paths.paths[start]);
                 if (!strncmp(msg, paths.paths[start], pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
-                errors[start] = strdup(msg);
+                errors[start] = strdup(msg); /* NULL on no memory: the line says so */
+                bad[start] = 1;
                 if (strict) {
                     fatal = 1;
                     start++;
@@ -145,8 +147,8 @@ int cmd_predict(int argc, char **argv) {
             break;
         }
         for (int i = first, j = 0; i < start; i++) {
-            if (errors[i]) {
-                if (json) print_error_json(paths.paths[i], errors[i]);
+            if (bad[i]) {
+                if (json) print_error_json(paths.paths[i], errors[i] ? errors[i] : "out of memory");
                 continue;
             }
             print_result(m, paths.paths[i], probs + (long)m->n_classes * j, logits + (long)m->n_classes * j,
@@ -156,7 +158,7 @@ int cmd_predict(int argc, char **argv) {
         fflush(stdout);
     }
     for (int i = 0; errors && i < paths.n; i++) free(errors[i]);
-    free(errors);
+    free(errors), free(bad);
     free(inputs), free(logits), free(probs);
     at_backend_destroy(be);
     at_model_free(m);
