@@ -161,6 +161,35 @@ TEST(cli_predict_json_reports_unreadable_images_in_order) {
     CHECK(*line == 0);
 }
 
+/* An unreadable image does not stop the batches after its own (it did: the
+ * loop ended after the first batch once an image had failed). A 1M memory
+ * limit makes the batch far smaller than the 300 inputs. */
+TEST(cli_predict_runs_every_batch_after_an_unreadable_image) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char list[700];
+    snprintf(list, sizeof list, "%s/many.txt", f.dir);
+    FILE *l = fopen(list, "w");
+    REQUIRE(l);
+    fprintf(l, "/nonexistent.png\n");
+    for (int i = 0; i < 300; i++) fprintf(l, "%s\n", f.img);
+    fclose(l);
+    char args[4096], res[700];
+    snprintf(res, sizeof res, "%s/many.jsonl", f.dir);
+    snprintf(args, sizeof args,
+             "predict --quiet --backend cpu --mem-limit 1M --model %s --topk 1 --json --list %s >%s 2>/dev/null", f.model,
+             list, res);
+    CHECK(attrib(args, 0) == 1);
+    size_t n = 0;
+    char *text = (char *)test_read_bytes(res, &n);
+    REQUIRE(text);
+    int lines = 0, errors = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i + 7 < n; i++) errors += !memcmp(text + i, "\"error\"", 7);
+    free(text);
+    CHECKF(lines == 301 && errors == 1, "%d lines, %d errors", lines, errors);
+}
+
 /* The library never prints the "auto chose the CPU" notice: it is the
  * backend's notice field, and the CLI prints it unless --quiet. */
 TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
