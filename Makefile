@@ -137,7 +137,7 @@ asan-run: attrib tests/run_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ./tests/run_tests $(T); \
 	  rc=$$?; rm -f attrib libattrib.a tests/run_tests; exit $$rc  # the sanitized binaries must not pass for the normal build
 
-demo: deps
+demo: deps info
 	@$(MAKE) --no-print-directory attrib
 	./attrib predict --topk 3 --list weights/samples/list.txt
 	./attrib explain --method scorecam --out out/demo --resume --list weights/samples/list.txt

@@ -1,4 +1,4 @@
-/* Ground truth for the metrics (SPEC §1, §4): image class and object boxes,
+/* Ground truth for the metrics (docs/methods.md#boxes-for-the-localisation-metrics): image class and object boxes,
  * read unchanged from the two dataset layouts the paper uses.
  *
  * 1. NIPS 2017 ImageNet-compatible set: one CSV with the exact header

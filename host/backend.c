@@ -31,10 +31,11 @@ int at_backend_create(const at_model *m, const at_backend_options *opt, at_backe
         char why[256];
         if (at_cuda_available(why, sizeof why)) return at_cuda_backend_create(m, opt, out);
         at_precision p = opt ? opt->precision : AT_PRECISION_FP32;
-        if (!(opt && opt->quiet))
-            fprintf(stderr, "attrib: using the CPU backend (%s)%s%s%s\n", why, p != AT_PRECISION_FP32 ? "; " : "",
-                    p != AT_PRECISION_FP32 ? at_precision_name(p) : "", p != AT_PRECISION_FP32 ? " is emulated" : "");
-        return at_cpu_backend_create(m, opt, out);
+        if (at_cpu_backend_create(m, opt, out)) return AT_ERR;
+        snprintf((*out)->notice, sizeof (*out)->notice, "using the CPU backend (%s)%s%s%s", why,
+                 p != AT_PRECISION_FP32 ? "; " : "", p != AT_PRECISION_FP32 ? at_precision_name(p) : "",
+                 p != AT_PRECISION_FP32 ? " is emulated" : "");
+        return AT_OK;
     }
     return at_fail("--backend", "'%s' is not cpu, cuda or auto", name);
 }

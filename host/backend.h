@@ -12,7 +12,7 @@
 
 typedef enum {
     AT_MASK_NORMALIZED = 0, /* x' = x * m on the normalised tensor (Score-CAM authors, pgc) */
-    AT_MASK_UNIT = 1,       /* x' = norm(unnorm(x) * m): masking the [0,1] image (SPEC §4 mult) */
+    AT_MASK_UNIT = 1,       /* x' = norm(unnorm(x) * m): masking the [0,1] image (docs/methods.md#average-drop-and-increase-in-confidence, mult) */
 } at_mask_space;
 
 typedef enum {
@@ -45,14 +45,14 @@ typedef struct {
     const float *input;     /* [n_inputs][C][H][W], normalised network input */
     const int *input_index; /* [n] input row of each item; NULL: item b uses input row b */
 
-    /* Optional per-item masks, broadcast over colour channels (SPEC §3.1, §4). */
+    /* Optional per-item masks, broadcast over colour channels (docs/methods.md#score-cam, #average-drop-and-increase-in-confidence). */
     const float *masks;     /* [n][mask_h][mask_w] or NULL */
     int mask_h, mask_w;     /* bilinear-upsampled to H x W when smaller */
     int mask_align_corners; /* 0: align_corners=False (authors, torchcam); 1: pgc */
     at_mask_norm mask_norm;
     at_mask_space mask_space;
 
-    /* Optional gates (SPEC §2): y = gate * relu(conv(x) + b) per conv channel. */
+    /* Optional gates (docs/methods.md#gated-network): y = gate * relu(conv(x) + b) per conv channel. */
     const float *gates;     /* [n or 1][model->n_gates] or NULL (all ones) */
     int gates_per_item;     /* 1: one row per item; 0: one row shared by all items */
 
@@ -101,6 +101,9 @@ struct at_backend {
     at_precision precision;
     double peak_flops;       /* device FP32 (or chosen precision) peak, FLOP/s, estimate */
     void *impl;
+    /* One line a front end may show, e.g. why "auto" chose the CPU; "" when
+     * there is nothing to say. The library itself never prints. */
+    char notice[384];
 };
 
 /* Runs the batch. AT_ERR with a message on failure (e.g. out of memory). */
@@ -119,7 +122,6 @@ typedef struct {
     at_precision precision;  /* CPU: tf32 and fp16 are emulated (operands rounded), not faster */
     size_t mem_limit;        /* bytes the backend may plan for; 0 = default */
     int threads;             /* CPU threads; 0 = OpenMP default */
-    int quiet;               /* suppress the one-line notice of "auto" falling back */
 } at_backend_options;
 
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);

@@ -56,6 +56,7 @@ typedef struct {
     unsigned char *rows; /* libpng output: one row, or the whole image if interlaced */
     unsigned char *rgb;
     int w, h;
+    unsigned notes;
     unsigned char palette[256][3]; /* used when the image is indexed */
 } png_job;
 
@@ -101,15 +102,21 @@ static void png_row_to_rgb(const unsigned char *in, unsigned char *out, int w, i
     /* 16-bit, big-endian samples */
     int step = 2 * channels;
     for (int x = 0; x < w; x++, in += step, out += 3) {
-        if (channels == 1) { /* PIL mode "I": clamped, not scaled */
-            unsigned v = (unsigned)in[0] << 8 | in[1];
-            out[0] = out[1] = out[2] = (unsigned char)(v > 255 ? 255 : v);
+        if (channels == 1) { /* high byte as for RGB; PIL would clamp (image.h) */
+            out[0] = out[1] = out[2] = in[0];
         } else if (channels == 2) { /* PIL "LA;16B": high byte */
             out[0] = out[1] = out[2] = in[0];
         } else { /* PIL "RGB;16B", "RGBA;16B": high byte */
             out[0] = in[0], out[1] = in[2], out[2] = in[4];
         }
     }
+}
+
+const char *at_image_notes_text(unsigned notes) {
+    if (notes & AT_IMAGE_NOTE_GREY16_SCALED)
+        return "16-bit greyscale PNG scaled to 8 bits (high byte, as for 16-bit RGB); PIL's convert(\"RGB\") "
+               "would clamp it to near-white, so PyTorch pipelines that use it see another image (docs/usage.md)";
+    return "";
 }
 
 static int png_run(png_structp png, png_infop info, png_job *job) {
@@ -164,6 +171,7 @@ static int png_run(png_structp png, png_infop info, png_job *job) {
     if (!job->rows || !job->rgb) png_error(png, "out of memory");
     job->w = (int)w;
     job->h = (int)h;
+    if (color_type == PNG_COLOR_TYPE_GRAY && depth == 16) job->notes |= AT_IMAGE_NOTE_GREY16_SCALED;
 
     if (interlace == PNG_INTERLACE_NONE) {
         for (png_uint_32 y = 0; y < h; y++) {
@@ -215,6 +223,7 @@ static int load_png(const unsigned char *data, size_t len, const char *name, at_
     img->w = job.w;
     img->h = job.h;
     img->rgb = job.rgb;
+    img->notes = job.notes;
     return AT_OK;
 }
 
@@ -373,6 +382,7 @@ int at_image_load_mem(const void *buf, size_t len, const char *name, at_image *i
     const unsigned char *p = buf;
     img->w = img->h = 0;
     img->rgb = NULL;
+    img->notes = 0;
     if (len == 0) return at_fail(name, "empty file (0 bytes)");
     if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF) return load_jpeg(p, len, name, img);
     if (len >= sizeof PNG_MAGIC && !memcmp(p, PNG_MAGIC, sizeof PNG_MAGIC))
@@ -412,6 +422,7 @@ static int read_all(const char *path, FILE *f, size_t hint, unsigned char **out,
 int at_image_load(const char *path, at_image *img) {
     img->w = img->h = 0;
     img->rgb = NULL;
+    img->notes = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return at_fail(path, "cannot open: %s", strerror(errno));
     struct stat st;
@@ -436,6 +447,7 @@ void at_image_free(at_image *img) {
     free(img->rgb);
     img->rgb = NULL;
     img->w = img->h = 0;
+    img->notes = 0;
 }
 
 /* ---------------------------------------------------------- PNG writing */

@@ -7,8 +7,10 @@
  *     except through the palette, whose alpha is dropped too;
  *   - 1/2/4-bit grey is scaled to 0..255 (x255, x85, x17);
  *   - 16-bit RGB, RGBA and grey+alpha keep the high byte of each sample;
- *   - 16-bit grey is CLIPPED to 255 (PIL opens it as mode "I" and its I->RGB
- *     conversion clamps, so 256..65535 all become 255);
+ *   - 16-bit grey keeps the high byte too. This is where we depart from PIL
+ *     on purpose: PIL opens it as mode "I" and its I->RGB conversion clamps
+ *     (256..65535 all become 255, a near-white image that no user wants);
+ *     the image's notes say so (AT_IMAGE_NOTE_GREY16_SCALED);
  *   - JPEG: libjpeg-turbo defaults (ISLOW DCT, fancy upsampling), as PIL;
  *     4-component (CMYK/YCCK) JPEGs are read as Adobe-inverted CMYK and
  *     converted with PIL's formula;
@@ -28,10 +30,18 @@
 #define AT_IMAGE_MAX_PIXELS 200000000L
 #endif
 
+/* Bits of at_image.notes: where decoding departed from PIL's convert("RGB"). */
+#define AT_IMAGE_NOTE_GREY16_SCALED 1u /* 16-bit grey scaled to 8 bits, not clamped */
+
 typedef struct {
     int w, h;
     unsigned char *rgb; /* interleaved RGB8, row-major, w*h*3 bytes */
+    unsigned notes;     /* AT_IMAGE_NOTE_* bits; kept through preprocessing */
 } at_image;
+
+/* One line saying what the set notes mean for a user ("" for none); the
+ * library never prints it. */
+const char *at_image_notes_text(unsigned notes);
 
 /* Loads a PNG or JPEG file. On error returns AT_ERR with a message naming
  * path, and leaves *img empty ({0, 0, NULL}). */

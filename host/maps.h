@@ -1,5 +1,5 @@
 /* 2-D map operations shared by backends and methods: bilinear resampling with
- * PyTorch's conventions, min-max normalisation (SPEC §3 notation s(M)). */
+ * PyTorch's conventions, min-max normalisation (s(M) of docs/methods.md#notation-and-common-steps). */
 #ifndef ATTRIB_MAPS_H
 #define ATTRIB_MAPS_H
 
@@ -8,7 +8,7 @@
 void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, int ow,
                           int align_corners);
 
-/* In place: (x - min) / (max - min); all zeros when max == min (SPEC §3).
+/* In place: (x - min) / (max - min); all zeros when max == min (docs/methods.md#notation-and-common-steps).
  * Returns 1 when the map was flat. */
 int at_minmax_normalize(float *x, long n);
 

@@ -1,4 +1,4 @@
-/* Metric arithmetic (SPEC §4); formulas and their sources in metrics.h. */
+/* Metric arithmetic (docs/methods.md#metrics-common-rules); formulas and their sources in metrics.h. */
 #include "metrics.h"
 
 #include <math.h>

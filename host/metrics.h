@@ -1,4 +1,4 @@
-/* Metric arithmetic (SPEC §4): pure functions over maps, masks and score
+/* Metric arithmetic (docs/methods.md#metrics-common-rules): pure functions over maps, masks and score
  * vectors. The `eval` command runs the masked inputs through the model and
  * feeds the scores here. Maps are H x W float32, row-major, normally the
  * final [0,1] heatmap; masks are H x W bytes, non-zero = inside. */
@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-/* Energy-based pointing game (SPEC §4, Eq. 7; Score-CAM, Wang et al. 2020,
+/* Energy-based pointing game (docs/methods.md#energy-based-pointing-game, Eq. 7; Score-CAM, Wang et al. 2020,
  * §5.3): Σ_{mask} L / Σ_all L over the map L (the caller ReLUs, so L >= 0).
  * Returns 0 when Σ_all L == 0 (the caller counts the map as all-zero). */
 double at_energy_pointing(const float *map, const unsigned char *mask, long n);
@@ -28,7 +28,7 @@ double at_pointing_tolerance(int input_size);
  * floor(p * n / 100 + 0.5) in double, p clamped to [0,100] (NaN: 0). */
 long at_topp_count(long n, double p_percent);
 
-/* Top-p mask (SPEC §4 AD/IC `top-p` mode, Fig. 7): mask[i] = 1 for the
+/* Top-p mask (docs/methods.md#average-drop-and-increase-in-confidence, `top-p` mode, Fig. 7): mask[i] = 1 for the
  * at_topp_count(n, p) pixels that come first in at_deletion_order, 0
  * elsewhere. Needs no memory beyond mask; map and mask must not alias. */
 void at_topp_mask(const float *map, long n, double p_percent, float *mask);
@@ -38,15 +38,15 @@ void at_topp_mask(const float *map, long n, double p_percent, float *mask);
  * deletion/insertion (Petsiuk et al. 2018) removes/inserts in this order. */
 void at_deletion_order(const float *map, long n, int *order);
 
-/* Average Drop (SPEC §4, Eq. 5; Grad-CAM++, Chattopadhay et al. 2018, §4.2):
+/* Average Drop (docs/methods.md#average-drop-and-increase-in-confidence, Eq. 5; Grad-CAM++, Chattopadhay et al. 2018, §4.2):
  * relative: 100/N Σ max(0, Y-O)/Y; absolute (pytorch-grad-cam's variant):
  * 100/N Σ max(0, Y-O). Pairs are skipped and counted in *skipped (may be
  * NULL) when Y or O is not finite, or, in relative mode, when Y <= 0 (logit
- * scores: the ratio is meaningless there, seed 004). N = the kept count;
+ * scores: the ratio is meaningless there; docs/methods.md#the-papers-numbers). N = the kept count;
  * returns 0 when N = 0. */
 double at_average_drop(const double *y, const double *o, int n, int relative, int *skipped);
 
-/* Increase in Confidence (SPEC §4, Eq. 6; Grad-CAM++): 100/N Σ [Y < O]
+/* Increase in Confidence (docs/methods.md#average-drop-and-increase-in-confidence, Eq. 6; Grad-CAM++): 100/N Σ [Y < O]
  * over all n pairs; 0 when n = 0. */
 double at_increase_confidence(const double *y, const double *o, int n);
 
@@ -59,9 +59,9 @@ double at_auc_trapezoid(const double *v, int n_steps_plus_one);
  * 1, applied separably (torchvision uses the outer product: the same up to
  * float rounding), reflect padding (edge not repeated). Where k/2 >= H or W
  * torch refuses; here the reflection folds again. ksize must be odd and
- * positive, sigma > 0; dst may equal src. SPEC §4's RISE insertion baseline:
+ * positive, sigma > 0; dst may equal src. The RISE insertion baseline of docs/methods.md#deletion-and-insertion:
  * ksize 11, sigma 5 (RISE's own code uses a zero-padded scipy kernel
- * instead; we follow the SPEC). Returns AT_ERR on bad arguments or memory. */
+ * instead; we follow torchvision). Returns AT_ERR on bad arguments or memory. */
 int at_gaussian_blur_chw(const float *src, int c, int h, int w, int ksize, double sigma,
                          float *dst);
 

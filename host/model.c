@@ -1,4 +1,4 @@
-/* VGG family as data (SPEC §1): topology from the arch name, widths and class
+/* VGG family as data (docs/methods.md#models-and-preprocessing): topology from the arch name, widths and class
  * count from tensor shapes, BN folded into the conv at build time. */
 #include "model.h"
 

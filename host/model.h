@@ -1,7 +1,7 @@
 /* Model description: a network is data — a graph of torchvision-style
  * modules in execution order, each naming the node it reads, with their
  * shapes and (converted, BN-folded) float32 parameters — built from a
- * safetensors file's tensor shapes and metadata (SPEC §1). The executor
+ * safetensors file's tensor shapes and metadata (docs/models.md). The executor
  * (host/exec) runs it on a backend's ops; methods address nodes by module name. */
 #ifndef ATTRIB_MODEL_H
 #define ATTRIB_MODEL_H

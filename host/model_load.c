@@ -1,5 +1,5 @@
 /* Model loading: safetensors tensors -> at_model_build, metadata -> input size,
- * preprocessing and labels (SPEC §1). */
+ * preprocessing and labels (docs/models.md). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Output layer (SPEC §7): names, results lines, resume keys, atomic writes and
+/* Output layer (docs/usage.md#explain): names, results lines, resume keys, atomic writes and
  * interruption cleanup. See output.h for the contracts. */
 #include "output.h"
 

@@ -1,4 +1,4 @@
-/* The files `explain` and `eval` write (SPEC §7): output names, results.jsonl
+/* The files `explain` and `eval` write (docs/usage.md#explain): output names, results.jsonl
  * lines (a small JSON object builder), resume keys, atomic map/overlay writes
  * and cleanup of in-flight temporary files on SIGINT/SIGTERM.
  *
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- output names (SPEC §7) ----
+/* ---- output names (docs/usage.md#explain) ----
  * stems[i] (malloc'd, freed by the caller) is the name of paths[i]'s outputs:
  *   1. the file name without its extension ("a/b/cat.png" -> "cat"); a leading
  *      dot is not an extension (".png" -> ".png"), only the last suffix is one

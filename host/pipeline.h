@@ -1,5 +1,5 @@
 /* The first steps of every command: load an image and preprocess it as the
- * model's metadata says (SPEC §1), run batched predictions, rank classes. */
+ * model's metadata says (docs/models.md), run batched predictions, rank classes. */
 #ifndef ATTRIB_PIPELINE_H
 #define ATTRIB_PIPELINE_H
 

@@ -379,6 +379,7 @@ int at_preprocess_rgb8(const at_image *img, const at_preprocess *pp, at_image *o
                        at_geometry *geo) {
     out->w = out->h = 0;
     out->rgb = NULL;
+    out->notes = 0;
     if (!img || !img->rgb || img->w <= 0 || img->h <= 0)
         return at_fail(NULL, "cannot preprocess an empty image");
     if (at_preprocess_check(pp) != AT_OK) return AT_ERR;
@@ -407,6 +408,7 @@ int at_preprocess_rgb8(const at_image *img, const at_preprocess *pp, at_image *o
     out->w = g.out_w;
     out->h = g.out_h;
     out->rgb = rgb;
+    out->notes = img->notes;
     if (geo) *geo = g;
     return AT_OK;
 }

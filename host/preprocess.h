@@ -1,6 +1,6 @@
 /* The torchvision eval transform on a PIL image, reproduced bit for bit:
  *   Resize(resize, interpolation) -> CenterCrop(crop) -> ToTensor -> Normalize
- * (SPEC §1). Checked against torchvision 0.14 / Pillow 9.4 by tests/test_image.c.
+ * (docs/methods.md#models-and-preprocessing). Checked against torchvision 0.14 / Pillow 9.4 by tests/test_image.c.
  *
  * Resize: the shorter side becomes `resize`, the longer int(resize*long/short)
  * (torchvision's _compute_resized_output_size, float division then
@@ -65,7 +65,7 @@ int at_preprocess_rgb8(const at_image *img, const at_preprocess *pp, at_image *o
 void at_normalize_rgb8(const unsigned char *rgb, int w, int h, const at_preprocess *pp,
                        float *out_chw);
 
-/* Box mapping (SPEC §1). box = xmin, ymin, xmax, ymax: 0-based, inclusive,
+/* Box mapping (docs/methods.md#energy-based-pointing-game). box = xmin, ymin, xmax, ymax: 0-based, inclusive,
  * original-image pixels; it is first clipped to the image. Inclusive pixel
  * box [xmin, xmax] covers [xmin, xmax + 1) in continuous coordinates. Output
  * pixel x has its centre at x + 0.5, i.e. at original coordinate

@@ -226,8 +226,23 @@ static int check_overlaps(const at_safetensors *st, span *spans) {
     return AT_OK;
 }
 
+/* torch.save's formats: a zip archive (PyTorch >= 1.6, TorchScript) or a
+ * pickle (legacy: protocol 2 opening with the magic number). A safetensors
+ * header could begin with the same bytes, but its JSON then starts at byte 8. */
+static const char *pytorch_format(const unsigned char *m, size_t size) {
+    if (size > 8 && m[8] == '{') return NULL;
+    if (size >= 4 && !memcmp(m, "PK\x03\x04", 4)) return "zip";
+    if (size >= 2 && m[0] == 0x80 && m[1] >= 2 && m[1] <= 5) return "pickle";
+    return NULL;
+}
+
 static int parse_file(at_safetensors *st) {
     const unsigned char *m = st->map;
+    const char *torch_fmt = pytorch_format(m, st->map_size);
+    if (torch_fmt)
+        return at_fail(st->path, "a PyTorch checkpoint (%s), not safetensors: convert it with "
+                       "/usr/bin/python3 tools/export_torchvision.py --pth FILE --out FILE.safetensors (docs/models.md)",
+                       torch_fmt);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | m[i];
     if (hlen > AT_ST_MAX_HEADER)

@@ -1,9 +1,9 @@
-// Gated ReLU (SPEC §2) on the GPU, host/cpu/ops.c's twin: y = g*relu(z)
+// Gated ReLU (docs/methods.md#gated-network) on the GPU, host/cpu/ops.c's twin: y = g*relu(z)
 // forward, and backward dz = g*dy*[relu(z) > 0] with the gate gradient
 // dgate[n][c] = sum over the map of dy * relu(z).
 //
 // The gate gradient feeds CDRP's optimisation, so it must be bit-identical
-// run to run (SPEC §7): one block per (item, channel) accumulates in double
+// run to run (docs/methods.md#determinism): one block per (item, channel) accumulates in double
 // (as the CPU does) over a fixed strided partition of the map, then reduces
 // with a fixed shuffle tree and a fixed pass over the warps' partial sums.
 // No floating-point atomics anywhere.

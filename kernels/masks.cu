@@ -1,6 +1,6 @@
 // Masked network inputs built on the device (host/cpu/backend_cpu.c
 // make_input): each item's low-resolution mask is min-max normalised before
-// or after a bilinear upsampling to the input size (SPEC §3.1, §4b) and
+// or after a bilinear upsampling to the input size (docs/methods.md#score-cam, #conventions-where-papers-and-peers-disagree) and
 // multiplied into its input row, in the normalised or the [0,1] space.
 //
 // Two launches: a block per item finds the mask's min and max (of the raw

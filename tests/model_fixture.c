@@ -1,9 +1,12 @@
 #include "model_fixture.h"
 
+#include <png.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "random_model.h"
 #include "safetensors.h"
 
@@ -85,4 +88,33 @@ int fixture_write_model(const at_model *m, const char *path, const fixture_edit 
     for (int k = 0; k < n_meta; k++)
         if (vals[k]) keys[w] = keys[k], vals[w++] = vals[k];
     return at_st_write_f32(path, n, names, data, ndims, shape_ptrs, w, keys, vals);
+}
+
+int fixture_write_grey_png(const char *path, int w, int h, int depth, const unsigned short *v) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return AT_ERR;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    unsigned char *row = malloc((size_t)w * 2);
+    int rc = AT_ERR;
+    if (!png || !info || !row || setjmp(png_jmpbuf(png))) goto out;
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            unsigned s = v[(size_t)y * w + x];
+            if (depth == 16) row[2 * x] = (unsigned char)(s >> 8), row[2 * x + 1] = (unsigned char)s; /* big-endian */
+            else row[x] = (unsigned char)s;
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    rc = AT_OK;
+out:
+    png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
+    free(row);
+    if (fclose(f)) rc = AT_ERR;
+    return rc;
 }

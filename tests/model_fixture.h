@@ -20,4 +20,8 @@ at_model *fixture_tiny_model(void);
  * (arch, avgpool, resize/crop = input size, mean, std, labels) with edits. */
 int fixture_write_model(const at_model *m, const char *path, const fixture_edit *edit);
 
+/* Writes a greyscale PNG of bit depth 8 or 16 (samples v[y*w+x], below
+ * 1 << depth) with libpng: the engine's own writer makes RGB8 only. */
+int fixture_write_grey_png(const char *path, int w, int h, int depth, const unsigned short *v);
+
 #endif

@@ -1,4 +1,4 @@
-/* Annotation readers (SPEC §1): the committed samples in both layouts, RFC
+/* Annotation readers (docs/methods.md#boxes-for-the-localisation-metrics): the committed samples in both layouts, RFC
  * 4180 quoting, relative NIPS boxes, lookup by stem, boxes through
  * resize + crop, and every malformed input refused with a message naming
  * the file. */

@@ -1,8 +1,11 @@
 /* The command line as a user meets it: exit codes, one-line errors naming the
- * file or option (SPEC §7), --json output, bad images skipped, not fatal. */
+ * file or option (docs/usage.md), --json output, bad images skipped, not fatal. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "backend.h"
 #include "error.h"
 #include "image.h"
 #include "json.h"
@@ -49,6 +52,19 @@ TEST(cli_help_exits_zero_for_every_command) {
     }
 }
 
+/* Issue 13 item 18: the top-level help names every explain method, the
+ * routing-path ones included. */
+TEST(cli_top_level_help_lists_every_explain_method) {
+    REQUIRE(attrib("--help", 0) == 0);
+    const char *line = strstr(out, "  explain "), *next = line ? strstr(line, "\n  eval ") : NULL;
+    REQUIRE(line && next);
+    char first[1024]; /* explain's entry, continuation lines included */
+    snprintf(first, sizeof first, "%.*s", (int)(next - line), line);
+    const char *methods[] = {"Score-CAM", "Grad-CAM", "Grad-CAM++", "saliency", "contrastive",
+                             "CDRP",      "Score-CDRP", "path Score-CAM", "pathway gradient"};
+    for (int i = 0; i < 9; i++) CHECKF(strstr(first, methods[i]), "'%s' missing from: %s", methods[i], first);
+}
+
 TEST(cli_unknown_command_and_option_are_usage_errors) {
     CHECK(attrib("frobnicate", 1) == 2 && one_line(out) && strstr(out, "attrib: frobnicate:"));
     CHECK(attrib("predict --frob x.png", 1) == 2 && one_line(out) && strstr(out, "attrib: --frob:"));
@@ -63,6 +79,18 @@ TEST(cli_unknown_command_and_option_are_usage_errors) {
 TEST(cli_missing_model_is_bad_input_naming_the_file) {
     CHECK(attrib("predict --model /nonexistent/m.safetensors x.png", 1) == 1);
     CHECK(one_line(out) && strstr(out, "attrib: /nonexistent/m.safetensors: "));
+}
+
+/* Issue 13 item 11: a .pth as --model is bad input with one line naming the
+ * file and the converter. */
+TEST(cli_pytorch_checkpoint_as_model_points_to_the_exporter) {
+    char pth[700], args[1400];
+    snprintf(pth, sizeof pth, "%s/vgg16-397923af.pth", test_tmpdir());
+    test_write_lit(pth, "PK\x03\x04\x14\x00\x00\x08\x08\x00archive/data.pklxxxxxxxx");
+    snprintf(args, sizeof args, "predict --model %s x.png", pth);
+    CHECK(attrib(args, 1) == 1 && one_line(out));
+    CHECKF(strstr(out, pth) && strstr(out, "PyTorch checkpoint") && strstr(out, "tools/export_torchvision.py"), "%s",
+           out);
 }
 
 TEST(cli_predict_prints_topk_and_json) {
@@ -107,6 +135,140 @@ TEST(cli_bad_images_are_reported_skipped_and_exit_1) {
     CHECK(attrib(args, 1) == 1 && one_line(out));
 }
 
+/* Issue 13 item 12: --json gives one object per input, unreadable ones
+ * included ({"image", "error"}), in input order; stderr keeps its lines. */
+TEST(cli_predict_json_reports_unreadable_images_in_order) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --model %s --topk 1 --json %s /nonexistent.png %s 2>/dev/null",
+             f.model, f.img, f.img2);
+    REQUIRE(attrib(args, 0) == 1);
+    const char *want[] = {f.img, "/nonexistent.png", f.img2};
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        REQUIRE(nl);
+        at_json *j = NULL;
+        REQUIRE(at_json_parse(line, (size_t)(nl - line), &j) == AT_OK);
+        const at_json *img = at_json_get(j, "image"), *err = at_json_get(j, "error");
+        CHECKF(img && !strcmp(img->string, want[i]), "line %d: %.*s", i, (int)(nl - line), line);
+        CHECK((i == 1) == (err != NULL));
+        if (err) CHECKF(strstr(err->string, "No such file") && !strstr(err->string, want[i]), "%s", err->string);
+        at_json_free(j);
+        line = nl + 1;
+    }
+    CHECK(*line == 0);
+}
+
+/* An unreadable image does not stop the batches after its own (it did: the
+ * loop ended after the first batch once an image had failed). A 1M memory
+ * limit makes the batch far smaller than the 300 inputs. */
+TEST(cli_predict_runs_every_batch_after_an_unreadable_image) {
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char list[700];
+    snprintf(list, sizeof list, "%s/many.txt", f.dir);
+    FILE *l = fopen(list, "w");
+    REQUIRE(l);
+    fprintf(l, "/nonexistent.png\n");
+    for (int i = 0; i < 300; i++) fprintf(l, "%s\n", f.img);
+    fclose(l);
+    char args[4096], res[700];
+    snprintf(res, sizeof res, "%s/many.jsonl", f.dir);
+    snprintf(args, sizeof args,
+             "predict --quiet --backend cpu --mem-limit 1M --model %s --topk 1 --json --list %s >%s 2>/dev/null", f.model,
+             list, res);
+    CHECK(attrib(args, 0) == 1);
+    size_t n = 0;
+    char *text = (char *)test_read_bytes(res, &n);
+    REQUIRE(text);
+    int lines = 0, errors = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i + 7 < n; i++) errors += !memcmp(text + i, "\"error\"", 7);
+    free(text);
+    CHECKF(lines == 301 && errors == 1, "%d lines, %d errors", lines, errors);
+}
+
+/* The library never prints the "auto chose the CPU" notice: it is the
+ * backend's notice field, and the CLI prints it unless --quiet. */
+TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
+    char why[256];
+    if (at_cuda_available(why, sizeof why)) SKIP("a usable CUDA device is present: auto has nothing to say");
+    at_model *m = fixture_tiny_model();
+    REQUIRE(m);
+    char err_path[700];
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", test_tmpdir());
+    fflush(stderr);
+    int saved = dup(2), fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    at_backend_options opt = {.name = "auto"};
+    at_backend *be = NULL;
+    int rc = at_backend_create(m, &opt, &be);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved), close(fd);
+    size_t n = 99;
+    free(test_read_bytes(err_path, &n));
+    CHECK(rc == AT_OK && n == 0);
+    if (be) CHECKF(strstr(be->notice, "using the CPU backend"), "notice: '%s'", be->notice);
+    at_backend_destroy(be);
+    at_model_free(m);
+
+    cli_fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[2048];
+    snprintf(args, sizeof args, "predict --backend auto --model %s %s", f.model, f.img);
+    CHECK(attrib(args, 1) == 0 && strstr(out, "attrib: using the CPU backend"));
+    snprintf(args, sizeof args, "predict --quiet --backend auto --model %s %s", f.model, f.img);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
+    snprintf(args, sizeof args, "explain --quiet --method gradcam --no-overlay --backend auto --model %s --out %s/ex %s",
+             f.model, f.dir, f.img);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
+    snprintf(args, sizeof args, "bench --quiet --nets model --model %s --batch 1 --passes forward --min-time 0.01",
+             f.model);
+    CHECKF(attrib(args, 1) == 0 && out[0] == 0, "stderr: %s", out);
+}
+
+/* Issue 13 item 3: the Trouser scene saved as 16-bit grey (v * 257) gives
+ * the 8-bit grey file's prediction, not a near-white "Sandal", and the run
+ * warns once that PIL's convert("RGB") would differ. */
+TEST(cli_16bit_grey_png_predicts_like_8bit_and_warns_once) {
+    at_image src;
+    REQUIRE(at_image_load(test_path("weights/samples/images/fmscene_test_00000001.png"), &src) == AT_OK);
+    long n = (long)src.w * src.h;
+    unsigned short *g8 = malloc(sizeof *g8 * n), *g16 = malloc(sizeof *g16 * n);
+    REQUIRE(g8 && g16);
+    for (long i = 0; i < n; i++) { /* PIL's L = R 299/1000 + G 587/1000 + B 114/1000, in 16-bit fixed point */
+        const unsigned char *p = src.rgb + 3 * i;
+        g8[i] = (unsigned short)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+        g16[i] = (unsigned short)(g8[i] * 257);
+    }
+    char a8[700], a16[700], b16[700], args[4096];
+    snprintf(a8, sizeof a8, "%s/trouser8.png", test_tmpdir());
+    snprintf(a16, sizeof a16, "%s/trouser16.png", test_tmpdir());
+    snprintf(b16, sizeof b16, "%s/trouser16b.png", test_tmpdir());
+    REQUIRE(fixture_write_grey_png(a8, src.w, src.h, 8, g8) == AT_OK);
+    REQUIRE(fixture_write_grey_png(a16, src.w, src.h, 16, g16) == AT_OK);
+    REQUIRE(fixture_write_grey_png(b16, src.w, src.h, 16, g16) == AT_OK);
+    at_image_free(&src);
+    free(g8), free(g16);
+
+    char want[1024];
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --topk 2 %s 2>&1", a8);
+    REQUIRE(attrib(args, 0) == 0);
+    CHECKF(!strstr(out, "warning"), "8-bit grey warns: %s", out);
+    CHECKF(strstr(out, "Trouser"), "the grey scene is still a trouser: %s", out);
+    snprintf(want, sizeof want, "%s", strchr(out, '\n') + 1); /* the ranked lines without the path */
+    snprintf(args, sizeof args, "predict --quiet --backend cpu --topk 2 %s %s 2>&1", a16, b16);
+    REQUIRE(attrib(args, 0) == 0);
+    const char *w = strstr(out, "attrib: warning: 16-bit greyscale PNG scaled to 8 bits");
+    CHECKF(w && !strstr(w + 1, "attrib: warning"), "one warning per run: %s", out);
+    CHECK(strstr(w, "convert(\"RGB\")") != NULL);
+    CHECKF(strstr(out, want), "16-bit grey predicts otherwise:\n%s\nwant:\n%s", out, want);
+}
+
 TEST(cli_list_file_is_read_and_a_missing_one_named) {
     cli_fixture f;
     REQUIRE(make_fixture(&f));
@@ -140,6 +302,18 @@ TEST(cli_info_describes_the_model) {
     CHECK(attrib(args, 0) == 0 && strstr(out, "vgg11") && strstr(out, "features.18") && strstr(out, "gates"));
 }
 
+/* Issue 13 item 17: the exporter's --help works where PyTorch is missing and
+ * its description is a whole sentence, not the docstring's first line. */
+TEST(export_torchvision_help_is_whole_and_needs_no_torch) {
+    if (run_cmd("/usr/bin/python3 -c 'import argparse' 2>&1", out, sizeof out) != 0) SKIP("no /usr/bin/python3");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/export_torchvision.py --help 2>&1", test_root());
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "checkpoint to the safetensors file the attrib engine reads (see docs/models.md)."),
+           "description cut off: %s", out);
+    CHECK(strstr(out, "--random-init"));
+}
+
 /* Live: random-init torchvision vgg11 and vgg11_bn, exported by
  * tools/export_torchvision.py, give torchvision's logits in the engine. */
 TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
@@ -149,6 +323,12 @@ TEST(torchvision_exports_run_in_the_engine_when_torch_is_installed) {
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tools/export_torchvision.py --self-test --engine %s/attrib 2>&1",
              test_root(), test_root());
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "Result = PASS"), "%s", out);
+    /* the random-init export docs/models.md shows */
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tools/export_torchvision.py --arch vgg11 --random-init 0 --out %s/r.safetensors 2>&1 && "
+             "%s/attrib info --model %s/r.safetensors 2>&1",
+             test_root(), test_tmpdir(), test_root(), test_tmpdir());
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "vgg11"), "%s", out);
 }
 
 /* The work bench prints per image is the work its TFLOP/s is computed from
@@ -174,4 +354,14 @@ TEST(cli_bench_rate_follows_from_the_printed_work) {
     }
     CHECK(lines == 2);
     CHECK_NEAR(gmac[1], 2 * gmac[0], 1e-3);
+}
+
+/* Issue 13 item 15: `make demo` prints the build line (CUDA_ARCH or why the
+ * CUDA backend is not built), as `make` does. A dry run executes nothing. */
+TEST(make_demo_prints_the_cuda_build_line) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n demo 2>&1", test_root());
+    if (run_cmd(cmd, out, sizeof out) != 0 && !strstr(out, "demo")) SKIP("make is not available");
+    CHECKF(strstr(out, "attrib: CUDA backend: "), "no CUDA build line in: %s", out);
+    CHECK(strstr(out, "CUDA_ARCH=") || strstr(out, "not built"));
 }

@@ -114,6 +114,32 @@ TEST(eval_energy_of_a_map_inside_the_box_is_one_and_pointing_hits) {
     CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9); /* max at pixel (0,0), outside the box */
 }
 
+/* Issue 13 item 19: a box covering most of the input (a NIPS 2017 crop
+ * window read as an object box, a union of many instances) makes the box
+ * metrics say little: one warning line per run on stderr, none otherwise. */
+TEST(eval_warns_once_when_a_box_covers_most_of_the_image) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char cmd[8192], csv[700];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric energy-pg "
+             "--annotations %s 2>&1 >/dev/null", test_root(), f.model, f.maps, f.ann);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(!strstr(out, "warning"), "an 8x8 box of 32x32 warns: %s", out);
+    /* the same image with a 30x30 box (88 % of the area), two map lines */
+    snprintf(csv, sizeof csv, "%s/images.csv", f.dir);
+    FILE *fp = fopen(csv, "w");
+    REQUIRE(fp);
+    fprintf(fp, "ImageId,URL,x1,y1,x2,y2,TrueLabel,TargetClass,OriginalLandingURL,License,Author,AuthorProfileURL\n"
+                "scene,,1,1,30,30,4,0,,,,\n");
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric pointing "
+             "--annotations %s 2>&1 >/dev/null", test_root(), f.model, f.maps, csv);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    const char *w = strstr(out, "attrib: warning: ");
+    CHECKF(w && !strstr(w + 1, "attrib: warning"), "one warning per run: %s", out);
+    CHECKF(w && strstr(w, "88%") && strstr(w, "scene.png") && strstr(w, "docs/methods.md"), "%s", out);
+}
+
 TEST(eval_deletion_and_insertion_give_aucs_in_range_and_resume) {
     fixture f;
     REQUIRE(make_fixture(&f));

@@ -1,4 +1,4 @@
-/* ./attrib explain as a batch tool: outputs named and laid out as SPEC §7,
+/* ./attrib explain as a batch tool: outputs named and laid out as docs/usage.md#explain says,
  * resume, one bad image skipped, interruption leaves no partial files,
  * routing-path outputs and their gates files. Runs on a tiny random model. */
 #include <dirent.h>

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "image.h"
 #include "preprocess.h"
+#include "model_fixture.h"
 #include "test.h"
 
 #include <stdint.h>
@@ -68,11 +69,11 @@ static const char *golden(const char *name) {
 /* Loading must fail, leave the image empty, and name the file. */
 #define CHECK_LOAD_FAILS(path, expect)                                                   \
     do {                                                                                 \
-        at_image im_ = {1, 1, NULL};                                                     \
+        at_image im_ = {1, 1, NULL, 1};                                                   \
         at_clear_error();                                                                \
         int rc_ = at_image_load(path, &im_);                                             \
         CHECKF(rc_ == AT_ERR, "loading %s should fail", path);                           \
-        CHECKF(im_.rgb == NULL && im_.w == 0 && im_.h == 0, "image not left empty");     \
+        CHECKF(im_.rgb == NULL && im_.w == 0 && im_.h == 0 && im_.notes == 0, "image not left empty"); \
         CHECKF(strstr(at_last_error(), path) != NULL, "message lacks path: %s",          \
                at_last_error());                                                         \
         CHECKF(strstr(at_last_error(), expect) != NULL, "message lacks '%s': %s", expect, \
@@ -168,6 +169,34 @@ TEST(jpeg_decodes_to_pils_rgb_bytes_including_grey_progressive_and_cmyk) {
     CHECK(each_golden("decode", check_decode) > 5);
 }
 
+/* Issue 13 item 3: PIL clamps 16-bit grey to 255 (mode I -> RGB), which
+ * turns a normal image near-white; we scale it by its high byte, as PIL does
+ * for 16-bit RGB and grey+alpha, and the image says it departed from PIL. */
+TEST(png_16bit_grey_is_scaled_to_8_bits_and_flagged) {
+    const unsigned short v[6] = {0, 255, 256, 0x7fff, 0x8000, 0xffff};
+    const unsigned char want[6] = {0, 0, 1, 127, 128, 255};
+    char path[700];
+    snprintf(path, sizeof path, "%s/grey16.png", test_tmpdir());
+    REQUIRE(fixture_write_grey_png(path, 3, 2, 16, v) == AT_OK);
+    at_image img;
+    REQUIRE(at_image_load(path, &img) == AT_OK);
+    for (int i = 0; i < 6; i++)
+        CHECKF(img.rgb[3 * i] == want[i] && img.rgb[3 * i + 1] == want[i] && img.rgb[3 * i + 2] == want[i],
+               "sample %#x -> %d, want %d", v[i], img.rgb[3 * i], want[i]);
+    CHECK(img.notes & AT_IMAGE_NOTE_GREY16_SCALED);
+    at_image_free(&img);
+    const unsigned short v8[6] = {0, 1, 2, 127, 128, 255};
+    REQUIRE(fixture_write_grey_png(path, 3, 2, 8, v8) == AT_OK);
+    REQUIRE(at_image_load(path, &img) == AT_OK);
+    CHECK(img.notes == 0 && img.rgb[3 * 5] == 255);
+    at_image_free(&img);
+    REQUIRE(at_image_load(golden("greyalpha16_23x37.png"), &img) == AT_OK);
+    CHECK(img.notes == 0); /* PIL scales grey+alpha itself */
+    at_image_free(&img);
+    const char *msg = at_image_notes_text(AT_IMAGE_NOTE_GREY16_SCALED);
+    CHECK(msg && strstr(msg, "16-bit") && strstr(msg, "convert(\"RGB\")"));
+}
+
 TEST(format_is_detected_by_magic_bytes_not_extension) {
     const char *dir = test_tmpdir();
     char a[600], b[600];
@@ -199,7 +228,7 @@ static void check_transform(const manifest_line *m) {
     }
     char what[256];
     snprintf(what, sizeof what, "%s resize %d crop %d %s", m->name, m->resize, m->crop, m->interp);
-    at_image img, pre = {0, 0, NULL};
+    at_image img, pre = {0, 0, NULL, 0};
     if (at_image_load(golden(m->name), &img) != AT_OK) {
         test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
         return;
@@ -390,7 +419,7 @@ TEST(center_crop_larger_than_image_pads_left_half_rounded_down) {
 
 TEST(crop_padding_is_zero_before_normalisation) {
     unsigned char px[3 * 2 * 1] = {10, 20, 30, 200, 210, 220};
-    at_image img = {2, 1, px}, pre;
+    at_image img = {2, 1, px, 0}, pre;
     at_preprocess pp = {0, 4, AT_INTERP_BILINEAR, {0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}};
     REQUIRE(at_preprocess_rgb8(&img, &pp, &pre, NULL) == AT_OK);
     /* row 1 of 4 holds the image at columns 1..2 (pads: left 1, top 1) */
@@ -405,7 +434,7 @@ TEST(crop_padding_is_zero_before_normalisation) {
 TEST(no_resize_and_no_crop_is_the_identity) {
     unsigned char px[3 * 3 * 2];
     for (int i = 0; i < 18; i++) px[i] = (unsigned char)(i * 13);
-    at_image img = {3, 2, px}, pre;
+    at_image img = {3, 2, px, 0}, pre;
     at_preprocess pp = {0, 0, AT_INTERP_NEAREST, {0, 0, 0}, {1, 1, 1}};
     at_geometry g;
     REQUIRE(at_preprocess_rgb8(&img, &pp, &pre, &g) == AT_OK);
@@ -419,7 +448,7 @@ TEST(extreme_aspect_ratio_resamples_only_the_crop) {
     unsigned char *px = malloc(2 * 3000 * 3);
     REQUIRE(px);
     memset(px, 77, 2 * 3000 * 3);
-    at_image img = {2, 3000, px}, pre;
+    at_image img = {2, 3000, px, 0}, pre;
     for (int interp = 0; interp < 3; interp++) {
         at_preprocess pp = {224, 224, (at_interp)interp, {0, 0, 0}, {1, 1, 1}};
         at_geometry g;
@@ -430,7 +459,7 @@ TEST(extreme_aspect_ratio_resamples_only_the_crop) {
         CHECKF(flat, "%s: a flat image must stay flat", at_interp_name((at_interp)interp));
         at_image_free(&pre);
     }
-    at_image one = {1, 3000, px}; /* 65536 * 3000 rows is past the 2^27 limit */
+    at_image one = {1, 3000, px, 0}; /* 65536 * 3000 rows is past the 2^27 limit */
     at_preprocess pp = {65536, 8, AT_INTERP_NEAREST, {0, 0, 0}, {1, 1, 1}};
     CHECK(at_preprocess_rgb8(&one, &pp, &pre, NULL) == AT_ERR && strstr(at_last_error(), "too large"));
     free(px);
@@ -532,7 +561,7 @@ TEST(interpolation_names_parse_and_unknown_names_fail) {
 
 TEST(preprocess_rejects_zero_std_and_out_of_range_sizes) {
     unsigned char px[3] = {1, 2, 3};
-    at_image img = {1, 1, px};
+    at_image img = {1, 1, px, 0};
     float t[3 * 4];
     at_preprocess pp = {2, 2, AT_INTERP_BILINEAR, {0, 0, 0}, {1, 0, 1}};
     CHECK(at_preprocess_image(&img, &pp, t, NULL) == AT_ERR && strstr(at_last_error(), "std[1]"));
@@ -544,7 +573,7 @@ TEST(preprocess_rejects_zero_std_and_out_of_range_sizes) {
     CHECK(at_preprocess_image(&img, &pp, t, NULL) == AT_ERR);
     pp.crop = 2;
     CHECK(at_preprocess_image(&img, &pp, t, NULL) == AT_OK);
-    at_image empty = {0, 0, NULL};
+    at_image empty = {0, 0, NULL, 0};
     CHECK(at_preprocess_image(&empty, &pp, t, NULL) == AT_ERR);
 }
 

@@ -1,4 +1,4 @@
-/* Metric arithmetic (SPEC §4) on hand-computed cases; the RISE blur against
+/* Metric arithmetic (docs/methods.md#metrics-common-rules) on hand-computed cases; the RISE blur against
  * torchvision (committed goldens, and live when torchvision is installed). */
 #include "error.h"
 #include "metrics.h"

@@ -1,5 +1,5 @@
 /* Model description and loader: topology, layer lookup, metadata, labels and
- * every way a weights file can be wrong (SPEC §1, §7). */
+ * every way a weights file can be wrong (docs/models.md, docs/usage.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +54,7 @@ TEST(vgg16_has_13_convs_4224_gates_and_torchvision_module_names) {
     CHECK(m->layers[at_model_find_layer(m, "features.28")].kind == AT_L_CONV);
     CHECK(m->layers[at_model_find_layer(m, "0")].gate_offset == 0);
     CHECK(m->layers[at_model_find_layer(m, "12")].gate_offset == 4224 - 512);
-    /* SPEC §6: 15.47 GMAC with the 4096-wide classifier, 99.2 % of it conv = 15.35 */
+    /* docs/methods.md#cost-arithmetic: 15.47 GMAC with the 4096-wide classifier, 99.2 % of it conv = 15.35 */
     CHECK_NEAR(m->macs_per_image / 1e9, 15.347, 0.001);
     CHECK(at_model_find_layer(m, "13") == AT_ERR && strstr(at_last_error(), "out of range"));
     CHECK(at_model_find_layer(m, "features.99") == AT_ERR && strstr(at_last_error(), "no layer"));

@@ -1,4 +1,4 @@
-/* Output layer (SPEC §7): output names, results lines, resume keys, torn-line
+/* Output layer (docs/usage.md#explain): output names, results lines, resume keys, torn-line
  * repair, jet overlays, output directories, interruption cleanup, progress. */
 #include "colormap.h"
 #include "error.h"

@@ -63,7 +63,7 @@ static int reproduce(const char *dir, const char *extra) {
     return run_cmd(cmd, out, sizeof out);
 }
 
-/* Sections and paper numbers the report must carry (SPEC §5). */
+/* Sections and paper numbers the report must carry (docs/methods.md#the-papers-numbers). */
 static const char *const REPORT_MUST_HAVE[] = {
     "## Table 1", "71.59", "67.65", "68.41", "Score-CDRP − CDRP (paired)",
     "## Table 2", "0.4054", "0.3802", "0.3956",

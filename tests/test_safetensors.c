@@ -281,6 +281,23 @@ TEST(safetensors_rejects_an_implausible_header_length) {
     expect_open_fails("limit+1", path, "is implausible (limit 100000000 bytes)");
 }
 
+/* Issue 13 item 11: a PyTorch checkpoint given as --model names what it is
+ * and the converter, not an absurd header length. torch.save writes a zip
+ * (PyTorch >= 1.6, TorchScript too) or, legacy, a protocol-2 pickle starting
+ * with its magic number as a LONG1. */
+TEST(safetensors_recognises_pytorch_checkpoints_and_names_the_converter) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/vgg16-397923af.pth", test_tmpdir());
+    test_write_lit(path, "PK\x03\x04\x00\x00\x08\x08\x00\x00archive/data.pkl");
+    expect_open_fails("zip", path, "PyTorch checkpoint (zip)");
+    expect_open_fails("zip", path, "tools/export_torchvision.py --pth");
+    test_write_lit(path, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.");
+    expect_open_fails("legacy pickle", path, "PyTorch checkpoint (pickle)");
+    expect_open_fails("legacy pickle", path, "tools/export_torchvision.py");
+    test_write_lit(path, "\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}");
+    expect_open_fails("pickle 4", path, "pickle");
+}
+
 TEST(safetensors_rejects_a_json_file_without_the_length_prefix) {
     char path[600];
     snprintf(path, sizeof path, "%s/plain.json", test_tmpdir());

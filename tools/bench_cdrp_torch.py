@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What Score-CDRP costs in plain PyTorch, run the way researchers run it: one
 image at a time, the CIC pass (one masked forward per channel of every conv
-layer, SPEC §3.4 step 2) and then T gate-optimisation steps (T+1 forwards, T
+layer, docs/methods.md#score-cdrp) and then T gate-optimisation steps (T+1 forwards, T
 gate backwards), timed separately. The peer number for attrib's
 `score-cdrp` timings (tools/ref_cdrp.py is the code that runs).
 

@@ -7,7 +7,7 @@ run (VGG16 at 224 with random weights, and VGG16-mini), on the CPU or a GPU.
 
 Prints ms/image for both and the ratio (PyTorch / attrib: > 1 means attrib is
 faster). Both use random weights of the same shapes; on the CPU the same
-thread count. On a GPU like is compared with like (SPEC §6): fp32 runs
+thread count. On a GPU like is compared with like (docs/methods.md#cost-arithmetic): fp32 runs
 PyTorch with cuDNN/cuBLAS TF32 disabled, tf32 with it enabled, against
 attrib's --backend cuda --precision of the same name; cudnn.benchmark picks
 cuDNN's fastest algorithm first.

@@ -9,7 +9,7 @@ File layout (https://github.com/huggingface/safetensors, "Format"):
 
 We write F32 only, tensors in the order given (torchvision state-dict order),
 contiguous, with every metadata value a string as the format requires.
-`vgg_metadata` builds the keys the attrib engine reads (SPEC §1).
+`vgg_metadata` builds the keys the attrib engine reads (docs/models.md).
 """
 
 import json

@@ -5,13 +5,17 @@ safetensors file the attrib engine reads (see docs/models.md).
   tools/export_torchvision.py --pth vgg16-397923af.pth \
       --labels LOC_synset_mapping.txt --out vgg16.safetensors
   tools/export_torchvision.py --arch vgg16 --out vgg16.safetensors   # downloads
+  tools/export_torchvision.py --arch vgg16 --random-init 0 --out vgg16_random.safetensors
   tools/export_torchvision.py --self-test
 
 Input: --pth FILE, a torchvision state dict (what
 torchvision.models.vgg16(weights="DEFAULT") downloads to
 ~/.cache/torch/hub/checkpoints/vgg16-397923af.pth; a saved full model or a
 {"state_dict": ...} dict also works), or --arch NAME alone, which asks
-torchvision for the DEFAULT weights (needs the internet or that cache).
+torchvision for the DEFAULT weights (needs the internet or that cache), or
+--arch NAME --random-init SEED: torchvision's own random initialisation
+(torch.manual_seed(SEED)), no download; ImageNet-shaped but meaningless
+classes, for timing and testing.
 
 The architecture is read from the keys (13 convs = vgg16, BN stats = _bn);
 --arch, when also given, is checked against it.
@@ -19,8 +23,8 @@ The architecture is read from the keys (13 convs = vgg16, BN stats = _bn);
 _bn models: the BatchNorm tensors are KEPT under their torchvision names
 (features.1.weight, .bias, .running_mean, .running_var; num_batches_tracked
 dropped) and metadata "bn_eps" records torchvision's eps; the engine folds BN
-into the conv at load (SPEC §1), so one file serves both the engine and any
-PyTorch check.
+into the conv at load (docs/models.md), so one file serves both the engine
+and any PyTorch check.
 
 Labels (metadata "labels" = [[wnid, name], ...] in class-index order, so that
 ILSVRC XML <name> wnids map to class indices). torchvision ships the 1000
@@ -46,10 +50,19 @@ import os
 import sys
 import tempfile
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export_safetensors import vgg_metadata, write_vgg  # noqa: E402
+
+torch = None  # imported by main() after parsing, so --help works without PyTorch
+
+
+def import_torch():
+    global torch
+    try:
+        import torch as t
+    except ImportError:
+        raise SystemExit("export_torchvision: PyTorch is not importable by %s "
+                         "(Debian: apt-get install python3-torch python3-torchvision)" % sys.executable)
+    torch = t
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,10 +91,13 @@ def detect_arch(sd):
     return CONVS_TO_ARCH[len(convs)] + ("_bn" if bn else "")
 
 
-def torchvision_state_dict(arch):
+def torchvision_state_dict(arch, random_seed=None):
+    """DEFAULT (ImageNet) weights, or random_seed's random initialisation."""
     import torchvision
-    model = getattr(torchvision.models, arch)(weights="DEFAULT")
-    return model.state_dict()
+    if random_seed is None:
+        return getattr(torchvision.models, arch)(weights="DEFAULT").state_dict()
+    torch.manual_seed(random_seed)
+    return getattr(torchvision.models, arch)(weights=None).state_dict()
 
 
 def torchvision_names():
@@ -146,12 +162,14 @@ def export(sd, arch_hint, out, labels_args, source):
         raise SystemExit("export_torchvision: --arch %s but the weights are %s" % (arch_hint, arch))
     n_classes = sd["classifier.6.weight"].shape[0]
     labels = imagenet_labels(labels_args, n_classes)
+    from export_safetensors import vgg_metadata
     meta = vgg_metadata(arch, labels, IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=224,
                         avgpool=7, interpolation="bilinear", arch=arch,
                         source=source)
     if arch.endswith("_bn"):
         meta["bn_eps"] = repr(BN_EPS)
     sd = {k: v.float() for k, v in sd.items() if not k.endswith("num_batches_tracked")}
+    from export_safetensors import write_vgg
     write_vgg(out, sd, meta)
     return arch
 
@@ -236,23 +254,36 @@ def self_test(engine=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # The docstring's first paragraph is the description, the rest the epilog:
+    # argparse would cut a one-line slice mid-sentence.
+    head, _, rest = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(description=" ".join(head.split()), epilog=rest,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pth", help="torchvision VGG state dict (.pth)")
     p.add_argument("--arch", choices=sorted(a + s for a in CONVS_TO_ARCH.values() for s in ("", "_bn")))
     p.add_argument("--labels", help="'wnid name' per line, class-index order")
     p.add_argument("--devkit", help="ILSVRC2012_devkit_t12.tar.gz")
     p.add_argument("--names", choices=["file", "torchvision"], default="file")
+    p.add_argument("--random-init", type=int, metavar="SEED",
+                   help="with --arch: torchvision's random initialisation (seeded), no download")
     p.add_argument("--out")
     p.add_argument("--self-test", action="store_true")
     p.add_argument("--engine", help="with --self-test: also check this attrib binary on the files")
     a = p.parse_args(argv)
     if a.self_test:
+        import_torch()
         return self_test(a.engine)
     if not a.out or not (a.pth or a.arch):
         p.error("need --out and --pth (or --arch to download)")
+    if a.random_init is not None and (a.pth or not a.arch):
+        p.error("--random-init needs --arch and no --pth")
+    import_torch()
     if a.pth:
         sd = load_state_dict(a.pth)
         source = "torchvision checkpoint %s" % os.path.basename(a.pth)
+    elif a.random_init is not None:
+        sd = torchvision_state_dict(a.arch, a.random_init)
+        source = "torchvision.models.%s(weights=None), torch.manual_seed(%d)" % (a.arch, a.random_init)
     else:
         sd = torchvision_state_dict(a.arch)
         source = "torchvision.models.%s(weights='DEFAULT')" % a.arch

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Goldens for CDRP / Score-CDRP, path Score-CAM and the pathway gradient
-(SPEC §3.3-3.6) on small random VGGs (tools/prng.py = host/random_model.c),
+(docs/methods.md#cdrp to #pathway-gradient) on small random VGGs (tools/prng.py = host/random_model.c),
 computed by tools/ref_cdrp.py. One folder per case under tests/goldens/cdrp:
 
   meta.json                net (arch widths hidden classes h w avgpool seed),
@@ -73,7 +73,7 @@ NETS = {
     # rounding of a float32 rate matters (floor(0.7f * 10) = 6 but floor(0.7 * 10) = 7)
     "vgg11_ten": ("vgg11", [10, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1, "features.19"),
 }
-RATES = (0.3, 0.5, 0.7, 0.9)  # SPEC §3.6 defaults
+RATES = (0.3, 0.5, 0.7, 0.9)  # docs/methods.md#pathway-gradient defaults
 
 
 
@@ -207,7 +207,7 @@ def forward_count(r, o):
     """Forwards host/methods/cdrp.c spends (at_cdrp_result.forwards): the
     ungated prediction, for Score-CDRP one capturing forward plus one per
     non-flat channel plus one shared X o 0 forward when any channel is flat,
-    then T + 1 gated forwards (SPEC §3.4, §6 "masks that are all zero share
+    then T + 1 gated forwards (docs/methods.md#cost-arithmetic: "masks that are all zero share
     one forward")."""
     cic = 0
     if r.alpha is not None:

@@ -6,14 +6,18 @@ each, what PIL decodes (Image.open(p).convert("RGB")) and what torchvision's
 eval transform (Resize, CenterCrop, ToTensor, Normalize) produces for a few
 configs. Files:
   <name>.png / .jpg            the image
-  <name>.rgb.gz                PIL's decoded RGB8, row-major HWC, gzip
+  <name>.rgb.gz                PIL's decoded RGB8, row-major HWC, gzip; for
+                               16-bit grey the engine's decision instead (see
+                               decoded_rgb: high byte, where PIL clamps)
   <name>.<cfg>.u8.gz           torchvision's PIL image after Resize+CenterCrop, HWC
   <name>.<cfg>.f32.gz          the final tensor, float32 little-endian CHW
   manifest.txt                 one line per golden (format in its header)
 
 Run with Debian's interpreter (it has torch/torchvision/PIL):
   /usr/bin/python3 tools/make_image_goldens.py            # regenerate all
-  /usr/bin/python3 tools/make_image_goldens.py --live SPEC  # used by the C live test
+  /usr/bin/python3 tools/make_image_goldens.py --decode-only  # images and decode goldens
+                       # only (numpy + PIL, no torch); transform goldens kept
+  /usr/bin/python3 tools/make_image_goldens.py --live LINES  # used by the C live test
 """
 import gzip
 import io
@@ -171,6 +175,22 @@ def save_gz(path, arr):
         g.write(np.ascontiguousarray(arr).tobytes())
 
 
+def decoded_rgb(path):
+    """What the engine must decode: PIL's convert("RGB"), except 16-bit grey.
+    PIL opens that as mode I (or I;16) and I -> RGB clamps at 255, turning a
+    normal image near-white; the engine scales it by the high byte, as PIL
+    itself does for 16-bit RGB and grey+alpha (host/image.h)."""
+    with Image.open(path) as im:
+        if im.format == "PNG" and im.mode in ("I", "I;16", "I;16B"):
+            v = np.asarray(im, dtype=np.int64)
+            assert v.max() > 255, "the 16-bit grey golden should exercise the clamp"
+            clamped = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            scaled = np.repeat((v >> 8).astype(np.uint8)[..., None], 3, 2)
+            assert (clamped != scaled).any()  # the departure is real
+            return scaled
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
 def fmt(v):
     return repr(float(v))
 
@@ -249,7 +269,7 @@ CONFIGS = {
 }
 
 
-def main():
+def main(decode_only=False):
     # PIL warns that P images with tRNS "should be converted to RGBA": we
     # convert to RGB on purpose, as the engine's users do.
     warnings.filterwarnings("ignore", message="Palette images with Transparency")
@@ -259,11 +279,19 @@ def main():
         "# decode NAME W H RGB_GZ",
         "# transform NAME RESIZE CROP INTERP MEAN0 MEAN1 MEAN2 STD0 STD1 STD2 OUT_W OUT_H U8_GZ F32_GZ",
     ]
+    kept = {}  # --decode-only: name -> its transform lines from the old manifest
+    if decode_only:
+        for line in open(os.path.join(OUT, "manifest.txt")):
+            if line.startswith("transform "):
+                kept.setdefault(line.split()[1], []).append(line.rstrip("\n"))
     for name in made:
         p = os.path.join(OUT, name)
-        rgb = np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8)
+        rgb = decoded_rgb(p)
         save_gz(p + ".rgb.gz", rgb)
         lines.append("decode %s %d %d %s" % (name, rgb.shape[1], rgb.shape[0], name + ".rgb.gz"))
+        if decode_only:
+            lines += kept.get(name, [])
+            continue
         for i, (r, c, interp, mean, std) in enumerate(CONFIGS.get(name, [])):
             u8, t = tv_transform(p, r, c, interp, mean, std)
             base = "%s.t%d" % (name, i)
@@ -278,10 +306,10 @@ def main():
     print("wrote %d images, %d bytes in %s" % (len(made), total, os.path.normpath(OUT)))
 
 
-def live(spec_path):
-    """--live SPEC: SPEC has lines 'IMAGE RESIZE CROP INTERP M0 M1 M2 S0 S1 S2 OUT_U8 OUT_F32';
+def live(lines_path):
+    """--live LINES: LINES has lines 'IMAGE RESIZE CROP INTERP M0 M1 M2 S0 S1 S2 OUT_U8 OUT_F32';
     writes the raw (uncompressed) transform outputs. Used by the C live test."""
-    for line in open(spec_path):
+    for line in open(lines_path):
         f = line.split()
         if not f:
             continue
@@ -298,4 +326,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--live":
         live(sys.argv[2])
     else:
-        main()
+        main(decode_only=sys.argv[1:] == ["--decode-only"])

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Goldens for the attribution methods (SPEC §3.1-3.2): small random VGGs
+"""Goldens for the attribution methods (docs/methods.md#score-cam, #grad-cam-and-grad-cam, #gradient-saliency): small random VGGs
 (tools/prng.py, the twin of host/random_model.c) run through the PyTorch
 reference tools/ref_methods.py in float64. One folder per case under
 tests/goldens/methods/ with
@@ -11,7 +11,7 @@ tests/goldens/methods/ with
   weights.npy  float32 [C], the channel weights (CAM methods)
   scores.npy   float32 [C], Score-CAM's raw per-channel scores before any
                softmax over channels (a flat channel's score is that of X * 0 in
-               every variant, SPEC §3.1, although the authors' map gives it
+               every variant, docs/methods.md#score-cam, although the authors' map gives it
                weight 0)
 The input is prng.fill("input", seed, (1,3,H,W), 2.0), already normalised.
 Run: /usr/bin/python3 tools/make_method_goldens.py [--out tests/goldens/methods] [--only a,b]

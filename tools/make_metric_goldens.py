@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Goldens for host/metrics.c (tests/test_metrics.c): torchvision's
-gaussian_blur, the RISE insertion baseline of SPEC §4.
+gaussian_blur, the RISE insertion baseline of docs/methods.md#deletion-and-insertion.
 
 Writes tests/goldens/metrics/
   blur_in_<C>x<H>x<W>.npy                     float32 CHW input (tools/prng.py)

@@ -2,7 +2,7 @@
 """PyTorch oracle for `./attrib predict`: top-k classes of images under a VGG
 safetensors file written by tools/export_safetensors.py.
 
-The network is rebuilt from the file alone (SPEC §1): conv widths from the
+The network is rebuilt from the file alone (docs/models.md): conv widths from the
 weight shapes, max-pools from the gaps between torchvision module indices,
 BatchNorm where `features.N.running_mean` exists, the adaptive pool size from
 metadata `avgpool` (7 when absent), preprocessing from `resize`, `crop`,
@@ -10,6 +10,8 @@ metadata `avgpool` (7 when absent), preprocessing from `resize`, `crop`,
 sibling labels.txt). Preprocessing is torchvision's own PIL path:
   Image.open().convert("RGB") -> Resize(resize) -> CenterCrop(crop)
   -> ToTensor() -> Normalize(mean, std)
+except that a 16-bit greyscale PNG is scaled to 8 bits by its high byte, as
+the engine decodes it (PIL's convert("RGB") would clamp it; docs/usage.md).
 
   tools/predict_torch.py --model weights/vgg16_mini.safetensors -k 5 IMG...
   tools/predict_torch.py --model M --list weights/samples/list.txt --json
@@ -118,12 +120,21 @@ def load_model(path):
     return model, meta, labels, transform
 
 
+def to_rgb(im):
+    """PIL's convert("RGB"), but 16-bit grey (mode I / I;16) by its high byte."""
+    from PIL import Image
+    if im.format == "PNG" and im.mode in ("I", "I;16", "I;16B"):
+        v = (np.asarray(im, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8)
+        return Image.fromarray(v, "L").convert("RGB")
+    return im.convert("RGB")
+
+
 def preprocess(paths, transform):
     from PIL import Image
     xs = []
     for p in paths:
         with Image.open(p) as im:
-            xs.append(transform(im.convert("RGB")))
+            xs.append(transform(to_rgb(im)))
     return torch.stack(xs)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Plain PyTorch reference of CDRP, Score-CDRP, path Score-CAM and the pathway
-gradient (SPEC §2, §3.1, §3.3-3.6): autograd and loops, one image at a time,
+gradient (docs/methods.md#gated-network to #pathway-gradient): autograd and loops, one image at a time,
 the oracle for host/methods/cdrp.c (tools/make_cdrp_goldens.py writes the
 goldens the C tests compare against).
 
@@ -30,10 +30,10 @@ import vgg_torch  # noqa: E402
 MASK_BATCH = 32  # masked inputs per forward in the CIC passes (batching does not change a result)
 
 
-# ---------------------------------------------------------------- helpers (SPEC §3 notation)
+# ---------------------------------------------------------------- helpers (docs/methods.md#notation-and-common-steps)
 
 def upsample(a, h, w):
-    """Up: bilinear to the input size, align_corners=False (SPEC §3, §4b "ours").
+    """Up: bilinear to the input size, align_corners=False (docs/methods.md#conventions-where-papers-and-peers-disagree, "ours").
     Identity when the map already has the input size."""
     if a.shape[-2:] == (h, w):
         return a
@@ -57,7 +57,7 @@ def flat_channels(a):
 
 
 def _image(model, x, dtype):
-    # no weight gradients: every backward here wants the gates or the input only (SPEC §3.4, §6)
+    # no weight gradients: every backward here wants the gates or the input only (docs/methods.md#algorithm-1-optimising-the-gates)
     model.to(dtype).eval().requires_grad_(False)
     x = torch.as_tensor(x).to(dtype)
     return x if x.dim() == 4 else x[None]
@@ -69,7 +69,7 @@ def _ones_gates(model, x):
 
 def masked_probs(model, x, masks, cls, gates=None):
     """p^c(f(X o mask_l; gates)) for each mask [L,H,W] (X the normalised input,
-    the mask broadcast over colour channels: SPEC §3 "X o M")."""
+    the mask broadcast over colour channels: docs/methods.md#notation-and-common-steps "X o M")."""
     out = []
     for i in range(0, masks.shape[0], MASK_BATCH):
         m = masks[i:i + MASK_BATCH]
@@ -79,7 +79,7 @@ def masked_probs(model, x, masks, cls, gates=None):
     return torch.cat(out) if out else masks.new_zeros(0)
 
 
-# ---------------------------------------------------------------- CIC scores (SPEC §3.1, §3.4 step 2)
+# ---------------------------------------------------------------- CIC scores (docs/methods.md#score-cdrp)
 
 def cic_scores(model, x, cls, dtype=torch.float64):
     """α^c_{k,l} for every channel l of every conv layer k, on the ungated network.
@@ -87,7 +87,7 @@ def cic_scores(model, x, cls, dtype=torch.float64):
     Returns (alpha [n_gates], flat [n_gates] bool, zero_score or None). The
     mask of a channel is s(Up(A^k_l)) of that layer's ReLU output, min-max
     AFTER upsampling; a flat channel's mask is all zero, so it scores f(X o 0),
-    computed once per image (SPEC §3.1, last sentence)."""
+    computed once per image (docs/methods.md#score-cdrp)."""
     x = _image(model, x, dtype)
     H, W = x.shape[-2:]
     layout, n_gates = vgg_torch.gate_layout(model)
@@ -111,7 +111,7 @@ def cic_scores(model, x, cls, dtype=torch.float64):
     return alpha, flat_all, (None if zero_score is None else float(zero_score))
 
 
-# ---------------------------------------------------------------- CDRP / Score-CDRP (SPEC §3.3-3.4)
+# ---------------------------------------------------------------- CDRP / Score-CDRP (docs/methods.md#algorithm-1-optimising-the-gates)
 
 @dataclasses.dataclass
 class CdrpOptions:
@@ -128,7 +128,7 @@ class CdrpOptions:
     keep: str = "best"               # best | last-below-initial (the seed's literal listing)
 
 
-PRESETS = {  # SPEC §3.4 step 5
+PRESETS = {  # docs/methods.md#algorithm-1-optimising-the-gates
     "zhu2024": dict(lr=0.01, momentum=0.9, gamma=0.01, clamp_max=10.0, iterations=100),
     "wang2018": dict(lr=0.1, momentum=0.9, gamma=0.05, clamp_max=5.0, iterations=30),
 }
@@ -154,7 +154,7 @@ at each Λ_t; keep_gaps [T] = loss_t minus the threshold it was compared with (N
 
 
 def l1_weights(model, x, cls, o, alpha=None):
-    """w of the L1 term (SPEC §3.4): α, 1 - α or 1; alpha: precomputed CIC
+    """w of the L1 term (docs/methods.md#score-cdrp): α, 1 - α or 1; alpha: precomputed CIC
     scores (then flat and zero_score are not known: None)."""
     ones = _ones_gates(model, x)
     if not o.score_weighted or o.alpha_weight == "none":
@@ -179,7 +179,7 @@ def objective(model, x, lam, w, target, o):
 
 
 def cdrp(model, x, options, dtype=torch.float64, alpha=None):
-    """Algorithm 1 (SPEC §3.4) for one image; CDRP when options.score_weighted
+    """Algorithm 1 (docs/methods.md#algorithm-1-optimising-the-gates) for one image; CDRP when options.score_weighted
     is False (α ≡ 1). T steps cost T+1 forwards: the forward that evaluates
     Λ_t is the one step t+1 differentiates, as host/methods/cdrp.c does.
     alpha: precomputed CIC scores for Score-CDRP (skips step 2)."""
@@ -235,7 +235,7 @@ def top2_gap(logits):
     return float(top[0] - top[1])
 
 
-# ---------------------------------------------------------------- pathway gradient (SPEC §3.6)
+# ---------------------------------------------------------------- pathway gradient (docs/methods.md#pathway-gradient)
 
 def prune_gates(model, gates, rate, global_=False, keep_values=False):
     """Per conv layer (or over all gates with global_), the floor(rate * C)
@@ -266,7 +266,7 @@ def pathway_grad(model, x, gates, cls, rate, global_=False, keep_values=False, d
     return minmax(g[0].abs().amax(dim=0)).detach(), pruned, int(torch.argmax(logits[0]))
 
 
-# ---------------------------------------------------------------- path Score-CAM (SPEC §3.5)
+# ---------------------------------------------------------------- path Score-CAM (docs/methods.md#path-score-cam)
 
 def path_scorecam(model, x, gates, cls, layer, dtype=torch.float64):
     """Score-CAM with the authors' conventions on the gated network f(x; v):

@@ -1,4 +1,4 @@
-"""PyTorch reference implementations of the attribution methods of SPEC §3.1-3.2
+"""PyTorch reference implementations of the attribution methods of docs/methods.md (Score-CAM, Grad-CAM, saliency)
 (Score-CAM in three variants, Grad-CAM, Grad-CAM++, vanilla and contrastive
 gradient saliency): the oracle for tests/goldens/methods (make_method_goldens.py)
 and the thing tools/check_peers.py holds against the real peer libraries.
@@ -43,7 +43,7 @@ pytorch-grad-cam 1.5.7
                          align_corners=TRUE.
   score_cam.py:31-37     min-max per channel AFTER upsampling,
                          (U - min) / (max - min + 1e-8): a flat channel gives an
-                         all-zero mask (no NaN; SPEC §4b's "NaN risk" does not
+                         all-zero mask (no NaN; the "NaN risk" of docs/methods.md#conventions-where-papers-and-peers-disagree does not
                          apply to 1.5.7), scored like any other channel.
   score_cam.py:39-40     masked input = input_tensor (normalised) * mask.
   score_cam.py:51-52     score = target(output) = ClassifierOutputTarget = the raw
@@ -54,7 +54,7 @@ pytorch-grad-cam 1.5.7
   grad_cam.py:23-24      Grad-CAM weights = mean of dy/dA over the spatial axes.
   grad_cam_plusplus.py:19-34  Grad-CAM++: a = g^2 / (2 g^2 + sum_ab(A) * g^3
                          + 1e-6), a = 0 where g == 0, w = sum_ij relu(g) a (the
-                         channel sum of A times the PIXEL's g^3, as SPEC §3.2).
+                         channel sum of A times the PIXEL's g^3, as docs/methods.md#grad-cam-and-grad-cam).
   base_cam.py:105-115    y = logit of the class (ClassifierOutputTarget); class
                          = argmax when targets is None (:107-109).
   activations_and_gradients.py:14-44  activation = the target module's output,
@@ -95,14 +95,14 @@ torchcam 0.5.0
                                  hooked module's output by autograd.grad.
   methods/gradient.py:128-129    Grad-CAM weights = mean of the gradient.
   methods/gradient.py:192-206    Grad-CAM++: denominator 2 g^2 + sum_ab(A g^3)
-                                 (per channel, as SPEC §3.2 says), eps 1e-8,
+                                 (per channel, as docs/methods.md#grad-cam-and-grad-cam says), eps 1e-8,
                                  only where g^2 > 0. BUT :203
                                  `alpha[idx][mask].div_(d[mask] + eps)` divides
                                  a copy (boolean indexing copies), so alpha
                                  stays g^2 and torchcam actually returns
                                  w = sum_ij relu(g) g^2. Variant "torchcam"
                                  below is the formula torchcam documents and
-                                 SPEC §3.2 describes; "torchcam-asrun" is what
+                                 docs/methods.md#grad-cam-and-grad-cam describes; "torchcam-asrun" is what
                                  torchcam 0.5.0 computes (check_peers.py checks
                                  both).
   methods/gradient.py:39-40      Grad-CAM(++) ReLU before normalisation.
@@ -114,7 +114,7 @@ import torch.nn.functional as F
 VARIANTS = ("authors", "pgc", "torchcam")
 PGC_MASK_EPS = 1e-8       # score_cam.py:37
 PGC_MAP_EPS = 1e-7        # utils/image.py:165
-PGC_GRADCAMPP_EPS = 1e-6  # grad_cam_plusplus.py:26, SPEC §3.2
+PGC_GRADCAMPP_EPS = 1e-6  # grad_cam_plusplus.py:26, docs/methods.md#grad-cam-and-grad-cam
 TORCHCAM_EPS = 1e-8       # core.py:193 (_normalize), gradient.py:183 (Grad-CAM++)
 SCORE_BATCH = 32
 
@@ -165,7 +165,7 @@ def upsample(m, h, w, align_corners=False):
 
 
 def minmax(m, eps=None):
-    """Min-max over the last two axes. eps None: SPEC §3's s(M), exact, 0 where
+    """Min-max over the last two axes. eps None: s(M) of docs/methods.md#notation-and-common-steps, exact, 0 where
     max == min; eps > 0: the peers' (M - min) / (max - min + eps)."""
     lo = m.amin(dim=(-2, -1), keepdim=True)
     hi = m.amax(dim=(-2, -1), keepdim=True)
@@ -214,7 +214,7 @@ def _class_of(logits, cls):
 
 
 def score_cam(model, x, cls=None, layer="features.29", variant="authors", dtype=torch.float64, batch=SCORE_BATCH):
-    """Score-CAM (SPEC §3.1) as each tool computes it; see the module docstring."""
+    """Score-CAM (docs/methods.md#score-cam) as each tool computes it; see the module docstring."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown Score-CAM variant {variant!r}")
     x = _prepare(model, x, dtype)
@@ -232,7 +232,7 @@ def score_cam(model, x, cls=None, layer="features.29", variant="authors", dtype=
             masks = upsample(minmax(a, TORCHCAM_EPS), H, W, align_corners=False)
         # A flat channel's mask is all zero in every variant: the authors skip it
         # (weight 0), the peers score X * 0 like any channel. scores[] holds
-        # f(X * 0) for it in all variants (SPEC §3.1, the Score-CDRP vector).
+        # f(X * 0) for it in all variants (docs/methods.md#score-cdrp: the Score-CDRP vector).
         masked_logits = torch.cat([logits_of(model, x * masks[i:i + batch, None])
                                    for i in range(0, masks.shape[0], batch)])
         if variant == "authors":
@@ -262,7 +262,7 @@ def layer_gradient(model, x, cls, layer):
 
 
 def gradcampp_weights(a, g, variant):
-    """Chattopadhay et al. Eq. 19 (SPEC §3.2) for A, g of shape [C,h,w]."""
+    """Chattopadhay et al. Eq. 19 (docs/methods.md#grad-cam-and-grad-cam) for A, g of shape [C,h,w]."""
     g2 = g * g
     g3 = g2 * g
     if variant in ("authors", "pgc"):
@@ -306,14 +306,14 @@ def input_gradient(model, x, cls):
 
 
 def saliency(model, x, cls=None, dtype=torch.float64):
-    """Vanilla gradient (SPEC §3.2): max over colour channels of |dy_c/dx|, min-max."""
+    """Vanilla gradient (docs/methods.md#gradient-saliency): max over colour channels of |dy_c/dx|, min-max."""
     x = _prepare(model, x, dtype)
     g, cls, predicted = input_gradient(model, x, cls)
     return dict(map=minmax(g.abs().amax(dim=0)), cls=cls, predicted=predicted, gradients=g)
 
 
 def contrastive(model, x, cls=None, dtype=torch.float64):
-    """Contrastive gradient (SPEC §3.2, seed 003): ReLU(dy_c/dx), L2 over colour
+    """Contrastive gradient (docs/methods.md#gradient-saliency): ReLU(dy_c/dx), L2 over colour
     channels, min-max."""
     x = _prepare(model, x, dtype)
     g, cls, predicted = input_gradient(model, x, cls)

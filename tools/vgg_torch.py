@@ -1,5 +1,5 @@
 """A torchvision-layout VGG with channel gates, built from a state dict: the
-PyTorch oracle for the engine (SPEC §1-2). Module names match torchvision
+PyTorch oracle for the engine (docs/methods.md#models-and-preprocessing, #gated-network). Module names match torchvision
 (features.N, avgpool, classifier.N); widths come from the tensor shapes."""
 import torch
 import torch.nn as nn

@@ -1,5 +1,5 @@
 /* ./attrib bench: ms/image, images/s, achieved TFLOP/s and % of peak for the
- * forward, gated forward and forward + gate-backward passes (SPEC §6). */
+ * forward, gated forward and forward + gate-backward passes (docs/methods.md#cost-arithmetic). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,6 +20,7 @@ static const char *const HELP =
     "  --passes LIST       forward,gated,backward (default all three)\n"
     "  --min-time S        seconds each measurement runs at least (default 1)\n"
     "  --json              one JSON object per measurement\n"
+    "  --quiet             no notices on stderr (e.g. why auto chose the CPU)\n"
     "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
     "                      gradcam++, saliency, cdrp, score-cdrp (s/image, forwards/image)\n"
     "  --images N          images per method measurement (default 4)\n"
@@ -80,7 +81,8 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
             } while (t < min_time);
             double ms = 1e3 * t / iters / n;
             /* "backward" is forward + gate-backward, the backward costing about one
-             * forward: its work is counted as 2 forwards, printed and rated alike */
+             * forward (docs/methods.md#cost-arithmetic): its work is counted as 2
+             * forwards, printed and rated alike */
             double macs = m->macs_per_image * (p == PASS_BACKWARD ? 2 : 1), flops = 2.0 * macs;
             double achieved = flops / (ms * 1e-3);
             /* the backend's memory so far (weights + the arena, which only grows): the peak */
@@ -142,6 +144,7 @@ int cmd_bench(int argc, char **argv) {
             json = 1;
             continue;
         }
+        if (!strcmp(a, "--quiet")) continue; /* seen by cli_common_parse: no backend notice */
         if (i + 1 >= argc) {
             at_fail(a, strncmp(a, "--", 2) ? "unknown option (see attrib bench --help)" : "needs a value");
             goto usage;
@@ -207,6 +210,7 @@ int cmd_bench(int argc, char **argv) {
         } else
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
+        if (rc == AT_OK && k == 0 && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
         double peak = be ? be->peak_flops : 1;
         if (rc == AT_OK)
             rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL, json)

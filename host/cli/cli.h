@@ -8,8 +8,8 @@
 #include "model.h"
 #include "output.h"
 
-#define EXIT_BAD_INPUT 1 /* SPEC §7: bad input */
-#define EXIT_USAGE 2     /* SPEC §7: bad usage */
+#define EXIT_BAD_INPUT 1 /* docs/usage.md: bad input */
+#define EXIT_USAGE 2     /* docs/usage.md: bad usage */
 
 /* Prints "attrib: <last error>" on stderr. */
 void cli_error(void);
@@ -45,13 +45,19 @@ int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M"
 typedef struct {
     const char *model;
     at_backend_options be;
+    int quiet; /* --quiet seen: cli_open keeps the backend's notice to itself */
 } cli_common;
 void cli_common_init(cli_common *c);
 int cli_common_parse(cli_common *c, int argc, char **argv, int *i);
 extern const char *const CLI_COMMON_HELP;
 
-/* Loads the model and creates the backend; prints the error itself. */
+/* Loads the model and creates the backend; prints the error itself, and the
+ * backend's notice unless --quiet. */
 int cli_open(const cli_common *c, at_model **m, at_backend **be);
+
+/* Prints each at_image note (AT_IMAGE_NOTE_* bit) as one warning line, the
+ * first time it is seen in this run. */
+void cli_image_notes(unsigned notes);
 
 /* JSON string output with escaping. */
 void cli_json_string(FILE *f, const char *s);

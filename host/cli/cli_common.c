@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "error.h"
+#include "image.h"
 
 const char *const CLI_COMMON_HELP =
     "  --model FILE        weights (safetensors; default: the shipped VGG16-mini,\n"
@@ -130,6 +131,9 @@ void cli_common_init(cli_common *c) {
 
 int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
     const char *a = argv[*i];
+    /* --quiet belongs to the command (progress lines); noted here, not
+     * consumed, so that every command's notices follow it too. */
+    if (!strcmp(a, "--quiet")) c->quiet = 1;
     static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads"};
     int known = -1;
     for (int k = 0; k < 5; k++)
@@ -168,7 +172,17 @@ int cli_open(const cli_common *c, at_model **m, at_backend **be) {
         *m = NULL;
         return EXIT_BAD_INPUT;
     }
+    if ((*be)->notice[0] && !c->quiet) fprintf(stderr, "attrib: %s\n", (*be)->notice);
     return 0;
+}
+
+void cli_image_notes(unsigned notes) {
+    static unsigned shown;
+    for (unsigned bit = 1; bit && (notes & ~shown); bit <<= 1) {
+        if (!(notes & bit & ~shown)) continue;
+        shown |= bit;
+        fprintf(stderr, "attrib: warning: %s\n", at_image_notes_text(bit));
+    }
 }
 
 void cli_json_string(FILE *f, const char *s) {

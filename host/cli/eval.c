@@ -1,4 +1,4 @@
-/* ./attrib eval: the papers' metrics over explain's outputs (SPEC §4). Reads
+/* ./attrib eval: the papers' metrics over explain's outputs (docs/methods.md#metrics-common-rules). Reads
  * DIR/results.jsonl, re-scores masked images in batches on the backend,
  * writes DIR/eval.<metric>.jsonl per image and prints a summary table. */
 #include <math.h>
@@ -22,9 +22,11 @@ static const char *const HELP =
     "prints a table (mean and 95%% paired-bootstrap CI); per-image values go to\n"
     "DIR/eval.<metric>.jsonl, which --resume continues.\n"
     "  --metric M          confidence | ad-ic | energy-pg | pointing | deletion | insertion\n"
+    "                      (definitions: docs/methods.md#metrics-common-rules and the sections after it)\n"
     "  --maps DIR          explain's output folder\n"
     "  --method TAG        only lines of this method tag (e.g. scorecam, path-scorecam.cdrp)\n"
-    "  --annotations PATH  images.csv (NIPS 2017 layout) or ILSVRC XML folder (energy-pg, pointing)\n"
+    "  --annotations PATH  images.csv (NIPS 2017 layout) or ILSVRC XML folder (energy-pg, pointing;\n"
+    "                      which to use: docs/methods.md#boxes-for-the-localisation-metrics)\n"
     "  --scorer original|path  network that scores Y and O (default original; path: each\n"
     "                      image's gated network from its gates file in DIR)\n"
     "  --score prob|logit  softmax probability (default) or raw logit\n"

@@ -55,7 +55,12 @@ typedef struct {
     float *logits, *probs, *masks, *rows;
     int n_terms;
     char term_names[MAX_TERMS][24];
+    int warned_big_box; /* the box-coverage warning is printed once per run */
 } eval_ctx;
+
+/* Share of the network input above which a class's boxes make the box
+ * metrics nearly uninformative (docs/methods.md#boxes-for-the-localisation-metrics). */
+#define BOX_COVER_WARN 0.80
 
 /* Target-class scores of k versions of one image: masks [k][H][W] applied in
  * `space` (rows == NULL), or ready network inputs rows [k][C][H][W]. */
@@ -109,7 +114,7 @@ static void set_terms(eval_ctx *c) {
 #undef TERM
 }
 
-/* Per-image AD and IC terms (SPEC §4, Eq. 5-6): their means are AD and IC. */
+/* Per-image AD and IC terms (docs/methods.md#average-drop-and-increase-in-confidence): their means are AD and IC. */
 static void drop_terms(const eval_args *a, double y, double o, double *ad, double *ic) {
     if (a->logit && y <= 0) { /* a relative drop is meaningless: skipped and counted */
         *ad = *ic = NAN;
@@ -147,6 +152,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     }
     at_geometry geo;
     if (at_load_input_rgb(m, e->image, x, &rgb, &geo)) goto out;
+    cli_image_notes(rgb.notes);
     if (e->gates && (a->scorer_path || a->metric == EVAL_CONFIDENCE) && load_gates(e->gates, m, &gates)) goto out;
     if (a->scorer_path && !gates && a->metric != EVAL_CONFIDENCE) {
         at_fail(e->image, "--scorer path: the %s line has no gates file", e->method);
@@ -210,6 +216,13 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
         unsigned char *mask = calloc(c->hw, 1);
         if (!mask) goto out;
         int inside = at_annotations_box_mask(an, &geo, an->cls, mask);
+        if (!c->warned_big_box && inside > BOX_COVER_WARN * c->hw) {
+            c->warned_big_box = 1;
+            fprintf(stderr, "attrib: warning: %s: the boxes of its class cover %.0f%% of the network input, so %s "
+                    "says little (a NIPS 2017 images.csv x1..y2 is a crop window, not an object box; "
+                    "docs/methods.md#boxes-for-the-localisation-metrics); further such images are not listed\n",
+                    e->image, 100.0 * inside / c->hw, eval_metric_name(a->metric));
+        }
         if (a->metric == EVAL_ENERGY_PG) terms[0] = inside > 0 ? at_energy_pointing(map, mask, c->hw) : NAN;
         else
             terms[0] = inside > 0 ? 100.0 * at_pointing_hit(map, m->in_w, m->in_h, mask,
@@ -263,7 +276,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     }
     default: break;
     }
-    if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* SPEC §4: 0/0 scores 0 */
+    if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* docs/methods.md#metrics-common-rules: 0/0 scores 0 */
     rc = AT_OK;
 out:
     at_image_free(&rgb);

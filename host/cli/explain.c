@@ -1,4 +1,4 @@
-/* ./attrib explain: attribution maps for many images, resumable (SPEC §7). */
+/* ./attrib explain: attribution maps for many images, resumable (docs/usage.md#explain). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,9 +23,12 @@ static const char *const HELP =
     "DIR/results.jsonl (same image, method and settings) stops unless --resume\n"
     "(skip them) or --overwrite (replace them) is given.\n"
     "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
-    "                      guided-backprop | deconvnet\n"
+    "                      guided-backprop | deconvnet; formulas, defaults and cost in\n"
+    "                      docs/methods.md (#score-cam, #grad-cam-and-grad-cam, #gradient-saliency,\n"
+    "                      #guided-backprop-and-deconvnet)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
-    "                      (upsampling, mask normalisation, channel score; default authors)\n"
+    "                      (upsampling, mask normalisation, channel score; default authors;\n"
+    "                      docs/methods.md#conventions-where-papers-and-peers-disagree)\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
     "                      a module name features.N, or last-conv (default)\n"
     "  --class C           class index to explain, 'predicted' (default), or 'truth':\n"
@@ -381,6 +384,7 @@ int cmd_explain(int argc, char **argv) {
                 continue;
             }
             loaded[nb].index = next;
+            cli_image_notes(loaded[nb].rgb.notes);
             classes[nb] = (int)a.cls;
             if (a.cls == -2) {
                 const at_annotation *an = have_ann ? at_annotations_find(&ann, path) : NULL;

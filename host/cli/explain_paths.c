@@ -1,4 +1,4 @@
-/* ./attrib explain for the routing-path methods (SPEC §3.3-3.6): cdrp and
+/* ./attrib explain for the routing-path methods (docs/methods.md#cdrp to #pathway-gradient): cdrp and
  * score-cdrp write each image's gates; path-scorecam and pathway-grad turn a
  * path (read with --gates DIR or optimised on the fly) into maps. */
 #include <stdlib.h>

@@ -10,10 +10,23 @@ static const char *const HELP =
     "usage: attrib predict [options] IMAGE... | --list FILE\n"
     "Prints the top-k classes of each image (PNG or JPEG) with their probabilities.\n"
     "  --topk K            classes to print per image (default 5)\n"
-    "  --json              one JSON object per image on stdout\n"
+    "  --json              one JSON object per image on stdout; an image that cannot\n"
+    "                      be read gives {\"image\": PATH, \"error\": MESSAGE} there too\n"
     "  --list FILE         read image paths from FILE, one per line ('#' comments)\n"
     "  --strict            stop at the first unreadable image (default: report, skip,\n"
-    "                      and exit 1 at the end)\n";
+    "                      and exit 1 at the end)\n"
+    "  --quiet             no notices on stderr (errors are still printed)\n";
+
+/* A failed image in --json mode: its own object on stdout, so a consumer that
+ * reads only stdout still sees every input (the one-line error goes to stderr
+ * as well, for people). */
+static void print_error_json(const char *path, const char *msg) {
+    printf("{\"image\":");
+    cli_json_string(stdout, path);
+    printf(",\"error\":");
+    cli_json_string(stdout, msg);
+    printf("}\n");
+}
 
 static void print_result(const at_model *m, const char *path, const float *probs, const float *logits,
                          int k, int json) {
@@ -59,6 +72,7 @@ int cmd_predict(int argc, char **argv) {
             cli_paths_free(&paths);
             return 0;
         } else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--quiet")) continue; /* seen by cli_common_parse */
         else if (!strcmp(a, "--strict")) strict = 1;
         else if (!strcmp(a, "--topk") || !strcmp(a, "--list")) {
             if (i + 1 >= argc) {
@@ -94,35 +108,58 @@ int cmd_predict(int argc, char **argv) {
     int batch = at_max_batch(be, 0);
     float *inputs = malloc(sizeof(float) * in_size * batch);
     float *logits = malloc(sizeof(float) * m->n_classes * batch), *probs = malloc(sizeof(float) * m->n_classes * batch);
-    int *which = malloc(sizeof(int) * batch);
-    if (!inputs || !logits || !probs || !which) {
+    /* Per input, its error message (without the path) when it could not be
+     * read: --json prints it in input order among the results. */
+    char **errors = calloc(paths.n, sizeof *errors);
+    unsigned char *bad = calloc(paths.n, 1);
+    if (!inputs || !logits || !probs || !errors || !bad) {
         at_fail("predict", "out of memory");
         cli_error();
         rc = EXIT_BAD_INPUT;
     }
-    for (int start = 0; rc == 0 && start < paths.n;) {
-        int b = 0;
+    int fatal = rc != 0;
+    for (int start = 0; !fatal && start < paths.n;) {
+        int b = 0, first = start;
         for (; start < paths.n && b < batch; start++) {
-            if (at_load_input(m, paths.paths[start], inputs + in_size * b, NULL)) {
+            at_image pre = {0};
+            if (at_load_input_rgb(m, paths.paths[start], inputs + in_size * b, &pre, NULL)) {
                 cli_error();
                 rc = EXIT_BAD_INPUT;
-                if (strict) break;
+                const char *msg = at_last_error();
+                size_t pl = strlen(paths.paths[start]);
+                if (!strncmp(msg, paths.paths[start], pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
+                errors[start] = strdup(msg); /* NULL on no memory: the line says so */
+                bad[start] = 1;
+                if (strict) {
+                    fatal = 1;
+                    start++;
+                    break;
+                }
                 continue;
             }
-            which[b++] = start;
+            cli_image_notes(pre.notes);
+            at_image_free(&pre);
+            b++;
         }
-        if (strict && rc) break;
         if (b && at_predict(be, inputs, b, logits, probs)) {
             cli_error();
             rc = EXIT_BAD_INPUT;
             break;
         }
-        for (int j = 0; j < b; j++)
-            print_result(m, paths.paths[which[j]], probs + (long)m->n_classes * j, logits + (long)m->n_classes * j,
+        for (int i = first, j = 0; i < start; i++) {
+            if (bad[i]) {
+                if (json) print_error_json(paths.paths[i], errors[i] ? errors[i] : "out of memory");
+                continue;
+            }
+            print_result(m, paths.paths[i], probs + (long)m->n_classes * j, logits + (long)m->n_classes * j,
                          (int)topk, json);
+            j++;
+        }
         fflush(stdout);
     }
-    free(inputs), free(logits), free(probs), free(which);
+    for (int i = 0; errors && i < paths.n; i++) free(errors[i]);
+    free(errors), free(bad);
+    free(inputs), free(logits), free(probs);
     at_backend_destroy(be);
     at_model_free(m);
     cli_paths_free(&paths);

@@ -1,4 +1,4 @@
-/* ./attrib reproduce: the Score-CDRP paper's experiments (SPEC §5) from one
+/* ./attrib reproduce: the Score-CDRP paper's experiments (docs/reproduce.md) from one
  * JSON config. Each step is this same binary run as a child (explain / eval,
  * always with --resume), so an interrupted run continues where it stopped and
  * every step's outputs are the ordinary files of those commands; the report

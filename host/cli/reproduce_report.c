@@ -1,7 +1,7 @@
 /* REPORT.md and the qualitative grids of ./attrib reproduce. Every number
  * comes from the per-image lines eval wrote (OUT/maps/eval.<metric>.jsonl),
  * matched by image, so paired differences (Score-CDRP minus CDRP on the same
- * image) get their own bootstrap CI: the paper's gaps are small (SPEC §4-5). */
+ * image) get their own bootstrap CI: the paper's gaps are small (docs/methods.md#metrics-common-rules). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@
 #include "sha256.h"
 #include "version.h"
 
-/* SPEC §5: the paper's numbers (VGG16, ImageNet) and seed 004's table. */
+/* docs/methods.md#the-papers-numbers: the paper's numbers (VGG16, ImageNet) and seed 004's table. */
 static const double PAPER_T1[3] = {71.59, 67.65, 68.41};    /* original, CDRP, Score-CDRP, % */
 static const double PAPER_T2[3] = {0.4054, 0.3802, 0.3956}; /* Score-CAM, CDRP path, Score-CDRP path */
 static const struct {
@@ -482,7 +482,7 @@ static void header(FILE *f, const rp_run *r) {
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&t));
     fprintf(f, "# %s\n\n"
-               "Reproduction of Zhu et al. 2024, \"Score-CDRP\" (SPEC §5) by `attrib reproduce`.\n"
+               "Reproduction of Zhu et al. 2024, \"Score-CDRP\" (docs/methods.md#the-papers-numbers) by `attrib reproduce`.\n"
                "The paper's numbers are VGG16 on ImageNet; ours are this run's model and data,\n"
                "so compare directions and gaps, not absolute values (docs/reproduce.md).\n\n",
             c->title);

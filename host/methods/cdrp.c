@@ -1,4 +1,4 @@
-/* CDRP / Score-CDRP gate optimisation (SPEC §3.3-3.4, Algorithm 1), batched
+/* CDRP / Score-CDRP gate optimisation (docs/methods.md#algorithm-1-optimising-the-gates), batched
  * across images, and the CIC scores Score-CDRP weights its L1 term with. */
 #include "methods/cdrp.h"
 
@@ -48,7 +48,7 @@ static int cic_layer(at_backend *be, const at_precision *prec, const float *inpu
             const float *a = acts + (long)c * hw;
             float lo = a[0], hi = a[0];
             for (long i = 1; i < hw; i++) lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
-            if (!(hi > lo)) { /* SPEC §3.1: a flat channel scores X o 0, computed once per image */
+            if (!(hi > lo)) { /* docs/methods.md#score-cdrp: a flat channel scores X o 0, computed once per image */
                 if (isnan(*zero_score)) {
                     float zero_mask = 0;
                     at_forward_args za = {.n = 1, .input = input, .masks = &zero_mask, .mask_h = 1, .mask_w = 1,

@@ -1,4 +1,4 @@
-/* Critical data routing paths (SPEC §3.3-3.6): CDRP and Score-CDRP gate
+/* Critical data routing paths (docs/methods.md#cdrp to #pathway-gradient): CDRP and Score-CDRP gate
  * optimisation (Algorithm 1), the CIC channel scores of every conv layer,
  * and pathway pruning. Many images' gate problems run as one batch: every
  * image has its own gates, momentum and stopping bookkeeping. */
@@ -28,7 +28,7 @@ typedef struct {
     void *progress_ctx;
 } at_cdrp_options;
 
-/* Presets (SPEC §3.4): "zhu2024" (default) and "wang2018". */
+/* Presets (docs/methods.md#algorithm-1-optimising-the-gates): "zhu2024" (default) and "wang2018". */
 int at_cdrp_preset(const char *name, int score_weighted, at_cdrp_options *o);
 
 typedef struct {
@@ -45,7 +45,7 @@ typedef struct {
 } at_cdrp_result;
 
 /* CIC scores of every channel of every conv layer for class cls[b] of each
- * image (SPEC §3.4 step 2): alpha [n][n_gates], softmax probabilities on the
+ * image (docs/methods.md#score-cdrp; Algorithm 1 step 2): alpha [n][n_gates], softmax probabilities on the
  * ungated network of the input masked by s(Up(A_l)); flat channels get the
  * score of X o 0, computed once. precision: NULL for the backend's. */
 int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, const at_precision *precision,
@@ -54,7 +54,7 @@ int at_cic_scores(at_backend *be, const float *inputs, int n, const int *cls, co
 /* Algorithm 1 for n images at once. */
 int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n, at_cdrp_result *r);
 
-/* Pathway pruning (SPEC §3.6): per layer (or globally) the floor(rate*C)
+/* Pathway pruning (docs/methods.md#pathway-gradient): per layer (or globally) the floor(rate*C)
  * smallest gates (ties by index) become 0, the rest 1 (or keep their value). */
 int at_prune_gates(const at_model *m, const float *gates, double rate, int global, int keep_values, float *out);
 

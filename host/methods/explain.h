@@ -1,7 +1,7 @@
-/* Attribution methods, written once against the backend interface (SPEC §3).
+/* Attribution methods, written once against the backend interface (docs/methods.md).
  * Each explains a batch of images (normalised network inputs) and returns one
  * final map per image: ReLU-ed, upsampled to the input size, min-max
- * normalised to [0,1] (SPEC §3 notation), plus per-channel weights where the
+ * normalised to [0,1] (docs/methods.md#notation-and-common-steps), plus per-channel weights where the
  * method has them. */
 #ifndef ATTRIB_METHODS_EXPLAIN_H
 #define ATTRIB_METHODS_EXPLAIN_H
@@ -13,13 +13,13 @@ typedef enum {
     AT_METHOD_GRADCAM,
     AT_METHOD_GRADCAMPP,
     AT_METHOD_SALIENCY,     /* vanilla gradient: max_c |dy/dx| */
-    AT_METHOD_CONTRASTIVE,  /* seed 003: || ReLU(dy/dx) ||_2 over colour channels */
+    AT_METHOD_CONTRASTIVE,  /* Pope et al. 2019: || ReLU(dy/dx) ||_2 over colour channels */
     AT_METHOD_GUIDED_BACKPROP, /* max_c |g_x| under the guided ReLU rule (docs/methods.md) */
     AT_METHOD_DECONVNET,    /* max_c |g_x| under the deconvnet ReLU rule */
     AT_METHOD_COUNT
 } at_method;
 
-/* Whose conventions a CAM method follows (SPEC §4b). */
+/* Whose conventions a CAM method follows (docs/methods.md#conventions-where-papers-and-peers-disagree). */
 typedef enum { AT_VARIANT_AUTHORS, AT_VARIANT_PGC, AT_VARIANT_TORCHCAM } at_variant;
 
 typedef struct {

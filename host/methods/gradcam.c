@@ -1,4 +1,4 @@
-/* Grad-CAM and Grad-CAM++ (SPEC §3.2): one forward kept for backward and one
+/* Grad-CAM and Grad-CAM++ (docs/methods.md#grad-cam-and-grad-cam): one forward kept for backward and one
  * backward from the class logit to the layer, for the whole batch. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,9 @@
-/* Gradient saliency (SPEC §3.2): vanilla max_c |dy/dx| and seed 003's
- * contrastive map || ReLU(dy/dx) ||_2 over colour channels; guided backprop
- * and deconvnet (docs/methods.md), max_c |g_x| of a backward under their
- * ReLU rules. One backward to the input for the whole batch. */
+/* Gradient saliency (docs/methods.md#gradient-saliency): vanilla
+ * max_c |dy/dx| and Pope et al.'s (CVPR 2019) contrastive map
+ * || ReLU(dy/dx) ||_2 over colour channels; guided backprop and deconvnet
+ * (docs/methods.md#guided-backprop-and-deconvnet), max_c |g_x| of a
+ * backward under their ReLU rules. One backward to the input for the whole
+ * batch. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

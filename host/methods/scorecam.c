@@ -1,4 +1,4 @@
-/* Score-CAM (SPEC §3.1, §4b): one forward per channel of the layer on the
+/* Score-CAM (docs/methods.md#score-cam; Wang et al. 2020): one forward per channel of the layer on the
  * input masked by that channel's normalised, upsampled activation. The masks
  * go to the backend as low-resolution maps, so a backend can fuse upsampling
  * and min-max into its first conv; channels whose map is constant share one
@@ -59,7 +59,7 @@ static int channel_scores(at_backend *be, const at_explain_options *opt, const f
                                                                               : AT_MASK_MINMAX_AFTER,
                               .mask_space = AT_MASK_NORMALIZED, .logits = logits,
                               .gates = opt->gates ? opt->gates + (long)img * m->n_gates : NULL, .gates_per_item = 0};
-        /* a zero mask must stay zero: min-max of a constant map is 0 by definition (SPEC §3) */
+        /* a zero mask must stay zero: min-max of a constant map is 0 by definition (docs/methods.md#notation-and-common-steps) */
         if ((rc = at_forward(be, &fa))) break;
         r->forwards += nb;
         for (int j = 0; j < nb; j++) {
