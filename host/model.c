@@ -82,6 +82,7 @@ static at_layer *add_layer(at_model *m, int cap, at_layer_kind kind, const char 
     memset(l, 0, sizeof *l);
     l->kind = kind;
     l->input = m->n_layers - 2; /* VGG is a chain: each module reads the one before */
+    l->input2 = -1;
     l->conv_index = -1;
     l->gate_offset = -1;
     snprintf(l->name, sizeof l->name, "%s", name);

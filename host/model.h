@@ -18,12 +18,15 @@ typedef enum {
     AT_L_ADAPTIVE_AVGPOOL,
     AT_L_LINEAR,            /* input is the previous output flattened (C*H*W) */
     AT_L_DROPOUT,           /* identity at inference */
+    AT_L_ADD,               /* element-wise sum of input and input2 (residual connections) */
+    AT_L_FLATTEN,           /* identity on the data: [C][H][W] read as C*H*W features */
 } at_layer_kind;
 
 typedef struct {
     at_layer_kind kind;
     char name[32];           /* torchvision module name: "features.29", "classifier.6", "avgpool" */
     int input;               /* the node whose output this one reads; -1: the network input */
+    int input2;              /* add: the second operand's node; else -1 */
     int in_c, in_h, in_w;    /* per-image input shape (linear: in_c features, 1x1) */
     int out_c, out_h, out_w; /* per-image output shape */
     int kernel, stride, pad; /* conv, max-pool */

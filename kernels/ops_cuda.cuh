@@ -96,6 +96,11 @@ int at_relu_backward_rule_gpu(int rule, const float *dy, const float *a, int N, 
 // x[n][c][.] *= s[n*C + c]
 int at_scale_channels_gpu(float *x, int N, int C, long HW, const float *s, cudaStream_t stream);
 
+// ---- kernels/elementwise.cu ------------------------------------------------
+
+// y = a + b (y may alias a or b)
+int at_add_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
+
 // ---- kernels/masks.cu ------------------------------------------------------
 
 #define AT_GPU_MAX_IN_C 64

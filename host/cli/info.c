@@ -16,6 +16,8 @@ static const char *kind_name(at_layer_kind k) {
     case AT_L_ADAPTIVE_AVGPOOL: return "adaptive-avgpool";
     case AT_L_LINEAR: return "linear";
     case AT_L_DROPOUT: return "dropout (identity)";
+    case AT_L_ADD: return "add";
+    case AT_L_FLATTEN: return "flatten";
     }
     return "?";
 }

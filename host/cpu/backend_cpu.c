@@ -248,6 +248,10 @@ static int cpu_adaptive_avgpool_backward(void *ctx, const float *dy, int N, int 
     at_adaptive_avgpool_backward(dy, N, C, H, W, OH, OW, dx);
     return AT_OK;
 }
+static int cpu_add(void *ctx, const float *a, const float *b, long n, float *y) {
+    at_add_forward(a, b, n, y);
+    return AT_OK;
+}
 static int cpu_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *s) {
     at_scale_channels(x, N, C, HW, s);
     return AT_OK;
@@ -290,6 +294,7 @@ static const at_ops cpu_ops = {
     .maxpool2d_backward = cpu_maxpool2d_backward,
     .adaptive_avgpool_forward = cpu_adaptive_avgpool_forward,
     .adaptive_avgpool_backward = cpu_adaptive_avgpool_backward,
+    .add = cpu_add,
     .scale_channels = cpu_scale_channels,
     .destroy = cpu_destroy,
 };

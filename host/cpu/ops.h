@@ -45,6 +45,9 @@ void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int
 /* x[n][c][.] *= s[n*C + c] */
 void at_scale_channels(float *x, int N, int C, long HW, const float *s);
 
+/* y = a + b (y may alias a or b) */
+void at_add_forward(const float *a, const float *b, long n, float *y);
+
 void at_round_tf32(float *x, long n);
 void at_round_fp16(float *x, long n);
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "exec/graph.h"
 #include "exec/ops.h"
 
 #define ARENA_ALIGN 256
@@ -32,7 +33,7 @@ typedef struct {
     float *patch;      /* [n][C] channel scales */
     float *input;      /* [n][C][H][W] the network input as fed */
     float *kept;       /* keep: every layer's output */
-    float *ping, *pong; /* [n][max layer]: forward ping-pong, or the backward's gradients */
+    float *slots;      /* n_slots x [n][max layer]: a forward-only pass's outputs, or a backward's gradients */
     float *grad_gates; /* keep: [n][n_gates] */
     size_t bytes;
 } arena_plan;
@@ -45,6 +46,8 @@ typedef struct {
 
 typedef struct {
     const at_model *m;
+    exec_graph g;
+    int n_slots;
     const at_ops *ops;
     void *ctx;
     size_t mem_limit;
@@ -62,6 +65,7 @@ typedef struct {
     /* host scratch: distinct input rows */
     int *row_src, *row_slot;
     int row_cap;
+    int *held; /* [n_layers + 1] the backward's gradient buffer of each node */
 } exec_state;
 
 static long input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
@@ -73,20 +77,6 @@ static size_t max_layer_floats(const at_model *m) {
     return mx;
 }
 
-static int aliases_input(const at_layer *l) {
-    return l->kind == AT_L_BATCHNORM || l->kind == AT_L_DROPOUT || l->kind == AT_L_RELU;
-}
-
-static size_t kept_floats(const at_model *m, int n, int gated) {
-    size_t total = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const at_layer *l = &m->layers[i];
-        if (!aliases_input(l)) total += (size_t)at_layer_out_size(l) * n;
-        if (gated && l->gate_offset >= 0) total += (size_t)at_layer_out_size(l) * n;
-    }
-    return total;
-}
-
 static void carve(char *base, size_t *cursor, size_t bytes, void **out) {
     const size_t off = *cursor;
     *cursor += (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
@@ -94,7 +84,8 @@ static void carve(char *base, size_t *cursor, size_t bytes, void **out) {
 }
 
 /* Lays one call's buffers out at base (NULL: only sizes them). */
-static size_t plan_arena(const at_model *m, const call_shape *cs, char *base, arena_plan *p) {
+static size_t plan_arena(const exec_state *s, const call_shape *cs, char *base, arena_plan *p) {
+    const at_model *m = s->m;
     memset(p, 0, sizeof *p);
     const size_t n = (size_t)cs->n, in = (size_t)input_floats(m), layer = max_layer_floats(m), f = sizeof(float);
     size_t cur = 0;
@@ -105,9 +96,8 @@ static size_t plan_arena(const at_model *m, const call_shape *cs, char *base, ar
     carve(base, &cur, (size_t)cs->gate_rows * m->n_gates * f, (void **)&p->gates);
     carve(base, &cur, cs->patch_channels ? n * (size_t)cs->patch_channels * f : 0, (void **)&p->patch);
     carve(base, &cur, n * in * f, (void **)&p->input);
-    carve(base, &cur, cs->keep ? kept_floats(m, cs->n, cs->gated_keep) * f : 0, (void **)&p->kept);
-    carve(base, &cur, n * layer * f, (void **)&p->ping);
-    carve(base, &cur, n * layer * f, (void **)&p->pong);
+    carve(base, &cur, cs->keep ? at_exec_graph_kept_floats(m, &s->g, cs->n, cs->gated_keep) * f : 0, (void **)&p->kept);
+    carve(base, &cur, (size_t)s->n_slots * n * layer * f, (void **)&p->slots);
     carve(base, &cur, cs->keep ? n * m->n_gates * f : 0, (void **)&p->grad_gates);
     p->bytes = cur;
     return cur;
@@ -137,6 +127,12 @@ static int ensure_arena(exec_state *s, size_t bytes, int n) {
 
 static int validate_forward(const at_model *m, const at_forward_args *a, int first, int last) {
     if (a->n < 1) return at_fail("forward", "batch size %d < 1", a->n);
+    for (int i = first; a->start_output && i < last; i++) {
+        const at_layer *l = &m->layers[i];
+        if (l->input < first - 1 || (l->input2 >= 0 && l->input2 < first - 1))
+            return at_fail("forward", "a pass from %s's output cannot run %s: it reads an earlier node's output",
+                           m->layers[first - 1].name, l->name);
+    }
     if (a->start_output) {
         if (a->start_layer < 0 || a->start_layer >= m->n_layers - 1)
             return at_fail("forward", "start layer %d out of range 0..%d", a->start_layer, m->n_layers - 2);
@@ -211,13 +207,14 @@ static int capture(exec_state *s, const at_forward_args *a, int layer, const flo
 
 /* The ReLU conv layer i can fuse (across identity BN), or -1 when a capture
  * or a patch wants an output in between, or the pass ends before it. */
-static int fusable_relu(const at_model *m, const at_forward_args *a, int i, int last) {
+static int fusable_relu(const exec_state *s, const at_forward_args *a, int i, int last) {
+    const at_model *m = s->m;
     int j = i + 1;
-    while (j < last && m->layers[j].kind == AT_L_BATCHNORM) j++;
-    if (j >= last || m->layers[j].kind != AT_L_RELU) return -1;
-    for (int k = i; k < j; k++)
-        if (wants_capture(a, k) || (a->patch_mode && a->patch_layer == k)) return -1;
-    return j;
+    while (j < last && m->layers[j].kind == AT_L_BATCHNORM && m->layers[j].input == j - 1) j++;
+    if (j >= last || m->layers[j].kind != AT_L_RELU || m->layers[j].input != j - 1) return -1;
+    for (int k = i; k < j; k++) /* the chain conv .. ReLU has no other reader and nobody wants it */
+        if (s->g.consumers[k] != 1 || wants_capture(a, k) || (a->patch_mode && a->patch_layer == k)) return -1;
+    return s->g.alias[j] == j - 1 ? j : -1;
 }
 
 /* This call's fused masking of the first conv, if any. */
@@ -243,13 +240,15 @@ static int run_conv(exec_state *s, int i, const float *x, float *y, int n, int r
 }
 
 /* Layer i (not a fused conv) on x into y; y == x for in-place layers. */
-static int run_layer(exec_state *s, int i, const float *x, float *y, int n, const float *gates, int gate_stride,
-                     float *keep_relu, const fused_masks *fm) {
+static int run_layer(exec_state *s, int i, const float *x, const float *x2, float *y, int n, const float *gates,
+                     int gate_stride, float *keep_relu, const fused_masks *fm) {
     const at_layer *l = &s->m->layers[i];
     const at_ops *o = s->ops;
     switch (l->kind) {
     case AT_L_CONV: return run_conv(s, i, x, y, n, -1, NULL, 0, NULL, fm);
+    case AT_L_ADD: return o->add(s->ctx, x, x2, at_layer_out_size(l) * n, y);
     case AT_L_RELU:
+        if (y != x && o->copy(s->ctx, y, x, sizeof(float) * at_layer_out_size(l) * n)) return AT_ERR; /* not in place */
         return o->gated_relu_forward(s->ctx, y, n, l->out_c, (long)l->out_h * l->out_w,
                                      l->gate_offset >= 0 && gates ? gates + l->gate_offset : NULL, gate_stride,
                                      keep_relu);
@@ -258,7 +257,8 @@ static int run_layer(exec_state *s, int i, const float *x, float *y, int n, cons
         return o->adaptive_avgpool_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
     case AT_L_LINEAR: return o->linear_forward(s->ctx, s->lin[i], x, n, y);
     case AT_L_BATCHNORM:
-    case AT_L_DROPOUT: return AT_OK;
+    case AT_L_DROPOUT:
+    case AT_L_FLATTEN: return AT_OK;
     }
     return at_fail("forward", "layer %s: unknown kind %d", l->name, (int)l->kind);
 }
@@ -338,67 +338,61 @@ int at_forward(at_backend *be, const at_forward_args *a) {
     cs.gated_keep = cs.keep && a->gates;
     cs.patch_channels = a->patch_mode == AT_PATCH_SCALE_CHANNELS ? m->layers[a->patch_layer].out_c : 0;
     arena_plan p;
-    if (ensure_arena(s, plan_arena(m, &cs, NULL, &p), n)) return AT_ERR;
-    plan_arena(m, &cs, (char *)s->arena, &p);
+    if (ensure_arena(s, plan_arena(s, &cs, NULL, &p), n)) return AT_ERR;
+    plan_arena(s, &cs, (char *)s->arena, &p);
     fused_masks fm;
     if (stage_inputs(s, a, &cs, &p, &fm)) return AT_ERR;
     const float *gates = a->gates ? p.gates : NULL;
     const int gate_stride = a->gates && a->gates_per_item ? m->n_gates : 0;
 
-    if (cs.keep) { /* every layer's output stays */
+    /* where each node's output lives: kept for backward, or a slot of its own-storage node */
+    float **where = s->out;
+    if (cs.keep) {
         float *next = p.kept;
         for (int i = 0; i < m->n_layers; i++) {
             const at_layer *l = &m->layers[i];
-            const int alias = aliases_input(l);
-            s->out[i] = alias ? (i ? s->out[i - 1] : p.input) : next;
-            if (!alias) next += (size_t)at_layer_out_size(l) * n;
+            const int al = s->g.alias[i];
+            s->out[i] = al == AT_OWN_STORAGE ? next : al >= 0 ? s->out[al] : p.input;
+            if (al == AT_OWN_STORAGE) next += (size_t)at_layer_out_size(l) * n;
             s->aux[i] = NULL;
             if (cs.gated_keep && l->gate_offset >= 0) {
                 s->aux[i] = next;
                 next += (size_t)at_layer_out_size(l) * n;
             }
         }
+    } else {
+        const size_t slot = (size_t)n * max_layer_floats(m);
+        for (int i = 0; i < m->n_layers; i++) {
+            const int r = s->g.root[i];
+            s->out[i] = r < 0 ? p.input : p.slots + slot * s->g.slot[r];
+            s->aux[i] = NULL;
+        }
     }
-    float *bufs[2] = {p.ping, p.pong};
-    int cur = -1; /* forward-only: which buffer holds x; -1: the input */
-    const float *x = p.input;
     if (a->start_output) {
         const int sl = a->start_layer;
-        float *dst = cs.keep ? s->out[sl] : bufs[cur = 0];
-        if (o->upload(s->ctx, dst, a->start_output, sizeof(float) * at_layer_out_size(&m->layers[sl]) * n) ||
-            capture(s, a, sl, dst, n))
+        if (o->upload(s->ctx, where[sl], a->start_output, sizeof(float) * at_layer_out_size(&m->layers[sl]) * n) ||
+            capture(s, a, sl, where[sl], n))
             return AT_ERR;
-        x = dst;
     }
     int fused_until = -1;
     for (int i = first; i < last; i++) {
         const at_layer *l = &m->layers[i];
-        float *y;
-        if (cs.keep) {
-            y = s->out[i];
-        } else if (aliases_input(l)) {
-            if (cur < 0) { /* an in-place op on the input: copy it first */
-                if (o->copy(s->ctx, bufs[0], x, sizeof(float) * n * input_floats(m))) return AT_ERR;
-                cur = 0;
-            }
-            y = bufs[cur];
-        } else {
-            cur = cur == 0 ? 1 : 0;
-            y = bufs[cur];
-        }
+        float *y = where[i];
+        const float *x = l->input >= 0 ? where[l->input] : p.input;
+        const float *x2 = l->input2 >= 0 ? where[l->input2] : NULL;
         if (i > fused_until) {
-            const int r = l->kind == AT_L_CONV ? fusable_relu(m, a, i, last) : -1;
+            const int r = l->kind == AT_L_CONV ? fusable_relu(s, a, i, last) : -1;
             if (r >= 0) {
-                if (run_conv(s, i, x, y, n, r, gates, gate_stride, cs.keep ? s->aux[r] : NULL, &fm)) return AT_ERR;
+                if (run_conv(s, i, x, y, n, r, gates, gate_stride, s->aux[r], &fm)) return AT_ERR;
                 fused_until = r; /* layers i+1..r alias y and are done */
-            } else if (run_layer(s, i, x, y, n, gates, gate_stride, cs.keep ? s->aux[i] : NULL, &fm)) {
+            } else if (run_layer(s, i, x, x2, y, n, gates, gate_stride, s->aux[i], &fm)) {
                 return AT_ERR;
             }
         }
         if (a->patch_mode && a->patch_layer == i && apply_patch(s, a, &p, i, y, n)) return AT_ERR;
         if (capture(s, a, i, y, n)) return AT_ERR;
-        x = y;
     }
+    const float *x = where[last - 1];
     if (a->logits && last == m->n_layers && o->download(s->ctx, a->logits, x, sizeof(float) * n * m->n_classes))
         return AT_ERR;
     if (o->finish(s->ctx)) return AT_ERR;
@@ -456,46 +450,90 @@ int at_backward(at_backend *be, const at_backward_args *a) {
     if (a->grad_input) lowest = 0;
     if (lowest < s->kept_first) lowest = s->kept_first;
     if (a->grad_gates && o->zero(s->ctx, p->grad_gates, sizeof(float) * m->n_gates * n)) return AT_ERR;
-    float *g = p->ping, *other = p->pong;
-    if (a->dfrom ? o->upload(s->ctx, g, a->dfrom, sizeof(float) * at_layer_out_size(&m->layers[top]) * n)
-                 : o->upload(s->ctx, g, a->dlogits, sizeof(float) * n * m->n_classes))
+    /* gradient buffers: held[j + 1] is node j's (held[0] the input's), summed
+     * over its readers before node j runs; the same take/release order as
+     * host/exec/graph.c counts */
+    const size_t slot = (size_t)n * max_layer_floats(m);
+    grad_slots gsl;
+    at_grad_slots_init(&gsl, s->n_slots);
+    int *held = s->held;
+    for (int i = 0; i <= m->n_layers; i++) held[i] = -1;
+#define GBUF(k) (p->slots + slot * (size_t)(k))
+    held[top + 1] = at_grad_slots_take(&gsl);
+    if (a->dfrom ? o->upload(s->ctx, GBUF(held[top + 1]), a->dfrom, sizeof(float) * at_layer_out_size(&m->layers[top]) * n)
+                 : o->upload(s->ctx, GBUF(held[top + 1]), a->dlogits, sizeof(float) * n * m->n_classes))
         return AT_ERR;
     for (int i = top; i >= 0; i--) {
         const at_layer *l = &m->layers[i];
-        if (i == a->grad_layer &&
-            o->download(s->ctx, a->grad_layer_out, g, sizeof(float) * at_layer_out_size(l) * n))
-            return AT_ERR;
+        const long out_n = at_layer_out_size(l) * n;
+        int gi = held[i + 1];
+        if (i == a->grad_layer) {
+            if (gi >= 0 ? o->download(s->ctx, a->grad_layer_out, GBUF(gi), sizeof(float) * out_n) : AT_OK) return AT_ERR;
+            if (gi < 0) memset(a->grad_layer_out, 0, sizeof(float) * out_n); /* no gradient reaches it */
+        }
         if (i < lowest) break;
+        if (gi < 0) continue;
+        held[i + 1] = -1;
+        float *g = GBUF(gi);
         const float *x = l->input >= 0 ? s->out[l->input] : p->input;
-        int rc = AT_OK;
+        int rc = AT_OK, t = -1;
         switch (l->kind) {
-        case AT_L_CONV: rc = o->conv2d_backward_data(s->ctx, s->conv[i], g, n, other); break;
         case AT_L_RELU: {
             const int gated = l->gate_offset >= 0 && s->kept_gates;
             const float *act = gated ? s->aux[i] : s->out[i];
-            if (o->relu_backward(s->ctx, a->rules.relu, g, act, n, l->out_c, (long)l->out_h * l->out_w,
-                                 gated ? s->kept_gates + l->gate_offset : NULL, s->kept_gate_stride, g,
-                                 a->grad_gates && l->gate_offset >= 0 ? p->grad_gates + l->gate_offset : NULL,
-                                 m->n_gates))
-                return AT_ERR;
-            continue; /* in place */
+            rc = o->relu_backward(s->ctx, a->rules.relu, g, act, n, l->out_c, (long)l->out_h * l->out_w,
+                                  gated ? s->kept_gates + l->gate_offset : NULL, s->kept_gate_stride, g,
+                                  a->grad_gates && l->gate_offset >= 0 ? p->grad_gates + l->gate_offset : NULL,
+                                  m->n_gates); /* in place */
+            break;
         }
-        case AT_L_MAXPOOL:
-            rc = o->maxpool2d_backward(s->ctx, x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, other);
+        case AT_L_ADD: { /* both operands get the gradient: the second a copy or a sum */
+            int *h2 = &held[l->input2 + 1];
+            if (*h2 < 0) {
+                *h2 = at_grad_slots_take(&gsl);
+                rc = *h2 < 0 ? at_fail("backward", "no gradient buffer left at %s", l->name)
+                             : o->copy(s->ctx, GBUF(*h2), g, sizeof(float) * out_n);
+            } else {
+                rc = o->add(s->ctx, GBUF(*h2), g, out_n, GBUF(*h2));
+            }
             break;
-        case AT_L_ADAPTIVE_AVGPOOL:
-            rc = o->adaptive_avgpool_backward(s->ctx, g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, other);
-            break;
-        case AT_L_LINEAR: rc = o->linear_backward_data(s->ctx, s->lin[i], g, n, other); break;
+        }
         case AT_L_BATCHNORM:
-        case AT_L_DROPOUT: continue;
+        case AT_L_DROPOUT:
+        case AT_L_FLATTEN: break;
+        default: /* an op writes the input's gradient into a new buffer */
+            if ((t = at_grad_slots_take(&gsl)) < 0) return at_fail("backward", "no gradient buffer left at %s", l->name);
+            switch (l->kind) {
+            case AT_L_CONV: rc = o->conv2d_backward_data(s->ctx, s->conv[i], g, n, GBUF(t)); break;
+            case AT_L_MAXPOOL:
+                rc = o->maxpool2d_backward(s->ctx, x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, GBUF(t));
+                break;
+            case AT_L_ADAPTIVE_AVGPOOL:
+                rc = o->adaptive_avgpool_backward(s->ctx, g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, GBUF(t));
+                break;
+            case AT_L_LINEAR: rc = o->linear_backward_data(s->ctx, s->lin[i], g, n, GBUF(t)); break;
+            default: rc = at_fail("backward", "layer %s: unknown kind %d", l->name, (int)l->kind);
+            }
+            at_grad_slots_release(&gsl, gi);
+            gi = t;
         }
         if (rc) return AT_ERR;
-        float *t = g;
-        g = other;
-        other = t;
+        /* hand the input's gradient on: it becomes the input's buffer, or is summed into it */
+        int *h = &held[l->input + 1];
+        const long in_n = (long)l->in_c * l->in_h * l->in_w * n;
+        if (*h < 0) {
+            *h = gi;
+        } else {
+            if (o->add(s->ctx, GBUF(*h), GBUF(gi), in_n, GBUF(*h))) return AT_ERR;
+            at_grad_slots_release(&gsl, gi);
+        }
     }
-    if (a->grad_input && o->download(s->ctx, a->grad_input, g, sizeof(float) * n * input_floats(m))) return AT_ERR;
+    if (a->grad_input) {
+        if (held[0] >= 0 ? o->download(s->ctx, a->grad_input, GBUF(held[0]), sizeof(float) * n * input_floats(m)) : AT_OK)
+            return AT_ERR;
+        if (held[0] < 0) memset(a->grad_input, 0, sizeof(float) * n * input_floats(m));
+    }
+#undef GBUF
     if (a->grad_gates && o->download(s->ctx, a->grad_gates, p->grad_gates, sizeof(float) * m->n_gates * n))
         return AT_ERR;
     return o->finish(s->ctx);
@@ -505,10 +543,10 @@ int at_backward(at_backend *be, const at_backward_args *a) {
 
 /* Per item, the arena of a call with everything in it (a mask as large as
  * the input, per-item gates); a batch of n needs at most n times this. */
-static size_t bytes_per_item(const at_model *m, int with_backward) {
-    call_shape cs = {1, 1, (long)m->in_h * m->in_w, 1, with_backward, with_backward, 1, 0};
+static size_t bytes_per_item(const exec_state *s, int with_backward) {
+    call_shape cs = {1, 1, (long)s->m->in_h * s->m->in_w, 1, with_backward, with_backward, 1, 0};
     arena_plan p;
-    return plan_arena(m, &cs, NULL, &p);
+    return plan_arena(s, &cs, NULL, &p);
 }
 
 size_t at_memory_in_use(at_backend *be) {
@@ -520,7 +558,7 @@ int at_max_batch(at_backend *be, int with_backward) {
     exec_state *s = be->impl;
     size_t avail = s->ops->available(s->ctx) + s->arena_bytes;
     if (avail > s->mem_limit) avail = s->mem_limit;
-    size_t n = avail / bytes_per_item(s->m, with_backward);
+    size_t n = avail / bytes_per_item(s, with_backward);
     if (n < 1) n = 1; /* the call itself then reports what it needs */
     if (n > MAX_BATCH) n = MAX_BATCH;
     return (int)n;
@@ -531,7 +569,8 @@ void at_exec_destroy(at_backend *be) {
     exec_state *s = be->impl;
     if (s) {
         if (s->ctx) s->ops->destroy(s->ctx); /* frees every buffer it handed out; records no error */
-        free(s->conv), free(s->lin), free(s->out), free(s->aux), free(s->row_src), free(s->row_slot);
+        free(s->conv), free(s->lin), free(s->out), free(s->aux), free(s->row_src), free(s->row_slot), free(s->held);
+        at_exec_graph_free(&s->g);
         free(s);
     }
     free(be);
@@ -554,14 +593,15 @@ int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_bac
         at_exec_destroy(be);
         return at_fail(ops->name, "%d input channels (the executor takes 1..%d)", m->in_c, MAX_IN_C);
     }
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].input != i - 1) { /* branches (residual adds) come with the ResNet issue */
-            at_exec_destroy(be);
-            return at_fail(ops->name, "layer %s reads layer %d: only chains of modules are executed so far",
-                           m->layers[i].name, m->layers[i].input);
-        }
+    if (at_exec_graph_build(m, &s->g)) {
+        at_exec_destroy(be);
+        return AT_ERR;
+    }
+    s->n_slots = s->g.n_fslots > s->g.n_bslots ? s->g.n_fslots : s->g.n_bslots;
+    if (s->n_slots < 2) s->n_slots = 2;
     if (!(s->conv = calloc(m->n_layers, sizeof *s->conv)) || !(s->lin = calloc(m->n_layers, sizeof *s->lin)) ||
-        !(s->out = calloc(m->n_layers, sizeof *s->out)) || !(s->aux = calloc(m->n_layers, sizeof *s->aux))) {
+        !(s->out = calloc(m->n_layers, sizeof *s->out)) || !(s->aux = calloc(m->n_layers, sizeof *s->aux)) ||
+        !(s->held = calloc(m->n_layers + 1, sizeof *s->held))) {
         at_exec_destroy(be);
         return at_fail(ops->name, "out of host memory");
     }

@@ -1,0 +1,8 @@
+/* Element-wise ops (the CPU references of kernels/elementwise.cu). */
+#include "cpu/ops.h"
+
+/* y = a + b; y may alias a or b (residual adds, gradient accumulation). */
+void at_add_forward(const float *a, const float *b, long n, float *y) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
