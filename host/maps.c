@@ -61,3 +61,17 @@ void at_relu_inplace(float *x, long n) {
     for (long i = 0; i < n; i++)
         if (!(x[i] > 0)) x[i] = 0;
 }
+
+/* Row-wise softmax in double, as the methods score classes (docs/methods.md). */
+void at_softmax_rows(const float *logits, int N, int K, float *probs) {
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (long)n * K;
+        float *p = probs + (long)n * K;
+        float mx = l[0];
+        for (int k = 1; k < K; k++)
+            if (l[k] > mx) mx = l[k];
+        double sum = 0;
+        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
+        for (int k = 0; k < K; k++) p[k] = (float)(exp((double)l[k] - mx) / sum);
+    }
+}

@@ -15,4 +15,7 @@ int at_minmax_normalize(float *x, long n);
 /* ReLU in place. */
 void at_relu_inplace(float *x, long n);
 
+/* probs[n][k] = softmax over the K logits of row n (double sums) */
+void at_softmax_rows(const float *logits, int N, int K, float *probs);
+
 #endif

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#include "cpu/ops.h"
+#include "maps.h"
 #include "error.h"
 
 int at_load_input_rgb(const at_model *m, const char *path, float *chw, at_image *rgb, at_geometry *geo) {

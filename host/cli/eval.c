@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "annotations.h"
-#include "cpu/ops.h"
+#include "maps.h"
 #include "error.h"
 #include "eval_common.h"
 #include "explain_io.h"

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "annotations.h"
-#include "cpu/ops.h"
+#include "maps.h"
 #include "error.h"
 #include "eval_common.h"
 #include "image.h"

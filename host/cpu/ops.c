@@ -1,4 +1,4 @@
-/* Operand rounding for the emulated precisions, and softmax. */
+/* Operand rounding for the emulated precisions. */
 #include "cpu/ops.h"
 
 #include <math.h>
@@ -20,15 +20,3 @@ void at_round_fp16(float *x, long n) {
     for (long i = 0; i < n; i++) x[i] = (float)(_Float16)x[i];
 }
 
-void at_softmax_rows(const float *logits, int N, int K, float *probs) {
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (long)n * K;
-        float *p = probs + (long)n * K;
-        float mx = l[0];
-        for (int k = 1; k < K; k++)
-            if (l[k] > mx) mx = l[k];
-        double sum = 0;
-        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
-        for (int k = 0; k < K; k++) p[k] = (float)(exp((double)l[k] - mx) / sum);
-    }
-}

@@ -52,6 +52,5 @@ void at_round_tf32(float *x, long n);
 void at_round_fp16(float *x, long n);
 
 /* Numerically stable softmax of each row. */
-void at_softmax_rows(const float *logits, int N, int K, float *probs);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ops.h"
+#include "maps.h"
 #include "error.h"
 
 #define SPARSE_GATE 1e-3f /* a gate below this counts as pruned in the sparsity report */

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ops.h"
 #include "error.h"
 #include "maps.h"
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ops.h"
 #include "error.h"
 #include "maps.h"
 #include "methods/explain.h"
