@@ -34,11 +34,25 @@ typedef enum {
  * gradient, guided backprop (max(g,0) where z > 0), deconvnet (max(g,0)). */
 typedef enum { AT_RELU_GRADIENT = 0, AT_RELU_GUIDED = 1, AT_RELU_DECONVNET = 2 } at_relu_rule;
 
+/* A node rule: what a backward pass computes at a conv or linear node
+ * instead of the gradient (excitation backprop, LRP). It reads the node's
+ * input and the signal arriving at its output and writes the signal at its
+ * input, combining the node's own op run with transformed parameters and
+ * element-wise ops (host/exec/rules.c; the at_rule_* calls below). */
+typedef struct at_rule_call at_rule_call;
+typedef int (*at_node_rule)(at_rule_call *call, void *user);
+
 /* Per op kind, the rule of a backward pass; zero is the plain gradient
- * everywhere. Later rules (excitation backprop, LRP) extend this. */
+ * everywhere. */
 typedef struct {
     at_relu_rule relu;
+    at_node_rule conv, linear; /* NULL: the gradient */
+    void *user;                /* handed to the node rules */
 } at_backward_rules;
+
+/* Parameters a node rule can run the node's op with. */
+typedef enum { AT_WEIGHTS = 0, AT_WEIGHTS_POSITIVE = 1, AT_WEIGHTS_NEGATIVE = 2 } at_weight_transform;
+typedef enum { AT_BIAS = 0, AT_BIAS_ZERO = 1, AT_BIAS_POSITIVE = 2, AT_BIAS_NEGATIVE = 3 } at_bias_transform;
 
 typedef struct {
     int n;                  /* batch items */
@@ -113,6 +127,25 @@ int at_backward(at_backend *be, const at_backward_args *args);
 /* Largest batch the backend wants for forwards (with_backward: passes that
  * keep activations for a backward) within its memory limit. */
 int at_max_batch(at_backend *be, int with_backward);
+/* Inside a node rule: the node, the batch, and backend buffers (device
+ * memory on a GPU) of its input [n][in], the signal at its output [n][out]
+ * and the result at its input [n][in]; the output is the node's kept output
+ * (for a conv followed by its ReLU, the ReLU's: pre-activations come from
+ * at_rule_forward). Scratch buffers hold n x the largest layer each. */
+const at_layer *at_rule_node(const at_rule_call *c);
+int at_rule_items(const at_rule_call *c);
+const float *at_rule_input(const at_rule_call *c);
+const float *at_rule_signal(const at_rule_call *c);
+float *at_rule_result(at_rule_call *c);
+float *at_rule_scratch(at_rule_call *c, int k); /* k = 0, 1, 2 */
+/* The node's op on x with transformed parameters into y ([n][out]), and its
+ * transpose (backward-data) with transformed weights, dy [n][out] -> dx [n][in]. */
+int at_rule_forward(at_rule_call *c, at_weight_transform w, at_bias_transform b, const float *x, float *y);
+int at_rule_transpose(at_rule_call *c, at_weight_transform w, const float *dy, float *dx);
+/* y = a * b and y = a / b (0 where b is 0), n floats; y may alias a or b. */
+int at_rule_multiply(at_rule_call *c, const float *a, const float *b, long n, float *y);
+int at_rule_divide(at_rule_call *c, const float *a, const float *b, long n, float *y);
+
 /* Backend memory allocated now (weights, activation arena): on a GPU the
  * device memory the backend holds, the peak so far as the arena only grows. */
 size_t at_memory_in_use(at_backend *be);

@@ -211,6 +211,12 @@ static int op_adaptive_avgpool_backward(void *ctx, const float *dy, int N, int C
 static int op_add(void *ctx, const float *a, const float *b, long n, float *y) {
     return at_add_forward_gpu(a, b, n, y, S(ctx)->stream);
 }
+static int op_mul(void *ctx, const float *a, const float *b, long n, float *y) {
+    return at_mul_forward_gpu(a, b, n, y, S(ctx)->stream);
+}
+static int op_div(void *ctx, const float *a, const float *b, long n, float *y) {
+    return at_div_forward_gpu(a, b, n, y, S(ctx)->stream);
+}
 static int op_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *sc) {
     return at_scale_channels_gpu(x, N, C, HW, sc, S(ctx)->stream);
 }
@@ -246,7 +252,7 @@ static at_ops make_cuda_ops() {
     o.gated_relu_forward = op_gated_relu_forward, o.relu_backward = op_relu_backward;
     o.maxpool2d_forward = op_maxpool2d_forward, o.maxpool2d_backward = op_maxpool2d_backward;
     o.adaptive_avgpool_forward = op_adaptive_avgpool_forward, o.adaptive_avgpool_backward = op_adaptive_avgpool_backward;
-    o.add = op_add;
+    o.add = op_add, o.mul = op_mul, o.div = op_div;
     o.scale_channels = op_scale_channels;
     o.destroy = op_destroy;
     return o;

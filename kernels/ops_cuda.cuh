@@ -100,6 +100,9 @@ int at_scale_channels_gpu(float *x, int N, int C, long HW, const float *s, cudaS
 
 // y = a + b (y may alias a or b)
 int at_add_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
+// y = a * b; y = a / b, 0 where b is 0
+int at_mul_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
+int at_div_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
 
 // ---- kernels/masks.cu ------------------------------------------------------
 

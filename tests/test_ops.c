@@ -173,7 +173,7 @@ TEST(cuda_ops_linear_matches_the_cpu_at_every_precision) {
     close_sides(s);
 }
 
-TEST(cuda_ops_relu_rules_pools_scaling_and_add_match_the_cpu_bit_for_bit) {
+TEST(cuda_ops_relu_rules_pools_and_elementwise_ops_match_the_cpu_bit_for_bit) {
     OPEN_SIDES(s);
     const int N = 3, C = 5, H = 10, W = 9, k = 2, st = 2, OH = 3, OW = 4;
     const long HW = (long)H * W, n = (long)N * C * HW, pn = (long)N * C * (H / 2) * (W / 2), an = (long)N * C * OH * OW;
@@ -201,21 +201,24 @@ TEST(cuda_ops_relu_rules_pools_scaling_and_add_match_the_cpu_bit_for_bit) {
             COMPARE(GATE_GRAD, "gate gradient", dg[1], dg[0], (long)N * C);
             for (int i = 0; i < 2; i++) free(dz[i]), free(dg[i]), free(yk[i]);
         }
-    float *r[2][6] = {{0}};
+    float *r[2][8] = {{0}};
     for (int i = 0; i < 2; i++) {
         float *xv = put(&s[i], x, n), *p = put(&s[i], NULL, pn), *pb = put(&s[i], NULL, n), *dpv = put(&s[i], dyp, pn);
         float *av = put(&s[i], NULL, an), *ab = put(&s[i], NULL, n), *dav = put(&s[i], dya, an), *scv = put(&s[i], sc, (long)N * C);
         float *xs = put(&s[i], x, n), *sum = put(&s[i], NULL, n), *dyv = put(&s[i], dy, n);
+        float *prod = put(&s[i], NULL, n), *quot = put(&s[i], NULL, n); /* x has zeros: the 0 rule of div */
         if (s[i].ops->maxpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, p) ||
             s[i].ops->maxpool2d_backward(s[i].ctx, xv, dpv, N, C, H, W, k, st, pb) ||
             s[i].ops->adaptive_avgpool_forward(s[i].ctx, xv, N, C, H, W, OH, OW, av) ||
             s[i].ops->adaptive_avgpool_backward(s[i].ctx, dav, N, C, H, W, OH, OW, ab) ||
-            s[i].ops->scale_channels(s[i].ctx, xs, N, C, HW, scv) || s[i].ops->add(s[i].ctx, xv, dyv, n, sum)) {
+            s[i].ops->scale_channels(s[i].ctx, xs, N, C, HW, scv) || s[i].ops->add(s[i].ctx, xv, dyv, n, sum) ||
+            s[i].ops->mul(s[i].ctx, xv, dyv, n, prod) || s[i].ops->div(s[i].ctx, dyv, xv, n, quot)) {
             test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
             continue;
         }
         r[i][0] = get(&s[i], p, pn), r[i][1] = get(&s[i], pb, n), r[i][2] = get(&s[i], av, an);
         r[i][3] = get(&s[i], ab, n), r[i][4] = get(&s[i], xs, n), r[i][5] = get(&s[i], sum, n);
+        r[i][6] = get(&s[i], prod, n), r[i][7] = get(&s[i], quot, n);
     }
     COMPARE(EXACT, "max-pool forward", r[1][0], r[0][0], pn);
     COMPARE(EXACT, "max-pool backward", r[1][1], r[0][1], n);
@@ -223,8 +226,11 @@ TEST(cuda_ops_relu_rules_pools_scaling_and_add_match_the_cpu_bit_for_bit) {
     COMPARE(EXACT, "adaptive avgpool backward", r[1][3], r[0][3], n);
     COMPARE(EXACT, "channel scaling", r[1][4], r[0][4], n);
     COMPARE(EXACT, "add", r[1][5], r[0][5], n);
+    COMPARE(EXACT, "mul", r[1][6], r[0][6], n);
+    COMPARE(EXACT, "div", r[1][7], r[0][7], n);
+    for (long i = 0; r[0][7] && i < n; i += 7) CHECKF(r[0][7][i] == 0.0f, "div by 0 gives %g, not 0", r[0][7][i]);
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 6; j++) free(r[i][j]);
+        for (int j = 0; j < 8; j++) free(r[i][j]);
     free(x), free(dy), free(g), free(dyp), free(dya), free(sc);
     close_sides(s);
 }

@@ -252,6 +252,14 @@ static int cpu_add(void *ctx, const float *a, const float *b, long n, float *y) 
     at_add_forward(a, b, n, y);
     return AT_OK;
 }
+static int cpu_mul(void *ctx, const float *a, const float *b, long n, float *y) {
+    at_mul_forward(a, b, n, y);
+    return AT_OK;
+}
+static int cpu_div(void *ctx, const float *a, const float *b, long n, float *y) {
+    at_div_forward(a, b, n, y);
+    return AT_OK;
+}
 static int cpu_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *s) {
     at_scale_channels(x, N, C, HW, s);
     return AT_OK;
@@ -295,6 +303,8 @@ static const at_ops cpu_ops = {
     .adaptive_avgpool_forward = cpu_adaptive_avgpool_forward,
     .adaptive_avgpool_backward = cpu_adaptive_avgpool_backward,
     .add = cpu_add,
+    .mul = cpu_mul,
+    .div = cpu_div,
     .scale_channels = cpu_scale_channels,
     .destroy = cpu_destroy,
 };

@@ -47,6 +47,9 @@ void at_scale_channels(float *x, int N, int C, long HW, const float *s);
 
 /* y = a + b (y may alias a or b) */
 void at_add_forward(const float *a, const float *b, long n, float *y);
+/* y = a * b; y = a / b, 0 where b is 0 (y may alias a or b) */
+void at_mul_forward(const float *a, const float *b, long n, float *y);
+void at_div_forward(const float *a, const float *b, long n, float *y);
 
 void at_round_tf32(float *x, long n);
 void at_round_fp16(float *x, long n);

@@ -16,57 +16,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "exec/graph.h"
-#include "exec/ops.h"
-
-#define ARENA_ALIGN 256
-#define MAX_BATCH 256
-#define MAX_IN_C 64
-
-/* Sub-buffers of the arena for one call. */
-typedef struct {
-    float *rows;       /* [n_rows][C][H][W] when gathered */
-    int *index;        /* [n] */
-    float *masks;      /* [n][mask_hw] */
-    float *lohi;       /* [n][2] */
-    float *gates;      /* [gate_rows][n_gates] */
-    float *patch;      /* [n][C] channel scales */
-    float *input;      /* [n][C][H][W] the network input as fed */
-    float *kept;       /* keep: every layer's output */
-    float *slots;      /* n_slots x [n][max layer]: a forward-only pass's outputs, or a backward's gradients */
-    float *grad_gates; /* keep: [n][n_gates] */
-    size_t bytes;
-} arena_plan;
-
-typedef struct {
-    int n, n_rows;
-    long mask_hw;
-    int gate_rows, keep, gated_keep, gathered, patch_channels;
-} call_shape;
-
-typedef struct {
-    const at_model *m;
-    exec_graph g;
-    int n_slots;
-    const at_ops *ops;
-    void *ctx;
-    size_t mem_limit;
-    at_precision precision, prec;
-    void **conv, **lin; /* [n_layers] prepared parameters */
-    float mean_over_std[MAX_IN_C];
-    float *d_mean_over_std; /* the same in backend memory, for fused masking */
-    void *arena;
-    size_t arena_bytes;
-    /* the last forward kept for backward */
-    arena_plan kp;
-    float **out, **aux; /* [n_layers]: outputs (aliases as above); gated ReLU: relu(z) */
-    const float *kept_gates;
-    int kept_gate_stride, kept_n, kept_valid, kept_first, kept_last;
-    /* host scratch: distinct input rows */
-    int *row_src, *row_slot;
-    int row_cap;
-    int *held; /* [n_layers + 1] the backward's gradient buffer of each node */
-} exec_state;
+#include "exec/state.h"
 
 static long input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
 
@@ -503,7 +453,13 @@ int at_backward(at_backend *be, const at_backward_args *a) {
         case AT_L_FLATTEN: break;
         default: /* an op writes the input's gradient into a new buffer */
             if ((t = at_grad_slots_take(&gsl)) < 0) return at_fail("backward", "no gradient buffer left at %s", l->name);
-            switch (l->kind) {
+            const at_node_rule rule = l->kind == AT_L_CONV ? a->rules.conv : l->kind == AT_L_LINEAR ? a->rules.linear : NULL;
+            if (rule) { /* the node's rule instead of its gradient */
+                at_rule_call call = {s, i, n, x, g, GBUF(t)};
+                at_clear_error();
+                rc = at_exec_rule_scratch_ready(s, n) ? AT_ERR : rule(&call, a->rules.user);
+                if (rc && !at_last_error()[0]) rc = at_fail("backward", "the node rule at %s failed", l->name);
+            } else switch (l->kind) {
             case AT_L_CONV: rc = o->conv2d_backward_data(s->ctx, s->conv[i], g, n, GBUF(t)); break;
             case AT_L_MAXPOOL:
                 rc = o->maxpool2d_backward(s->ctx, x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, GBUF(t));
@@ -569,6 +525,7 @@ void at_exec_destroy(at_backend *be) {
     exec_state *s = be->impl;
     if (s) {
         if (s->ctx) s->ops->destroy(s->ctx); /* frees every buffer it handed out; records no error */
+        at_exec_rules_free(s);             /* the host parameters the backend's were prepared from */
         free(s->conv), free(s->lin), free(s->out), free(s->aux), free(s->row_src), free(s->row_slot), free(s->held);
         at_exec_graph_free(&s->g);
         free(s);

@@ -86,8 +86,10 @@ typedef struct at_ops {
     int (*adaptive_avgpool_forward)(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
     int (*adaptive_avgpool_backward)(void *ctx, const float *dy, int N, int C, int H, int W, int OH, int OW,
                                      float *dx);
-    /* y = a + b, n floats; y may alias a or b (residual adds, gradient sums) */
+    /* y = a + b, a * b, a / b (0 where b is 0); n floats; y may alias a or b */
     int (*add)(void *ctx, const float *a, const float *b, long n, float *y);
+    int (*mul)(void *ctx, const float *a, const float *b, long n, float *y);
+    int (*div)(void *ctx, const float *a, const float *b, long n, float *y);
     /* x[n][c][.] *= s[n*C + c] (activation patches) */
     int (*scale_channels)(void *ctx, float *x, int N, int C, long HW, const float *s);
     void (*destroy)(void *ctx);
