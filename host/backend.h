@@ -75,6 +75,8 @@ typedef struct {
     const int *capture_layer;
     float **capture_out;    /* [n_capture] each [n][out_c][out_h][out_w] */
     int keep_for_backward;  /* keep what a following backward() needs */
+    int keep_pre_activation; /* with keep_for_backward: keep each conv's output before its ReLU
+                              * too (for node rules, at_rule_output); otherwise the ReLU works in place */
     /* NULL: the backend's precision; else this call's (and its backward's),
      * e.g. a faster CIC pass inside an FP32 explanation. */
     const at_precision *precision;
@@ -136,6 +138,9 @@ const at_layer *at_rule_node(const at_rule_call *c);
 int at_rule_items(const at_rule_call *c);
 const float *at_rule_input(const at_rule_call *c);
 const float *at_rule_signal(const at_rule_call *c);
+/* The node's kept output [n][out]: a conv's pre-activation when the forward
+ * set keep_pre_activation, else (for a conv followed by its ReLU) the ReLU's. */
+const float *at_rule_output(const at_rule_call *c);
 float *at_rule_result(at_rule_call *c);
 float *at_rule_scratch(at_rule_call *c, int k); /* k = 0, 1, 2 */
 /* The node's op on x with transformed parameters into y ([n][out]), and its

@@ -102,3 +102,59 @@ TEST(rules_excitation_backprop_through_the_seam_conserves_its_signal) { eb_throu
 TEST(cuda_rules_excitation_backprop_through_the_seam_conserves_its_signal) {
     eb_through_the_seam_conserves_its_signal("cuda");
 }
+
+/* keep_pre_activation keeps each conv's output before its ReLU for node
+ * rules, and changes nothing else: the same gradients bit for bit. */
+static int pre_activation_rule(at_rule_call *c, void *user) {
+    const at_layer *l = at_rule_node(c);
+    const long out_n = at_layer_out_size(l) * at_rule_items(c);
+    float *z = at_rule_scratch(c, 0);
+    long *mismatches = user;
+    if (at_rule_forward(c, AT_WEIGHTS, AT_BIAS, at_rule_input(c), z)) return AT_ERR;
+    /* on the CPU backend buffers are host memory: the kept output is z itself */
+    for (long i = 0; i < out_n; i++) *mismatches += memcmp(&z[i], &at_rule_output(c)[i], sizeof(float)) != 0;
+    return at_rule_transpose(c, AT_WEIGHTS, at_rule_signal(c), at_rule_result(c));
+}
+
+static void keep_pre_activation_changes_no_gradient(const char *backend) {
+    if (!strcmp(backend, "cuda")) {
+        static char why[320];
+        if (!at_cuda_available(why, sizeof why)) SKIP(why);
+    }
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    at_backend_options opt = {.name = backend};
+    REQUIRE(at_random_model(&SPEC, &m) == AT_OK && at_backend_create(m, &opt, &be) == AT_OK);
+    const int n = 2;
+    const long in = (long)m->in_c * m->in_h * m->in_w;
+    float *x = test_random("x", 12, in * n, 2, 0), *gates = test_random("g", 12, (long)m->n_gates * n, 0.5f, 1);
+    float *dl = test_random("dl", 12, (long)m->n_classes * n, 1, 0);
+    float *gi[2], *gg[2];
+    for (int k = 0; k < 2; k++) {
+        gi[k] = malloc(sizeof(float) * in * n), gg[k] = malloc(sizeof(float) * m->n_gates * n);
+        at_forward_args fa = {.n = n, .input = x, .gates = gates, .gates_per_item = 1, .keep_for_backward = 1,
+                              .keep_pre_activation = k};
+        at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = gi[k], .grad_gates = gg[k]};
+        REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
+    }
+    SAME_BITS("input gradient with pre-activations kept", gi[1], gi[0], in * n);
+    SAME_BITS("gate gradients with pre-activations kept", gg[1], gg[0], (long)m->n_gates * n);
+    if (!strcmp(backend, "cpu")) {
+        long mismatches = 0;
+        at_forward_args fa = {.n = n, .input = x, .keep_for_backward = 1, .keep_pre_activation = 1};
+        at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = gi[1],
+                               .rules = {.conv = pre_activation_rule, .user = &mismatches}};
+        REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
+        CHECKF(mismatches == 0, "%ld kept pre-activations differ from the conv's output", mismatches);
+        fa.keep_pre_activation = 0; /* without it a conv's kept output is its ReLU's */
+        mismatches = 0;
+        REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
+        CHECKF(mismatches > 0, "without keep_pre_activation the kept outputs still equal the pre-activations");
+    }
+    for (int k = 0; k < 2; k++) free(gi[k]), free(gg[k]);
+    free(x), free(gates), free(dl);
+    at_backend_destroy(be);
+    at_model_free(m);
+}
+TEST(rules_keep_pre_activation_changes_no_gradient) { keep_pre_activation_changes_no_gradient("cpu"); }
+TEST(cuda_rules_keep_pre_activation_changes_no_gradient) { keep_pre_activation_changes_no_gradient("cuda"); }

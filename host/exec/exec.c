@@ -46,7 +46,7 @@ static size_t plan_arena(const exec_state *s, const call_shape *cs, char *base, 
     carve(base, &cur, (size_t)cs->gate_rows * m->n_gates * f, (void **)&p->gates);
     carve(base, &cur, cs->patch_channels ? n * (size_t)cs->patch_channels * f : 0, (void **)&p->patch);
     carve(base, &cur, n * in * f, (void **)&p->input);
-    carve(base, &cur, cs->keep ? at_exec_graph_kept_floats(m, &s->g, cs->n, cs->gated_keep) * f : 0, (void **)&p->kept);
+    carve(base, &cur, cs->keep ? at_exec_graph_kept_floats(m, &s->g, cs->n, cs->gated_keep, cs->keep_pre) * f : 0, (void **)&p->kept);
     carve(base, &cur, (size_t)s->n_slots * n * layer * f, (void **)&p->slots);
     carve(base, &cur, cs->keep ? n * m->n_gates * f : 0, (void **)&p->grad_gates);
     p->bytes = cur;
@@ -286,6 +286,7 @@ int at_forward(at_backend *be, const at_forward_args *a) {
     cs.gate_rows = a->gates ? (a->gates_per_item ? n : 1) : 0;
     cs.keep = a->keep_for_backward != 0;
     cs.gated_keep = cs.keep && a->gates;
+    cs.keep_pre = cs.keep && a->keep_pre_activation;
     cs.patch_channels = a->patch_mode == AT_PATCH_SCALE_CHANNELS ? m->layers[a->patch_layer].out_c : 0;
     arena_plan p;
     if (ensure_arena(s, plan_arena(s, &cs, NULL, &p), n)) return AT_ERR;
@@ -301,7 +302,7 @@ int at_forward(at_backend *be, const at_forward_args *a) {
         float *next = p.kept;
         for (int i = 0; i < m->n_layers; i++) {
             const at_layer *l = &m->layers[i];
-            const int al = s->g.alias[i];
+            const int al = cs.keep_pre && l->kind == AT_L_RELU ? AT_OWN_STORAGE : s->g.alias[i];
             s->out[i] = al == AT_OWN_STORAGE ? next : al >= 0 ? s->out[al] : p.input;
             if (al == AT_OWN_STORAGE) next += (size_t)at_layer_out_size(l) * n;
             s->aux[i] = NULL;
@@ -331,7 +332,7 @@ int at_forward(at_backend *be, const at_forward_args *a) {
         const float *x = l->input >= 0 ? where[l->input] : p.input;
         const float *x2 = l->input2 >= 0 ? where[l->input2] : NULL;
         if (i > fused_until) {
-            const int r = l->kind == AT_L_CONV ? fusable_relu(s, a, i, last) : -1;
+            const int r = l->kind == AT_L_CONV && !cs.keep_pre ? fusable_relu(s, a, i, last) : -1;
             if (r >= 0) {
                 if (run_conv(s, i, x, y, n, r, gates, gate_stride, s->aux[r], &fm)) return AT_ERR;
                 fused_until = r; /* layers i+1..r alias y and are done */
@@ -500,7 +501,8 @@ int at_backward(at_backend *be, const at_backward_args *a) {
 /* Per item, the arena of a call with everything in it (a mask as large as
  * the input, per-item gates); a batch of n needs at most n times this. */
 static size_t bytes_per_item(const exec_state *s, int with_backward) {
-    call_shape cs = {1, 1, (long)s->m->in_h * s->m->in_w, 1, with_backward, with_backward, 1, 0};
+    /* keep_pre_activation passes need more (every ReLU output apart): not planned here */
+    call_shape cs = {1, 1, (long)s->m->in_h * s->m->in_w, 1, with_backward, with_backward, 1, 0, 0};
     arena_plan p;
     return plan_arena(s, &cs, NULL, &p);
 }

@@ -136,11 +136,11 @@ void at_exec_graph_free(exec_graph *g) {
     memset(g, 0, sizeof *g);
 }
 
-size_t at_exec_graph_kept_floats(const at_model *m, const exec_graph *g, int n, int gated) {
+size_t at_exec_graph_kept_floats(const at_model *m, const exec_graph *g, int n, int gated, int relus_own) {
     size_t total = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const at_layer *l = &m->layers[i];
-        if (g->alias[i] == AT_OWN_STORAGE) total += (size_t)at_layer_out_size(l) * n;
+        if (g->alias[i] == AT_OWN_STORAGE || (relus_own && l->kind == AT_L_RELU)) total += (size_t)at_layer_out_size(l) * n;
         if (gated && l->gate_offset >= 0) total += (size_t)at_layer_out_size(l) * n;
     }
     return total;

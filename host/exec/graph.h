@@ -25,9 +25,9 @@ typedef struct {
  * shape) and plans its storage; AT_ERR naming the node otherwise. */
 int at_exec_graph_build(const at_model *m, exec_graph *g);
 void at_exec_graph_free(exec_graph *g);
-/* Floats a kept forward of n items stores (own-storage outputs, and relu(z)
- * of the gated ReLUs when gated). */
-size_t at_exec_graph_kept_floats(const at_model *m, const exec_graph *g, int n, int gated);
+/* Floats a kept forward of n items stores (own-storage outputs, relu(z) of
+ * the gated ReLUs when gated, every ReLU's output apart when relus_own). */
+size_t at_exec_graph_kept_floats(const at_model *m, const exec_graph *g, int n, int gated, int relus_own);
 
 /* The gradient buffers of a backward pass: slots taken and released in the
  * order the executor's walk does (the same code counts them at build time). */

@@ -25,6 +25,7 @@ const at_layer *at_rule_node(const at_rule_call *c) { return &c->s->m->layers[c-
 int at_rule_items(const at_rule_call *c) { return c->n; }
 const float *at_rule_input(const at_rule_call *c) { return c->input; }
 const float *at_rule_signal(const at_rule_call *c) { return c->signal; }
+const float *at_rule_output(const at_rule_call *c) { return c->s->out[c->node]; }
 float *at_rule_result(at_rule_call *c) { return c->result; }
 
 int at_exec_rule_scratch_ready(exec_state *s, int n) {

@@ -28,7 +28,7 @@ typedef struct {
 typedef struct {
     int n, n_rows;
     long mask_hw;
-    int gate_rows, keep, gated_keep, gathered, patch_channels;
+    int gate_rows, keep, gated_keep, gathered, patch_channels, keep_pre;
 } call_shape;
 
 typedef struct {
