@@ -20,6 +20,8 @@ typedef enum {
     AT_L_DROPOUT,           /* identity at inference */
     AT_L_ADD,               /* element-wise sum of input and input2 (residual connections) */
     AT_L_FLATTEN,           /* identity on the data: [C][H][W] read as C*H*W features */
+    AT_L_AVGPOOL,           /* k x k average, stride, zero padding counted (PyTorch's default) */
+    AT_L_SOFTMAX,           /* over each item's C*H*W features */
 } at_layer_kind;
 
 typedef struct {

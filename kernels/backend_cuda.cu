@@ -208,6 +208,19 @@ static int op_adaptive_avgpool_backward(void *ctx, const float *dy, int N, int C
                                         float *dx) {
     return at_adaptive_avgpool_backward_gpu(dy, N, C, H, W, OH, OW, dx, S(ctx)->stream);
 }
+static int op_avgpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int st, int p, float *y) {
+    return at_avgpool2d_forward_gpu(x, N, C, H, W, k, st, p, y, S(ctx)->stream);
+}
+static int op_avgpool2d_backward(void *ctx, const float *dy, int N, int C, int H, int W, int k, int st, int p,
+                                 float *dx) {
+    return at_avgpool2d_backward_gpu(dy, N, C, H, W, k, st, p, dx, S(ctx)->stream);
+}
+static int op_softmax_forward(void *ctx, const float *x, int N, long K, float *y) {
+    return at_softmax_forward_gpu(x, N, K, y, S(ctx)->stream);
+}
+static int op_softmax_backward(void *ctx, const float *y, const float *dy, int N, long K, float *dx) {
+    return at_softmax_backward_gpu(y, dy, N, K, dx, S(ctx)->stream);
+}
 static int op_add(void *ctx, const float *a, const float *b, long n, float *y) {
     return at_add_forward_gpu(a, b, n, y, S(ctx)->stream);
 }
@@ -252,6 +265,8 @@ static at_ops make_cuda_ops() {
     o.gated_relu_forward = op_gated_relu_forward, o.relu_backward = op_relu_backward;
     o.maxpool2d_forward = op_maxpool2d_forward, o.maxpool2d_backward = op_maxpool2d_backward;
     o.adaptive_avgpool_forward = op_adaptive_avgpool_forward, o.adaptive_avgpool_backward = op_adaptive_avgpool_backward;
+    o.avgpool2d_forward = op_avgpool2d_forward, o.avgpool2d_backward = op_avgpool2d_backward;
+    o.softmax_forward = op_softmax_forward, o.softmax_backward = op_softmax_backward;
     o.add = op_add, o.mul = op_mul, o.div = op_div;
     o.scale_channels = op_scale_channels;
     o.destroy = op_destroy;

@@ -69,6 +69,17 @@ int at_adaptive_avgpool_forward_gpu(const float *x, int N, int C, int H, int W, 
 int at_adaptive_avgpool_backward_gpu(const float *dy, int N, int C, int H, int W, int OH, int OW,
                                      float *dx, cudaStream_t stream);
 
+// k x k average pool, stride s, zero padding p counted in the divisor
+int at_avgpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
+                             cudaStream_t stream);
+int at_avgpool2d_backward_gpu(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx,
+                              cudaStream_t stream);
+
+// ---- kernels/softmax.cu ----------------------------------------------------
+
+int at_softmax_forward_gpu(const float *x, int N, long K, float *y, cudaStream_t stream);
+int at_softmax_backward_gpu(const float *y, const float *dy, int N, long K, float *dx, cudaStream_t stream);
+
 // ---- kernels/linear.cu -----------------------------------------------------
 
 // y[N][out] = x[N][in] * w[out][in]^T + b

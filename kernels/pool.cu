@@ -137,3 +137,64 @@ int at_adaptive_avgpool_backward_gpu(const float *dy, int N, int C, int H, int W
     CUDA_LAUNCH_CHECK(stream);
     return AT_OK;
 }
+
+// k x k average, zero padding counted (host/cpu/pool.c at_avgpool2d_forward).
+__global__ void avgpool2d_forward_kernel(const float *x, long NC, int H, int W, int k, int s, int p, int OH, int OW,
+                                         float *y) {
+    const long total = NC * OH * OW;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        const int ox = (int)(i % OW), oy = (int)(i / OW % OH);
+        const float *xp = x + i / ((long)OH * OW) * H * W;
+        float sum = 0.0f;
+        for (int dy = 0; dy < k; dy++)
+            for (int dx = 0; dx < k; dx++) {
+                const int iy = oy * s - p + dy, ix = ox * s - p + dx;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) sum = __fadd_rn(sum, xp[iy * W + ix]);
+            }
+        y[i] = __fdiv_rn(sum, (float)(k * k));
+    }
+}
+
+// The gather of the windows covering each input, in the CPU's (oy, ox) order.
+__global__ void avgpool2d_backward_kernel(const float *dy, long NC, int H, int W, int k, int s, int p, int OH, int OW,
+                                          float *dx) {
+    const long total = NC * H * W;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        const int ix = (int)(i % W), iy = (int)(i / W % H);
+        const float *g = dy + i / ((long)H * W) * OH * OW;
+        float sum = 0.0f;
+        for (int oy = 0; oy < OH; oy++) {
+            const int ky = iy + p - oy * s;
+            if (ky < 0 || ky >= k) continue;
+            for (int ox = 0; ox < OW; ox++) {
+                const int kx = ix + p - ox * s;
+                if (kx >= 0 && kx < k) sum = __fadd_rn(sum, __fdiv_rn(g[oy * OW + ox], (float)(k * k)));
+            }
+        }
+        dx[i] = sum;
+    }
+}
+
+int at_avgpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
+                             cudaStream_t stream) {
+    if (k < 1 || s < 1 || p < 0 || H + 2 * p < k || W + 2 * p < k)
+        return at_fail("cuda", "avgpool %dx%d/%d pad %d on a %dx%d map", k, k, s, p, H, W);
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    const long total = (long)N * C * OH * OW;
+    avgpool2d_forward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(x, (long)N * C, H, W, k, s,
+                                                                                          p, OH, OW, y);
+    CUDA_LAUNCH_CHECK(stream);
+    return AT_OK;
+}
+
+int at_avgpool2d_backward_gpu(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx,
+                              cudaStream_t stream) {
+    if (k < 1 || s < 1 || p < 0 || H + 2 * p < k || W + 2 * p < k)
+        return at_fail("cuda", "avgpool %dx%d/%d pad %d on a %dx%d map", k, k, s, p, H, W);
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    const long total = (long)N * C * H * W;
+    avgpool2d_backward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(dy, (long)N * C, H, W, k,
+                                                                                           s, p, OH, OW, dx);
+    CUDA_LAUNCH_CHECK(stream);
+    return AT_OK;
+}

@@ -170,3 +170,77 @@ TEST(graph_that_reads_a_later_node_is_refused_naming_it) {
     CHECK(at_backend_create(m, &opt, &be) == AT_ERR && be == NULL && strstr(at_last_error(), "block.add"));
     at_model_free(m);
 }
+
+/* x -> conv -> relu -> avgpool 3x3/2 pad 1 -> flatten -> fc -> softmax: the
+ * two pooling kinds a VGG does not use, through the executor. */
+static at_model *pooling_model(void) {
+    at_model *m = calloc(1, sizeof *m);
+    m->layers = calloc(8, sizeof(at_layer));
+    m->gate_layer = calloc(1, sizeof(int));
+    snprintf(m->arch, sizeof m->arch, "pooling-test");
+    m->in_c = IN_C, m->in_h = m->in_w = HW, m->n_classes = CLASSES;
+    for (int c = 0; c < 3; c++) m->pre.mean[c] = 0.5f, m->pre.std[c] = 0.25f;
+    at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
+    conv_params(c0, 5);
+    c0->conv_index = 0;
+    at_layer *r0 = node(m, AT_L_RELU, "relu0", 0, C, HW, HW);
+    r0->conv_index = 0, r0->gate_offset = 0;
+    at_layer *ap = node(m, AT_L_AVGPOOL, "pool", 1, C, HW / 2, HW / 2);
+    ap->kernel = 3, ap->stride = 2, ap->pad = 1;
+    node(m, AT_L_FLATTEN, "flatten", 2, C * (HW / 2) * (HW / 2), 1, 1);
+    at_layer *fc = node(m, AT_L_LINEAR, "fc", 3, CLASSES, 1, 1);
+    fc->weight = test_random("fcw", 6, (long)CLASSES * fc->in_c, 0.1f, 0);
+    fc->bias = test_random("fcb", 6, CLASSES, 0.1f, 0);
+    node(m, AT_L_SOFTMAX, "softmax", 4, CLASSES, 1, 1);
+    m->n_convs = 1, m->n_gates = C, m->gate_layer[0] = 1;
+    return m;
+}
+
+static void pooling_kinds_run_as_written_out(const char *backend) {
+    if (!strcmp(backend, "cuda")) {
+        static char why[320];
+        if (!at_cuda_available(why, sizeof why)) SKIP(why);
+    }
+    at_model *m = pooling_model();
+    at_backend *be = NULL;
+    at_backend_options opt = {.name = backend};
+    if (at_backend_create(m, &opt, &be)) {
+        test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
+        at_model_free(m);
+        return;
+    }
+    const int n = 2, P = HW / 2;
+    const long in = (long)n * IN_C * HW * HW, a = (long)n * C * HW * HW, pn = (long)n * C * P * P;
+    const long F = (long)C * P * P;
+    float *x = test_random("x", 8, in, 2, 0), *dl = test_random("dl", 8, (long)n * CLASSES, 1, 0);
+    /* the reference */
+    float *ws = malloc(sizeof(float) * (at_conv2d_workspace_floats(IN_C, HW, HW, 3, 3, 1, 1) + 1));
+    float *z = malloc(4 * a), *pool = malloc(4 * pn), *lg = malloc(4 * n * CLASSES), *pr = malloc(4 * n * CLASSES);
+    float *glg = malloc(4 * n * CLASSES), *gp = malloc(4 * pn), *gz = malloc(4 * a), *gin = malloc(4 * in);
+    at_conv2d_forward(x, n, IN_C, HW, HW, m->layers[0].weight, m->layers[0].bias, C, 3, 3, 1, 1, z, ws);
+    at_gated_relu_forward(z, n, C, HW * HW, NULL, 0, NULL);
+    at_avgpool2d_forward(z, n, C, HW, HW, 3, 2, 1, pool);
+    at_linear_forward(pool, n, (int)F, m->layers[4].weight, m->layers[4].bias, CLASSES, lg);
+    at_softmax_forward(lg, n, CLASSES, pr);
+    at_softmax_backward(pr, dl, n, CLASSES, glg);
+    at_linear_backward_data(glg, n, (int)F, m->layers[4].weight, CLASSES, gp);
+    at_avgpool2d_backward(gp, n, C, HW, HW, 3, 2, 1, gz);
+    at_gated_relu_backward(gz, z, n, C, HW * HW, NULL, 0, gz, NULL, 0);
+    at_conv2d_backward_data(gz, n, IN_C, HW, HW, m->layers[0].weight, C, 3, 3, 1, 1, gin, ws);
+    /* the executor */
+    float *probs = malloc(4 * n * CLASSES), *g = malloc(4 * in);
+    at_forward_args fa = {.n = n, .input = x, .logits = probs, .keep_for_backward = 1};
+    at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .grad_input = g};
+    REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
+    const double tol = strcmp(backend, "cpu") ? 1e-4 : 0;
+    CHECK_CLOSE("softmax output", probs, pr, n * CLASSES, tol, tol);
+    double scale = 0;
+    for (long i = 0; i < in; i++) scale = fabs(gin[i]) > scale ? fabs(gin[i]) : scale;
+    CHECK_CLOSE("input gradient through softmax and avgpool", g, gin, in, tol * scale, tol);
+    free(x), free(dl), free(ws), free(z), free(pool), free(lg), free(pr), free(glg), free(gp), free(gz), free(gin);
+    free(probs), free(g);
+    at_backend_destroy(be);
+    at_model_free(m);
+}
+TEST(graph_avgpool_and_softmax_nodes_run_as_written_out) { pooling_kinds_run_as_written_out("cpu"); }
+TEST(cuda_graph_avgpool_and_softmax_nodes_run_as_written_out) { pooling_kinds_run_as_written_out("cuda"); }

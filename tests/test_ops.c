@@ -27,6 +27,10 @@ static const op_bound CONV = {"conv2d", 1e-5, 1e-10};
 static const op_bound LINEAR = {"linear", 1e-5, 1e-10};
 /* Same operations in the same order (or exact ones): bit for bit. */
 static const op_bound EXACT = {"exact", 0, 0};
+/* Softmax: double sums in the same order; the device's double exp may
+ * differ from the C library's by an ulp, invisible after rounding to float
+ * but for rare ties. */
+static const op_bound SOFTMAX = {"softmax", 1e-6, 1e-12};
 /* Gate gradients: double sums in another order, rounded to float. */
 static const op_bound GATE_GRAD = {"gate gradient", 1e-6, 1e-12};
 
@@ -232,6 +236,40 @@ TEST(cuda_ops_relu_rules_pools_and_elementwise_ops_match_the_cpu_bit_for_bit) {
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 8; j++) free(r[i][j]);
     free(x), free(dy), free(g), free(dyp), free(dya), free(sc);
+    close_sides(s);
+}
+
+TEST(cuda_ops_avgpool_and_softmax_match_the_cpu) {
+    OPEN_SIDES(s);
+    /* N C H W k s p */
+    static const int cases[][7] = {{2, 3, 9, 11, 3, 2, 1}, {1, 4, 8, 8, 2, 2, 0}, {3, 2, 7, 5, 3, 1, 1}};
+    for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *c = cases[t];
+        const int N = c[0], C = c[1], H = c[2], W = c[3], k = c[4], st = c[5], p = c[6];
+        const int OH = (H + 2 * p - k) / st + 1, OW = (W + 2 * p - k) / st + 1;
+        const long xn = (long)N * C * H * W, yn = (long)N * C * OH * OW, K = (long)C * OH * OW;
+        float *x = test_random("x", 60 + t, xn, 2, 0), *dy = test_random("dy", 60 + t, yn, 1, 0), *r[2][4] = {{0}};
+        for (int i = 0; i < 2; i++) {
+            float *xv = put(&s[i], x, xn), *yv = put(&s[i], NULL, yn), *dyv = put(&s[i], dy, yn);
+            float *dxv = put(&s[i], NULL, xn), *sm = put(&s[i], NULL, yn), *dsm = put(&s[i], NULL, yn);
+            if (s[i].ops->avgpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, p, yv) ||
+                s[i].ops->avgpool2d_backward(s[i].ctx, dyv, N, C, H, W, k, st, p, dxv) ||
+                s[i].ops->softmax_forward(s[i].ctx, yv, N, K, sm) ||
+                s[i].ops->softmax_backward(s[i].ctx, sm, dyv, N, K, dsm)) {
+                test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                continue;
+            }
+            r[i][0] = get(&s[i], yv, yn), r[i][1] = get(&s[i], dxv, xn), r[i][2] = get(&s[i], sm, yn);
+            r[i][3] = get(&s[i], dsm, yn);
+        }
+        COMPARE(EXACT, "avgpool forward", r[1][0], r[0][0], yn);
+        COMPARE(EXACT, "avgpool backward", r[1][1], r[0][1], xn);
+        COMPARE(SOFTMAX, "softmax forward", r[1][2], r[0][2], yn);
+        COMPARE(SOFTMAX, "softmax backward", r[1][3], r[0][3], yn);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 4; j++) free(r[i][j]);
+        free(x), free(dy);
+    }
     close_sides(s);
 }
 

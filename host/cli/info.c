@@ -18,6 +18,8 @@ static const char *kind_name(at_layer_kind k) {
     case AT_L_DROPOUT: return "dropout (identity)";
     case AT_L_ADD: return "add";
     case AT_L_FLATTEN: return "flatten";
+    case AT_L_AVGPOOL: return "avgpool";
+    case AT_L_SOFTMAX: return "softmax";
     }
     return "?";
 }

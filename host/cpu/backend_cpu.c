@@ -248,6 +248,23 @@ static int cpu_adaptive_avgpool_backward(void *ctx, const float *dy, int N, int 
     at_adaptive_avgpool_backward(dy, N, C, H, W, OH, OW, dx);
     return AT_OK;
 }
+static int cpu_avgpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
+    at_avgpool2d_forward(x, N, C, H, W, k, s, p, y);
+    return AT_OK;
+}
+static int cpu_avgpool2d_backward(void *ctx, const float *dy, int N, int C, int H, int W, int k, int s, int p,
+                                  float *dx) {
+    at_avgpool2d_backward(dy, N, C, H, W, k, s, p, dx);
+    return AT_OK;
+}
+static int cpu_softmax_forward(void *ctx, const float *x, int N, long K, float *y) {
+    at_softmax_forward(x, N, K, y);
+    return AT_OK;
+}
+static int cpu_softmax_backward(void *ctx, const float *y, const float *dy, int N, long K, float *dx) {
+    at_softmax_backward(y, dy, N, K, dx);
+    return AT_OK;
+}
 static int cpu_add(void *ctx, const float *a, const float *b, long n, float *y) {
     at_add_forward(a, b, n, y);
     return AT_OK;
@@ -302,6 +319,10 @@ static const at_ops cpu_ops = {
     .maxpool2d_backward = cpu_maxpool2d_backward,
     .adaptive_avgpool_forward = cpu_adaptive_avgpool_forward,
     .adaptive_avgpool_backward = cpu_adaptive_avgpool_backward,
+    .avgpool2d_forward = cpu_avgpool2d_forward,
+    .avgpool2d_backward = cpu_avgpool2d_backward,
+    .softmax_forward = cpu_softmax_forward,
+    .softmax_backward = cpu_softmax_backward,
     .add = cpu_add,
     .mul = cpu_mul,
     .div = cpu_div,

@@ -18,6 +18,13 @@ void at_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, i
                                   float *dx);
 
 /* y[N][out] = x[N][in] * w[out][in]^T + b */
+/* k x k average pool, stride s, zero padding p counted (count_include_pad) */
+void at_avgpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y);
+void at_avgpool2d_backward(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx);
+/* softmax over each item's K features, and its backward from the outputs y */
+void at_softmax_forward(const float *x, int N, long K, float *y);
+void at_softmax_backward(const float *y, const float *dy, int N, long K, float *dx);
+
 void at_linear_forward(const float *x, int N, int in, const float *w, const float *b, int out,
                        float *y);
 /* dx[N][in] = dy[N][out] * w[out][in] */

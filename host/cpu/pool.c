@@ -88,3 +88,45 @@ void at_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, i
         }
     }
 }
+
+/* k x k average with stride s and zero padding p, the padding counted in the
+ * divisor (PyTorch AvgPool2d's count_include_pad=True). */
+void at_avgpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + nc * H * W;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float sum = 0.0f;
+                for (int dy = 0; dy < k; dy++)
+                    for (int dx = 0; dx < k; dx++) {
+                        const int iy = oy * s - p + dy, ix = ox * s - p + dx;
+                        if (iy >= 0 && iy < H && ix >= 0 && ix < W) sum += xp[iy * W + ix];
+                    }
+                y[(nc * OH + oy) * OW + ox] = sum / (float)(k * k);
+            }
+    }
+}
+
+/* The gather of the windows covering each input, in (oy, ox) order. */
+void at_avgpool2d_backward(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx) {
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *g = dy + nc * OH * OW;
+        for (int iy = 0; iy < H; iy++)
+            for (int ix = 0; ix < W; ix++) {
+                float sum = 0.0f;
+                for (int oy = 0; oy < OH; oy++) {
+                    const int ky = iy + p - oy * s;
+                    if (ky < 0 || ky >= k) continue;
+                    for (int ox = 0; ox < OW; ox++) {
+                        const int kx = ix + p - ox * s;
+                        if (kx >= 0 && kx < k) sum += g[oy * OW + ox] / (float)(k * k);
+                    }
+                }
+                dx[(nc * H + iy) * W + ix] = sum;
+            }
+    }
+}

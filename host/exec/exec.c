@@ -206,6 +206,9 @@ static int run_layer(exec_state *s, int i, const float *x, const float *x2, floa
     case AT_L_ADAPTIVE_AVGPOOL:
         return o->adaptive_avgpool_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
     case AT_L_LINEAR: return o->linear_forward(s->ctx, s->lin[i], x, n, y);
+    case AT_L_AVGPOOL:
+        return o->avgpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad, y);
+    case AT_L_SOFTMAX: return o->softmax_forward(s->ctx, x, n, at_layer_out_size(l), y);
     case AT_L_BATCHNORM:
     case AT_L_DROPOUT:
     case AT_L_FLATTEN: return AT_OK;
@@ -469,6 +472,10 @@ int at_backward(at_backend *be, const at_backward_args *a) {
                 rc = o->adaptive_avgpool_backward(s->ctx, g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, GBUF(t));
                 break;
             case AT_L_LINEAR: rc = o->linear_backward_data(s->ctx, s->lin[i], g, n, GBUF(t)); break;
+            case AT_L_AVGPOOL:
+                rc = o->avgpool2d_backward(s->ctx, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad, GBUF(t));
+                break;
+            case AT_L_SOFTMAX: rc = o->softmax_backward(s->ctx, s->out[i], g, n, at_layer_out_size(l), GBUF(t)); break;
             default: rc = at_fail("backward", "layer %s: unknown kind %d", l->name, (int)l->kind);
             }
             at_grad_slots_release(&gsl, gi);

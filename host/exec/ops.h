@@ -86,6 +86,11 @@ typedef struct at_ops {
     int (*adaptive_avgpool_forward)(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
     int (*adaptive_avgpool_backward)(void *ctx, const float *dy, int N, int C, int H, int W, int OH, int OW,
                                      float *dx);
+    int (*avgpool2d_forward)(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, int p, float *y);
+    int (*avgpool2d_backward)(void *ctx, const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx);
+    /* softmax over each item's K features; backward from its output y */
+    int (*softmax_forward)(void *ctx, const float *x, int N, long K, float *y);
+    int (*softmax_backward)(void *ctx, const float *y, const float *dy, int N, long K, float *dx);
     /* y = a + b, a * b, a / b (0 where b is 0); n floats; y may alias a or b */
     int (*add)(void *ctx, const float *a, const float *b, long n, float *y);
     int (*mul)(void *ctx, const float *a, const float *b, long n, float *y);
