@@ -514,3 +514,25 @@ char *at_json_escape(const char *s, size_t *len_out) {
     if (len_out) *len_out = n;
     return out;
 }
+
+int at_jsonl_each(const char *path, int (*fn)(const at_json *line, void *ctx), void *ctx) {
+    FILE *f = fopen(path, "r");
+    if (!f) return at_fail(path, "cannot read");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = AT_OK;
+    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break; /* a line still being written */
+        at_json *j = NULL;
+        if (at_json_parse(line, (size_t)len, &j)) {
+            at_clear_error();
+            continue;
+        }
+        rc = fn(j, ctx);
+        at_json_free(j);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}

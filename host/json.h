@@ -40,6 +40,11 @@ int at_json_parse(const char *text, size_t len, at_json **out);
 const at_json *at_json_get(const at_json *obj, const char *key);
 void at_json_free(at_json *j);
 
+/* Calls fn on each complete line of a JSONL file that parses (a torn last
+ * line and lines that do not parse are skipped), until fn returns AT_ERR.
+ * AT_ERR when the file cannot be read or fn failed; AT_OK otherwise. */
+int at_jsonl_each(const char *path, int (*fn)(const at_json *line, void *ctx), void *ctx);
+
 /* "null", "boolean", "number", "string", "array", "object". */
 const char *at_json_type_name(at_json_type t);
 /* 1 and *out set when j is a number written as an integer literal whose value

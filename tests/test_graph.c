@@ -28,6 +28,17 @@ static at_layer *node(at_model *m, at_layer_kind kind, const char *name, int inp
     return l;
 }
 
+/* An empty model of IN_C x HW x HW inputs and CLASSES outputs, room for cap nodes. */
+static at_model *new_model(const char *arch, int cap, int n_convs) {
+    at_model *m = calloc(1, sizeof *m);
+    m->layers = calloc(cap, sizeof(at_layer));
+    m->gate_layer = calloc(n_convs, sizeof(int));
+    snprintf(m->arch, sizeof m->arch, "%s", arch);
+    m->in_c = IN_C, m->in_h = m->in_w = HW, m->n_classes = CLASSES;
+    for (int c = 0; c < 3; c++) m->pre.mean[c] = 0.5f, m->pre.std[c] = 0.25f;
+    return m;
+}
+
 static void conv_params(at_layer *l, int seed) {
     l->kernel = 3, l->stride = 1, l->pad = 1;
     l->weight = test_random("w", seed, (long)l->out_c * l->in_c * 9, 0.4f, 0);
@@ -37,12 +48,7 @@ static void conv_params(at_layer *l, int seed) {
 /* x -> conv0 -> relu0 -> [conv1 -> relu1 -> conv2] + relu0 -> add -> relu2 ->
  * maxpool -> avgpool 2x2 -> flatten -> fc. relu0 is read by conv1 and the add. */
 static at_model *residual_model(void) {
-    at_model *m = calloc(1, sizeof *m);
-    m->layers = calloc(16, sizeof(at_layer));
-    m->gate_layer = calloc(2, sizeof(int));
-    snprintf(m->arch, sizeof m->arch, "residual-test");
-    m->in_c = IN_C, m->in_h = m->in_w = HW, m->n_classes = CLASSES;
-    for (int c = 0; c < 3; c++) m->pre.mean[c] = 0.5f, m->pre.std[c] = 0.25f;
+    at_model *m = new_model("residual-test", 16, 2);
     at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
     conv_params(c0, 1);
     c0->conv_index = 0;
@@ -174,12 +180,7 @@ TEST(graph_that_reads_a_later_node_is_refused_naming_it) {
 /* x -> conv -> relu -> avgpool 3x3/2 pad 1 -> flatten -> fc -> softmax: the
  * two pooling kinds a VGG does not use, through the executor. */
 static at_model *pooling_model(void) {
-    at_model *m = calloc(1, sizeof *m);
-    m->layers = calloc(8, sizeof(at_layer));
-    m->gate_layer = calloc(1, sizeof(int));
-    snprintf(m->arch, sizeof m->arch, "pooling-test");
-    m->in_c = IN_C, m->in_h = m->in_w = HW, m->n_classes = CLASSES;
-    for (int c = 0; c < 3; c++) m->pre.mean[c] = 0.5f, m->pre.std[c] = 0.25f;
+    at_model *m = new_model("pooling-test", 8, 1);
     at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
     conv_params(c0, 5);
     c0->conv_index = 0;

@@ -178,52 +178,45 @@ void scored_free(scored_values *v) {
     memset(v, 0, sizeof *v);
 }
 
-int load_scored(scored_values *v, const char *path, const char *key, const char (*term_names)[24], int n_terms) {
-    FILE *f = fopen(path, "r");
-    if (!f) return at_fail(path, "cannot read");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = AT_OK;
-    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n') break;
-        at_json *j = NULL;
-        if (at_json_parse(line, (size_t)len, &j)) {
-            at_clear_error();
-            continue;
-        }
-        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *co = at_json_get(j, "class_option");
-        if (im && me && co && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING && co->type == AT_JSON_STRING &&
-            !strcmp(co->string, key)) {
-            if (v->n == v->cap) {
-                int nc = v->cap ? 2 * v->cap : 64;
-                scored_row *nr = realloc(v->r, sizeof *nr * nc);
-                if (!nr) rc = at_fail(path, "out of memory");
-                else v->r = nr, v->cap = nc;
-            }
-            if (rc == AT_OK) {
-                scored_row *r = &v->r[v->n++];
-                memset(r, 0, sizeof *r);
-                const at_json *st = at_json_get(j, "settings"), *la = at_json_get(j, "layer"),
-                              *az = at_json_get(j, "all_zero_map");
-                const char *settings = st && st->type == AT_JSON_STRING ? st->string : "";
-                r->image = strdup(im->string);
-                r->name = malloc(strlen(me->string) + strlen(settings) + 2);
-                if (r->name) sprintf(r->name, "%s%s%s", me->string, settings[0] ? "." : "", settings);
-                r->layer = strdup(la && la->type == AT_JSON_STRING ? la->string : "");
-                r->all_zero = az && az->type == AT_JSON_BOOL && az->boolean;
-                for (int t = 0; t < n_terms; t++) {
-                    const at_json *x = at_json_get(j, term_names[t]);
-                    r->terms[t] = x && x->type == AT_JSON_NUMBER ? x->number : NAN;
-                }
-                if (!r->image || !r->name || !r->layer) rc = at_fail(path, "out of memory");
-            }
-        }
-        at_json_free(j);
+typedef struct {
+    scored_values *v;
+    const char *path, *key;
+    const char (*term_names)[24];
+    int n_terms;
+} scored_load;
+
+static int load_scored_line(const at_json *j, void *ctx) {
+    scored_load *c = ctx;
+    scored_values *v = c->v;
+    const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *co = at_json_get(j, "class_option");
+    if (!im || !me || !co || im->type != AT_JSON_STRING || me->type != AT_JSON_STRING || co->type != AT_JSON_STRING ||
+        strcmp(co->string, c->key))
+        return AT_OK;
+    if (v->n == v->cap) {
+        int nc = v->cap ? 2 * v->cap : 64;
+        scored_row *nr = realloc(v->r, sizeof *nr * nc);
+        if (!nr) return at_fail(c->path, "out of memory");
+        v->r = nr, v->cap = nc;
     }
-    free(line);
-    fclose(f);
-    return rc;
+    scored_row *r = &v->r[v->n++];
+    memset(r, 0, sizeof *r);
+    const at_json *st = at_json_get(j, "settings"), *la = at_json_get(j, "layer"), *az = at_json_get(j, "all_zero_map");
+    const char *settings = st && st->type == AT_JSON_STRING ? st->string : "";
+    r->image = strdup(im->string);
+    r->name = malloc(strlen(me->string) + strlen(settings) + 2);
+    if (r->name) sprintf(r->name, "%s%s%s", me->string, settings[0] ? "." : "", settings);
+    r->layer = strdup(la && la->type == AT_JSON_STRING ? la->string : "");
+    r->all_zero = az && az->type == AT_JSON_BOOL && az->boolean;
+    for (int t = 0; t < c->n_terms; t++) {
+        const at_json *x = at_json_get(j, c->term_names[t]);
+        r->terms[t] = x && x->type == AT_JSON_NUMBER ? x->number : NAN;
+    }
+    return !r->image || !r->name || !r->layer ? at_fail(c->path, "out of memory") : AT_OK;
+}
+
+int load_scored(scored_values *v, const char *path, const char *key, const char (*term_names)[24], int n_terms) {
+    scored_load c = {v, path, key, term_names, n_terms};
+    return at_jsonl_each(path, load_scored_line, &c);
 }
 
 const scored_row *scored_find(const scored_values *v, const entry *e) {

@@ -32,56 +32,49 @@ static int read_gates_file(const at_model *m, const char *path, float *out) {
     return rc;
 }
 
+typedef struct {
+    path_reuse *r;
+    const char *out_dir, *file, *want, *settings, *sha256;
+} reuse_load;
+
+static int reuse_line(const at_json *j, void *ctx) {
+    reuse_load *c = ctx;
+    path_reuse *r = c->r;
+    const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *se = at_json_get(j, "settings"),
+                  *sh = at_json_get(j, "model_sha256"), *ga = at_json_get(j, "gates");
+    const char *settings = se && se->type == AT_JSON_STRING ? se->string : "";
+    if (!im || !me || !sh || !ga || im->type != AT_JSON_STRING || me->type != AT_JSON_STRING ||
+        sh->type != AT_JSON_STRING || ga->type != AT_JSON_STRING || strcmp(me->string, c->want) ||
+        strcmp(settings, c->settings) || strcmp(sh->string, c->sha256))
+        return AT_OK;
+    if (r->n == r->cap) {
+        int nc = r->cap ? 2 * r->cap : 64;
+        char **ni = realloc(r->images, sizeof(char *) * nc), **ng = realloc(r->gates, sizeof(char *) * nc);
+        if (ni) r->images = ni;
+        if (ng) r->gates = ng;
+        if (!ni || !ng) return at_fail(c->file, "out of memory");
+        r->cap = nc;
+    }
+    /* recorded relative to where that run ran: else look in --out itself */
+    const char *base = strrchr(ga->string, '/');
+    char *in_out = malloc(strlen(c->out_dir) + strlen(ga->string) + 2);
+    if (in_out) sprintf(in_out, "%s/%s", c->out_dir, base ? base + 1 : ga->string);
+    if (in_out && access(ga->string, R_OK) == 0) free(in_out), in_out = NULL;
+    r->images[r->n] = strdup(im->string);
+    r->gates[r->n] = in_out ? in_out : strdup(ga->string);
+    r->n++;
+    return AT_OK;
+}
+
 int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, const at_model *m,
                     at_precision precision) {
     memset(r, 0, sizeof *r);
     char file[4200], st[160];
     snprintf(file, sizeof file, "%s/results.jsonl", out_dir);
     path_gates_settings(p, precision, st, sizeof st);
-    const char *want = p->path_score_weighted ? "score-cdrp" : "cdrp";
-    FILE *f = fopen(file, "r");
-    if (!f) return AT_OK; /* nothing to reuse yet */
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = AT_OK;
-    while (rc == AT_OK && (len = getline(&line, &cap, f)) > 0) {
-        if (line[len - 1] != '\n') break;
-        at_json *j = NULL;
-        if (at_json_parse(line, (size_t)len, &j)) {
-            at_clear_error();
-            continue;
-        }
-        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *se = at_json_get(j, "settings"),
-                      *sh = at_json_get(j, "model_sha256"), *ga = at_json_get(j, "gates");
-        const char *settings = se && se->type == AT_JSON_STRING ? se->string : "";
-        if (im && me && sh && ga && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING &&
-            sh->type == AT_JSON_STRING && ga->type == AT_JSON_STRING && !strcmp(me->string, want) &&
-            !strcmp(settings, st) && !strcmp(sh->string, m->sha256)) {
-            if (r->n == r->cap) {
-                int nc = r->cap ? 2 * r->cap : 64;
-                char **ni = realloc(r->images, sizeof(char *) * nc), **ng = realloc(r->gates, sizeof(char *) * nc);
-                if (ni) r->images = ni;
-                if (ng) r->gates = ng;
-                if (!ni || !ng) rc = at_fail(file, "out of memory");
-                else r->cap = nc;
-            }
-            if (rc == AT_OK) {
-                /* recorded relative to where that run ran: else look in --out itself */
-                const char *base = strrchr(ga->string, '/');
-                char *in_out = malloc(strlen(out_dir) + strlen(ga->string) + 2);
-                if (in_out) sprintf(in_out, "%s/%s", out_dir, base ? base + 1 : ga->string);
-                if (in_out && access(ga->string, R_OK) == 0) free(in_out), in_out = NULL;
-                r->images[r->n] = strdup(im->string);
-                r->gates[r->n] = in_out ? in_out : strdup(ga->string);
-                r->n++;
-            }
-        }
-        at_json_free(j);
-    }
-    free(line);
-    fclose(f);
-    return rc;
+    if (access(file, R_OK) != 0) return AT_OK; /* nothing to reuse yet */
+    reuse_load c = {r, out_dir, file, p->path_score_weighted ? "score-cdrp" : "cdrp", st, m->sha256};
+    return at_jsonl_each(file, reuse_line, &c);
 }
 
 /* The gates file of image's path in --out, NULL when none (the last line wins). */

@@ -18,15 +18,6 @@
 #include "error.h"
 #include "exec/state.h"
 
-static long input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
-
-static size_t max_layer_floats(const at_model *m) {
-    size_t mx = (size_t)input_floats(m);
-    for (int i = 0; i < m->n_layers; i++)
-        if ((size_t)at_layer_out_size(&m->layers[i]) > mx) mx = (size_t)at_layer_out_size(&m->layers[i]);
-    return mx;
-}
-
 static void carve(char *base, size_t *cursor, size_t bytes, void **out) {
     const size_t off = *cursor;
     *cursor += (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
@@ -37,7 +28,7 @@ static void carve(char *base, size_t *cursor, size_t bytes, void **out) {
 static size_t plan_arena(const exec_state *s, const call_shape *cs, char *base, arena_plan *p) {
     const at_model *m = s->m;
     memset(p, 0, sizeof *p);
-    const size_t n = (size_t)cs->n, in = (size_t)input_floats(m), layer = max_layer_floats(m), f = sizeof(float);
+    const size_t n = (size_t)cs->n, in = (size_t)at_exec_input_floats(m), layer = at_exec_max_layer_floats(m), f = sizeof(float);
     size_t cur = 0;
     carve(base, &cur, cs->gathered ? (size_t)cs->n_rows * in * f : 0, (void **)&p->rows);
     carve(base, &cur, cs->gathered ? n * sizeof(int) : 0, (void **)&p->index);
@@ -221,7 +212,7 @@ static int stage_inputs(exec_state *s, const at_forward_args *a, const call_shap
                         fused_masks *fm) {
     const at_model *m = s->m;
     const at_ops *o = s->ops;
-    const size_t in = (size_t)input_floats(m);
+    const size_t in = (size_t)at_exec_input_floats(m);
     memset(fm, 0, sizeof *fm);
     if (a->gates && o->upload(s->ctx, p->gates, a->gates, sizeof(float) * cs->gate_rows * m->n_gates)) return AT_ERR;
     if (a->patch_mode == AT_PATCH_SCALE_CHANNELS &&
@@ -315,7 +306,7 @@ int at_forward(at_backend *be, const at_forward_args *a) {
             }
         }
     } else {
-        const size_t slot = (size_t)n * max_layer_floats(m);
+        const size_t slot = (size_t)n * at_exec_max_layer_floats(m);
         for (int i = 0; i < m->n_layers; i++) {
             const int r = s->g.root[i];
             s->out[i] = r < 0 ? p.input : p.slots + slot * s->g.slot[r];
@@ -407,7 +398,7 @@ int at_backward(at_backend *be, const at_backward_args *a) {
     /* gradient buffers: held[j + 1] is node j's (held[0] the input's), summed
      * over its readers before node j runs; the same take/release order as
      * host/exec/graph.c counts */
-    const size_t slot = (size_t)n * max_layer_floats(m);
+    const size_t slot = (size_t)n * at_exec_max_layer_floats(m);
     grad_slots gsl;
     at_grad_slots_init(&gsl, s->n_slots);
     int *held = s->held;
@@ -493,9 +484,9 @@ int at_backward(at_backend *be, const at_backward_args *a) {
         }
     }
     if (a->grad_input) {
-        if (held[0] >= 0 ? o->download(s->ctx, a->grad_input, GBUF(held[0]), sizeof(float) * n * input_floats(m)) : AT_OK)
+        if (held[0] >= 0 ? o->download(s->ctx, a->grad_input, GBUF(held[0]), sizeof(float) * n * at_exec_input_floats(m)) : AT_OK)
             return AT_ERR;
-        if (held[0] < 0) memset(a->grad_input, 0, sizeof(float) * n * input_floats(m));
+        if (held[0] < 0) memset(a->grad_input, 0, sizeof(float) * n * at_exec_input_floats(m));
     }
 #undef GBUF
     if (a->grad_gates && o->download(s->ctx, a->grad_gates, p->grad_gates, sizeof(float) * m->n_gates * n))

@@ -12,15 +12,6 @@
 #define N_WT 3
 #define N_BT 4
 
-static long input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
-
-static size_t max_layer_floats(const at_model *m) {
-    size_t mx = (size_t)input_floats(m);
-    for (int i = 0; i < m->n_layers; i++)
-        if ((size_t)at_layer_out_size(&m->layers[i]) > mx) mx = (size_t)at_layer_out_size(&m->layers[i]);
-    return mx;
-}
-
 const at_layer *at_rule_node(const at_rule_call *c) { return &c->s->m->layers[c->node]; }
 int at_rule_items(const at_rule_call *c) { return c->n; }
 const float *at_rule_input(const at_rule_call *c) { return c->input; }
@@ -29,7 +20,7 @@ const float *at_rule_output(const at_rule_call *c) { return c->s->out[c->node]; 
 float *at_rule_result(at_rule_call *c) { return c->result; }
 
 int at_exec_rule_scratch_ready(exec_state *s, int n) {
-    const size_t need = 3 * (size_t)n * max_layer_floats(s->m);
+    const size_t need = 3 * (size_t)n * at_exec_max_layer_floats(s->m);
     if (need <= s->rule_scratch_floats) return AT_OK;
     if (s->rule_scratch) s->ops->release(s->ctx, s->rule_scratch);
     s->rule_scratch_floats = 0;
@@ -43,7 +34,7 @@ float *at_rule_scratch(at_rule_call *c, int k) {
         at_fail("node rule", "scratch buffer %d of 0..2", k);
         return NULL;
     }
-    return c->s->rule_scratch + (size_t)k * c->n * max_layer_floats(c->s->m);
+    return c->s->rule_scratch + (size_t)k * c->n * at_exec_max_layer_floats(c->s->m);
 }
 
 static float *keep_host(exec_state *s, float *p) {
