@@ -6,22 +6,6 @@
 #include "error.h"
 #include "exec/ops.h"
 
-const char *at_precision_name(at_precision p) {
-    switch (p) {
-    case AT_PRECISION_TF32: return "tf32";
-    case AT_PRECISION_FP16: return "fp16";
-    default: return "fp32";
-    }
-}
-
-int at_precision_parse(const char *s, at_precision *out) {
-    if (!strcmp(s, "fp32")) *out = AT_PRECISION_FP32;
-    else if (!strcmp(s, "tf32")) *out = AT_PRECISION_TF32;
-    else if (!strcmp(s, "fp16")) *out = AT_PRECISION_FP16;
-    else return at_fail("--precision", "'%s' is not fp32, tf32 or fp16", s);
-    return AT_OK;
-}
-
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     const char *name = opt && opt->name ? opt->name : "auto";

@@ -1,0 +1,82 @@
+/* What every explanation method shares: method and variant names, the class
+ * to explain from the logits, the final map (docs/methods.md). */
+#include "methods/explain.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "maps.h"
+
+static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
+                                                          "contrastive", "guided-backprop", "deconvnet"};
+static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
+
+int at_method_parse(const char *name, at_method *out) {
+    for (int i = 0; i < AT_METHOD_COUNT; i++)
+        if (!strcmp(name, method_names[i])) {
+            *out = (at_method)i;
+            return AT_OK;
+        }
+    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
+                   "guided-backprop, deconvnet", name);
+}
+
+const char *at_method_name(at_method m) { return m < AT_METHOD_COUNT ? method_names[m] : "?"; }
+
+int at_variant_parse(const char *name, at_variant *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, variant_names[i])) {
+            *out = (at_variant)i;
+            return AT_OK;
+        }
+    return at_fail("--variant", "'%s' is not authors, pgc or torchcam", name);
+}
+
+const char *at_variant_name(at_variant v) { return (unsigned)v < 3 ? variant_names[v] : "?"; }
+
+int at_method_uses_layer(at_method m) {
+    return m == AT_METHOD_SCORECAM || m == AT_METHOD_GRADCAM || m == AT_METHOD_GRADCAMPP;
+}
+
+int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
+                               at_explain_result *r) {
+    float *probs = malloc(sizeof(float) * m->n_classes);
+    if (!probs) return at_fail("explain", "out of memory");
+    for (int b = 0; b < n; b++) {
+        const float *l = logits + (long)b * m->n_classes;
+        at_softmax_rows(l, 1, m->n_classes, probs);
+        int best = 0;
+        for (int k = 1; k < m->n_classes; k++)
+            if (l[k] > l[best]) best = k;
+        int c = opt->classes && opt->classes[b] >= 0 ? opt->classes[b] : best;
+        if (c >= m->n_classes) {
+            free(probs);
+            return at_fail("--class", "%d is out of range 0..%d", c, m->n_classes - 1);
+        }
+        r[b].predicted = best;
+        r[b].cls = c;
+        r[b].prob = probs[c];
+        r[b].logit = l[c];
+        r[b].forwards += 1;
+    }
+    free(probs);
+    return AT_OK;
+}
+
+void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_result *r) {
+    at_relu_inplace(cam, (long)h * w);
+    at_upsample_bilinear(cam, h, w, r->map, m->in_h, m->in_w, 0);
+    r->flat_map = at_minmax_normalize(r->map, (long)m->in_h * m->in_w);
+}
+
+int at_explain_check_layer(const at_model *m, at_method method, int layer) {
+    if (!at_method_uses_layer(method)) return AT_OK;
+    if (layer < 0 || layer >= m->n_layers) return at_fail("--layer", "layer index %d out of range", layer);
+    const at_layer *l = &m->layers[layer];
+    if (l->out_h < 2 && l->out_w < 2)
+        return at_fail("--layer", "%s has a 1x1 output; a CAM needs a spatial map (use a features.N layer)",
+                       l->name);
+    return AT_OK;
+}
+
