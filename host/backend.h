@@ -115,7 +115,7 @@ struct at_backend {
     const char *name;        /* "cpu", "cuda" */
     const at_model *model;
     at_precision precision;
-    double peak_flops;       /* device FP32 (or chosen precision) peak, FLOP/s, estimate */
+    double peak_flops;       /* device FP32 (or chosen precision) peak, FLOP/s; CPU: 0 until at_cpu_peak_flops */
     void *impl;
     /* One line a front end may show, e.g. why "auto" chose the CPU; "" when
      * there is nothing to say. The library itself never prints. */
@@ -155,11 +155,16 @@ int at_rule_divide(at_rule_call *c, const float *a, const float *b, long n, floa
  * device memory the backend holds, the peak so far as the arena only grows. */
 size_t at_memory_in_use(at_backend *be);
 
+/* How the CPU backend runs 3x3 stride-1 convs (host/cpu/winograd.h):
+ * auto is Winograd F(2x2,3x3) at FP32 where it applies, direct otherwise. */
+typedef enum { AT_CONV_AUTO = 0, AT_CONV_DIRECT, AT_CONV_WINOGRAD } at_conv_algo;
+
 typedef struct {
     const char *name;        /* "cpu", "cuda", "auto" */
     at_precision precision;  /* CPU: tf32 and fp16 are emulated (operands rounded), not faster */
     size_t mem_limit;        /* bytes the backend may plan for; 0 = default */
     int threads;             /* CPU threads; 0 = OpenMP default */
+    at_conv_algo conv;       /* CPU only; the CUDA backend refuses winograd */
 } at_backend_options;
 
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out);
@@ -171,6 +176,10 @@ int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_
 /* 1 when a CUDA device is usable (0 when not built with CUDA or no device);
  * why receives a reason when 0. */
 int at_cuda_available(char *why, size_t cap);
+
+/* The CPU's FP32 peak in FLOP/s, measured on first call (and per thread
+ * count) by an AVX2 FMA probe on all OpenMP threads, ~0.1 s (host/cpu/peak.c). */
+double at_cpu_peak_flops(void);
 
 const char *at_precision_name(at_precision p);
 int at_precision_parse(const char *s, at_precision *out);

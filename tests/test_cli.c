@@ -74,6 +74,9 @@ TEST(cli_unknown_command_and_option_are_usage_errors) {
     CHECK(attrib("predict --backend tpu x.png", 1) == 2 && strstr(out, "--backend"));
     CHECK(attrib("predict --precision fp8 x.png", 1) == 2 && strstr(out, "--precision"));
     CHECK(attrib("predict --topk", 1) == 2 && strstr(out, "needs a value"));
+    CHECK(attrib("predict --conv fast x.png", 1) == 2 && one_line(out) && strstr(out, "attrib: --conv:"));
+    CHECK(attrib("predict --conv winograd --precision tf32 x.png", 1) == 2 && one_line(out) && strstr(out, "fp32"));
+    CHECK(attrib("bench --precision fp16 --conv winograd", 1) == 2 && one_line(out) && strstr(out, "--conv"));
 }
 
 TEST(cli_missing_model_is_bad_input_naming_the_file) {
@@ -345,6 +348,10 @@ TEST(cli_bench_rate_follows_from_the_printed_work) {
         if (at_json_parse(line, strlen(line), &j) != AT_OK) continue;
         double g = at_json_get(j, "gmac_per_image")->number, ms = at_json_get(j, "ms_per_image")->number;
         double tflops = at_json_get(j, "tflops")->number;
+        /* the measured peak (host/cpu/peak.c) and the share of it */
+        double peak = at_json_get(j, "peak_gflops")->number, pct = at_json_get(j, "peak_pct")->number;
+        CHECKF(peak > 1 && fabs(pct - 100 * tflops * 1e3 / peak) <= 0.01 * pct + 0.02, "peak %g GFLOP/s, %g %%", peak,
+               pct);
         const char *pass = at_json_get(j, "pass")->string;
         CHECKF(fabs(2 * g * 1e9 / (ms * 1e-3) / 1e12 - tflops) <= 1e-3 * tflops + 1e-4, "%s: %g GMAC, %g ms, %g TFLOP/s",
                pass, g, ms, tflops);

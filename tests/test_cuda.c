@@ -135,7 +135,11 @@ typedef struct {
 
 static int open_backends(backends *b, const at_random_spec *spec, at_precision prec) {
     memset(b, 0, sizeof *b);
-    at_backend_options cpu = {.name = "cpu"}, gpu = {.name = "cuda", .precision = prec};
+    /* the CPU's direct conv, of which the CUDA kernels are the twins: its
+     * Winograd path rounds differently (within every golden's tolerance), and
+     * over a whole network that flips ReLU and max-pool ties (vgg11 at batch
+     * 33: input gradient NMSE 1.1e-6 against the GPU's 1e-7 bound) */
+    at_backend_options cpu = {.name = "cpu", .conv = AT_CONV_DIRECT}, gpu = {.name = "cuda", .precision = prec};
     if (at_random_model(spec, &b->m) || at_backend_create(b->m, &cpu, &b->cpu) ||
         at_backend_create(b->m, &gpu, &b->gpu)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", spec->arch, at_last_error());

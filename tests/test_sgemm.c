@@ -13,6 +13,7 @@
 #include "test.h"
 
 #include "cpu/sgemm.h"
+#include "cpu/winograd.h"
 
 #include <omp.h>
 #include <stdint.h>
@@ -171,6 +172,36 @@ TEST(sgemm_deterministic_across_runs_and_threads) {
         CHECKF(memcmp(c2a, c3, bytes) == 0, "M=%d N=%d K=%d: 3 vs 2 threads differ", M, N, K);
         free(A), free(B), free(c2a), free(c2b), free(c1), free(c3);
     }
+}
+
+/* at_sgemm's A * B^T with at most 8 rows (the FC layers at small batches)
+ * runs as matrix-vector products; its bits must be the packed GEMM's
+ * (at_sgemm_ex with the plain packers), or a layer's output would depend on
+ * the batch size. K over one and several blocks, N off the 8-column groups,
+ * beta 0 over NaN and beta 1, 1 and 2 threads. */
+TEST(sgemm_few_rows_times_bt_matches_the_packed_gemm_bit_for_bit) {
+    static const int shapes[][3] = {{1, 1, 1}, {1, 4096, 1000}, {3, 37, 600}, {8, 64, 257}, {5, 13, 25088},
+                                    {2, 9, 7}, {8, 100, 3}};
+    for (int si = 0; si < 7; si++)
+        for (int bi = 0; bi < 2; bi++)
+            for (int T = 1; T <= 2; T++) {
+                int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                float beta = bi ? 1.0f : 0.0f, alpha = bi ? 1.0f : 0.75f;
+                float *A = rand_buf((long)M * K), *B = rand_buf((long)N * K), *C0 = rand_buf((long)M * N);
+                float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+                for (long i = 0; i < (long)M * N; i++) C1[i] = C2[i] = bi ? C0[i] : NAN;
+                int old = omp_get_max_threads();
+                omp_set_num_threads(T);
+                at_sgemm(0, 1, M, N, K, alpha, A, K, B, K, beta, C1, N);
+                at_matrix_operand ma = {A, K, 0}, mb = {B, K, 1};
+                at_gemm_operand a = {at_pack_a_matrix, &ma}, b = {at_pack_b_matrix, &mb};
+                at_gemm_output c = {C2, N, N, 0, NULL};
+                at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
+                omp_set_num_threads(old);
+                CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d beta=%g threads=%d differ", M, N,
+                       K, beta, T);
+                free(A), free(B), free(C0), free(C1), free(C2);
+            }
 }
 
 TEST(sgemm_inside_parallel_region_runs_serially) {
@@ -368,33 +399,58 @@ TEST(conv_backward_as_forward_conv_shapes) {
         if (!conv_case(&cs[i])) return;
 }
 
-/* One forward and one backward with T threads. */
+/* One forward and one backward with T threads, direct or Winograd (u: the
+ * forward and backward transformed weights). */
 static void conv_with_threads(int T, const conv_shape *c, const float *x, const float *w,
-                              const float *b, const float *dy, float *y, float *dx, float *ws) {
+                              const float *b, const float *dy, float *y, float *dx, const float *const *u) {
     int old = omp_get_max_threads();
     omp_set_num_threads(T);
-    at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, c->kh, c->kw, c->s, c->p, y, ws);
-    at_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dx, ws);
+    /* sized under T threads, as the backend sizes it per call */
+    size_t nws = u ? at_winograd_workspace_floats(c->C, c->K)
+                   : at_conv2d_workspace_floats(c->C, c->H, c->W, c->kh, c->kw, c->s, c->p);
+    float *ws = nws ? malloc(nws * sizeof *ws) : NULL;
+    if (u) {
+        at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, u[0], b, c->K, c->p, y, ws);
+        at_winograd_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, u[1], c->K, c->p, dx, ws);
+    } else {
+        at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, c->kh, c->kw, c->s, c->p, y, ws);
+        at_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, c->kh, c->kw, c->s, c->p, dx, ws);
+    }
+    free(ws);
     omp_set_num_threads(old);
 }
 
 TEST(conv_deterministic_across_runs_and_threads) {
     /* both backward paths (flipped-kernel GEMM; w^T*dy + col2im for C = 3
-     * and for stride 2), row and column splits of the GEMM */
+     * and for stride 2), row and column splits of the GEMM; then Winograd on
+     * the shapes it takes: chunks split between threads (56x56, 64 channels:
+     * 1568 tiles, chunks of 392 with 2 threads, 512 with 1, so the 8-tile
+     * vector and the scalar transforms meet other tiles), one chunk with
+     * threaded GEMMs (7x7), odd maps, pad 0 and 2 */
     conv_shape cs[] = {{2, 64, 28, 28, 64, 3, 3, 1, 1}, {3, 256, 7, 7, 512, 3, 3, 1, 1},
-                       {2, 32, 33, 31, 40, 3, 3, 2, 1}, {2, 3, 40, 36, 64, 3, 3, 1, 1}};
-    for (int i = 0; i < 4; i++) {
+                       {2, 32, 33, 31, 40, 3, 3, 2, 1}, {2, 3, 40, 36, 64, 3, 3, 1, 1},
+                       {2, 64, 56, 56, 64, 3, 3, 1, 1}, {3, 256, 7, 7, 512, 3, 3, 1, 1},
+                       {3, 16, 61, 47, 24, 3, 3, 1, 0}, {1, 40, 9, 13, 17, 3, 3, 1, 2}};
+    for (int i = 0; i < 8; i++) {
         const conv_shape *c = &cs[i];
+        const int wino = i >= 4;
         int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
         long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
         float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * c->kh * c->kw);
-        float *b = rand_buf(c->K), *dy = rand_buf(ny), *ws = conv_workspace(c);
-        float *y[3], *dx[3];
+        float *b = rand_buf(c->K), *dy = rand_buf(ny);
+        float *y[3], *dx[3], *u[2] = {NULL, NULL};
+        if (wino) {
+            REQUIRE(at_winograd_applies(c->C, c->K, c->kh, c->kw, c->s, c->p));
+            for (int d = 0; d < 2; d++) {
+                u[d] = malloc(at_winograd_weights_floats(c->K, c->C) * sizeof(float));
+                at_winograd_transform_weights(w, c->K, c->C, d, u[d]);
+            }
+        }
         static const int threads[3] = {2, 2, 1};
         for (int r = 0; r < 3; r++) {
             y[r] = malloc((size_t)ny * sizeof(float));
             dx[r] = malloc((size_t)nx * sizeof(float));
-            conv_with_threads(threads[r], c, x, w, b, dy, y[r], dx[r], ws);
+            conv_with_threads(threads[r], c, x, w, b, dy, y[r], dx[r], wino ? (const float *const *)u : NULL);
         }
         for (int r = 1; r < 3; r++) {
             CHECKF(memcmp(y[0], y[r], (size_t)ny * sizeof(float)) == 0,
@@ -403,7 +459,7 @@ TEST(conv_deterministic_across_runs_and_threads) {
                    "case %d: backward with %d threads differs from 2 threads", i, threads[r]);
         }
         for (int r = 0; r < 3; r++) free(y[r]), free(dx[r]);
-        free(x), free(w), free(b), free(dy), free(ws);
+        free(x), free(w), free(b), free(dy), free(u[0]), free(u[1]);
     }
 }
 
@@ -418,4 +474,62 @@ TEST(conv_inside_parallel_region_runs_serially) {
         at_conv2d_forward(x, c.N, c.C, c.H, c.W, w, NULL, c.K, 3, 3, 1, 1, y + r * ny, NULL);
     for (int r = 0; r < 4; r++) CHECK_CLOSE("nested conv forward", y + r * ny, yr, ny, gemm_atol(144), GEMM_RTOL);
     free(x), free(w), free(yr), free(y);
+}
+
+/* ---- Winograd F(2x2, 3x3) (host/cpu/winograd.h) ---- */
+
+/* Winograd is held to the direct conv's tolerance (gemm_atol, GEMM_RTOL).
+ * Its terms are transformed values (sums of up to 4 inputs, averages of 9
+ * weights) and so round a little differently, but the largest error on
+ * these shapes uses 0.16 of that budget (2026-12-01). */
+#define WINO_TOL_SCALE 1.0
+
+static int wino_case(const conv_shape *c) {
+    int Ho = conv_out(c->H, 3, 1, c->p), Wo = conv_out(c->W, 3, 1, c->p);
+    long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
+    float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * 9), *b = rand_buf(c->K), *dy = rand_buf(ny);
+    float *y = malloc((size_t)ny * sizeof *y), *yr = malloc((size_t)ny * sizeof *yr);
+    float *dx = malloc((size_t)nx * sizeof *dx), *dxr = malloc((size_t)nx * sizeof *dxr);
+    float *uf = malloc(at_winograd_weights_floats(c->K, c->C) * sizeof(float));
+    float *ub = malloc(at_winograd_weights_floats(c->K, c->C) * sizeof(float));
+    float *ws = malloc(at_winograd_workspace_floats(c->C, c->K) * sizeof(float));
+    at_winograd_transform_weights(w, c->K, c->C, 0, uf);
+    at_winograd_transform_weights(w, c->K, c->C, 1, ub);
+    for (long i = 0; i < ny; i++) y[i] = NAN; /* every output written */
+    for (long i = 0; i < nx; i++) dx[i] = NAN;
+    at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, uf, b, c->K, c->p, y, ws);
+    at_winograd_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, ub, c->K, c->p, dx, ws);
+    ref_conv_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, 3, 3, 1, c->p, yr);
+    ref_conv_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, 3, 3, 1, c->p, dxr);
+    double af = gemm_atol(c->C * 9), ab = gemm_atol(c->K * 9);
+    char what[160];
+    snprintf(what, sizeof what, "winograd forward N=%d C=%d %dx%d K=%d p=%d", c->N, c->C, c->H, c->W, c->K, c->p);
+    int ok = CHECK_CLOSE(what, y, yr, ny, WINO_TOL_SCALE * af, WINO_TOL_SCALE * GEMM_RTOL);
+    snprintf(what, sizeof what, "winograd backward N=%d C=%d %dx%d K=%d p=%d", c->N, c->C, c->H, c->W, c->K, c->p);
+    ok = ok && CHECK_CLOSE(what, dx, dxr, nx, WINO_TOL_SCALE * ab, WINO_TOL_SCALE * GEMM_RTOL);
+    free(x), free(w), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(uf), free(ub), free(ws);
+    return ok;
+}
+
+TEST(winograd_matches_the_reference_conv_forward_and_backward) {
+    /* odd and even maps (a half tile at the right and bottom edge), 1x1 and
+     * 2x3 maps, pads 0/1/2, batches whose tiles run across images, channel
+     * counts off the GEMM blocks, and a chunked VGG-like layer */
+    conv_shape cs[] = {{1, 16, 1, 1, 16, 3, 3, 1, 1},  {3, 16, 2, 3, 17, 3, 3, 1, 1},
+                       {2, 17, 7, 5, 16, 3, 3, 1, 1},  {1, 20, 9, 9, 23, 3, 3, 1, 0},
+                       {2, 16, 6, 11, 18, 3, 3, 1, 2}, {3, 33, 14, 14, 40, 3, 3, 1, 1},
+                       {2, 64, 31, 30, 64, 3, 3, 1, 1}, {1, 300, 7, 7, 70, 3, 3, 1, 1}};
+    for (int i = 0; i < (int)(sizeof cs / sizeof cs[0]); i++)
+        if (!wino_case(&cs[i])) return;
+}
+
+TEST(winograd_applies_to_3x3_stride1_convs_of_16_channels_or_more) {
+    CHECK(at_winograd_applies(64, 64, 3, 3, 1, 1));
+    CHECK(at_winograd_applies(16, 16, 3, 3, 1, 0) && at_winograd_applies(16, 16, 3, 3, 1, 2));
+    CHECK(!at_winograd_applies(3, 64, 3, 3, 1, 1));   /* VGG's first layer */
+    CHECK(!at_winograd_applies(64, 8, 3, 3, 1, 1));
+    CHECK(!at_winograd_applies(64, 64, 3, 3, 2, 1));  /* stride 2 */
+    CHECK(!at_winograd_applies(64, 64, 5, 5, 1, 2));
+    CHECK(!at_winograd_applies(64, 64, 1, 1, 1, 0));
+    CHECK(!at_winograd_applies(64, 64, 3, 3, 1, 3));  /* pad >= kernel */
 }

@@ -90,9 +90,9 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
             if (json)
                 printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"pass\":\"%s\",\"batch\":%d,"
                        "\"ms_per_image\":%.4f,\"images_per_s\":%.3f,\"gmac_per_image\":%.4f,\"tflops\":%.4f,"
-                       "\"peak_pct\":%.2f,\"iters\":%d,\"memory_mb\":%.1f}\n",
+                       "\"peak_pct\":%.2f,\"peak_gflops\":%.1f,\"iters\":%d,\"memory_mb\":%.1f}\n",
                        net, be->name, at_precision_name(be->precision), pass_names[p], n, ms, 1e3 / ms,
-                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, iters, mem_mb);
+                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, peak / 1e9, iters, mem_mb);
             else
                 printf("%-8s %-5s %-5s %-9s batch %4d  %9.3f ms/image  %9.2f images/s  %7.3f GMAC/image  "
                        "%7.4f TFLOP/s  %5.1f%% of peak  %8.1f MB peak memory\n",
@@ -211,7 +211,12 @@ int cmd_bench(int argc, char **argv) {
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
         if (rc == AT_OK && k == 0 && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
+        if (be && !method && be->peak_flops <= 0) be->peak_flops = at_cpu_peak_flops();
         double peak = be ? be->peak_flops : 1;
+        static int peak_shown;
+        if (rc == AT_OK && !method && !json && !peak_shown++)
+            printf("%s peak %.1f GFLOP/s%s\n", be->name, peak / 1e9,
+                   strcmp(be->name, "cpu") ? "" : " (measured: AVX2 FMA probe on all threads)");
         if (rc == AT_OK)
             rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL, json)
                         : bench_net(be, nets[k], batches, n_batches, passes, min_time, json, peak);

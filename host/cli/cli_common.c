@@ -16,7 +16,9 @@ const char *const CLI_COMMON_HELP =
     "  --precision P       fp32 | tf32 | fp16 (default fp32; the CPU backend emulates\n"
     "                      tf32/fp16 by rounding operands: same results as tensor cores, not faster)\n"
     "  --mem-limit SIZE    memory the backend may plan for, e.g. 8G, 512M\n"
-    "  --threads N         CPU threads (default: all cores)\n";
+    "  --threads N         CPU threads (default: all cores)\n"
+    "  --conv A            direct | winograd | auto: how the CPU backend runs 3x3 stride-1\n"
+    "                      convs (default auto: Winograd F(2x2,3x3) at fp32; CUDA: direct)\n";
 
 void cli_error(void) { fprintf(stderr, "attrib: %s\n", at_last_error()); }
 
@@ -134,9 +136,9 @@ int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
     /* --quiet belongs to the command (progress lines); noted here, not
      * consumed, so that every command's notices follow it too. */
     if (!strcmp(a, "--quiet")) c->quiet = 1;
-    static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads"};
+    static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads", "--conv"};
     int known = -1;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         if (!strcmp(a, with_value[k])) known = k;
     if (known < 0) return 0;
     if (*i + 1 >= argc) return at_fail(a, "needs a value");
@@ -149,13 +151,23 @@ int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
             return at_fail("--backend", "'%s' is not cpu, cuda or auto", v);
         c->be.name = v;
         break;
-    case 2: return cli_parse_precision("--precision", v, &c->be.precision) ? AT_ERR : 1;
+    case 2:
+        if (cli_parse_precision("--precision", v, &c->be.precision)) return AT_ERR;
+        break;
     case 3: return cli_parse_size("--mem-limit", v, &c->be.mem_limit) ? AT_ERR : 1;
     case 4:
         if (cli_parse_int("--threads", v, 1, 1024, &n)) return AT_ERR;
         c->be.threads = (int)n;
         break;
+    case 5:
+        if (!strcmp(v, "auto")) c->be.conv = AT_CONV_AUTO;
+        else if (!strcmp(v, "direct")) c->be.conv = AT_CONV_DIRECT;
+        else if (!strcmp(v, "winograd")) c->be.conv = AT_CONV_WINOGRAD;
+        else return at_fail("--conv", "'%s' is not direct, winograd or auto", v);
+        break;
     }
+    if (c->be.conv == AT_CONV_WINOGRAD && c->be.precision != AT_PRECISION_FP32)
+        return at_fail("--conv", "winograd runs at --precision fp32 only (tf32/fp16 emulate the GPU's direct conv)");
     return 1;
 }
 

@@ -15,6 +15,7 @@
 #include "cpu/conv.h"
 #include "cpu/masks.h"
 #include "cpu/ops.h"
+#include "cpu/winograd.h"
 #include "error.h"
 #include "exec/ops.h"
 
@@ -26,10 +27,12 @@ typedef struct {
     const float *w, *b;
     int K, C, k, stride, pad, H, W; /* linear: K out, C in */
     float *rounded[3];
+    float *wino[2]; /* Winograd-transformed weights, forward and backward, made on first use */
 } cpu_params;
 
 typedef struct {
     at_precision prec;
+    at_conv_algo conv;
     float *ws, *operand; /* conv workspace; the rounded copy of an operand */
     size_t ws_cap, operand_cap;
     cpu_params **params;
@@ -76,6 +79,24 @@ static const float *weights(cpu_ctx *c, cpu_params *p) {
         round_to(c->prec, p->rounded[c->prec], n);
     }
     return p->rounded[c->prec];
+}
+
+/* Winograd runs FP32 convs only: the reduced precisions emulate the GPU's
+ * direct conv on rounded operands, which transformed tiles would not. */
+static int use_winograd(const cpu_ctx *c, const cpu_params *p) {
+    return c->conv != AT_CONV_DIRECT && c->prec == AT_PRECISION_FP32 &&
+           at_winograd_applies(p->C, p->K, p->k, p->k, p->stride, p->pad);
+}
+
+static const float *wino_weights(cpu_params *p, int backward) {
+    if (!p->wino[backward]) {
+        if (!(p->wino[backward] = malloc(sizeof(float) * at_winograd_weights_floats(p->K, p->C)))) {
+            at_fail("cpu backend", "out of memory for Winograd weights");
+            return NULL;
+        }
+        at_winograd_transform_weights(p->w, p->K, p->C, backward, p->wino[backward]);
+    }
+    return p->wino[backward];
 }
 
 /* ---- memory: host memory ------------------------------------------------- */
@@ -171,17 +192,22 @@ static int cpu_prepare_linear(void *ctx, const float *w, const float *b, int out
 
 static int cpu_make_inputs(void *ctx, const at_inputs_call *a) { return at_make_inputs(a); }
 
+static size_t conv_workspace_floats(const cpu_params *p, int wino) {
+    return wino ? at_winograd_workspace_floats(p->C, p->K)
+                : at_conv2d_workspace_floats(p->C, p->H, p->W, p->k, p->k, p->stride, p->pad);
+}
+
 static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     cpu_ctx *c = ctx;
     cpu_params *p = conv;
     if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
-    if (grow(&c->ws, &c->ws_cap, at_conv2d_workspace_floats(p->C, p->H, p->W, p->k, p->k, p->stride, p->pad) + 1,
-             "conv workspace"))
-        return AT_ERR;
-    const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = weights(c, p);
+    const int wino = use_winograd(c, p);
+    if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
+    const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0) : weights(c, p);
     if (!x || !w) return AT_ERR;
-    at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
+    if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->pad, cc->y, c->ws);
+    else at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
     if (cc->relu) at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     return AT_OK;
 }
@@ -190,12 +216,12 @@ static int cpu_conv2d_backward_data(void *ctx, void *conv, const float *dy, int 
     cpu_ctx *c = ctx;
     cpu_params *p = conv;
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
-    if (grow(&c->ws, &c->ws_cap, at_conv2d_workspace_floats(p->C, p->H, p->W, p->k, p->k, p->stride, p->pad) + 1,
-             "conv workspace"))
-        return AT_ERR;
-    const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = weights(c, p);
+    const int wino = use_winograd(c, p);
+    if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
+    const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = wino ? wino_weights(p, 1) : weights(c, p);
     if (!g || !w) return AT_ERR;
-    at_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->k, p->k, p->stride, p->pad, dx, c->ws);
+    if (wino) at_winograd_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->pad, dx, c->ws);
+    else at_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->k, p->k, p->stride, p->pad, dx, c->ws);
     return AT_OK;
 }
 
@@ -287,6 +313,7 @@ static void cpu_destroy(void *ctx) {
     if (!c) return;
     for (int i = 0; i < c->n_params; i++) {
         for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
+        free(c->params[i]->wino[0]), free(c->params[i]->wino[1]);
         free(c->params[i]);
     }
     for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);
@@ -331,23 +358,6 @@ static const at_ops cpu_ops = {
 };
 
 
-/* Peak FP32 FLOP/s of the CPU estimate: cores x clock x 32 (two 8-wide FMA
- * pipes, AVX2); the clock from /proc/cpuinfo. */
-static double cpu_peak_flops(void) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    double mhz = 0;
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "cpu MHz", 7)) {
-            char *c = strchr(line, ':');
-            if (c) mhz = atof(c + 1);
-            break;
-        }
-    if (f) fclose(f);
-    if (mhz <= 0) mhz = 2000;
-    return omp_get_max_threads() * mhz * 1e6 * 32;
-}
-
 int at_cpu_ops_open(const at_ops **ops, void **ctx) {
     *ops = &cpu_ops;
     *ctx = calloc(1, sizeof(cpu_ctx));
@@ -358,10 +368,16 @@ int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_b
     *out = NULL;
     if (opt && (opt->precision < AT_PRECISION_FP32 || opt->precision > AT_PRECISION_FP16))
         return at_fail("--precision", "unknown precision %d", (int)opt->precision);
+    if (opt && (opt->conv < AT_CONV_AUTO || opt->conv > AT_CONV_WINOGRAD))
+        return at_fail("--conv", "unknown convolution algorithm %d", (int)opt->conv);
+    if (opt && opt->conv == AT_CONV_WINOGRAD && opt->precision != AT_PRECISION_FP32)
+        return at_fail("--conv", "winograd runs at --precision fp32 only (tf32/fp16 emulate the GPU's direct conv)");
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
     void *ctx = NULL;
     const at_ops *ops = NULL;
     if (at_cpu_ops_open(&ops, &ctx)) return AT_ERR;
-    return at_exec_create(m, &cpu_ops, ctx, opt, cpu_peak_flops(),
+    ((cpu_ctx *)ctx)->conv = opt ? opt->conv : AT_CONV_AUTO;
+    /* peak 0: measured only when asked (at_cpu_peak_flops, bench) */
+    return at_exec_create(m, &cpu_ops, ctx, opt, 0,
                           opt && opt->mem_limit ? opt->mem_limit : DEFAULT_MEM_LIMIT, out);
 }

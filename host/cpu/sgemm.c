@@ -520,6 +520,13 @@ static void scale_only(const gemm_job *J) {
         }
 }
 
+/* K blocks of (nearly) equal size <= KC, multiples of 4: fewer passes over C
+ * than a short last block would cost, and fixed for a given K. */
+static int k_block(int K) {
+    int nkb = (K + KC - 1) / KC, kcb = round_up((K + nkb - 1) / nkb, 4);
+    return kcb > KC ? KC : kcb;
+}
+
 void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
                  const at_gemm_operand *b, float beta, const at_gemm_output *c) {
     if (M <= 0 || N <= 0) return;
@@ -528,11 +535,7 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
         scale_only(&J);
         return;
     }
-    /* K blocks of (nearly) equal size <= KC: fewer passes over C than a
-     * short last block would cost, and fixed for a given K. */
-    int nkb = (K + KC - 1) / KC;
-    J.kcb = round_up((K + nkb - 1) / nkb, 4);
-    if (J.kcb > KC) J.kcb = KC;
+    J.kcb = k_block(K);
 
     int T = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double)M * N * K < PARALLEL_MIN_MACS) T = 1;
@@ -571,8 +574,84 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
     }
 }
 
+#ifdef AT_SGEMM_AVX2
+/* Up to this many rows of A times B^T run as matrix-vector products
+ * (fully connected layers at small batches): B is read once, in its own
+ * row-major order, instead of being packed whole for a GEMM whose rows
+ * would fill 1 to 8 of the micro-kernel's 6. */
+#define FEW_ROWS 8
+
+/* C[M][N] = alpha * A[M][K] * B[N][K]^T + beta * C for M <= FEW_ROWS, with
+ * the micro-kernel's arithmetic: per K block (the same blocks), a chain of
+ * FMAs from zero in k order, then alpha * acc, then beta_blk * c + that by an
+ * FMA; so the bits are those at_sgemm_ex computes. 8 columns of C at a time,
+ * 8 of B's rows transposed in registers per 8 k. */
+static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc) {
+    int nblk = (N + 7) / 8;
+    long work = (long)M * N * K;
+#pragma omp parallel for schedule(dynamic, 8) if (work >= PARALLEL_MIN_MACS && !omp_in_parallel())
+    for (int jb = 0; jb < nblk; jb++) {
+        int j0 = jb * 8, nj = imin(8, N - j0);
+        const float *rows[8];
+        for (int l = 0; l < 8; l++) rows[l] = B + (long)(j0 + (l < nj ? l : 0)) * ldb;
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = imin(kcb, K - pc);
+            __m256 acc[FEW_ROWS];
+            for (int i = 0; i < M; i++) acc[i] = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 r[8];
+                for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(rows[l] + pc + k);
+                /* 8x8 transpose: t[q] lane l = B[j0 + l][pc + k + q] */
+                __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+                __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+                __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
+                __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
+                __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xee);
+                __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xee);
+                __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xee);
+                __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xee);
+                __m256 t[8] = {_mm256_permute2f128_ps(v0, v4, 0x20), _mm256_permute2f128_ps(v1, v5, 0x20),
+                               _mm256_permute2f128_ps(v2, v6, 0x20), _mm256_permute2f128_ps(v3, v7, 0x20),
+                               _mm256_permute2f128_ps(v0, v4, 0x31), _mm256_permute2f128_ps(v1, v5, 0x31),
+                               _mm256_permute2f128_ps(v2, v6, 0x31), _mm256_permute2f128_ps(v3, v7, 0x31)};
+                for (int i = 0; i < M; i++) {
+                    const float *a = A + (long)i * lda + pc + k;
+                    for (int q = 0; q < 8; q++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + q), t[q], acc[i]);
+                }
+            }
+            for (; k < kc; k++) {
+                __m256 t = _mm256_setr_ps(rows[0][pc + k], rows[1][pc + k], rows[2][pc + k], rows[3][pc + k],
+                                          rows[4][pc + k], rows[5][pc + k], rows[6][pc + k], rows[7][pc + k]);
+                for (int i = 0; i < M; i++)
+                    acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (long)i * lda + pc + k), t, acc[i]);
+            }
+            const float bb = pc == 0 ? beta : 1.0f;
+            for (int i = 0; i < M; i++) {
+                float out[8], *c = C + (long)i * ldc + j0;
+                __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), acc[i]);
+                _mm256_storeu_ps(out, v);
+                if (bb != 0.0f) {
+                    float old[8] = {0};
+                    for (int l = 0; l < nj; l++) old[l] = c[l];
+                    _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_set1_ps(bb), _mm256_loadu_ps(old), v));
+                }
+                for (int l = 0; l < nj; l++) c[l] = out[l];
+            }
+        }
+    }
+}
+#endif
+
 void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
+#ifdef AT_SGEMM_AVX2
+    if (!trans_a && trans_b && M > 0 && M <= FEW_ROWS && N > 0 && K > 0 && alpha != 0.0f) {
+        few_rows_bt(M, N, K, k_block(K), alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
     at_matrix_operand ma = {A, lda, trans_a}, mb = {B, ldb, trans_b};
     at_gemm_operand a = {at_pack_a_matrix, &ma}, b = {at_pack_b_matrix, &mb};
     at_gemm_output c = {C, ldc, N > 0 ? N : 1, 0, NULL};
