@@ -56,7 +56,7 @@ plan() {
 # ---- the steps (run as `gpu_check.sh --step NAME OUT_DIR` under a timeout) ----
 sanitize() { # refused on some machines: recorded in the summary, not failed
   if ! command -v compute-sanitizer >/dev/null; then echo "compute-sanitizer: not installed"; return 0; fi
-  compute-sanitizer --tool "$1" --error-exitcode 3 ./"$GPU_BUILD"/run_tests '^cuda_op_' 2>&1 | tail -n 4
+  compute-sanitizer --tool "$1" --error-exitcode 3 ./"$GPU_BUILD"/run_tests '^cuda_op' 2>&1 | tail -n 4
   local rc=${PIPESTATUS[0]}
   [ "$rc" = 3 ] && return 3
   [ "$rc" = 0 ] || echo "compute-sanitizer $1 refused or failed to start (exit $rc): recorded, not a kernel error"
