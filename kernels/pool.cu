@@ -175,11 +175,18 @@ __global__ void avgpool2d_backward_kernel(const float *dy, long NC, int H, int W
     }
 }
 
-int at_avgpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
-                             cudaStream_t stream) {
+// The output size of a k x k / s pool with padding p, or an error.
+static int avgpool_shape(int k, int s, int p, int H, int W, int *OH, int *OW) {
     if (k < 1 || s < 1 || p < 0 || H + 2 * p < k || W + 2 * p < k)
         return at_fail("cuda", "avgpool %dx%d/%d pad %d on a %dx%d map", k, k, s, p, H, W);
-    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    *OH = (H + 2 * p - k) / s + 1, *OW = (W + 2 * p - k) / s + 1;
+    return AT_OK;
+}
+
+int at_avgpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
+                             cudaStream_t stream) {
+    int OH = 0, OW = 0;
+    if (avgpool_shape(k, s, p, H, W, &OH, &OW)) return AT_ERR;
     const long total = (long)N * C * OH * OW;
     avgpool2d_forward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(x, (long)N * C, H, W, k, s,
                                                                                           p, OH, OW, y);
@@ -189,9 +196,8 @@ int at_avgpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, 
 
 int at_avgpool2d_backward_gpu(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx,
                               cudaStream_t stream) {
-    if (k < 1 || s < 1 || p < 0 || H + 2 * p < k || W + 2 * p < k)
-        return at_fail("cuda", "avgpool %dx%d/%d pad %d on a %dx%d map", k, k, s, p, H, W);
-    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    int OH = 0, OW = 0;
+    if (avgpool_shape(k, s, p, H, W, &OH, &OW)) return AT_ERR;
     const long total = (long)N * C * H * W;
     avgpool2d_backward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(dy, (long)N * C, H, W, k,
                                                                                            s, p, OH, OW, dx);

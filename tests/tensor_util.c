@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "random_model.h"
 #include "test.h"
 
@@ -19,4 +20,24 @@ int test_same_bits(const char *what, const float *a, const float *b, long n, con
             return 0;
         }
     return 1;
+}
+
+int test_close_nmse(const char *what, const float *got, const float *ref, long n, double rtol, double max_nmse,
+                    const char *file, int line) {
+    if (rtol == 0) return test_same_bits(what, got, ref, n, file, line);
+    double scale = 0, se = 0, sr = 0;
+    for (long i = 0; i < n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+    int ok = check_close(what, got, ref, n, rtol * scale + 1e-30, rtol, file, line);
+    for (long i = 0; i < n; i++) se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]), sr += (double)ref[i] * ref[i];
+    const double nmse = sr > 0 ? se / sr : se;
+    if (!(nmse <= max_nmse)) {
+        test_fail_at(file, line, "%s: nmse %.3g > %.3g", what, nmse, max_nmse);
+        ok = 0;
+    }
+    return ok;
+}
+
+const char *test_backend_unusable(const char *name) {
+    static char why[320];
+    return strcmp(name, "cuda") || at_cuda_available(why, sizeof why) ? NULL : why;
 }

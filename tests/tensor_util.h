@@ -10,4 +10,12 @@ float *test_random(const char *name, uint64_t seed, long n, float scale, float o
 int test_same_bits(const char *what, const float *a, const float *b, long n, const char *file, int line);
 #define SAME_BITS(what, a, b, n) test_same_bits(what, a, b, n, __FILE__, __LINE__)
 
+/* Every |got - ref| <= rtol * (max |ref| + |ref|) and the normalised mean
+ * squared error <= max_nmse; rtol 0 asks for the same bits. Records a
+ * failure naming the worst element or the NMSE; 1 when both hold. */
+int test_close_nmse(const char *what, const float *got, const float *ref, long n, double rtol, double max_nmse,
+                    const char *file, int line);
+/* Why the named backend cannot run here ("cuda" without a device), or NULL. */
+const char *test_backend_unusable(const char *name);
+
 #endif

@@ -75,23 +75,7 @@ static double max_abs(const float *x, long n) {
 
 /* |got-ref| <= rtol*scale + rtol*|ref| everywhere (scale = max |ref|) and a
  * normalised MSE below max_nmse; prints the worst index on failure. */
-static int close_to(const char *what, const float *got, const float *ref, long n, double rtol, double max_nmse,
-                    int line) {
-    int ok = check_close(what, got, ref, n, rtol * max_abs(ref, n) + 1e-30, rtol, __FILE__, line);
-    double se = 0, sr = 0;
-    for (long i = 0; i < n; i++) {
-        double d = (double)got[i] - ref[i];
-        se += d * d;
-        sr += (double)ref[i] * ref[i];
-    }
-    double nmse = sr > 0 ? se / sr : se;
-    if (!(nmse <= max_nmse)) {
-        test_fail_at(__FILE__, line, "%s: nmse %.3g > %.3g", what, nmse, max_nmse);
-        ok = 0;
-    }
-    return ok;
-}
-#define CLOSE(what, got, ref, n, rtol, nmse) close_to(what, got, ref, n, rtol, nmse, __LINE__)
+#define CLOSE(what, got, ref, n, rtol, nmse) test_close_nmse(what, got, ref, n, rtol, nmse, __FILE__, __LINE__)
 
 /* n floats followed by GUARD sentinels, for outputs the backend writes. */
 static const uint32_t SENTINEL = 0x7fbadbadu;

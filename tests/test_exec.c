@@ -25,14 +25,7 @@ static int layer_of_kind(const at_model *m, at_layer_kind kind, int nth) {
 
 /* Opens the named backend on the spec's model; NULL (and a skip reason) when it is not usable. */
 static at_backend *open_be(const char *name, at_model **m, const char **skip) {
-    *skip = NULL;
-    if (!strcmp(name, "cuda")) {
-        static char why[320];
-        if (!at_cuda_available(why, sizeof why)) {
-            *skip = why;
-            return NULL;
-        }
-    }
+    if ((*skip = test_backend_unusable(name))) return NULL;
     at_backend *be = NULL;
     at_backend_options opt = {.name = name};
     if (at_random_model(&SPEC, m) || at_backend_create(*m, &opt, &be)) {

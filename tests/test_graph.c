@@ -125,10 +125,7 @@ static void reference_pass(const at_model *m, const float *x, const float *gates
 }
 
 static void residual_block_runs_as_written_out(const char *backend) {
-    if (!strcmp(backend, "cuda")) {
-        static char why[320];
-        if (!at_cuda_available(why, sizeof why)) SKIP(why);
-    }
+    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = residual_model();
     at_backend *be = NULL;
     at_backend_options opt = {.name = backend};
@@ -198,10 +195,7 @@ static at_model *pooling_model(void) {
 }
 
 static void pooling_kinds_run_as_written_out(const char *backend) {
-    if (!strcmp(backend, "cuda")) {
-        static char why[320];
-        if (!at_cuda_available(why, sizeof why)) SKIP(why);
-    }
+    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = pooling_model();
     at_backend *be = NULL;
     at_backend_options opt = {.name = backend};

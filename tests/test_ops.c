@@ -76,25 +76,8 @@ static float *get(side *s, const float *dev, long n) {
     return h;
 }
 static void compare(const op_bound *b, const char *what, const float *got, const float *ref, long n, int line) {
-    if (!got || !ref) {
-        test_fail_at(__FILE__, line, "%s: %s", what, at_last_error());
-        return;
-    }
-    double scale = 0, se = 0, sr = 0;
-    for (long i = 0; i < n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
-    if (b->rtol == 0) {
-        for (long i = 0; i < n; i++)
-            if (memcmp(&got[i], &ref[i], sizeof(float))) {
-                test_fail_at(__FILE__, line, "%s: [%ld] %.9g vs %.9g (%s ops are bit-identical)", what, i, got[i], ref[i],
-                             b->op);
-                return;
-            }
-        return;
-    }
-    check_close(what, got, ref, n, b->rtol * scale + 1e-30, b->rtol, __FILE__, line);
-    for (long i = 0; i < n; i++) se += ((double)got[i] - ref[i]) * ((double)got[i] - ref[i]), sr += (double)ref[i] * ref[i];
-    const double nmse = sr > 0 ? se / sr : se;
-    if (!(nmse <= b->max_nmse)) test_fail_at(__FILE__, line, "%s: nmse %.3g > %.3g (%s)", what, nmse, b->max_nmse, b->op);
+    if (!got || !ref) test_fail_at(__FILE__, line, "%s: %s", what, at_last_error());
+    else test_close_nmse(what, got, ref, n, b->rtol, b->max_nmse, __FILE__, line);
 }
 #define COMPARE(b, what, got, ref, n) compare(&(b), what, got, ref, n, __LINE__)
 

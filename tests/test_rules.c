@@ -47,10 +47,7 @@ static int eb_sums(at_backend *be, const at_model *m, const float *x, int n, int
 }
 
 static void eb_through_the_seam_conserves_its_signal(const char *backend) {
-    if (!strcmp(backend, "cuda")) {
-        static char why[320];
-        if (!at_cuda_available(why, sizeof why)) SKIP(why);
-    }
+    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = NULL;
     at_backend *be = NULL, *cpu = NULL;
     at_backend_options opt = {.name = backend}, copt = {.name = "cpu"};
@@ -117,10 +114,7 @@ static int pre_activation_rule(at_rule_call *c, void *user) {
 }
 
 static void keep_pre_activation_changes_no_gradient(const char *backend) {
-    if (!strcmp(backend, "cuda")) {
-        static char why[320];
-        if (!at_cuda_available(why, sizeof why)) SKIP(why);
-    }
+    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = NULL;
     at_backend *be = NULL;
     at_backend_options opt = {.name = backend};

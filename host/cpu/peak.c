@@ -17,76 +17,66 @@
  * of them finds both cores free (5 repeats of 10 ms measured 186 GFLOP/s
  * under load, 262 idle, on the project's 2-core machine). */
 #define CHAINS 12
-#define REPEATS 20
 #define ITERS 1000000L /* per thread and repeat: 192 MFLOP, ~1.5 ms at 130 GFLOP/s a core */
+#define FLOPS_PER_STEP 16 /* 8 lanes x (multiply + add) */
 
-static double probe(int threads) {
-    double best = 0;
-    volatile float sink = 0;
-    for (int r = 0; r < REPEATS; r++) {
-        double t0 = 0, t1 = 0;
-#pragma omp parallel num_threads(threads)
-        {
-            __m256 acc[CHAINS];
-            const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-            for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_set1_ps((float)c);
-#pragma omp barrier
-#pragma omp master
-            t0 = omp_get_wtime();
-            for (long i = 0; i < ITERS; i++)
-                for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-#pragma omp barrier
-#pragma omp master
-            t1 = omp_get_wtime();
-            float s = 0, lanes[8];
-            for (int c = 0; c < CHAINS; c++) {
-                _mm256_storeu_ps(lanes, acc[c]);
-                s += lanes[0];
-            }
-#pragma omp critical
-            sink += s;
-        }
-        double flops = (double)threads * ITERS * CHAINS * 16 / (t1 - t0);
-        if (flops > best) best = flops;
+/* One thread's timed work: ITERS steps of CHAINS independent 8-wide FMAs. */
+static float fma_chains(void) {
+    __m256 acc[CHAINS];
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_set1_ps((float)c);
+    for (long i = 0; i < ITERS; i++)
+        for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+    float s = 0, lanes[8];
+    for (int c = 0; c < CHAINS; c++) {
+        _mm256_storeu_ps(lanes, acc[c]);
+        s += lanes[0];
     }
-    (void)sink;
-    return best;
+    return s;
 }
 #else
 /* Without AVX2/FMA the SGEMM's portable kernel is scalar C: rate one
  * scalar FMA chain set the same way. */
 #define CHAINS 8
-#define REPEATS 20
 #define ITERS 5000000L
+#define FLOPS_PER_STEP 2
+
+static float fma_chains(void) {
+    float acc[CHAINS];
+    for (int c = 0; c < CHAINS; c++) acc[c] = (float)c;
+    for (long i = 0; i < ITERS; i++)
+        for (int c = 0; c < CHAINS; c++) acc[c] = acc[c] * 0.999999f + 1e-7f;
+    float s = 0;
+    for (int c = 0; c < CHAINS; c++) s += acc[c];
+    return s;
+}
+#endif
+#define REPEATS 20
+
+/* The best of REPEATS timed rounds, every thread running its chains at once. */
 static double probe(int threads) {
     double best = 0;
-    volatile float sink = 0;
+    volatile float sink = 0; /* the chains' results are used: nothing is optimised away */
     for (int r = 0; r < REPEATS; r++) {
         double t0 = 0, t1 = 0;
 #pragma omp parallel num_threads(threads)
         {
-            float acc[CHAINS];
-            for (int c = 0; c < CHAINS; c++) acc[c] = (float)c;
 #pragma omp barrier
 #pragma omp master
             t0 = omp_get_wtime();
-            for (long i = 0; i < ITERS; i++)
-                for (int c = 0; c < CHAINS; c++) acc[c] = acc[c] * 0.999999f + 1e-7f;
+            const float s = fma_chains();
 #pragma omp barrier
 #pragma omp master
             t1 = omp_get_wtime();
-            float s = 0;
-            for (int c = 0; c < CHAINS; c++) s += acc[c];
 #pragma omp critical
             sink += s;
         }
-        double flops = (double)threads * ITERS * CHAINS * 2 / (t1 - t0);
+        double flops = (double)threads * ITERS * CHAINS * FLOPS_PER_STEP / (t1 - t0);
         if (flops > best) best = flops;
     }
     (void)sink;
     return best;
 }
-#endif
 
 double at_cpu_peak_flops(void) {
     static double cached;

@@ -28,7 +28,7 @@ static void carve(char *base, size_t *cursor, size_t bytes, void **out) {
 static size_t plan_arena(const exec_state *s, const call_shape *cs, char *base, arena_plan *p) {
     const at_model *m = s->m;
     memset(p, 0, sizeof *p);
-    const size_t n = (size_t)cs->n, in = (size_t)at_exec_input_floats(m), layer = at_exec_max_layer_floats(m), f = sizeof(float);
+    const size_t n = (size_t)cs->n, in = (size_t)at_exec_input_floats(m), layer = s->max_layer, f = sizeof(float);
     size_t cur = 0;
     carve(base, &cur, cs->gathered ? (size_t)cs->n_rows * in * f : 0, (void **)&p->rows);
     carve(base, &cur, cs->gathered ? n * sizeof(int) : 0, (void **)&p->index);
@@ -306,7 +306,7 @@ int at_forward(at_backend *be, const at_forward_args *a) {
             }
         }
     } else {
-        const size_t slot = (size_t)n * at_exec_max_layer_floats(m);
+        const size_t slot = (size_t)n * s->max_layer;
         for (int i = 0; i < m->n_layers; i++) {
             const int r = s->g.root[i];
             s->out[i] = r < 0 ? p.input : p.slots + slot * s->g.slot[r];
@@ -398,7 +398,7 @@ int at_backward(at_backend *be, const at_backward_args *a) {
     /* gradient buffers: held[j + 1] is node j's (held[0] the input's), summed
      * over its readers before node j runs; the same take/release order as
      * host/exec/graph.c counts */
-    const size_t slot = (size_t)n * at_exec_max_layer_floats(m);
+    const size_t slot = (size_t)n * s->max_layer;
     grad_slots gsl;
     at_grad_slots_init(&gsl, s->n_slots);
     int *held = s->held;
@@ -555,6 +555,9 @@ int at_exec_create(const at_model *m, const at_ops *ops, void *ctx, const at_bac
         return AT_ERR;
     }
     s->n_slots = s->g.n_fslots > s->g.n_bslots ? s->g.n_fslots : s->g.n_bslots;
+    s->max_layer = (size_t)at_exec_input_floats(m);
+    for (int i = 0; i < m->n_layers; i++)
+        if ((size_t)at_layer_out_size(&m->layers[i]) > s->max_layer) s->max_layer = (size_t)at_layer_out_size(&m->layers[i]);
     if (s->n_slots < 2) s->n_slots = 2;
     if (!(s->conv = calloc(m->n_layers, sizeof *s->conv)) || !(s->lin = calloc(m->n_layers, sizeof *s->lin)) ||
         !(s->out = calloc(m->n_layers, sizeof *s->out)) || !(s->aux = calloc(m->n_layers, sizeof *s->aux)) ||

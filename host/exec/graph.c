@@ -70,7 +70,6 @@ static int count_backward_slots(const at_model *m) {
 int at_exec_graph_build(const at_model *m, exec_graph *g) {
     memset(g, 0, sizeof *g);
     const int n = m->n_layers;
-    g->n = n;
     g->consumers = calloc(n, sizeof(int));
     g->alias = malloc(sizeof(int) * n);
     g->root = malloc(sizeof(int) * n);

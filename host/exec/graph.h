@@ -12,7 +12,6 @@
 #define AT_OWN_STORAGE (-2)
 
 typedef struct {
-    int n;
     int *consumers;  /* [n] nodes that read each node's output (input or input2) */
     int *alias;      /* [n] the node whose storage this one shares, -1 the network input, AT_OWN_STORAGE */
     int *root;       /* [n] the node with its own storage that holds this output, -1 the network input */

@@ -20,7 +20,7 @@ const float *at_rule_output(const at_rule_call *c) { return c->s->out[c->node]; 
 float *at_rule_result(at_rule_call *c) { return c->result; }
 
 int at_exec_rule_scratch_ready(exec_state *s, int n) {
-    const size_t need = 3 * (size_t)n * at_exec_max_layer_floats(s->m);
+    const size_t need = 3 * (size_t)n * s->max_layer;
     if (need <= s->rule_scratch_floats) return AT_OK;
     if (s->rule_scratch) s->ops->release(s->ctx, s->rule_scratch);
     s->rule_scratch_floats = 0;
@@ -34,7 +34,7 @@ float *at_rule_scratch(at_rule_call *c, int k) {
         at_fail("node rule", "scratch buffer %d of 0..2", k);
         return NULL;
     }
-    return c->s->rule_scratch + (size_t)k * c->n * at_exec_max_layer_floats(c->s->m);
+    return c->s->rule_scratch + (size_t)k * c->n * c->s->max_layer;
 }
 
 static float *keep_host(exec_state *s, float *p) {

@@ -35,6 +35,7 @@ typedef struct {
     const at_model *m;
     exec_graph g;
     int n_slots;
+    size_t max_layer; /* floats per item of the largest tensor a pass holds (the input included) */
     const at_ops *ops;
     void *ctx;
     size_t mem_limit;
@@ -65,14 +66,6 @@ typedef struct {
 
 
 static inline long at_exec_input_floats(const at_model *m) { return (long)m->in_c * m->in_h * m->in_w; }
-
-/* Floats per item of the largest tensor a pass holds (the input included). */
-static inline size_t at_exec_max_layer_floats(const at_model *m) {
-    size_t mx = (size_t)at_exec_input_floats(m);
-    for (int i = 0; i < m->n_layers; i++)
-        if ((size_t)at_layer_out_size(&m->layers[i]) > mx) mx = (size_t)at_layer_out_size(&m->layers[i]);
-    return mx;
-}
 
 /* The node rules' call (host/exec/rules.c). */
 struct at_rule_call {
