@@ -22,7 +22,7 @@ endif
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 
-HOST_SRC := $(wildcard host/*.c host/cpu/*.c host/exec/*.c host/methods/*.c)
+HOST_SRC := $(filter-out host/cli/%,$(wildcard host/*/*.c))
 CLI_SRC  := $(wildcard host/cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
 CU_SRC   := $(wildcard kernels/*.cu)
@@ -100,7 +100,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/backend.h host/model.h $(CUEMU_HEADERS)
+$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/exec/backend.h host/model/model.h $(CUEMU_HEADERS)
 
 
 $(BUILD)/%.o: %.cu
@@ -181,7 +181,7 @@ fuzz: $(FUZZ_TARGETS)
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/$$n- $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; \
 	done
-FUZZ_SRC := host/error.c host/json.c host/safetensors.c host/npy.c host/image.c host/preprocess.c
+FUZZ_SRC := host/core/error.c host/io/json.c host/io/safetensors.c host/io/npy.c host/io/image.c host/preprocess/preprocess.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Ihost -o $@ $< \

@@ -31,15 +31,15 @@
 extern "C" {
 #endif
 
-#include "backend.h"      /* at_backend: batched forward / gated / backward */
-#include "error.h"        /* AT_OK, AT_ERR, at_last_error() */
-#include "image.h"        /* at_image_load: PNG / JPEG -> RGB8 */
-#include "maps.h"         /* bilinear upsampling, min-max normalisation */
-#include "model.h"        /* at_model_load, layers, labels, preprocessing */
-#include "npy.h"          /* .npy read / write */
-#include "pipeline.h"     /* at_load_input, at_predict, at_topk */
-#include "preprocess.h"   /* torchvision-exact resize / crop / normalise, boxes */
-#include "random_model.h" /* deterministic random VGG weights (tests, benchmarks) */
+#include "exec/backend.h"      /* at_backend: batched forward / gated / backward */
+#include "core/error.h"        /* AT_OK, AT_ERR, at_last_error() */
+#include "io/image.h"        /* at_image_load: PNG / JPEG -> RGB8 */
+#include "methods/maps.h"         /* bilinear upsampling, min-max normalisation */
+#include "model/model.h"        /* at_model_load, layers, labels, preprocessing */
+#include "io/npy.h"          /* .npy read / write */
+#include "preprocess/pipeline.h"     /* at_load_input, at_predict, at_topk */
+#include "preprocess/preprocess.h"   /* torchvision-exact resize / crop / normalise, boxes */
+#include "model/random_model.h" /* deterministic random VGG weights (tests, benchmarks) */
 #include "version.h"      /* ATTRIB_VERSION */
 
 #ifdef __cplusplus

@@ -11,8 +11,8 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "backend.h"
-#include "error.h"
+#include "exec/backend.h"
+#include "core/error.h"
 }
 
 static inline int at_cuda_error(cudaError_t e, const char *file, int line, const char *expr) {

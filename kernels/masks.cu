@@ -8,7 +8,7 @@
 // (item, pixel) upsamples and writes every colour channel, or (mask_only)
 // just the final mask for the first conv to apply as it loads its input. min / max are
 // exact, so the result does not depend on the reduction order; NaNs are
-// ignored as in host/maps.c. The arithmetic uses the _rn intrinsics so that
+// ignored as in host/methods/maps.c. The arithmetic uses the _rn intrinsics so that
 // nvcc cannot contract it into FMAs: the CPU (ISO C, no contraction) rounds
 // every product and sum, and with the same roundings the masked inputs are
 // bit-identical to the CPU's.
@@ -18,7 +18,7 @@
 
 #define MASK_THREADS 256
 
-// PyTorch area_pixel_compute_source_index, as host/maps.c source_index.
+// PyTorch area_pixel_compute_source_index, as host/methods/maps.c source_index.
 __device__ __forceinline__ void source_index(int out_size, int in_size, int align_corners, int i, int *i0, int *i1,
                                              float *lambda) {
     float src;
@@ -37,14 +37,14 @@ __device__ __forceinline__ void source_index(int out_size, int in_size, int alig
     *lambda = __fsub_rn(src, (float)lo);
 }
 
-// s(v) = (v - lo) / (hi - lo), 0 when the mask is flat (host/maps.c at_minmax_normalize).
+// s(v) = (v - lo) / (hi - lo), 0 when the mask is flat (host/methods/maps.c at_minmax_normalize).
 __device__ __forceinline__ float minmax_apply(float v, float lo, float hi) {
     if (!(hi > lo)) return 0.0f;
     return __fdiv_rn(__fsub_rn(v, lo), __fsub_rn(hi, lo));
 }
 
 // Mask value at input pixel (y, x) of one item: source samples normalised
-// first when norm_src (MINMAX_BEFORE), then bilinear (host/maps.c
+// first when norm_src (MINMAX_BEFORE), then bilinear (host/methods/maps.c
 // at_upsample_bilinear, identity when the sizes match).
 __device__ float mask_at(const float *m, int mh, int mw, int H, int W, int ac, int y, int x, int norm_src, float lo,
                          float hi) {

@@ -7,7 +7,7 @@
 #ifndef ATTRIB_OPS_CHECK_H
 #define ATTRIB_OPS_CHECK_H
 
-#include "backend.h"
+#include "exec/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

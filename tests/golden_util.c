@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "npy.h"
-#include "random_model.h"
+#include "core/error.h"
+#include "io/npy.h"
+#include "model/random_model.h"
 #include "test.h"
 
 const char *golden_dir(void) {

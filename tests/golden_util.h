@@ -3,8 +3,8 @@
 #ifndef ATTRIB_TEST_GOLDEN_UTIL_H
 #define ATTRIB_TEST_GOLDEN_UTIL_H
 
-#include "json.h"
-#include "model.h"
+#include "io/json.h"
+#include "model/model.h"
 
 /* Root of the goldens: $ATTRIB_GOLDENS or tests/goldens. */
 const char *golden_dir(void);

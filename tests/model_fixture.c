@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "random_model.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "model/random_model.h"
+#include "io/safetensors.h"
 
 at_model *fixture_tiny_model(void) {
     at_random_spec spec = {.arch = "vgg11", .widths = {4, 6, 8, 8, 8, 8, 8, 8}, .hidden = {16, 12},

@@ -4,7 +4,7 @@
 #ifndef ATTRIB_TEST_MODEL_FIXTURE_H
 #define ATTRIB_TEST_MODEL_FIXTURE_H
 
-#include "model.h"
+#include "model/model.h"
 
 typedef struct {
     const char *drop_key;      /* tensor left out */

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "random_model.h"
+#include "exec/backend.h"
+#include "model/random_model.h"
 #include "test.h"
 
 float *test_random(const char *name, uint64_t seed, long n, float scale, float offset) {

@@ -2,8 +2,8 @@
  * 4180 quoting, relative NIPS boxes, lookup by stem, boxes through
  * resize + crop, and every malformed input refused with a message naming
  * the file. */
-#include "annotations.h"
-#include "error.h"
+#include "io/annotations.h"
+#include "core/error.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
+#include "exec/backend.h"
+#include "core/error.h"
 #include "golden_util.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
-#include "random_model.h"
+#include "model/random_model.h"
 #include "test.h"
 
 /* The optimisation compares losses and amplifies rounding; the generator

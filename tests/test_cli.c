@@ -5,11 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "error.h"
-#include "image.h"
-#include "json.h"
-#include "model.h"
+#include "exec/backend.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "model/model.h"
 #include "model_fixture.h"
 #include "test.h"
 

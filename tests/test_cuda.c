@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 #include "cpu/conv.h"
 #include "cpu/ops.h"
-#include "error.h"
-#include "maps.h"
-#include "random_model.h"
+#include "core/error.h"
+#include "methods/maps.h"
+#include "model/random_model.h"
 #include "tensor_util.h"
 #include "test.h"
 #ifdef ATTRIB_HAVE_CUDA

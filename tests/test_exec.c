@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
-#include "random_model.h"
+#include "exec/backend.h"
+#include "core/error.h"
+#include "model/random_model.h"
 #include "tensor_util.h"
 #include "test.h"
 

@@ -9,12 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "image.h"
-#include "json.h"
-#include "model.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "model/model.h"
 #include "model_fixture.h"
-#include "npy.h"
+#include "io/npy.h"
 #include "test.h"
 
 static char out[65536];

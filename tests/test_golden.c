@@ -1,14 +1,14 @@
 /* CPU backend vs PyTorch: random-weight VGG models rebuilt from the shared
- * PRNG (host/random_model.c = tools/prng.py) against goldens written by
+ * PRNG (host/model/random_model.c = tools/prng.py) against goldens written by
  * tools/make_goldens.py (committed in tests/goldens, or ATTRIB_GOLDENS). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
+#include "exec/backend.h"
+#include "core/error.h"
 #include "golden_util.h"
-#include "json.h"
-#include "random_model.h"
+#include "io/json.h"
+#include "model/random_model.h"
 #include "test.h"
 
 /* float32 with different summation orders over K ~ 5000-term dot products,

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
-#include "random_model.h"
+#include "exec/backend.h"
+#include "core/error.h"
+#include "model/random_model.h"
 #include "test.h"
 
 /* With the activation pattern fixed the logits are linear in each gate and

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 #include "cpu/conv.h"
 #include "cpu/ops.h"
-#include "error.h"
-#include "model.h"
+#include "core/error.h"
+#include "model/model.h"
 #include "tensor_util.h"
 #include "test.h"
 

@@ -1,9 +1,9 @@
 /* Image decoding and preprocessing: against PIL/torchvision goldens
  * (tools/make_image_goldens.py), hand-computed geometry and box masks, and
  * clean failure on broken input. */
-#include "error.h"
-#include "image.h"
-#include "preprocess.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "preprocess/preprocess.h"
 #include "model_fixture.h"
 #include "test.h"
 

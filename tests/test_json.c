@@ -1,6 +1,6 @@
 /* Strict JSON parser: what it accepts, what it rejects and how it says so. */
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "io/json.h"
 #include "test.h"
 
 #include <stdlib.h>

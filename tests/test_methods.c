@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
+#include "exec/backend.h"
+#include "core/error.h"
 #include "golden_util.h"
 #include "methods/explain.h"
-#include "random_model.h"
+#include "model/random_model.h"
 #include "test.h"
 
 /* Maps live in [0,1]; float32 forwards vs a float64 reference differ by

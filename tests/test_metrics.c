@@ -1,8 +1,8 @@
 /* Metric arithmetic (docs/methods.md#metrics-common-rules) on hand-computed cases; the RISE blur against
  * torchvision (committed goldens, and live when torchvision is installed). */
-#include "error.h"
-#include "metrics.h"
-#include "npy.h"
+#include "core/error.h"
+#include "metrics/metrics.h"
+#include "io/npy.h"
 #include "test.h"
 
 #include <stdint.h>

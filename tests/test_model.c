@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
-#include "model.h"
+#include "exec/backend.h"
+#include "core/error.h"
+#include "model/model.h"
 #include "model_fixture.h"
-#include "random_model.h"
+#include "model/random_model.h"
 #include "test.h"
 
 static const char *tmp_file(const char *name) {

@@ -1,7 +1,7 @@
 /* .npy float32 files: written byte for byte as numpy writes them, read back
  * strictly, every malformed file refused with a message naming it. */
-#include "error.h"
-#include "npy.h"
+#include "core/error.h"
+#include "io/npy.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -1,11 +1,11 @@
 /* Output layer (docs/usage.md#explain): output names, results lines, resume keys, torn-line
  * repair, jet overlays, output directories, interruption cleanup, progress. */
-#include "colormap.h"
-#include "error.h"
-#include "image.h"
-#include "npy.h"
-#include "output.h"
-#include "progress.h"
+#include "output/colormap.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/npy.h"
+#include "output/output.h"
+#include "output/progress.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 #include "cpu/conv.h"
 #include "cpu/ops.h"
-#include "error.h"
+#include "core/error.h"
 #include "methods/cdrp.h"
-#include "model.h"
-#include "pipeline.h"
-#include "random_model.h"
+#include "model/model.h"
+#include "preprocess/pipeline.h"
+#include "model/random_model.h"
 #include "test.h"
 
 static float bits(uint32_t u) {

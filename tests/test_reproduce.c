@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "image.h"
+#include "io/image.h"
 #include "test.h"
 
 static char out[65536];

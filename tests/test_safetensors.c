@@ -1,7 +1,7 @@
 /* safetensors: reading what the format allows, refusing everything else with
  * a message that names the file, and writing what the reference writes. */
-#include "error.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
 #include "test.h"
 
 #include <dirent.h>

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "golden_util.h"
-#include "json.h"
+#include "io/json.h"
 #include "test.h"
 
 /* float32 vs PyTorch float32 with different summation orders, 0.08 GMAC deep */

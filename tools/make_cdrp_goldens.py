@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Goldens for CDRP / Score-CDRP, path Score-CAM and the pathway gradient
-(docs/methods.md#cdrp to #pathway-gradient) on small random VGGs (tools/prng.py = host/random_model.c),
+(docs/methods.md#cdrp to #pathway-gradient) on small random VGGs (tools/prng.py = host/model/random_model.c),
 computed by tools/ref_cdrp.py. One folder per case under tests/goldens/cdrp:
 
   meta.json                net (arch widths hidden classes h w avgpool seed),

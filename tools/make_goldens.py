@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Goldens for the CPU backend: random-weight VGG models (tools/prng.py, the
-twin of host/random_model.c) run through PyTorch; writes one folder per case
+twin of host/model/random_model.c) run through PyTorch; writes one folder per case
 with meta.json and .npy outputs. The C tests rebuild the same models and
 inputs from the same PRNG and compare. Run: /usr/bin/python3 tools/make_goldens.py --out tests/goldens
 """

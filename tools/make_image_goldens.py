@@ -179,7 +179,7 @@ def decoded_rgb(path):
     """What the engine must decode: PIL's convert("RGB"), except 16-bit grey.
     PIL opens that as mode I (or I;16) and I -> RGB clamps at 255, turning a
     normal image near-white; the engine scales it by the high byte, as PIL
-    itself does for 16-bit RGB and grey+alpha (host/image.h)."""
+    itself does for 16-bit RGB and grey+alpha (host/io/image.h)."""
     with Image.open(path) as im:
         if im.format == "PNG" and im.mode in ("I", "I;16", "I;16B"):
             v = np.asarray(im, dtype=np.int64)

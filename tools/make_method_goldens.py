@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Goldens for the attribution methods (docs/methods.md#score-cam, #grad-cam-and-grad-cam, #gradient-saliency): small random VGGs
-(tools/prng.py, the twin of host/random_model.c) run through the PyTorch
+(tools/prng.py, the twin of host/model/random_model.c) run through the PyTorch
 reference tools/ref_methods.py in float64. One folder per case under
 tests/goldens/methods/ with
   meta.json    the model spec (as tools/make_goldens.py) plus method, variant,

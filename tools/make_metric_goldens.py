@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Goldens for host/metrics.c (tests/test_metrics.c): torchvision's
+"""Goldens for host/metrics/metrics.c (tests/test_metrics.c): torchvision's
 gaussian_blur, the RISE insertion baseline of docs/methods.md#deletion-and-insertion.
 
 Writes tests/goldens/metrics/

@@ -1,4 +1,4 @@
-"""SplitMix64 tensors seeded by name: the Python twin of host/random_model.c.
+"""SplitMix64 tensors seeded by name: the Python twin of host/model/random_model.c.
 
 Every random test model and input is drawn from here (and from C) so goldens
 never need committed weights. Values: offset + scale*(2u-1), u = 24-bit

@@ -5,9 +5,9 @@
 #include <time.h>
 
 #include "cli.h"
-#include "error.h"
+#include "core/error.h"
 #include "bench_methods.h"
-#include "random_model.h"
+#include "model/random_model.h"
 
 static const char *const HELP =
     "usage: attrib bench [options]\n"

@@ -7,10 +7,10 @@
 #include <time.h>
 
 #include "bench_methods.h"
-#include "error.h"
+#include "core/error.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
-#include "random_model.h"
+#include "model/random_model.h"
 
 static double now_s(void) {
     struct timespec ts;

@@ -1,7 +1,7 @@
 #ifndef ATTRIB_CLI_BENCH_METHODS_H
 #define ATTRIB_CLI_BENCH_METHODS_H
 
-#include "backend.h"
+#include "exec/backend.h"
 
 /* Times one attribution method on `images` random inputs (iterations: CDRP
  * steps, -1 = the preset's) and prints one line (or JSON object). */

@@ -4,9 +4,9 @@
 
 #include <stdio.h>
 
-#include "backend.h"
-#include "model.h"
-#include "output.h"
+#include "exec/backend.h"
+#include "model/model.h"
+#include "output/output.h"
 
 #define EXIT_BAD_INPUT 1 /* docs/usage.md: bad input */
 #define EXIT_USAGE 2     /* docs/usage.md: bad usage */

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "error.h"
-#include "image.h"
+#include "core/error.h"
+#include "io/image.h"
 
 const char *const CLI_COMMON_HELP =
     "  --model FILE        weights (safetensors; default: the shipped VGG16-mini,\n"

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "annotations.h"
-#include "maps.h"
-#include "error.h"
+#include "io/annotations.h"
+#include "methods/maps.h"
+#include "core/error.h"
 #include "eval_common.h"
 #include "explain_io.h"
-#include "metrics.h"
-#include "npy.h"
-#include "pipeline.h"
-#include "progress.h"
+#include "metrics/metrics.h"
+#include "io/npy.h"
+#include "preprocess/pipeline.h"
+#include "output/progress.h"
 #include "version.h"
 
 static const char *const HELP =

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "eval_common.h"
-#include "json.h"
+#include "io/json.h"
 
 void entries_free(entry *e, int n) {
     for (int i = 0; i < n; i++)

@@ -3,18 +3,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "annotations.h"
-#include "maps.h"
-#include "error.h"
+#include "io/annotations.h"
+#include "methods/maps.h"
+#include "core/error.h"
 #include "eval_common.h"
-#include "image.h"
-#include "json.h"
-#include "metrics.h"
-#include "npy.h"
-#include "output.h"
-#include "pipeline.h"
-#include "preprocess.h"
-#include "progress.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "metrics/metrics.h"
+#include "io/npy.h"
+#include "output/output.h"
+#include "preprocess/pipeline.h"
+#include "preprocess/preprocess.h"
+#include "output/progress.h"
 #include "version.h"
 
 #define CI_REPS 2000       /* bootstrap resamples for the 95 % intervals */

@@ -3,14 +3,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "explain_io.h"
-#include "annotations.h"
+#include "io/annotations.h"
 #include "explain_paths.h"
-#include "image.h"
+#include "io/image.h"
 #include "methods/explain.h"
-#include "pipeline.h"
-#include "progress.h"
+#include "preprocess/pipeline.h"
+#include "output/progress.h"
 #include "version.h"
 
 static const char *const HELP =

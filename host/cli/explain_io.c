@@ -7,8 +7,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "colormap.h"
-#include "error.h"
+#include "output/colormap.h"
+#include "core/error.h"
 
 static int has_image_ext(const char *name) {
     const char *dot = strrchr(name, '.');

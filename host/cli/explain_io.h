@@ -5,7 +5,7 @@
 #define ATTRIB_CLI_EXPLAIN_IO_H
 
 #include "cli.h"
-#include "output.h"
+#include "output/output.h"
 
 /* Adds every .png/.jpg/.jpeg under dir (recursively, sorted). */
 int cli_paths_add_dir(cli_paths *p, const char *dir);

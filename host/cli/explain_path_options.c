@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "error.h"
+#include "core/error.h"
 #include "explain_paths.h"
 
 const char *const PATH_HELP =

@@ -6,15 +6,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "explain_io.h"
 #include "explain_paths.h"
-#include "json.h"
+#include "io/json.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
-#include "npy.h"
-#include "pipeline.h"
-#include "progress.h"
+#include "io/npy.h"
+#include "preprocess/pipeline.h"
+#include "output/progress.h"
 #include "version.h"
 
 /* Reads DIR/<stem>.<path-method>[.settings].gates.npy and checks its length. */

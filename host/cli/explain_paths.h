@@ -4,10 +4,10 @@
 #define ATTRIB_CLI_EXPLAIN_PATHS_H
 
 #include "gate_stats.h"
-#include "image.h"
+#include "io/image.h"
 #include "methods/cdrp.h"
-#include "output.h"
-#include "progress.h"
+#include "output/output.h"
+#include "output/progress.h"
 
 typedef enum { PM_CDRP, PM_SCORE_CDRP, PM_PATH_SCORECAM, PM_PATHWAY_GRAD } path_method;
 

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-#include "model.h"
+#include "model/model.h"
 
 #define GATE_STATS_MAX_LAYERS 64
 

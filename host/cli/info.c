@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "cli.h"
-#include "error.h"
+#include "core/error.h"
 #include "gate_stats.h"
-#include "npy.h"
+#include "io/npy.h"
 
 static const char *kind_name(at_layer_kind k) {
     switch (k) {

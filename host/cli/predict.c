@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "error.h"
-#include "pipeline.h"
+#include "core/error.h"
+#include "preprocess/pipeline.h"
 
 static const char *const HELP =
     "usage: attrib predict [options] IMAGE... | --list FILE\n"

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "explain_io.h"
-#include "json.h"
-#include "output.h"
+#include "io/json.h"
+#include "output/output.h"
 #include "reproduce.h"
-#include "sha256.h"
+#include "io/sha256.h"
 
 extern char **environ;
 

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "io/json.h"
 #include "reproduce.h"
 
 static int cfg_fail(const rp_config *c, const char *key, const char *what) {

@@ -9,13 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "image.h"
-#include "json.h"
-#include "metrics.h"
-#include "output.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "metrics/metrics.h"
+#include "output/output.h"
 #include "reproduce.h"
-#include "sha256.h"
+#include "io/sha256.h"
 #include "version.h"
 
 /* docs/methods.md#the-papers-numbers: the paper's numbers (VGG16, ImageNet) and seed 004's table. */

@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 #include "cpu/conv.h"
 #include "cpu/masks.h"
 #include "cpu/ops.h"
 #include "cpu/winograd.h"
-#include "error.h"
+#include "core/error.h"
 #include "exec/ops.h"
 
 #define DEFAULT_MEM_LIMIT ((size_t)4 << 30) /* bytes planned per call by max_batch */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "cpu/masks.h"
-#include "error.h"
-#include "maps.h"
+#include "core/error.h"
+#include "methods/maps.h"
 
 static void make_input(const at_inputs_call *a, float *upsampled, int b) {
     const long hw = (long)a->H * a->W, in = a->C * hw;

@@ -5,7 +5,7 @@
  * at most reach here, so bench's "% of peak" is against the machine as it
  * runs, not a clock from /proc/cpuinfo (which on a VM says little about the
  * sustained all-core rate). */
-#include "backend.h"
+#include "exec/backend.h"
 
 #include <omp.h>
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "exec/state.h"
 
 static void carve(char *base, size_t *cursor, size_t bytes, void **out) {

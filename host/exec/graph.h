@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "model.h"
+#include "model/model.h"
 
 #define AT_OWN_STORAGE (-2)
 

@@ -1,6 +1,6 @@
 /* What a backend implements: ops on buffers it owns, and nothing that knows
  * the network. The executor (host/exec/exec.c) walks the model and calls
- * these; methods and the CLI see only host/backend.h (the
+ * these; methods and the CLI see only host/exec/backend.h (the
  * ggml-backend-impl.h pattern: this header is private to host/exec and the
  * backends). Every pointer below is a backend buffer ("device memory")
  * unless it says host; tensors are NCHW float32; every function returns
@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "backend.h"
+#include "exec/backend.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,4 +1,4 @@
-/* The calls a node rule makes (host/backend.h at_rule_*): the node's op
+/* The calls a node rule makes (host/exec/backend.h at_rule_*): the node's op
  * with transformed parameters, its transpose, element-wise products and
  * quotients, and scratch, all on the backend running the pass. Parameters
  * with transformed weights (W+ = max(W, 0), W- = min(W, 0)) and biases
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "exec/state.h"
 
 #define N_WT 3

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "maps.h"
-#include "error.h"
+#include "methods/maps.h"
+#include "core/error.h"
 
 #define SPARSE_GATE 1e-3f /* a gate below this counts as pruned in the sparsity report */
 

@@ -5,7 +5,7 @@
 #ifndef ATTRIB_METHODS_CDRP_H
 #define ATTRIB_METHODS_CDRP_H
 
-#include "backend.h"
+#include "exec/backend.h"
 
 typedef enum { AT_TARGET_SOFT, AT_TARGET_HARD } at_cdrp_target;
 typedef enum { AT_L1_SUM, AT_L1_MEAN } at_cdrp_l1;

@@ -1,6 +1,6 @@
 /* at_explain: one call for every map method, batched (host/methods/explain.h). */
 #include "methods/explain.h"
-#include "error.h"
+#include "core/error.h"
 
 int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {
     const at_model *m = be->model;

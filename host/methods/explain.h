@@ -6,7 +6,7 @@
 #ifndef ATTRIB_METHODS_EXPLAIN_H
 #define ATTRIB_METHODS_EXPLAIN_H
 
-#include "backend.h"
+#include "exec/backend.h"
 
 typedef enum {
     AT_METHOD_SCORECAM,

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "maps.h"
+#include "core/error.h"
+#include "methods/maps.h"
 
 static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
                                                           "contrastive", "guided-backprop", "deconvnet"};

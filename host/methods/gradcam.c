@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "methods/explain.h"
 
 #define GRADCAMPP_EPS 1e-6 /* Chattopadhay et al. Eq. 19 as pytorch-grad-cam */

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "maps.h"
+#include "core/error.h"
+#include "methods/maps.h"
 #include "methods/explain.h"
 
 int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {

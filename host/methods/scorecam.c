@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "maps.h"
+#include "core/error.h"
+#include "methods/maps.h"
 #include "methods/explain.h"
 
 /* Channel scores of one image: score[l] = target of f(X o mask_l). */

@@ -3,11 +3,11 @@
  * fast and within libFuzzer's memory limit):
  *   clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
  *     -DAT_IMAGE_MAX_PIXELS=4000000L -Ihost tests/fuzz/fuzz_image.c \
- *     host/error.c host/image.c host/preprocess.c -lpng -ljpeg -lz -lm -o fuzz_image
+ *     host/core/error.c host/io/image.c host/preprocess/preprocess.c -lpng -ljpeg -lz -lm -o fuzz_image
  *   ./fuzz_image -max_total_time=60 tests/fuzz/seeds/fuzz_image */
-#include "error.h"
-#include "image.h"
-#include "preprocess.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "preprocess/preprocess.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* libFuzzer target: the JSON parser must reject or accept any bytes without
  * crashing, leaking or reading past the input; every accepted string must
  * survive at_json_escape -> at_json_parse unchanged. */
-#include "json.h"
+#include "io/json.h"
 
 #include <stdint.h>
 #include <stdlib.h>

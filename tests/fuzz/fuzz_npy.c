@@ -1,7 +1,7 @@
 /* libFuzzer target: any file must read cleanly or fail with a message that
  * names it; an array that reads must survive write -> read unchanged. */
-#include "error.h"
-#include "npy.h"
+#include "core/error.h"
+#include "io/npy.h"
 
 #include <stdint.h>
 #include <stdio.h>

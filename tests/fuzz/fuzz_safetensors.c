@@ -1,8 +1,8 @@
 /* libFuzzer target: any file must open cleanly or fail with a message that
  * names it; an opened file must expose only tensors inside the mapping, and
  * every tensor must be findable and (for float dtypes) convertible. */
-#include "error.h"
-#include "safetensors.h"
+#include "core/error.h"
+#include "io/safetensors.h"
 
 #include <stdint.h>
 #include <stdio.h>

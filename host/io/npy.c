@@ -1,9 +1,9 @@
 /* .npy float32 reader/writer. Format: "\x93NUMPY", major, minor, header
  * length (u16 LE for 1.0, u32 LE for 2.0/3.0), a Python dict literal
  * {'descr': ..., 'fortran_order': ..., 'shape': (...), }, raw data. */
-#include "npy.h"
+#include "io/npy.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "preprocess.h"
+#include "preprocess/preprocess.h"
 
 typedef enum {
     AT_L_CONV,              /* 2-D convolution + bias (BN folded in at load) */

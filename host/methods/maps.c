@@ -1,4 +1,4 @@
-#include "maps.h"
+#include "methods/maps.h"
 
 #include <math.h>
 

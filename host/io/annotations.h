@@ -56,8 +56,8 @@
 #ifndef ATTRIB_ANNOTATIONS_H
 #define ATTRIB_ANNOTATIONS_H
 
-#include "model.h"
-#include "preprocess.h"
+#include "model/model.h"
+#include "preprocess/preprocess.h"
 
 typedef struct {
     int cls;         /* class index of this object */

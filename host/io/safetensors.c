@@ -1,9 +1,9 @@
 /* safetensors reader (mmap, validated) and float32 writer. Layout and padding
  * follow the reference implementation (huggingface/safetensors). */
-#include "safetensors.h"
+#include "io/safetensors.h"
 
-#include "error.h"
-#include "json.h"
+#include "core/error.h"
+#include "io/json.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* Annotation readers: NIPS 2017 CSV and ILSVRC/VOC XML (formats and
  * decisions in annotations.h). */
-#include "annotations.h"
+#include "io/annotations.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -15,7 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "error.h"
+#include "core/error.h"
 
 #define MAX_FILE_BYTES (1L << 30) /* refuse anything larger than 1 GiB */
 

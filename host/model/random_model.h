@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "model.h"
+#include "model/model.h"
 
 typedef struct {
     const char *arch;     /* vgg11/13/16/19 with optional _bn */

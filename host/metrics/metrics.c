@@ -1,11 +1,11 @@
 /* Metric arithmetic (docs/methods.md#metrics-common-rules); formulas and their sources in metrics.h. */
-#include "metrics.h"
+#include "metrics/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 /* ---------------------------------------------------------- localisation */
 

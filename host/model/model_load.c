@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "json.h"
-#include "model.h"
-#include "safetensors.h"
-#include "sha256.h"
+#include "core/error.h"
+#include "io/json.h"
+#include "model/model.h"
+#include "io/safetensors.h"
+#include "io/sha256.h"
 
 typedef struct {
     const at_safetensors *st;

@@ -5,9 +5,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* strcasecmp */
 #endif
-#include "preprocess.h"
+#include "preprocess/preprocess.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
-/* Precision names (host/backend.h): shared by the backends and the CLI. */
+/* Precision names (host/exec/backend.h): shared by the backends and the CLI. */
 #include <string.h>
 
-#include "backend.h"
-#include "error.h"
+#include "exec/backend.h"
+#include "core/error.h"
 
 const char *at_precision_name(at_precision p) {
     switch (p) {

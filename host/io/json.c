@@ -1,8 +1,8 @@
 /* Strict RFC 8259 JSON parser (recursive descent, depth-limited) and string
  * escaper. Offsets in messages are 0-based bytes into the parsed text. */
-#include "json.h"
+#include "io/json.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,9 +1,9 @@
-#include "backend.h"
+#include "exec/backend.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 #include "exec/ops.h"
 
 int at_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "model.h"
+#include "model/model.h"
 
 typedef enum {
     AT_MASK_NORMALIZED = 0, /* x' = x * m on the normalised tensor (Score-CAM authors, pgc) */

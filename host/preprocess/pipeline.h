@@ -3,10 +3,10 @@
 #ifndef ATTRIB_PIPELINE_H
 #define ATTRIB_PIPELINE_H
 
-#include "backend.h"
-#include "image.h"
-#include "model.h"
-#include "preprocess.h"
+#include "exec/backend.h"
+#include "io/image.h"
+#include "model/model.h"
+#include "preprocess/preprocess.h"
 
 /* Decodes path and writes the normalised network input (in_c*in_h*in_w). */
 int at_load_input(const at_model *m, const char *path, float *chw, at_geometry *geo);

@@ -21,7 +21,7 @@
 #ifndef ATTRIB_PREPROCESS_H
 #define ATTRIB_PREPROCESS_H
 
-#include "image.h"
+#include "io/image.h"
 
 typedef enum { AT_INTERP_BILINEAR, AT_INTERP_BICUBIC, AT_INTERP_NEAREST } at_interp;
 

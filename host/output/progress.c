@@ -1,5 +1,5 @@
 /* Progress reporting (see progress.h). */
-#include "progress.h"
+#include "output/progress.h"
 
 #include <math.h>
 #include <stdio.h>

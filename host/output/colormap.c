@@ -1,8 +1,8 @@
 /* matplotlib "jet" and overlay blending (see colormap.h). */
-#include "colormap.h"
+#include "output/colormap.h"
 
-#include "error.h"
-#include "output.h"
+#include "core/error.h"
+#include "output/output.h"
 
 #include <math.h>
 #include <stdlib.h>

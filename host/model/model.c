@@ -1,13 +1,13 @@
 /* VGG family as data (docs/methods.md#models-and-preprocessing): topology from the arch name, widths and class
  * count from tensor shapes, BN folded into the conv at build time. */
-#include "model.h"
+#include "model/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "core/error.h"
 
 #define BN_EPS 1e-5f /* torchvision BatchNorm2d default */
 

@@ -1,11 +1,11 @@
 /* Output layer (docs/usage.md#explain): names, results lines, resume keys, atomic writes and
  * interruption cleanup. See output.h for the contracts. */
-#include "output.h"
+#include "output/output.h"
 
-#include "error.h"
-#include "image.h"
-#include "json.h"
-#include "npy.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "io/json.h"
+#include "io/npy.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,9 +1,9 @@
-#include "pipeline.h"
+#include "preprocess/pipeline.h"
 
 #include <stdlib.h>
 
-#include "maps.h"
-#include "error.h"
+#include "methods/maps.h"
+#include "core/error.h"
 
 int at_load_input_rgb(const at_model *m, const char *path, float *chw, at_image *rgb, at_geometry *geo) {
     at_image img = {0}, out = {0};
