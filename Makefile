@@ -25,7 +25,8 @@ BUILD   ?= build
 HOST_SRC := $(filter-out host/cli/%,$(wildcard host/*/*.c))
 CLI_SRC  := $(wildcard host/cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
-CU_SRC   := $(wildcard kernels/*.cu)
+CU_SRC   := $(filter-out kernels/ops_check.cu,$(wildcard kernels/*.cu))
+CU_TEST_SRC := kernels/ops_check.cu # test-only: each kernel alone (tests/test_cuda.c)
 
 # ---- CUDA detection (prints what it builds for) ----
 ifeq ($(NO_CUDA),)
@@ -46,9 +47,11 @@ CFLAGS    += -DATTRIB_HAVE_CUDA=1
 CUDA_LIBS ?= -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
 LDLIBS    += $(CUDA_LIBS)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CU_TEST_OBJ := $(CU_TEST_SRC:%.cu=$(BUILD)/%.o)
 BUILD_MSG := CUDA backend: nvcc $(NVCC), CUDA_ARCH=$(CUDA_ARCH)
 else
 CU_OBJ    :=
+CU_TEST_OBJ :=
 BUILD_MSG := CUDA backend: not built (no nvcc); CPU backend only
 endif
 
@@ -93,14 +96,14 @@ $(LIB): $(HOST_OBJ) $(CU_OBJ)
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
-$(TEST_BIN): $(TEST_OBJ) $(LIB) $(CUEMU_LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+$(TEST_BIN): $(TEST_OBJ) $(CU_TEST_OBJ) $(LIB) $(CUEMU_LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(CU_TEST_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(CU_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/exec/backend.h host/model/model.h $(CUEMU_HEADERS)
+$(CU_OBJ) $(CU_TEST_OBJ): $(wildcard kernels/*.cuh kernels/*.h) host/exec/backend.h host/model/model.h $(CUEMU_HEADERS)
 
 
 $(BUILD)/%.o: %.cu

@@ -103,6 +103,34 @@ TEST(no_tracked_file_cites_the_unshipped_design_notes) {
     CHECK(checked > 100);
 }
 
+/* The library names subjects (the layer, the file, the value); only the CLI
+ * knows flags, and only the CLI and the output writers print. */
+TEST(library_errors_name_no_flag_and_the_library_prints_nothing) {
+    char *files = tracked_files("host");
+    if (!files) SKIP("not a git checkout: cannot list the tracked files");
+    int checked = 0;
+    for (char *f = strtok(files, "\n"); f; f = strtok(NULL, "\n")) {
+        size_t n = strlen(f);
+        if (!strncmp(f, "host/cli/", 9) || n < 2 || strcmp(f + n - 2, ".c")) continue;
+        char *text = read_text(f, &n);
+        if (!text) continue;
+        checked++;
+        int line = 1;
+        for (const char *c = text; *c; c++) {
+            if (*c == '\n') line++;
+            if (!strncmp(c, "at_fail(\"--", 11)) test_fail_at(f, line, "a library error names a flag");
+            /* printing goes through a caller's stream (progress, results files) */
+            int word = c == text || !(isalnum((unsigned char)c[-1]) || c[-1] == '_');
+            if ((word && (!strncmp(c, "printf(", 7) || !strncmp(c, "puts(", 5))) ||
+                !strncmp(c, "fprintf(stderr", 14) || !strncmp(c, "fprintf(stdout", 14))
+                test_fail_at(f, line, "the library prints");
+        }
+        free(text);
+    }
+    free(files);
+    CHECK(checked > 30);
+}
+
 /* Every "docs/NAME.md#anchor" (and, inside docs/, "NAME.md#anchor" and
  * "(#anchor)") in a tracked file names an existing heading. */
 TEST(every_cited_doc_section_exists) {

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "bench_methods.h"
 #include "model/random_model.h"
@@ -26,12 +27,6 @@ static const char *const HELP =
     "  --images N          images per method measurement (default 4)\n"
     "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n"
     "  --cic-precision P   score-cdrp: the CIC pass at fp32 | tf32 | fp16 (default --precision)\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef enum { PASS_FORWARD, PASS_GATED, PASS_BACKWARD } bench_pass;
 static const char *pass_names[] = {"forward", "gated", "backward"};
@@ -73,11 +68,11 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
             if (!passes[p]) continue;
             if (run_pass(be, p, n, x, gates, logits, dl, gg)) goto fail; /* warm-up */
             int iters = 0;
-            double t0 = now_s(), t;
+            double t0 = at_now_s(), t;
             do {
                 if (run_pass(be, p, n, x, gates, logits, dl, gg)) goto fail;
                 iters++;
-                t = now_s() - t0;
+                t = at_now_s() - t0;
             } while (t < min_time);
             double ms = 1e3 * t / iters / n;
             /* "backward" is forward + gate-backward, the backward costing about one

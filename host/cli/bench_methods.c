@@ -7,16 +7,11 @@
 #include <time.h>
 
 #include "bench_methods.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
 #include "model/random_model.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations,
                  const at_precision *cic_precision, int json) {
@@ -33,7 +28,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
     }
     at_prng_fill("input", 7, x, in_size * images, 2.0f, 0.0f);
     long forwards = 0;
-    double t0 = now_s();
+    double t0 = at_now_s();
     if (!strcmp(method, "cdrp") || !strcmp(method, "score-cdrp")) {
         at_cdrp_options o;
         at_cdrp_preset("zhu2024", !strcmp(method, "score-cdrp"), &o);
@@ -49,7 +44,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         rc = at_explain(be, &o, x, images, er);
         for (int b = 0; b < images; b++) forwards += er[b].forwards;
     }
-    double s = (now_s() - t0) / images;
+    double s = (at_now_s() - t0) / images;
     if (rc) goto done;
     double fw = (double)forwards / images;
     at_precision cic = cic_precision ? *cic_precision : be->precision;

@@ -12,7 +12,9 @@
 #define EXIT_USAGE 2     /* docs/usage.md: bad usage */
 
 /* Prints "attrib: <last error>" on stderr. */
+/* Prints "attrib: <last error>", a library subject replaced by its flag. */
 void cli_error(void);
+const char *cli_error_message(const char *msg, char *buf, size_t cap);
 /* Prints "attrib: <subject>: <msg>" for a usage error and returns EXIT_USAGE. */
 int cli_usage_error(const char *subject, const char *fmt, ...);
 

@@ -20,7 +20,32 @@ const char *const CLI_COMMON_HELP =
     "  --conv A            direct | winograd | auto: how the CPU backend runs 3x3 stride-1\n"
     "                      convs (default auto: Winograd F(2x2,3x3) at fp32; CUDA: direct)\n";
 
-void cli_error(void) { fprintf(stderr, "attrib: %s\n", at_last_error()); }
+/* The library names what is wrong (a layer, a value); the CLI names the flag
+ * that set it. */
+static const struct {
+    const char *subject, *flag;
+} subject_flags[] = {
+    {"backend", "--backend"},     {"precision", "--precision"},   {"conv algorithm", "--conv"},
+    {"layer", "--layer"},         {"method", "--method"},         {"variant", "--variant"},
+    {"class", "--class"},         {"CDRP preset", "--preset"},    {"prune rate", "--rates"},
+    {"output directory", "--out"},
+};
+
+const char *cli_error_message(const char *msg, char *buf, size_t cap) {
+    for (size_t i = 0; i < sizeof subject_flags / sizeof subject_flags[0]; i++) {
+        size_t n = strlen(subject_flags[i].subject);
+        if (!strncmp(msg, subject_flags[i].subject, n) && msg[n] == ':') {
+            snprintf(buf, cap, "%s%s", subject_flags[i].flag, msg + n);
+            return buf;
+        }
+    }
+    return msg;
+}
+
+void cli_error(void) {
+    char buf[1024];
+    fprintf(stderr, "attrib: %s\n", cli_error_message(at_last_error(), buf, sizeof buf));
+}
 
 int cli_usage_error(const char *subject, const char *fmt, ...) {
     char msg[512];

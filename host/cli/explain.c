@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "core/clock.h"
 #include "explain_io.h"
 #include "io/annotations.h"
 #include "explain_paths.h"
@@ -151,12 +152,6 @@ static void map_settings(const explain_args *a, const at_model *m, const at_back
                           : snprintf(buf + o, cap - o, "%sc%ld", o ? "." : "", a->cls);
     if (be->precision != AT_PRECISION_FP32 && o < cap)
         snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_precision_name(be->precision));
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 typedef struct {
@@ -408,7 +403,7 @@ int cmd_explain(int argc, char **argv) {
         }
         if (skipped) at_progress_skip(prog, skipped);
         if (!nb) continue;
-        double t0 = now_s();
+        double t0 = at_now_s();
         if (a.is_path) {
             path_run run = {.method = a.pm, .p = &a.path, .m = m, .be = be, .tag = tag, .out_dir = a.out_dir,
                             .settings = settings, .name = name, .reuse = &reuse, .summary = &summary,
@@ -422,7 +417,7 @@ int cmd_explain(int argc, char **argv) {
             }
             for (int j = 0; j < nb; j++) at_image_free(&loaded[j].rgb);
             /* next batch: twice this one at most, and about PATH_BATCH_TARGET_S long */
-            double per_image = (now_s() - t0) / nb;
+            double per_image = (at_now_s() - t0) / nb;
             int fit = per_image > 0 ? (int)(PATH_BATCH_TARGET_S / per_image) : cap;
             chunk = 2 * nb < fit ? 2 * nb : fit;
             chunk = chunk < 1 ? 1 : chunk > cap ? cap : chunk;
@@ -435,7 +430,7 @@ int cmd_explain(int argc, char **argv) {
             rc = EXIT_BAD_INPUT;
             stop = 1;
         }
-        double ms = 1e3 * (now_s() - t0) / nb;
+        double ms = 1e3 * (at_now_s() - t0) / nb;
         int written = 0;
         for (int j = 0; j < nb; j++) {
             if (!stop) {

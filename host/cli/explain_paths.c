@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/clock.h"
 #include "explain_io.h"
 #include "explain_paths.h"
 #include "io/json.h"
@@ -228,12 +229,6 @@ static char *map_line(const path_run *run, const map_line_args *a) {
     return at_jsonw_end(&w);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 typedef struct {
     at_progress *prog;
     int n;
@@ -264,7 +259,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         rc = at_fail("explain", "out of memory");
         goto done;
     }
-    double t0 = now_s();
+    double t0 = at_now_s();
     int path_itself = run->method == PM_CDRP || run->method == PM_SCORE_CDRP, n_opt = 0;
     char pfile[200];
     path_file_name(p, be->precision, pfile, sizeof pfile);
@@ -319,7 +314,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         }
     }
     for (int b = 0; b < nb; b++) classes[b] = cr[b].cls;
-    double ms = 1e3 * (now_s() - t0) / nb;
+    double ms = 1e3 * (at_now_s() - t0) / nb;
     char key[256];
     if (path_itself) {
         for (int b = 0; b < nb && rc == AT_OK; b++)
@@ -342,7 +337,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
     for (int k = 0; k < n_maps && rc == AT_OK; k++) {
         at_explain_options ex = {.variant = AT_VARIANT_AUTHORS, .classes = classes};
-        double t1 = now_s();
+        double t1 = at_now_s();
         if (run->method == PM_PATH_SCORECAM) {
             ex.method = AT_METHOD_SCORECAM;
             ex.layer = m->gate_layer[m->n_convs - 1];
@@ -357,7 +352,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         }
         for (int b = 0; b < nb; b++) er[b] = (at_explain_result){.map = maps + hw * b};
         if (rc || (rc = at_explain(be, &ex, inputs, nb, er))) break;
-        double ms_map = ms + 1e3 * (now_s() - t1) / nb;
+        double ms_map = ms + 1e3 * (at_now_s() - t1) / nb;
         char param[16];
         snprintf(param, sizeof param, "r%.2f", p->rates[k]);
         const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;

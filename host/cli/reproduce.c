@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/clock.h"
 #include "explain_io.h"
 #include "io/json.h"
 #include "output/output.h"
@@ -53,12 +54,6 @@ typedef struct {
     char lists[3][4400];     /* cam, path, figure */
     double t_start;
 } rp_state;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Which results a step line belongs to: the maps folder's name, keyed by
  * model, data and options, so a retrained model starts its own account. */
@@ -164,10 +159,10 @@ static int run_step(rp_state *s, const char *name, argvec *a) {
         if (*p == ' ' || *p == '/') *p = '_';
     snprintf(log, sizeof log, "%s/logs/%s.txt", s->run.cfg->out, file);
     fprintf(stderr, "reproduce: [%d] %s\n", s->run.n_steps + 1, name);
-    double t0 = now_s();
+    double t0 = at_now_s();
     int status;
     if (spawn_wait(name, a, log, NULL, &status)) return AT_ERR;
-    st->wall_s = now_s() - t0;
+    st->wall_s = at_now_s() - t0;
     st->total_s = earlier + st->wall_s;
     st->ran = 1;
     s->run.n_steps++;
@@ -465,7 +460,7 @@ int cmd_reproduce(int argc, char **argv) {
         return rc;
     }
     s.run.cfg = &c;
-    s.t_start = now_s();
+    s.t_start = at_now_s();
     ssize_t n = readlink("/proc/self/exe", s.exe, sizeof s.exe - 1);
     if (n <= 0) {
         fprintf(stderr, "attrib: /proc/self/exe: cannot find this program\n");
@@ -496,7 +491,7 @@ int cmd_reproduce(int argc, char **argv) {
         goto done;
     }
     if (c.fig7) plot_step(&s);
-    s.run.wall_total_s = now_s() - s.t_start;
+    s.run.wall_total_s = at_now_s() - s.t_start;
     if (rp_write_report(&s.run)) {
         cli_error();
         goto done;

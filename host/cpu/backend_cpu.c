@@ -153,7 +153,7 @@ static int cpu_zero(void *ctx, void *dst, size_t bytes) {
 static int cpu_finish(void *ctx) { return AT_OK; }
 
 static int cpu_set_precision(void *ctx, at_precision p) {
-    if (p < AT_PRECISION_FP32 || p > AT_PRECISION_FP16) return at_fail("--precision", "unknown precision %d", (int)p);
+    if (p < AT_PRECISION_FP32 || p > AT_PRECISION_FP16) return at_fail("precision", "unknown precision %d", (int)p);
     ((cpu_ctx *)ctx)->prec = p;
     return AT_OK;
 }
@@ -367,11 +367,11 @@ int at_cpu_ops_open(const at_ops **ops, void **ctx) {
 int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     if (opt && (opt->precision < AT_PRECISION_FP32 || opt->precision > AT_PRECISION_FP16))
-        return at_fail("--precision", "unknown precision %d", (int)opt->precision);
+        return at_fail("precision", "unknown precision %d", (int)opt->precision);
     if (opt && (opt->conv < AT_CONV_AUTO || opt->conv > AT_CONV_WINOGRAD))
-        return at_fail("--conv", "unknown convolution algorithm %d", (int)opt->conv);
+        return at_fail("conv algorithm", "unknown convolution algorithm %d", (int)opt->conv);
     if (opt && opt->conv == AT_CONV_WINOGRAD && opt->precision != AT_PRECISION_FP32)
-        return at_fail("--conv", "winograd runs at --precision fp32 only (tf32/fp16 emulate the GPU's direct conv)");
+        return at_fail("conv algorithm", "winograd runs at fp32 precision only (tf32/fp16 emulate the GPU's direct conv)");
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
     void *ctx = NULL;
     const at_ops *ops = NULL;

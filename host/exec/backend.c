@@ -21,7 +21,7 @@ int at_backend_create(const at_model *m, const at_backend_options *opt, at_backe
                  p != AT_PRECISION_FP32 ? " is emulated" : "");
         return AT_OK;
     }
-    return at_fail("--backend", "'%s' is not cpu, cuda or auto", name);
+    return at_fail("backend", "'%s' is not cpu, cuda or auto", name);
 }
 
 void at_backend_destroy(at_backend *be) { at_exec_destroy(be); }
@@ -34,7 +34,7 @@ int at_cuda_available(char *why, size_t cap) {
 
 int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
-    return at_fail("--backend", "cuda: this build has no CUDA backend (nvcc was not found at build time)");
+    return at_fail("backend", "cuda: this build has no CUDA backend (nvcc was not found at build time)");
 }
 
 int at_cuda_ops_open(const at_ops **ops, void **ctx) {

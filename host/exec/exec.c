@@ -53,7 +53,7 @@ static int ensure_arena(exec_state *s, size_t bytes, int n) {
     const size_t avail = s->ops->available(s->ctx) + s->arena_bytes;
     if (bytes > avail)
         return at_fail(s->ops->name, "out of memory: need %zu MB for batch %d, %zu MB available (memory limit %zu MB); "
-                       "lower the batch or raise --mem-limit", mb_up(bytes), n, avail >> 20, s->mem_limit >> 20);
+                       "lower the batch or raise the memory limit", mb_up(bytes), n, avail >> 20, s->mem_limit >> 20);
     if (s->ops->finish(s->ctx)) return AT_ERR;
     if (s->arena) s->ops->release(s->ctx, s->arena);
     s->arena = NULL;

@@ -16,6 +16,6 @@ int at_precision_parse(const char *s, at_precision *out) {
     if (!strcmp(s, "fp32")) *out = AT_PRECISION_FP32;
     else if (!strcmp(s, "tf32")) *out = AT_PRECISION_TF32;
     else if (!strcmp(s, "fp16")) *out = AT_PRECISION_FP16;
-    else return at_fail("--precision", "'%s' is not fp32, tf32 or fp16", s);
+    else return at_fail("precision", "'%s' is not fp32, tf32 or fp16", s);
     return AT_OK;
 }

@@ -23,7 +23,7 @@ int at_cdrp_preset(const char *name, int score_weighted, at_cdrp_options *o) {
     } else if (!strcmp(name, "wang2018")) { /* frankwang345/cdrp-detect */
         o->lr = 0.1f, o->momentum = 0.9f, o->gamma = 0.05f, o->clamp_max = 5.0f, o->iterations = 30;
     } else {
-        return at_fail("--preset", "'%s' is not zhu2024 or wang2018", name);
+        return at_fail("CDRP preset", "'%s' is not zhu2024 or wang2018", name);
     }
     return AT_OK;
 }
@@ -295,7 +295,7 @@ static int prune_range(const float *gates, int from, int count, double rate, int
 }
 
 int at_prune_gates(const at_model *m, const float *gates, double rate, int global, int keep_values, float *out) {
-    if (!(rate >= 0 && rate <= 1)) return at_fail("--rates", "prune rate %g is outside [0, 1]", rate);
+    if (!(rate >= 0 && rate <= 1)) return at_fail("prune rate", "prune rate %g is outside [0, 1]", rate);
     if (global) return prune_range(gates, 0, m->n_gates, rate, keep_values, out);
     for (int k = 0; k < m->n_convs; k++) {
         const at_layer *l = &m->layers[m->gate_layer[k]];

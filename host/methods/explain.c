@@ -18,6 +18,6 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     case AT_METHOD_CONTRASTIVE:
     case AT_METHOD_GUIDED_BACKPROP:
     case AT_METHOD_DECONVNET: return at_saliency(be, opt, inputs, n, r);
-    default: return at_fail("--method", "unknown method %d", opt->method);
+    default: return at_fail("method", "unknown method %d", opt->method);
     }
 }

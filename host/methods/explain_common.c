@@ -18,7 +18,7 @@ int at_method_parse(const char *name, at_method *out) {
             *out = (at_method)i;
             return AT_OK;
         }
-    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
+    return at_fail("method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
                    "guided-backprop, deconvnet", name);
 }
 
@@ -30,7 +30,7 @@ int at_variant_parse(const char *name, at_variant *out) {
             *out = (at_variant)i;
             return AT_OK;
         }
-    return at_fail("--variant", "'%s' is not authors, pgc or torchcam", name);
+    return at_fail("variant", "'%s' is not authors, pgc or torchcam", name);
 }
 
 const char *at_variant_name(at_variant v) { return (unsigned)v < 3 ? variant_names[v] : "?"; }
@@ -52,7 +52,7 @@ int at_explain_classify_logits(const at_model *m, const at_explain_options *opt,
         int c = opt->classes && opt->classes[b] >= 0 ? opt->classes[b] : best;
         if (c >= m->n_classes) {
             free(probs);
-            return at_fail("--class", "%d is out of range 0..%d", c, m->n_classes - 1);
+            return at_fail("class", "%d is out of range 0..%d", c, m->n_classes - 1);
         }
         r[b].predicted = best;
         r[b].cls = c;
@@ -72,10 +72,10 @@ void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_resul
 
 int at_explain_check_layer(const at_model *m, at_method method, int layer) {
     if (!at_method_uses_layer(method)) return AT_OK;
-    if (layer < 0 || layer >= m->n_layers) return at_fail("--layer", "layer index %d out of range", layer);
+    if (layer < 0 || layer >= m->n_layers) return at_fail("layer", "layer index %d out of range", layer);
     const at_layer *l = &m->layers[layer];
     if (l->out_h < 2 && l->out_w < 2)
-        return at_fail("--layer", "%s has a 1x1 output; a CAM needs a spatial map (use a features.N layer)",
+        return at_fail("layer", "%s has a 1x1 output; a CAM needs a spatial map (use a features.N layer)",
                        l->name);
     return AT_OK;
 }

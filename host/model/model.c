@@ -287,18 +287,18 @@ void at_model_free(at_model *m) {
 }
 
 int at_model_find_layer(const at_model *m, const char *spec) {
-    if (!spec || !spec[0]) return at_fail("--layer", "empty layer name");
+    if (!spec || !spec[0]) return at_fail("layer", "empty layer name");
     if (strcmp(spec, "last-conv") == 0) return m->gate_layer[m->n_convs - 1];
     char *end;
     long k = strtol(spec, &end, 10);
     if (end != spec && *end == 0) {
         if (k < 0 || k >= m->n_convs)
-            return at_fail("--layer", "conv ordinal %ld out of range 0..%d for %s", k, m->n_convs - 1,
+            return at_fail("layer", "conv ordinal %ld out of range 0..%d for %s", k, m->n_convs - 1,
                            m->arch);
         return m->gate_layer[k];
     }
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].name, spec) == 0) return i;
-    return at_fail("--layer", "no layer '%s' in %s (use a conv ordinal 0..%d or features.N)", spec,
+    return at_fail("layer", "no layer '%s' in %s (use a conv ordinal 0..%d or features.N)", spec,
                    m->arch, m->n_convs - 1);
 }

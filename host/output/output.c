@@ -190,7 +190,7 @@ char *at_output_path(const char *dir, const char *stem, const char *method, cons
 }
 
 int at_output_dir_prepare(const char *dir) {
-    if (!dir || !dir[0]) return at_fail("--out", "empty directory name");
+    if (!dir || !dir[0]) return at_fail("output directory", "empty directory name");
     char *p = strdup(dir);
     if (!p) return at_fail(dir, "out of memory");
     int rc = AT_OK;

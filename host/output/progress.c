@@ -1,5 +1,6 @@
 /* Progress reporting (see progress.h). */
 #include "output/progress.h"
+#include "core/clock.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,12 +13,6 @@
 #define LOG_TENTHS 10     /* ... or each 10 % */
 #define SAMPLE_S 0.5      /* rate samples at least this far apart */
 #define RATE_TAU_S 10.0   /* moving-average time constant */
-
-double at_progress_monotonic(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void at_progress_start_ex(at_progress *p, long total, const char *label, int quiet, FILE *out,
                           int tty, double (*now)(void)) {
@@ -32,7 +27,7 @@ void at_progress_start_ex(at_progress *p, long total, const char *label, int qui
 
 void at_progress_start(at_progress *p, long total, const char *label, int quiet) {
     at_progress_start_ex(p, total, label, quiet, stderr, isatty(fileno(stderr)),
-                         at_progress_monotonic);
+                         at_now_s);
 }
 
 static int fmt_duration(char *b, size_t cap, double s) {

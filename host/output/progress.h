@@ -46,6 +46,5 @@ void at_progress_skip(at_progress *p, long skipped);
 void at_progress_partial(at_progress *p, long of, double fraction);
 /* Final line: "label: 1000/1000 images (2 failed) in 1m05s, 15.4 images/s". */
 void at_progress_finish(at_progress *p);
-double at_progress_monotonic(void);
 
 #endif
