@@ -9,6 +9,7 @@
 #include "golden_util.h"
 #include "methods/cdrp.h"
 #include "methods/explain.h"
+#include "methods/paths.h"
 #include "model/random_model.h"
 #include "test.h"
 
@@ -42,12 +43,12 @@ static int options_from(const at_json *meta, at_cdrp_options *o) {
     return AT_OK;
 }
 
-/* Saliency of the network pruned by the golden gates, and path Score-CAM. */
+/* Pathway gradients of the golden gates, and path Score-CAM (methods/paths.h). */
 static void check_path_maps(const char *dir, const char *name, at_backend *be, const at_json *meta,
                             const float *x, const float *gates, int n) {
     const at_model *m = be->model;
     long hw = (long)m->in_h * m->in_w;
-    float *pruned = malloc(sizeof(float) * m->n_gates * n), *maps = malloc(sizeof(float) * hw * n);
+    float *maps = malloc(sizeof(float) * hw * n);
     int *cls = malloc(sizeof(int) * n);
     at_explain_result *r = calloc(n, sizeof *r);
     for (int b = 0; b < n; b++) cls[b] = (int)item(meta, "cls", b), r[b].map = maps + hw * b;
@@ -60,11 +61,8 @@ static void check_path_maps(const char *dir, const char *name, at_backend *be, c
         if (!listed) continue;
         for (size_t k = 0; k < rates->n; k++) {
             double rate = rates->items[k].number;
-            for (int b = 0; b < n; b++)
-                REQUIRE(at_prune_gates(m, gates + (long)m->n_gates * b, rate, v == 1, v == 2,
-                                       pruned + (long)m->n_gates * b) == AT_OK);
-            at_explain_options o = {.method = AT_METHOD_SALIENCY, .layer = -1, .classes = cls, .gates = pruned};
-            REQUIRE(at_explain(be, &o, x, n, r) == AT_OK);
+            at_prune_options prune = {rate, v == 1, v == 2};
+            REQUIRE(at_pathway_gradient(be, gates, &prune, cls, x, n, r) == AT_OK);
             char file[64], what[128];
             snprintf(file, sizeof file, "pathway%s_r%.2f.npy", variant[v], rate);
             snprintf(what, sizeof what, "%s pathway gradient %s", name, file);
@@ -75,13 +73,13 @@ static void check_path_maps(const char *dir, const char *name, at_backend *be, c
     int C = m->layers[layer].out_c;
     float *w = malloc(sizeof(float) * C * n);
     for (int b = 0; b < n; b++) r[b].weights = w + (long)C * b;
-    at_explain_options o = {.method = AT_METHOD_SCORECAM, .layer = layer, .classes = cls, .gates = gates};
-    REQUIRE(at_explain(be, &o, x, n, r) == AT_OK);
+    REQUIRE(layer == m->gate_layer[m->n_convs - 1]);
+    REQUIRE(at_path_scorecam(be, gates, cls, x, n, r) == AT_OK);
     char what[128];
     snprintf(what, sizeof what, "%s path Score-CAM", name);
     golden_compare(dir, "path_scorecam.npy", what, maps, hw * n, MAP_ATOL, 0);
     golden_compare(dir, "path_scorecam_weights.npy", what, w, (long)C * n, 1e-5, 1e-4);
-    free(w), free(pruned), free(maps), free(cls), free(r);
+    free(w), free(maps), free(cls), free(r);
 }
 
 static void run_cdrp_case(const char *dir, const char *name) {

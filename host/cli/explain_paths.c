@@ -12,6 +12,7 @@
 #include "explain_paths.h"
 #include "io/json.h"
 #include "methods/cdrp.h"
+#include "methods/paths.h"
 #include "methods/explain.h"
 #include "io/npy.h"
 #include "preprocess/pipeline.h"
@@ -246,8 +247,8 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     int G = m->n_gates;
     long hw = (long)m->in_h * m->in_w, in_size = (long)m->in_c * hw;
     float *gates = malloc(sizeof(float) * G * nb), *alpha = malloc(sizeof(float) * G * nb);
-    float *maps = malloc(sizeof(float) * hw * nb), *pruned = malloc(sizeof(float) * G * nb);
-    float *opt_inputs = NULL, *logits = NULL;
+    float *maps = malloc(sizeof(float) * hw * nb);
+    float *opt_inputs = NULL;
     at_cdrp_result *cr = calloc(nb, sizeof *cr);
     at_explain_result *er = calloc(nb, sizeof *er);
     int *classes = malloc(sizeof(int) * nb), *need = malloc(sizeof(int) * nb);
@@ -255,7 +256,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     char **written = calloc(nb, sizeof *written); /* the gates file this run wrote */
     int rc = AT_OK;
     batch_progress bp = {run->prog, nb};
-    if (!gates || !alpha || !maps || !pruned || !cr || !er || !classes || !need || !from || !written) {
+    if (!gates || !alpha || !maps || !cr || !er || !classes || !need || !from || !written) {
         rc = at_fail("explain", "out of memory");
         goto done;
     }
@@ -299,19 +300,9 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
         if (rc) goto done;
     }
     if (n_opt < nb) { /* a path read from a file explains the original network's predicted class c */
-        logits = malloc(sizeof(float) * m->n_classes * nb);
-        at_forward_args fa = {.n = nb, .input = inputs, .logits = logits};
-        if (!logits || (rc = at_forward(be, &fa))) {
-            if (!rc) rc = at_fail("explain", "out of memory");
-            goto done;
-        }
-        for (int b = 0; b < nb; b++) {
-            if (!from[b]) continue;
-            const float *l = logits + (long)m->n_classes * b;
-            int best = 0;
-            for (int k = 1; k < m->n_classes; k++) best = l[k] > l[best] ? k : best;
-            cr[b].cls = best;
-        }
+        if ((rc = at_predicted_classes(be, inputs, nb, classes))) goto done;
+        for (int b = 0; b < nb; b++)
+            if (from[b]) cr[b].cls = classes[b];
     }
     for (int b = 0; b < nb; b++) classes[b] = cr[b].cls;
     double ms = 1e3 * (at_now_s() - t0) / nb;
@@ -336,22 +327,12 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
     int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
     for (int k = 0; k < n_maps && rc == AT_OK; k++) {
-        at_explain_options ex = {.variant = AT_VARIANT_AUTHORS, .classes = classes};
         double t1 = at_now_s();
-        if (run->method == PM_PATH_SCORECAM) {
-            ex.method = AT_METHOD_SCORECAM;
-            ex.layer = m->gate_layer[m->n_convs - 1];
-            ex.gates = gates;
-        } else {
-            ex.method = AT_METHOD_SALIENCY;
-            ex.layer = -1;
-            for (int b = 0; b < nb && rc == AT_OK; b++)
-                rc = at_prune_gates(m, gates + (long)G * b, p->rates[k], p->prune_global, p->keep_gate_values,
-                                    pruned + (long)G * b);
-            ex.gates = pruned;
-        }
         for (int b = 0; b < nb; b++) er[b] = (at_explain_result){.map = maps + hw * b};
-        if (rc || (rc = at_explain(be, &ex, inputs, nb, er))) break;
+        at_prune_options prune = {p->rates[k], p->prune_global, p->keep_gate_values};
+        rc = run->method == PM_PATH_SCORECAM ? at_path_scorecam(be, gates, classes, inputs, nb, er)
+                                             : at_pathway_gradient(be, gates, &prune, classes, inputs, nb, er);
+        if (rc) break;
         double ms_map = ms + 1e3 * (at_now_s() - t1) / nb;
         char param[16];
         snprintf(param, sizeof param, "r%.2f", p->rates[k]);
@@ -387,8 +368,8 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
 done:
     for (int b = 0; from && b < nb; b++) free(from[b]);
     for (int b = 0; written && b < nb; b++) free(written[b]);
-    free(from), free(written), free(need), free(classes), free(opt_inputs), free(logits);
-    free(gates), free(alpha), free(maps), free(pruned), free(cr), free(er);
+    free(from), free(written), free(need), free(classes), free(opt_inputs);
+    free(gates), free(alpha), free(maps), free(cr), free(er);
     return rc;
 }
 

@@ -165,13 +165,6 @@ static double cross_entropy(const float *logits, const float *p0, int cls, int K
     return loss;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n, at_cdrp_result *r) {
     const at_model *m = be->model;
     int G = m->n_gates, K = m->n_classes;
@@ -196,7 +189,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
     if ((rc = at_forward(be, &fa))) goto done;
     for (int b = 0; b < n; b++) {
         at_softmax_rows(logits + (long)b * K, 1, K, p0 + (long)b * K);
-        cls[b] = argmax(logits + (long)b * K, K);
+        cls[b] = at_argmax(logits + (long)b * K, K);
         r[b].cls = cls[b];
         r[b].orig_prob = p0[(long)b * K + cls[b]];
         fw[b] = 1;
@@ -241,7 +234,7 @@ int at_cdrp(at_backend *be, const at_cdrp_options *o, const float *inputs, int n
             double l1 = 0;
             for (int i = 0; i < G; i++) l1 += (double)weight[(long)b * G + i] * fabsf(lam[(long)b * G + i]);
             double loss = ce + reg * l1;
-            int j = argmax(l, K);
+            int j = at_argmax(l, K);
             fw[b]++;
             if (r[b].losses) r[b].losses[t] = (float)loss;
             int take;

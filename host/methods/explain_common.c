@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "methods/maps.h"
+#include "methods/maps.h"
 
 static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
                                                           "contrastive", "guided-backprop", "deconvnet"};
@@ -46,9 +47,7 @@ int at_explain_classify_logits(const at_model *m, const at_explain_options *opt,
     for (int b = 0; b < n; b++) {
         const float *l = logits + (long)b * m->n_classes;
         at_softmax_rows(l, 1, m->n_classes, probs);
-        int best = 0;
-        for (int k = 1; k < m->n_classes; k++)
-            if (l[k] > l[best]) best = k;
+        int best = at_argmax(l, m->n_classes);
         int c = opt->classes && opt->classes[b] >= 0 ? opt->classes[b] : best;
         if (c >= m->n_classes) {
             free(probs);

@@ -63,6 +63,13 @@ void at_relu_inplace(float *x, long n) {
 }
 
 /* Row-wise softmax in double, as the methods score classes (docs/methods.md). */
+int at_argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 void at_softmax_rows(const float *logits, int N, int K, float *probs) {
     for (int n = 0; n < N; n++) {
         const float *l = logits + (long)n * K;

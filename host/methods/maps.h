@@ -15,6 +15,9 @@ int at_minmax_normalize(float *x, long n);
 /* ReLU in place. */
 void at_relu_inplace(float *x, long n);
 
+/* The first index of the largest of x[0..n-1] (NaN never wins over a number before it). */
+int at_argmax(const float *x, int n);
+
 /* probs[n][k] = softmax over the K logits of row n (double sums) */
 void at_softmax_rows(const float *logits, int N, int K, float *probs);
 
