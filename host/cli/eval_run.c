@@ -10,6 +10,7 @@
 #include "io/image.h"
 #include "io/json.h"
 #include "metrics/metrics.h"
+#include "metrics/scoring.h"
 #include "io/npy.h"
 #include "output/output.h"
 #include "preprocess/pipeline.h"
@@ -52,7 +53,6 @@ typedef struct {
     int have_ann;
     long hw, in_size;
     int batch;
-    float *logits, *probs, *masks, *rows;
     int n_terms;
     char term_names[MAX_TERMS][24];
     int warned_big_box; /* the box-coverage warning is printed once per run */
@@ -61,35 +61,6 @@ typedef struct {
 /* Share of the network input above which a class's boxes make the box
  * metrics nearly uninformative (docs/methods.md#boxes-for-the-localisation-metrics). */
 #define BOX_COVER_WARN 0.80
-
-/* Target-class scores of k versions of one image: masks [k][H][W] applied in
- * `space` (rows == NULL), or ready network inputs rows [k][C][H][W]. */
-static int score_batch(eval_ctx *c, const float *x, const float *gates, const float *masks, at_mask_space space,
-                       const float *rows, int k, int cls, double *out) {
-    const at_model *m = c->m;
-    int *idx = calloc(c->batch, sizeof(int));
-    if (!idx) return at_fail("eval", "out of memory");
-    int rc = AT_OK;
-    for (int s = 0; s < k && rc == AT_OK; s += c->batch) {
-        int nb = k - s < c->batch ? k - s : c->batch;
-        at_forward_args fa = {.n = nb, .input = rows ? rows + c->in_size * s : x, .input_index = rows ? NULL : idx,
-                              .masks = masks ? masks + c->hw * s : NULL, .mask_h = m->in_h, .mask_w = m->in_w,
-                              .mask_norm = AT_MASK_RAW, .mask_space = space, .gates = gates, .gates_per_item = 0,
-                              .logits = c->logits};
-        if ((rc = at_forward(c->be, &fa))) break;
-        for (int j = 0; j < nb; j++) {
-            const float *l = c->logits + (long)j * m->n_classes;
-            if (c->a->logit) {
-                out[s + j] = l[cls];
-            } else {
-                at_softmax_rows(l, 1, m->n_classes, c->probs);
-                out[s + j] = c->probs[cls];
-            }
-        }
-    }
-    free(idx);
-    return rc;
-}
 
 static void set_terms(eval_ctx *c) {
     const eval_args *a = c->a;
@@ -114,17 +85,6 @@ static void set_terms(eval_ctx *c) {
 #undef TERM
 }
 
-/* Per-image AD and IC terms (docs/methods.md#average-drop-and-increase-in-confidence): their means are AD and IC. */
-static void drop_terms(const eval_args *a, double y, double o, double *ad, double *ic) {
-    if (a->logit && y <= 0) { /* a relative drop is meaningless: skipped and counted */
-        *ad = *ic = NAN;
-        return;
-    }
-    double drop = y - o > 0 ? y - o : 0;
-    *ad = 100.0 * (a->ad_absolute ? drop : drop / y);
-    *ic = y < o ? 100.0 : 0.0;
-}
-
 static int load_gates(const char *path, const at_model *m, float **out) {
     int ndim;
     int64_t shape[8];
@@ -145,8 +105,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     float *x = malloc(sizeof(float) * c->in_size), *map = NULL, *gates = NULL;
     at_image rgb = {0};
     int steps = a->steps;
-    double *scores = malloc(sizeof(double) * (steps + 1 > EVAL_MAX_PROPS + 1 ? steps + 1 : EVAL_MAX_PROPS + 1));
-    if (!x || !scores) {
+    if (!x) {
         at_fail("eval", "out of memory");
         goto out;
     }
@@ -174,36 +133,25 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
         for (long i = 0; i < c->hw; i++) mx = map[i] > mx ? map[i] : mx;
         *all_zero = !(mx > 0);
     }
-    const float *scorer_gates = a->scorer_path ? gates : NULL;
+    at_scorer sc = {.be = c->be, .gates = a->scorer_path ? gates : NULL, .logit = a->logit, .batch = c->batch};
     switch (a->metric) {
-    case EVAL_CONFIDENCE: {
+    case EVAL_CONFIDENCE: { /* confidence is a probability (Table 1) */
+        at_scorer conf = {.be = c->be, .batch = 1};
         double s[1];
-        int keep_logit = 0;
-        eval_args tmp = *a;
-        tmp.logit = keep_logit; /* confidence is a probability (Table 1) */
-        eval_ctx cc = *c;
-        cc.a = &tmp;
-        if (score_batch(&cc, x, NULL, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, s)) goto out;
+        if (at_score_rows(&conf, x, 1, e->cls, s)) goto out;
         terms[0] = 100.0 * s[0];
         terms[1] = NAN;
         if (gates) {
-            if (score_batch(&cc, x, gates, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, s)) goto out;
+            conf.gates = gates;
+            if (at_score_rows(&conf, x, 1, e->cls, s)) goto out;
             terms[1] = 100.0 * s[0];
         }
         break;
     }
     case EVAL_AD_IC: {
-        double y;
-        if (score_batch(c, x, scorer_gates, NULL, AT_MASK_NORMALIZED, x, 1, e->cls, &y)) goto out;
-        int k = a->topp ? a->n_props : 1;
-        for (int p = 0; p < k; p++) {
-            if (a->topp) at_topp_mask(map, c->hw, a->props[p], c->masks + c->hw * p);
-            else memcpy(c->masks + c->hw * p, map, sizeof(float) * c->hw);
-        }
-        /* top-p keeps pixels and sets the rest to the mean colour: 0 after normalisation */
-        at_mask_space space = a->topp || a->space_normalized ? AT_MASK_NORMALIZED : AT_MASK_UNIT;
-        if (score_batch(c, x, scorer_gates, c->masks, space, NULL, k, e->cls, scores)) goto out;
-        for (int p = 0; p < k; p++) drop_terms(a, y, scores[p], &terms[2 * p], &terms[2 * p + 1]);
+        at_drop_options d = {.props = a->topp ? a->props : NULL, .n_props = a->n_props,
+                             .space_normalized = a->space_normalized, .absolute = a->ad_absolute};
+        if (at_drop_terms(&sc, x, map, &d, e->cls, terms)) goto out;
         break;
     }
     case EVAL_ENERGY_PG:
@@ -223,64 +171,22 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
                     "docs/methods.md#boxes-for-the-localisation-metrics); further such images are not listed\n",
                     e->image, 100.0 * inside / c->hw, eval_metric_name(a->metric));
         }
-        if (a->metric == EVAL_ENERGY_PG) terms[0] = inside > 0 ? at_energy_pointing(map, mask, c->hw) : NAN;
-        else
-            terms[0] = inside > 0 ? 100.0 * at_pointing_hit(map, m->in_w, m->in_h, mask,
-                                                             a->tolerance * m->in_w / 224.0)
-                                  : NAN;
+        terms[0] = at_box_term(map, m->in_w, m->in_h, mask, inside, a->metric == EVAL_ENERGY_PG,
+                               a->tolerance * m->in_w / 224.0);
         free(mask);
         break;
     }
     case EVAL_DELETION:
-    case EVAL_INSERTION: {
-        int *order = malloc(sizeof(int) * c->hw);
-        float *blur = a->metric == EVAL_INSERTION ? malloc(sizeof(float) * c->in_size) : NULL;
-        float *unit = malloc(sizeof(float) * c->in_size);
-        double *curve = malloc(sizeof(double) * (steps + 1));
-        if (!order || !unit || !curve || (a->metric == EVAL_INSERTION && !blur)) {
-            free(order), free(blur), free(unit), free(curve);
-            at_fail("eval", "out of memory");
-            goto out;
-        }
-        at_deletion_order(map, c->hw, order);
-        for (int ch = 0; ch < m->in_c; ch++)
-            for (long i = 0; i < c->hw; i++) unit[ch * c->hw + i] = rgb.rgb[i * 3 + ch] / 255.0f;
-        if (blur && at_gaussian_blur_chw(unit, m->in_c, m->in_h, m->in_w, 11, 5.0, blur)) {
-            free(order), free(blur), free(unit), free(curve);
-            goto out;
-        }
-        int ok = 1;
-        /* step s has round(s * HW / steps) pixels deleted (or inserted) in map order */
-        for (int s0 = 0; ok && s0 <= steps; s0 += c->batch) {
-            int nb = steps + 1 - s0 < c->batch ? steps + 1 - s0 : c->batch;
-            for (int j = 0; j < nb; j++) {
-                long count = (long)llround((double)(s0 + j) * c->hw / steps);
-                float *row = c->rows + c->in_size * j;
-                for (int ch = 0; ch < m->in_c; ch++) {
-                    const float *u = unit + ch * c->hw;
-                    float *r = row + ch * c->hw;
-                    for (long i = 0; i < c->hw; i++) r[i] = blur ? blur[ch * c->hw + i] : u[i];
-                    for (long q = 0; q < count; q++) {
-                        long i = order[q];
-                        r[i] = blur ? u[i] : 0.0f;
-                    }
-                    for (long i = 0; i < c->hw; i++) r[i] = (r[i] - m->pre.mean[ch]) / m->pre.std[ch];
-                }
-            }
-            ok = score_batch(c, x, scorer_gates, NULL, AT_MASK_NORMALIZED, c->rows, nb, e->cls, curve + s0) == AT_OK;
-        }
-        if (ok) terms[0] = at_auc_trapezoid(curve, steps + 1);
-        free(order), free(blur), free(unit), free(curve);
-        if (!ok) goto out;
+    case EVAL_INSERTION:
+        if (at_deletion_auc(&sc, rgb.rgb, map, steps, a->metric == EVAL_INSERTION, e->cls, &terms[0], NULL)) goto out;
         break;
-    }
     default: break;
     }
     if (*all_zero && (a->metric == EVAL_ENERGY_PG)) terms[0] = 0; /* docs/methods.md#metrics-common-rules: 0/0 scores 0 */
     rc = AT_OK;
 out:
     at_image_free(&rgb);
-    free(x), free(map), free(gates), free(scores);
+    free(x), free(map), free(gates);
     return rc;
 }
 
@@ -424,16 +330,6 @@ int eval_run(const eval_args *a) {
     c.batch = at_max_batch(c.be, 0);
     if (c.batch > 128) c.batch = 128;
     set_terms(&c);
-    int mask_rows = a->n_props > c.batch ? a->n_props : c.batch;
-    c.logits = malloc(sizeof(float) * m->n_classes * c.batch);
-    c.probs = malloc(sizeof(float) * m->n_classes);
-    c.masks = malloc(sizeof(float) * c.hw * mask_rows);
-    c.rows = malloc(sizeof(float) * c.in_size * c.batch);
-    if (!c.logits || !c.probs || !c.masks || !c.rows) {
-        at_fail("eval", "out of memory");
-        cli_error();
-        goto done;
-    }
     if (a->annotations) {
         if (at_annotations_load(a->annotations, m, &c.ann)) {
             cli_error();
@@ -539,7 +435,6 @@ int eval_run(const eval_args *a) {
 done:
     for (int r = 0; r < n_rows; r++) free(rows[r].terms);
     free(rows);
-    free(c.logits), free(c.probs), free(c.masks), free(c.rows);
     if (c.have_ann) at_annotations_free(&c.ann);
     at_results_close(res);
     at_backend_destroy(c.be);
