@@ -61,8 +61,8 @@ int cli_open(const cli_common *c, at_model **m, at_backend **be);
  * first time it is seen in this run. */
 void cli_image_notes(unsigned notes);
 
-/* JSON string output with escaping. */
-void cli_json_string(FILE *f, const char *s);
+/* Prints one JSON line made by at_jsonw_end and frees it (NULL: prints the error). */
+void cli_print_json(char *line);
 
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -222,16 +222,10 @@ void cli_image_notes(unsigned notes) {
     }
 }
 
-void cli_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
+void cli_print_json(char *line) {
+    if (line) printf("%s\n", line);
+    else cli_error();
+    free(line);
 }
 
 int cli_parse_precision(const char *opt, const char *v, at_precision *out) {

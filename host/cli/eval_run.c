@@ -247,24 +247,44 @@ static int summarise(const method_rows *r, int n_terms, int t, double *mean, dou
 static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows, int merged) {
     const eval_args *a = c->a;
     if (a->json) {
-        printf("{\"metric\":\"%s\",\"score\":\"%s\",\"scorer\":\"%s\",\"merged_lines\":%d,\"rows\":[",
-               eval_metric_name(a->metric), a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original", merged);
-        for (int r = 0; r < n_rows; r++) {
-            printf("%s{\"method\":", r ? "," : "");
-            cli_json_string(stdout, rows[r].method);
-            printf(",\"images\":%d,\"all_zero_maps\":%d,\"failed\":%d,\"values\":{", rows[r].n, rows[r].all_zero,
-                   rows[r].failed);
+        char **row_json = calloc(n_rows > 0 ? n_rows : 1, sizeof *row_json), **vals = calloc(c->n_terms, sizeof *vals);
+        at_jsonw w;
+        for (int r = 0; row_json && vals && r < n_rows; r++) {
             for (int t = 0; t < c->n_terms; t++) {
-                double mean, lo, hi;
+                double mean, lo, hi, ci[2];
                 int count;
                 summarise(&rows[r], c->n_terms, t, &mean, &lo, &hi, &count);
-                printf("%s\"%s\":{\"mean\":", t ? "," : "", c->term_names[t]);
-                if (count) printf("%.6g,\"ci95\":[%.6g,%.6g],\"n\":%d}", mean, lo, hi, count);
-                else printf("null,\"ci95\":null,\"n\":0}");
+                ci[0] = lo, ci[1] = hi;
+                at_jsonw_begin(&w);
+                if (count) at_jsonw_num(&w, "mean", mean), at_jsonw_nums(&w, "ci95", ci, 2);
+                else at_jsonw_raw(&w, "mean", NULL), at_jsonw_raw(&w, "ci95", NULL);
+                at_jsonw_int(&w, "n", count);
+                vals[t] = at_jsonw_end(&w);
             }
-            printf("}}");
+            at_jsonw v;
+            at_jsonw_begin(&v);
+            for (int t = 0; t < c->n_terms; t++) at_jsonw_raw(&v, c->term_names[t], vals[t]);
+            for (int t = 0; t < c->n_terms; t++) free(vals[t]), vals[t] = NULL;
+            char *values = at_jsonw_end(&v);
+            at_jsonw_begin(&w);
+            at_jsonw_str(&w, "method", rows[r].method);
+            at_jsonw_int(&w, "images", rows[r].n);
+            at_jsonw_int(&w, "all_zero_maps", rows[r].all_zero);
+            at_jsonw_int(&w, "failed", rows[r].failed);
+            at_jsonw_raw(&w, "values", values);
+            free(values);
+            row_json[r] = at_jsonw_end(&w);
         }
-        printf("]}\n");
+        at_jsonw_begin(&w);
+        at_jsonw_str(&w, "metric", eval_metric_name(a->metric));
+        at_jsonw_str(&w, "score", a->logit ? "logit" : "prob");
+        at_jsonw_str(&w, "scorer", a->scorer_path ? "path" : "original");
+        at_jsonw_int(&w, "merged_lines", merged);
+        if (row_json && vals) at_jsonw_objects(&w, "rows", row_json, n_rows);
+        else at_fail("eval", "out of memory");
+        cli_print_json(row_json && vals ? at_jsonw_end(&w) : NULL);
+        for (int r = 0; row_json && r < n_rows; r++) free(row_json[r]);
+        free(row_json), free(vals);
         return;
     }
     printf("%s (%s scores, %s network)\n", eval_metric_name(a->metric), a->logit ? "logit" : "probability",

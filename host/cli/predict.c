@@ -21,11 +21,11 @@ static const char *const HELP =
  * reads only stdout still sees every input (the one-line error goes to stderr
  * as well, for people). */
 static void print_error_json(const char *path, const char *msg) {
-    printf("{\"image\":");
-    cli_json_string(stdout, path);
-    printf(",\"error\":");
-    cli_json_string(stdout, msg);
-    printf("}\n");
+    at_jsonw w;
+    at_jsonw_begin(&w);
+    at_jsonw_str(&w, "image", path);
+    at_jsonw_str(&w, "error", msg);
+    cli_print_json(at_jsonw_end(&w));
 }
 
 static void print_result(const at_model *m, const char *path, const float *probs, const float *logits,
@@ -34,19 +34,26 @@ static void print_result(const at_model *m, const char *path, const float *probs
     if (!top) return;
     at_topk(probs, logits, m->n_classes, k, top);
     if (json) {
-        printf("{\"image\":");
-        cli_json_string(stdout, path);
-        printf(",\"model\":");
-        cli_json_string(stdout, m->name);
-        printf(",\"model_sha256\":\"%s\",\"top\":[", m->sha256);
-        for (int j = 0; j < k; j++) {
-            printf("%s{\"class\":%d,\"id\":", j ? "," : "", top[j].cls);
-            cli_json_string(stdout, m->labels[top[j].cls].id);
-            printf(",\"name\":");
-            cli_json_string(stdout, m->labels[top[j].cls].name);
-            printf(",\"prob\":%.6g,\"logit\":%.6g}", top[j].prob, top[j].logit);
+        char **items = calloc(k, sizeof *items);
+        at_jsonw w;
+        for (int j = 0; items && j < k; j++) {
+            at_jsonw_begin(&w);
+            at_jsonw_int(&w, "class", top[j].cls);
+            at_jsonw_str(&w, "id", m->labels[top[j].cls].id);
+            at_jsonw_str(&w, "name", m->labels[top[j].cls].name);
+            at_jsonw_num(&w, "prob", top[j].prob);
+            at_jsonw_num(&w, "logit", top[j].logit);
+            items[j] = at_jsonw_end(&w);
         }
-        printf("]}\n");
+        at_jsonw_begin(&w);
+        at_jsonw_str(&w, "image", path);
+        at_jsonw_str(&w, "model", m->name);
+        at_jsonw_str(&w, "model_sha256", m->sha256);
+        if (items) at_jsonw_objects(&w, "top", items, k);
+        else at_fail(path, "out of memory");
+        cli_print_json(items ? at_jsonw_end(&w) : NULL);
+        for (int j = 0; items && j < k; j++) free(items[j]);
+        free(items);
     } else {
         printf("%s\n", path);
         for (int j = 0; j < k; j++)
