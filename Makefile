@@ -166,6 +166,7 @@ goldens:
 	$(PYTHON) tools/make_method_goldens.py --out tests/goldens/methods
 	$(PYTHON) tools/make_cdrp_goldens.py --out tests/goldens/cdrp
 	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples
+	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out tests/goldens/relevance
 
 test-oracle: attrib tests/run_tests
 	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
@@ -174,7 +175,8 @@ test-oracle: attrib tests/run_tests
 	$(PYTHON) tools/make_method_goldens.py --out $(BUILD)/oracle/methods
 	$(PYTHON) tools/make_cdrp_goldens.py --out $(BUILD)/oracle/cdrp
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples
-	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped
+	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
+	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20

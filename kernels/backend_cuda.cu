@@ -230,6 +230,18 @@ static int op_mul(void *ctx, const float *a, const float *b, long n, float *y) {
 static int op_div(void *ctx, const float *a, const float *b, long n, float *y) {
     return at_div_forward_gpu(a, b, n, y, S(ctx)->stream);
 }
+static int op_clamp_sign(void *ctx, const float *x, int sign, long n, float *y) {
+    return at_clamp_sign_forward_gpu(x, sign, n, y, S(ctx)->stream);
+}
+static int op_select_sign(void *ctx, const float *m, const float *a, int sign, long n, float *y) {
+    return at_select_sign_forward_gpu(m, a, sign, n, y, S(ctx)->stream);
+}
+static int op_div_stabilized(void *ctx, const float *a, const float *b, float eps, long n, float *y) {
+    return at_div_stabilized_forward_gpu(a, b, eps, n, y, S(ctx)->stream);
+}
+static int op_axpby(void *ctx, float alpha, const float *a, float beta, const float *b, long n, float *y) {
+    return at_axpby_forward_gpu(alpha, a, beta, b, n, y, S(ctx)->stream);
+}
 static int op_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *sc) {
     return at_scale_channels_gpu(x, N, C, HW, sc, S(ctx)->stream);
 }
@@ -268,6 +280,8 @@ static at_ops make_cuda_ops() {
     o.avgpool2d_forward = op_avgpool2d_forward, o.avgpool2d_backward = op_avgpool2d_backward;
     o.softmax_forward = op_softmax_forward, o.softmax_backward = op_softmax_backward;
     o.add = op_add, o.mul = op_mul, o.div = op_div;
+    o.clamp_sign = op_clamp_sign, o.select_sign = op_select_sign, o.div_stabilized = op_div_stabilized;
+    o.axpby = op_axpby;
     o.scale_channels = op_scale_channels;
     o.destroy = op_destroy;
     return o;

@@ -114,6 +114,13 @@ int at_add_forward_gpu(const float *a, const float *b, long n, float *y, cudaStr
 // y = a * b; y = a / b, 0 where b is 0
 int at_mul_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
 int at_div_forward_gpu(const float *a, const float *b, long n, float *y, cudaStream_t stream);
+// the LRP rules' ops (host/cpu/elementwise.c): max/min(x, 0); a where sign*m > 0;
+// a / (b + eps sign b); alpha a + beta b
+int at_clamp_sign_forward_gpu(const float *x, int sign, long n, float *y, cudaStream_t stream);
+int at_select_sign_forward_gpu(const float *m, const float *a, int sign, long n, float *y, cudaStream_t stream);
+int at_div_stabilized_forward_gpu(const float *a, const float *b, float eps, long n, float *y, cudaStream_t stream);
+int at_axpby_forward_gpu(float alpha, const float *a, float beta, const float *b, long n, float *y,
+                         cudaStream_t stream);
 
 // ---- kernels/masks.cu ------------------------------------------------------
 

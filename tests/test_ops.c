@@ -299,3 +299,42 @@ TEST(cuda_ops_make_inputs_matches_the_cpu_bit_for_bit) {
     free(rows);
     close_sides(s);
 }
+
+/* The LRP rules' element-wise ops (clamp, sign selection, stabilised
+ * quotient, alpha a + beta b): the same roundings on both sides. */
+TEST(cuda_ops_lrp_elementwise_match_the_cpu) {
+    OPEN_SIDES(s);
+    static const long sizes[] = {1, 257, 70001};
+    for (unsigned t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const long n = sizes[t];
+        float *a = test_random("a", 80 + t, n, 2, 0), *b = test_random("b", 80 + t, n, 1e-5f, 0);
+        for (long i = 0; i < n; i += 5) b[i] = 0; /* the stabiliser's sign(0) = +1 and exact zeros of the masks */
+        float *r[2][6] = {{0}};
+        for (int i = 0; i < 2; i++) {
+            float *av = put(&s[i], a, n), *bv = put(&s[i], b, n), *o[6];
+            for (int k = 0; k < 6; k++) o[k] = put(&s[i], NULL, n);
+            if (s[i].ops->clamp_sign(s[i].ctx, av, 1, n, o[0]) || s[i].ops->clamp_sign(s[i].ctx, av, -1, n, o[1]) ||
+                s[i].ops->select_sign(s[i].ctx, bv, av, 1, n, o[2]) ||
+                s[i].ops->select_sign(s[i].ctx, bv, av, -1, n, o[3]) ||
+                s[i].ops->div_stabilized(s[i].ctx, av, bv, 1e-6f, n, o[4]) ||
+                s[i].ops->axpby(s[i].ctx, 2.0f, av, -1.0f, bv, n, o[5])) {
+                test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                continue;
+            }
+            for (int k = 0; k < 6; k++) r[i][k] = get(&s[i], o[k], n);
+        }
+        COMPARE(EXACT, "clamp +", r[1][0], r[0][0], n);
+        COMPARE(EXACT, "clamp -", r[1][1], r[0][1], n);
+        COMPARE(EXACT, "select +", r[1][2], r[0][2], n);
+        COMPARE(EXACT, "select -", r[1][3], r[0][3], n);
+        COMPARE(EXACT, "stabilised divide", r[1][4], r[0][4], n);
+        COMPARE(EXACT, "axpby", r[1][5], r[0][5], n);
+        for (long i = 0; r[0][4] && i < n; i += 5)
+            CHECKF(r[0][4][i] == a[i] / 1e-6f, "a / stab(0) = %g, not a / eps", r[0][4][i]);
+        for (long i = 0; r[0][0] && i < n; i++) CHECKF(r[0][0][i] + r[0][1][i] == a[i], "x+ + x- != x at %ld", i);
+        for (int i = 0; i < 2; i++)
+            for (int k = 0; k < 6; k++) free(r[i][k]);
+        free(a), free(b);
+    }
+    close_sides(s);
+}

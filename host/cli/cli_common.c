@@ -28,7 +28,8 @@ static const struct {
     {"backend", "--backend"},     {"precision", "--precision"},   {"conv algorithm", "--conv"},
     {"layer", "--layer"},         {"method", "--method"},         {"variant", "--variant"},
     {"class", "--class"},         {"CDRP preset", "--preset"},    {"prune rate", "--rates"},
-    {"output directory", "--out"},
+    {"output directory", "--out"}, {"contrast layer", "--contrast-layer"}, {"LRP rule", "--lrp-rule"},
+    {"LRP alpha", "--lrp-alpha"},
 };
 
 const char *cli_error_message(const char *msg, char *buf, size_t cap) {

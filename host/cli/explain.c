@@ -10,6 +10,7 @@
 #include "explain_paths.h"
 #include "io/image.h"
 #include "methods/explain.h"
+#include "methods/relevance.h"
 #include "preprocess/pipeline.h"
 #include "output/progress.h"
 #include "version.h"
@@ -24,14 +25,22 @@ static const char *const HELP =
     "DIR/results.jsonl (same image, method and settings) stops unless --resume\n"
     "(skip them) or --overwrite (replace them) is given.\n"
     "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
-    "                      guided-backprop | deconvnet; formulas, defaults and cost in\n"
-    "                      docs/methods.md (#score-cam, #grad-cam-and-grad-cam, #gradient-saliency,\n"
-    "                      #guided-backprop-and-deconvnet)\n"
+    "                      guided-backprop | deconvnet | eb | c-eb | lrp | clrp | fafrp;\n"
+    "                      formulas, defaults and cost in docs/methods.md (#score-cam,\n"
+    "                      #grad-cam-and-grad-cam, #gradient-saliency, #guided-backprop-and-deconvnet,\n"
+    "                      #excitation-backprop, #lrp, #fafrp)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
     "                      (upsampling, mask normalisation, channel score; default authors;\n"
     "                      docs/methods.md#conventions-where-papers-and-peers-disagree)\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
     "                      a module name features.N, or last-conv (default)\n"
+    "  --layer L (eb, c-eb) the read-out layer (default features.23, layer3 on ResNet)\n"
+    "  --contrast-layer L  c-eb: where the dual's signal is subtracted (default classifier.4,\n"
+    "                      relu7; avgpool on ResNet)\n"
+    "  --lrp-rule R        lrp, clrp: epsilon-gamma-box (default) | epsilon-alpha2-beta1 |\n"
+    "                      epsilon | gamma | alpha-beta\n"
+    "  --lrp-alpha A       alpha of the alpha-beta rule, beta = A - 1 (default 2)\n"
+    "  --lrp-gamma G       gamma of the gamma rule (default 0.25)\n"
     "  --class C           class index to explain, 'predicted' (default), or 'truth':\n"
     "                      the ground truth from --annotations\n"
     "  --annotations PATH  images.csv (NIPS 2017 layout) or an ILSVRC XML folder\n"
@@ -50,6 +59,7 @@ typedef struct {
     path_method pm;
     path_args path;
     const char *layer_spec, *out_dir, *annotations;
+    int layer_given;
     long cls; /* -1 predicted, -2 ground truth */
     int resume, overwrite, strict, no_overlay, quiet;
     cli_paths paths;
@@ -69,10 +79,11 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         else if (!strcmp(o, "--quiet")) a->quiet = 1;
         else if (path_args_flag(&a->path, o)) continue;
         else if (o[0] == '-' && o[1]) {
-            static const char *const valued[] = {"--method", "--variant", "--layer", "--class", "--out", "--list", "--dir",
-                                                 "--annotations"};
+            static const char *const valued[] = {"--method",         "--variant",  "--layer",     "--class",
+                                                 "--out",            "--list",     "--dir",       "--annotations",
+                                                 "--contrast-layer", "--lrp-rule", "--lrp-alpha", "--lrp-gamma"};
             int k = -1;
-            for (int j = 0; j < 8; j++)
+            for (int j = 0; j < 12; j++)
                 if (!strcmp(o, valued[j])) k = j;
             if (i + 1 >= argc) return at_fail(o, k < 0 ? "unknown option (see attrib explain --help)" : "needs a value");
             const char *v = argv[++i];
@@ -87,14 +98,28 @@ static int parse_args(explain_args *a, int argc, char **argv) {
                 if (path_method_parse(v, &a->pm)) a->is_path = 1;
                 else if (at_method_parse(v, &a->ex.method))
                     return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, "
-                                   "contrastive, guided-backprop, deconvnet, cdrp, score-cdrp, path-scorecam, "
-                                   "pathway-grad", v);
+                                   "contrastive, guided-backprop, deconvnet, eb, c-eb, lrp, clrp, fafrp, cdrp, "
+                                   "score-cdrp, path-scorecam, pathway-grad", v);
                 method_set = 1;
                 break;
             case 1:
                 if (at_variant_parse(v, &a->ex.variant)) return AT_ERR;
                 break;
-            case 2: a->layer_spec = v; break;
+            case 2: a->layer_spec = v, a->layer_given = 1; break;
+            case 8: a->ex.contrast_layer = v; break;
+            case 9:
+                if (at_lrp_rule_parse(v, &a->ex.lrp_rule)) return AT_ERR;
+                break;
+            case 10:
+            case 11: {
+                char *end;
+                double d = strtod(v, &end);
+                if (*end || !(d > 0) || d > 1000 || (k == 10 && d < 1))
+                    return at_fail(valued[k], "'%s' is not a number in %s", v, k == 10 ? "[1, 1000]" : "(0, 1000]");
+                if (k == 10) a->ex.lrp_alpha = (float)d;
+                else a->ex.lrp_gamma = (float)d;
+                break;
+            }
             case 3:
                 if (!strcmp(v, "truth")) a->cls = -2;
                 else if (strcmp(v, "predicted") && cli_parse_int("--class", v, 0, 1 << 30, &a->cls)) return AT_ERR;
@@ -123,6 +148,13 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         return a->paths.n ? AT_OK : at_fail("explain", "no images given (see attrib explain --help)");
     }
     if (!a->paths.n) return at_fail("explain", "no images given (see attrib explain --help)");
+    const at_method me = a->ex.method;
+    const int lrp = me == AT_METHOD_LRP || me == AT_METHOD_CLRP;
+    if (a->ex.contrast_layer && me != AT_METHOD_CEB) return at_fail("--contrast-layer", "is c-eb's option");
+    if ((a->ex.lrp_rule || a->ex.lrp_alpha || a->ex.lrp_gamma) && !lrp)
+        return at_fail("--lrp-rule", "--lrp-rule, --lrp-alpha and --lrp-gamma are lrp's and clrp's options");
+    if (a->layer_given && (lrp || me == AT_METHOD_FAFRP))
+        return at_fail("--layer", "%s explains from the input; it reads no layer", at_method_name(me));
     if (a->ex.variant != AT_VARIANT_AUTHORS && a->ex.method != AT_METHOD_SCORECAM &&
         !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_TORCHCAM) &&
         !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_PGC) &&
@@ -147,6 +179,13 @@ static void map_settings(const explain_args *a, const at_model *m, const at_back
     buf[0] = 0;
     if (a->ex.layer >= 0 && a->ex.layer != at_model_find_layer(m, "last-conv"))
         o += snprintf(buf + o, cap - o, "%s", m->layers[a->ex.layer].name);
+    int ro, ct; /* relevance methods: the options off their defaults */
+    if (a->ex.eb_layer && !at_relevance_layers(m, &a->ex, &ro, &ct))
+        o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", m->layers[ro].name);
+    if (a->ex.contrast_layer && o < cap) o += snprintf(buf + o, cap - o, "%scontrast-%s", o ? "." : "", a->ex.contrast_layer);
+    if (a->ex.lrp_rule && o < cap) o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_lrp_rule_name(a->ex.lrp_rule));
+    if (a->ex.lrp_alpha && o < cap) o += snprintf(buf + o, cap - o, "%salpha%g", o ? "." : "", a->ex.lrp_alpha);
+    if (a->ex.lrp_gamma && o < cap) o += snprintf(buf + o, cap - o, "%sgamma%g", o ? "." : "", a->ex.lrp_gamma);
     if (a->cls != -1 && o < cap)
         o += a->cls == -2 ? snprintf(buf + o, cap - o, "%struth", o ? "." : "")
                           : snprintf(buf + o, cap - o, "%sc%ld", o ? "." : "", a->cls);
@@ -272,13 +311,24 @@ int cmd_explain(int argc, char **argv) {
     } else {
         a.ex.layer = -1;
     }
+    int eb_readout = -1;
+    if (!a.is_path && (a.ex.method == AT_METHOD_EB || a.ex.method == AT_METHOD_CEB)) {
+        int ct;
+        if (a.layer_given) a.ex.eb_layer = a.layer_spec;
+        if (at_relevance_layers(m, &a.ex, &eb_readout, &ct)) {
+            cli_error();
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        a.ex.layer = -1;
+    }
     if (a.cls >= m->n_classes) {
         at_fail("--class", "%ld is out of range 0..%d", a.cls, m->n_classes - 1);
         cli_error();
         rc = EXIT_USAGE;
         goto out;
     }
-    const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : "";
+    const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : eb_readout >= 0 ? m->layers[eb_readout].name : "";
     char tag[64], settings[200], name[300];
     if (a.is_path) {
         path_method_tag(a.pm, &a.path, tag, sizeof tag);

@@ -303,6 +303,22 @@ static int cpu_div(void *ctx, const float *a, const float *b, long n, float *y) 
     at_div_forward(a, b, n, y);
     return AT_OK;
 }
+static int cpu_clamp_sign(void *ctx, const float *x, int sign, long n, float *y) {
+    at_clamp_sign_forward(x, sign, n, y);
+    return AT_OK;
+}
+static int cpu_select_sign(void *ctx, const float *m, const float *a, int sign, long n, float *y) {
+    at_select_sign_forward(m, a, sign, n, y);
+    return AT_OK;
+}
+static int cpu_div_stabilized(void *ctx, const float *a, const float *b, float eps, long n, float *y) {
+    at_div_stabilized_forward(a, b, eps, n, y);
+    return AT_OK;
+}
+static int cpu_axpby(void *ctx, float alpha, const float *a, float beta, const float *b, long n, float *y) {
+    at_axpby_forward(alpha, a, beta, b, n, y);
+    return AT_OK;
+}
 static int cpu_scale_channels(void *ctx, float *x, int N, int C, long HW, const float *s) {
     at_scale_channels(x, N, C, HW, s);
     return AT_OK;
@@ -353,6 +369,10 @@ static const at_ops cpu_ops = {
     .add = cpu_add,
     .mul = cpu_mul,
     .div = cpu_div,
+    .clamp_sign = cpu_clamp_sign,
+    .select_sign = cpu_select_sign,
+    .div_stabilized = cpu_div_stabilized,
+    .axpby = cpu_axpby,
     .scale_channels = cpu_scale_channels,
     .destroy = cpu_destroy,
 };

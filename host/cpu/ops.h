@@ -57,6 +57,11 @@ void at_add_forward(const float *a, const float *b, long n, float *y);
 /* y = a * b; y = a / b, 0 where b is 0 (y may alias a or b) */
 void at_mul_forward(const float *a, const float *b, long n, float *y);
 void at_div_forward(const float *a, const float *b, long n, float *y);
+/* The LRP rules' element-wise ops (host/exec/ops.h) */
+void at_clamp_sign_forward(const float *x, int sign, long n, float *y);
+void at_select_sign_forward(const float *m, const float *a, int sign, long n, float *y);
+void at_div_stabilized_forward(const float *a, const float *b, float eps, long n, float *y);
+void at_axpby_forward(float alpha, const float *a, float beta, const float *b, long n, float *y);
 
 void at_round_tf32(float *x, long n);
 void at_round_fp16(float *x, long n);

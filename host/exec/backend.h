@@ -47,12 +47,32 @@ typedef int (*at_node_rule)(at_rule_call *call, void *user);
 typedef struct {
     at_relu_rule relu;
     at_node_rule conv, linear; /* NULL: the gradient */
+    at_node_rule pool;         /* max, average and adaptive average pools; NULL: the gradient */
+    at_node_rule add;          /* residual adds (two inputs, two results); NULL: the gradient */
+    float gamma;               /* the gamma of the W + gamma W+- transforms below */
     void *user;                /* handed to the node rules */
 } at_backward_rules;
 
-/* Parameters a node rule can run the node's op with. */
-typedef enum { AT_WEIGHTS = 0, AT_WEIGHTS_POSITIVE = 1, AT_WEIGHTS_NEGATIVE = 2 } at_weight_transform;
-typedef enum { AT_BIAS = 0, AT_BIAS_ZERO = 1, AT_BIAS_POSITIVE = 2, AT_BIAS_NEGATIVE = 3 } at_bias_transform;
+/* Parameters a node rule can run the node's op with: W, W+ = max(W, 0),
+ * W- = min(W, 0), W + gamma W+, W + gamma W- (LRP's gamma rule); biases kept,
+ * zeroed, b+, b-, b + gamma b+, b + gamma b-. */
+typedef enum {
+    AT_WEIGHTS = 0,
+    AT_WEIGHTS_POSITIVE = 1,
+    AT_WEIGHTS_NEGATIVE = 2,
+    AT_WEIGHTS_GAMMA_POSITIVE = 3,
+    AT_WEIGHTS_GAMMA_NEGATIVE = 4
+} at_weight_transform;
+typedef enum {
+    AT_BIAS = 0,
+    AT_BIAS_ZERO = 1,
+    AT_BIAS_POSITIVE = 2,
+    AT_BIAS_NEGATIVE = 3,
+    AT_BIAS_GAMMA_POSITIVE = 4,
+    AT_BIAS_GAMMA_NEGATIVE = 5
+} at_bias_transform;
+/* Scratch buffers a node rule may use, n x the largest layer each. */
+#define AT_RULE_SCRATCH 6
 
 typedef struct {
     int n;                  /* batch items */
@@ -133,23 +153,39 @@ int at_max_batch(at_backend *be, int with_backward);
  * memory on a GPU) of its input [n][in], the signal at its output [n][out]
  * and the result at its input [n][in]; the output is the node's kept output
  * (for a conv followed by its ReLU, the ReLU's: pre-activations come from
- * at_rule_forward). Scratch buffers hold n x the largest layer each. */
+ * at_rule_forward). Scratch buffers hold n x the largest layer each. At an
+ * add, input2 and result2 are the second operand's, and the result aliases
+ * the signal (read it before writing the result). */
 const at_layer *at_rule_node(const at_rule_call *c);
 int at_rule_items(const at_rule_call *c);
 const float *at_rule_input(const at_rule_call *c);
+const float *at_rule_input2(const at_rule_call *c);
+float *at_rule_result2(at_rule_call *c);
+/* 1 when the node reads the network input (LRP's first-layer rules). */
+int at_rule_reads_network_input(const at_rule_call *c);
 const float *at_rule_signal(const at_rule_call *c);
 /* The node's kept output [n][out]: a conv's pre-activation when the forward
  * set keep_pre_activation, else (for a conv followed by its ReLU) the ReLU's. */
 const float *at_rule_output(const at_rule_call *c);
 float *at_rule_result(at_rule_call *c);
-float *at_rule_scratch(at_rule_call *c, int k); /* k = 0, 1, 2 */
+float *at_rule_scratch(at_rule_call *c, int k); /* k = 0 .. AT_RULE_SCRATCH - 1 */
 /* The node's op on x with transformed parameters into y ([n][out]), and its
- * transpose (backward-data) with transformed weights, dy [n][out] -> dx [n][in]. */
+ * transpose (backward-data) with transformed weights, dy [n][out] -> dx [n][in].
+ * At a pool the op is the pool (parameters ignored) and the transpose its
+ * backward (a max-pool's routes by the node's own input). */
 int at_rule_forward(at_rule_call *c, at_weight_transform w, at_bias_transform b, const float *x, float *y);
 int at_rule_transpose(at_rule_call *c, at_weight_transform w, const float *dy, float *dx);
 /* y = a * b and y = a / b (0 where b is 0), n floats; y may alias a or b. */
 int at_rule_multiply(at_rule_call *c, const float *a, const float *b, long n, float *y);
 int at_rule_divide(at_rule_call *c, const float *a, const float *b, long n, float *y);
+/* y = max(x, 0) (sign > 0) or min(x, 0); y = a where sign * m > 0, else 0;
+ * y = a / (b + eps sign(b)), sign(0) = +1; y = alpha a + beta b; n floats, y may alias. */
+int at_rule_clamp(at_rule_call *c, const float *x, int sign, long n, float *y);
+int at_rule_select(at_rule_call *c, const float *m, const float *a, int sign, long n, float *y);
+int at_rule_divide_stabilized(at_rule_call *c, const float *a, const float *b, float eps, long n, float *y);
+int at_rule_axpby(at_rule_call *c, float alpha, const float *a, float beta, const float *b, long n, float *y);
+/* Host floats into a backend buffer (constant inputs such as LRP's z^B bounds). */
+int at_rule_upload(at_rule_call *c, const float *host, long n, float *dst);
 
 /* Backend memory allocated now (weights, activation arena): on a GPU the
  * device memory the backend holds, the peak so far as the arena only grows. */

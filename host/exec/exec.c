@@ -382,6 +382,7 @@ int at_backward(at_backend *be, const at_backward_args *a) {
     if (a->rules.relu < AT_RELU_GRADIENT || a->rules.relu > AT_RELU_DECONVNET)
         return at_fail("backward", "unknown ReLU rule %d", (int)a->rules.relu);
     const arena_plan *p = &s->kp;
+    s->rule_gamma = a->rules.gamma;
     /* lowest layer that must be processed (its input gradient or gate gradient is needed) */
     int lowest = top + 1;
     if (a->grad_layer >= 0) lowest = a->grad_layer + 1;
@@ -434,6 +435,19 @@ int at_backward(at_backend *be, const at_backward_args *a) {
         }
         case AT_L_ADD: { /* both operands get the gradient: the second a copy or a sum */
             int *h2 = &held[l->input2 + 1];
+            if (a->rules.add) { /* the add's rule: the first result in place of the signal, the second apart */
+                const int fresh = *h2 < 0;
+                if (fresh && (*h2 = at_grad_slots_take(&gsl)) < 0)
+                    return at_fail("backward", "no gradient buffer left at %s", l->name);
+                if (at_exec_rule_scratch_ready(s, n)) return AT_ERR;
+                at_rule_call call = {s, i, n, x, g, g, s->out[l->input2],
+                                     fresh ? GBUF(*h2) : s->rule_scratch + (size_t)AT_RULE_SCRATCH * n * s->max_layer};
+                at_clear_error();
+                rc = a->rules.add(&call, a->rules.user);
+                if (rc && !at_last_error()[0]) rc = at_fail("backward", "the node rule at %s failed", l->name);
+                if (!rc && !fresh) rc = o->add(s->ctx, GBUF(*h2), call.result2, out_n, GBUF(*h2));
+                break;
+            }
             if (*h2 < 0) {
                 *h2 = at_grad_slots_take(&gsl);
                 rc = *h2 < 0 ? at_fail("backward", "no gradient buffer left at %s", l->name)
@@ -448,9 +462,13 @@ int at_backward(at_backend *be, const at_backward_args *a) {
         case AT_L_FLATTEN: break;
         default: /* an op writes the input's gradient into a new buffer */
             if ((t = at_grad_slots_take(&gsl)) < 0) return at_fail("backward", "no gradient buffer left at %s", l->name);
-            const at_node_rule rule = l->kind == AT_L_CONV ? a->rules.conv : l->kind == AT_L_LINEAR ? a->rules.linear : NULL;
+            const int pool = l->kind == AT_L_MAXPOOL || l->kind == AT_L_AVGPOOL || l->kind == AT_L_ADAPTIVE_AVGPOOL;
+            const at_node_rule rule = l->kind == AT_L_CONV     ? a->rules.conv
+                                      : l->kind == AT_L_LINEAR ? a->rules.linear
+                                      : pool                   ? a->rules.pool
+                                                               : NULL;
             if (rule) { /* the node's rule instead of its gradient */
-                at_rule_call call = {s, i, n, x, g, GBUF(t)};
+                at_rule_call call = {s, i, n, x, g, GBUF(t), NULL, NULL};
                 at_clear_error();
                 rc = at_exec_rule_scratch_ready(s, n) ? AT_ERR : rule(&call, a->rules.user);
                 if (rc && !at_last_error()[0]) rc = at_fail("backward", "the node rule at %s failed", l->name);

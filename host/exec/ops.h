@@ -95,6 +95,15 @@ typedef struct at_ops {
     int (*add)(void *ctx, const float *a, const float *b, long n, float *y);
     int (*mul)(void *ctx, const float *a, const float *b, long n, float *y);
     int (*div)(void *ctx, const float *a, const float *b, long n, float *y);
+    /* the node rules' element-wise ops (LRP, docs/methods.md#lrp); y may alias an operand:
+     * y = max(x, 0) (sign > 0) or min(x, 0) (sign < 0) */
+    int (*clamp_sign)(void *ctx, const float *x, int sign, long n, float *y);
+    /* y = a where sign * m > 0, else 0 */
+    int (*select_sign)(void *ctx, const float *m, const float *a, int sign, long n, float *y);
+    /* y = a / (b + eps * (b >= 0 ? 1 : -1)), zennit's stabiliser */
+    int (*div_stabilized)(void *ctx, const float *a, const float *b, float eps, long n, float *y);
+    /* y = alpha * a + beta * b */
+    int (*axpby)(void *ctx, float alpha, const float *a, float beta, const float *b, long n, float *y);
     /* x[n][c][.] *= s[n*C + c] (activation patches) */
     int (*scale_channels)(void *ctx, float *x, int N, int C, long HW, const float *s);
     void (*destroy)(void *ctx);

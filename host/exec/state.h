@@ -58,6 +58,8 @@ typedef struct {
      * first use ([n_layers][3][4] handles, and the host arrays behind them),
      * and the rules' scratch buffers */
     void **tparams;
+    float *tgamma; /* the gamma each gamma-transformed slot was prepared with */
+    float rule_gamma;
     float **thost;
     int n_thost, thost_cap;
     float *rule_scratch;
@@ -73,6 +75,8 @@ struct at_rule_call {
     int node, n;
     const float *input, *signal;
     float *result;
+    const float *input2; /* an add's second operand and its result */
+    float *result2;
 };
 int at_exec_rule_scratch_ready(exec_state *s, int n);
 void at_exec_rules_free(exec_state *s);

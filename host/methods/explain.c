@@ -18,6 +18,11 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     case AT_METHOD_CONTRASTIVE:
     case AT_METHOD_GUIDED_BACKPROP:
     case AT_METHOD_DECONVNET: return at_saliency(be, opt, inputs, n, r);
+    case AT_METHOD_EB:
+    case AT_METHOD_CEB:
+    case AT_METHOD_LRP:
+    case AT_METHOD_CLRP:
+    case AT_METHOD_FAFRP: return at_relevance(be, opt, inputs, n, r);
     default: return at_fail("method", "unknown method %d", opt->method);
     }
 }

@@ -16,8 +16,23 @@ typedef enum {
     AT_METHOD_CONTRASTIVE,  /* Pope et al. 2019: || ReLU(dy/dx) ||_2 over colour channels */
     AT_METHOD_GUIDED_BACKPROP, /* max_c |g_x| under the guided ReLU rule (docs/methods.md) */
     AT_METHOD_DECONVNET,    /* max_c |g_x| under the deconvnet ReLU rule */
+    AT_METHOD_EB,           /* excitation backprop, MWP at a read-out layer (docs/methods.md#excitation-backprop) */
+    AT_METHOD_CEB,          /* contrastive excitation backprop */
+    AT_METHOD_LRP,          /* layer-wise relevance propagation (docs/methods.md#lrp) */
+    AT_METHOD_CLRP,         /* contrastive LRP: the other classes start at -y/(N-1) */
+    AT_METHOD_FAFRP,        /* forward-propagation attribution (docs/methods.md#fafrp) */
     AT_METHOD_COUNT
 } at_method;
+
+/* LRP's rules (docs/methods.md#lrp): two composites and three single rules. */
+typedef enum {
+    AT_LRP_EPSILON_GAMMA_BOX = 0, /* z^B first conv, gamma other convs, epsilon linear (zennit EpsilonGammaBox) */
+    AT_LRP_EPSILON_ALPHA2_BETA1,  /* alpha-beta convs, epsilon linear (zennit EpsilonAlpha2Beta1) */
+    AT_LRP_EPSILON,
+    AT_LRP_GAMMA,
+    AT_LRP_ALPHA_BETA,
+    AT_LRP_RULE_COUNT
+} at_lrp_rule;
 
 /* Whose conventions a CAM method follows (docs/methods.md#conventions-where-papers-and-peers-disagree). */
 typedef enum { AT_VARIANT_AUTHORS, AT_VARIANT_PGC, AT_VARIANT_TORCHCAM } at_variant;
@@ -28,6 +43,12 @@ typedef struct {
     int layer;             /* layer index (at_model_find_layer); CAM methods only */
     const int *classes;    /* [n] class to explain per image, -1 = predicted; NULL = all predicted */
     const float *gates;    /* optional [n][n_gates] gated network (path methods), NULL = original */
+    /* relevance methods (host/methods/relevance.c); zero = the default */
+    const char *eb_layer;       /* eb, c-eb read-out module; NULL: features.23 (VGG), layer3 (ResNet) */
+    const char *contrast_layer; /* c-eb; NULL: classifier.4 (relu7, VGG), avgpool (ResNet) */
+    at_lrp_rule lrp_rule;
+    float lrp_alpha;            /* alpha-beta's alpha (beta = alpha - 1); 0: 2 */
+    float lrp_gamma;            /* 0: 0.25 */
 } at_explain_options;
 
 typedef struct {
@@ -69,5 +90,7 @@ void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_resul
 int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_gradcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+/* eb, c-eb, lrp, clrp, fafrp (host/methods/relevance.h has the raw signals). */
+int at_relevance(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 
 #endif

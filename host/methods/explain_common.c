@@ -7,10 +7,11 @@
 
 #include "core/error.h"
 #include "methods/maps.h"
-#include "methods/maps.h"
 
 static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
-                                                          "contrastive", "guided-backprop", "deconvnet"};
+                                                          "contrastive", "guided-backprop", "deconvnet",
+                                                          "eb",          "c-eb",            "lrp",       "clrp",
+                                                          "fafrp"};
 static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
 
 int at_method_parse(const char *name, at_method *out) {
@@ -20,7 +21,7 @@ int at_method_parse(const char *name, at_method *out) {
             return AT_OK;
         }
     return at_fail("method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
-                   "guided-backprop, deconvnet", name);
+                   "guided-backprop, deconvnet, eb, c-eb, lrp, clrp, fafrp", name);
 }
 
 const char *at_method_name(at_method m) { return m < AT_METHOD_COUNT ? method_names[m] : "?"; }

@@ -1,0 +1,262 @@
+#!/usr/bin/python3
+"""Goldens for the relevance methods (docs/methods.md#excitation-backprop,
+#lrp, #fafrp), made by the peers themselves on small random VGGs
+(tools/prng.py, the twin of host/model/random_model.c), in float64:
+  eb, c-eb   TorchRay 1.0 excitation_backprop / contrastive_excitation_backprop
+  lrp, clrp  zennit 0.5.1 (EpsilonGammaBox, EpsilonAlpha2Beta1, single rules
+             through a LayerMapComposite), relevance started at the logit
+  fafrp      the literal forward propagation of seed 004's Algorithm 1: every
+             unit carries an input-sized map (one slice per input pixel),
+             propagated by each layer's own op with the forward's ReLU and
+             max-pool pattern fixed
+One folder per case under tests/goldens/relevance/ with
+  meta.json  the model spec (as tools/make_method_goldens.py) plus method and
+             options, class, predicted, logit
+  raw.npy    float32, the signed signal before the final stage: the channel
+             sum of P at the read-out (eb; c-eb after TorchRay's max(0, .)),
+             of the input relevance (lrp, clrp), V (fafrp)
+Also checks, and refuses to write a case otherwise: EB's signal sums to 1,
+c-EB equals max(0, MWP(target) - MWP(dual)) from the contrast layer down,
+FAFRP's V sums to the logit, and float32 agrees with float64.
+Run: PYTHONPATH=.peers /usr/bin/python3 tools/make_relevance_goldens.py [--out DIR] [--only a,b]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prng  # noqa: E402
+import vgg_torch  # noqa: E402
+
+SEED = 20241
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+MODELS = {
+    "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
+    "vgg11_32p2": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 2),
+    "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
+}
+# name, model, method, options (eb_layer, contrast_layer, lrp_rule, lrp_alpha), class (None = predicted)
+CASES = [
+    ("eb_mini16", "vgg16_mini", "eb", {}, None),
+    ("eb_vgg11_pool3", "vgg11_32", "eb", {"eb_layer": "features.10"}, None),
+    ("eb_vgg11_conv_class3", "vgg11_32", "eb", {"eb_layer": "features.12"}, 3),
+    ("ceb_mini16", "vgg16_mini", "c-eb", {}, None),
+    ("ceb_vgg11_class5", "vgg11_32", "c-eb", {"eb_layer": "features.10"}, 5),
+    ("lrp_egb_mini16", "vgg16_mini", "lrp", {}, None),
+    ("lrp_ea2b1_mini16", "vgg16_mini", "lrp", {"lrp_rule": "epsilon-alpha2-beta1"}, None),
+    ("lrp_egb_vgg11", "vgg11_32p2", "lrp", {}, None),
+    ("lrp_ea2b1_vgg11_class2", "vgg11_32p2", "lrp", {"lrp_rule": "epsilon-alpha2-beta1"}, 2),
+    ("lrp_epsilon_vgg11", "vgg11_32p2", "lrp", {"lrp_rule": "epsilon"}, None),
+    ("lrp_gamma_vgg11", "vgg11_32p2", "lrp", {"lrp_rule": "gamma"}, None),
+    ("lrp_alphabeta_vgg11", "vgg11_32p2", "lrp", {"lrp_rule": "alpha-beta"}, None),
+    ("lrp_alpha3_vgg11", "vgg11_32p2", "lrp", {"lrp_rule": "alpha-beta", "lrp_alpha": 3.0}, None),
+    ("clrp_egb_mini16", "vgg16_mini", "clrp", {}, None),
+    ("clrp_epsilon_vgg11", "vgg11_32p2", "clrp", {"lrp_rule": "epsilon"}, 4),
+    ("fafrp_vgg11", "vgg11_32", "fafrp", {}, None),
+    ("fafrp_vgg11_class6", "vgg11_32p2", "fafrp", {}, 6),
+]
+# float32 vs float64 raw signals, relative to the largest magnitude: beyond
+# this a case sits near a ReLU or max-pool flip and is refused.
+F32_RTOL = 1e-3
+
+
+def build(model_name, dtype):
+    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
+    state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
+    model = vgg_torch.build_vgg(arch, state, avgpool).to(dtype)
+
+    def forward(x):
+        x = model.avgpool(model.features(x))
+        return model.classifier(torch.flatten(x, 1))
+    model.forward = forward
+    x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0)).to(dtype)
+    return model, x
+
+
+def bounds(x):
+    mean = torch.tensor(MEAN, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=x.dtype).view(1, 3, 1, 1)
+    return ((0 - mean) / std).expand_as(x).clone(), ((1 - mean) / std).expand_as(x).clone()
+
+
+def zennit_lrp(model, x, cls, rule, alpha, contrastive):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonAlpha2Beta1, EpsilonGammaBox, LayerMapComposite
+    from zennit.rules import AlphaBeta, Epsilon, Gamma, Norm, Pass
+    from zennit.types import Activation, AvgPool, Linear
+    if rule == "epsilon-gamma-box":
+        lo, hi = bounds(x)
+        comp = EpsilonGammaBox(low=lo, high=hi)
+    elif rule == "epsilon-alpha2-beta1":
+        comp = EpsilonAlpha2Beta1()
+    else:
+        single = {"epsilon": Epsilon(), "gamma": Gamma(gamma=0.25),
+                  "alpha-beta": AlphaBeta(alpha=alpha, beta=alpha - 1)}[rule]
+        comp = LayerMapComposite(layer_map=[(Activation, Pass()), (AvgPool, Norm()), (Linear, single)])
+    xg = x.clone().requires_grad_(True)
+    with torch.no_grad():
+        y = model(x)
+    start = torch.zeros_like(y)
+    t = y[0, cls]
+    if contrastive:  # docs/methods.md#lrp: the others start at -y/(N-1)
+        start[:] = -t / (y.shape[1] - 1)
+    start[0, cls] = t
+    with Gradient(model=model, composite=comp) as attributor:
+        _, rel = attributor(xg, start)
+    return rel[0].sum(0)
+
+
+def torchray_eb(model, x, cls, layer, contrast):
+    from torchray.attribution.excitation_backprop import contrastive_excitation_backprop, excitation_backprop
+    if contrast is None:
+        s = excitation_backprop(model, x, cls, saliency_layer=layer)
+    else:
+        s = contrastive_excitation_backprop(model, x, cls, saliency_layer=layer, contrast_layer=contrast,
+                                            classifier_layer="classifier.6")
+    return s[0, 0]
+
+
+def eb_signal_from(model, x, cls, layer, contrast, negate):
+    """MWP at layer from the contrast layer's P with the target (or its dual,
+    classifier negated), by TorchRay's own context: c-EB's linearity check."""
+    from torchray.attribution.common import Probe
+    from torchray.attribution.excitation_backprop import ExcitationBackpropContext
+    from torchray.attribution.common import get_module
+    with ExcitationBackpropContext():
+        pc = Probe(get_module(model, contrast), target="output")
+        ps = Probe(get_module(model, layer), target="output")
+        y = model(x)
+        g = torch.zeros_like(y)
+        g[0, cls] = 1
+        w = get_module(model, "classifier.6").weight
+        if negate:
+            w.data.neg_()
+        try:
+            y.backward(g)
+        finally:
+            if negate:
+                w.data.neg_()
+        out = ps.data[0].grad.sum(1)[0].clone(), pc.data[0].grad.clone()
+        pc.remove(), ps.remove()
+    return out
+
+
+def fafrp_literal(model, x, cls):
+    """Seed 004 Algorithm 1, literally: V holds, per unit, one value per input
+    pixel p (the slice V[p]); the first conv sees x restricted to p, every
+    layer applies its op to each slice plus b/N, and |sgn(Out)| of the
+    ordinary forward masks each unit."""
+    _, C, H, W = x.shape
+    N = H * W
+    eye = torch.eye(N, dtype=x.dtype).view(N, 1, H, W)
+    V = x * eye          # [N][C][H][W]: pixel p's slice of the input
+    a = x
+    def layer(mod, V, a):
+        if isinstance(mod, torch.nn.Conv2d):
+            return (F.conv2d(V, mod.weight, None, mod.stride, mod.padding) + mod.bias.view(1, -1, 1, 1) / N), mod(a)
+        if isinstance(mod, torch.nn.Linear):
+            return V @ mod.weight.t() + mod.bias / N, mod(a)
+        if isinstance(mod, torch.nn.ReLU):
+            out = mod(a)
+            return V * (out != 0).to(V.dtype), out
+        if isinstance(mod, torch.nn.MaxPool2d):
+            out, idx = F.max_pool2d(a, mod.kernel_size, mod.stride, return_indices=True)
+            flat = V.flatten(2)
+            return flat.gather(2, idx.flatten(2).expand(V.shape[0], -1, -1)).view(V.shape[0], *out.shape[1:]), out
+        if isinstance(mod, torch.nn.AdaptiveAvgPool2d):
+            return mod(V), mod(a)
+        if isinstance(mod, torch.nn.Dropout):
+            return V, a
+        raise ValueError(type(mod))
+    with torch.no_grad():
+        for mod in model.features:
+            V, a = layer(mod, V, a)
+        V, a = layer(model.avgpool, V, a)
+        V, a = V.flatten(1), a.flatten(1)
+        for mod in model.classifier:
+            V, a = layer(mod, V, a)
+    return V[:, cls].view(H, W), a[0, cls]
+
+
+def compute(case, dtype):
+    name, model_name, method, opts, cls = case
+    model, x = build(model_name, dtype)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        y = model(x)
+    predicted = int(y[0].argmax())
+    c = predicted if cls is None else cls
+    checks = {}
+    if method in ("eb", "c-eb"):
+        layer = opts.get("eb_layer", "features.23")
+        if method == "eb":
+            raw = torchray_eb(model, x, c, layer, None)
+            checks["eb_sum"] = float(raw.sum())
+        else:
+            contrast = opts.get("contrast_layer", "classifier.4")
+            raw = torchray_eb(model, x, c, layer, contrast)
+            mp, _ = eb_signal_from(model, x, c, layer, contrast, False)
+            mm, _ = eb_signal_from(model, x, c, layer, contrast, True)
+            checks["ceb_vs_difference"] = float((raw - (mp - mm).clamp(min=0)).abs().max() / raw.abs().max())
+    elif method in ("lrp", "clrp"):
+        raw = zennit_lrp(model, x, c, opts.get("lrp_rule", "epsilon-gamma-box"), opts.get("lrp_alpha", 2.0),
+                         method == "clrp")
+    else:
+        raw, logit = fafrp_literal(model, x, c)
+        checks["fafrp_sum_minus_logit"] = float(raw.sum() - logit)
+        checks["logit"] = float(logit)
+    return raw.detach().double().numpy(), predicted, c, float(y[0, c]), checks
+
+
+def run_case(out_dir, case):
+    name, model_name, method, opts, cls = case
+    r64, pred, c, logit, checks = compute(case, torch.float64)
+    r32, pred32, _, _, _ = compute(case, torch.float32)
+    scale = np.abs(r64).max()
+    err = np.abs(r64 - r32).max() / scale
+    if pred32 != pred or err > F32_RTOL:
+        raise SystemExit(f"{name}: ill-conditioned (float32 vs float64 {err:.3g} of scale, predicted {pred32}/{pred})")
+    if not (r64 > 0).any():
+        raise SystemExit(f"{name}: no positive relevance; pick another case")
+    if "eb_sum" in checks and abs(checks["eb_sum"] - 1) > 1e-9:
+        raise SystemExit(f"{name}: EB's signal sums to {checks['eb_sum']}, not 1")
+    if "ceb_vs_difference" in checks and checks["ceb_vs_difference"] > 1e-9:
+        raise SystemExit(f"{name}: c-EB differs from MWP(target) - MWP(dual) by {checks['ceb_vs_difference']:.3g}")
+    if "fafrp_sum_minus_logit" in checks and abs(checks["fafrp_sum_minus_logit"]) > 1e-9 * max(1, abs(checks["logit"])):
+        raise SystemExit(f"{name}: sum V - logit = {checks['fafrp_sum_minus_logit']:.3g}")
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "raw.npy"), r64.astype(np.float32))
+    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
+    meta = dict(arch=arch, widths=widths, hidden=hidden, classes=nc, h=h, w=w, avgpool=avgpool, seed=SEED,
+                method=method, **opts, **{"class": c}, predicted=pred, logit=logit, raw_shape=list(r64.shape),
+                f32_rel_err=float(err), checks=checks, torch=torch.__version__)
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(f"{name}: class {c} (predicted {pred}), f32 err {err:.2g}, {checks}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="tests/goldens/relevance")
+    ap.add_argument("--only", default=None, help="comma-separated case names")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    only = set(args.only.split(",")) if args.only else None
+    os.makedirs(args.out, exist_ok=True)
+    for case in CASES:
+        if not only or case[0] in only:
+            run_case(args.out, case)
+    with open(os.path.join(args.out, "cases.txt"), "w") as f:
+        f.write("".join(case[0] + "\n" for case in CASES))
+
+
+if __name__ == "__main__":
+    main()
