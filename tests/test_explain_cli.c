@@ -140,7 +140,7 @@ TEST(explain_rejects_bad_options_as_usage_errors) {
     fixture f;
     REQUIRE(make_fixture(&f));
     char args[4096];
-    const char *bad[] = {"--method lrp", "--method scorecam --layer features.99", "--method gradcam --class 99",
+    const char *bad[] = {"--method lrp-zplus", "--method scorecam --layer features.99", "--method gradcam --class 99",
                          "--method saliency --variant pgc", "--method cdrp --class 1", "--method cdrp --lr x",
                          "--method pathway-grad --rates 0.5,1.5", "--method cdrp --preset khakzar",
                          "--method cdrp --gates /tmp", "--layer 3",
