@@ -35,7 +35,14 @@ static void run_method_case(const char *dir, const char *name) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
-    o.layer = at_method_uses_layer(o.method) ? at_model_find_layer(m, golden_meta_str(meta, "layer", "last-conv")) : -1;
+    /* LayerCAM's fused layers come as "a,b,c" */
+    int layers[8], n_layers = 0;
+    char spec[256];
+    snprintf(spec, sizeof spec, "%s", golden_meta_str(meta, "layer", "last-conv"));
+    for (char *save = NULL, *t = strtok_r(spec, ",", &save); t && n_layers < 8; t = strtok_r(NULL, ",", &save))
+        layers[n_layers++] = at_model_find_layer(m, t);
+    o.layer = at_method_uses_layer(o.method) ? layers[0] : -1;
+    o.layers = layers, o.n_layers = n_layers;
     int cls = golden_meta_int(meta, "class", -1);
     o.classes = &cls;
     long in_n = (long)3 * m->in_h * m->in_w;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Holds tools/ref_methods.py against the real peer libraries on small random
+"""Holds tools/ref_methods.py (and tools/ref_cam_family.py, through
+tools/check_cam_family_peers.py) against the real peer libraries on small random
 VGGs (tools/prng.py) on the CPU, in float64, and prints the max abs difference
 per (method, variant); exits 1 when one exceeds its tolerance.
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check_cam_family_peers  # noqa: E402
 import prng  # noqa: E402
 import ref_methods as ref  # noqa: E402
 import vgg_torch  # noqa: E402
@@ -190,6 +192,7 @@ def main():
                     a = run_authors(model, x, layer, c, authors_cls)
                     d = float("inf") if a["map"] is None else maxdiff(a["map"], r["map"])
                     add(method, "authors", "haofanwang/Score-CAM", case, "map", d, AUTHORS_TOL)
+    check_cam_family_peers.rows(MODELS, build, maxdiff, reldiff, add)
     if authors_cls is None:
         print("note: .peers/Score-CAM/cam/scorecam.py not found; the authors' Score-CAM was not run")
 

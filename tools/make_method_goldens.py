@@ -70,6 +70,28 @@ CASES = [
     ("gradcampp_torchcam_vgg11_class7", "vgg11_48x40", "gradcam++", "torchcam", "features.19", 7),
     ("gradcampp_mini16", "vgg16_mini", "gradcam++", "authors", "features.29", None),
     ("gradcampp_mini16_conv5", "vgg16_mini", "gradcam++", "authors", "features.13", None),
+    # the CAM family (docs/methods.md#layercam .. #eigencam); fused LayerCAM layers as "a,b"
+    ("layercam_vgg11", "vgg11_48x40", "layercam", "authors", "features.19", None),
+    ("layercam_mini16_conv5", "vgg16_mini", "layercam", "authors", "features.13", None),
+    ("layercam_fused_vgg11", "vgg11_48x40", "layercam", "authors", "features.9,features.14,features.19", None),
+    ("layercam_fused_pgc_mini16", "vgg16_mini", "layercam", "pgc", "features.22,features.29", None),
+    ("xgradcam_vgg11", "vgg11_48x40", "xgradcam", "authors", "features.19", None),
+    ("xgradcam_torchcam_vgg11_flat", "vgg11_48x40", "xgradcam", "torchcam", "features.12", None),
+    ("xgradcam_mini16_pool", "vgg16_mini", "xgradcam", "authors", "features.30", None),
+    ("hirescam_vgg11_class5", "vgg11_48x40", "hirescam", "authors", "features.19", 5),
+    ("hirescam_mini16", "vgg16_mini", "hirescam", "authors", "features.29", None),
+    ("ablationcam_vgg11", "vgg11_48x40", "ablation-cam", "authors", "features.19", None),
+    ("ablationcam_vgg11_flat", "vgg11_48x40", "ablation-cam", "authors", "features.12", None),
+    # a pre-ReLU conv output: pgc's ablation value min - 1e7
+    ("ablationcam_pgc_vgg11_conv", "vgg11_48x40", "ablation-cam", "pgc", "features.18", None),
+    ("ablationcam_mini16", "vgg16_mini", "ablation-cam", "authors", "features.29", None),
+    # h*w < K (6 < 8: the pixel Gram matrix) and h*w > K (120 > 8, 64 = 64: the channel one)
+    ("eigencam_vgg11", "vgg11_48x40", "eigencam", "authors", "features.19", None),
+    ("eigencam_vgg11_conv4", "vgg11_48x40", "eigencam", "authors", "features.12", None),
+    ("eigencam_mini16", "vgg16_mini", "eigencam", "authors", "features.29", None),
+    # the two sign rules disagree on this layer: pgc's map is the mirror's
+    ("eigencam_mini16_pool", "vgg16_mini", "eigencam", "authors", "features.30", None),
+    ("eigencam_pgc_mini16_pool", "vgg16_mini", "eigencam", "pgc", "features.30", None),
     # input-gradient maps
     ("saliency_vgg11_32", "vgg11_32", "saliency", "authors", None, None),
     ("contrastive_vgg11_32", "vgg11_32", "contrastive", "authors", None, None),

@@ -1,6 +1,6 @@
 """PyTorch reference implementations of the attribution methods of docs/methods.md (Score-CAM, Grad-CAM, saliency)
 (Score-CAM in three variants, Grad-CAM, Grad-CAM++, vanilla and contrastive
-gradient saliency): the oracle for tests/goldens/methods (make_method_goldens.py)
+gradient saliency; the CAM family of ref_cam_family.py): the oracle for tests/goldens/methods (make_method_goldens.py)
 and the thing tools/check_peers.py holds against the real peer libraries.
 
 Every function takes a model from vgg_torch.build_vgg (or any module with
@@ -332,4 +332,7 @@ def run_method(model, x, method, variant="authors", cls=None, layer="features.29
         return saliency(model, x, cls, dtype)
     if method == "contrastive":
         return contrastive(model, x, cls, dtype)
+    import ref_cam_family
+    if method in ref_cam_family.METHODS:
+        return ref_cam_family.run(model, x, method, variant, cls, layer, dtype)
     raise ValueError(f"unknown method {method!r}")

@@ -23,7 +23,8 @@ static const char *const HELP =
     "  --json              one JSON object per measurement\n"
     "  --quiet             no notices on stderr (e.g. why auto chose the CPU)\n"
     "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
-    "                      gradcam++, saliency, cdrp, score-cdrp (s/image, forwards/image)\n"
+    "                      gradcam++, saliency, layercam, xgradcam, hirescam, ablation-cam,\n"
+    "                      eigencam, cdrp, score-cdrp (s/image, forwards/image)\n"
     "  --images N          images per method measurement (default 4)\n"
     "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n"
     "  --cic-precision P   score-cdrp: the CIC pass at fp32 | tf32 | fp16 (default --precision)\n";

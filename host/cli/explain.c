@@ -25,15 +25,20 @@ static const char *const HELP =
     "DIR/results.jsonl (same image, method and settings) stops unless --resume\n"
     "(skip them) or --overwrite (replace them) is given.\n"
     "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
-    "                      guided-backprop | deconvnet | eb | c-eb | lrp | clrp | fafrp;\n"
+    "                      guided-backprop | deconvnet | eb | c-eb | lrp | clrp | fafrp |\n"
+    "                      layercam | xgradcam | hirescam | ablation-cam | eigencam;\n"
     "                      formulas, defaults and cost in docs/methods.md (#score-cam,\n"
     "                      #grad-cam-and-grad-cam, #gradient-saliency, #guided-backprop-and-deconvnet,\n"
-    "                      #excitation-backprop, #lrp, #fafrp)\n"
+    "                      #excitation-backprop, #lrp, #fafrp, #layercam, #xgrad-cam, #hirescam,\n"
+    "                      #ablation-cam, #eigencam)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
     "                      (upsampling, mask normalisation, channel score; default authors;\n"
-    "                      docs/methods.md#conventions-where-papers-and-peers-disagree)\n"
+    "                      docs/methods.md#conventions-where-papers-and-peers-disagree).\n"
+    "                      pgc: Ablation-CAM's ablation value, EigenCAM without the sign\n"
+    "                      rule, LayerCAM's mean fusion; torchcam: XGrad-CAM's epsilon\n"
     "  --layer L           conv ordinal (0..12 for VGG16: that conv's ReLU output),\n"
-    "                      a module name features.N, or last-conv (default)\n"
+    "                      a module name features.N, or last-conv (default); layercam\n"
+    "                      fuses a comma-separated list (features.22,features.29)\n"
     "  --layer L (eb, c-eb) the read-out layer (default features.23, layer3 on ResNet)\n"
     "  --contrast-layer L  c-eb: where the dual's signal is subtracted (default classifier.4,\n"
     "                      relu7; avgpool on ResNet)\n"
@@ -51,6 +56,8 @@ static const char *const HELP =
     "  --strict            stop at the first unreadable image (default: report and skip)\n"
     "  --no-overlay        write the .npy maps only\n"
     "  --quiet             no progress line on stderr\n\n";
+
+#define MAX_FUSED_LAYERS 16
 
 typedef struct {
     cli_common common;
@@ -97,9 +104,8 @@ static int parse_args(explain_args *a, int argc, char **argv) {
             case 0:
                 if (path_method_parse(v, &a->pm)) a->is_path = 1;
                 else if (at_method_parse(v, &a->ex.method))
-                    return at_fail("--method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, "
-                                   "contrastive, guided-backprop, deconvnet, eb, c-eb, lrp, clrp, fafrp, cdrp, "
-                                   "score-cdrp, path-scorecam, pathway-grad", v);
+                    return at_fail("--method", "'%s' is not one of %s, cdrp, score-cdrp, path-scorecam, pathway-grad",
+                                   v, at_method_names());
                 method_set = 1;
                 break;
             case 1:
@@ -155,12 +161,32 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         return at_fail("--lrp-rule", "--lrp-rule, --lrp-alpha and --lrp-gamma are lrp's and clrp's options");
     if (a->layer_given && (lrp || me == AT_METHOD_FAFRP))
         return at_fail("--layer", "%s explains from the input; it reads no layer", at_method_name(me));
-    if (a->ex.variant != AT_VARIANT_AUTHORS && a->ex.method != AT_METHOD_SCORECAM &&
-        !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_TORCHCAM) &&
-        !(a->ex.method == AT_METHOD_GRADCAMPP && a->ex.variant == AT_VARIANT_PGC) &&
-        !(a->ex.method == AT_METHOD_GRADCAM))
+    if (!at_method_has_variant(a->ex.method, a->ex.variant))
         return at_fail("--variant", "%s has no %s variant", at_method_name(a->ex.method),
                        at_variant_name(a->ex.variant));
+    return AT_OK;
+}
+
+/* --layer as layer indices: one layer, or LayerCAM's comma-separated list to
+ * fuse (names joined by '+' in files and results lines). */
+static int resolve_layers(explain_args *a, const at_model *m, int *list, char *names, size_t cap) {
+    char spec[512];
+    snprintf(spec, sizeof spec, "%s", a->layer_spec);
+    int n = 0;
+    size_t o = 0;
+    for (char *save = NULL, *tok = strtok_r(spec, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_FUSED_LAYERS) return at_fail("--layer", "more than %d layers", MAX_FUSED_LAYERS);
+        if ((list[n] = at_model_find_layer(m, tok)) < 0 || at_explain_check_layer(m, a->ex.method, list[n]))
+            return AT_ERR;
+        o += snprintf(names + o, o < cap ? cap - o : 0, "%s%s", n ? "+" : "", m->layers[list[n]].name);
+        n++;
+    }
+    if (!n) return at_fail("--layer", "empty layer list '%s'", a->layer_spec);
+    if (n > 1 && a->ex.method != AT_METHOD_LAYERCAM)
+        return at_fail("--layer", "several layers are fused by layercam only, not by %s", at_method_name(a->ex.method));
+    a->ex.layer = list[0];
+    a->ex.n_layers = n;
+    a->ex.layers = list;
     return AT_OK;
 }
 
@@ -174,11 +200,12 @@ static void method_tag(const explain_args *a, char *tag, size_t cap) {
 }
 
 /* The settings that change a map, as a file-name suffix; "" for the defaults. */
-static void map_settings(const explain_args *a, const at_model *m, const at_backend *be, char *buf, size_t cap) {
+static void map_settings(const explain_args *a, const at_model *m, const at_backend *be, const char *layer_names,
+                         char *buf, size_t cap) {
     size_t o = 0;
     buf[0] = 0;
-    if (a->ex.layer >= 0 && a->ex.layer != at_model_find_layer(m, "last-conv"))
-        o += snprintf(buf + o, cap - o, "%s", m->layers[a->ex.layer].name);
+    if (a->ex.layer >= 0 && (a->ex.n_layers > 1 || a->ex.layer != at_model_find_layer(m, "last-conv")))
+        o += snprintf(buf + o, cap - o, "%s", layer_names);
     int ro, ct; /* relevance methods: the options off their defaults */
     if (a->ex.eb_layer && !at_relevance_layers(m, &a->ex, &ro, &ct))
         o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", m->layers[ro].name);
@@ -300,10 +327,11 @@ int cmd_explain(int argc, char **argv) {
     int rc = cli_open(&a.common, &m, &be);
     if (rc) goto out;
     rc = EXIT_BAD_INPUT;
+    int layer_list[MAX_FUSED_LAYERS];
+    char layer_names[MAX_FUSED_LAYERS * 40] = "";
     if (!a.is_path && at_method_uses_layer(a.ex.method)) {
-        a.ex.layer = at_model_find_layer(m, a.layer_spec);
         /* a layer the method cannot use is bad usage, said once before any image */
-        if (a.ex.layer < 0 || at_explain_check_layer(m, a.ex.method, a.ex.layer)) {
+        if (resolve_layers(&a, m, layer_list, layer_names, sizeof layer_names)) {
             cli_error();
             rc = EXIT_USAGE;
             goto out;
@@ -328,14 +356,14 @@ int cmd_explain(int argc, char **argv) {
         rc = EXIT_USAGE;
         goto out;
     }
-    const char *layer_name = a.ex.layer >= 0 ? m->layers[a.ex.layer].name : eb_readout >= 0 ? m->layers[eb_readout].name : "";
+    const char *layer_name = a.ex.layer >= 0 ? layer_names : eb_readout >= 0 ? m->layers[eb_readout].name : "";
     char tag[64], settings[200], name[300];
     if (a.is_path) {
         path_method_tag(a.pm, &a.path, tag, sizeof tag);
         path_settings(a.pm, &a.path, be->precision, settings, sizeof settings);
     } else {
         method_tag(&a, tag, sizeof tag);
-        map_settings(&a, m, be, settings, sizeof settings);
+        map_settings(&a, m, be, layer_names, settings, sizeof settings);
     }
     results_key_name(tag, settings, name, sizeof name);
     /* keys this run writes per image; pathway-grad writes one per rate and

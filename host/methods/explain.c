@@ -5,6 +5,8 @@
 int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r) {
     const at_model *m = be->model;
     if (at_explain_check_layer(m, opt->method, opt->layer)) return AT_ERR;
+    for (int j = 0; opt->method == AT_METHOD_LAYERCAM && j < opt->n_layers; j++)
+        if (at_explain_check_layer(m, opt->method, opt->layers[j])) return AT_ERR;
     for (int b = 0; b < n; b++) {
         r[b].forwards = 0;
         r[b].flat_channels = 0;
@@ -13,7 +15,12 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     switch (opt->method) {
     case AT_METHOD_SCORECAM: return at_scorecam(be, opt, inputs, n, r);
     case AT_METHOD_GRADCAM:
-    case AT_METHOD_GRADCAMPP: return at_gradcam(be, opt, inputs, n, r);
+    case AT_METHOD_GRADCAMPP:
+    case AT_METHOD_LAYERCAM:
+    case AT_METHOD_XGRADCAM:
+    case AT_METHOD_HIRESCAM: return at_gradcam(be, opt, inputs, n, r);
+    case AT_METHOD_ABLATIONCAM: return at_ablationcam(be, opt, inputs, n, r);
+    case AT_METHOD_EIGENCAM: return at_eigencam(be, opt, inputs, n, r);
     case AT_METHOD_SALIENCY:
     case AT_METHOD_CONTRASTIVE:
     case AT_METHOD_GUIDED_BACKPROP:

@@ -21,6 +21,11 @@ typedef enum {
     AT_METHOD_LRP,          /* layer-wise relevance propagation (docs/methods.md#lrp) */
     AT_METHOD_CLRP,         /* contrastive LRP: the other classes start at -y/(N-1) */
     AT_METHOD_FAFRP,        /* forward-propagation attribution (docs/methods.md#fafrp) */
+    AT_METHOD_LAYERCAM,     /* the CAM family, docs/methods.md#layercam .. #eigencam */
+    AT_METHOD_XGRADCAM,
+    AT_METHOD_HIRESCAM,
+    AT_METHOD_ABLATIONCAM,
+    AT_METHOD_EIGENCAM,
     AT_METHOD_COUNT
 } at_method;
 
@@ -41,6 +46,8 @@ typedef struct {
     at_method method;
     at_variant variant;
     int layer;             /* layer index (at_model_find_layer); CAM methods only */
+    int n_layers;          /* LayerCAM: > 1 fuses these layers (docs/methods.md#layercam); */
+    const int *layers;     /* layers[0] should equal layer */
     const int *classes;    /* [n] class to explain per image, -1 = predicted; NULL = all predicted */
     const float *gates;    /* optional [n][n_gates] gated network (path methods), NULL = original */
     /* relevance methods (host/methods/relevance.c); zero = the default */
@@ -67,8 +74,14 @@ int at_method_parse(const char *name, at_method *out);
 const char *at_method_name(at_method m);
 int at_variant_parse(const char *name, at_variant *out);
 const char *at_variant_name(at_variant v);
+/* "scorecam, gradcam, ...": every method name, for messages. */
+const char *at_method_names(void);
 /* 1 when the method reads a layer (CAM family). */
 int at_method_uses_layer(at_method m);
+/* 1 when the method has per-channel weights (at_explain_result.weights). */
+int at_method_has_channel_weights(at_method m);
+/* 1 when the method offers the variant (authors, the default, always). */
+int at_method_has_variant(at_method m, at_variant v);
 
 /* AT_OK when the method can use layer (CAMs need a spatial map); else the
  * message, naming --layer. */
@@ -92,5 +105,7 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
 int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 /* eb, c-eb, lrp, clrp, fafrp (host/methods/relevance.h has the raw signals). */
 int at_relevance(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_eigencam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 
 #endif

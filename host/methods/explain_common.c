@@ -2,16 +2,17 @@
  * to explain from the logits, the final map (docs/methods.md). */
 #include "methods/explain.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "methods/maps.h"
 
-static const char *const method_names[AT_METHOD_COUNT] = {"scorecam",    "gradcam",         "gradcam++", "saliency",
-                                                          "contrastive", "guided-backprop", "deconvnet",
-                                                          "eb",          "c-eb",            "lrp",       "clrp",
-                                                          "fafrp"};
+static const char *const method_names[AT_METHOD_COUNT] = {
+    "scorecam", "gradcam",  "gradcam++", "saliency",     "contrastive", "guided-backprop", "deconvnet",
+    "eb",       "c-eb",     "lrp",       "clrp",         "fafrp",
+    "layercam", "xgradcam", "hirescam",  "ablation-cam", "eigencam"};
 static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
 
 int at_method_parse(const char *name, at_method *out) {
@@ -20,8 +21,15 @@ int at_method_parse(const char *name, at_method *out) {
             *out = (at_method)i;
             return AT_OK;
         }
-    return at_fail("method", "'%s' is not one of scorecam, gradcam, gradcam++, saliency, contrastive, "
-                   "guided-backprop, deconvnet, eb, c-eb, lrp, clrp, fafrp", name);
+    return at_fail("method", "'%s' is not one of %s", name, at_method_names());
+}
+
+const char *at_method_names(void) {
+    static char list[512];
+    if (!list[0])
+        for (int i = 0; i < AT_METHOD_COUNT; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", method_names[i]);
+    return list;
 }
 
 const char *at_method_name(at_method m) { return m < AT_METHOD_COUNT ? method_names[m] : "?"; }
@@ -38,7 +46,31 @@ int at_variant_parse(const char *name, at_variant *out) {
 const char *at_variant_name(at_variant v) { return (unsigned)v < 3 ? variant_names[v] : "?"; }
 
 int at_method_uses_layer(at_method m) {
-    return m == AT_METHOD_SCORECAM || m == AT_METHOD_GRADCAM || m == AT_METHOD_GRADCAMPP;
+    return m == AT_METHOD_SCORECAM || m == AT_METHOD_GRADCAM || m == AT_METHOD_GRADCAMPP ||
+           (m >= AT_METHOD_LAYERCAM && m <= AT_METHOD_EIGENCAM);
+}
+
+int at_method_has_channel_weights(at_method m) {
+    return m == AT_METHOD_SCORECAM || m == AT_METHOD_GRADCAM || m == AT_METHOD_GRADCAMPP || m == AT_METHOD_XGRADCAM ||
+           m == AT_METHOD_ABLATIONCAM;
+}
+
+/* pgc and torchcam where the method's numbers differ, or where the peer
+ * has the method and a user asks for its conventions by name
+ * (docs/methods.md#conventions-where-papers-and-peers-disagree). */
+int at_method_has_variant(at_method m, at_variant v) {
+    if (v == AT_VARIANT_AUTHORS) return 1;
+    switch (m) {
+    case AT_METHOD_SCORECAM:
+    case AT_METHOD_GRADCAMPP:
+    case AT_METHOD_GRADCAM:
+    case AT_METHOD_LAYERCAM:
+    case AT_METHOD_XGRADCAM: return 1;
+    case AT_METHOD_HIRESCAM:
+    case AT_METHOD_ABLATIONCAM:
+    case AT_METHOD_EIGENCAM: return v == AT_VARIANT_PGC;
+    default: return 0;
+    }
 }
 
 int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
