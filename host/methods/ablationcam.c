@@ -3,7 +3,8 @@
  * output set to the ablation value. Each ablated pass is a partial forward:
  * the layer's output with channel k replaced starts a pass through the layers
  * after it only (pytorch-grad-cam reruns the whole network from the input with
- * the layer's output replaced: the same numbers, tests/test_cam_family.c).
+ * the layer's output replaced: the same numbers, tests/test_cam_family.c;
+ * we do that too where a branch bypasses the layer).
  * Items are (image, channel) pairs, many per call; a channel that already
  * equals the ablation value everywhere is not run (y_k = y, w_k = 0). */
 #include <stdlib.h>
@@ -23,6 +24,15 @@ static float ablation_value(at_variant v, const float *a, long size) {
     float lo = a[0];
     for (long i = 1; i < size; i++) lo = a[i] < lo ? a[i] : lo;
     return lo == 0 ? 0.0f : lo - PGC_ABLATION_OFFSET;
+}
+
+/* 1 when every node after the layer reads only it or later nodes, so a pass
+ * can start from its output; else (a residual branch bypasses it) the ablated
+ * passes run the whole network with the layer's output patched, as pgc does. */
+static int starts_here(const at_model *m, int layer) {
+    for (int i = layer + 1; i < m->n_layers; i++)
+        if (m->layers[i].input < layer || (m->layers[i].input2 >= 0 && m->layers[i].input2 < layer)) return 0;
+    return 1;
 }
 
 static int channel_is(const float *a, long hw, float v) {
@@ -46,6 +56,7 @@ int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *i
     float *weights = malloc(sizeof(float) * img_batch * C), *value = malloc(sizeof(float) * img_batch);
     float *cam = malloc(sizeof(float) * hw);
     int *item_img = malloc(sizeof(int) * items), *item_chan = malloc(sizeof(int) * items);
+    const int partial = starts_here(m, opt->layer);
     int rc = AT_OK;
     if (!acts || !logits || !start || !item_logits || (opt->gates && !gates) || !weights || !value || !cam ||
         !item_img || !item_chan) {
@@ -80,6 +91,11 @@ int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *i
             if (!ni) break;
             at_forward_args pa = {.n = ni, .start_output = start, .start_layer = opt->layer, .logits = item_logits,
                                   .gates = gates, .gates_per_item = 1};
+            if (!partial) {
+                pa.start_output = NULL;
+                pa.input = inputs + in_size * first, pa.input_index = item_img;
+                pa.patch_mode = AT_PATCH_REPLACE, pa.patch_layer = opt->layer, pa.patch = start;
+            }
             if ((rc = at_forward(be, &pa))) break;
             for (int j = 0; j < ni; j++) {
                 const at_explain_result *res = &r[first + item_img[j]];
