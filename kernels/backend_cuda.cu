@@ -193,12 +193,20 @@ static int op_relu_backward(void *ctx, at_relu_rule rule, const float *dy, const
                                      S(ctx)->stream);
 }
 
-static int op_maxpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int st, float *y) {
-    return at_maxpool2d_forward_gpu(x, N, C, H, W, k, st, y, S(ctx)->stream);
+static int op_gate_forward(void *ctx, float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep) {
+    return at_gate_forward_gpu(y, N, C, HW, gates, gate_stride, keep, S(ctx)->stream);
+}
+static int op_gate_backward(void *ctx, const float *dy, const float *z, int N, int C, long HW, const float *gates,
+                            int gate_stride, float *dz, float *dgate, int dgate_stride) {
+    return at_gate_backward_gpu(dy, z, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, S(ctx)->stream);
+}
+static int op_maxpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int st, int p,
+                                float *y) {
+    return at_maxpool2d_forward_gpu(x, N, C, H, W, k, st, p, y, S(ctx)->stream);
 }
 static int op_maxpool2d_backward(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int st,
-                                 float *dx) {
-    return at_maxpool2d_backward_gpu(x, dy, N, C, H, W, k, st, dx, S(ctx)->stream);
+                                 int p, float *dx) {
+    return at_maxpool2d_backward_gpu(x, dy, N, C, H, W, k, st, p, dx, S(ctx)->stream);
 }
 static int op_adaptive_avgpool_forward(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW,
                                        float *y) {
@@ -275,6 +283,7 @@ static at_ops make_cuda_ops() {
     o.conv2d_forward = op_conv2d_forward, o.conv2d_backward_data = op_conv2d_backward_data;
     o.linear_forward = op_linear_forward, o.linear_backward_data = op_linear_backward_data;
     o.gated_relu_forward = op_gated_relu_forward, o.relu_backward = op_relu_backward;
+    o.gate_forward = op_gate_forward, o.gate_backward = op_gate_backward;
     o.maxpool2d_forward = op_maxpool2d_forward, o.maxpool2d_backward = op_maxpool2d_backward;
     o.adaptive_avgpool_forward = op_adaptive_avgpool_forward, o.adaptive_avgpool_backward = op_adaptive_avgpool_backward;
     o.avgpool2d_forward = op_avgpool2d_forward, o.avgpool2d_backward = op_avgpool2d_backward;

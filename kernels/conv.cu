@@ -154,8 +154,9 @@ struct gemm_loader {
 };
 
 // Output (m, pixel p of image img): bias, then ReLU and gate when asked.
-// Same operations as host/cpu/ops.c at_gated_relu_forward: a = z > 0 ? z : 0,
-// y = gate * a (gate 1 without gates), keep = a.
+// Same operations as host/cpu/gates.c at_gated_relu_forward: a = z > 0 ? z : 0,
+// y = gate * a (gate 1 without gates), keep = a; without the ReLU (a conv
+// before a residual add) at_gate_forward: y = gate * z, keep = z.
 __device__ __forceinline__ void conv_epilogue_store(const at_conv_gemm &g, int m, long img, int pix, long HoWo,
                                                     float acc) {
     const long idx = (img * g.M + m) * HoWo + pix;
@@ -165,6 +166,9 @@ __device__ __forceinline__ void conv_epilogue_store(const at_conv_gemm &g, int m
         if (g.keep) g.keep[idx] = a;
         const float gate = g.gates ? __ldg(g.gates + img * g.gate_stride + m) : 1.0f;
         z = gate * a;
+    } else if (g.gates || g.keep) {
+        if (g.keep) g.keep[idx] = z;
+        if (g.gates) z = __ldg(g.gates + img * g.gate_stride + m) * z;
     }
     g.y[idx] = z;
 }

@@ -33,6 +33,29 @@ int at_gated_relu_forward_gpu(float *y, int N, int C, long HW, const float *gate
     return AT_OK;
 }
 
+// A gate where no ReLU follows the conv (before a residual add): y = g*y, keep = y.
+__global__ void gate_forward_kernel(float *y, long NC, int C, long HW, const float *gates, int gate_stride,
+                                    float *keep) {
+    const long total = NC * HW;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        const long nc = i / HW;
+        const float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        const float v = y[i];
+        if (keep) keep[i] = v;
+        y[i] = g * v;
+    }
+}
+
+int at_gate_forward_gpu(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
+                        cudaStream_t stream) {
+    const long total = (long)N * C * HW;
+    if (total < 1) return AT_OK;
+    gate_forward_kernel<<<at_grid_1d(total, GATE_THREADS), GATE_THREADS, 0, stream>>>(y, (long)N * C, C, HW, gates,
+                                                                                     gate_stride, keep);
+    CUDA_LAUNCH_CHECK(stream);
+    return AT_OK;
+}
+
 // Fixed-order sum of one value per thread of a GATE_THREADS block; the
 // result is valid in thread 0.
 __device__ double block_sum_fixed(double v) {
@@ -50,8 +73,10 @@ __device__ double block_sum_fixed(double v) {
 // dz under the backward rule (at_relu_rule, docs/methods.md): the gradient
 // g*dy where relu(z) > 0; guided backprop g*max(dy, 0) there; deconvnet
 // g*max(dy, 0) everywhere (host/cpu/ops.c at_relu_backward_rule).
+// RULE 3: a gate without a ReLU (at_gate_backward_gpu): g*dy everywhere.
 template <int RULE>
 __device__ __forceinline__ float relu_rule(float g, float dv, float av) {
+    if (RULE == 3) return g * dv;
     if (RULE == 0) return av > 0.0f ? g * dv : 0.0f;
     const bool open = RULE == 2 || av > 0.0f;
     return open && dv > 0.0f ? g * dv : 0.0f;
@@ -123,6 +148,12 @@ int at_relu_backward_rule_gpu(int rule, const float *dy, const float *a, int N, 
     case 2: return relu_backward_launch<2>(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
     }
     return at_fail("cuda", "unknown ReLU backward rule %d", rule);
+}
+
+// dz = g*dy, dgate = sum dy*z (z ungated): host/cpu/gates.c at_gate_backward.
+int at_gate_backward_gpu(const float *dy, const float *z, int N, int C, long HW, const float *gates, int gate_stride,
+                         float *dz, float *dgate, int dgate_stride, cudaStream_t stream) {
+    return relu_backward_launch<3>(dy, z, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride, stream);
 }
 
 // x[nc][.] *= s[nc] (activation patches; host/cpu/ops.c at_scale_channels)

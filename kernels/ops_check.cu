@@ -140,24 +140,25 @@ extern "C" int at_check_conv2d_backward_data(const float *dy, int N, int C, int 
     return d.fetch(ddx, dx);
 }
 
-extern "C" int at_check_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, float *y) {
-    const size_t out_n = (size_t)N * C * ((H - k) / s + 1) * ((W - k) / s + 1);
+extern "C" int at_check_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
+    const size_t out_n = (size_t)N * C * ((H + 2 * p - k) / s + 1) * ((W + 2 * p - k) / s + 1);
     dev_arena d;
     dev_buf dx, dy;
     if (d.alloc(&dx, (size_t)N * C * H * W, x, "max-pool input") || d.alloc(&dy, out_n, NULL, "max-pool output") ||
-        at_maxpool2d_forward_gpu(dx.data(), N, C, H, W, k, s, dy.data(), 0))
+        at_maxpool2d_forward_gpu(dx.data(), N, C, H, W, k, s, p, dy.data(), 0))
         return AT_ERR;
     return d.fetch(dy, y);
 }
 
 extern "C" int at_check_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
-                                           float *dx) {
-    const size_t in_n = (size_t)N * C * H * W, out_n = (size_t)N * C * ((H - k) / s + 1) * ((W - k) / s + 1);
+                                           int p, float *dx) {
+    const size_t in_n = (size_t)N * C * H * W;
+    const size_t out_n = (size_t)N * C * ((H + 2 * p - k) / s + 1) * ((W + 2 * p - k) / s + 1);
     dev_arena d;
     dev_buf bx, bdy, bdx;
     if (d.alloc(&bx, in_n, x, "max-pool input") || d.alloc(&bdy, out_n, dy, "max-pool dy") ||
         d.alloc(&bdx, in_n, NULL, "max-pool dx") ||
-        at_maxpool2d_backward_gpu(bx.data(), bdy.data(), N, C, H, W, k, s, bdx.data(), 0))
+        at_maxpool2d_backward_gpu(bx.data(), bdy.data(), N, C, H, W, k, s, p, bdx.data(), 0))
         return AT_ERR;
     return d.fetch(bdx, dx);
 }

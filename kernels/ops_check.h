@@ -22,8 +22,8 @@ int at_check_conv2d_forward(const float *x, int N, int C, int H, int W, const fl
 /* dx = conv^T(dy); the GEMM path for stride 1 and pad <= k-1, else the direct kernel. */
 int at_check_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K, int k,
                                   int stride, int pad, float *dx, at_precision prec);
-int at_check_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, float *y);
-int at_check_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+int at_check_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y);
+int at_check_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k, int s, int p,
                                 float *dx);
 int at_check_adaptive_avgpool_forward(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
 int at_check_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, int OH, int OW, float *dx);

@@ -60,9 +60,9 @@ cudaError_t at_cuda_built_arch(int *arch);
 
 // ---- kernels/pool.cu -------------------------------------------------------
 
-int at_maxpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, float *y,
+int at_maxpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
                              cudaStream_t stream);
-int at_maxpool2d_backward_gpu(const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+int at_maxpool2d_backward_gpu(const float *x, const float *dy, int N, int C, int H, int W, int k, int s, int p,
                               float *dx, cudaStream_t stream);
 int at_adaptive_avgpool_forward_gpu(const float *x, int N, int C, int H, int W, int OH, int OW, float *y,
                                     cudaStream_t stream);
@@ -99,6 +99,13 @@ int at_gated_relu_forward_gpu(float *y, int N, int C, long HW, const float *gate
 int at_gated_relu_backward_gpu(const float *dy, const float *a, int N, int C, long HW,
                                const float *gates, int gate_stride, float *dz, float *dgate,
                                int dgate_stride, cudaStream_t stream);
+
+// A gate where no ReLU follows (host/cpu/gates.c at_gate_forward/backward):
+// y = g*y, keep = y before; dz = g*dy (may alias dy), dgate = sum dy*z.
+int at_gate_forward_gpu(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
+                        cudaStream_t stream);
+int at_gate_backward_gpu(const float *dy, const float *z, int N, int C, long HW, const float *gates, int gate_stride,
+                         float *dz, float *dgate, int dgate_stride, cudaStream_t stream);
 
 // The ReLU backward under a rule (0 gradient, 1 guided backprop, 2 deconvnet;
 // host/cpu/ops.c at_relu_backward_rule); rule 0 is at_gated_relu_backward_gpu.

@@ -9,32 +9,35 @@
 
 #define POOL_THREADS 256
 
-// Raster-order argmax of window (oy, ox), first maximum on ties, NaN wins as
-// in host/cpu/ops.c (v > best || isnan(v)).
-__device__ __forceinline__ int window_argmax(const float *xp, int W, int k, int s, int oy, int ox) {
-    int arg = (oy * s) * W + ox * s;
+// Raster-order argmax of window (oy, ox) clipped to the map (padded cells
+// never win), first maximum on ties, NaN wins as in host/cpu/pool.c
+// (v > best || isnan(v)).
+__device__ __forceinline__ int window_argmax(const float *xp, int H, int W, int k, int s, int p, int oy, int ox) {
+    const int y0 = oy * s - p > 0 ? oy * s - p : 0, x0 = ox * s - p > 0 ? ox * s - p : 0;
+    const int y1 = oy * s - p + k < H ? oy * s - p + k : H, x1 = ox * s - p + k < W ? ox * s - p + k : W;
+    int arg = y0 * W + x0;
     float best = xp[arg];
-    for (int dy = 0; dy < k; dy++)
-        for (int dx = 0; dx < k; dx++) {
-            const int idx = (oy * s + dy) * W + ox * s + dx;
+    for (int yy = y0; yy < y1; yy++)
+        for (int xx = x0; xx < x1; xx++) {
+            const int idx = yy * W + xx;
             const float v = xp[idx];
             if (v > best || isnan(v)) best = v, arg = idx;
         }
     return arg;
 }
 
-__global__ void maxpool2d_forward_kernel(const float *x, long NC, int H, int W, int k, int s, int OH, int OW,
+__global__ void maxpool2d_forward_kernel(const float *x, long NC, int H, int W, int k, int s, int p, int OH, int OW,
                                          float *y) {
     const long total = NC * OH * OW;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         const int ox = (int)(i % OW), oy = (int)(i / OW % OH);
         const long nc = i / ((long)OH * OW);
         const float *xp = x + nc * H * W;
-        y[i] = xp[window_argmax(xp, W, k, s, oy, ox)];
+        y[i] = xp[window_argmax(xp, H, W, k, s, p, oy, ox)];
     }
 }
 
-__global__ void maxpool2d_backward_kernel(const float *x, const float *dy, long NC, int H, int W, int k, int s,
+__global__ void maxpool2d_backward_kernel(const float *x, const float *dy, long NC, int H, int W, int k, int s, int p,
                                           int OH, int OW, float *dx) {
     const long total = NC * H * W;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -43,37 +46,45 @@ __global__ void maxpool2d_backward_kernel(const float *x, const float *dy, long 
         const float *xp = x + nc * H * W;
         const float *dyp = dy + nc * OH * OW;
         const int self = iy * W + ix;
-        // windows oy*s <= iy < oy*s + k
-        int oy0 = iy - k + 1 > 0 ? (iy - k + 1 + s - 1) / s : 0, oy1 = iy / s;
-        int ox0 = ix - k + 1 > 0 ? (ix - k + 1 + s - 1) / s : 0, ox1 = ix / s;
+        // windows oy*s - p <= iy < oy*s - p + k
+        const int ry = iy + p - k + 1, rx = ix + p - k + 1;
+        int oy0 = ry > 0 ? (ry + s - 1) / s : 0, oy1 = (iy + p) / s;
+        int ox0 = rx > 0 ? (rx + s - 1) / s : 0, ox1 = (ix + p) / s;
         if (oy1 > OH - 1) oy1 = OH - 1;
         if (ox1 > OW - 1) ox1 = OW - 1;
         float sum = 0.0f;
         for (int oy = oy0; oy <= oy1; oy++)
             for (int ox = ox0; ox <= ox1; ox++)
-                if (window_argmax(xp, W, k, s, oy, ox) == self) sum += dyp[oy * OW + ox];
+                if (window_argmax(xp, H, W, k, s, p, oy, ox) == self) sum += dyp[oy * OW + ox];
         dx[i] = sum;
     }
 }
 
-int at_maxpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, float *y,
+// Padding below half the window (PyTorch's limit) keeps every window on the map.
+static int maxpool_shape_ok(int H, int W, int k, int s, int p) {
+    if (k < 1 || s < 1 || p < 0 || 2 * p > k || H + 2 * p < k || W + 2 * p < k)
+        return at_fail("cuda", "max-pool %dx%d/%d pad %d on a %dx%d map", k, k, s, p, H, W);
+    return AT_OK;
+}
+
+int at_maxpool2d_forward_gpu(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y,
                              cudaStream_t stream) {
-    if (k < 1 || s < 1 || H < k || W < k) return at_fail("cuda", "max-pool %dx%d/%d on a %dx%d map", k, k, s, H, W);
-    const int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    if (maxpool_shape_ok(H, W, k, s, p)) return AT_ERR;
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     const long total = (long)N * C * OH * OW;
     maxpool2d_forward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(x, (long)N * C, H, W, k,
-                                                                                          s, OH, OW, y);
+                                                                                          s, p, OH, OW, y);
     CUDA_LAUNCH_CHECK(stream);
     return AT_OK;
 }
 
-int at_maxpool2d_backward_gpu(const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+int at_maxpool2d_backward_gpu(const float *x, const float *dy, int N, int C, int H, int W, int k, int s, int p,
                               float *dx, cudaStream_t stream) {
-    if (k < 1 || s < 1 || H < k || W < k) return at_fail("cuda", "max-pool %dx%d/%d on a %dx%d map", k, k, s, H, W);
-    const int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+    if (maxpool_shape_ok(H, W, k, s, p)) return AT_ERR;
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     const long total = (long)N * C * H * W;
     maxpool2d_backward_kernel<<<at_grid_1d(total, POOL_THREADS), POOL_THREADS, 0, stream>>>(x, dy, (long)N * C, H, W,
-                                                                                           k, s, OH, OW, dx);
+                                                                                           k, s, p, OH, OW, dx);
     CUDA_LAUNCH_CHECK(stream);
     return AT_OK;
 }

@@ -291,24 +291,27 @@ TEST(cuda_op_conv2d_tf32_matches_cpu_on_rounded_operands) {
 TEST(cuda_op_pools_match_cpu_bit_for_bit) {
     REQUIRE_OPS();
 #ifdef ATTRIB_HAVE_CUDA
-    /* N C H W k s OH OW ties: max-pool ties go to the first maximum; avgpool bins overlap when OH > H */
-    static const int cases[][9] = {{2, 3, 9, 11, 2, 2, 3, 3, 0}, {2, 3, 8, 8, 2, 2, 3, 3, 1}, {1, 2, 10, 9, 3, 2, 2, 5, 1},
-                                   {1, 2, 2, 3, 2, 2, 7, 7, 0},  {33, 5, 1, 1, 1, 1, 4, 3, 0}, {3, 16, 14, 14, 2, 2, 7, 7, 1}};
+    /* N C H W k s OH OW ties pad: max-pool ties go to the first maximum; avgpool bins overlap when OH > H;
+     * ResNet's stem pool is 3x3/2 pad 1 */
+    static const int cases[][10] = {{2, 3, 9, 11, 2, 2, 3, 3, 0, 0}, {2, 3, 8, 8, 2, 2, 3, 3, 1, 0},
+                                    {1, 2, 10, 9, 3, 2, 2, 5, 1, 0}, {1, 2, 2, 3, 2, 2, 7, 7, 0, 0},
+                                    {33, 5, 1, 1, 1, 1, 4, 3, 0, 0}, {3, 16, 14, 14, 2, 2, 7, 7, 1, 0},
+                                    {2, 4, 12, 11, 3, 2, 1, 1, 1, 1}, {1, 3, 7, 8, 3, 2, 2, 2, 0, 1}};
     for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         const int *c = cases[t];
         int N = c[0], C = c[1], H = c[2], W = c[3], k = c[4], s = c[5], OH = c[6], OW = c[7];
-        int PH = (H - k) / s + 1, PW = (W - k) / s + 1;
+        int pad = c[9], PH = (H + 2 * pad - k) / s + 1, PW = (W + 2 * pad - k) / s + 1;
         long xn = (long)N * C * H * W, pn = (long)N * C * PH * PW, an = (long)N * C * OH * OW;
         float *x = test_random("x", t, xn, 1, 0), *dyp = test_random("dyp", t, pn, 1, 0), *dya = test_random("dya", t, an, 1, 0);
         if (c[8])
             for (long i = 0; i < xn; i++) x[i] = roundf(x[i] * 2) / 2; /* many ties */
         float *y = malloc(sizeof(float) * pn), *yr = malloc(sizeof(float) * pn), *dx = malloc(sizeof(float) * xn),
               *dxr = malloc(sizeof(float) * xn), *a = malloc(sizeof(float) * an), *ar = malloc(sizeof(float) * an);
-        at_maxpool2d_forward(x, N, C, H, W, k, s, yr);
-        if (at_check_maxpool2d_forward(x, N, C, H, W, k, s, y)) test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
+        at_maxpool2d_forward(x, N, C, H, W, k, s, pad, yr);
+        if (at_check_maxpool2d_forward(x, N, C, H, W, k, s, pad, y)) test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
         else SAME_BITS("max-pool forward", y, yr, pn);
-        at_maxpool2d_backward(x, dyp, N, C, H, W, k, s, dxr);
-        if (at_check_maxpool2d_backward(x, dyp, N, C, H, W, k, s, dx)) test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
+        at_maxpool2d_backward(x, dyp, N, C, H, W, k, s, pad, dxr);
+        if (at_check_maxpool2d_backward(x, dyp, N, C, H, W, k, s, pad, dx)) test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
         else SAME_BITS("max-pool backward", dx, dxr, xn);
         at_adaptive_avgpool_forward(x, N, C, H, W, OH, OW, ar);
         if (at_check_adaptive_avgpool_forward(x, N, C, H, W, OH, OW, a)) test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
@@ -690,6 +693,35 @@ TEST(cuda_backward_matches_cpu) {
             }
             free(x), free(gates), free(dl);
         }
+        close_backends(&b);
+    }
+}
+
+/* ResNet: residual adds, downsample branches, gates before the add, the
+ * padded stem pool, global pooling; both block kinds, odd input sizes. */
+TEST(cuda_resnet_forward_and_backward_match_cpu) {
+    REQUIRE_CUDA();
+    static const at_random_spec specs[] = {
+        {.arch = "resnet18", .widths = {6, 4, 6, 8, 10}, .n_classes = 5, .in_h = 37, .in_w = 45, .seed = 31},
+        {.arch = "resnet50", .widths = {8, 2, 3, 4, 4}, .n_classes = 6, .in_h = 32, .in_w = 40, .seed = 32}};
+    for (int s = 0; s < 2; s++) {
+        backends b;
+        if (!open_backends(&b, &specs[s], AT_PRECISION_FP32)) return;
+        const at_model *m = b.m;
+        const int n = 3;
+        float *x = test_random("input", 500 + s, in_floats(m) * n, 2, 0);
+        float *gates = test_random("gates", 500 + s, (long)m->n_gates * n, 0.5f, 1.0f);
+        float *dl = test_random("dlogits", 500 + s, (long)m->n_classes * n, 1, 0);
+        float one = 1;
+        for (int gm = 0; gm < 2; gm++) {
+            at_forward_args fa = {.n = n, .input = x, .gates = gm ? gates : NULL, .gates_per_item = 1,
+                                  .keep_for_backward = 1};
+            at_backward_args ba = {.dlogits = dl, .grad_layer = m->cam_layer, .grad_gates = &one, .grad_input = &one};
+            char label[96];
+            snprintf(label, sizeof label, "%s batch %d gates %s", specs[s].arch, n, gm ? "per item" : "none");
+            compare_backends(&b, label, &fa, &ba, FWD_RTOL, GRAD_RTOL, MAX_NMSE);
+        }
+        free(x), free(gates), free(dl);
         close_backends(&b);
     }
 }

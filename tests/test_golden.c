@@ -1,4 +1,4 @@
-/* CPU backend vs PyTorch: random-weight VGG models rebuilt from the shared
+/* CPU backend vs PyTorch: random-weight VGG and ResNet models rebuilt from the shared
  * PRNG (host/model/random_model.c = tools/prng.py) against goldens written by
  * tools/make_goldens.py (committed in tests/goldens, or ATTRIB_GOLDENS). */
 #include <stdlib.h>
@@ -34,13 +34,22 @@ static int compare(const char *dir, const char *file, const char *what, const fl
     return golden_compare(dir, file, what, got, n, atol, rtol);
 }
 
+/* Every sample-th element (the large cases keep a strided sample), in place. */
+static long subsample(float *x, long n, int sample) {
+    if (sample <= 1) return n;
+    long k = 0;
+    for (long i = 0; i < n; i += sample) x[k++] = x[i];
+    return k;
+}
+
 static void run_golden_case(const char *name) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/%s", golden_dir(), name);
     at_json *meta = golden_meta(dir);
     if (!meta) return;
     const at_json *cap = at_json_get(meta, "capture"), *full = at_json_get(meta, "full");
-    int n = golden_meta_int(meta, "batch", -1);
+    int n = golden_meta_int(meta, "batch", -1), sample = golden_meta_int(meta, "sample", 1);
+    const at_json *gin_rtol = at_json_get(meta, "grad_input_rtol");
     int want_full = full && full->boolean;
     at_model *m = golden_model(meta);
     at_backend *be = NULL;
@@ -63,14 +72,15 @@ static void run_golden_case(const char *name) {
           *act = malloc(sizeof(float) * act_n), *gact = malloc(sizeof(float) * act_n),
           *ggates = malloc(sizeof(float) * n * m->n_gates), *gin = malloc(sizeof(float) * in_n);
     at_prng_fill("input", seed, x, in_n, 2.0f, 0.0f);
-    at_prng_fill("gates", seed, gates, (long)n * m->n_gates, 1.0f, 1.0f);
+    const at_json *gs = at_json_get(meta, "gate_scale");
+    at_prng_fill("gates", seed, gates, (long)n * m->n_gates, gs ? (float)gs->number : 1.0f, 1.0f);
     at_prng_fill("dlogits", seed, dl, (long)n * m->n_classes, 1.0f, 0.0f);
 
     at_forward_args fa = {.n = n, .input = x, .logits = logits, .n_capture = 1, .capture_layer = &layer,
                           .capture_out = &act};
     CHECKF(at_forward(be, &fa) == AT_OK, "%s", at_last_error());
     compare(dir, "logits.npy", "logits", logits, (long)n * m->n_classes, LOGIT_RTOL);
-    if (want_full) compare(dir, "act.npy", "captured activation", act, act_n, LOGIT_RTOL);
+    if (want_full) compare(dir, "act.npy", "captured activation", act, subsample(act, act_n, sample), LOGIT_RTOL);
 
     at_forward_args ga = fa;
     ga.gates = gates;
@@ -88,8 +98,9 @@ static void run_golden_case(const char *name) {
     for (int b = 0; b < n; b++) memmove(ggates + (long)b * per, ggates + (long)b * m->n_gates + from, sizeof(float) * per);
     compare(dir, "grad_gates.npy", "gate gradients", ggates, (long)n * per, GRAD_RTOL);
     if (want_full) {
-        compare(dir, "grad_input.npy", "input gradients", gin, in_n, GRAD_RTOL);
-        compare(dir, "grad_act.npy", "activation gradients", gact, act_n, GRAD_RTOL);
+        compare(dir, "grad_input.npy", "input gradients", gin, subsample(gin, in_n, sample),
+                gin_rtol ? gin_rtol->number : GRAD_RTOL);
+        compare(dir, "grad_act.npy", "activation gradients", gact, subsample(gact, act_n, sample), GRAD_RTOL);
     }
     free(x), free(gates), free(dl), free(logits), free(act), free(gact), free(ggates), free(gin);
     at_backend_destroy(be);
@@ -102,6 +113,16 @@ TEST(golden_vgg16_bn_folded_non_square_overlapping_avgpool_matches_pytorch) { ru
 TEST(golden_vgg13_avgpool_larger_than_map_matches_pytorch) { run_golden_case("vgg13_avg3"); }
 TEST(golden_vgg19_matches_pytorch) { run_golden_case("vgg19_small"); }
 TEST(golden_vgg16_mini_widths_match_pytorch) { run_golden_case("vgg16_mini_width"); }
+TEST(golden_resnet18_tiny_matches_pytorch) { run_golden_case("resnet18_tiny"); }
+TEST(golden_resnet50_bottlenecks_reduced_width_match_pytorch) { run_golden_case("resnet50_small"); }
+TEST(golden_resnet18_full_224_logits_and_gradients_match_pytorch) {
+    if (getenv("ATTRIB_SKIP_LARGE")) SKIP("ATTRIB_SKIP_LARGE is set (full ResNet-18 golden)");
+    run_golden_case("resnet18_full");
+}
+TEST(golden_resnet50_full_224_logits_and_gradients_match_pytorch) {
+    if (getenv("ATTRIB_SKIP_LARGE")) SKIP("ATTRIB_SKIP_LARGE is set (full ResNet-50 golden)");
+    run_golden_case("resnet50_full");
+}
 TEST(golden_vgg16_full_224_logits_and_gate_gradients_match_pytorch) {
     if (getenv("ATTRIB_SKIP_LARGE")) SKIP("ATTRIB_SKIP_LARGE is set (full VGG16 golden)");
     run_golden_case("vgg16_full");

@@ -101,7 +101,7 @@ static void reference_pass(const at_model *m, const float *x, const float *gates
     at_add_forward(z2, y0, a, s);
     memcpy(q, s, 4 * a);
     at_gated_relu_forward(q, n, C, HW * HW, NULL, 0, NULL);
-    at_maxpool2d_forward(q, n, C, HW, HW, 2, 2, mp);
+    at_maxpool2d_forward(q, n, C, HW, HW, 2, 2, 0, mp);
     at_adaptive_avgpool_forward(mp, n, C, HW / 2, HW / 2, 2, 2, ap);
     r->logits = malloc(sizeof(float) * n * CLASSES);
     at_linear_forward(ap, n, C * 4, L[10].weight, L[10].bias, CLASSES, r->logits);
@@ -112,7 +112,7 @@ static void reference_pass(const at_model *m, const float *x, const float *gates
     r->ggates = calloc((size_t)n * m->n_gates, sizeof(float));
     at_linear_backward_data(dl, n, C * 4, L[10].weight, CLASSES, gap);
     at_adaptive_avgpool_backward(gap, n, C, HW / 2, HW / 2, 2, 2, gmp);
-    at_maxpool2d_backward(q, gmp, n, C, HW, HW, 2, 2, gq);
+    at_maxpool2d_backward(q, gmp, n, C, HW, HW, 2, 2, 0, gq);
     at_gated_relu_backward(gq, q, n, C, HW * HW, NULL, 0, gs, NULL, 0);
     at_conv2d_backward_data(gs, n, C, HW, HW, L[4].weight, C, 3, 3, 1, 1, gy1, ws);
     at_gated_relu_backward(gy1, a1, n, C, HW * HW, gates + C, m->n_gates, gz1, r->ggates + C, m->n_gates);

@@ -6,6 +6,7 @@
  * a device these tests skip. Reduced precisions compare like with like: the
  * CPU rounds the operands as the tensor cores do, so products are exact on
  * both sides and only the FP32 accumulation order differs. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,14 +84,18 @@ static void compare(const op_bound *b, const char *what, const float *got, const
 
 TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
     OPEN_SIDES(s);
-    /* N C H W K k stride pad, relu/gates on even cases */
+    /* N C H W K k stride pad; relu and gates on even cases, gates without relu (a conv before a residual add)
+     * on odd ones but the last; ResNet's 7x7/2 stem, strided 1x1 downsample and 3x3/2 convs */
     static const int cases[][8] = {{2, 3, 7, 9, 5, 3, 1, 1},   {3, 17, 13, 6, 70, 3, 1, 1}, {2, 5, 11, 10, 7, 3, 2, 1},
                                    {1, 4, 8, 8, 6, 1, 1, 0},   {2, 3, 9, 9, 4, 5, 1, 2},    {33, 64, 14, 14, 128, 3, 1, 1},
-                                   {4, 3, 32, 32, 64, 3, 1, 1}};
+                                   {4, 3, 32, 32, 64, 3, 1, 1}, {2, 3, 23, 21, 8, 7, 2, 3}, {2, 16, 9, 10, 24, 1, 2, 0},
+                                   {3, 12, 8, 8, 16, 3, 2, 1},  {1, 8, 7, 7, 12, 1, 1, 0}};
+    const unsigned n_cases = sizeof cases / sizeof cases[0];
     for (int prec = 0; prec < 2; prec++)
-        for (unsigned t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        for (unsigned t = 0; t < n_cases; t++) {
             const int *c = cases[t];
             const int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], st = c[6], pad = c[7], relu = t % 2 == 0;
+            const int gated = relu || t + 1 < n_cases;
             const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
             const long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
             float *x = test_random("x", t, xn, 2, 0), *w = test_random("w", t, (long)K * C * k * k, 1.0f / k, 0);
@@ -105,21 +110,21 @@ TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
                 }
                 float *dx = put(&s[i], x, xn), *dyv = put(&s[i], NULL, yn), *keep = put(&s[i], NULL, yn);
                 float *dg = put(&s[i], g, (long)N * K), *ddy = put(&s[i], dy, yn), *ddx = put(&s[i], NULL, xn);
-                at_conv_call cc = {.x = dx, .y = dyv, .n = N, .relu = relu, .gates = relu ? dg : NULL,
-                                   .gate_stride = K, .keep = relu ? keep : NULL};
+                at_conv_call cc = {.x = dx, .y = dyv, .n = N, .relu = relu, .gates = gated ? dg : NULL,
+                                   .gate_stride = K, .keep = gated ? keep : NULL};
                 if (s[i].ops->conv2d_forward(s[i].ctx, h, &cc) ||
                     s[i].ops->conv2d_backward_data(s[i].ctx, h, ddy, N, ddx)) {
                     test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
                     continue;
                 }
-                out[i][0] = get(&s[i], dyv, yn), out[i][1] = relu ? get(&s[i], keep, yn) : NULL;
+                out[i][0] = get(&s[i], dyv, yn), out[i][1] = gated ? get(&s[i], keep, yn) : NULL;
                 out[i][2] = get(&s[i], ddx, xn);
             }
             char what[160];
-            snprintf(what, sizeof what, "%s conv %dx%dx%dx%d -> %d k%d s%d p%d relu %d", at_precision_name(prec), N, C, H,
-                     W, K, k, st, pad, relu);
+            snprintf(what, sizeof what, "%s conv %dx%dx%dx%d -> %d k%d s%d p%d relu %d gated %d", at_precision_name(prec), N,
+                     C, H, W, K, k, st, pad, relu, gated);
             COMPARE(CONV, what, out[1][0], out[0][0], yn);
-            if (relu) COMPARE(CONV, "kept relu", out[1][1], out[0][1], yn);
+            if (gated) COMPARE(CONV, "kept output before the gate", out[1][1], out[0][1], yn);
             /* the direct backward kernel (stride 2, pad > k-1) runs FP32 whatever the precision */
             if (prec == 0 || (st == 1 && pad <= k - 1)) COMPARE(CONV, "conv backward data", out[1][2], out[0][2], xn);
             for (int i = 0; i < 2; i++)
@@ -194,8 +199,8 @@ TEST(cuda_ops_relu_rules_pools_and_elementwise_ops_match_the_cpu_bit_for_bit) {
         float *av = put(&s[i], NULL, an), *ab = put(&s[i], NULL, n), *dav = put(&s[i], dya, an), *scv = put(&s[i], sc, (long)N * C);
         float *xs = put(&s[i], x, n), *sum = put(&s[i], NULL, n), *dyv = put(&s[i], dy, n);
         float *prod = put(&s[i], NULL, n), *quot = put(&s[i], NULL, n); /* x has zeros: the 0 rule of div */
-        if (s[i].ops->maxpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, p) ||
-            s[i].ops->maxpool2d_backward(s[i].ctx, xv, dpv, N, C, H, W, k, st, pb) ||
+        if (s[i].ops->maxpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, 0, p) ||
+            s[i].ops->maxpool2d_backward(s[i].ctx, xv, dpv, N, C, H, W, k, st, 0, pb) ||
             s[i].ops->adaptive_avgpool_forward(s[i].ctx, xv, N, C, H, W, OH, OW, av) ||
             s[i].ops->adaptive_avgpool_backward(s[i].ctx, dav, N, C, H, W, OH, OW, ab) ||
             s[i].ops->scale_channels(s[i].ctx, xs, N, C, HW, scv) || s[i].ops->add(s[i].ctx, xv, dyv, n, sum) ||
@@ -219,6 +224,88 @@ TEST(cuda_ops_relu_rules_pools_and_elementwise_ops_match_the_cpu_bit_for_bit) {
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 8; j++) free(r[i][j]);
     free(x), free(dy), free(g), free(dyp), free(dya), free(sc);
+    close_sides(s);
+}
+
+/* ResNet's ops beyond VGG's: the gate of a conv before a residual add (no
+ * ReLU), the stem's padded 3x3/2 max-pool, and global average pooling. */
+TEST(cuda_ops_gate_without_relu_padded_maxpool_and_global_pool_match_the_cpu) {
+    OPEN_SIDES(s);
+    const int N = 2, C = 6, H = 11, W = 12;
+    const long HW = (long)H * W, n = (long)N * C * HW;
+    float *x = test_random("x", 70, n, 1, 0), *dy = test_random("dy", 70, n, 1, 0), *g = test_random("g", 70, (long)N * C, 0.5f, 1);
+    for (long i = 0; i < n; i += 5) x[i] = roundf(x[i] * 2) / 2; /* ties */
+    for (int gated = 0; gated < 2; gated++) {
+        float *r[2][4] = {{0}};
+        for (int i = 0; i < 2; i++) {
+            float *y = put(&s[i], x, n), *keep = put(&s[i], NULL, n), *d = put(&s[i], dy, n), *gv = put(&s[i], g, (long)N * C);
+            float *dgv = put(&s[i], NULL, (long)N * C);
+            if (s[i].ops->gate_forward(s[i].ctx, y, N, C, HW, gated ? gv : NULL, C, keep) ||
+                s[i].ops->gate_backward(s[i].ctx, d, keep, N, C, HW, gated ? gv : NULL, C, d, dgv, C)) {
+                test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                continue;
+            }
+            r[i][0] = get(&s[i], y, n), r[i][1] = get(&s[i], keep, n), r[i][2] = get(&s[i], d, n);
+            r[i][3] = get(&s[i], dgv, (long)N * C);
+        }
+        COMPARE(EXACT, "gate forward", r[1][0], r[0][0], n);
+        COMPARE(EXACT, "gate forward's kept input", r[1][1], r[0][1], n);
+        COMPARE(EXACT, "gate backward", r[1][2], r[0][2], n);
+        COMPARE(GATE_GRAD, "gate gradient without relu", r[1][3], r[0][3], (long)N * C);
+        for (long i = 0; r[0][2] && i < n; i++)
+            if (r[0][2][i] != (gated ? g[i / HW] : 1.0f) * dy[i]) {
+                CHECKF(0, "gate backward %ld: %g, not g*dy", i, r[0][2][i]);
+                break;
+            }
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 4; j++) free(r[i][j]);
+    }
+    /* k s p: the stem's 3x3/2 pad 1, and a 2x2 window with pad 1 */
+    static const int pools[][3] = {{3, 2, 1}, {2, 2, 1}, {3, 1, 1}};
+    for (unsigned t = 0; t < sizeof pools / sizeof pools[0]; t++) {
+        const int k = pools[t][0], st = pools[t][1], p = pools[t][2];
+        const int OH = (H + 2 * p - k) / st + 1, OW = (W + 2 * p - k) / st + 1;
+        const long pn = (long)N * C * OH * OW;
+        float *dyp = test_random("dyp", 71 + t, pn, 1, 0), *r[2][2] = {{0}};
+        for (int i = 0; i < 2; i++) {
+            float *xv = put(&s[i], x, n), *yv = put(&s[i], NULL, pn), *dv = put(&s[i], dyp, pn), *dxv = put(&s[i], NULL, n);
+            if (s[i].ops->maxpool2d_forward(s[i].ctx, xv, N, C, H, W, k, st, p, yv) ||
+                s[i].ops->maxpool2d_backward(s[i].ctx, xv, dv, N, C, H, W, k, st, p, dxv)) {
+                test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+                continue;
+            }
+            r[i][0] = get(&s[i], yv, pn), r[i][1] = get(&s[i], dxv, n);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "max-pool %dx%d/%d pad %d", k, k, st, p);
+        COMPARE(EXACT, what, r[1][0], r[0][0], pn);
+        COMPARE(EXACT, "padded max-pool backward", r[1][1], r[0][1], n);
+        /* the padded corner window of the 3x3/2 pool sees x[0..1][0..1] only */
+        if (t == 0 && r[0][0]) {
+            float best = x[0];
+            for (int yy = 0; yy < 2; yy++)
+                for (int xx = 0; xx < 2; xx++) best = x[yy * W + xx] > best ? x[yy * W + xx] : best;
+            CHECKF(r[0][0][0] == best, "padded corner window gives %g, not %g", r[0][0][0], best);
+        }
+        for (int i = 0; i < 2; i++) free(r[i][0]), free(r[i][1]);
+        free(dyp);
+    }
+    /* global average pool (ResNet's avgpool): adaptive to 1x1 */
+    float *dya = test_random("dya", 75, (long)N * C, 1, 0), *r[2][2] = {{0}};
+    for (int i = 0; i < 2; i++) {
+        float *xv = put(&s[i], x, n), *yv = put(&s[i], NULL, (long)N * C), *dv = put(&s[i], dya, (long)N * C);
+        float *dxv = put(&s[i], NULL, n);
+        if (s[i].ops->adaptive_avgpool_forward(s[i].ctx, xv, N, C, H, W, 1, 1, yv) ||
+            s[i].ops->adaptive_avgpool_backward(s[i].ctx, dv, N, C, H, W, 1, 1, dxv)) {
+            test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
+            continue;
+        }
+        r[i][0] = get(&s[i], yv, (long)N * C), r[i][1] = get(&s[i], dxv, n);
+    }
+    COMPARE(EXACT, "global average pool", r[1][0], r[0][0], (long)N * C);
+    COMPARE(EXACT, "global average pool backward", r[1][1], r[0][1], n);
+    for (int i = 0; i < 2; i++) free(r[i][0]), free(r[i][1]);
+    free(x), free(dy), free(g), free(dya);
     close_sides(s);
 }
 

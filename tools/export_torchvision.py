@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Convert a torchvision VGG11/13/16/19 (or _bn) ImageNet checkpoint to the
-safetensors file the attrib engine reads (see docs/models.md).
+"""Convert a torchvision VGG11/13/16/19 (or _bn) or ResNet-18/34/50/101/152
+ImageNet checkpoint to the safetensors file the attrib engine reads (see docs/models.md).
 
   tools/export_torchvision.py --pth vgg16-397923af.pth \
       --labels LOC_synset_mapping.txt --out vgg16.safetensors
@@ -17,12 +17,13 @@ torchvision for the DEFAULT weights (needs the internet or that cache), or
 (torch.manual_seed(SEED)), no download; ImageNet-shaped but meaningless
 classes, for timing and testing.
 
-The architecture is read from the keys (13 convs = vgg16, BN stats = _bn);
+The architecture is read from the keys (13 convs = vgg16, BN stats = _bn;
+a ResNet from its blocks per stage and whether they have a conv3);
 --arch, when also given, is checked against it.
 
-_bn models: the BatchNorm tensors are KEPT under their torchvision names
-(features.1.weight, .bias, .running_mean, .running_var; num_batches_tracked
-dropped) and metadata "bn_eps" records torchvision's eps; the engine folds BN
+_bn models and ResNets: the BatchNorm tensors are KEPT under their torchvision names
+(features.1.weight, layer4.2.bn3.weight, .bias, .running_mean,
+.running_var; num_batches_tracked dropped; ResNets in state-dict order) and metadata "bn_eps" records torchvision's eps; the engine folds BN
 into the conv at load (docs/models.md), so one file serves both the engine
 and any PyTorch check.
 
@@ -67,6 +68,9 @@ def import_torch():
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CONVS_TO_ARCH = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
+RESNETS = {((2, 2, 2, 2), False): "resnet18", ((3, 4, 6, 3), False): "resnet34",
+           ((3, 4, 6, 3), True): "resnet50", ((3, 4, 23, 3), True): "resnet101",
+           ((3, 8, 36, 3), True): "resnet152"}
 BN_EPS = 1e-5  # torch.nn.BatchNorm2d default, used by torchvision's make_layers
 
 
@@ -82,7 +86,21 @@ def load_state_dict(path):
     return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}
 
 
+def detect_resnet(sd):
+    blocks = []
+    for s in range(1, 5):
+        idx = {int(k.split(".")[1]) for k in sd if k.startswith(f"layer{s}.")}
+        blocks.append(max(idx) + 1 if idx else 0)
+    key = (tuple(blocks), "layer1.0.conv3.weight" in sd)
+    if key not in RESNETS:
+        raise SystemExit("export_torchvision: blocks per stage %s (%s) is not a torchvision ResNet" % (
+            list(blocks), "Bottleneck" if key[1] else "BasicBlock"))
+    return RESNETS[key]
+
+
 def detect_arch(sd):
+    if "fc.weight" in sd and "conv1.weight" in sd:
+        return detect_resnet(sd)
     convs = [k for k, v in sd.items()
              if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4]
     bn = any(k.startswith("features.") and k.endswith(".running_mean") for k in sd)
@@ -160,17 +178,21 @@ def export(sd, arch_hint, out, labels_args, source):
     arch = detect_arch(sd)
     if arch_hint and arch_hint != arch:
         raise SystemExit("export_torchvision: --arch %s but the weights are %s" % (arch_hint, arch))
-    n_classes = sd["classifier.6.weight"].shape[0]
+    resnet = arch.startswith("resnet")
+    n_classes = sd["fc.weight" if resnet else "classifier.6.weight"].shape[0]
     labels = imagenet_labels(labels_args, n_classes)
     from export_safetensors import vgg_metadata
     meta = vgg_metadata(arch, labels, IMAGENET_MEAN, IMAGENET_STD, resize=256, crop=224,
-                        avgpool=7, interpolation="bilinear", arch=arch,
+                        avgpool=1 if resnet else 7, interpolation="bilinear", arch=arch,
                         source=source)
-    if arch.endswith("_bn"):
+    if arch.endswith("_bn") or resnet:
         meta["bn_eps"] = repr(BN_EPS)
     sd = {k: v.float() for k, v in sd.items() if not k.endswith("num_batches_tracked")}
-    from export_safetensors import write_vgg
-    write_vgg(out, sd, meta)
+    from export_safetensors import write_safetensors, write_vgg
+    if resnet:
+        write_safetensors(out, list(sd.items()), meta)
+    else:
+        write_vgg(out, sd, meta)
     return arch
 
 
@@ -204,8 +226,8 @@ def engine_check(engine, model_path, ref, transform, tmp):
 
 
 def self_test(engine=None):
-    """Random-init torchvision vgg11 and vgg11_bn -> .pth -> safetensors ->
-    predict_torch.build_vgg; outputs must match torchvision's bit for bit
+    """Random-init torchvision vgg11, vgg11_bn, resnet18 and resnet50 -> .pth
+    -> safetensors -> predict_torch.load_model; outputs must match torchvision's bit for bit
     (same modules, same weights). With engine (the ./attrib binary), the
     engine must load each file (folding BN itself) and give torchvision's
     logits on a test image to 1e-3 of the largest."""
@@ -218,9 +240,9 @@ def self_test(engine=None):
         with open(labels_path, "w") as f:
             for i, n in enumerate(torchvision_names()):
                 f.write("n%08d %s\n" % (i, n))  # fake but sorted wnids
-        for arch in ["vgg11", "vgg11_bn"]:
+        for arch in ["vgg11", "vgg11_bn", "resnet18", "resnet50"]:
             ref = getattr(torchvision.models, arch)(weights=None)
-            if arch.endswith("_bn"):  # non-trivial BN statistics
+            if arch.endswith("_bn") or arch.startswith("resnet"):  # non-trivial BN statistics
                 for m in ref.modules():
                     if isinstance(m, torch.nn.BatchNorm2d):
                         m.running_mean.uniform_(-0.5, 0.5)
@@ -239,7 +261,7 @@ def self_test(engine=None):
                 diff = float((model(x) - ref(x)).abs().max())
             good = (got_arch == arch and diff == 0.0 and len(labels) == 1000
                     and labels[0] == ("n00000000", "tench") and meta["crop"] == "224"
-                    and (("bn_eps" in meta) == arch.endswith("_bn")))
+                    and (("bn_eps" in meta) == (arch.endswith("_bn") or arch.startswith("resnet"))))
             line = "%-9s arch %-9s keys %3d max|diff| %.3g labels %d" % (
                 arch, got_arch, len(model.state_dict()), diff, len(labels))
             if engine:
@@ -260,7 +282,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=" ".join(head.split()), epilog=rest,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pth", help="torchvision VGG state dict (.pth)")
-    p.add_argument("--arch", choices=sorted(a + s for a in CONVS_TO_ARCH.values() for s in ("", "_bn")))
+    p.add_argument("--arch", choices=sorted([a + s for a in CONVS_TO_ARCH.values() for s in ("", "_bn")] +
+                                            list(RESNETS.values())))
     p.add_argument("--labels", help="'wnid name' per line, class-index order")
     p.add_argument("--devkit", help="ILSVRC2012_devkit_t12.tar.gz")
     p.add_argument("--names", choices=["file", "torchvision"], default="file")

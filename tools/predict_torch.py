@@ -105,8 +105,14 @@ def load_model(path):
     """-> (model, metadata, labels, transform)."""
     from torchvision import transforms
     tensors, meta = read_safetensors(path)
-    model = build_vgg(tensors, int(meta.get("avgpool", "7")))
-    n_classes = tensors["classifier.6.weight"].shape[0]
+    arch = meta.get("arch", "vgg16")
+    if arch.startswith("resnet"):
+        import resnet_torch
+        model = resnet_torch.build_resnet(arch, tensors)
+        n_classes = tensors["fc.weight"].shape[0]
+    else:
+        model = build_vgg(tensors, int(meta.get("avgpool", "7")))
+        n_classes = tensors["classifier.6.weight"].shape[0]
     labels = load_labels(meta, path, n_classes)
     interp = {"bilinear": transforms.InterpolationMode.BILINEAR,
               "bicubic": transforms.InterpolationMode.BICUBIC,

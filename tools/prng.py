@@ -80,3 +80,63 @@ def standard_widths(arch):
     for b, nb in enumerate(blocks):
         widths += [[64, 128, 256, 512, 512][b]] * nb
     return widths
+
+
+RESNETS = {"resnet18": ([2, 2, 2, 2], False), "resnet34": ([3, 4, 6, 3], False),
+           "resnet50": ([3, 4, 6, 3], True), "resnet101": ([3, 4, 23, 3], True),
+           "resnet152": ([3, 8, 36, 3], True)}
+RESNET_WIDTHS = [64, 64, 128, 256, 512]  # stem, then each stage's planes (torchvision)
+
+
+def resnet_tensors(arch, widths, n_classes):
+    """(key, shape, kind) of a torchvision ResNet state dict in order: the twin
+    of host/model/resnet.c at_resnet_tensors. kind: conv, bn (weight, bias,
+    running_mean, running_var), bn_last (the weight of the BN before a
+    block's add), fc_weight, fc_bias."""
+    blocks, bottleneck = RESNETS[arch]
+    exp = 4 if bottleneck else 1
+    out = []
+
+    def bn(prefix, c, last):
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            kind = "bn_last" if last and part == "weight" else "bn_" + part
+            out.append((f"{prefix}.{part}", (c,), kind))
+
+    stem = widths[0]
+    out.append(("conv1.weight", (stem, 3, 7, 7), "conv"))
+    bn("bn1", stem, False)
+    c = stem
+    for s, nb in enumerate(blocks):
+        for j in range(nb):
+            pl, p = widths[s + 1], f"layer{s + 1}.{j}"
+            oc, stride = pl * exp, 2 if s > 0 and j == 0 else 1
+            n = 3 if bottleneck else 2
+            for q in range(1, n + 1):
+                i, o = (c if q == 1 else pl), (oc if q == n else pl)
+                k = 1 if bottleneck and q != 2 else 3
+                out.append((f"{p}.conv{q}.weight", (o, i, k, k), "conv"))
+                bn(f"{p}.bn{q}", o, q == n)
+            if stride != 1 or c != oc:
+                out.append((f"{p}.downsample.0.weight", (oc, c, 1, 1), "conv"))
+                bn(f"{p}.downsample.1", oc, False)
+            c = oc
+    out.append(("fc.weight", (n_classes, c), "fc_weight"))
+    out.append(("fc.bias", (n_classes,), "fc_bias"))
+    return out
+
+
+def random_resnet_state(arch, widths, n_classes, seed):
+    """torchvision-keyed ResNet state dict, the init rules of random_model.c."""
+    sd = {}
+    for key, shape, kind in resnet_tensors(arch, widths, n_classes):
+        scale, offset = 0.1, 0.0
+        if kind == "conv":
+            scale = math.sqrt(6.0 / (shape[1] * shape[2] * shape[3]))
+        elif kind in ("bn_weight", "bn_running_var"):
+            scale, offset = 0.5, 1.0
+        elif kind == "bn_last":
+            scale, offset = 0.1, 0.3
+        elif kind == "fc_weight":
+            scale = math.sqrt(6.0 / shape[1])
+        sd[key] = fill(key, seed, shape, scale, offset)
+    return sd

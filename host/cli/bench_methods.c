@@ -38,7 +38,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         rc = at_cdrp(be, &o, x, images, cr);
         for (int b = 0; b < images; b++) forwards += cr[b].forwards;
     } else {
-        at_explain_options o = {.layer = m->gate_layer[m->n_convs - 1]};
+        at_explain_options o = {.layer = m->cam_layer};
         if ((rc = at_method_parse(method, &o.method))) goto done;
         for (int b = 0; b < images; b++) er[b].map = maps + hw * b;
         rc = at_explain(be, &o, x, images, er);

@@ -7,12 +7,17 @@
 #include "gate_stats.h"
 #include "io/npy.h"
 
-static const char *kind_name(at_layer_kind k) {
-    switch (k) {
-    case AT_L_CONV: return "conv3x3";
+/* The node's kind, with a conv's or pool's window, stride and padding. */
+static const char *kind_name(const at_layer *l, char *buf, size_t cap) {
+    switch (l->kind) {
+    case AT_L_CONV:
+    case AT_L_MAXPOOL:
+        snprintf(buf, cap, "%s%dx%d", l->kind == AT_L_CONV ? "conv" : "maxpool", l->kernel, l->kernel);
+        if (l->stride != 1 || l->pad != (l->kind == AT_L_CONV ? l->kernel / 2 : 0))
+            snprintf(buf + strlen(buf), cap - strlen(buf), "/%d pad %d", l->stride, l->pad);
+        return buf;
     case AT_L_BATCHNORM: return "batchnorm (folded)";
     case AT_L_RELU: return "relu";
-    case AT_L_MAXPOOL: return "maxpool2x2";
     case AT_L_ADAPTIVE_AVGPOOL: return "adaptive-avgpool";
     case AT_L_LINEAR: return "linear";
     case AT_L_DROPOUT: return "dropout (identity)";
@@ -84,13 +89,20 @@ int cmd_info(int argc, char **argv) {
     printf("sha256      %s\n", m->sha256);
     printf("classes     %s %s ... %s %s\n", m->labels[0].id, m->labels[0].name, m->labels[m->n_classes - 1].id,
            m->labels[m->n_classes - 1].name);
-    if (layers)
-        for (int i = 0; i < m->n_layers; i++) {
-            const at_layer *l = &m->layers[i];
-            printf("  %-14s %-20s -> %4d x %3d x %3d", l->name, kind_name(l->kind), l->out_c, l->out_h, l->out_w);
-            if (l->gate_offset >= 0) printf("  conv %d, gates %d..%d", l->conv_index, l->gate_offset, l->gate_offset + l->out_c - 1);
-            printf("\n");
-        }
+    int width = 14;
+    for (int i = 0; layers && i < m->n_layers; i++)
+        if ((int)strlen(m->layers[i].name) > width) width = (int)strlen(m->layers[i].name);
+    for (int i = 0; layers && i < m->n_layers; i++) {
+        const at_layer *l = &m->layers[i];
+        char kind[48];
+        printf("  %-*s %-20s -> %4d x %3d x %3d", width, l->name, kind_name(l, kind, sizeof kind), l->out_c, l->out_h,
+               l->out_w);
+        if (l->gate_offset >= 0) printf("  conv %d, gates %d..%d", l->conv_index, l->gate_offset, l->gate_offset + l->out_c - 1);
+        if (l->input2 >= 0) printf("  = %s + %s", m->layers[l->input].name, m->layers[l->input2].name);
+        else if (l->input != i - 1) printf("  <- %s", l->input >= 0 ? m->layers[l->input].name : "input");
+        if (i == m->cam_layer) printf("  (CAM default)");
+        printf("\n");
+    }
     at_model_free(m);
     return 0;
 }

@@ -209,6 +209,7 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->pad, cc->y, c->ws);
     else at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
     if (cc->relu) at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
+    else if (cc->gates || cc->keep) at_gate_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     return AT_OK;
 }
 
@@ -255,13 +256,24 @@ static int cpu_relu_backward(void *ctx, at_relu_rule rule, const float *dy, cons
     return AT_OK;
 }
 
-static int cpu_maxpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, float *y) {
-    at_maxpool2d_forward(x, N, C, H, W, k, s, y);
+static int cpu_gate_forward(void *ctx, float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                            float *keep) {
+    at_gate_forward(y, N, C, HW, gates, gate_stride, keep);
+    return AT_OK;
+}
+static int cpu_gate_backward(void *ctx, const float *dy, const float *z, int N, int C, long HW, const float *gates,
+                             int gate_stride, float *dz, float *dgate, int dgate_stride) {
+    at_gate_backward(dy, z, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride);
+    return AT_OK;
+}
+static int cpu_maxpool2d_forward(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, int p,
+                                 float *y) {
+    at_maxpool2d_forward(x, N, C, H, W, k, s, p, y);
     return AT_OK;
 }
 static int cpu_maxpool2d_backward(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
-                                  float *dx) {
-    at_maxpool2d_backward(x, dy, N, C, H, W, k, s, dx);
+                                  int p, float *dx) {
+    at_maxpool2d_backward(x, dy, N, C, H, W, k, s, p, dx);
     return AT_OK;
 }
 static int cpu_adaptive_avgpool_forward(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW,
@@ -358,6 +370,8 @@ static const at_ops cpu_ops = {
     .linear_backward_data = cpu_linear_backward_data,
     .gated_relu_forward = cpu_gated_relu_forward,
     .relu_backward = cpu_relu_backward,
+    .gate_forward = cpu_gate_forward,
+    .gate_backward = cpu_gate_backward,
     .maxpool2d_forward = cpu_maxpool2d_forward,
     .maxpool2d_backward = cpu_maxpool2d_backward,
     .adaptive_avgpool_forward = cpu_adaptive_avgpool_forward,

@@ -60,6 +60,38 @@ void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int
     }
 }
 
+/* A gate with no ReLU after it (a conv before a residual add): y = g*y in
+ * place, keep = y before gating when not NULL. */
+void at_gate_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        float *p = y + nc * HW;
+        float *k = keep ? keep + nc * HW : NULL;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        for (long i = 0; i < HW; i++) {
+            if (k) k[i] = p[i];
+            p[i] = g * p[i];
+        }
+    }
+}
+
+/* dz = g*dy (may alias dy); dgate = sum dy*z, z the ungated output. */
+void at_gate_backward(const float *dy, const float *z, int N, int C, long HW, const float *gates, int gate_stride,
+                      float *dz, float *dgate, int dgate_stride) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *d = dy + nc * HW, *zp = z + nc * HW;
+        float *out = dz + nc * HW;
+        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
+        double sum = 0;
+        for (long i = 0; i < HW; i++) {
+            sum += (double)d[i] * zp[i];
+            out[i] = g * d[i];
+        }
+        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+    }
+}
+
 void at_scale_channels(float *x, int N, int C, long HW, const float *s) {
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++)

@@ -4,11 +4,11 @@
 #ifndef ATTRIB_CPU_OPS_H
 #define ATTRIB_CPU_OPS_H
 
-/* k x k window, stride s, no padding, floor mode; ties go to the first
- * maximum in raster order (as PyTorch). */
-void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, float *y);
+/* k x k window, stride s, padding p (padded cells never win: -inf), floor
+ * mode; ties go to the first maximum in raster order (as PyTorch). */
+void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y);
 void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k,
-                           int s, float *dx);
+                           int s, int p, float *dx);
 
 /* PyTorch bins: start = floor(i*H/OH), end = ceil((i+1)*H/OH); overlapping
  * bins when OH > H. */
@@ -49,6 +49,11 @@ void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long 
 /* rule 0 gradient, 1 guided backprop, 2 deconvnet (at_relu_rule) */
 void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int C, long HW, const float *gates,
                            int gate_stride, float *dz, float *dgate, int dgate_stride);
+/* A gate where no ReLU follows the conv: y = g*y in place, keep = y before;
+ * backward dz = g*dy (may alias dy), dgate[n][c] = sum dy*z (z ungated). */
+void at_gate_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep);
+void at_gate_backward(const float *dy, const float *z, int N, int C, long HW, const float *gates, int gate_stride,
+                      float *dz, float *dgate, int dgate_stride);
 /* x[n][c][.] *= s[n*C + c] */
 void at_scale_channels(float *x, int N, int C, long HW, const float *s);
 

@@ -6,28 +6,34 @@
 
 #include "cpu/ops.h"
 
-void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, float *y) {
-    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+/* The window of output (oy, ox) clipped to the map: padded cells never win. */
+static inline int window_argmax(const float *xp, int H, int W, int k, int s, int p, int oy, int ox) {
+    const int y0 = oy * s - p > 0 ? oy * s - p : 0, x0 = ox * s - p > 0 ? ox * s - p : 0;
+    const int y1 = oy * s - p + k < H ? oy * s - p + k : H, x1 = ox * s - p + k < W ? ox * s - p + k : W;
+    int arg = y0 * W + x0;
+    float best = xp[arg];
+    for (int yy = y0; yy < y1; yy++)
+        for (int xx = x0; xx < x1; xx++) {
+            const int idx = yy * W + xx;
+            if (xp[idx] > best || isnan(xp[idx])) best = xp[idx], arg = idx;
+        }
+    return arg;
+}
+
+void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
+    int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
         float *yp = y + nc * OH * OW;
         for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                float best = xp[(oy * s) * W + ox * s];
-                for (int dy = 0; dy < k; dy++)
-                    for (int dx = 0; dx < k; dx++) {
-                        float v = xp[(oy * s + dy) * W + ox * s + dx];
-                        if (v > best || isnan(v)) best = v;
-                    }
-                yp[oy * OW + ox] = best;
-            }
+            for (int ox = 0; ox < OW; ox++) yp[oy * OW + ox] = xp[window_argmax(xp, H, W, k, s, p, oy, ox)];
     }
 }
 
 void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H, int W, int k,
-                           int s, float *dx) {
-    int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+                           int s, int p, float *dx) {
+    int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
@@ -35,16 +41,7 @@ void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H,
         float *dxp = dx + nc * H * W;
         memset(dxp, 0, sizeof(float) * H * W);
         for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                int arg = (oy * s) * W + ox * s;
-                float best = xp[arg];
-                for (int ky = 0; ky < k; ky++)
-                    for (int kx = 0; kx < k; kx++) {
-                        int idx = (oy * s + ky) * W + ox * s + kx;
-                        if (xp[idx] > best || isnan(xp[idx])) best = xp[idx], arg = idx;
-                    }
-                dxp[arg] += dyp[oy * OW + ox];
-            }
+            for (int ox = 0; ox < OW; ox++) dxp[window_argmax(xp, H, W, k, s, p, oy, ox)] += dyp[oy * OW + ox];
     }
 }
 

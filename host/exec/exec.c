@@ -10,7 +10,10 @@
  * ReLU share their input's storage; a conv followed (through identity BN) by
  * its ReLU runs as one op whose epilogue applies bias, ReLU and the gates
  * (docs/methods.md, gated network), unless a capture or a patch wants the
- * output in between. A kept gated ReLU also keeps relu(z) before the gate. */
+ * output in between. A kept gated ReLU also keeps relu(z) before the gate.
+ * A conv with no ReLU after it (ResNet's last conv of a block, and its
+ * downsample) has its gates at its BN node, applied in the conv's epilogue
+ * before the residual add (docs/models.md#resnet). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,12 +149,21 @@ static int capture(exec_state *s, const at_forward_args *a, int layer, const flo
     return AT_OK;
 }
 
-/* The ReLU conv layer i can fuse (across identity BN), or -1 when a capture
- * or a patch wants an output in between, or the pass ends before it. */
+static int is_gated_bn(const at_layer *l) { return l->kind == AT_L_BATCHNORM && l->gate_offset >= 0; }
+
+/* The ReLU conv layer i can fuse (across identity BN), or its gated BN where
+ * no ReLU follows; -1 when a capture or a patch wants an output in between,
+ * or the pass ends before it. */
 static int fusable_relu(const exec_state *s, const at_forward_args *a, int i, int last) {
     const at_model *m = s->m;
     int j = i + 1;
-    while (j < last && m->layers[j].kind == AT_L_BATCHNORM && m->layers[j].input == j - 1) j++;
+    while (j < last && m->layers[j].kind == AT_L_BATCHNORM && !is_gated_bn(&m->layers[j]) && m->layers[j].input == j - 1)
+        j++;
+    if (j < last && is_gated_bn(&m->layers[j]) && m->layers[j].input == j - 1) {
+        for (int k = i; k < j; k++)
+            if (s->g.consumers[k] != 1 || wants_capture(a, k) || (a->patch_mode && a->patch_layer == k)) return -1;
+        return j;
+    }
     if (j >= last || m->layers[j].kind != AT_L_RELU || m->layers[j].input != j - 1) return -1;
     for (int k = i; k < j; k++) /* the chain conv .. ReLU has no other reader and nobody wants it */
         if (s->g.consumers[k] != 1 || wants_capture(a, k) || (a->patch_mode && a->patch_layer == k)) return -1;
@@ -172,7 +184,7 @@ static int run_conv(exec_state *s, int i, const float *x, float *y, int n, int r
     if (i == 0 && fm->mask) c.rows = fm->rows, c.row_index = fm->index, c.mask = fm->mask, c.ms = fm->ms;
     if (relu_layer >= 0) {
         const at_layer *r = &s->m->layers[relu_layer];
-        c.relu = 1;
+        c.relu = r->kind == AT_L_RELU;
         c.gates = gates && r->gate_offset >= 0 ? gates + r->gate_offset : NULL;
         c.gate_stride = gate_stride;
         c.keep = keep;
@@ -193,14 +205,18 @@ static int run_layer(exec_state *s, int i, const float *x, const float *x2, floa
         return o->gated_relu_forward(s->ctx, y, n, l->out_c, (long)l->out_h * l->out_w,
                                      l->gate_offset >= 0 && gates ? gates + l->gate_offset : NULL, gate_stride,
                                      keep_relu);
-    case AT_L_MAXPOOL: return o->maxpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, y);
+    case AT_L_MAXPOOL: return o->maxpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad, y);
     case AT_L_ADAPTIVE_AVGPOOL:
         return o->adaptive_avgpool_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
     case AT_L_LINEAR: return o->linear_forward(s->ctx, s->lin[i], x, n, y);
     case AT_L_AVGPOOL:
         return o->avgpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad, y);
     case AT_L_SOFTMAX: return o->softmax_forward(s->ctx, x, n, at_layer_out_size(l), y);
-    case AT_L_BATCHNORM:
+    case AT_L_BATCHNORM: /* folded; a gate where no ReLU follows */
+        if (l->gate_offset < 0 || (!gates && !keep_relu)) return AT_OK;
+        if (y != x && o->copy(s->ctx, y, x, sizeof(float) * at_layer_out_size(l) * n)) return AT_ERR;
+        return o->gate_forward(s->ctx, y, n, l->out_c, (long)l->out_h * l->out_w, gates ? gates + l->gate_offset : NULL,
+                               gate_stride, keep_relu);
     case AT_L_DROPOUT:
     case AT_L_FLATTEN: return AT_OK;
     }
@@ -458,6 +474,13 @@ int at_backward(at_backend *be, const at_backward_args *a) {
             break;
         }
         case AT_L_BATCHNORM:
+            if (l->gate_offset >= 0) { /* a gate before a residual add: dz = g*dy, dgate = sum dy*z */
+                const int gated = s->kept_gates != NULL;
+                rc = o->gate_backward(s->ctx, g, gated ? s->aux[i] : s->out[i], n, l->out_c, (long)l->out_h * l->out_w,
+                                      gated ? s->kept_gates + l->gate_offset : NULL, s->kept_gate_stride, g,
+                                      a->grad_gates ? p->grad_gates + l->gate_offset : NULL, m->n_gates);
+            }
+            break;
         case AT_L_DROPOUT:
         case AT_L_FLATTEN: break;
         default: /* an op writes the input's gradient into a new buffer */
@@ -475,7 +498,8 @@ int at_backward(at_backend *be, const at_backward_args *a) {
             } else switch (l->kind) {
             case AT_L_CONV: rc = o->conv2d_backward_data(s->ctx, s->conv[i], g, n, GBUF(t)); break;
             case AT_L_MAXPOOL:
-                rc = o->maxpool2d_backward(s->ctx, x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, GBUF(t));
+                rc = o->maxpool2d_backward(s->ctx, x, g, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad,
+                                           GBUF(t));
                 break;
             case AT_L_ADAPTIVE_AVGPOOL:
                 rc = o->adaptive_avgpool_backward(s->ctx, g, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, GBUF(t));

@@ -33,7 +33,8 @@ typedef struct {
 } at_inputs_call;
 
 /* One convolution of a prepared layer, with its epilogue: z = conv(x) + b,
- * and with relu: keep = relu(z) (when keep is not NULL), y = gate * relu(z). */
+ * and with relu: keep = relu(z) (when keep is not NULL), y = gate * relu(z);
+ * without relu (a conv before a residual add): keep = z, y = gate * z. */
 typedef struct {
     const float *x;
     float *y;
@@ -80,8 +81,13 @@ typedef struct at_ops {
     /* dz (may alias dy) under the rule; dgate[n*dgate_stride + c] = sum dy*a when not NULL */
     int (*relu_backward)(void *ctx, at_relu_rule rule, const float *dy, const float *a, int N, int C, long HW,
                          const float *gates, int gate_stride, float *dz, float *dgate, int dgate_stride);
-    int (*maxpool2d_forward)(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, float *y);
-    int (*maxpool2d_backward)(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int s,
+    /* a gate with no ReLU after it: y = g*y in place, keep = y before (or NULL);
+     * backward dz = g*dy (may alias dy), dgate[n*dgate_stride + c] = sum dy*z */
+    int (*gate_forward)(void *ctx, float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep);
+    int (*gate_backward)(void *ctx, const float *dy, const float *z, int N, int C, long HW, const float *gates,
+                         int gate_stride, float *dz, float *dgate, int dgate_stride);
+    int (*maxpool2d_forward)(void *ctx, const float *x, int N, int C, int H, int W, int k, int s, int p, float *y);
+    int (*maxpool2d_backward)(void *ctx, const float *x, const float *dy, int N, int C, int H, int W, int k, int s, int p,
                               float *dx);
     int (*adaptive_avgpool_forward)(void *ctx, const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
     int (*adaptive_avgpool_backward)(void *ctx, const float *dy, int N, int C, int H, int W, int OH, int OW,

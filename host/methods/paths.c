@@ -10,7 +10,7 @@ int at_path_scorecam(at_backend *be, const float *gates, const int *classes, con
                      at_explain_result *r) {
     const at_model *m = be->model;
     at_explain_options ex = {.method = AT_METHOD_SCORECAM, .variant = AT_VARIANT_AUTHORS,
-                             .layer = m->gate_layer[m->n_convs - 1], .classes = classes, .gates = gates};
+                             .layer = m->cam_layer, .classes = classes, .gates = gates};
     return at_explain(be, &ex, inputs, n, r);
 }
 

@@ -1,6 +1,8 @@
 /* VGG family as data (docs/methods.md#models-and-preprocessing): topology from the arch name, widths and class
- * count from tensor shapes, BN folded into the conv at build time. */
+ * count from tensor shapes, BN folded into the conv at build time. The
+ * builder's helpers (host/model/build.h) serve ResNet too (host/model/resnet.c). */
 #include "model/model.h"
+#include "model/build.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,8 +10,6 @@
 #include <string.h>
 
 #include "core/error.h"
-
-#define BN_EPS 1e-5f /* torchvision BatchNorm2d default */
 
 int at_vgg_topology(const char *arch, int convs_per_block[5], int *batch_norm) {
     static const struct {
@@ -34,8 +34,8 @@ int at_vgg_topology(const char *arch, int convs_per_block[5], int *batch_norm) {
             memcpy(convs_per_block, table[i].blocks, sizeof table[i].blocks);
             return AT_OK;
         }
-    return at_fail(NULL, "unknown arch '%s' (expected vgg11, vgg13, vgg16, vgg19, optionally with _bn)",
-                   arch);
+    return at_fail(NULL, "unknown arch '%s' (expected vgg11, vgg13, vgg16, vgg19, optionally with _bn, "
+                   "or resnet18, resnet34, resnet50, resnet101, resnet152)", arch);
 }
 
 int64_t at_layer_out_size(const at_layer *l) { return (int64_t)l->out_c * l->out_h * l->out_w; }
@@ -55,7 +55,7 @@ static void shape_str(char *buf, size_t cap, const int64_t *shape, int ndim) {
 }
 
 /* Fetches key and checks its shape (-1 = any extent); reports what it found. */
-static float *get_param(const char *subject, at_param_getter get, void *ctx, const char *key,
+float *at_mb_get_param(const char *subject, at_param_getter get, void *ctx, const char *key,
                         int want_ndim, const int64_t *want, int64_t shape[8]) {
     int ndim = 0;
     float *p = get(ctx, key, shape, &ndim);
@@ -76,7 +76,7 @@ static float *get_param(const char *subject, at_param_getter get, void *ctx, con
     return p;
 }
 
-static at_layer *add_layer(at_model *m, int cap, at_layer_kind kind, const char *name) {
+at_layer *at_mb_add_layer(at_model *m, int cap, at_layer_kind kind, const char *name) {
     if (m->n_layers >= cap) return NULL;
     at_layer *l = &m->layers[m->n_layers++];
     memset(l, 0, sizeof *l);
@@ -89,23 +89,21 @@ static at_layer *add_layer(at_model *m, int cap, at_layer_kind kind, const char 
     return l;
 }
 
-static void set_io(at_layer *l, int c, int h, int w) {
+void at_mb_set_io(at_layer *l, int c, int h, int w) {
     l->in_c = l->out_c = c;
     l->in_h = l->out_h = h;
     l->in_w = l->out_w = w;
 }
 
-/* Folds eval-mode BN (gamma, beta, mean, var) into the preceding conv. */
-static int fold_batchnorm(const char *subject, at_param_getter get, void *ctx, int module,
-                          at_layer *conv) {
+int at_mb_fold_batchnorm(const char *subject, at_param_getter get, void *ctx, const char *prefix, at_layer *conv) {
     const char *parts[4] = {"weight", "bias", "running_mean", "running_var"};
     float *v[4] = {0};
     int64_t want[1] = {conv->out_c}, shape[8];
     int rc = AT_OK;
     for (int i = 0; i < 4 && rc == AT_OK; i++) {
         char key[64];
-        snprintf(key, sizeof key, "features.%d.%s", module, parts[i]);
-        v[i] = get_param(subject, get, ctx, key, 1, want, shape);
+        snprintf(key, sizeof key, "%s.%s", prefix, parts[i]);
+        v[i] = at_mb_get_param(subject, get, ctx, key, 1, want, shape);
         if (!v[i]) rc = AT_ERR;
     }
     if (rc == AT_OK) {
@@ -138,17 +136,17 @@ static int build_features(const char *subject, at_model *m, int cap, const int b
         for (int j = 0; j < blocks[b]; j++) {
             int64_t shape[8], want_w[4] = {-1, *c, 3, 3}, want_b[1];
             snprintf(name, sizeof name, "features.%d", module);
-            at_layer *conv = add_layer(m, cap, AT_L_CONV, name);
+            at_layer *conv = at_mb_add_layer(m, cap, AT_L_CONV, name);
             char key[64];
             snprintf(key, sizeof key, "features.%d.weight", module);
-            conv->weight = get_param(subject, get, ctx, key, 4, want_w, shape);
+            conv->weight = at_mb_get_param(subject, get, ctx, key, 4, want_w, shape);
             if (!conv->weight) return AT_ERR;
             int out_c = (int)shape[0];
             if (out_c <= 0 || out_c > 65536)
                 return at_fail(subject, "tensor '%s' has %d output channels", key, out_c);
             want_b[0] = out_c;
             snprintf(key, sizeof key, "features.%d.bias", module);
-            conv->bias = get_param(subject, get, ctx, key, 1, want_b, shape);
+            conv->bias = at_mb_get_param(subject, get, ctx, key, 1, want_b, shape);
             if (!conv->bias) return AT_ERR;
             conv->in_c = *c, conv->in_h = *h, conv->in_w = *w;
             conv->out_c = out_c, conv->out_h = *h, conv->out_w = *w;
@@ -159,14 +157,14 @@ static int build_features(const char *subject, at_model *m, int cap, const int b
             *c = out_c;
             module++;
             if (bn) {
-                if (fold_batchnorm(subject, get, ctx, module, conv)) return AT_ERR;
                 snprintf(name, sizeof name, "features.%d", module);
-                set_io(add_layer(m, cap, AT_L_BATCHNORM, name), *c, *h, *w);
+                if (at_mb_fold_batchnorm(subject, get, ctx, name, conv)) return AT_ERR;
+                at_mb_set_io(at_mb_add_layer(m, cap, AT_L_BATCHNORM, name), *c, *h, *w);
                 module++;
             }
             snprintf(name, sizeof name, "features.%d", module);
-            at_layer *relu = add_layer(m, cap, AT_L_RELU, name);
-            set_io(relu, *c, *h, *w);
+            at_layer *relu = at_mb_add_layer(m, cap, AT_L_RELU, name);
+            at_mb_set_io(relu, *c, *h, *w);
             relu->conv_index = m->n_convs;
             relu->gate_offset = m->n_gates;
             m->gate_layer[m->n_convs] = m->n_layers - 1;
@@ -175,7 +173,7 @@ static int build_features(const char *subject, at_model *m, int cap, const int b
             module++;
         }
         snprintf(name, sizeof name, "features.%d", module);
-        at_layer *pool = add_layer(m, cap, AT_L_MAXPOOL, name);
+        at_layer *pool = at_mb_add_layer(m, cap, AT_L_MAXPOOL, name);
         pool->in_c = pool->out_c = *c;
         pool->in_h = *h, pool->in_w = *w;
         pool->kernel = 2, pool->stride = 2, pool->pad = 0;
@@ -197,15 +195,15 @@ static int build_classifier(const char *subject, at_model *m, int cap, at_param_
         char name[32], key[64];
         int64_t shape[8], want_w[2] = {-1, in}, want_b[1];
         snprintf(name, sizeof name, "classifier.%d", module);
-        at_layer *fc = add_layer(m, cap, AT_L_LINEAR, name);
+        at_layer *fc = at_mb_add_layer(m, cap, AT_L_LINEAR, name);
         snprintf(key, sizeof key, "classifier.%d.weight", module);
-        fc->weight = get_param(subject, get, ctx, key, 2, want_w, shape);
+        fc->weight = at_mb_get_param(subject, get, ctx, key, 2, want_w, shape);
         if (!fc->weight) return AT_ERR;
         int out = (int)shape[0];
         if (out <= 0) return at_fail(subject, "tensor '%s' has %d outputs", key, out);
         want_b[0] = out;
         snprintf(key, sizeof key, "classifier.%d.bias", module);
-        fc->bias = get_param(subject, get, ctx, key, 1, want_b, shape);
+        fc->bias = at_mb_get_param(subject, get, ctx, key, 1, want_b, shape);
         if (!fc->bias) return AT_ERR;
         fc->in_c = in, fc->in_h = fc->in_w = 1;
         fc->out_c = out, fc->out_h = fc->out_w = 1;
@@ -214,9 +212,9 @@ static int build_classifier(const char *subject, at_model *m, int cap, at_param_
         in = out;
         if (i < 2) {
             snprintf(name, sizeof name, "classifier.%d", module + 1);
-            set_io(add_layer(m, cap, AT_L_RELU, name), in, 1, 1);
+            at_mb_set_io(at_mb_add_layer(m, cap, AT_L_RELU, name), in, 1, 1);
             snprintf(name, sizeof name, "classifier.%d", module + 2);
-            set_io(add_layer(m, cap, AT_L_DROPOUT, name), in, 1, 1);
+            at_mb_set_io(at_mb_add_layer(m, cap, AT_L_DROPOUT, name), in, 1, 1);
         }
     }
     m->n_classes = in;
@@ -226,7 +224,8 @@ static int build_classifier(const char *subject, at_model *m, int cap, at_param_
 int at_model_build(const char *subject, const char *arch, int avgpool, int in_h, int in_w,
                    at_param_getter get, void *ctx, at_model **out) {
     *out = NULL;
-    int blocks[5], bn;
+    int blocks[5], bn, rblocks[4];
+    if (at_resnet_topology(arch, rblocks, &bn) == AT_OK) return at_resnet_build(subject, arch, in_h, in_w, get, ctx, out);
     if (at_vgg_topology(arch, blocks, &bn)) return at_fail_prefix(subject);
     if (avgpool < 1 || avgpool > 64) return at_fail(subject, "avgpool %d out of range 1..64", avgpool);
     if (in_h < 32 || in_w < 32 || in_h > 8192 || in_w > 8192)
@@ -263,10 +262,11 @@ int at_model_build(const char *subject, const char *arch, int avgpool, int in_h,
     m->in_c = (int)shape[1];
     int c = m->in_c, h = in_h, w = in_w;
     if (build_features(subject, m, cap, blocks, bn, get, ctx, &c, &h, &w)) goto fail;
-    at_layer *ap = add_layer(m, cap, AT_L_ADAPTIVE_AVGPOOL, "avgpool");
+    at_layer *ap = at_mb_add_layer(m, cap, AT_L_ADAPTIVE_AVGPOOL, "avgpool");
     ap->in_c = ap->out_c = c, ap->in_h = h, ap->in_w = w;
     ap->out_h = ap->out_w = avgpool;
     if (build_classifier(subject, m, cap, get, ctx, c * avgpool * avgpool)) goto fail;
+    m->cam_layer = m->gate_layer[m->n_convs - 1];
     *out = m;
     return AT_OK;
 fail:
@@ -288,7 +288,7 @@ void at_model_free(at_model *m) {
 
 int at_model_find_layer(const at_model *m, const char *spec) {
     if (!spec || !spec[0]) return at_fail("layer", "empty layer name");
-    if (strcmp(spec, "last-conv") == 0) return m->gate_layer[m->n_convs - 1];
+    if (strcmp(spec, "last-conv") == 0) return m->cam_layer;
     char *end;
     long k = strtol(spec, &end, 10);
     if (end != spec && *end == 0) {
@@ -299,6 +299,14 @@ int at_model_find_layer(const at_model *m, const char *spec) {
     }
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].name, spec) == 0) return i;
-    return at_fail("layer", "no layer '%s' in %s (use a conv ordinal 0..%d or features.N)", spec,
-                   m->arch, m->n_convs - 1);
+    /* a container ("layer4"): its last child's output, as a PyTorch hook on it sees */
+    size_t len = strlen(spec);
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        const char *nm = m->layers[i].name;
+        if (strncmp(nm, spec, len) == 0 && nm[len] == '.' && nm[len + 1] &&
+            strspn(nm + len + 1, "0123456789") == strlen(nm + len + 1))
+            return i;
+    }
+    return at_fail("layer", "no layer '%s' in %s (use a conv ordinal 0..%d or a module name%s)", spec, m->arch,
+                   m->n_convs - 1, strncmp(m->arch, "resnet", 6) ? " features.N" : " such as layer4 or layer4.1.conv2");
 }

@@ -12,7 +12,8 @@
 
 typedef enum {
     AT_L_CONV,              /* 2-D convolution + bias (BN folded in at load) */
-    AT_L_BATCHNORM,         /* identity after folding; kept so module names match */
+    AT_L_BATCHNORM,         /* identity after folding; kept so module names match; holds the conv's
+                             * gates where no ReLU follows (ResNet, before the add) */
     AT_L_RELU,              /* after a conv this is where the conv's gates apply */
     AT_L_MAXPOOL,
     AT_L_ADAPTIVE_AVGPOOL,
@@ -32,8 +33,8 @@ typedef struct {
     int in_c, in_h, in_w;    /* per-image input shape (linear: in_c features, 1x1) */
     int out_c, out_h, out_w; /* per-image output shape */
     int kernel, stride, pad; /* conv, max-pool */
-    int conv_index;          /* conv and its gated ReLU: ordinal among convs; else -1 */
-    int gate_offset;         /* gated ReLU: first gate of its channels in the gate vector; else -1 */
+    int conv_index;          /* conv and its gated node: ordinal among convs; else -1 */
+    int gate_offset;         /* gated node (ReLU, or BN before an add): its first gate in the gate vector; else -1 */
     float *weight;           /* conv [out_c][in_c][k][k]; linear [out_c][in_c]; owned */
     float *bias;             /* [out_c]; owned */
 } at_layer;
@@ -54,7 +55,9 @@ typedef struct at_model {
     at_layer *layers;
     int n_convs;
     int n_gates;             /* sum of conv output channels (4224 for VGG16) */
-    int *gate_layer;         /* [n_convs] index of each conv's gated ReLU layer */
+    int *gate_layer;         /* [n_convs] the node holding each conv's gates: its ReLU, or (ResNet, no
+                              * ReLU after the conv) its BN before the residual add */
+    int cam_layer;           /* the CAM default ("last-conv"): VGG's last conv ReLU, ResNet's layer4 */
     at_preprocess pre;       /* from metadata */
     at_label *labels;        /* [n_classes] */
     int64_t n_params;
@@ -66,9 +69,11 @@ typedef struct at_model {
 int at_model_load(const char *path, at_model **out);
 void at_model_free(at_model *m);
 
-/* Resolves a layer spec: a conv ordinal "0".."n_convs-1" (its gated ReLU
- * output), a module name "features.N" / "avgpool" / "classifier.N", or
- * "last-conv". Returns the layer index or AT_ERR naming the spec. */
+/* Resolves a layer spec: a conv ordinal "0".."n_convs-1" (its gated node's
+ * output), a module name "features.N" / "avgpool" / "classifier.N" /
+ * "layer4.2.conv3", a container "layer4" (its last child's output), or
+ * "last-conv" (the CAM default, cam_layer). Returns the layer index or
+ * AT_ERR naming the spec. */
 int at_model_find_layer(const at_model *m, const char *spec);
 
 /* Output elements per image of layer i. */

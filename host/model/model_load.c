@@ -14,6 +14,7 @@
 
 typedef struct {
     const at_safetensors *st;
+    char *used; /* [n_tensors] fetched by the builder */
 } st_ctx;
 
 static float *st_get(void *ctx, const char *key, int64_t shape[8], int *ndim) {
@@ -23,6 +24,7 @@ static float *st_get(void *ctx, const char *key, int64_t shape[8], int *ndim) {
         at_fail(st->path, "missing tensor '%s'", key);
         return NULL;
     }
+    if (((st_ctx *)ctx)->used) ((st_ctx *)ctx)->used[t - st->tensors] = 1;
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) {
         shape[i] = t->shape[i];
@@ -200,8 +202,22 @@ int at_model_load(const char *path, at_model **out) {
     memset(&probe, 0, sizeof probe);
     if (meta_int(&st, "avgpool", 7, 1, 64, &avgpool) || load_preprocessing(&st, &probe, &input))
         goto done;
-    st_ctx ctx = {&st};
-    if (at_model_build(path, arch, avgpool, input, input, st_get, &ctx, &m)) goto done;
+    st_ctx ctx = {&st, calloc(st.n_tensors + 1, 1)};
+    if (!ctx.used) {
+        at_fail(path, "out of memory");
+        goto done;
+    }
+    rc = at_model_build(path, arch, avgpool, input, input, st_get, &ctx, &m);
+    /* ResNet: a tensor the arch has no place for (a deeper net's block) is refused too */
+    for (int i = 0; rc == AT_OK && !strncmp(arch, "resnet", 6) && i < st.n_tensors; i++) {
+        const char *key = st.tensors[i].name;
+        const size_t len = strlen(key);
+        if (!ctx.used[i] && !(len > 19 && !strcmp(key + len - 19, "num_batches_tracked")))
+            rc = at_fail(path, "tensor '%s' has no place in %s (metadata arch)", key, arch);
+    }
+    free(ctx.used);
+    if (rc) goto done;
+    rc = AT_ERR;
     m->pre = probe.pre;
     if (m->in_c != 3) {
         at_fail(path, "the first conv takes %d channels; images are RGB (3)", m->in_c);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/build.h"
 
 static uint64_t fnv1a64(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -34,6 +35,15 @@ void at_prng_fill(const char *name, uint64_t seed, float *out, long n, float sca
 void at_random_spec_standard(at_random_spec *spec, const char *arch, int in_hw, int n_classes) {
     memset(spec, 0, sizeof *spec);
     spec->arch = arch;
+    int rblocks[4], bottleneck;
+    if (at_resnet_topology(arch, rblocks, &bottleneck) == AT_OK) { /* torchvision's widths */
+        static const int resnet[5] = {64, 64, 128, 256, 512};
+        memcpy(spec->widths, resnet, sizeof resnet);
+        spec->n_classes = n_classes;
+        spec->in_h = spec->in_w = in_hw;
+        spec->avgpool = 1;
+        return;
+    }
     int blocks[5], bn, k = 0;
     static const int block_width[5] = {64, 128, 256, 512, 512};
     if (at_vgg_topology(arch, blocks, &bn) == AT_OK)
@@ -119,7 +129,76 @@ static float *rand_get(void *ctx, const char *key, int64_t shape[8], int *ndim) 
     return p;
 }
 
-int at_random_model(const at_random_spec *spec, at_model **out) {
+/* ResNet: the tensors as at_resnet_tensors lists them, drawn on request. */
+typedef struct {
+    char key[48];
+    int ndim, kind;
+    int64_t shape[4];
+} res_tensor;
+
+typedef struct {
+    const at_random_spec *spec;
+    res_tensor *t;
+    int n, cap;
+} res_ctx;
+
+static void res_collect(void *ctx, const char *key, int ndim, const int64_t *shape, int kind) {
+    res_ctx *c = ctx;
+    if (c->n == c->cap) {
+        int cap = c->cap ? 2 * c->cap : 128;
+        res_tensor *q = realloc(c->t, sizeof *q * cap);
+        if (!q) return; /* reported as a missing tensor */
+        c->t = q, c->cap = cap;
+    }
+    res_tensor *t = &c->t[c->n++];
+    snprintf(t->key, sizeof t->key, "%s", key);
+    t->ndim = ndim, t->kind = kind;
+    memcpy(t->shape, shape, sizeof(int64_t) * ndim);
+}
+
+/* Init rules shared with tools/prng.py random_resnet_state: He-uniform convs,
+ * BN near identity, the BN before each add small so the residual stream
+ * stays O(1) over deep stacks. */
+static float *res_get(void *ctx, const char *key, int64_t shape[8], int *ndim) {
+    res_ctx *c = ctx;
+    for (int i = 0; i < c->n; i++) {
+        const res_tensor *t = &c->t[i];
+        if (strcmp(t->key, key)) continue;
+        long n = 1;
+        for (int d = 0; d < t->ndim; d++) n *= (shape[d] = t->shape[d]);
+        *ndim = t->ndim;
+        float scale = 0.1f, offset = 0.0f;
+        switch (t->kind) {
+        case AT_T_CONV: scale = (float)sqrt(6.0 / (double)(t->shape[1] * t->shape[2] * t->shape[3])); break;
+        case AT_T_BN_WEIGHT: case AT_T_BN_VAR: scale = 0.5f, offset = 1.0f; break;
+        case AT_T_BN_LAST_WEIGHT: scale = 0.1f, offset = 0.3f; break;
+        case AT_T_FC_WEIGHT: scale = (float)sqrt(6.0 / (double)t->shape[1]); break;
+        default: break;
+        }
+        float *p = malloc(sizeof(float) * n);
+        if (!p) {
+            at_fail("random model", "out of memory for '%s'", key);
+            return NULL;
+        }
+        at_prng_fill(key, c->spec->seed, p, n, scale, offset);
+        return p;
+    }
+    at_fail("random model", "missing tensor '%s'", key);
+    return NULL;
+}
+
+static int random_resnet(const at_random_spec *spec, at_model **out) {
+    res_ctx c = {spec, NULL, 0, 0};
+    const int planes[4] = {spec->widths[1], spec->widths[2], spec->widths[3], spec->widths[4]};
+    for (int i = 0; i < 5; i++)
+        if (spec->widths[i] < 1) return at_fail("random model", "%s width %d is not set", spec->arch, i);
+    int rc = at_resnet_tensors(spec->arch, spec->widths[0], planes, spec->n_classes, res_collect, &c);
+    if (rc == AT_OK) rc = at_model_build("random model", spec->arch, 1, spec->in_h, spec->in_w, res_get, &c, out);
+    free(c.t);
+    return rc;
+}
+
+static int random_vgg(const at_random_spec *spec, at_model **out) {
     rand_ctx c;
     memset(&c, 0, sizeof c);
     c.spec = spec;
@@ -140,8 +219,14 @@ int at_random_model(const at_random_spec *spec, at_model **out) {
         h /= 2, w /= 2;
     }
     c.flat = ch * spec->avgpool * spec->avgpool;
-    int rc = at_model_build("random model", spec->arch, spec->avgpool, spec->in_h, spec->in_w, rand_get,
-                            &c, out);
+    return at_model_build("random model", spec->arch, spec->avgpool, spec->in_h, spec->in_w, rand_get, &c, out);
+}
+
+int at_random_model(const at_random_spec *spec, at_model **out) {
+    int blocks[4], bottleneck;
+    *out = NULL;
+    int rc = at_resnet_topology(spec->arch, blocks, &bottleneck) == AT_OK ? random_resnet(spec, out)
+                                                                            : random_vgg(spec, out);
     if (rc) return rc;
     at_model *m = *out;
     /* ImageNet-style preprocessing so masking in [0,1] space has a meaning */

@@ -1,4 +1,4 @@
-/* Deterministic random VGG models for tests and benchmarks: every tensor is
+/* Deterministic random VGG and ResNet models for tests and benchmarks: every tensor is
  * drawn from SplitMix64 seeded by its name (tools/prng.py is the identical
  * Python twin), so goldens never need committed weights. */
 #ifndef ATTRIB_RANDOM_MODEL_H
@@ -9,8 +9,9 @@
 #include "model/model.h"
 
 typedef struct {
-    const char *arch;     /* vgg11/13/16/19 with optional _bn */
-    int widths[16];       /* output channels of each conv, network order */
+    const char *arch;     /* vgg11/13/16/19 with optional _bn, or resnet18/34/50/101/152 */
+    int widths[16];       /* VGG: output channels of each conv, network order; ResNet: the stem's
+                           * width, then each stage's planes (torchvision: 64, 64, 128, 256, 512) */
     int hidden[2];        /* classifier hidden sizes */
     int n_classes;
     int in_h, in_w;

@@ -1,0 +1,141 @@
+"""A torchvision-layout ResNet with channel gates, built from a state dict:
+the PyTorch oracle for the engine's ResNets (docs/models.md#resnet). Blocks
+are torchvision's own BasicBlock / Bottleneck modules at the widths the
+tensor shapes give, so keys and module names are torchvision's; the gated
+forward multiplies each conv's channels after its ReLU where one follows and
+at its BN before the add otherwise, in module order (conv1, conv2, conv3,
+downsample.0)."""
+import torch
+import torch.nn as nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+from prng import RESNETS
+
+
+class GatedResNet(nn.Module):
+    """torchvision's ResNet modules; model(x) is the ungated forward."""
+
+    def forward(self, x):
+        return forward(self, x)[0]
+
+
+def build_resnet(arch, state):
+    blocks, bottleneck = RESNETS[arch]
+    block_cls = Bottleneck if bottleneck else BasicBlock
+    model = GatedResNet()
+    stem = state["conv1.weight"].shape[0]
+    model.conv1 = nn.Conv2d(state["conv1.weight"].shape[1], stem, 7, 2, 3, bias=False)
+    model.bn1 = nn.BatchNorm2d(stem)
+    model.relu = nn.ReLU(inplace=False)
+    model.maxpool = nn.MaxPool2d(3, 2, 1)
+    c = stem
+    for s, nb in enumerate(blocks):
+        layer = []
+        for j in range(nb):
+            p = f"layer{s + 1}.{j}"
+            planes = state[f"{p}.conv1.weight"].shape[0]
+            stride = 2 if s > 0 and j == 0 else 1
+            down = None
+            if f"{p}.downsample.0.weight" in state:
+                oc = state[f"{p}.downsample.0.weight"].shape[0]
+                down = nn.Sequential(nn.Conv2d(c, oc, 1, stride, bias=False), nn.BatchNorm2d(oc))
+            blk = block_cls(c, planes, stride, down)
+            blk.relu = nn.ReLU(inplace=False)
+            layer.append(blk)
+            c = planes * block_cls.expansion
+        setattr(model, f"layer{s + 1}", nn.Sequential(*layer))
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    model.fc = nn.Linear(c, state["fc.weight"].shape[0])
+    sd = {k: torch.as_tensor(v) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
+    model.eval()
+    return model
+
+
+def gate_layout(model):
+    """[(conv module name, gate offset, channels)] in module order, and the total."""
+    out, off = [], 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            out.append((name, off, m.out_channels))
+            off += m.out_channels
+    return out, off
+
+
+def forward(model, x, gates=None, capture=()):
+    """Gated forward (gates [n, n_gates] or None); returns logits and a dict
+    name -> output for the engine's node names in capture ("conv1", "relu",
+    "maxpool", "layer4.2.bn3", "layer4.2.add", "layer4.2", "layer4",
+    "avgpool", "fc")."""
+    offs = {name: (off, c) for name, off, c in gate_layout(model)[0]}
+    n = x.shape[0]
+    caps = {}
+
+    def keep(name, t):
+        if name in capture:
+            if t.requires_grad:
+                t.retain_grad()
+            caps[name] = t
+        return t
+
+    def gate(conv, t):
+        if gates is None:
+            return t
+        off, c = offs[conv]
+        return t * gates[:, off:off + c].reshape(n, c, 1, 1)
+
+    x = keep("conv1", model.conv1(x))
+    x = keep("bn1", model.bn1(x))
+    x = keep("relu", gate("conv1", model.relu(x)))
+    x = keep("maxpool", model.maxpool(x))
+    for s in range(1, 5):
+        layer = getattr(model, f"layer{s}")
+        for j, blk in enumerate(layer):
+            p = f"layer{s}.{j}"
+            bottleneck = isinstance(blk, Bottleneck)
+            nconv = 3 if bottleneck else 2
+            relus = ["relu", "relu_1"]
+            y = x
+            for q in range(1, nconv + 1):
+                y = keep(f"{p}.conv{q}", getattr(blk, f"conv{q}")(y))
+                y = getattr(blk, f"bn{q}")(y)
+                if q < nconv:
+                    y = keep(f"{p}.bn{q}", y)
+                    y = keep(f"{p}.{relus[q - 1]}", gate(f"{p}.conv{q}", torch.relu(y)))
+                else:
+                    y = keep(f"{p}.bn{q}", gate(f"{p}.conv{q}", y))
+            idt = x
+            if blk.downsample is not None:
+                idt = keep(f"{p}.downsample.0", blk.downsample[0](x))
+                idt = keep(f"{p}.downsample.1", gate(f"{p}.downsample.0", blk.downsample[1](idt)))
+            y = keep(f"{p}.add", y + idt)
+            x = keep(p, torch.relu(y))
+        if f"layer{s}" in capture:
+            caps[f"layer{s}"] = caps.get(f"layer{s}.{len(layer) - 1}", x)
+    x = keep("avgpool", model.avgpool(x))
+    x = keep("fc", model.fc(torch.flatten(x, 1)))
+    return x, caps
+
+
+def self_check():
+    """Ungated forward equals torchvision's own resnet forward on the same weights."""
+    import torchvision
+    import prng
+    for arch in ("resnet18", "resnet50"):
+        sd = prng.random_resnet_state(arch, prng.RESNET_WIDTHS, 10, 1)
+        ours = build_resnet(arch, sd)
+        ref = getattr(torchvision.models, arch)(num_classes=10)
+        ref.load_state_dict({k: torch.as_tensor(v) for k, v in sd.items()}, strict=False)
+        ref.eval()
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            a, _ = forward(ours, x)
+            b = ref(x)
+        print(arch, float((a - b).abs().max()), float(b.abs().max()))
+
+
+if __name__ == "__main__":
+    self_check()
