@@ -73,7 +73,7 @@ static void check_path_maps(const char *dir, const char *name, at_backend *be, c
     int C = m->layers[layer].out_c;
     float *w = malloc(sizeof(float) * C * n);
     for (int b = 0; b < n; b++) r[b].weights = w + (long)C * b;
-    REQUIRE(layer == m->gate_layer[m->n_convs - 1]);
+    REQUIRE(layer == m->cam_layer); /* path Score-CAM runs at the CAM default layer */
     REQUIRE(at_path_scorecam(be, gates, cls, x, n, r) == AT_OK);
     char what[128];
     snprintf(what, sizeof what, "%s path Score-CAM", name);

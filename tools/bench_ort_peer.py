@@ -1,16 +1,18 @@
 #!/usr/bin/python3
-"""Side-by-side CPU forward timing: attrib vs onnxruntime on the same machine
-in one run, interleaved (attrib, onnxruntime, attrib, ...), medians of the
-repeats. VGG16 at 224 with random weights (the same shapes and generator as
-`attrib bench --nets vgg16`), exported from PyTorch to ONNX once.
+"""Side-by-side CPU forward timing: attrib vs onnxruntime (and, with --torch,
+PyTorch) on the same machine in one run, interleaved (attrib, onnxruntime,
+PyTorch, attrib, ...), medians of the repeats. VGG16 or ResNet-50 at 224 with
+random weights (the same shapes and generator as `attrib bench --nets
+vgg16|resnet50`), exported from PyTorch to ONNX once.
 
   /usr/bin/python3 -m pip install --no-deps --target .peers onnxruntime
-  /usr/bin/python3 tools/bench_ort_peer.py [--threads N] [--batch 1,8] [--repeats 3] [--min-time S]
-      [--attrib ./attrib] [--attrib-args "--conv direct"]
+  /usr/bin/python3 tools/bench_ort_peer.py [--net vgg16|resnet50] [--torch] [--threads N] [--batch 1,8]
+      [--repeats 3] [--min-time S] [--attrib ./attrib] [--attrib-args "--conv direct"]
 
-Prints a markdown table of ms/image (onnxruntime / attrib > 1: attrib is
-faster). onnxruntime runs with intra-op threads = --threads, one inter-op
-thread, all graph optimisations, sequential execution.
+Prints a markdown table of ms/image (peer / attrib > 1: attrib is faster).
+onnxruntime runs with intra-op threads = --threads, one inter-op thread, all
+graph optimisations, sequential execution; PyTorch with
+torch.set_num_threads(--threads), no_grad, eval mode.
 """
 import argparse
 import json
@@ -30,10 +32,18 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 import prng  # noqa: E402
+import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
 
 
-def export_vgg16(path):
+def build_net(net):
+    """The random network as a torch module whose forward gives the logits."""
+    if net == "resnet50":
+        import torchvision
+        model = torchvision.models.resnet50(weights=None)  # torchvision's own module graph
+        state = prng.random_resnet_state("resnet50", prng.RESNET_WIDTHS, 1000, 1)
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=False)
+        return model.eval()
     state = prng.random_vgg_state("vgg16", prng.standard_widths("vgg16"), [4096, 4096], 1000, 7, 1)
     vgg = vgg_torch.build_vgg("vgg16", state, 7).eval()
 
@@ -45,9 +55,26 @@ def export_vgg16(path):
         def forward(self, x):
             return vgg_torch.forward(self.vgg, x)[0]
 
+    return Logits().eval()
+
+
+def export_onnx(model, path):
     x = torch.zeros(1, 3, 224, 224)
-    torch.onnx.export(Logits().eval(), x, path, input_names=["x"], output_names=["logits"],
+    torch.onnx.export(model, x, path, input_names=["x"], output_names=["logits"],
                       dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=13)
+
+
+def time_torch(model, batch, min_time):
+    x = torch.from_numpy(prng.fill("input", 1, (batch, 3, 224, 224), 2.0))
+    with torch.no_grad():
+        model(x)  # warm-up
+        iters, t0 = 0, time.perf_counter()
+        while True:
+            model(x)
+            iters += 1
+            t = time.perf_counter() - t0
+            if t >= min_time:
+                return 1e3 * t / iters / batch
 
 
 def ort_session(path, threads):
@@ -71,8 +98,8 @@ def time_ort(sess, batch, min_time):
             return 1e3 * t / iters / batch
 
 
-def time_attrib(binary, extra, batch, threads, min_time):
-    cmd = [binary, "bench", "--backend", "cpu", "--json", "--passes", "forward", "--nets", "vgg16",
+def time_attrib(binary, extra, net, batch, threads, min_time):
+    cmd = [binary, "bench", "--backend", "cpu", "--json", "--passes", "forward", "--nets", net,
            "--batch", str(batch), "--min-time", str(min_time), "--threads", str(threads)] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -81,6 +108,8 @@ def time_attrib(binary, extra, batch, threads, min_time):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--net", choices=["vgg16", "resnet50"], default="vgg16")
+    ap.add_argument("--torch", action="store_true", help="also time PyTorch, interleaved")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--repeats", type=int, default=3)
@@ -90,28 +119,40 @@ def main():
     args = ap.parse_args()
     extra = shlex.split(args.attrib_args)
     batches = [int(b) for b in args.batch.split(",")]
+    torch.set_num_threads(args.threads)
+    label = {"vgg16": "VGG16", "resnet50": "ResNet-50"}[args.net]
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "vgg16.onnx")
-        export_vgg16(path)
+        path = os.path.join(tmp, args.net + ".onnx")
+        model = build_net(args.net)
+        export_onnx(model, path)
         sess = ort_session(path, args.threads)
         ours = {b: [] for b in batches}
         theirs = {b: [] for b in batches}
+        pt = {b: [] for b in batches}
         peak = gmac = 0
         for _ in range(args.repeats):
             for b in batches:
-                ms, peak, gmac = time_attrib(args.attrib, extra, b, args.threads, args.min_time)
+                ms, peak, gmac = time_attrib(args.attrib, extra, args.net, b, args.threads, args.min_time)
                 ours[b].append(ms)
                 theirs[b].append(time_ort(sess, b, args.min_time))
-    print(f"onnxruntime {ort.__version__}, {args.threads} threads; attrib {' '.join(extra) or '(defaults)'}; "
-          f"medians of {args.repeats} interleaved repeats; measured CPU peak {peak:.1f} GFLOP/s")
-    print("| net | batch | attrib ms/image | attrib GFLOP/s (% of peak) | onnxruntime ms/image "
-          "| onnxruntime GFLOP/s (% of peak) | onnxruntime / attrib |")
-    print("|---|---|---|---|---|---|---|")
+                if args.torch:
+                    pt[b].append(time_torch(model, b, args.min_time))
+    print(f"onnxruntime {ort.__version__}{', torch ' + torch.__version__ if args.torch else ''}, {args.threads} "
+          f"threads; attrib {' '.join(extra) or '(defaults)'}; medians of {args.repeats} interleaved repeats; "
+          f"measured CPU peak {peak:.1f} GFLOP/s")
+    head = ("| net | batch | attrib ms/image | attrib GFLOP/s (% of peak) | onnxruntime ms/image "
+            "| onnxruntime GFLOP/s (% of peak) | onnxruntime / attrib |")
+    print(head + (" PyTorch ms/image | PyTorch / attrib |" if args.torch else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if args.torch else ""))
     for b in batches:
         a, o = statistics.median(ours[b]), statistics.median(theirs[b])
         ga, go = 2 * gmac / a * 1e3, 2 * gmac / o * 1e3
-        print(f"| VGG16 | {b} | {a:.1f} | {ga:.1f} ({100 * ga / peak if peak else 0:.0f} %) | {o:.1f} | {go:.1f} "
-              f"({100 * go / peak if peak else 0:.0f} %) | {o / a:.2f} |")
+        row = (f"| {label} | {b} | {a:.1f} | {ga:.1f} ({100 * ga / peak if peak else 0:.0f} %) | {o:.1f} | {go:.1f} "
+               f"({100 * go / peak if peak else 0:.0f} %) | {o / a:.2f} |")
+        if args.torch:
+            p = statistics.median(pt[b])
+            row += f" {p:.1f} | {p / a:.2f} |"
+        print(row)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 # On the GPU machine it runs every CUDA test, compute-sanitizer memcheck and
 # racecheck on the op tests (recorded, not failed, where the machine refuses
 # them), attrib's CUDA benchmarks (forward, gated, gate-backward at batch
-# 1/8/32, FP32 and TF32, peak memory), PyTorch/cuDNN side by side on VGG16 at
+# 1/8/32, FP32 and TF32, peak memory; VGG16 and ResNet-50), PyTorch/cuDNN side by side on VGG16 at
 # batch 32 with TF32 off and on, Score-CAM and Score-CDRP per image on VGG16
 # (random weights, 224), and CPU-vs-CUDA agreement of Score-CDRP maps and
 # gates on the shipped model. Each step has a time budget (the whole run fits
@@ -31,8 +31,9 @@ STEPS=(
   "cuda_tests|70|every CUDA test (build-gpu/run_tests '^cuda_' and the CLI's CUDA tests)"
   "memcheck|40|compute-sanitizer --tool memcheck on the CUDA op tests"
   "racecheck|35|compute-sanitizer --tool racecheck on the CUDA op tests"
-  "bench_fp32|25|attrib bench --backend cuda: VGG16 forward, gated, backward at batch 1,8,32, FP32"
-  "bench_tf32|25|the same at TF32"
+  "bench_fp32|20|attrib bench --backend cuda: VGG16 forward, gated, backward at batch 1,8,32, FP32"
+  "bench_tf32|20|the same at TF32"
+  "resnet50|10|the same on ResNet-50 (random, 224), FP32 and TF32, shorter measurements"
   "peer|35|PyTorch/cuDNN vs attrib, VGG16 batch 32, TF32 off and on (tools/bench_cpu_peer.py)"
   "methods|30|Score-CAM and Score-CDRP s/image on VGG16 at 224, random weights"
   "agreement|30|Score-CDRP on 2 shipped samples, CPU vs CUDA maps and gates (tools/compare_paths.py)"
@@ -69,6 +70,9 @@ run_step() {
     racecheck) sanitize racecheck ;;
     bench_fp32) ./attrib bench --backend cuda --nets vgg16 --batch 1,8,32 --min-time 0.3 --precision fp32 ;;
     bench_tf32) ./attrib bench --backend cuda --nets vgg16 --batch 1,8,32 --min-time 0.3 --precision tf32 ;;
+    resnet50)
+      ./attrib bench --backend cuda --nets resnet50 --batch 1,8,32 --min-time 0.15 --precision fp32 &&
+        ./attrib bench --backend cuda --nets resnet50 --batch 1,8,32 --min-time 0.15 --precision tf32 ;;
     peer)
       "$PY" tools/bench_cpu_peer.py --device cuda --precision fp32 --nets vgg16 --batch 32 --min-time 1 &&
         "$PY" tools/bench_cpu_peer.py --device cuda --precision tf32 --nets vgg16 --batch 32 --min-time 1 ;;
@@ -225,6 +229,7 @@ SUMMARY_CMD="tail -n 2" step memcheck
 SUMMARY_CMD="tail -n 2" step racecheck
 SUMMARY_CMD="grep -E 'forward|gated|backward|peak'" step bench_fp32
 SUMMARY_CMD="grep -E 'forward|gated|backward|peak'" step bench_tf32
+SUMMARY_CMD="grep -E 'forward|gated|backward'" step resnet50
 SUMMARY_CMD="grep -iE 'ratio|ms/image|vgg16'" step peer
 SUMMARY_CMD="grep -E 's/image'" step methods
 SUMMARY_CMD="tail -n 3" step agreement

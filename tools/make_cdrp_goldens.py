@@ -45,6 +45,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
 import ref_cdrp  # noqa: E402
+import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
 
 GATES_ATOL = 1e-4   # float32 vs float64 gates after T steps (the brief's bar for a well-conditioned case)
@@ -72,6 +73,9 @@ NETS = {
     # ten channels in conv 0: floor(rate * 10) is an integer for rates 0.3/0.7/0.9, where the
     # rounding of a float32 rate matters (floor(0.7f * 10) = 6 but floor(0.7 * 10) = 7)
     "vgg11_ten": ("vgg11", [10, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1, "features.19"),
+    # ResNets: widths = stem, each stage's planes; gates also before the adds; layer4 the CAM layer
+    "resnet18_tiny": ("resnet18", [4, 4, 6, 8, 8], None, 6, 48, 48, 1, "layer4"),
+    "resnet50_tiny": ("resnet50", [4, 2, 3, 4, 4], None, 5, 48, 40, 1, "layer4"),
 }
 RATES = (0.3, 0.5, 0.7, 0.9)  # docs/methods.md#pathway-gradient defaults
 
@@ -115,6 +119,12 @@ CASES = [
     case("cdrp_zhu_full", "vgg11_tiny", 1, 20241, "zhu2024", False, "CDRP, zhu2024 preset in full (T 100)"),
     case("score_hard_full", "vgg11_tiny", 1, 7, "zhu2024", True,
          "Score-CDRP, zhu2024 preset in full (T 100), hard target", target="hard"),
+    case("resnet18_score", "resnet18_tiny", 2, 20241, "zhu2024", True,
+         "Score-CDRP on a ResNet-18 layout: CIC masks from the gated tensors (after the ReLU, or the BN "
+         "before the add), path maps at layer4", prune=("global",), rates=RATES, iterations=10, target="hard",
+         lr=0.05),
+    case("resnet50_cdrp", "resnet50_tiny", 2, 20241, "zhu2024", False,
+         "CDRP on Bottlenecks (downsample gates in module order)", rates=RATES, iterations=10),
     case("vgg16_score", "vgg16_mini", 1, 20241, "zhu2024", True,
          "Score-CDRP on the VGG16 mini widths at 64x64 (avgpool 2, 4x4 last block)",
          prune=("global",), rates=RATES, iterations=10, target="hard", lr=0.05),
@@ -123,6 +133,8 @@ CASES = [
 
 def build(net, seed):
     arch, widths, hidden, nc, h, w, avgpool, layer = NETS[net]
+    if arch.startswith("resnet"):
+        return resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, seed))
     state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, seed)
     return vgg_torch.build_vgg(arch, state, avgpool)
 
@@ -225,7 +237,7 @@ def run_case(out_dir, c):
     arch, widths, hidden, nc, h, w, avgpool, layer = NETS[net]
     o = ref_cdrp.preset(preset_name, scored, **over)
     model = build(net, seed)
-    layout, n_gates = vgg_torch.gate_layout(model)
+    layout, n_gates = ref_cdrp.gate_nodes(model)
     xs = torch.from_numpy(prng.fill("input", seed, (n, 3, h, w), 2.0))
     per, arrays, errs = [], {}, []
     for b in range(n):

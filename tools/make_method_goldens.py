@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
 import ref_methods as ref  # noqa: E402
+import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
 
 SEED = 20241
@@ -37,6 +38,9 @@ MODELS = {
     "vgg11_48x40": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2),
     "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
     "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
+    # ResNets (widths = stem, then each stage's planes; hidden and avgpool unused)
+    "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
+    "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
 }
 # name, model, method, variant, layer (None: input-gradient methods), class (None = predicted)
 CASES = [
@@ -97,6 +101,19 @@ CASES = [
     ("contrastive_vgg11_32", "vgg11_32", "contrastive", "authors", None, None),
     ("saliency_mini16", "vgg16_mini", "saliency", "authors", None, None),
     ("contrastive_mini16_class3", "vgg16_mini", "contrastive", "authors", None, 3),
+    # ResNet: layer4 (the CAM default), an earlier block, both block kinds
+    ("scorecam_authors_resnet18", "resnet18_64", "scorecam", "authors", "layer4", None),
+    ("scorecam_pgc_resnet18_layer3", "resnet18_64", "scorecam", "pgc", "layer3.1", None),
+    ("scorecam_authors_resnet50", "resnet50_64", "scorecam", "authors", "layer4", None),
+    ("gradcam_resnet18", "resnet18_64", "gradcam", "authors", "layer4", None),
+    ("gradcam_resnet50_layer3", "resnet50_64", "gradcam", "authors", "layer3", None),
+    ("gradcampp_resnet18", "resnet18_64", "gradcam++", "authors", "layer4", None),
+    ("gradcampp_resnet50", "resnet50_64", "gradcam++", "authors", "layer4", 2),
+    ("saliency_resnet18", "resnet18_64", "saliency", "authors", None, None),
+    ("contrastive_resnet50", "resnet50_64", "contrastive", "authors", None, None),
+    ("guided_backprop_resnet18", "resnet18_64", "guided-backprop", "authors", None, None),
+    ("guided_backprop_resnet50", "resnet50_64", "guided-backprop", "authors", None, 1),
+    ("deconvnet_resnet18", "resnet18_64", "deconvnet", "authors", None, None),
 ]
 
 # float32 vs float64 maps may differ by this much (max abs, maps in [0,1]) before
@@ -110,15 +127,18 @@ VEC_F32_RTOL = 1e-3
 
 def build(model_name):
     arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
-    model = vgg_torch.build_vgg(arch, state, avgpool)
+    if arch.startswith("resnet"):
+        model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED))
+    else:
+        model = vgg_torch.build_vgg(arch, prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED), avgpool)
     x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0))
     return model, x
 
 
 def compute(model_name, method, variant, layer, cls, dtype):
     model, x = build(model_name)
-    r = ref.run_method(model, x, method, variant, cls, layer or "features.0", dtype)
+    r = ref.run_method(model, x, method, variant, cls, layer or ("maxpool" if hasattr(model, "trunk") else "features.0"),
+                       dtype)
     return {k: (v.detach().double().numpy() if torch.is_tensor(v) else v) for k, v in r.items()}
 
 

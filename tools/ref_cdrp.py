@@ -4,11 +4,11 @@ gradient (docs/methods.md#gated-network to #pathway-gradient): autograd and loop
 the oracle for host/methods/cdrp.c (tools/make_cdrp_goldens.py writes the
 goldens the C tests compare against).
 
-Every function takes a model from vgg_torch.build_vgg and ONE normalised image
+Every function takes a model from vgg_torch.build_vgg or resnet_torch.build_resnet and ONE normalised image
 x [1,3,H,W] (or [3,H,W]); the model is converted to `dtype` in place
 (nn.Module.to), so float32 and float64 runs of the same weights are possible,
 and its parameters stop requiring gradients (no weight gradients are needed).
-Gates are 1-D [n_gates], conv layers in network order (vgg_torch.gate_layout).
+Gates are 1-D [n_gates], conv layers in network order (gate_nodes below).
 
 CLI: `--random` runs one random VGG (tools/prng.py) end to end and prints the
 numbers at_cdrp reports (an `--image` mode for real weights is not written yet):
@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
 
 MASK_BATCH = 32  # masked inputs per forward in the CIC passes (batching does not change a result)
@@ -63,8 +64,22 @@ def _image(model, x, dtype):
     return x if x.dim() == 4 else x[None]
 
 
+def _net(model):
+    return resnet_torch if isinstance(model, resnet_torch.GatedResNet) else vgg_torch
+
+
+def gate_nodes(model):
+    """([(node whose output the gates multiply, offset, channels)], n_gates): on VGG the
+    conv's ReLU features.N, on ResNet its ReLU or its BN before the add."""
+    if isinstance(model, resnet_torch.GatedResNet):
+        nodes = resnet_torch.gate_nodes(model)
+        return nodes, sum(c for _, _, c in nodes)
+    layout, n = vgg_torch.gate_layout(model)
+    return [(f"features.{i}", off, c) for i, off, c in layout], n
+
+
 def _ones_gates(model, x):
-    return torch.ones(vgg_torch.gate_layout(model)[1], dtype=x.dtype, device=x.device)
+    return torch.ones(gate_nodes(model)[1], dtype=x.dtype, device=x.device)
 
 
 def masked_probs(model, x, masks, cls, gates=None):
@@ -74,7 +89,7 @@ def masked_probs(model, x, masks, cls, gates=None):
     for i in range(0, masks.shape[0], MASK_BATCH):
         m = masks[i:i + MASK_BATCH]
         g = None if gates is None else gates.reshape(1, -1).expand(m.shape[0], -1)
-        logits, _ = vgg_torch.forward(model, x * m[:, None], g)
+        logits, _ = _net(model).forward(model, x * m[:, None], g)
         out.append(torch.softmax(logits, dim=1)[:, cls])
     return torch.cat(out) if out else masks.new_zeros(0)
 
@@ -90,13 +105,13 @@ def cic_scores(model, x, cls, dtype=torch.float64):
     computed once per image (docs/methods.md#score-cdrp)."""
     x = _image(model, x, dtype)
     H, W = x.shape[-2:]
-    layout, n_gates = vgg_torch.gate_layout(model)
-    names = tuple(f"features.{i}" for i, _, _ in layout)
+    layout, n_gates = gate_nodes(model)
+    names = tuple(name for name, _, _ in layout)
     alpha = torch.zeros(n_gates, dtype=dtype, device=x.device)
     flat_all = torch.zeros(n_gates, dtype=torch.bool, device=x.device)
     zero_score = None
     with torch.no_grad():
-        _, caps = vgg_torch.forward(model, x, None, names)
+        _, caps = _net(model).forward(model, x, None, names)
         for (i, off, C), name in zip(layout, names):
             a = caps[name][0]                                   # [C,h,w] ReLU output
             flat = flat_channels(a)
@@ -172,7 +187,7 @@ def l1_weights(model, x, cls, o, alpha=None):
 def objective(model, x, lam, w, target, o):
     """Eq. 4: CE(target, softmax f(x; Λ)) + γ Σ w|λ| (or γ mean w|λ|). Returns
     (loss, logits[0])."""
-    logits, _ = vgg_torch.forward(model, x, lam[None])
+    logits, _ = _net(model).forward(model, x, lam[None])
     ce = -(target * torch.log_softmax(logits[0], dim=0)).sum()
     reg = (w * lam.abs()).sum() if o.l1 == "sum" else (w * lam.abs()).mean()
     return ce + o.gamma * reg, logits[0]
@@ -190,7 +205,7 @@ def cdrp(model, x, options, dtype=torch.float64, alpha=None):
     x = _image(model, x, dtype)
     # step 1: Λ = 1, c = argmax f(x) of the ungated network
     with torch.no_grad():
-        logits0, _ = vgg_torch.forward(model, x)
+        logits0, _ = _net(model).forward(model, x)
         p0 = torch.softmax(logits0[0], dim=0)
     cls = int(torch.argmax(logits0[0]))
     target = p0 if o.target == "soft" else F.one_hot(torch.tensor(cls), p0.numel()).to(p0)
@@ -243,7 +258,7 @@ def prune_gates(model, gates, rate, global_=False, keep_values=False):
     first), the others 1 (or keep their value)."""
     if not 0 <= rate <= 1:
         raise ValueError(f"prune rate {rate} is outside [0, 1]")
-    layout, n_gates = vgg_torch.gate_layout(model)
+    layout, n_gates = gate_nodes(model)
     g = [float(v) for v in gates]
     out = list(g) if keep_values else [1.0] * n_gates
     ranges = [(0, n_gates)] if global_ else [(off, C) for _, off, C in layout]
@@ -261,7 +276,7 @@ def pathway_grad(model, x, gates, cls, rate, global_=False, keep_values=False, d
     Returns (map [H,W], pruned gates, predicted class of the pruned network)."""
     x = _image(model, x, dtype).clone().requires_grad_(True)
     pruned = prune_gates(model, gates, rate, global_, keep_values).to(x)
-    logits, _ = vgg_torch.forward(model, x, pruned[None])
+    logits, _ = _net(model).forward(model, x, pruned[None])
     (g,) = torch.autograd.grad(logits[0, cls], x)
     return minmax(g[0].abs().amax(dim=0)).detach(), pruned, int(torch.argmax(logits[0]))
 
@@ -278,7 +293,7 @@ def path_scorecam(model, x, gates, cls, layer, dtype=torch.float64):
     H, W = x.shape[-2:]
     gates = torch.as_tensor(gates).to(x)
     with torch.no_grad():
-        logits, caps = vgg_torch.forward(model, x, gates[None], (layer,))
+        logits, caps = _net(model).forward(model, x, gates[None], (layer,))
         a = caps[layer][0]                                       # λ·ReLU(z), [C,h,w]
         flat = flat_channels(a)
         live = (~flat).nonzero().flatten()

@@ -4,9 +4,10 @@ gradient saliency; the CAM family of ref_cam_family.py): the oracle for tests/go
 and the thing tools/check_peers.py holds against the real peer libraries.
 
 Every function takes a model from vgg_torch.build_vgg (or any module with
-torchvision's features / avgpool / classifier), a normalised input [1,3,H,W],
-the class (None = argmax), a layer given as a torchvision module name
-("features.29"), a variant and a dtype. The model is converted to that dtype in
+torchvision's features / avgpool / classifier) or resnet_torch.build_resnet,
+a normalised input [1,3,H,W], the class (None = argmax), a layer given as a
+torchvision module name ("features.29"; on ResNet a block output such as
+"layer4" or "layer3.1"), a variant and a dtype. The model is converted to that dtype in
 place (nn.Module.to). Results are a dict of tensors:
   map        [H,W] final map in [0,1] (all zero when the map is flat)
   cam        [h,w] weighted channel sum at the layer's resolution, before ReLU
@@ -141,6 +142,8 @@ def layer_index(layer):
 
 def trunk(model, x, layer):
     """Output of module `layer` (input through features.0 .. features.N)."""
+    if hasattr(model, "trunk"):
+        return model.trunk(x, layer)
     n = layer_index(layer)
     if n >= len(model.features):
         raise ValueError(f"layer {layer} does not exist (features has {len(model.features)} modules)")
@@ -149,11 +152,15 @@ def trunk(model, x, layer):
 
 def head(model, a, layer):
     """Logits from the output of module `layer`."""
+    if hasattr(model, "head"):
+        return model.head(a, layer)
     a = model.features[layer_index(layer) + 1:](a)
     return model.classifier(torch.flatten(model.avgpool(a), 1))
 
 
 def logits_of(model, x):
+    if not hasattr(model, "classifier"):
+        return model(x)
     return model.classifier(torch.flatten(model.avgpool(model.features(x)), 1))
 
 
@@ -320,6 +327,37 @@ def contrastive(model, x, cls=None, dtype=torch.float64):
     return dict(map=minmax(F.relu(g).pow(2).sum(dim=0).sqrt()), cls=cls, predicted=predicted, gradients=g)
 
 
+class _RuleReLU(torch.autograd.Function):
+    """ReLU whose backward passes max(dy, 0) where the input was positive
+    (guided backprop) or everywhere (deconvnet), docs/methods.md#guided-backprop-and-deconvnet."""
+
+    @staticmethod
+    def forward(ctx, x, deconvnet):
+        ctx.save_for_backward(x)
+        ctx.deconvnet = deconvnet
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        g = g.clamp(min=0)
+        return (g if ctx.deconvnet else g * (x > 0).to(g.dtype)), None
+
+
+def rule_backprop(model, x, cls=None, dtype=torch.float64, deconvnet=False):
+    """Guided backprop / deconvnet: max over colour channels of |g| under the
+    rule, min-max; models whose ReLUs go through model.relu_fn (ResNet)."""
+    if not hasattr(model, "relu_fn"):
+        raise ValueError("rule_backprop needs a model with relu_fn (tools/resnet_torch.py)")
+    x = _prepare(model, x, dtype)
+    model.relu_fn = lambda t: _RuleReLU.apply(t, deconvnet)
+    try:
+        g, cls, predicted = input_gradient(model, x, cls)
+    finally:
+        del model.relu_fn
+    return dict(map=minmax(g.abs().amax(dim=0)), cls=cls, predicted=predicted, gradients=g)
+
+
 def run_method(model, x, method, variant="authors", cls=None, layer="features.29", dtype=torch.float64):
     """Dispatch by the CLI's method names (scorecam|gradcam|gradcam++|saliency|contrastive)."""
     if method == "scorecam":
@@ -332,6 +370,8 @@ def run_method(model, x, method, variant="authors", cls=None, layer="features.29
         return saliency(model, x, cls, dtype)
     if method == "contrastive":
         return contrastive(model, x, cls, dtype)
+    if method in ("guided-backprop", "deconvnet"):
+        return rule_backprop(model, x, cls, dtype, deconvnet=method == "deconvnet")
     import ref_cam_family
     if method in ref_cam_family.METHODS:
         return ref_cam_family.run(model, x, method, variant, cls, layer, dtype)

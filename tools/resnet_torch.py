@@ -13,10 +13,21 @@ from prng import RESNETS
 
 
 class GatedResNet(nn.Module):
-    """torchvision's ResNet modules; model(x) is the ungated forward."""
+    """torchvision's ResNet modules; model(x) is the ungated forward.
+    trunk / head split it at a block output ("layer3.1", "layer4") or
+    "maxpool" for the methods' reference (tools/ref_methods.py); relu is the
+    function every ReLU applies (guided backprop and deconvnet swap it)."""
+
+    relu_fn = staticmethod(torch.relu)
 
     def forward(self, x):
         return forward(self, x)[0]
+
+    def trunk(self, x, layer):
+        return forward(self, x, capture=(layer,), stop=layer)[1][layer]
+
+    def head(self, a, layer):
+        return forward(self, a, start=layer)[0]
 
 
 def build_resnet(arch, state):
@@ -65,14 +76,54 @@ def gate_layout(model):
     return out, off
 
 
-def forward(model, x, gates=None, capture=()):
+def _block_names(model):
+    out = ["maxpool"]
+    for s in range(1, 5):
+        layer = getattr(model, f"layer{s}")
+        out += [f"layer{s}.{j}" for j in range(len(layer))]
+    return out
+
+
+def _canonical(model, layer):
+    """"layerN" -> its last block "layerN.j"."""
+    if layer and layer.startswith("layer") and "." not in layer:
+        return f"{layer}.{len(getattr(model, layer)) - 1}"
+    return layer
+
+
+def gate_nodes(model):
+    """[(engine node holding the conv's gates, offset, channels)] in gate order:
+    the ReLU after the conv where one follows, its BN before the add otherwise."""
+    out = []
+    for name, off, c in gate_layout(model)[0]:
+        if name == "conv1":
+            node = "relu"
+        elif name.endswith("downsample.0"):
+            node = name[:-1] + "1"
+        else:
+            p, conv = name.rsplit(".", 1)
+            q = int(conv[4:])
+            last = 3 if f"{p}.conv3" in dict(model.named_modules()) else 2
+            node = f"{p}.bn{q}" if q == last else f"{p}." + ("relu" if q == 1 else "relu_1")
+        out.append((node, off, c))
+    return out
+
+
+def forward(model, x, gates=None, capture=(), start=None, stop=None):
     """Gated forward (gates [n, n_gates] or None); returns logits and a dict
     name -> output for the engine's node names in capture ("conv1", "relu",
     "maxpool", "layer4.2.bn3", "layer4.2.add", "layer4.2", "layer4",
-    "avgpool", "fc")."""
+    "avgpool", "fc"). start: x is that block output's value (or "maxpool"'s)
+    and the pass goes on from there; stop: return once that one is computed."""
     offs = {name: (off, c) for name, off, c in gate_layout(model)[0]}
     n = x.shape[0]
     caps = {}
+    relu_fn = getattr(model, "relu_fn", torch.relu)
+    start, stop = _canonical(model, start), _canonical(model, stop)
+    blocks = _block_names(model)
+    if start is not None and start not in blocks:
+        raise ValueError(f"a pass can start at a block output or maxpool, not {start!r}")
+    started = start is None
 
     def keep(name, t):
         if name in capture:
@@ -87,14 +138,22 @@ def forward(model, x, gates=None, capture=()):
         off, c = offs[conv]
         return t * gates[:, off:off + c].reshape(n, c, 1, 1)
 
-    x = keep("conv1", model.conv1(x))
-    x = keep("bn1", model.bn1(x))
-    x = keep("relu", gate("conv1", model.relu(x)))
-    x = keep("maxpool", model.maxpool(x))
+    capture = tuple(capture) + tuple(_canonical(model, c) for c in capture if c and c.startswith("layer"))
+    if started:
+        x = keep("conv1", model.conv1(x))
+        x = keep("bn1", model.bn1(x))
+        x = keep("relu", gate("conv1", relu_fn(x)))
+        x = keep("maxpool", model.maxpool(x))
+        if stop == "maxpool":
+            return None, caps
+    started = started or start == "maxpool"
     for s in range(1, 5):
         layer = getattr(model, f"layer{s}")
         for j, blk in enumerate(layer):
             p = f"layer{s}.{j}"
+            if not started:
+                started = p == start
+                continue
             bottleneck = isinstance(blk, Bottleneck)
             nconv = 3 if bottleneck else 2
             relus = ["relu", "relu_1"]
@@ -104,7 +163,7 @@ def forward(model, x, gates=None, capture=()):
                 y = getattr(blk, f"bn{q}")(y)
                 if q < nconv:
                     y = keep(f"{p}.bn{q}", y)
-                    y = keep(f"{p}.{relus[q - 1]}", gate(f"{p}.conv{q}", torch.relu(y)))
+                    y = keep(f"{p}.{relus[q - 1]}", gate(f"{p}.conv{q}", relu_fn(y)))
                 else:
                     y = keep(f"{p}.bn{q}", gate(f"{p}.conv{q}", y))
             idt = x
@@ -112,7 +171,10 @@ def forward(model, x, gates=None, capture=()):
                 idt = keep(f"{p}.downsample.0", blk.downsample[0](x))
                 idt = keep(f"{p}.downsample.1", gate(f"{p}.downsample.0", blk.downsample[1](idt)))
             y = keep(f"{p}.add", y + idt)
-            x = keep(p, torch.relu(y))
+            x = keep(p, relu_fn(y))
+            if stop == p:
+                caps.update({c: caps[p] for c in capture if _canonical(model, c) == p})
+                return None, caps
         if f"layer{s}" in capture:
             caps[f"layer{s}"] = caps.get(f"layer{s}.{len(layer) - 1}", x)
     x = keep("avgpool", model.avgpool(x))

@@ -16,7 +16,8 @@ static const char *const HELP =
     "the shipped VGG16-mini, and prints ms/image, images/s, GMAC/image, achieved\n"
     "TFLOP/s (2 FLOP per MAC) and the share of the device's peak. 'backward' is a\n"
     "forward plus a backward to the gates, its work counted as 2 forwards.\n"
-    "  --nets LIST         vgg16,mini (default both), or 'model' for --model's file\n"
+    "  --nets LIST         vgg16,mini (default both), resnet50 (random, 224x224), or\n"
+    "                      'model' for --model's file\n"
     "  --batch LIST        batch sizes (default 1,8 on CPU, 1,8,32,max on CUDA)\n"
     "  --passes LIST       forward,gated,backward (default all three)\n"
     "  --min-time S        seconds each measurement runs at least (default 1)\n"
@@ -121,7 +122,8 @@ int cmd_bench(int argc, char **argv) {
     cli_common common;
     cli_common_init(&common);
     long batches[16];
-    int n_batches = 0, passes[3] = {1, 1, 1}, json = 0, want_vgg16 = 1, want_mini = 1, want_model = 0;
+    int n_batches = 0, passes[3] = {1, 1, 1}, json = 0, want_vgg16 = 1, want_mini = 1, want_model = 0,
+        want_resnet50 = 0;
     double min_time = 1.0;
     const char *method = NULL;
     long images = 4, iterations = -1;
@@ -173,6 +175,7 @@ int cmd_bench(int argc, char **argv) {
                     if (!strcmp(tok, "vgg16")) want_vgg16 = ok = 1;
                     if (!strcmp(tok, "mini")) want_mini = ok = 1;
                     if (!strcmp(tok, "model")) want_model = ok = 1;
+                    if (!strcmp(tok, "resnet50")) want_resnet50 = ok = 1;
                 }
                 if (!ok) {
                     at_fail(a, "unknown value '%s'", tok);
@@ -190,23 +193,23 @@ int cmd_bench(int argc, char **argv) {
         n_batches = cuda ? 4 : 2;
         memcpy(batches, cuda ? dflt_gpu : dflt_cpu, sizeof(long) * n_batches);
     }
-    const char *nets[3] = {"vgg16", "mini", "model"};
-    int want[3] = {want_vgg16, want_mini, want_model};
-    for (int k = 0; k < 3; k++) {
+    const char *nets[4] = {"vgg16", "mini", "model", "resnet50"};
+    int want[4] = {want_vgg16, want_mini, want_model, want_resnet50};
+    for (int k = 0; k < 4; k++) {
         if (!want[k]) continue;
         at_model *m = NULL;
         at_backend *be = NULL;
         int rc;
-        if (k == 0) {
+        if (k == 0 || k == 3) {
             at_random_spec spec;
-            at_random_spec_standard(&spec, "vgg16", 224, 1000);
+            at_random_spec_standard(&spec, nets[k], 224, 1000);
             rc = at_random_model(&spec, &m);
         } else if (k == 1) {
             rc = at_model_load(cli_default_model(), &m);
         } else
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
-        if (rc == AT_OK && k == 0 && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
+        if (rc == AT_OK && (k == 0 || k == 3) && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
         if (be && !method && be->peak_flops <= 0) be->peak_flops = at_cpu_peak_flops();
         double peak = be ? be->peak_flops : 1;
         static int peak_shown;

@@ -120,8 +120,9 @@ static int pool_op(at_rule_call *c, int transpose, const float *x, float *y) {
     const int n = c->n;
     switch (l->kind) {
     case AT_L_MAXPOOL:
-        return transpose ? s->ops->maxpool2d_backward(s->ctx, c->input, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, y)
-                         : s->ops->maxpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, y);
+        return transpose ? s->ops->maxpool2d_backward(s->ctx, c->input, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride,
+                                                      l->pad, y)
+                         : s->ops->maxpool2d_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->kernel, l->stride, l->pad, y);
     case AT_L_ADAPTIVE_AVGPOOL:
         return transpose ? s->ops->adaptive_avgpool_backward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y)
                          : s->ops->adaptive_avgpool_forward(s->ctx, x, n, l->in_c, l->in_h, l->in_w, l->out_h, l->out_w, y);
