@@ -15,9 +15,9 @@
 #define LRP_EPS 1e-6f
 #define LRP_GAMMA_DEFAULT 0.25f
 #define LRP_ALPHA_DEFAULT 2.0f
-/* a rule pass keeps pre-activations and 7 scratch tensors per item: half the
- * plain backward's batch, and not more than this */
-#define RULE_BATCH_MAX 16
+/* a rule pass keeps pre-activations and 7 scratch tensors per item (VGG16 at
+ * 224: ~0.26 GB per item): half the plain backward's batch, at most this */
+#define RULE_BATCH_MAX 8
 
 static const char *const lrp_names[AT_LRP_RULE_COUNT] = {"epsilon-gamma-box", "epsilon-alpha2-beta1", "epsilon",
                                                          "gamma", "alpha-beta"};
