@@ -64,7 +64,9 @@ static void run_relevance_case(const char *dir, const char *name) {
     for (long i = 0; i < refn; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
     for (long i = 0; i < rn; i++) sum += raw[i];
     if (refn == rn) golden_compare(dir, "raw.npy", name, raw, rn, RAW_RTOL * scale, 0);
-    if (o.method == AT_METHOD_EB) CHECKF(fabs(sum - 1) < SUM_TOL, "%s: EB's signal sums to %.9g", name, sum);
+    /* on a ResNet an add may split the signal into parts of both signs and a zero normaliser drop one */
+    if (o.method == AT_METHOD_EB && !strncmp(m->arch, "vgg", 3))
+        CHECKF(fabs(sum - 1) < SUM_TOL, "%s: EB's signal sums to %.9g", name, sum);
     if (o.method == AT_METHOD_FAFRP)
         CHECKF(fabs(sum - r.logit) < SUM_TOL * (1 + fabs(r.logit)), "%s: sum V = %.9g, logit %.9g", name, sum, r.logit);
 out:
