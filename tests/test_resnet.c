@@ -221,3 +221,37 @@ TEST(resnet_gates_before_the_add_and_gradients_through_both_branches_match_the_b
     at_backend_destroy(be);
     at_model_free(m);
 }
+
+/* A capture of the conv before a gated BN runs the two apart (the gate as
+ * its own op, the conv's raw output kept for the capture): the same logits
+ * as the fused epilogue, and the capture is the ungated conv output. */
+TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
+    at_random_spec spec = {.arch = "resnet50", .widths = {6, 3, 4, 4, 5}, .n_classes = 4, .in_h = 40, .in_w = 36,
+                           .seed = 12};
+    at_model *m = NULL;
+    REQUIRE(at_random_model(&spec, &m) == AT_OK);
+    at_backend *be = NULL;
+    at_backend_options opt = {.name = "cpu"};
+    REQUIRE(at_backend_create(m, &opt, &be) == AT_OK);
+    const int n = 2, conv = at_model_find_layer(m, "layer2.0.conv3"), bn = conv + 1;
+    REQUIRE(conv >= 0 && m->layers[bn].gate_offset >= 0);
+    const long cn = at_layer_out_size(&m->layers[conv]) * n;
+    float *x = test_random("x", 13, 3L * 40 * 36 * n, 1, 0), *g = test_random("g", 13, (long)m->n_gates * n, 0.5f, 1);
+    float fused[8], apart[8], *cap = malloc(sizeof(float) * cn), *capb = malloc(sizeof(float) * cn);
+    at_forward_args a = {.n = n, .input = x, .gates = g, .gates_per_item = 1, .logits = fused};
+    REQUIRE(at_forward(be, &a) == AT_OK);
+    int caps[2] = {conv, bn};
+    float *outs[2] = {cap, capb};
+    at_forward_args b = a;
+    b.logits = apart, b.n_capture = 2, b.capture_layer = caps, b.capture_out = outs;
+    REQUIRE(at_forward(be, &b) == AT_OK);
+    for (int i = 0; i < n * m->n_classes; i++) CHECKF(fused[i] == apart[i], "logit %d: %g vs %g", i, fused[i], apart[i]);
+    const int off = m->layers[bn].gate_offset, C = m->layers[bn].out_c;
+    const long hw = cn / n / C;
+    int bad = 0;
+    for (long i = 0; i < cn; i++) bad += capb[i] != g[(i / (C * hw)) * m->n_gates + off + (i / hw) % C] * cap[i];
+    CHECKF(!bad, "%d gated BN outputs are not gate * conv output", bad);
+    free(x), free(g), free(cap), free(capb);
+    at_backend_destroy(be);
+    at_model_free(m);
+}
