@@ -255,3 +255,18 @@ TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
     at_backend_destroy(be);
     at_model_free(m);
 }
+
+TEST(info_layers_prints_a_resnets_nodes_adds_gate_offsets_and_the_cam_layer) {
+    char path[1200], cmd[2600];
+    static char out[1 << 16];
+    snprintf(path, sizeof path, "%s/r50_info.safetensors", test_tmpdir());
+    REQUIRE(write_resnet(path, "resnet50", "resnet50") == AT_OK);
+    snprintf(cmd, sizeof cmd, "cd %s && ./attrib info --model %s --layers 2>&1", test_root(), path);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, "resnet50, 53 convs"), "%s", out);
+    CHECK(strstr(out, "conv7x7/2 pad 3") && strstr(out, "maxpool3x3/2 pad 1"));
+    CHECK(strstr(out, "= layer1.0.bn3 + layer1.0.downsample.1") && strstr(out, "<- maxpool"));
+    CHECK(strstr(out, "layer4.2.bn3") && strstr(out, "(CAM default)"));
+    /* stem 4, conv1 2, conv2 2 gates before layer1.0.bn3 (8 wide), then its downsample */
+    CHECKF(strstr(out, "conv 3, gates 8..15") && strstr(out, "conv 4, gates 16..23"), "%s", out);
+}
