@@ -11,7 +11,6 @@
 #define EXIT_BAD_INPUT 1 /* docs/usage.md: bad input */
 #define EXIT_USAGE 2     /* docs/usage.md: bad usage */
 
-/* Prints "attrib: <last error>" on stderr. */
 /* Prints "attrib: <last error>", a library subject replaced by its flag. */
 void cli_error(void);
 const char *cli_error_message(const char *msg, char *buf, size_t cap);
@@ -40,6 +39,28 @@ void cli_class_fields(at_jsonw *w, const at_model *m, int cls);
 /* fp32 | tf32 | fp16 for option opt. */
 int cli_parse_precision(const char *opt, const char *v, at_precision *out);
 int cli_parse_size(const char *opt, const char *s, size_t *out); /* "8G", "512M", bytes */
+
+/* Option tables: each command lists its options once; cli_options_parse
+ * reads argv[*i] (and its value) into the args struct at `off`. */
+typedef enum {
+    CLI_FLAG,   /* int = 1 */
+    CLI_STR,    /* const char * = the value */
+    CLI_INT,    /* int in [lo, hi] */
+    CLI_DOUBLE, /* double in [lo, hi] */
+    CLI_CHOICE, /* int = the value's index in choices "a|b|c" */
+    CLI_CALL,   /* fn(args, option, value) */
+} cli_option_type;
+typedef struct {
+    const char *name;
+    cli_option_type type;
+    size_t off;
+    double lo, hi;
+    const char *choices;
+    int (*fn)(void *args, const char *opt, const char *value);
+} cli_option;
+/* 1 when argv[*i] is in table (its value consumed), 0 when not, AT_ERR on a
+ * missing or bad value (naming the option). */
+int cli_options_parse(const cli_option *table, void *args, int argc, char **argv, int *i);
 
 /* Common options: --model, --backend, --precision, --mem-limit, --threads.
  * Returns 1 when argv[*i] was one of them (consuming its value), 0 when not,

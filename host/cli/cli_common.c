@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,44 +158,108 @@ void cli_common_init(cli_common *c) {
     c->be.precision = AT_PRECISION_FP32;
 }
 
+static int choice_index(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    int k = 0;
+    for (const char *c = choices; *c; k++) {
+        size_t len = strcspn(c, "|");
+        if (len == n && !strncmp(c, v, n)) return k;
+        c += len + (c[len] == '|');
+    }
+    return -1;
+}
+
+/* "'x' is not a, b or c" */
+static int choice_fail(const char *opt, const char *choices, const char *v) {
+    char list[256];
+    size_t o = 0;
+    int n = 1;
+    for (const char *c = choices; *c; c++) n += *c == '|';
+    int k = 0;
+    for (const char *c = choices; *c && o + 8 < sizeof list; k++) {
+        size_t len = strcspn(c, "|");
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%.*s", k == 0 ? "" : k == n - 1 ? " or " : ", ",
+                              (int)len, c);
+        c += len + (c[len] == '|');
+    }
+    return at_fail(opt, "'%s' is not %s", v, list);
+}
+
+int cli_options_parse(const cli_option *t, void *args, int argc, char **argv, int *i) {
+    const char *o = argv[*i];
+    for (; t->name; t++) {
+        if (strcmp(o, t->name)) continue;
+        char *field = (char *)args + t->off;
+        if (t->type == CLI_FLAG) {
+            *(int *)field = 1;
+            return 1;
+        }
+        if (*i + 1 >= argc) return at_fail(o, "needs a value");
+        const char *v = argv[++*i];
+        long n = 0;
+        int k;
+        switch (t->type) {
+        case CLI_STR: *(const char **)field = v; break;
+        case CLI_INT:
+            if (cli_parse_int(o, v, (long)t->lo, (long)t->hi, &n)) return AT_ERR;
+            *(int *)field = (int)n;
+            break;
+        case CLI_DOUBLE:
+            if (cli_parse_double(o, v, t->lo, t->hi, (double *)field)) return AT_ERR;
+            break;
+        case CLI_CHOICE:
+            if ((k = choice_index(t->choices, v)) < 0) return choice_fail(o, t->choices, v);
+            *(int *)field = k;
+            break;
+        case CLI_CALL:
+            if (t->fn(args, o, v)) return AT_ERR;
+            break;
+        default: break;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static int set_backend(void *args, const char *opt, const char *v) {
+    cli_common *c = args;
+    if (choice_index("cpu|cuda|auto", v) < 0) return choice_fail(opt, "cpu|cuda|auto", v);
+    c->be.name = v;
+    return AT_OK;
+}
+static int set_precision(void *args, const char *opt, const char *v) {
+    return cli_parse_precision(opt, v, &((cli_common *)args)->be.precision);
+}
+static int set_mem_limit(void *args, const char *opt, const char *v) {
+    return cli_parse_size(opt, v, &((cli_common *)args)->be.mem_limit);
+}
+static int set_conv(void *args, const char *opt, const char *v) {
+    static const at_conv_algo algo[] = {AT_CONV_DIRECT, AT_CONV_WINOGRAD, AT_CONV_AUTO};
+    int k = choice_index("direct|winograd|auto", v);
+    if (k < 0) return choice_fail(opt, "direct|winograd|auto", v);
+    ((cli_common *)args)->be.conv = algo[k];
+    return AT_OK;
+}
+
+#define COMMON(f) offsetof(cli_common, f)
+static const cli_option common_options[] = {
+    {.name = "--model", .type = CLI_STR, .off = COMMON(model)},
+    {.name = "--backend", .type = CLI_CALL, .fn = set_backend},
+    {.name = "--precision", .type = CLI_CALL, .fn = set_precision},
+    {.name = "--mem-limit", .type = CLI_CALL, .fn = set_mem_limit},
+    {.name = "--threads", .type = CLI_INT, .off = COMMON(be.threads), .lo = 1, .hi = 1024},
+    {.name = "--conv", .type = CLI_CALL, .fn = set_conv},
+    {.name = NULL},
+};
+
 int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
-    const char *a = argv[*i];
     /* --quiet belongs to the command (progress lines); noted here, not
      * consumed, so that every command's notices follow it too. */
-    if (!strcmp(a, "--quiet")) c->quiet = 1;
-    static const char *const with_value[] = {"--model", "--backend", "--precision", "--mem-limit", "--threads", "--conv"};
-    int known = -1;
-    for (int k = 0; k < 6; k++)
-        if (!strcmp(a, with_value[k])) known = k;
-    if (known < 0) return 0;
-    if (*i + 1 >= argc) return at_fail(a, "needs a value");
-    const char *v = argv[++*i];
-    long n = 0;
-    switch (known) {
-    case 0: c->model = v; break;
-    case 1:
-        if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto"))
-            return at_fail("--backend", "'%s' is not cpu, cuda or auto", v);
-        c->be.name = v;
-        break;
-    case 2:
-        if (cli_parse_precision("--precision", v, &c->be.precision)) return AT_ERR;
-        break;
-    case 3: return cli_parse_size("--mem-limit", v, &c->be.mem_limit) ? AT_ERR : 1;
-    case 4:
-        if (cli_parse_int("--threads", v, 1, 1024, &n)) return AT_ERR;
-        c->be.threads = (int)n;
-        break;
-    case 5:
-        if (!strcmp(v, "auto")) c->be.conv = AT_CONV_AUTO;
-        else if (!strcmp(v, "direct")) c->be.conv = AT_CONV_DIRECT;
-        else if (!strcmp(v, "winograd")) c->be.conv = AT_CONV_WINOGRAD;
-        else return at_fail("--conv", "'%s' is not direct, winograd or auto", v);
-        break;
-    }
-    if (c->be.conv == AT_CONV_WINOGRAD && c->be.precision != AT_PRECISION_FP32)
+    if (!strcmp(argv[*i], "--quiet")) c->quiet = 1;
+    int r = cli_options_parse(common_options, c, argc, argv, i);
+    if (r == 1 && c->be.conv == AT_CONV_WINOGRAD && c->be.precision != AT_PRECISION_FP32)
         return at_fail("--conv", "winograd runs at --precision fp32 only (tf32/fp16 emulate the GPU's direct conv)");
-    return 1;
+    return r;
 }
 
 int cli_open(const cli_common *c, at_model **m, at_backend **be) {

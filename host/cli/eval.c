@@ -3,6 +3,7 @@
  * writes DIR/eval.<metric>.jsonl per image and prints a summary table. */
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "io/annotations.h"
@@ -44,58 +45,47 @@ static const char *const HELP =
     "                      would repeat values already there stops)\n"
     "  --quiet             no progress line\n";
 
+static int set_metric(void *args, const char *opt, const char *v) { return eval_metric_parse(v, &((eval_args *)args)->metric); }
+
+static int set_proportions(void *args, const char *opt, const char *v) {
+    eval_args *a = args;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    a->n_props = 0;
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        if (a->n_props >= EVAL_MAX_PROPS) return at_fail(opt, "at most %d proportions", EVAL_MAX_PROPS);
+        if (cli_parse_double(opt, t, 0.01, 100, &a->props[a->n_props++])) return AT_ERR;
+    }
+    return AT_OK;
+}
+
+#define ARG(f) offsetof(eval_args, f)
+static const cli_option options[] = {
+    {.name = "--json", .type = CLI_FLAG, .off = ARG(json)},
+    {.name = "--resume", .type = CLI_FLAG, .off = ARG(resume)},
+    {.name = "--overwrite", .type = CLI_FLAG, .off = ARG(overwrite)},
+    {.name = "--quiet", .type = CLI_FLAG, .off = ARG(quiet)},
+    {.name = "--metric", .type = CLI_CALL, .fn = set_metric},
+    {.name = "--maps", .type = CLI_STR, .off = ARG(maps)},
+    {.name = "--method", .type = CLI_STR, .off = ARG(method)},
+    {.name = "--annotations", .type = CLI_STR, .off = ARG(annotations)},
+    {.name = "--scorer", .type = CLI_CHOICE, .off = ARG(scorer_path), .choices = "original|path"},
+    {.name = "--score", .type = CLI_CHOICE, .off = ARG(logit), .choices = "prob|logit"},
+    {.name = "--mask-mode", .type = CLI_CHOICE, .off = ARG(topp), .choices = "mult|top-p"},
+    {.name = "--mask-space", .type = CLI_CHOICE, .off = ARG(space_normalized), .choices = "unit|normalized"},
+    {.name = "--ad", .type = CLI_CHOICE, .off = ARG(ad_absolute), .choices = "relative|absolute"},
+    {.name = "--proportions", .type = CLI_CALL, .fn = set_proportions},
+    {.name = "--tolerance", .type = CLI_DOUBLE, .off = ARG(tolerance), .lo = 0, .hi = 1000},
+    {.name = "--steps", .type = CLI_INT, .off = ARG(steps), .lo = 2, .hi = 10000},
+    {.name = NULL},
+};
+
 static int parse(eval_args *a, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         int r = cli_common_parse(&a->common, argc, argv, &i);
+        if (!r) r = cli_options_parse(options, a, argc, argv, &i);
         if (r == AT_ERR) return AT_ERR;
-        if (r) continue;
-        const char *o = argv[i];
-        if (!strcmp(o, "--json")) a->json = 1;
-        else if (!strcmp(o, "--resume")) a->resume = 1;
-        else if (!strcmp(o, "--overwrite")) a->overwrite = 1;
-        else if (!strcmp(o, "--quiet")) a->quiet = 1;
-        else {
-            if (i + 1 >= argc) return at_fail(o, o[0] == '-' ? "needs a value" : "unexpected argument");
-            const char *v = argv[++i];
-            if (!strcmp(o, "--metric")) {
-                if (eval_metric_parse(v, &a->metric)) return AT_ERR;
-            } else if (!strcmp(o, "--maps")) a->maps = v;
-            else if (!strcmp(o, "--method")) a->method = v;
-            else if (!strcmp(o, "--annotations")) a->annotations = v;
-            else if (!strcmp(o, "--scorer")) {
-                if (strcmp(v, "original") && strcmp(v, "path")) return at_fail(o, "'%s' is not original or path", v);
-                a->scorer_path = !strcmp(v, "path");
-            } else if (!strcmp(o, "--score")) {
-                if (strcmp(v, "prob") && strcmp(v, "logit")) return at_fail(o, "'%s' is not prob or logit", v);
-                a->logit = !strcmp(v, "logit");
-            } else if (!strcmp(o, "--mask-mode")) {
-                if (strcmp(v, "mult") && strcmp(v, "top-p")) return at_fail(o, "'%s' is not mult or top-p", v);
-                a->topp = !strcmp(v, "top-p");
-            } else if (!strcmp(o, "--mask-space")) {
-                if (strcmp(v, "unit") && strcmp(v, "normalized")) return at_fail(o, "'%s' is not unit or normalized", v);
-                a->space_normalized = !strcmp(v, "normalized");
-            } else if (!strcmp(o, "--ad")) {
-                if (strcmp(v, "absolute") && strcmp(v, "relative")) return at_fail(o, "'%s' is not relative or absolute", v);
-                a->ad_absolute = !strcmp(v, "absolute");
-            } else if (!strcmp(o, "--proportions")) {
-                char buf[512];
-                snprintf(buf, sizeof buf, "%s", v);
-                a->n_props = 0;
-                for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                    double d;
-                    if (a->n_props >= EVAL_MAX_PROPS) return at_fail(o, "at most %d proportions", EVAL_MAX_PROPS);
-                    if (cli_parse_double(o, t, 0.01, 100, &d)) return AT_ERR;
-                    a->props[a->n_props++] = d;
-                }
-            } else if (!strcmp(o, "--tolerance")) {
-                if (cli_parse_double(o, v, 0, 1000, &a->tolerance)) return AT_ERR;
-            } else if (!strcmp(o, "--steps")) {
-                long n;
-                if (cli_parse_int(o, v, 2, 10000, &n)) return AT_ERR;
-                a->steps = (int)n;
-            } else
-                return at_fail(o, "unknown option (see attrib eval --help)");
-        }
+        if (!r) return at_fail(argv[i], argv[i][0] == '-' ? "unknown option (see attrib eval --help)" : "unexpected argument");
     }
     if (a->metric == EVAL_NONE) return at_fail("--metric", "is required (see attrib eval --help)");
     if (!a->maps) return at_fail("--maps", "is required (explain's output folder)");

@@ -1,5 +1,6 @@
 /* ./attrib explain: attribution maps for many images, resumable (docs/usage.md#explain). */
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -69,80 +70,83 @@ typedef struct {
     int layer_given;
     long cls; /* -1 predicted, -2 ground truth */
     int resume, overwrite, strict, no_overlay, quiet;
+    int method_set;
     cli_paths paths;
 } explain_args;
 
+static int set_method(void *args, const char *opt, const char *v) {
+    explain_args *a = args;
+    if (path_method_parse(v, &a->pm)) a->is_path = 1;
+    else if (at_method_parse(v, &a->ex.method))
+        return at_fail(opt, "'%s' is not one of %s, cdrp, score-cdrp, path-scorecam, pathway-grad", v,
+                       at_method_names());
+    a->method_set = 1;
+    return AT_OK;
+}
+static int set_variant(void *args, const char *opt, const char *v) {
+    return at_variant_parse(v, &((explain_args *)args)->ex.variant);
+}
+static int set_class(void *args, const char *opt, const char *v) {
+    explain_args *a = args;
+    if (!strcmp(v, "truth")) a->cls = -2;
+    else if (strcmp(v, "predicted") && cli_parse_int(opt, v, 0, 1 << 30, &a->cls)) return AT_ERR;
+    return AT_OK;
+}
+static int set_layer(void *args, const char *opt, const char *v) {
+    explain_args *a = args;
+    a->layer_spec = v, a->layer_given = 1;
+    return AT_OK;
+}
+static int set_lrp_rule(void *args, const char *opt, const char *v) {
+    return at_lrp_rule_parse(v, &((explain_args *)args)->ex.lrp_rule);
+}
+static int set_lrp_number(void *args, const char *opt, const char *v) {
+    explain_args *a = args;
+    int alpha = !strcmp(opt, "--lrp-alpha");
+    char *end;
+    double d = strtod(v, &end);
+    if (*end || !(d > 0) || d > 1000 || (alpha && d < 1))
+        return at_fail(opt, "'%s' is not a number in %s", v, alpha ? "[1, 1000]" : "(0, 1000]");
+    if (alpha) a->ex.lrp_alpha = (float)d;
+    else a->ex.lrp_gamma = (float)d;
+    return AT_OK;
+}
+static int add_list(void *args, const char *opt, const char *v) { return cli_paths_add_list(&((explain_args *)args)->paths, v); }
+static int add_dir(void *args, const char *opt, const char *v) { return cli_paths_add_dir(&((explain_args *)args)->paths, v); }
+
+#define ARG(f) offsetof(explain_args, f)
+static const cli_option options[] = {
+    {.name = "--method", .type = CLI_CALL, .fn = set_method},
+    {.name = "--variant", .type = CLI_CALL, .fn = set_variant},
+    {.name = "--layer", .type = CLI_CALL, .fn = set_layer},
+    {.name = "--contrast-layer", .type = CLI_STR, .off = ARG(ex.contrast_layer)},
+    {.name = "--lrp-rule", .type = CLI_CALL, .fn = set_lrp_rule},
+    {.name = "--lrp-alpha", .type = CLI_CALL, .fn = set_lrp_number},
+    {.name = "--lrp-gamma", .type = CLI_CALL, .fn = set_lrp_number},
+    {.name = "--class", .type = CLI_CALL, .fn = set_class},
+    {.name = "--annotations", .type = CLI_STR, .off = ARG(annotations)},
+    {.name = "--out", .type = CLI_STR, .off = ARG(out_dir)},
+    {.name = "--list", .type = CLI_CALL, .fn = add_list},
+    {.name = "--dir", .type = CLI_CALL, .fn = add_dir},
+    {.name = "--resume", .type = CLI_FLAG, .off = ARG(resume)},
+    {.name = "--overwrite", .type = CLI_FLAG, .off = ARG(overwrite)},
+    {.name = "--strict", .type = CLI_FLAG, .off = ARG(strict)},
+    {.name = "--no-overlay", .type = CLI_FLAG, .off = ARG(no_overlay)},
+    {.name = "--quiet", .type = CLI_FLAG, .off = ARG(quiet)},
+    {.name = NULL},
+};
+
 static int parse_args(explain_args *a, int argc, char **argv) {
-    int method_set = 0;
     for (int i = 1; i < argc; i++) {
         int r = cli_common_parse(&a->common, argc, argv, &i);
+        if (!r) r = cli_options_parse(options, a, argc, argv, &i);
+        if (!r) r = cli_options_parse(PATH_OPTIONS, &a->path, argc, argv, &i);
         if (r == AT_ERR) return AT_ERR;
         if (r) continue;
-        const char *o = argv[i];
-        if (!strcmp(o, "--resume")) a->resume = 1;
-        else if (!strcmp(o, "--overwrite")) a->overwrite = 1;
-        else if (!strcmp(o, "--strict")) a->strict = 1;
-        else if (!strcmp(o, "--no-overlay")) a->no_overlay = 1;
-        else if (!strcmp(o, "--quiet")) a->quiet = 1;
-        else if (path_args_flag(&a->path, o)) continue;
-        else if (o[0] == '-' && o[1]) {
-            static const char *const valued[] = {"--method",         "--variant",  "--layer",     "--class",
-                                                 "--out",            "--list",     "--dir",       "--annotations",
-                                                 "--contrast-layer", "--lrp-rule", "--lrp-alpha", "--lrp-gamma"};
-            int k = -1;
-            for (int j = 0; j < 12; j++)
-                if (!strcmp(o, valued[j])) k = j;
-            if (i + 1 >= argc) return at_fail(o, k < 0 ? "unknown option (see attrib explain --help)" : "needs a value");
-            const char *v = argv[++i];
-            if (k < 0) {
-                int r2 = path_args_parse(&a->path, o, v);
-                if (r2 == AT_ERR) return AT_ERR;
-                if (!r2) return at_fail(o, "unknown option (see attrib explain --help)");
-                continue;
-            }
-            switch (k) {
-            case 0:
-                if (path_method_parse(v, &a->pm)) a->is_path = 1;
-                else if (at_method_parse(v, &a->ex.method))
-                    return at_fail("--method", "'%s' is not one of %s, cdrp, score-cdrp, path-scorecam, pathway-grad",
-                                   v, at_method_names());
-                method_set = 1;
-                break;
-            case 1:
-                if (at_variant_parse(v, &a->ex.variant)) return AT_ERR;
-                break;
-            case 2: a->layer_spec = v, a->layer_given = 1; break;
-            case 8: a->ex.contrast_layer = v; break;
-            case 9:
-                if (at_lrp_rule_parse(v, &a->ex.lrp_rule)) return AT_ERR;
-                break;
-            case 10:
-            case 11: {
-                char *end;
-                double d = strtod(v, &end);
-                if (*end || !(d > 0) || d > 1000 || (k == 10 && d < 1))
-                    return at_fail(valued[k], "'%s' is not a number in %s", v, k == 10 ? "[1, 1000]" : "(0, 1000]");
-                if (k == 10) a->ex.lrp_alpha = (float)d;
-                else a->ex.lrp_gamma = (float)d;
-                break;
-            }
-            case 3:
-                if (!strcmp(v, "truth")) a->cls = -2;
-                else if (strcmp(v, "predicted") && cli_parse_int("--class", v, 0, 1 << 30, &a->cls)) return AT_ERR;
-                break;
-            case 7: a->annotations = v; break;
-            case 4: a->out_dir = v; break;
-            case 5:
-                if (cli_paths_add_list(&a->paths, v)) return AT_ERR;
-                break;
-            case 6:
-                if (cli_paths_add_dir(&a->paths, v)) return AT_ERR;
-                break;
-            }
-        } else if (cli_paths_add(&a->paths, o))
-            return AT_ERR;
+        if (argv[i][0] == '-' && argv[i][1]) return at_fail(argv[i], "unknown option (see attrib explain --help)");
+        if (cli_paths_add(&a->paths, argv[i])) return AT_ERR;
     }
-    if (!method_set) return at_fail("--method", "is required (see attrib explain --help)");
+    if (!a->method_set) return at_fail("--method", "is required (see attrib explain --help)");
     if (a->resume && a->overwrite) return at_fail("--overwrite", "and --resume exclude each other");
     if (a->cls == -2 && !a->annotations) return at_fail("--class", "truth needs --annotations");
     path_args_finish(&a->path);

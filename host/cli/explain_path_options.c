@@ -2,6 +2,8 @@
  * overrides: docs/methods.md#routing-path-presets-and-sparsity) and the names
  * they give results: method tags and the settings suffix of file names and
  * resume keys. */
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,100 +55,86 @@ void path_args_init(path_args *p) {
     memset(p, 0, sizeof p[0]);
     at_cdrp_preset("zhu2024", 0, &p->cdrp);
     p->path_score_weighted = 1;
+    p->given = (path_numbers){-1, NAN, NAN, NAN, NAN};
+    p->target = p->l1 = p->alpha_weight = p->keep = -1;
     p->n_rates = 4;
     p->rates[0] = 0.3, p->rates[1] = 0.5, p->rates[2] = 0.7, p->rates[3] = 0.9;
 }
 
-/* Options given explicitly are re-applied over the preset, whatever the order. */
-typedef struct {
-    int iterations_set, lr_set, momentum_set, gamma_set, clamp_set;
-    at_cdrp_options explicit_;
-} overrides;
-static overrides ov;
-
-int path_args_parse(path_args *p, const char *opt, const char *v) {
-    double d;
-    long n;
-    if (!strcmp(opt, "--preset")) {
-        at_cdrp_options keep = p->cdrp;
-        if (at_cdrp_preset(v, 0, &p->cdrp)) return AT_ERR;
-        p->cdrp.target = keep.target, p->cdrp.l1 = keep.l1, p->cdrp.alpha_weight = keep.alpha_weight,
-        p->cdrp.keep = keep.keep, p->cdrp.cic_precision_set = keep.cic_precision_set,
-        p->cdrp.cic_precision = keep.cic_precision;
-        snprintf(p->preset, sizeof p->preset, "%s", v);
-    } else if (!strcmp(opt, "--iterations")) {
-        if (cli_parse_int(opt, v, 0, 100000, &n)) return AT_ERR;
-        ov.explicit_.iterations = (int)n, ov.iterations_set = 1;
-    } else if (!strcmp(opt, "--lr") || !strcmp(opt, "--momentum") || !strcmp(opt, "--gamma") ||
-               !strcmp(opt, "--clamp-max")) {
-        double hi = !strcmp(opt, "--momentum") ? 0.999 : 1e6;
-        if (cli_parse_double(opt, v, 0, hi, &d)) return AT_ERR;
-        if (!strcmp(opt, "--lr")) ov.explicit_.lr = (float)d, ov.lr_set = 1;
-        else if (!strcmp(opt, "--momentum")) ov.explicit_.momentum = (float)d, ov.momentum_set = 1;
-        else if (!strcmp(opt, "--gamma")) ov.explicit_.gamma = (float)d, ov.gamma_set = 1;
-        else {
-            if (d <= 0) return at_fail(opt, "must be positive");
-            ov.explicit_.clamp_max = (float)d, ov.clamp_set = 1;
-        }
-    } else if (!strcmp(opt, "--target")) {
-        if (!strcmp(v, "soft")) p->cdrp.target = AT_TARGET_SOFT;
-        else if (!strcmp(v, "hard")) p->cdrp.target = AT_TARGET_HARD;
-        else return at_fail(opt, "'%s' is not soft or hard", v);
-    } else if (!strcmp(opt, "--l1")) {
-        if (!strcmp(v, "sum")) p->cdrp.l1 = AT_L1_SUM;
-        else if (!strcmp(v, "mean")) p->cdrp.l1 = AT_L1_MEAN;
-        else return at_fail(opt, "'%s' is not sum or mean", v);
-    } else if (!strcmp(opt, "--alpha-weight")) {
-        if (!strcmp(v, "alpha")) p->cdrp.alpha_weight = AT_ALPHA_PLAIN;
-        else if (!strcmp(v, "inverse")) p->cdrp.alpha_weight = AT_ALPHA_INVERSE;
-        else if (!strcmp(v, "none")) p->cdrp.alpha_weight = AT_ALPHA_NONE;
-        else return at_fail(opt, "'%s' is not alpha, inverse or none", v);
-    } else if (!strcmp(opt, "--keep")) {
-        if (!strcmp(v, "best")) p->cdrp.keep = AT_KEEP_BEST;
-        else if (!strcmp(v, "last-below-initial")) p->cdrp.keep = AT_KEEP_LAST_BELOW_INITIAL;
-        else return at_fail(opt, "'%s' is not best or last-below-initial", v);
-    } else if (!strcmp(opt, "--cic-precision")) {
-        if (cli_parse_precision(opt, v, &p->cdrp.cic_precision)) return AT_ERR;
-        p->cdrp.cic_precision_set = 1;
-    } else if (!strcmp(opt, "--path-method")) {
-        if (!strcmp(v, "cdrp")) p->path_score_weighted = 0;
-        else if (!strcmp(v, "score-cdrp")) p->path_score_weighted = 1;
-        else return at_fail(opt, "'%s' is not cdrp or score-cdrp", v);
-    } else if (!strcmp(opt, "--gates")) {
-        p->gates_dir = v;
-    } else if (!strcmp(opt, "--rates")) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", v);
-        p->n_rates = 0;
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (p->n_rates >= 16) return at_fail(opt, "at most 16 rates");
-            if (cli_parse_double(opt, tok, 0, 1, &d)) return AT_ERR;
-            p->rates[p->n_rates++] = d;
-        }
-        if (!p->n_rates) return at_fail(opt, "empty list");
-    } else if (!strcmp(opt, "--prune")) {
-        if (!strcmp(v, "layer")) p->prune_global = 0;
-        else if (!strcmp(v, "global")) p->prune_global = 1;
-        else return at_fail(opt, "'%s' is not layer or global", v);
-    } else {
-        return 0;
+static int set_preset(void *args, const char *opt, const char *v) {
+    path_args *p = args;
+    at_cdrp_options keep = p->cdrp;
+    if (at_cdrp_preset(v, 0, &p->cdrp)) return AT_ERR;
+    p->cdrp.target = keep.target, p->cdrp.l1 = keep.l1, p->cdrp.alpha_weight = keep.alpha_weight,
+    p->cdrp.keep = keep.keep, p->cdrp.cic_precision_set = keep.cic_precision_set,
+    p->cdrp.cic_precision = keep.cic_precision;
+    snprintf(p->preset, sizeof p->preset, "%s", v);
+    return AT_OK;
+}
+static int set_cic_precision(void *args, const char *opt, const char *v) {
+    path_args *p = args;
+    p->cdrp.cic_precision_set = 1;
+    return cli_parse_precision(opt, v, &p->cdrp.cic_precision);
+}
+static int set_rates(void *args, const char *opt, const char *v) {
+    path_args *p = args;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    p->n_rates = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (p->n_rates >= 16) return at_fail(opt, "at most 16 rates");
+        if (cli_parse_double(opt, tok, 0, 1, &p->rates[p->n_rates++])) return AT_ERR;
     }
-    return 1;
+    return p->n_rates ? AT_OK : at_fail(opt, "empty list");
+}
+static int set_clamp(void *args, const char *opt, const char *v) {
+    path_args *p = args;
+    if (cli_parse_double(opt, v, 0, 1e6, &p->given.clamp_max)) return AT_ERR;
+    if (p->given.clamp_max <= 0) return at_fail(opt, "must be positive");
+    return AT_OK;
 }
 
-int path_args_flag(path_args *p, const char *opt) {
-    if (!strcmp(opt, "--keep-gate-values")) p->keep_gate_values = 1;
-    else if (!strcmp(opt, "--reoptimise")) p->reoptimise = 1;
-    else return 0;
-    return 1;
-}
+/* The optimiser's numbers go to `given` and are applied over the preset by
+ * path_args_finish, whatever the order of --preset and them. The choices
+ * follow the enums' order (methods/cdrp.h). */
+#define ARG(f) offsetof(path_args, f)
+const cli_option PATH_OPTIONS[] = {
+    {.name = "--preset", .type = CLI_CALL, .fn = set_preset},
+    {.name = "--iterations", .type = CLI_INT, .off = ARG(given.iterations), .lo = 0, .hi = 100000},
+    {.name = "--lr", .type = CLI_DOUBLE, .off = ARG(given.lr), .lo = 0, .hi = 1e6},
+    {.name = "--momentum", .type = CLI_DOUBLE, .off = ARG(given.momentum), .lo = 0, .hi = 0.999},
+    {.name = "--gamma", .type = CLI_DOUBLE, .off = ARG(given.gamma), .lo = 0, .hi = 1e6},
+    {.name = "--clamp-max", .type = CLI_CALL, .fn = set_clamp},
+    {.name = "--target", .type = CLI_CHOICE, .off = ARG(target), .choices = "soft|hard"},
+    {.name = "--l1", .type = CLI_CHOICE, .off = ARG(l1), .choices = "sum|mean"},
+    {.name = "--alpha-weight", .type = CLI_CHOICE, .off = ARG(alpha_weight), .choices = "alpha|inverse|none"},
+    {.name = "--keep", .type = CLI_CHOICE, .off = ARG(keep), .choices = "best|last-below-initial"},
+    {.name = "--cic-precision", .type = CLI_CALL, .fn = set_cic_precision},
+    {.name = "--path-method", .type = CLI_CHOICE, .off = ARG(path_cdrp), .choices = "score-cdrp|cdrp"},
+    {.name = "--gates", .type = CLI_STR, .off = ARG(gates_dir)},
+    {.name = "--rates", .type = CLI_CALL, .fn = set_rates},
+    {.name = "--prune", .type = CLI_CHOICE, .off = ARG(prune_global), .choices = "layer|global"},
+    {.name = "--keep-gate-values", .type = CLI_FLAG, .off = ARG(keep_gate_values)},
+    {.name = "--reoptimise", .type = CLI_FLAG, .off = ARG(reoptimise)},
+    {.name = NULL},
+};
 
 void path_args_finish(path_args *p) {
-    if (ov.iterations_set) p->cdrp.iterations = ov.explicit_.iterations;
-    if (ov.lr_set) p->cdrp.lr = ov.explicit_.lr;
-    if (ov.momentum_set) p->cdrp.momentum = ov.explicit_.momentum;
-    if (ov.gamma_set) p->cdrp.gamma = ov.explicit_.gamma;
-    if (ov.clamp_set) p->cdrp.clamp_max = ov.explicit_.clamp_max;
+    const path_numbers *g = &p->given;
+    if (g->iterations >= 0) p->cdrp.iterations = g->iterations;
+    if (!isnan(g->lr)) p->cdrp.lr = (float)g->lr;
+    if (!isnan(g->momentum)) p->cdrp.momentum = (float)g->momentum;
+    if (!isnan(g->gamma)) p->cdrp.gamma = (float)g->gamma;
+    if (!isnan(g->clamp_max)) p->cdrp.clamp_max = (float)g->clamp_max;
+    static const at_cdrp_target target[] = {AT_TARGET_SOFT, AT_TARGET_HARD};
+    static const at_cdrp_l1 l1[] = {AT_L1_SUM, AT_L1_MEAN};
+    static const at_alpha_weight alpha[] = {AT_ALPHA_PLAIN, AT_ALPHA_INVERSE, AT_ALPHA_NONE};
+    static const at_cdrp_keep keep[] = {AT_KEEP_BEST, AT_KEEP_LAST_BELOW_INITIAL};
+    if (p->target >= 0) p->cdrp.target = target[p->target];
+    if (p->l1 >= 0) p->cdrp.l1 = l1[p->l1];
+    if (p->alpha_weight >= 0) p->cdrp.alpha_weight = alpha[p->alpha_weight];
+    if (p->keep >= 0) p->cdrp.keep = keep[p->keep];
+    p->path_score_weighted = !p->path_cdrp;
     if (!p->preset[0]) snprintf(p->preset, sizeof p->preset, "zhu2024");
 }
 

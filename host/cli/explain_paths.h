@@ -3,7 +3,7 @@
 #ifndef ATTRIB_CLI_EXPLAIN_PATHS_H
 #define ATTRIB_CLI_EXPLAIN_PATHS_H
 
-#include "gate_stats.h"
+#include "metrics/gate_stats.h"
 #include "io/image.h"
 #include "methods/cdrp.h"
 #include "output/output.h"
@@ -11,8 +11,17 @@
 
 typedef enum { PM_CDRP, PM_SCORE_CDRP, PM_PATH_SCORECAM, PM_PATHWAY_GRAD } path_method;
 
+/* Optimiser numbers given on the command line; -1 / NaN: the preset's. */
+typedef struct {
+    int iterations;
+    double lr, momentum, gamma, clamp_max;
+} path_numbers;
+
 typedef struct {
     at_cdrp_options cdrp;
+    path_numbers given;
+    int target, l1, alpha_weight, keep; /* choices given (-1: the preset's), applied by path_args_finish */
+    int path_cdrp;             /* --path-method cdrp */
     char preset[16];
     int path_score_weighted;   /* the path behind path-scorecam / pathway-grad */
     const char *gates_dir;     /* read paths instead of optimising */
@@ -44,9 +53,8 @@ extern const char *const PATH_HELP;
 /* 1 when name is a path method (sets *out). */
 int path_method_parse(const char *name, path_method *out);
 void path_args_init(path_args *p);
-/* 1 when opt (with value v) was a path option, 0 when not, AT_ERR on a bad value. */
-int path_args_parse(path_args *p, const char *opt, const char *v);
-int path_args_flag(path_args *p, const char *opt);
+/* The routing-path options of explain, into a path_args. */
+extern const cli_option PATH_OPTIONS[];
 void path_args_finish(path_args *p);
 void path_method_tag(path_method pm, const path_args *p, char *tag, size_t cap);
 /* The options that change the method's result, as a file-name suffix ("" for

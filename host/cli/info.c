@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "core/error.h"
-#include "gate_stats.h"
+#include "metrics/gate_stats.h"
 #include "io/npy.h"
 
 /* The node's kind, with a conv's or pool's window, stride and padding. */

@@ -2,8 +2,8 @@
  * 0.5, for one path (results lines) and over many (explain's summary table,
  * attrib info --gates). A path whose gates all stay near 1 prunes almost at
  * random (docs/methods.md#routing-path-presets-and-sparsity). */
-#ifndef ATTRIB_CLI_GATE_STATS_H
-#define ATTRIB_CLI_GATE_STATS_H
+#ifndef ATTRIB_METRICS_GATE_STATS_H
+#define ATTRIB_METRICS_GATE_STATS_H
 
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-#include "gate_stats.h"
+#include "metrics/gate_stats.h"
 
 int gate_layer_stats(const at_model *m, const float *g, double *mn, double *mean, double *below) {
     int L = m->n_convs < GATE_STATS_MAX_LAYERS ? m->n_convs : GATE_STATS_MAX_LAYERS;
