@@ -76,7 +76,7 @@ HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps emu-build emu-asan-build
+.PHONY: all test demo bench asan fuzz clean test-oracle goldens info deps emu-build emu-asan-build library-example
 all: info $(BIN)
 
 # Installs missing Debian packages (apt-get) once; `make test` and `make demo`
@@ -177,6 +177,12 @@ test-oracle: attrib tests/run_tests
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
 	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match
+
+# The program of docs/library.md, built from the document itself.
+library-example: $(LIB)
+	@mkdir -p $(BUILD)
+	awk '/^```c$$/{on=1;next} /^```$$/{on=0} on' docs/library.md > $(BUILD)/library_example.c
+	$(CC) $(CFLAGS) -o $(BUILD)/library_example $(BUILD)/library_example.c $(LIB) $(LDLIBS)
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20

@@ -19,8 +19,14 @@
  *   printf("%s %.3f\n", m->labels[top[0].cls].name, top[0].prob);
  *   at_backend_destroy(be); at_model_free(m);
  *
- * Gated forwards, masked batches and backward passes to activations, gates
- * or the input are the at_backend calls of backend.h (see docs/usage.md).
+ * Maps (at_explain: every method of docs/methods.md), routing paths
+ * (at_cdrp, at_path_scorecam, at_pathway_gradient), the metrics that run the
+ * model (at_drop_terms, at_deletion_auc, at_box_term) and their arithmetic
+ * (at_average_drop, at_bootstrap_ci, ...) are all here: the CLI is a thin
+ * layer over them. docs/library.md has a complete program using this header
+ * only (built and run by the tests). The library prints nothing; errors are
+ * at_last_error()'s one line, progress of long optimisations comes through
+ * at_cdrp_options.on_progress.
  * Link: -lattrib -lpng -ljpeg -lz -lm -fopenmp (+ CUDA libraries when built
  * with nvcc: -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++).
  */
@@ -31,16 +37,24 @@
 extern "C" {
 #endif
 
-#include "exec/backend.h"      /* at_backend: batched forward / gated / backward */
-#include "core/error.h"        /* AT_OK, AT_ERR, at_last_error() */
-#include "io/image.h"        /* at_image_load: PNG / JPEG -> RGB8 */
-#include "methods/maps.h"         /* bilinear upsampling, min-max normalisation */
-#include "model/model.h"        /* at_model_load, layers, labels, preprocessing */
-#include "io/npy.h"          /* .npy read / write */
-#include "preprocess/pipeline.h"     /* at_load_input, at_predict, at_topk */
-#include "preprocess/preprocess.h"   /* torchvision-exact resize / crop / normalise, boxes */
-#include "model/random_model.h" /* deterministic random VGG weights (tests, benchmarks) */
-#include "version.h"      /* ATTRIB_VERSION */
+#include "core/error.h"            /* AT_OK, AT_ERR, at_last_error() */
+#include "io/annotations.h"        /* boxes: images.csv, ILSVRC / VOC XML */
+#include "io/image.h"              /* at_image_load: PNG / JPEG -> RGB8 */
+#include "io/npy.h"                /* .npy read / write */
+#include "model/model.h"           /* at_model_load, layers, labels, preprocessing */
+#include "model/random_model.h"    /* deterministic random weights (tests, benchmarks) */
+#include "preprocess/pipeline.h"   /* at_load_input, at_predict, at_topk */
+#include "preprocess/preprocess.h" /* torchvision-exact resize / crop / normalise */
+#include "exec/backend.h"          /* at_backend: batched forward / gated / backward */
+#include "methods/cdrp.h"          /* CDRP / Score-CDRP routing paths */
+#include "methods/explain.h"       /* at_explain: one call for every map method */
+#include "methods/maps.h"          /* upsampling, min-max, softmax, argmax */
+#include "methods/paths.h"         /* path Score-CAM, pathway gradients */
+#include "metrics/gate_stats.h"    /* per-layer statistics of path gates */
+#include "metrics/metrics.h"       /* pointing games, AD / IC, AUC, bootstrap intervals */
+#include "metrics/scoring.h"       /* metrics that run the model: AD / IC terms, deletion / insertion */
+#include "output/output.h"         /* output names, results lines, atomic writes */
+#include "version.h"               /* ATTRIB_VERSION */
 
 #ifdef __cplusplus
 }

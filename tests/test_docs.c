@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
+#include "io/npy.h"
 #include "test.h"
 
 static char out[1 << 16];
@@ -330,3 +332,34 @@ TEST(usage_md_commands_run) { CHECK(run_documented_commands("docs/usage.md") >= 
 /* models.md: only the shipped model's line runs; the others need exported
  * ImageNet or random-init weights (PyTorch), tested by test_cli.c's live test. */
 TEST(models_md_commands_run) { CHECK(run_documented_commands("docs/models.md") >= 1); }
+
+/* docs/library.md's program, built from the document: it runs on the
+ * shipped model and its map is the one `attrib explain` writes. */
+TEST(library_md_program_builds_runs_and_matches_the_cli) {
+    char cmd[1024];
+    const char *tmp = test_tmpdir();
+    int rc = run_cmd("make --no-print-directory -s library-example 2>&1", out, sizeof out);
+    CHECKF(rc == 0, "make library-example: %s", out);
+    if (rc) return;
+    snprintf(cmd, sizeof cmd,
+             "build/library_example weights/vgg16_mini.safetensors weights/samples/images/fmscene_test_00000000.png "
+             "%s/lib.npy 2>&1", tmp);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "class ") && strstr(out, "deletion AUC"), "library example: %s", out);
+    snprintf(cmd, sizeof cmd,
+             "./attrib explain --quiet --backend cpu --method gradcam --no-overlay --out %s/cli "
+             "weights/samples/images/fmscene_test_00000000.png 2>&1", tmp);
+    CHECKF(run_cmd(cmd, out, sizeof out) == 0, "explain: %s", out);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/lib.npy", tmp);
+    snprintf(b, sizeof b, "%s/cli/fmscene_test_00000000.gradcam.npy", tmp);
+    float *x = NULL, *y = NULL;
+    int nx, ny;
+    int64_t sx[8], sy[8];
+    REQUIRE(at_npy_read_f32(a, &x, &nx, sx) == AT_OK && at_npy_read_f32(b, &y, &ny, sy) == AT_OK);
+    CHECK(nx == 2 && ny == 2 && sx[0] == sy[0] && sx[1] == sy[1]);
+    long n = (long)sx[0] * sx[1], same = 0;
+    for (long i = 0; i < n; i++) same += x[i] == y[i];
+    CHECKF(same == n, "%ld of %ld map values equal", same, n);
+    free(x), free(y);
+}
