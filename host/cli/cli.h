@@ -33,6 +33,8 @@ void cli_paths_free(cli_paths *p);
 /* Strict numeric option parsing; AT_ERR naming the option. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
+/* A comma-separated list of 1..max numbers in [lo, hi]; *n of them in out. */
+int cli_parse_doubles(const char *opt, const char *s, double lo, double hi, double *out, int max, int *n);
 /* "class", "label", "label_name" of class cls in a results line. */
 void cli_class_fields(at_jsonw *w, const at_model *m, int cls);
 

@@ -294,6 +294,17 @@ void cli_print_json(char *line) {
     free(line);
 }
 
+int cli_parse_doubles(const char *opt, const char *s, double lo, double hi, double *out, int max, int *n) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n >= max) return at_fail(opt, "at most %d values", max);
+        if (cli_parse_double(opt, t, lo, hi, &out[(*n)++])) return AT_ERR;
+    }
+    return *n ? AT_OK : at_fail(opt, "empty list");
+}
+
 int cli_parse_precision(const char *opt, const char *v, at_precision *out) {
     if (at_precision_parse(v, out)) return at_fail(opt, "'%s' is not fp32, tf32 or fp16", v);
     return AT_OK;

@@ -49,14 +49,7 @@ static int set_metric(void *args, const char *opt, const char *v) { return eval_
 
 static int set_proportions(void *args, const char *opt, const char *v) {
     eval_args *a = args;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", v);
-    a->n_props = 0;
-    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-        if (a->n_props >= EVAL_MAX_PROPS) return at_fail(opt, "at most %d proportions", EVAL_MAX_PROPS);
-        if (cli_parse_double(opt, t, 0.01, 100, &a->props[a->n_props++])) return AT_ERR;
-    }
-    return AT_OK;
+    return cli_parse_doubles(opt, v, 0.01, 100, a->props, EVAL_MAX_PROPS, &a->n_props);
 }
 
 #define ARG(f) offsetof(eval_args, f)

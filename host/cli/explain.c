@@ -301,6 +301,16 @@ static int drop_repeated_paths(cli_paths *p) {
  * loses little. The batch grows from one image by the measured cost. */
 #define PATH_BATCH_TARGET_S 5.0
 
+/* An image that cannot be explained: reported and counted; 1 when --strict
+ * stops the run there. */
+static int image_failed(const explain_args *a, at_progress *prog, int *failed) {
+    cli_error();
+    (*failed)++;
+    if (a->strict) return 1;
+    at_progress_tick(prog, 0, 1);
+    return 0;
+}
+
 int cmd_explain(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -450,14 +460,8 @@ int cmd_explain(int argc, char **argv) {
                 continue;
             }
             if (at_load_input_rgb(m, path, inputs + in_size * nb, &loaded[nb].rgb, NULL)) {
-                cli_error();
-                failed++;
                 rc = EXIT_BAD_INPUT;
-                if (a.strict) {
-                    stop = 1;
-                    break;
-                }
-                at_progress_tick(prog, 0, 1);
+                if ((stop = image_failed(&a, prog, &failed))) break;
                 continue;
             }
             loaded[nb].index = next;
@@ -467,15 +471,9 @@ int cmd_explain(int argc, char **argv) {
                 const at_annotation *an = have_ann ? at_annotations_find(&ann, path) : NULL;
                 if (!an || an->cls < 0) {
                     at_fail(path, "no ground-truth class in %s", a.annotations);
-                    cli_error();
                     at_image_free(&loaded[nb].rgb);
-                    failed++;
                     rc = EXIT_BAD_INPUT;
-                    if (a.strict) {
-                        stop = 1;
-                        break;
-                    }
-                    at_progress_tick(prog, 0, 1);
+                    if ((stop = image_failed(&a, prog, &failed))) break;
                     continue;
                 }
                 classes[nb] = an->cls;

@@ -78,14 +78,7 @@ static int set_cic_precision(void *args, const char *opt, const char *v) {
 }
 static int set_rates(void *args, const char *opt, const char *v) {
     path_args *p = args;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    p->n_rates = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (p->n_rates >= 16) return at_fail(opt, "at most 16 rates");
-        if (cli_parse_double(opt, tok, 0, 1, &p->rates[p->n_rates++])) return AT_ERR;
-    }
-    return p->n_rates ? AT_OK : at_fail(opt, "empty list");
+    return cli_parse_doubles(opt, v, 0, 1, p->rates, 16, &p->n_rates);
 }
 static int set_clamp(void *args, const char *opt, const char *v) {
     path_args *p = args;

@@ -66,12 +66,9 @@ int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *i
     for (int first = 0; first < n && rc == AT_OK; first += img_batch) {
         const int nb = n - first < img_batch ? n - first : img_batch;
         const float *g0 = opt->gates ? opt->gates + (long)first * m->n_gates : NULL;
-        at_forward_args fa = {.n = nb, .input = inputs + in_size * first, .logits = logits, .gates = g0,
-                              .gates_per_item = 1, .n_capture = 1, .capture_layer = &opt->layer, .capture_out = &acts};
-        if ((rc = at_forward(be, &fa))) break;
-        at_explain_options sub = *opt;
-        sub.classes = opt->classes ? opt->classes + first : NULL;
-        if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + first))) break;
+        at_forward_args fa = {.n = nb, .input = inputs + in_size * first, .logits = logits, .n_capture = 1,
+                              .capture_layer = &opt->layer, .capture_out = &acts};
+        if ((rc = at_explain_forward_batch(be, opt, &fa, first, r))) break;
         for (int b = 0; b < nb; b++) value[b] = ablation_value(opt->variant, acts + b * size, size);
         memset(weights, 0, sizeof(float) * nb * C);
         /* the ablated passes, (image, channel) pairs in order, many per call */

@@ -154,12 +154,8 @@ int at_eigencam(at_backend *be, const at_explain_options *opt, const float *inpu
     for (int first = 0; first < n && rc == AT_OK; first += batch) {
         const int nb = n - first < batch ? n - first : batch;
         at_forward_args fa = {.n = nb, .input = inputs + in_size * first, .logits = logits,
-                              .gates = opt->gates ? opt->gates + (long)first * m->n_gates : NULL, .gates_per_item = 1,
                               .n_capture = 1, .capture_layer = &opt->layer, .capture_out = &acts};
-        if ((rc = at_forward(be, &fa))) break;
-        at_explain_options sub = *opt;
-        sub.classes = opt->classes ? opt->classes + first : NULL;
-        if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + first))) break;
+        if ((rc = at_explain_forward_batch(be, opt, &fa, first, r))) break;
         for (int b = 0; b < nb && rc == AT_OK; b++) {
             if ((rc = eigen_projection(acts + b * size, K, hw, opt->variant, cam))) break;
             at_finish_map(m, cam, L->out_h, L->out_w, &r[first + b]);

@@ -95,6 +95,13 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
 /* From the unmasked logits [n][K]: fills cls (given or predicted), predicted, prob, logit. */
 int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
                                at_explain_result *results);
+/* The forward of images start..start+fa->n-1 (fa's input, logits and
+ * captures set by the caller; their gates taken from opt), then their
+ * classes into r[start..]: the first step of every batched method. */
+int at_explain_forward_batch(at_backend *be, const at_explain_options *opt, at_forward_args *fa, int start,
+                             at_explain_result *r);
+/* dl [n][K] = 1 at each result's class, 0 elsewhere. */
+void at_explain_one_hot(const at_explain_result *r, int n, int K, float *dl);
 /* cam [h][w] at layer resolution -> ReLU, bilinear upsample (align_corners=False) to the
  * input, min-max: the same final stage for every variant (the peers differ from it by
  * < 3e-7, tools/check_peers.py). */

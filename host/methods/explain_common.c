@@ -112,3 +112,19 @@ int at_explain_check_layer(const at_model *m, at_method method, int layer) {
     return AT_OK;
 }
 
+
+int at_explain_forward_batch(at_backend *be, const at_explain_options *opt, at_forward_args *fa, int start,
+                             at_explain_result *r) {
+    const at_model *m = be->model;
+    fa->gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL;
+    fa->gates_per_item = 1;
+    if (at_forward(be, fa)) return AT_ERR;
+    at_explain_options sub = *opt;
+    sub.classes = opt->classes ? opt->classes + start : NULL;
+    return at_explain_classify_logits(m, &sub, fa->logits, fa->n, r + start);
+}
+
+void at_explain_one_hot(const at_explain_result *r, int n, int K, float *dl) {
+    memset(dl, 0, sizeof(float) * n * K);
+    for (int b = 0; b < n; b++) dl[(long)b * K + r[b].cls] = 1.0f;
+}

@@ -127,14 +127,9 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
     for (int start = 0; start < n && rc == AT_OK; start += batch) {
         int nb = n - start < batch ? n - start : batch;
         at_forward_args fa = {.n = nb, .input = inputs + in_size * start, .logits = logits,
-                              .gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL, .gates_per_item = 1,
                               .n_capture = k, .capture_layer = layers, .capture_out = acts, .keep_for_backward = 1};
-        if ((rc = at_forward(be, &fa))) break;
-        at_explain_options sub = *opt;
-        sub.classes = opt->classes ? opt->classes + start : NULL;
-        if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + start))) break;
-        memset(dl, 0, sizeof(float) * nb * m->n_classes);
-        for (int b = 0; b < nb; b++) dl[(long)b * m->n_classes + r[start + b].cls] = 1.0f;
+        if ((rc = at_explain_forward_batch(be, opt, &fa, start, r))) break;
+        at_explain_one_hot(r + start, nb, m->n_classes, dl);
         /* one backward per layer: a backward started at a deeper layer would
          * miss the paths that bypass it (residual branches) */
         for (int j = 0; j < k && rc == AT_OK; j++) {

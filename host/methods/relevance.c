@@ -317,12 +317,8 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
         const int nb = n - start < batch ? n - start : batch;
         const float *xin = inputs + in_size * start;
         at_forward_args fa = {.n = nb, .input = xin, .logits = logits, .keep_for_backward = 1,
-                              .keep_pre_activation = lrp,
-                              .gates = opt->gates ? opt->gates + (long)start * m->n_gates : NULL, .gates_per_item = 1};
-        if ((rc = at_forward(be, &fa))) break;
-        at_explain_options sub = *opt;
-        sub.classes = opt->classes ? opt->classes + start : NULL;
-        if ((rc = at_explain_classify_logits(m, &sub, logits, nb, r + start))) break;
+                              .keep_pre_activation = lrp};
+        if ((rc = at_explain_forward_batch(be, opt, &fa, start, r))) break;
         /* the top signal: 1 at the class (EB, FAFRP's gradient); the logit (LRP), and -y/(N-1) elsewhere (CLRP) */
         for (int b = 0; b < nb; b++) {
             const int c = r[start + b].cls;
