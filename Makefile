@@ -166,6 +166,7 @@ goldens:
 	$(PYTHON) tools/make_method_goldens.py --out tests/goldens/methods
 	$(PYTHON) tools/make_cdrp_goldens.py --out tests/goldens/cdrp
 	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples
+	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples --model weights/resnet18_mini.safetensors
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out tests/goldens/relevance
 
 test-oracle: attrib tests/run_tests
@@ -175,6 +176,7 @@ test-oracle: attrib tests/run_tests
 	$(PYTHON) tools/make_method_goldens.py --out $(BUILD)/oracle/methods
 	$(PYTHON) tools/make_cdrp_goldens.py --out $(BUILD)/oracle/cdrp
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples
+	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples --model weights/resnet18_mini.safetensors
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
 	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match
 
