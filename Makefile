@@ -168,6 +168,7 @@ goldens:
 	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples
 	$(PYTHON) tools/make_sample_goldens.py tests/goldens/samples --model weights/resnet18_mini.safetensors
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out tests/goldens/relevance
+	$(PYTHON) tools/make_perturb_goldens.py --out tests/goldens/perturb
 
 test-oracle: attrib tests/run_tests
 	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
@@ -178,7 +179,8 @@ test-oracle: attrib tests/run_tests
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples --model weights/resnet18_mini.safetensors
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
-	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match
+	$(PYTHON) tools/make_perturb_goldens.py --out $(BUILD)/oracle/perturb
+	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match perturb_methods
 
 # The program of docs/library.md, built from the document itself.
 library-example: $(LIB)

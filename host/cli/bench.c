@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "bench_methods.h"
+#include "perturb_options.h"
 #include "model/random_model.h"
 
 static const char *const HELP =
@@ -25,7 +26,9 @@ static const char *const HELP =
     "  --quiet             no notices on stderr (e.g. why auto chose the CPU)\n"
     "  --method M          time a whole method instead of passes: scorecam, gradcam,\n"
     "                      gradcam++, saliency, layercam, xgradcam, hirescam, ablation-cam,\n"
-    "                      eigencam, cdrp, score-cdrp (s/image, forwards/image)\n"
+    "                      eigencam, cdrp, score-cdrp, rise, occlusion,\n"
+    "                      meaningful-perturbation (s/image, forwards/image); their options\n"
+    "                      as for explain (--rise-n, --occlusion-window, --mp-iterations, ...)\n"
     "  --images N          images per method measurement (default 4)\n"
     "  --iterations T      CDRP steps for --method cdrp|score-cdrp (default: the preset's 100)\n"
     "  --cic-precision P   score-cdrp: the CIC pass at fp32 | tf32 | fp16 (default --precision)\n";
@@ -129,6 +132,8 @@ int cmd_bench(int argc, char **argv) {
     long images = 4, iterations = -1;
     at_precision cic_prec;
     int cic_set = 0;
+    perturb_args perturb;
+    perturb_args_init(&perturb);
     for (int i = 1; i < argc; i++) {
         int r = cli_common_parse(&common, argc, argv, &i);
         if (r == AT_ERR) goto usage;
@@ -183,8 +188,12 @@ int cmd_bench(int argc, char **argv) {
                 }
             }
         } else {
-            at_fail(a, "unknown option (see attrib bench --help)");
-            goto usage;
+            int r2 = perturb_args_parse(&perturb, a, v);
+            if (r2 == AT_ERR) goto usage;
+            if (!r2) {
+                at_fail(a, "unknown option (see attrib bench --help)");
+                goto usage;
+            }
         }
     }
     if (!n_batches) {
@@ -209,6 +218,11 @@ int cmd_bench(int argc, char **argv) {
         } else
             rc = at_model_load(common.model ? common.model : cli_default_model(), &m);
         if (rc == AT_OK) rc = at_backend_create(m, &common.be, &be);
+        at_method pm;
+        if (rc == AT_OK && method && at_method_parse(method, &pm) == AT_OK) {
+            perturb_args_free(&perturb);
+            rc = perturb_args_prepare(&perturb, m, pm);
+        }
         if (rc == AT_OK && (k == 0 || k == 3) && be->notice[0] && !common.quiet) fprintf(stderr, "attrib: %s\n", be->notice);
         if (be && !method && be->peak_flops <= 0) be->peak_flops = at_cpu_peak_flops();
         double peak = be ? be->peak_flops : 1;
@@ -217,7 +231,8 @@ int cmd_bench(int argc, char **argv) {
             printf("%s peak %.1f GFLOP/s%s\n", be->name, peak / 1e9,
                    strcmp(be->name, "cpu") ? "" : " (measured: AVX2 FMA probe on all threads)");
         if (rc == AT_OK)
-            rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL, json)
+            rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL,
+                                       &perturb.o, json)
                         : bench_net(be, nets[k], batches, n_batches, passes, min_time, json, peak);
         at_backend_destroy(be);
         at_model_free(m);
@@ -226,6 +241,7 @@ int cmd_bench(int argc, char **argv) {
             return EXIT_BAD_INPUT;
         }
     }
+    perturb_args_free(&perturb);
     return 0;
 usage:
     cli_error();

@@ -1,5 +1,5 @@
 /* ./attrib bench --method M: seconds per image of a whole attribution method
- * (Score-CAM, Grad-CAM(++), CDRP, Score-CDRP) on random inputs, with the
+ * (Score-CAM, Grad-CAM(++), CDRP, Score-CDRP, RISE, occlusion, meaningful perturbation) on random inputs, with the
  * forward passes it spent, for the side-by-side peer scripts in tools/. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 #include "model/random_model.h"
 
 int bench_method(at_backend *be, const char *net, const char *method, int images, int iterations,
-                 const at_precision *cic_precision, int json) {
+                 const at_precision *cic_precision, const at_perturb_options *perturb, int json) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = malloc(sizeof(float) * in_size * images), *maps = malloc(sizeof(float) * hw * images);
@@ -38,7 +38,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         rc = at_cdrp(be, &o, x, images, cr);
         for (int b = 0; b < images; b++) forwards += cr[b].forwards;
     } else {
-        at_explain_options o = {.layer = m->cam_layer};
+        at_explain_options o = {.layer = m->cam_layer, .perturb = perturb};
         if ((rc = at_method_parse(method, &o.method))) goto done;
         for (int b = 0; b < images; b++) er[b].map = maps + hw * b;
         rc = at_explain(be, &o, x, images, er);

@@ -31,6 +31,11 @@ static const struct {
     {"class", "--class"},         {"CDRP preset", "--preset"},    {"prune rate", "--rates"},
     {"output directory", "--out"}, {"contrast layer", "--contrast-layer"}, {"LRP rule", "--lrp-rule"},
     {"LRP alpha", "--lrp-alpha"},
+    {"output directory", "--out"},
+    {"RISE N", "--rise-n"},       {"RISE cells", "--rise-s"},     {"RISE p", "--rise-p"},
+    {"occlusion window", "--occlusion-window"}, {"MP iterations", "--mp-iterations"}, {"MP mask", "--mp-mask"},
+    {"MP learning rate", "--mp-lr"}, {"MP regulariser", "--mp-l1 / --mp-tv"}, {"MP beta", "--mp-beta"},
+    {"MP sigma", "--mp-sigma"},
 };
 
 const char *cli_error_message(const char *msg, char *buf, size_t cap) {

@@ -14,6 +14,7 @@
 #include "methods/relevance.h"
 #include "preprocess/pipeline.h"
 #include "output/progress.h"
+#include "perturb_options.h"
 #include "version.h"
 
 static const char *const HELP =
@@ -27,11 +28,13 @@ static const char *const HELP =
     "(skip them) or --overwrite (replace them) is given.\n"
     "  --method M          scorecam | gradcam | gradcam++ | saliency | contrastive |\n"
     "                      guided-backprop | deconvnet | eb | c-eb | lrp | clrp | fafrp |\n"
-    "                      layercam | xgradcam | hirescam | ablation-cam | eigencam;\n"
+    "                      layercam | xgradcam | hirescam | ablation-cam | eigencam |\n"
+    "                      rise | occlusion | meaningful-perturbation;\n"
     "                      formulas, defaults and cost in docs/methods.md (#score-cam,\n"
     "                      #grad-cam-and-grad-cam, #gradient-saliency, #guided-backprop-and-deconvnet,\n"
     "                      #excitation-backprop, #lrp, #fafrp, #layercam, #xgrad-cam, #hirescam,\n"
-    "                      #ablation-cam, #eigencam)\n"
+    "                      #ablation-cam, #eigencam, #rise, #occlusion,\n"
+    "                      #meaningful-perturbation)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
     "                      (upsampling, mask normalisation, channel score; default authors;\n"
     "                      docs/methods.md#conventions-where-papers-and-peers-disagree).\n"
@@ -66,6 +69,7 @@ typedef struct {
     int is_path;             /* a routing-path method (explain_paths.c) */
     path_method pm;
     path_args path;
+    perturb_args perturb;
     const char *layer_spec, *out_dir, *annotations;
     int layer_given;
     long cls; /* -1 predicted, -2 ground truth */
@@ -141,6 +145,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         int r = cli_common_parse(&a->common, argc, argv, &i);
         if (!r) r = cli_options_parse(options, a, argc, argv, &i);
         if (!r) r = cli_options_parse(PATH_OPTIONS, &a->path, argc, argv, &i);
+        if (!r && i + 1 < argc && (r = perturb_args_parse(&a->perturb, argv[i], argv[i + 1])) == 1) i++;
         if (r == AT_ERR) return AT_ERR;
         if (r) continue;
         if (argv[i][0] == '-' && argv[i][1]) return at_fail(argv[i], "unknown option (see attrib explain --help)");
@@ -220,8 +225,26 @@ static void map_settings(const explain_args *a, const at_model *m, const at_back
     if (a->cls != -1 && o < cap)
         o += a->cls == -2 ? snprintf(buf + o, cap - o, "%struth", o ? "." : "")
                           : snprintf(buf + o, cap - o, "%sc%ld", o ? "." : "", a->cls);
+    char perturb[160];
+    perturb_settings(a->ex.method, &a->perturb, perturb, sizeof perturb);
+    if (perturb[0] && o < cap) o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", perturb);
     if (be->precision != AT_PRECISION_FP32 && o < cap)
         snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_precision_name(be->precision));
+}
+
+static int is_perturbation(at_method m) {
+    return m == AT_METHOD_RISE || m == AT_METHOD_OCCLUSION || m == AT_METHOD_MEANINGFUL;
+}
+
+/* A perturbation method's progress within the batch in flight. */
+typedef struct {
+    at_progress *prog;
+    int n;
+} batch_share;
+
+static void on_batch_progress(void *ctx, double fraction) {
+    const batch_share *s = ctx;
+    at_progress_partial(s->prog, s->n, fraction);
 }
 
 typedef struct {
@@ -314,7 +337,7 @@ static int image_failed(const explain_args *a, at_progress *prog, int *failed) {
 int cmd_explain(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s%s", HELP, PATH_HELP, CLI_COMMON_HELP);
+            printf("%s%s%s%s", HELP, PERTURB_HELP, PATH_HELP, CLI_COMMON_HELP);
             return 0;
         }
     explain_args a;
@@ -325,6 +348,8 @@ int cmd_explain(int argc, char **argv) {
     a.out_dir = "out";
     a.cls = -1;
     path_args_init(&a.path);
+    perturb_args_init(&a.perturb);
+    a.ex.perturb = &a.perturb.o;
     if (parse_args(&a, argc, argv)) {
         cli_error();
         cli_paths_free(&a.paths);
@@ -364,6 +389,11 @@ int cmd_explain(int argc, char **argv) {
         }
         a.ex.layer = -1;
     }
+    if (!a.is_path && perturb_args_prepare(&a.perturb, m, a.ex.method)) {
+        cli_error();
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (a.cls >= m->n_classes) {
         at_fail("--class", "%ld is out of range 0..%d", a.cls, m->n_classes - 1);
         cli_error();
@@ -397,7 +427,8 @@ int cmd_explain(int argc, char **argv) {
     const char *key_cls = a.is_path ? "predicted" : cls_opt, *key_layer = a.is_path ? "" : layer_name;
     stems = calloc(a.paths.n, sizeof *stems);
     if (!stems || at_output_stems(a.paths.n, (const char *const *)a.paths.paths, stems) ||
-        at_output_dir_prepare(a.out_dir) || at_results_open(&res, a.out_dir, "results.jsonl", 1)) {
+        at_output_dir_prepare(a.out_dir) || (!a.is_path && perturb_args_save_masks(&a.perturb, m)) ||
+        at_results_open(&res, a.out_dir, "results.jsonl", 1)) {
         cli_error();
         goto out;
     }
@@ -430,9 +461,14 @@ int cmd_explain(int argc, char **argv) {
         }
         have_ann = 1;
     }
-    /* gradient methods run images in batches; Score-CAM batches channels */
-    int cap = !a.is_path && a.ex.method == AT_METHOD_SCORECAM ? 1 : at_max_batch(be, 1);
+    /* gradient methods run images in batches; Score-CAM batches channels,
+     * RISE and occlusion masks; meaningful perturbation batches a few images
+     * (hundreds of passes each) */
+    int one = !a.is_path && (a.ex.method == AT_METHOD_SCORECAM || a.ex.method == AT_METHOD_RISE ||
+                             a.ex.method == AT_METHOD_OCCLUSION);
+    int cap = one ? 1 : at_max_batch(be, 1);
     if (cap > 32) cap = 32;
+    if (!a.is_path && a.ex.method == AT_METHOD_MEANINGFUL && cap > 8) cap = 8;
     if (cap < 1) cap = 1;
     int chunk = a.is_path ? 1 : cap;
     int *indices = malloc(sizeof(int) * cap);
@@ -505,6 +541,9 @@ int cmd_explain(int argc, char **argv) {
         }
         at_explain_options ex = a.ex;
         ex.classes = classes;
+        batch_share share = {prog, nb};
+        if (is_perturbation(ex.method) && !a.quiet)
+            a.perturb.o.on_progress = on_batch_progress, a.perturb.o.progress_ctx = &share;
         if (at_explain(be, &ex, inputs, nb, results)) {
             cli_error();
             rc = EXIT_BAD_INPUT;
@@ -530,7 +569,9 @@ int cmd_explain(int argc, char **argv) {
             }
             at_image_free(&loaded[j].rgb);
         }
-        if (written) at_progress_tick(prog, written, 0);
+        a.perturb.o.on_progress = NULL;
+        if (written && is_perturbation(a.ex.method)) at_progress_batch(prog, written, 0);
+        else if (written) at_progress_tick(prog, written, 0);
     }
     at_progress_finish(prog);
     if (failed && !a.quiet) fprintf(stderr, "attrib: explain: %d of %d images could not be read\n", failed, a.paths.n);
@@ -554,6 +595,7 @@ out:
         for (int i = 0; i < a.paths.n; i++) free(stems[i]);
     free(stems);
     path_reuse_free(&reuse);
+    perturb_args_free(&a.perturb);
     at_results_close(res);
     at_backend_destroy(be);
     at_model_free(m);

@@ -7,6 +7,7 @@
 #define ATTRIB_METHODS_EXPLAIN_H
 
 #include "exec/backend.h"
+#include "methods/perturb.h"
 
 typedef enum {
     AT_METHOD_SCORECAM,
@@ -26,6 +27,9 @@ typedef enum {
     AT_METHOD_HIRESCAM,
     AT_METHOD_ABLATIONCAM,
     AT_METHOD_EIGENCAM,
+    AT_METHOD_RISE,         /* docs/methods.md#rise */
+    AT_METHOD_OCCLUSION,    /* docs/methods.md#occlusion */
+    AT_METHOD_MEANINGFUL,   /* docs/methods.md#meaningful-perturbation */
     AT_METHOD_COUNT
 } at_method;
 
@@ -56,6 +60,7 @@ typedef struct {
     at_lrp_rule lrp_rule;
     float lrp_alpha;            /* alpha-beta's alpha (beta = alpha - 1); 0: 2 */
     float lrp_gamma;            /* 0: 0.25 */
+    const at_perturb_options *perturb; /* RISE, occlusion, meaningful perturbation; NULL = defaults */
 } at_explain_options;
 
 typedef struct {
@@ -107,6 +112,18 @@ void at_explain_one_hot(const at_explain_result *r, int n, int K, float *dl);
  * < 3e-7, tools/check_peers.py). */
 void at_finish_map(const at_model *m, float *cam, int h, int w, at_explain_result *r);
 
+/* The forwards RISE and occlusion share (host/methods/perturb.c): for each
+ * chunk of `total` masks (fill writes masks first..first+count-1 [count][H][W]
+ * into buf, or returns given ones), one masked forward per image, and the
+ * chunk's scores (softmax probability, or logit, of r[b].cls) handed to
+ * accumulate. Counts r[b].forwards and reports progress. */
+typedef const float *(*at_mask_fill)(void *ctx, long first, int count, float *buf);
+typedef void (*at_mask_accumulate)(void *ctx, int b, const float *masks, int count, const float *scores);
+int at_masked_sweep(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r,
+                    long total, at_mask_space space, at_mask_fill fill, at_mask_accumulate accumulate, void *ctx);
+/* opt->perturb, or the defaults in *store. */
+const at_perturb_options *at_perturb_of(const at_explain_options *opt, at_perturb_options *store);
+
 int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_gradcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
@@ -114,5 +131,9 @@ int at_saliency(at_backend *be, const at_explain_options *opt, const float *inpu
 int at_relevance(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_eigencam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_rise(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_occlusion(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_meaningful_perturbation(at_backend *be, const at_explain_options *opt, const float *inputs, int n,
+                               at_explain_result *r);
 
 #endif

@@ -42,6 +42,29 @@ void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, in
     }
 }
 
+void at_upsample_bilinear_adjoint(const float *ddst, int oh, int ow, float *dsrc, int h, int w, int align_corners) {
+    if (h == oh && w == ow) {
+        for (long i = 0; i < (long)h * w; i++) dsrc[i] = ddst[i];
+        return;
+    }
+    for (long i = 0; i < (long)h * w; i++) dsrc[i] = 0;
+    for (int y = 0; y < oh; y++) {
+        int y0, y1;
+        float ly;
+        source_index(oh, h, align_corners, y, &y0, &y1, &ly);
+        for (int x = 0; x < ow; x++) {
+            int x0, x1;
+            float lx;
+            source_index(ow, w, align_corners, x, &x0, &x1, &lx);
+            float g = ddst[(long)y * ow + x];
+            dsrc[y0 * w + x0] += (1 - ly) * (1 - lx) * g;
+            dsrc[y0 * w + x1] += (1 - ly) * lx * g;
+            dsrc[y1 * w + x0] += ly * (1 - lx) * g;
+            dsrc[y1 * w + x1] += ly * lx * g;
+        }
+    }
+}
+
 int at_minmax_normalize(float *x, long n) {
     float lo = INFINITY, hi = -INFINITY;
     for (long i = 0; i < n; i++) {

@@ -8,6 +8,10 @@
 void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, int ow,
                           int align_corners);
 
+/* The adjoint of at_upsample_bilinear (its transpose): dsrc[h][w] = sum of
+ * ddst[oh][ow] times each output's weight on that source sample. */
+void at_upsample_bilinear_adjoint(const float *ddst, int oh, int ow, float *dsrc, int h, int w, int align_corners);
+
 /* In place: (x - min) / (max - min); all zeros when max == min (docs/methods.md#notation-and-common-steps).
  * Returns 1 when the map was flat. */
 int at_minmax_normalize(float *x, long n);

@@ -1,0 +1,30 @@
+/* Options of RISE, occlusion and meaningful perturbation for the CLI
+ * (host/cli/perturb_options.c). */
+#ifndef ATTRIB_CLI_PERTURB_OPTIONS_H
+#define ATTRIB_CLI_PERTURB_OPTIONS_H
+
+#include <stddef.h>
+
+#include "methods/explain.h"
+
+typedef struct {
+    at_perturb_options o;
+    int rise_n_set;
+    const char *masks_in, *masks_out; /* --rise-masks, --rise-save-masks */
+    float *masks;                     /* read from masks_in */
+} perturb_args;
+
+extern const char *const PERTURB_HELP;
+
+void perturb_args_init(perturb_args *p);
+/* 1 when opt (with value v) was a perturbation option, 0 when not, AT_ERR on a bad value. */
+int perturb_args_parse(perturb_args *p, const char *opt, const char *v);
+/* Once the model is known: reads --rise-masks and checks the settings. */
+int perturb_args_prepare(perturb_args *p, const at_model *m, at_method method);
+/* Writes --rise-save-masks, if given (after the output folder exists). */
+int perturb_args_save_masks(const perturb_args *p, const at_model *m);
+void perturb_args_free(perturb_args *p);
+/* The settings that change the method's map, as a file-name suffix ("" for the defaults). */
+void perturb_settings(at_method method, const perturb_args *p, char *buf, size_t cap);
+
+#endif
