@@ -312,9 +312,10 @@ static int run_all(rp_state *s) {
     }
     /* seed 004's "Mask" row: meaningful perturbation with 50 Adam steps (the
      * authors' 300 would triple the run) minimising the logit, since the mini
-     * model's probabilities saturate at 1 where p_c has no gradient
-     * (docs/methods.md#meaningful-perturbation) */
-    static const char *const mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "logit", NULL};
+     * model's probabilities saturate at 1 where p_c has no gradient, with
+     * regulariser weights for a logit's scale (docs/methods.md#meaningful-perturbation) */
+    static const char *const mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "logit", "--mp-l1", "0.02",
+                                          "--mp-tv", "1", NULL};
     if (c->seed004 && explain_step(s, "explain meaningful-perturbation", "meaningful-perturbation", 0, mp_opts))
         return AT_ERR;
     if (c->table1 && eval_step(s, "eval confidence", "confidence", NULL, NULL)) return AT_ERR;

@@ -279,7 +279,8 @@ static int seed004(FILE *f, const rp_run *r, const char *dir) {
                "skips images whose logit Y <= 0 (a relative drop is meaningless there).\n"
                "Paper rows: seed 004's VGG16 table (FAFRP is not implemented here). Ours for\n"
                "Mask: meaningful perturbation with 50 Adam steps (the authors' 300) minimising\n"
-               "the logit, as the mini model's probabilities saturate (docs/methods.md#meaningful-perturbation).\n\n"
+               "the logit (l1 0.02, tv 1), as the mini model's probabilities saturate\n"
+               "(docs/methods.md#meaningful-perturbation).\n\n"
                "| method | source | AD raw | IC raw | AD softmax | IC softmax | energy PG %% | images |\n"
                "|---|---|---:|---:|---:|---:|---:|---:|\n");
     for (size_t k = 0; k < sizeof PAPER_SEED004 / sizeof PAPER_SEED004[0]; k++) {
