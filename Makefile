@@ -1,7 +1,7 @@
 # attrib: C engine (CPU backend always) + CUDA backend when nvcc is present.
 #   make            ./attrib and libattrib.a
 #   make test       build and run the test suite
-#   make demo       run the engine on the shipped model and samples
+#   make demo       run the engine on the shipped models (VGG16-mini, ResNet18-mini) and samples
 #   make reproduce  the Score-CDRP paper's tables and figures -> results/REPORT.md
 #   make bench      CPU (and GPU when present) benchmarks
 #   make asan       tests under AddressSanitizer + UBSan
@@ -144,7 +144,11 @@ demo: deps info
 	@$(MAKE) --no-print-directory attrib
 	./attrib predict --topk 3 --list weights/samples/list.txt
 	./attrib explain --method scorecam --out out/demo --resume --list weights/samples/list.txt
-	@echo "demo: Score-CAM maps and overlays in out/demo (results.jsonl lists them)"
+	./attrib predict --topk 3 --model weights/resnet18_mini.safetensors --list weights/samples/list.txt
+	./attrib explain --method scorecam --model weights/resnet18_mini.safetensors --out out/demo-resnet --resume \
+	  --list weights/samples/list.txt
+	@echo "demo: Score-CAM maps and overlays in out/demo (VGG16-mini) and out/demo-resnet (ResNet18-mini, layer4);"
+	@echo "      results.jsonl in each lists them"
 
 # The paper's tables and figures on the shipped model (docs/reproduce.md): builds
 # attrib; `attrib reproduce` generates the test scenes when missing (Python +
