@@ -49,7 +49,7 @@ def run_pgc(method, model, x, layers, cls):
             weights["w"] = super().get_cam_weights(*args, **kwargs)
             return weights["w"]
 
-    cam = Recorded(model=model, target_layers=[model.features[ref.layer_index(n)] for n in layers])
+    cam = Recorded(model=model, target_layers=[model.get_submodule(n) for n in layers])
     m = _quiet(lambda: cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)]))
     cam.activations_and_grads.release()
     return m[0], (np.asarray(weights["w"])[0] if "w" in weights else None)

@@ -114,7 +114,7 @@ def ablation_cam(model, x, cls, layer, variant, dtype, batch=ABLATION_BATCH):
     from the input, the layer's output replaced by a forward hook."""
     x = ref._prepare(model, x, dtype)
     H, W = x.shape[-2:]
-    module = model.features[ref.layer_index(layer)]
+    module = model.get_submodule(layer)
     with torch.no_grad():
         a = ref.trunk(model, x, layer)[0]
         logits = ref.logits_of(model, x)
