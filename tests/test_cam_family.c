@@ -53,14 +53,26 @@ static int family_maps(at_backend *be, at_method method, at_variant v, int fused
 
 /* Each ablated pass, a partial forward from the layer, gives the logits of
  * the whole network run from the input with the layer's output replaced (what
- * pytorch-grad-cam computes); and the method's weights are (y - y_k) / y of them. */
-static void ablation_partial_forwards_equal_the_whole_network(const char *backend) {
-    at_model *m = NULL;
+ * pytorch-grad-cam computes); and the method's weights are (y - y_k) / y of
+ * them. Where a residual branch bypasses the layer (a ResNet BN output before
+ * its add) the method runs the whole network itself: its weights still must be. */
+static const at_random_spec RESNET = {.arch = "resnet18", .widths = {4, 4, 6, 8, 8}, .n_classes = 5, .in_h = 64,
+                                      .in_w = 64, .seed = 3};
+
+static void ablation_equals_the_whole_network(const char *backend, const at_random_spec *spec, const char *layer,
+                                              at_variant variant) {
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
-    if (skip) SKIP(skip);
-    if (!be) return;
-    const int L = m->gate_layer[m->n_convs - 2], K = m->n_classes;
+    if ((skip = test_backend_unusable(backend))) SKIP(skip);
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    at_backend_options bo = {.name = backend};
+    if (at_random_model(spec, &m) || at_backend_create(m, &bo, &be)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", backend, at_last_error());
+        at_model_free(m);
+        return;
+    }
+    const int L = layer ? at_model_find_layer(m, layer) : m->gate_layer[m->n_convs - 2], K = m->n_classes;
+    REQUIRE(L >= 0);
     const at_layer *l = &m->layers[L];
     const int C = l->out_c;
     const long hw = (long)l->out_h * l->out_w, size = (long)C * hw, in = (long)m->in_c * m->in_h * m->in_w;
@@ -71,16 +83,22 @@ static void ablation_partial_forwards_equal_the_whole_network(const char *backen
     int *rows = calloc(C, sizeof(int));
     at_forward_args fa = {.n = 1, .input = x, .logits = y, .n_capture = 1, .capture_layer = &L, .capture_out = &a};
     REQUIRE(at_forward(be, &fa) == AT_OK);
+    float lo = a[0];
+    for (long i = 1; i < size; i++) lo = a[i] < lo ? a[i] : lo;
+    const float value = variant == AT_VARIANT_PGC && lo != 0 ? lo - 1e7f : 0.0f; /* docs/methods.md#ablation-cam */
     for (int k = 0; k < C; k++) {
         memcpy(ablated + k * size, a, sizeof(float) * size);
-        memset(ablated + k * size + k * hw, 0, sizeof(float) * hw);
+        for (long i = 0; i < hw; i++) ablated[k * size + k * hw + i] = value;
     }
-    at_forward_args pa = {.n = C, .start_output = ablated, .start_layer = L, .logits = part};
     at_forward_args wa = {.n = C, .input = x, .input_index = rows, .logits = whole, .patch_mode = AT_PATCH_REPLACE,
                           .patch_layer = L, .patch = ablated};
-    REQUIRE(at_forward(be, &pa) == AT_OK && at_forward(be, &wa) == AT_OK);
-    SAME_BITS("ablated logits: partial forward vs the whole network", part, whole, (long)K * C);
-    at_explain_options o = {.method = AT_METHOD_ABLATIONCAM, .layer = L};
+    REQUIRE(at_forward(be, &wa) == AT_OK);
+    if (!layer) { /* a chain: the pass can start at the layer */
+        at_forward_args pa = {.n = C, .start_output = ablated, .start_layer = L, .logits = part};
+        REQUIRE(at_forward(be, &pa) == AT_OK);
+        SAME_BITS("ablated logits: partial forward vs the whole network", part, whole, (long)K * C);
+    }
+    at_explain_options o = {.method = AT_METHOD_ABLATIONCAM, .variant = variant, .layer = L};
     at_explain_result r = {.map = map, .weights = w};
     REQUIRE(at_explain(be, &o, x, 1, &r) == AT_OK);
     float ref[64], scale = 0;
@@ -94,9 +112,18 @@ static void ablation_partial_forwards_equal_the_whole_network(const char *backen
     at_backend_destroy(be);
     at_model_free(m);
 }
-TEST(cam_ablation_partial_forwards_equal_the_whole_network) { ablation_partial_forwards_equal_the_whole_network("cpu"); }
+TEST(cam_ablation_partial_forwards_equal_the_whole_network) {
+    ablation_equals_the_whole_network("cpu", &SPEC, NULL, AT_VARIANT_AUTHORS);
+}
 TEST(cuda_cam_ablation_partial_forwards_equal_the_whole_network) {
-    ablation_partial_forwards_equal_the_whole_network("cuda");
+    ablation_equals_the_whole_network("cuda", &SPEC, NULL, AT_VARIANT_AUTHORS);
+}
+TEST(cam_ablation_of_a_bypassed_resnet_layer_runs_the_whole_network) {
+    ablation_equals_the_whole_network("cpu", &RESNET, "layer4.1.bn2", AT_VARIANT_AUTHORS);
+    ablation_equals_the_whole_network("cpu", &RESNET, "layer4.1.bn2", AT_VARIANT_PGC);
+}
+TEST(cuda_cam_ablation_of_a_bypassed_resnet_layer_runs_the_whole_network) {
+    ablation_equals_the_whole_network("cuda", &RESNET, "layer4.1.bn2", AT_VARIANT_PGC);
 }
 
 /* Three images in one call give the maps of three calls of one image. */

@@ -96,6 +96,13 @@ CASES = [
     # the two sign rules disagree on this layer: pgc's map is the mirror's
     ("eigencam_mini16_pool", "vgg16_mini", "eigencam", "authors", "features.30", None),
     ("eigencam_pgc_mini16_pool", "vgg16_mini", "eigencam", "pgc", "features.30", None),
+    # the CAM family on ResNet: layer4 (the default), a block output of layer3, fused blocks
+    ("layercam_fused_resnet18", "resnet18_64", "layercam", "authors", "layer3,layer4", None),
+    ("xgradcam_resnet18", "resnet18_64", "xgradcam", "authors", "layer4", None),
+    ("hirescam_resnet50", "resnet50_64", "hirescam", "authors", "layer4", None),
+    ("ablationcam_resnet18", "resnet18_64", "ablation-cam", "authors", "layer4", None),
+    ("ablationcam_resnet50_layer3", "resnet50_64", "ablation-cam", "authors", "layer3.1", None),
+    ("eigencam_resnet50", "resnet50_64", "eigencam", "authors", "layer4", None),
     # input-gradient maps
     ("saliency_vgg11_32", "vgg11_32", "saliency", "authors", None, None),
     ("contrastive_vgg11_32", "vgg11_32", "contrastive", "authors", None, None),

@@ -114,7 +114,9 @@ def ablation_cam(model, x, cls, layer, variant, dtype, batch=ABLATION_BATCH):
     from the input, the layer's output replaced by a forward hook."""
     x = ref._prepare(model, x, dtype)
     H, W = x.shape[-2:]
-    module = model.get_submodule(layer)
+    # tools/resnet_torch.py runs its blocks itself (no module hook fires): there
+    # the ablated passes go on from the block output, as the engine's do
+    module = None if hasattr(model, "head") else model.get_submodule(layer)
     with torch.no_grad():
         a = ref.trunk(model, x, layer)[0]
         logits = ref.logits_of(model, x)
@@ -129,11 +131,14 @@ def ablation_cam(model, x, cls, layer, variant, dtype, batch=ABLATION_BATCH):
             patched = a[None].repeat(len(ks), 1, 1, 1)
             for i, k in enumerate(ks):
                 patched[i, k] = value
-            hook = module.register_forward_hook(lambda m, i, o, p=patched: p)
-            try:
-                out = ref.logits_of(model, x.repeat(len(ks), 1, 1, 1))
-            finally:
-                hook.remove()
+            if module is None:
+                out = ref.head(model, patched, layer)
+            else:
+                hook = module.register_forward_hook(lambda m, i, o, p=patched: p)
+                try:
+                    out = ref.logits_of(model, x.repeat(len(ks), 1, 1, 1))
+                finally:
+                    hook.remove()
             scores.append(out[:, cls])
         scores = torch.cat(scores)
         weights = (y - scores) / y if y != 0 else torch.zeros_like(scores)
