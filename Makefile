@@ -185,6 +185,8 @@ test-oracle: attrib tests/run_tests
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
 	$(PYTHON) tools/make_perturb_goldens.py --out $(BUILD)/oracle/perturb
 	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match perturb_methods
+	@if PYTHONPATH=.peers $(PYTHON) -c "import captum" 2>/dev/null; then PYTHONPATH=.peers $(PYTHON) tools/check_grad_peers.py; \
+	  else echo "test-oracle: captum not in .peers (docs/methods.md#integrated-gradients): tools/check_grad_peers.py skipped"; fi
 
 # The program of docs/library.md, built from the document itself.
 library-example: $(LIB)

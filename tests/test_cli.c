@@ -60,9 +60,11 @@ TEST(cli_top_level_help_lists_every_explain_method) {
     REQUIRE(line && next);
     char first[1024]; /* explain's entry, continuation lines included */
     snprintf(first, sizeof first, "%.*s", (int)(next - line), line);
-    const char *methods[] = {"Score-CAM", "Grad-CAM", "Grad-CAM++", "saliency", "contrastive",
-                             "CDRP",      "Score-CDRP", "path Score-CAM", "pathway gradient"};
-    for (int i = 0; i < 9; i++) CHECKF(strstr(first, methods[i]), "'%s' missing from: %s", methods[i], first);
+    const char *methods[] = {"Score-CAM",      "Grad-CAM",          "Grad-CAM++",           "saliency",
+                             "contrastive",    "guided backprop",   "deconvnet",            "guided Grad-CAM",
+                             "input x gradient", "integrated gradients", "SmoothGrad",        "CDRP",
+                             "Score-CDRP",     "path Score-CAM",    "pathway gradient"};
+    for (int i = 0; i < 15; i++) CHECKF(strstr(first, methods[i]), "'%s' missing from: %s", methods[i], first);
 }
 
 TEST(cli_unknown_command_and_option_are_usage_errors) {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -497,4 +498,77 @@ TEST(eval_scorer_path_finds_the_path_a_path_map_optimised) {
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic "
              "--scorer path --method path-scorecam.cdrp 2>&1", test_root(), f.model, f.outdir);
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "\"images\":2"), "%s", out);
+}
+
+/* The input-gradient methods from the command line: their settings name
+ * their files and results lines (cost, completeness, noise, unit), bad
+ * settings are usage errors, and eval scores their maps with every metric. */
+TEST(explain_input_gradient_methods_name_their_settings_and_eval_scores_them) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[4096], path[1400];
+    const char *runs[][3] = {
+        {"--method input-x-gradient", "input-x-gradient.npy", "\"backwards\":1"},
+        {"--method integrated-gradients --ig-steps 4", "integrated-gradients.steps4.npy", "\"attribution_sum\":"},
+        {"--method integrated-gradients --ig-rule riemann_middle --ig-steps 3 --baseline zero",
+         "integrated-gradients.riemann-middle.steps3.zero.npy", "\"forwards\":5"},
+        {"--method smoothgrad --sg-samples 3 --sg-sigma 0.1 --sg-square --sg-seed 4",
+         "smoothgrad.smooth3.sigma0.1.sq.seed4.npy", "\"sg_samples\":3"},
+        {"--method guided-gradcam --layer features.12", "guided-gradcam.features.12.npy", "\"backwards\":2"},
+        {"--method guided-backprop --smooth 2", "guided-backprop.smooth2.npy", "\"sg_seed\":0"},
+        {"--method saliency --unit features.9,3", "saliency.unit-features.9-3.npy", "\"unit\":\"features.9,3\""},
+        {"--method input-x-gradient --unit 4,1,0,1", "input-x-gradient.unit-features.12-1-0-1.npy", "\"unit_value\":"},
+    };
+    for (int i = 0; i < 8; i++) {
+        snprintf(args, sizeof args, "%s %s %s", runs[i][0], f.imgs[0], f.imgs[1]);
+        CHECKF(explain(&f, args) == 0, "%s: %s", runs[i][0], out);
+        snprintf(path, sizeof path, "%s/img1.%s", f.outdir, runs[i][1]);
+        CHECKF(access(path, F_OK) == 0, "%s: no %s", runs[i][0], path);
+    }
+    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    CHECK(count_lines(path) == 16);
+    size_t n = 0;
+    char *text = (char *)test_read_bytes(path, &n);
+    REQUIRE(text);
+    for (int i = 0; i < 8; i++) CHECKF(strstr(text, runs[i][2]), "%s: no %s in its results line", runs[i][0], runs[i][2]);
+    free(text);
+    const char *bad[] = {"--method saliency --ig-steps 5", "--method integrated-gradients --ig-rule simpson",
+                         "--method integrated-gradients --ig-steps 1 --ig-rule riemann-left",
+                         "--method input-x-gradient --sg-sigma 0.2", "--method scorecam --smooth 3",
+                         "--method gradcam --unit features.9,3", "--method saliency --unit features.9",
+                         "--method saliency --unit features.9,99", "--method smoothgrad --smooth 3 --sg-samples 4",
+                         "--method cdrp --unit features.9,3", "--method saliency --baseline grey"};
+    for (int i = 0; i < 11; i++) {
+        snprintf(args, sizeof args, "%s %s", bad[i], f.imgs[0]);
+        int rc = explain(&f, args);
+        CHECKF(rc == 2 && strncmp(out, "attrib: ", 8) == 0 && strchr(out, '\n') == out + strlen(out) - 1,
+               "'%s': exit %d, output: %s", bad[i], rc, out);
+    }
+    /* eval: every metric scores every method's two maps */
+    snprintf(path, sizeof path, "%s/ann", f.dir);
+    REQUIRE(mkdir(path, 0755) == 0);
+    for (int k = 0; k < 2; k++) {
+        char xml[1500];
+        snprintf(xml, sizeof xml, "%s/img%d.xml", path, k);
+        FILE *fp = fopen(xml, "w");
+        REQUIRE(fp);
+        fprintf(fp, "<annotation><filename>img%d</filename><size><width>32</width><height>32</height></size><object>"
+                    "<name>class%d</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>20</xmax><ymax>24</ymax></bndbox>"
+                    "</object></annotation>\n", k, k + 2);
+        fclose(fp);
+    }
+    const char *metrics[] = {"ad-ic", "energy-pg", "deletion", "insertion"};
+    for (int i = 0; i < 4; i++) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric %s "
+                 "--annotations %s --steps 8 2>&1", test_root(), f.model, f.outdir, metrics[i], path);
+        int rc = run_cmd(cmd, out, sizeof out);
+        CHECKF(rc == 0, "eval %s: exit %d: %s", metrics[i], rc, out);
+        at_json *j = NULL;
+        const char *brace = strchr(out, '{');
+        REQUIRE(brace && at_json_parse(brace, strlen(brace), &j) == AT_OK);
+        const at_json *rows = at_json_get(j, "rows");
+        CHECKF(rows && rows->n == 8, "eval %s: %zu rows", metrics[i], rows ? rows->n : 0);
+        at_json_free(j);
+    }
 }

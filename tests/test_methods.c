@@ -1,6 +1,7 @@
 /* Attribution maps against the PyTorch reference (tools/ref_methods.py, itself
  * checked against pytorch-grad-cam and torchcam by tools/check_peers.py):
  * goldens in tests/goldens/methods, computed in float64. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,40 @@
 #define MAP_ATOL 1e-4
 /* Channel weights: probabilities / means of gradients, relative to scale. */
 #define WEIGHT_RTOL 1e-3
+/* The explained value and integrated gradients' sums (of 50 float32
+ * gradients at most) against float64: relative to the quantity's scale. */
+#define VALUE_RTOL 1e-4
+
+static double meta_num(const at_json *o, const char *key, double dflt) {
+    const at_json *v = o ? at_json_get(o, key) : NULL;
+    return v && v->type == AT_JSON_NUMBER ? v->number : v && v->type == AT_JSON_BOOL ? v->boolean : dflt;
+}
+
+/* The case's input-gradient settings (meta "params", ref_gradients.run keywords). */
+static int read_params(const at_json *meta, const at_model *m, at_explain_options *o, at_unit *unit) {
+    const at_json *p = at_json_get(meta, "params");
+    if (!p) return AT_OK;
+    const at_json *rule = at_json_get(p, "ig_rule"), *bl = at_json_get(p, "baseline"), *u = at_json_get(p, "unit");
+    o->ig_steps = (int)meta_num(p, "ig_steps", 0);
+    o->smooth = (int)meta_num(p, "smooth", 0);
+    o->sg_sigma = (float)meta_num(p, "sg_sigma", 0);
+    o->sg_square = (int)meta_num(p, "sg_square", 0);
+    o->sg_seed = (unsigned)meta_num(p, "sg_seed", 0);
+    if (rule && at_ig_rule_parse(rule->string, &o->ig_rule)) return AT_ERR;
+    if (bl) o->baseline = strcmp(bl->string, "zero") ? AT_BASELINE_BLACK : AT_BASELINE_ZERO;
+    if (u) {
+        if (at_unit_parse(m, u->string, unit)) return AT_ERR;
+        o->unit = unit;
+    }
+    return AT_OK;
+}
+
+static void check_value(const char *name, const at_json *meta, const char *key, double got, double scale) {
+    const at_json *v = at_json_get(meta, key);
+    if (!v) return;
+    CHECKF(fabs(got - v->number) <= VALUE_RTOL * (scale > 1 ? scale : 1), "%s: %s %.7g, golden %.7g", name, key, got,
+           v->number);
+}
 
 static void run_method_case(const char *dir, const char *name) {
     at_json *meta = golden_meta(dir);
@@ -43,6 +78,11 @@ static void run_method_case(const char *dir, const char *name) {
         layers[n_layers++] = at_model_find_layer(m, t);
     o.layer = at_method_uses_layer(o.method) ? layers[0] : -1;
     o.layers = layers, o.n_layers = n_layers;
+    at_unit unit;
+    if (read_params(meta, m, &o, &unit)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+        goto out;
+    }
     int cls = golden_meta_int(meta, "class", -1);
     o.classes = &cls;
     long in_n = (long)3 * m->in_h * m->in_w;
@@ -58,6 +98,10 @@ static void run_method_case(const char *dir, const char *name) {
         CHECKF(r.predicted == golden_meta_int(meta, "predicted", -2), "%s: predicted %d, golden %d", name,
                r.predicted, golden_meta_int(meta, "predicted", -2));
         golden_compare(dir, "map.npy", "map", map, (long)m->in_h * m->in_w, MAP_ATOL, 0);
+        const double scale = fabs(r.value) + fabs(r.baseline_value);
+        check_value(name, meta, "value", r.value, scale);
+        check_value(name, meta, "baseline_value", r.baseline_value, scale);
+        check_value(name, meta, "attribution_sum", r.attribution_sum, scale);
         char wpath[1700];
         snprintf(wpath, sizeof wpath, "%s/weights.npy", dir);
         FILE *wf = weights ? fopen(wpath, "rb") : NULL;
@@ -80,5 +124,5 @@ out:
 
 TEST(methods_match_the_pytorch_reference_on_every_golden_case) {
     int n = golden_each_case("methods", run_method_case);
-    CHECKF(n >= 5, "only %d method golden cases", n);
+    CHECKF(n >= 48, "only %d method golden cases", n);
 }

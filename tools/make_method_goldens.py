@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
+import ref_gradients  # noqa: E402
 import ref_methods as ref  # noqa: E402
 import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
@@ -43,6 +44,7 @@ MODELS = {
     "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
 }
 # name, model, method, variant, layer (None: input-gradient methods), class (None = predicted)
+# [, params: ref_gradients.run keywords (unit as "LAYER,c[,x,y]"), written to meta.json]
 CASES = [
     # Score-CAM, last conv's ReLU, the three variants
     ("scorecam_authors_vgg11", "vgg11_48x40", "scorecam", "authors", "features.19", None),
@@ -121,7 +123,49 @@ CASES = [
     ("guided_backprop_resnet18", "resnet18_64", "guided-backprop", "authors", None, None),
     ("guided_backprop_resnet50", "resnet50_64", "guided-backprop", "authors", None, 1),
     ("deconvnet_resnet18", "resnet18_64", "deconvnet", "authors", None, None),
+    # the ReLU-rule maps and the methods built on input gradients (ref_gradients.py)
+    ("guided_backprop_vgg11_32", "vgg11_32", "guided-backprop", "authors", None, None),
+    ("deconvnet_mini16", "vgg16_mini", "deconvnet", "authors", None, None),
+    ("guided_gradcam_vgg11", "vgg11_48x40", "guided-gradcam", "authors", "features.19", None),
+    ("guided_gradcam_mini16_conv5", "vgg16_mini", "guided-gradcam", "authors", "features.13", 3),
+    ("ixg_vgg11_32", "vgg11_32", "input-x-gradient", "authors", None, None),
+    ("ixg_mini16", "vgg16_mini", "input-x-gradient", "authors", None, None),
+    # on the mini VGG16 most 50-node paths cross a near-tied max-pool or ReLU at
+    # some node (float32 and float64 then take different branches there): the
+    # default rule runs on vgg11 below, the mini on a short flip-free path
+    ("ig_mini16_zero", "vgg16_mini", "integrated-gradients", "authors", None, None, dict(baseline="zero", ig_steps=6)),
+    ("ig_vgg11_32", "vgg11_32", "integrated-gradients", "authors", None, None, {}),
+    ("ig_vgg11_zero", "vgg11_48x40", "integrated-gradients", "authors", None, 5, dict(baseline="zero", ig_steps=16)),
+    ("ig_vgg11_32_trapezoid", "vgg11_32", "integrated-gradients", "authors", None, None,
+     dict(ig_rule="riemann-trapezoid", ig_steps=20)),
+    ("ig_vgg11_32_left", "vgg11_32", "integrated-gradients", "authors", None, None, dict(ig_rule="riemann-left", ig_steps=7)),
+    ("ig_vgg11_32_right", "vgg11_32", "integrated-gradients", "authors", None, None,
+     dict(ig_rule="riemann-right", ig_steps=7, baseline="zero")),
+    ("ig_vgg11_32_middle", "vgg11_32", "integrated-gradients", "authors", None, None, dict(ig_rule="riemann-middle", ig_steps=7)),
+    ("smoothgrad_vgg11_32", "vgg11_32", "smoothgrad", "authors", None, None, {}),
+    ("smoothgrad_mini16_square", "vgg16_mini", "smoothgrad", "authors", None, None,
+     dict(smooth=8, sg_square=True, sg_sigma=0.2, sg_seed=3)),
+    ("smooth_guided_backprop_vgg11", "vgg11_48x40", "guided-backprop", "authors", None, None, dict(smooth=6)),
+    ("smooth_ixg_vgg11_32", "vgg11_32", "input-x-gradient", "authors", None, 2, dict(smooth=5, sg_seed=9)),
+    ("smooth_ig_vgg11_32", "vgg11_32", "integrated-gradients", "authors", None, None, dict(smooth=3, ig_steps=4)),
+    ("smooth_guided_gradcam_vgg11", "vgg11_48x40", "guided-gradcam", "authors", "features.19", None, dict(smooth=4)),
+    # a hidden unit instead of a logit: a channel's sum, one element, a linear unit
+    ("saliency_unit_mini16_channel", "vgg16_mini", "saliency", "authors", None, None, dict(unit="features.29,5")),
+    ("ixg_unit_vgg11_element", "vgg11_48x40", "input-x-gradient", "authors", None, None, dict(unit="features.12,2,3,4")),
+    ("ig_unit_vgg11_32_linear", "vgg11_32", "integrated-gradients", "authors", None, None,
+     dict(unit="classifier.3,7", ig_steps=12)),
+    ("guided_backprop_unit_mini16", "vgg16_mini", "guided-backprop", "authors", None, None, dict(unit="features.21,1,6,9")),
 ]
+
+
+# the methods tools/ref_gradients.py computes (on VGG models)
+GRADIENT_METHODS = ("guided-gradcam", "input-x-gradient", "integrated-gradients", "smoothgrad")
+
+
+def parse_unit(spec):
+    """"LAYER,c[,x,y]" -> (layer, c, x, y) with x = y = None for the channel's sum."""
+    p = spec.split(",")
+    return (p[0], int(p[1]), int(p[2]), int(p[3])) if len(p) == 4 else (p[0], int(p[1]), None, None)
 
 # float32 vs float64 maps may differ by this much (max abs, maps in [0,1]) before
 # a case counts as ill-conditioned (near-tied max-pool windows or ReLU inputs
@@ -142,17 +186,25 @@ def build(model_name):
     return model, x
 
 
-def compute(model_name, method, variant, layer, cls, dtype):
+def compute(model_name, method, variant, layer, cls, dtype, params=None):
     model, x = build(model_name)
-    r = ref.run_method(model, x, method, variant, cls, layer or ("maxpool" if hasattr(model, "trunk") else "features.0"),
-                       dtype)
+    if params is None and method not in GRADIENT_METHODS and (
+            method not in ("guided-backprop", "deconvnet") or hasattr(model, "relu_fn")):
+        r = ref.run_method(model, x, method, variant, cls, layer or ("maxpool" if hasattr(model, "trunk") else "features.0"),
+                           dtype)
+    else:
+        kw = dict(params or {})
+        if "unit" in kw:
+            kw["unit"] = parse_unit(kw["unit"])
+        r = ref_gradients.run(model, x, method, cls, layer, dtype, **kw)
     return {k: (v.detach().double().numpy() if torch.is_tensor(v) else v) for k, v in r.items()}
 
 
 def run_case(out_dir, case):
-    name, model_name, method, variant, layer, cls = case
-    r64 = compute(model_name, method, variant, layer, cls, torch.float64)
-    r32 = compute(model_name, method, variant, layer, cls, torch.float32)
+    name, model_name, method, variant, layer, cls = case[:6]
+    params = case[6] if len(case) > 6 else None
+    r64 = compute(model_name, method, variant, layer, cls, torch.float64, params)
+    r32 = compute(model_name, method, variant, layer, cls, torch.float32, params)
     err = np.abs(r64["map"] - r32["map"]).max()
     if err > MAP_F32_TOL:
         raise SystemExit(f"{name}: map is ill-conditioned (float32 vs float64 differ by {err:.3g}); change the case")
@@ -185,6 +237,11 @@ def run_case(out_dir, case):
                 map_shape=list(r64["map"].shape),
                 layer_shape=list(r64["activations"].shape) if "activations" in r64 else None,
                 flat_channels=flat, files=files, f32_map_err=float(err), torch=torch.__version__)
+    if params is not None:
+        meta["params"] = params
+    for k in ("value", "baseline_value", "attribution_sum"):
+        if k in r64 and (params is not None or method not in ref.METHODS):
+            meta[k] = r64[k]
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     extra = f" flat={flat}" if flat else ""

@@ -38,6 +38,19 @@ def fill(name: str, seed: int, shape, scale: float, offset: float = 0.0) -> np.n
     return v.astype(np.float32).reshape(shape)
 
 
+def normal(name: str, seed: int, shape, offset: int = 0) -> np.ndarray:
+    """Standard normal deviates offset.. of the stream seeded like fill: Box-Muller
+    (cos branch, float64) of draws 2k and 2k+1, the twin of at_prng_normal."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    gamma = 0x9E3779B97F4A7C15
+    z = splitmix64_stream(((fnv1a64(name) ^ seed) + gamma * 2 * offset) & MASK, 2 * n)
+    bits = (z >> np.uint64(40)).astype(np.float64)
+    u1 = (bits[0::2] + 0.5) * 2.0 ** -24
+    u2 = bits[1::2] * 2.0 ** -24
+    v = np.sqrt(-2.0 * np.log(u1)) * np.cos(6.283185307179586 * u2)
+    return v.astype(np.float32).reshape(shape)
+
+
 BLOCKS = {"vgg11": [1, 1, 2, 2, 2], "vgg13": [2, 2, 2, 2, 2],
           "vgg16": [2, 2, 3, 3, 3], "vgg19": [2, 2, 4, 4, 4]}
 

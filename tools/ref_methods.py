@@ -358,6 +358,9 @@ def rule_backprop(model, x, cls=None, dtype=torch.float64, deconvnet=False):
     return dict(map=minmax(g.abs().amax(dim=0)), cls=cls, predicted=predicted, gradients=g)
 
 
+METHODS = ("scorecam", "gradcam", "gradcam++", "saliency", "contrastive")
+
+
 def run_method(model, x, method, variant="authors", cls=None, layer="features.29", dtype=torch.float64):
     """Dispatch by the CLI's method names (scorecam|gradcam|gradcam++|saliency|contrastive)."""
     if method == "scorecam":

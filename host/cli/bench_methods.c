@@ -27,7 +27,7 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         goto done;
     }
     at_prng_fill("input", 7, x, in_size * images, 2.0f, 0.0f);
-    long forwards = 0;
+    long forwards = 0, backwards = 0;
     double t0 = at_now_s();
     if (!strcmp(method, "cdrp") || !strcmp(method, "score-cdrp")) {
         at_cdrp_options o;
@@ -42,21 +42,22 @@ int bench_method(at_backend *be, const char *net, const char *method, int images
         if ((rc = at_method_parse(method, &o.method))) goto done;
         for (int b = 0; b < images; b++) er[b].map = maps + hw * b;
         rc = at_explain(be, &o, x, images, er);
-        for (int b = 0; b < images; b++) forwards += er[b].forwards;
+        for (int b = 0; b < images; b++) forwards += er[b].forwards, backwards += er[b].backwards;
     }
     double s = (at_now_s() - t0) / images;
     if (rc) goto done;
-    double fw = (double)forwards / images;
+    double fw = (double)forwards / images, bw = (double)backwards / images;
     at_precision cic = cic_precision ? *cic_precision : be->precision;
     if (json)
         printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"cic_precision\":\"%s\","
                "\"method\":\"%s\",\"images\":%d,\"s_per_image\":%.5f,\"forwards_per_image\":%.1f,"
-               "\"gmac_per_image\":%.4f}\n",
-               net, be->name, at_precision_name(be->precision), at_precision_name(cic), method, images, s, fw,
+               "\"backwards_per_image\":%.1f,\"gmac_per_image\":%.4f}\n",
+               net, be->name, at_precision_name(be->precision), at_precision_name(cic), method, images, s, fw, bw,
                m->macs_per_image / 1e9);
     else
-        printf("%-8s %-5s %-5s %-11s %4d images  %9.4f s/image  %7.1f forwards/image  %8.3f ms/forward%s%s\n", net,
-               be->name, at_precision_name(be->precision), method, images, s, fw, 1e3 * s / (fw > 0 ? fw : 1),
+        printf("%-8s %-5s %-5s %-11s %4d images  %9.4f s/image  %7.1f forwards + %.1f backwards/image  %8.3f ms/pass%s%s\n",
+               net, be->name, at_precision_name(be->precision), method, images, s, fw, bw,
+               1e3 * s / (fw + bw > 0 ? fw + bw : 1),
                cic_precision ? "  CIC pass " : "", cic_precision ? at_precision_name(cic) : "");
     fflush(stdout);
 done:

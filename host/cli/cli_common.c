@@ -36,6 +36,8 @@ static const struct {
     {"occlusion window", "--occlusion-window"}, {"MP iterations", "--mp-iterations"}, {"MP mask", "--mp-mask"},
     {"MP learning rate", "--mp-lr"}, {"MP regulariser", "--mp-l1 / --mp-tv"}, {"MP beta", "--mp-beta"},
     {"MP sigma", "--mp-sigma"},
+    {"unit", "--unit"},           {"integration steps", "--ig-steps"}, {"integration rule", "--ig-rule"},
+    {"baseline", "--baseline"},   {"noise samples", "--smooth"},       {"noise sigma", "--sg-sigma"},
 };
 
 const char *cli_error_message(const char *msg, char *buf, size_t cap) {

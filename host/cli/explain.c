@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/clock.h"
+#include "explain_grad_options.h"
 #include "explain_io.h"
 #include "io/annotations.h"
 #include "explain_paths.h"
@@ -70,6 +71,7 @@ typedef struct {
     path_method pm;
     path_args path;
     perturb_args perturb;
+    grad_args grad;
     const char *layer_spec, *out_dir, *annotations;
     int layer_given;
     long cls; /* -1 predicted, -2 ground truth */
@@ -146,6 +148,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         if (!r) r = cli_options_parse(options, a, argc, argv, &i);
         if (!r) r = cli_options_parse(PATH_OPTIONS, &a->path, argc, argv, &i);
         if (!r && i + 1 < argc && (r = perturb_args_parse(&a->perturb, argv[i], argv[i + 1])) == 1) i++;
+        if (!r) r = grad_args_argv(&a->grad, &a->ex, argc, argv, &i);
         if (r == AT_ERR) return AT_ERR;
         if (r) continue;
         if (argv[i][0] == '-' && argv[i][1]) return at_fail(argv[i], "unknown option (see attrib explain --help)");
@@ -230,6 +233,7 @@ static void map_settings(const explain_args *a, const at_model *m, const at_back
     if (perturb[0] && o < cap) o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", perturb);
     if (be->precision != AT_PRECISION_FP32 && o < cap)
         snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_precision_name(be->precision));
+    grad_settings(m, &a->ex, buf, cap);
 }
 
 static int is_perturbation(at_method m) {
@@ -275,6 +279,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_bool(&w, "flat_map", r->flat_map);
     if (a->ex.method == AT_METHOD_SCORECAM) at_jsonw_int(&w, "flat_channels", r->flat_channels);
     at_jsonw_int(&w, "forwards", r->forwards);
+    grad_results_fields(&w, m, &a->ex, r);
     at_jsonw_num(&w, "ms", ms); /* the batch's wall time per image */
     at_jsonw_int(&w, "batch", batch);
     at_jsonw_str(&w, "backend", be->name);
@@ -337,7 +342,7 @@ static int image_failed(const explain_args *a, at_progress *prog, int *failed) {
 int cmd_explain(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("%s%s%s%s", HELP, PERTURB_HELP, PATH_HELP, CLI_COMMON_HELP);
+            printf("%s%s%s%s%s", HELP, GRAD_HELP, PERTURB_HELP, PATH_HELP, CLI_COMMON_HELP);
             return 0;
         }
     explain_args a;
@@ -396,6 +401,11 @@ int cmd_explain(int argc, char **argv) {
     }
     if (a.cls >= m->n_classes) {
         at_fail("--class", "%ld is out of range 0..%d", a.cls, m->n_classes - 1);
+        cli_error();
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (grad_args_finish(&a.grad, m, &a.ex, a.is_path)) {
         cli_error();
         rc = EXIT_USAGE;
         goto out;

@@ -15,7 +15,9 @@ static const struct {
     {"predict", cmd_predict, "top-k classes of images"},
     {"explain", cmd_explain,
      "attribution maps: Score-CAM, Grad-CAM, Grad-CAM++, saliency, contrastive\n"
-     "            gradient; routing paths: CDRP, Score-CDRP, path Score-CAM, pathway gradient"},
+     "            gradient, guided backprop, deconvnet, guided Grad-CAM, input x gradient,\n"
+     "            integrated gradients, SmoothGrad; routing paths: CDRP, Score-CDRP,\n"
+     "            path Score-CAM, pathway gradient"},
     {"eval", cmd_eval, "metrics of the maps: confidence, AD/IC, pointing games, deletion"},
     {"info", cmd_info, "describe a weights file"},
     {"bench", cmd_bench, "time forward / gated / backward passes"},

@@ -27,12 +27,13 @@ void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long 
         const float *d = dy + nc * HW, *ap = a + nc * HW;
         float *out = dz + nc * HW;
         float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
-        double sum = 0; /* fixed-order double sum: deterministic and accurate */
-        for (long i = 0; i < HW; i++) {
-            sum += (double)d[i] * ap[i];
-            out[i] = ap[i] > 0 ? g * d[i] : 0.0f;
+        if (dgate) { /* fixed-order double sum: deterministic and accurate; apart, so the mask vectorises,
+                      * and first: out may be dy */
+            double sum = 0;
+            for (long i = 0; i < HW; i++) sum += (double)d[i] * ap[i];
+            dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
         }
-        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+        for (long i = 0; i < HW; i++) out[i] = ap[i] > 0 ? g * d[i] : 0.0f;
     }
 }
 
@@ -50,13 +51,15 @@ void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int
         const float *d = dy + nc * HW, *ap = a + nc * HW;
         float *out = dz + nc * HW;
         float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
-        double sum = 0;
+        if (dgate) { /* first: out may be dy */
+            double sum = 0;
+            for (long i = 0; i < HW; i++) sum += (double)d[i] * ap[i];
+            dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
+        }
         for (long i = 0; i < HW; i++) {
-            sum += (double)d[i] * ap[i];
             const int open = rule == 2 || ap[i] > 0;
             out[i] = open && d[i] > 0 ? g * d[i] : 0.0f;
         }
-        if (dgate) dgate[(nc / C) * dgate_stride + nc % C] = (float)sum;
     }
 }
 

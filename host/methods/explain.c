@@ -7,8 +7,11 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     if (at_explain_check_layer(m, opt->method, opt->layer)) return AT_ERR;
     for (int j = 0; opt->method == AT_METHOD_LAYERCAM && j < opt->n_layers; j++)
         if (at_explain_check_layer(m, opt->method, opt->layers[j])) return AT_ERR;
+    if (at_explain_check_gradient_options(m, opt)) return AT_ERR;
     for (int b = 0; b < n; b++) {
-        r[b].forwards = 0;
+        r[b].forwards = r[b].backwards = 0;
+        r[b].value = r[b].baseline_value = 0;
+        r[b].attribution_sum = 0;
         r[b].flat_channels = 0;
         r[b].flat_map = 0;
     }
@@ -24,7 +27,11 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     case AT_METHOD_SALIENCY:
     case AT_METHOD_CONTRASTIVE:
     case AT_METHOD_GUIDED_BACKPROP:
-    case AT_METHOD_DECONVNET: return at_saliency(be, opt, inputs, n, r);
+    case AT_METHOD_DECONVNET:
+    case AT_METHOD_GUIDED_GRADCAM:
+    case AT_METHOD_INPUT_X_GRADIENT:
+    case AT_METHOD_INTEGRATED_GRADIENTS:
+    case AT_METHOD_SMOOTHGRAD: return at_gradients(be, opt, inputs, n, r);
     case AT_METHOD_EB:
     case AT_METHOD_CEB:
     case AT_METHOD_LRP:

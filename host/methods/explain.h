@@ -17,6 +17,10 @@ typedef enum {
     AT_METHOD_CONTRASTIVE,  /* Pope et al. 2019: || ReLU(dy/dx) ||_2 over colour channels */
     AT_METHOD_GUIDED_BACKPROP, /* max_c |g_x| under the guided ReLU rule (docs/methods.md) */
     AT_METHOD_DECONVNET,    /* max_c |g_x| under the deconvnet ReLU rule */
+    AT_METHOD_GUIDED_GRADCAM,       /* max_c |guided g_x * Up(Grad-CAM)| (docs/methods.md#guided-grad-cam) */
+    AT_METHOD_INPUT_X_GRADIENT,     /* ReLU(sum_c x * dy/dx) (docs/methods.md#input-x-gradient) */
+    AT_METHOD_INTEGRATED_GRADIENTS, /* ReLU(sum_c (x - x') * sum_k w_k dy/dx) (docs/methods.md#integrated-gradients) */
+    AT_METHOD_SMOOTHGRAD,           /* max_c mean_k |dy/dx| at noisy x (docs/methods.md#smoothgrad) */
     AT_METHOD_EB,           /* excitation backprop, MWP at a read-out layer (docs/methods.md#excitation-backprop) */
     AT_METHOD_CEB,          /* contrastive excitation backprop */
     AT_METHOD_LRP,          /* layer-wise relevance propagation (docs/methods.md#lrp) */
@@ -46,6 +50,28 @@ typedef enum {
 /* Whose conventions a CAM method follows (docs/methods.md#conventions-where-papers-and-peers-disagree). */
 typedef enum { AT_VARIANT_AUTHORS, AT_VARIANT_PGC, AT_VARIANT_TORCHCAM } at_variant;
 
+/* Integrated gradients: the quadrature rule on [0,1] and the baseline x'. */
+typedef enum {
+    AT_IG_GAUSS_LEGENDRE = 0, /* captum's default */
+    AT_IG_RIEMANN_LEFT,
+    AT_IG_RIEMANN_RIGHT,
+    AT_IG_RIEMANN_MIDDLE,
+    AT_IG_RIEMANN_TRAPEZOID,
+    AT_IG_RULE_COUNT
+} at_ig_rule;
+typedef enum { AT_BASELINE_BLACK = 0, AT_BASELINE_ZERO = 1 } at_baseline; /* black in [0,1]; 0 normalised */
+
+/* A hidden unit to explain instead of a class logit (docs/methods.md#explaining-a-unit):
+ * element (channel, y, x) of layer's output, or with x = y = -1 the sum of
+ * the channel's map. */
+typedef struct {
+    int layer, channel, x, y;
+} at_unit;
+
+#define AT_IG_STEPS_DEFAULT 50
+#define AT_SG_SAMPLES_DEFAULT 25
+#define AT_SG_SIGMA_DEFAULT 0.15f
+
 typedef struct {
     at_method method;
     at_variant variant;
@@ -54,6 +80,15 @@ typedef struct {
     const int *layers;     /* layers[0] should equal layer */
     const int *classes;    /* [n] class to explain per image, -1 = predicted; NULL = all predicted */
     const float *gates;    /* optional [n][n_gates] gated network (path methods), NULL = original */
+    const at_unit *unit;   /* explain this unit instead of the class logit (at_method_takes_unit); NULL: the logit */
+    /* input-gradient methods (docs/methods.md#integrated-gradients, #smoothgrad); zero = the default */
+    int ig_steps;          /* 0: AT_IG_STEPS_DEFAULT */
+    at_ig_rule ig_rule;
+    at_baseline baseline;
+    int smooth;            /* noisy samples averaged per image (--smooth N); 0: none, smoothgrad AT_SG_SAMPLES_DEFAULT */
+    float sg_sigma;        /* noise sd as a share of the image's value range; 0: AT_SG_SIGMA_DEFAULT */
+    int sg_square;         /* average the squared attributions (captum's smoothgrad_sq) */
+    unsigned sg_seed;      /* noise stream (at_prng_normal "smoothgrad") */
     /* relevance methods (host/methods/relevance.c); zero = the default */
     const char *eb_layer;       /* eb, c-eb read-out module; NULL: features.23 (VGG), layer3 (ResNet) */
     const char *contrast_layer; /* c-eb; NULL: classifier.4 (relu7, VGG), avgpool (ResNet) */
@@ -73,6 +108,10 @@ typedef struct {
     int flat_map;          /* the map was constant before normalisation (written as zeros) */
     int flat_channels;     /* Score-CAM: channels whose mask was constant */
     long forwards;         /* forward passes spent (items), for the results line */
+    long backwards;        /* backward passes spent (items; a pass to a hidden layer counts as one) */
+    float value;           /* the explained quantity on the image: the class logit, or the unit's value */
+    float baseline_value;  /* integrated gradients: the same at the baseline */
+    double attribution_sum; /* integrated gradients: sum of the signed attribution, ~ value - baseline_value */
 } at_explain_result;
 
 int at_method_parse(const char *name, at_method *out);
@@ -91,6 +130,33 @@ int at_method_has_variant(at_method m, at_variant v);
 /* AT_OK when the method can use layer (CAMs need a spatial map); else the
  * message, naming --layer. */
 int at_explain_check_layer(const at_model *m, at_method method, int layer);
+
+/* 1 when the method explains a --unit / can be averaged over noisy copies (--smooth). */
+int at_method_takes_unit(at_method m);
+int at_method_smoothable(at_method m);
+int at_ig_rule_parse(const char *name, at_ig_rule *out);
+const char *at_ig_rule_name(at_ig_rule r);
+/* Quadrature nodes alpha[k] in [0,1] and weights w[k] (sum 1) of rule with n
+ * nodes, as captum's approximation_methods (docs/methods.md#integrated-gradients). */
+int at_ig_nodes(at_ig_rule rule, int n, double *alpha, double *w);
+
+/* "LAYER,c" or "LAYER,c,x,y" (LAYER as --layer); errors name --unit. */
+int at_unit_parse(const at_model *m, const char *spec, at_unit *out);
+/* "features.29,5" or "features.29,5,3,4": the spec in canonical form. */
+void at_unit_format(const at_model *m, const at_unit *u, char *buf, size_t cap);
+int at_unit_check(const at_model *m, const at_unit *u);
+/* The unit's value from one image's output of its layer. */
+float at_unit_value(const at_model *m, const at_unit *u, const float *layer_out);
+/* Where a backward pass of the explained quantity starts, for nb items:
+ * with a unit, dfrom at its layer (1 at the unit or over its channel);
+ * otherwise dlogits one-hot at cls[b]. buf holds nb * at_explain_start_floats. */
+long at_explain_start_floats(const at_model *m, const at_explain_options *opt);
+void at_explain_start(const at_model *m, const at_explain_options *opt, const int *cls, int nb, float *buf,
+                      at_backward_args *ba);
+
+/* AT_OK when --unit, --smooth and the integrated-gradients and SmoothGrad
+ * settings suit the method; else the message, naming the option. */
+int at_explain_check_gradient_options(const at_model *m, const at_explain_options *opt);
 
 /* Explains n images (inputs [n][C][H][W]). */
 int at_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n,
@@ -126,7 +192,10 @@ const at_perturb_options *at_perturb_of(const at_explain_options *opt, at_pertur
 
 int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_gradcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
-int at_saliency(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+/* The input-gradient family: saliency, contrastive, guided backprop,
+ * deconvnet, guided Grad-CAM, input x gradient, integrated gradients,
+ * SmoothGrad and --smooth over any of them (host/methods/gradients.c). */
+int at_gradients(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 /* eb, c-eb, lrp, clrp, fafrp (host/methods/relevance.h has the raw signals). */
 int at_relevance(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);

@@ -10,10 +10,10 @@
 #include "methods/maps.h"
 
 static const char *const method_names[AT_METHOD_COUNT] = {
-    "scorecam", "gradcam",  "gradcam++", "saliency",     "contrastive", "guided-backprop", "deconvnet",
-    "eb",       "c-eb",     "lrp",       "clrp",         "fafrp",
-    "layercam", "xgradcam", "hirescam",  "ablation-cam", "eigencam",
-    "rise",     "occlusion", "meaningful-perturbation"};
+    "scorecam",       "gradcam",          "gradcam++",            "saliency",   "contrastive", "guided-backprop",
+    "deconvnet",      "guided-gradcam",   "input-x-gradient",     "integrated-gradients", "smoothgrad", "eb",
+    "c-eb",           "lrp",              "clrp",                 "fafrp",      "layercam",    "xgradcam",
+    "hirescam",       "ablation-cam",     "eigencam",             "rise",       "occlusion",   "meaningful-perturbation"};
 static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
 
 int at_method_parse(const char *name, at_method *out) {
@@ -48,7 +48,7 @@ const char *at_variant_name(at_variant v) { return (unsigned)v < 3 ? variant_nam
 
 int at_method_uses_layer(at_method m) {
     return m == AT_METHOD_SCORECAM || m == AT_METHOD_GRADCAM || m == AT_METHOD_GRADCAMPP ||
-           (m >= AT_METHOD_LAYERCAM && m <= AT_METHOD_EIGENCAM);
+           m == AT_METHOD_GUIDED_GRADCAM || (m >= AT_METHOD_LAYERCAM && m <= AT_METHOD_EIGENCAM);
 }
 
 int at_method_has_channel_weights(at_method m) {
@@ -73,6 +73,14 @@ int at_method_has_variant(at_method m, at_variant v) {
     default: return 0;
     }
 }
+
+int at_method_takes_unit(at_method m) {
+    return m == AT_METHOD_SALIENCY || m == AT_METHOD_CONTRASTIVE || m == AT_METHOD_GUIDED_BACKPROP ||
+           m == AT_METHOD_DECONVNET || m == AT_METHOD_INPUT_X_GRADIENT || m == AT_METHOD_INTEGRATED_GRADIENTS ||
+           m == AT_METHOD_SMOOTHGRAD;
+}
+
+int at_method_smoothable(at_method m) { return at_method_takes_unit(m) || m == AT_METHOD_GUIDED_GRADCAM; }
 
 int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
                                at_explain_result *r) {
@@ -128,4 +136,24 @@ int at_explain_forward_batch(at_backend *be, const at_explain_options *opt, at_f
 void at_explain_one_hot(const at_explain_result *r, int n, int K, float *dl) {
     memset(dl, 0, sizeof(float) * n * K);
     for (int b = 0; b < n; b++) dl[(long)b * K + r[b].cls] = 1.0f;
+}
+
+int at_explain_check_gradient_options(const at_model *m, const at_explain_options *opt) {
+    const char *name = at_method_name(opt->method);
+    if (opt->unit && !at_method_takes_unit(opt->method))
+        return at_fail("unit", "%s explains a class; a unit is explained by saliency, contrastive, guided-backprop, "
+                       "deconvnet, input-x-gradient, integrated-gradients and smoothgrad", name);
+    if (opt->unit && at_unit_check(m, opt->unit)) return AT_ERR;
+    if (opt->smooth < 0 || opt->smooth > 100000) return at_fail("noise samples", "%d samples is not in 1..100000", opt->smooth);
+    if (opt->smooth && !at_method_smoothable(opt->method))
+        return at_fail("noise samples", "averages input attributions; %s has none (saliency, contrastive, guided-backprop, "
+                       "deconvnet, guided-gradcam, input-x-gradient, integrated-gradients, smoothgrad)", name);
+    if (!(opt->sg_sigma >= 0) || opt->sg_sigma > 100) return at_fail("noise sigma", "%g is not in [0, 100]", opt->sg_sigma);
+    if (opt->ig_steps < 0 || opt->ig_steps > 100000) return at_fail("integration steps", "%d is not in 1..100000", opt->ig_steps);
+    if ((unsigned)opt->ig_rule >= AT_IG_RULE_COUNT) return at_fail("integration rule", "unknown rule %d", (int)opt->ig_rule);
+    if (opt->baseline != AT_BASELINE_BLACK && opt->baseline != AT_BASELINE_ZERO)
+        return at_fail("baseline", "unknown baseline %d", (int)opt->baseline);
+    if (opt->method == AT_METHOD_INTEGRATED_GRADIENTS && opt->ig_rule != AT_IG_GAUSS_LEGENDRE && opt->ig_steps == 1)
+        return at_fail("integration steps", "1 step: %s needs at least 2", at_ig_rule_name(opt->ig_rule));
+    return AT_OK;
 }

@@ -138,6 +138,7 @@ int at_gradcam(at_backend *be, const at_explain_options *opt, const float *input
         }
         for (int b = 0; b < nb && rc == AT_OK; b++) {
             at_explain_result *res = &r[start + b];
+            res->backwards++;
             for (int j = 0; j < k; j++) {
                 const at_layer *L = &m->layers[layers[j]];
                 int C = L->out_c;

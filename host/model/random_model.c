@@ -32,6 +32,16 @@ void at_prng_fill(const char *name, uint64_t seed, float *out, long n, float sca
     }
 }
 
+void at_prng_normal(const char *name, uint64_t seed, long offset, float *out, long n) {
+    /* splitmix64 is counter based: draw k of the stream is mix(state0 + (k+1) gamma) */
+    uint64_t state = (fnv1a64(name) ^ seed) + 0x9e3779b97f4a7c15ull * (uint64_t)(2 * offset);
+    for (long i = 0; i < n; i++) {
+        double u1 = ((double)(splitmix64(&state) >> 40) + 0.5) * 0x1p-24; /* in (0,1): log is finite */
+        double u2 = (double)(splitmix64(&state) >> 40) * 0x1p-24;
+        out[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+}
+
 void at_random_spec_standard(at_random_spec *spec, const char *arch, int in_hw, int n_classes) {
     memset(spec, 0, sizeof *spec);
     spec->arch = arch;

@@ -23,6 +23,11 @@ typedef struct {
  * from SplitMix64 seeded with fnv1a64(name) ^ seed. */
 void at_prng_fill(const char *name, uint64_t seed, float *out, long n, float scale, float offset);
 
+/* Standard normal deviates offset..offset+n-1 of the stream seeded like
+ * at_prng_fill: deviate k is Box-Muller (cos branch, in double) of draws 2k
+ * and 2k+1, u1 = (bits + 0.5) 2^-24, u2 = bits 2^-24 (tools/prng.py normal). */
+void at_prng_normal(const char *name, uint64_t seed, long offset, float *out, long n);
+
 /* torchvision VGG16 widths (64,64,128,...) for the arch's conv count. */
 void at_random_spec_standard(at_random_spec *spec, const char *arch, int in_hw, int n_classes);
 
