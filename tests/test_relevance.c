@@ -221,13 +221,14 @@ TEST(relevance_methods_run_from_explain) {
     snprintf(bin, sizeof bin, "%s", test_path("attrib"));
     snprintf(model, sizeof model, "%s", test_path("weights/vgg16_mini.safetensors"));
     static const char *const runs[] = {"eb", "c-eb", "lrp", "clrp --lrp-rule epsilon", "fafrp",
-                                       "lrp --lrp-rule alpha-beta --lrp-alpha 3"};
+                                       "lrp --lrp-rule alpha-beta --lrp-alpha 3", "lrp --unit features.29,3"};
     for (unsigned k = 0; k < sizeof runs / sizeof runs[0]; k++) {
         snprintf(cmd, sizeof cmd, "%s explain --model %s --method %s --quiet --no-overlay --out %s %s 2>&1",
                  bin, model, runs[k], dir, img);
         CHECKF(run_cmd(cmd, out, sizeof out) == 0, "explain --method %s: %s", runs[k], out);
     }
-    static const char *const names[] = {"eb", "c-eb", "lrp", "clrp.epsilon", "fafrp", "lrp.alpha-beta.alpha3"};
+    static const char *const names[] = {"eb",    "c-eb",  "lrp", "clrp.epsilon", "fafrp", "lrp.alpha-beta.alpha3",
+                                        "lrp.unit-features.29-3"};
     for (unsigned k = 0; k < sizeof names / sizeof names[0]; k++) {
         char p[1200];
         snprintf(p, sizeof p, "%s/fmscene_test_00000000.%s.npy", dir, names[k]);
@@ -237,7 +238,8 @@ TEST(relevance_methods_run_from_explain) {
     }
     static const char *const bad[] = {"--method lrp --lrp-rule zbox", "--method eb --layer features.99",
                                       "--method fafrp --layer features.3", "--method eb --lrp-rule epsilon",
-                                      "--method c-eb --contrast-layer features.0", "--method lrp --lrp-alpha 0.5"};
+                                      "--method c-eb --contrast-layer features.0", "--method lrp --lrp-alpha 0.5",
+                                      "--method clrp --unit features.29,3"};
     for (unsigned k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         snprintf(cmd, sizeof cmd, "%s explain --model %s %s --quiet --out %s/bad %s 2>&1", bin, model, bad[k], dir, img);
         int rc = run_cmd(cmd, out, sizeof out);
@@ -324,3 +326,46 @@ static void residual_rules_conserve(const char *backend) {
 }
 TEST(relevance_residual_add_rule_conserves_the_signal) { residual_rules_conserve("cpu"); }
 TEST(cuda_relevance_residual_add_rule_conserves_the_signal) { residual_rules_conserve("cuda"); }
+
+/* --unit (docs/methods.md#explaining-a-unit): FAFRP's V and LRP's relevance
+ * (zero biases) sum to the unit's value, for a single unit and a channel's
+ * sum; EB's signal from a single unit sums to 1. */
+TEST(relevance_methods_explain_a_unit) {
+    at_model *m = NULL;
+    at_backend *be = NULL;
+    at_backend_options bo = {.name = "cpu"};
+    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].bias) memset(m->layers[i].bias, 0, sizeof(float) * m->layers[i].out_c);
+    REQUIRE(at_backend_create(m, &bo, &be) == AT_OK);
+    const int n = 2;
+    const long hw = (long)m->in_h * m->in_w;
+    float *x = test_random("x", 34, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);
+    float *raw = malloc(sizeof(float) * hw * n);
+    at_unit units[2];
+    REQUIRE(at_unit_parse(m, "features.7,3,2,5", &units[0]) == AT_OK && at_unit_parse(m, "features.7,1", &units[1]) == AT_OK);
+    const at_method methods[3] = {AT_METHOD_FAFRP, AT_METHOD_LRP, AT_METHOD_EB};
+    for (int u = 0; u < 2; u++)
+        for (int k = 0; k < 3; k++) {
+            at_explain_options o = {.method = methods[k], .lrp_rule = AT_LRP_EPSILON, .eb_layer = "features.2",
+                                    .unit = &units[u]};
+            at_explain_result r[2] = {{.map = maps}, {.map = maps + hw}};
+            REQUIRE(at_relevance_run(be, &o, x, n, r, raw) == AT_OK);
+            const long rn = at_relevance_raw_floats(m, &o);
+            for (int b = 0; b < n; b++) {
+                double s = 0;
+                for (long i = 0; i < rn; i++) s += raw[b * rn + i];
+                const double want = methods[k] == AT_METHOD_EB ? 1.0 : r[b].value;
+                CHECKF(r[b].value > 0, "unit %d item %d has value %g: pick a unit that fires", u, b, r[b].value);
+                if (methods[k] != AT_METHOD_EB || u == 0) /* EB from a channel: 1 per firing unit */
+                    CHECKF(fabs(s - want) < SUM_TOL * (1 + fabs(want)), "%s unit %d item %d: sum %.9g, want %.9g",
+                       at_method_name(methods[k]), u, b, s, want);
+            }
+        }
+    at_explain_options bad = {.method = AT_METHOD_CEB, .eb_layer = "features.2", .unit = &units[0]};
+    at_explain_result r[2] = {{.map = maps}, {.map = maps + hw}};
+    CHECK(at_relevance_run(be, &bad, x, n, r, raw) == AT_ERR && strstr(at_last_error(), "unit"));
+    free(x), free(maps), free(raw);
+    at_backend_destroy(be);
+    at_model_free(m);
+}

@@ -74,13 +74,17 @@ int at_method_has_variant(at_method m, at_variant v) {
     }
 }
 
-int at_method_takes_unit(at_method m) {
+static int input_gradient_method(at_method m) {
     return m == AT_METHOD_SALIENCY || m == AT_METHOD_CONTRASTIVE || m == AT_METHOD_GUIDED_BACKPROP ||
            m == AT_METHOD_DECONVNET || m == AT_METHOD_INPUT_X_GRADIENT || m == AT_METHOD_INTEGRATED_GRADIENTS ||
            m == AT_METHOD_SMOOTHGRAD;
 }
 
-int at_method_smoothable(at_method m) { return at_method_takes_unit(m) || m == AT_METHOD_GUIDED_GRADCAM; }
+int at_method_takes_unit(at_method m) {
+    return input_gradient_method(m) || m == AT_METHOD_EB || m == AT_METHOD_LRP || m == AT_METHOD_FAFRP;
+}
+
+int at_method_smoothable(at_method m) { return input_gradient_method(m) || m == AT_METHOD_GUIDED_GRADCAM; }
 
 int at_explain_classify_logits(const at_model *m, const at_explain_options *opt, const float *logits, int n,
                                at_explain_result *r) {
@@ -142,7 +146,7 @@ int at_explain_check_gradient_options(const at_model *m, const at_explain_option
     const char *name = at_method_name(opt->method);
     if (opt->unit && !at_method_takes_unit(opt->method))
         return at_fail("unit", "%s explains a class; a unit is explained by saliency, contrastive, guided-backprop, "
-                       "deconvnet, input-x-gradient, integrated-gradients and smoothgrad", name);
+                       "deconvnet, input-x-gradient, integrated-gradients, smoothgrad, eb, lrp and fafrp", name);
     if (opt->unit && at_unit_check(m, opt->unit)) return AT_ERR;
     if (opt->smooth < 0 || opt->smooth > 100000) return at_fail("noise samples", "%d samples is not in 1..100000", opt->smooth);
     if (opt->smooth && !at_method_smoothable(opt->method))

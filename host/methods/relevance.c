@@ -276,6 +276,15 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
     const int eb = meth == AT_METHOD_EB || meth == AT_METHOD_CEB, lrp = meth == AT_METHOD_LRP || meth == AT_METHOD_CLRP;
     int readout = -1, contrast = -1;
     if (eb && at_relevance_layers(m, opt, &readout, &contrast)) return AT_ERR;
+    const at_unit *unit = opt->unit;
+    if (unit && (at_unit_check(m, unit) ||
+                 ((meth == AT_METHOD_CEB || meth == AT_METHOD_CLRP) &&
+                  at_fail("unit", "%s contrasts a class with the others; explain a unit with eb or lrp",
+                          at_method_name(meth))) ||
+                 (eb && readout >= unit->layer &&
+                  at_fail("layer", "the read-out %s must lie below the unit's layer %s", m->layers[readout].name,
+                          m->layers[unit->layer].name))))
+        return AT_ERR;
     if ((unsigned)opt->lrp_rule >= AT_LRP_RULE_COUNT) return at_fail("LRP rule", "unknown rule %d", (int)opt->lrp_rule);
     rel_ctx x = {.m = m, .method = meth, .rule = opt->lrp_rule,
                  .alpha = opt->lrp_alpha > 0 ? opt->lrp_alpha : LRP_ALPHA_DEFAULT,
@@ -290,13 +299,16 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
     const long ro_size = ro ? at_layer_out_size(ro) : 0, ro_hw = ro ? (long)ro->out_h * ro->out_w : 0;
     const long ct_size = contrast >= 0 ? at_layer_out_size(&m->layers[contrast]) : 0;
     const long raw_hw = eb ? ro_hw : hw;
-    float *logits = malloc(sizeof(float) * batch * K), *dl = malloc(sizeof(float) * batch * K);
+    const long start_n = at_explain_start_floats(m, opt), unit_n = unit ? at_layer_out_size(&m->layers[unit->layer]) : 0;
+    float *logits = malloc(sizeof(float) * batch * K), *dl = malloc(sizeof(float) * batch * start_n);
+    float *unit_out = unit ? malloc(sizeof(float) * batch * unit_n) : NULL;
+    int *cls = malloc(sizeof(int) * batch);
     float *sig = malloc(sizeof(float) * batch * (eb ? ro_size : in_size));
     float *sums = malloc(sizeof(float) * batch * raw_hw);
     float *pm = ct_size ? malloc(sizeof(float) * batch * ct_size) : NULL, *pp = ct_size ? malloc(sizeof(float) * batch * ct_size) : NULL;
     float *lohi = lrp ? malloc(sizeof(float) * 2 * batch * in_size) : NULL;
     int rc = AT_OK;
-    if (!logits || !dl || !sig || !sums || (ct_size && (!pm || !pp)) || (lrp && !lohi)) {
+    if (!logits || !dl || !sig || !sums || (ct_size && (!pm || !pp)) || (lrp && !lohi) || (unit && !unit_out) || !cls) {
         rc = at_fail(at_method_name(meth), "out of memory");
         goto done;
     }
@@ -316,17 +328,27 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
     for (int start = 0; start < n && rc == AT_OK; start += batch) {
         const int nb = n - start < batch ? n - start : batch;
         const float *xin = inputs + in_size * start;
+        const int cap_layer = unit ? unit->layer : 0;
         at_forward_args fa = {.n = nb, .input = xin, .logits = logits, .keep_for_backward = 1,
-                              .keep_pre_activation = lrp};
+                              .keep_pre_activation = lrp, .n_capture = unit != NULL, .capture_layer = &cap_layer,
+                              .capture_out = &unit_out};
         if ((rc = at_explain_forward_batch(be, opt, &fa, start, r))) break;
-        /* the top signal: 1 at the class (EB, FAFRP's gradient); the logit (LRP), and -y/(N-1) elsewhere (CLRP) */
+        /* the top signal: 1 at the class or unit (EB, FAFRP's gradient); LRP: the logit or the unit's
+         * activations, and CLRP -y/(N-1) at the other classes */
         for (int b = 0; b < nb; b++) {
-            const int c = r[start + b].cls;
-            const float y = logits[(long)b * K + c];
-            for (long k = 0; k < K; k++)
-                dl[b * K + k] = k == c ? (lrp ? y : 1.0f) : meth == AT_METHOD_CLRP && K > 1 ? -y / (float)(K - 1) : 0.0f;
+            cls[b] = r[start + b].cls;
+            r[start + b].value = unit ? at_unit_value(m, unit, unit_out + unit_n * b) : r[start + b].logit;
+            r[start + b].backwards += meth == AT_METHOD_CEB ? 3 : 1;
         }
-        at_backward_args ba = {.dlogits = dl, .grad_layer = -1, .rules = rules};
+        at_backward_args ba = {.grad_layer = -1, .rules = rules};
+        at_explain_start(m, opt, cls, nb, dl, &ba);
+        for (int b = 0; lrp && b < nb; b++) {
+            const float y = r[start + b].logit;
+            float *d = dl + start_n * b;
+            for (long k = 0; k < start_n; k++)
+                d[k] = unit ? d[k] * unit_out[unit_n * b + k]
+                            : d[k] != 0 ? y : meth == AT_METHOD_CLRP && K > 1 ? -y / (float)(K - 1) : 0.0f;
+        }
         if (meth == AT_METHOD_CEB) { /* P- with the classifier negated, P+, then D = P+ - P- down to the read-out */
             x.dual = 1;
             ba.grad_layer = contrast, ba.grad_layer_out = pm;
@@ -351,7 +373,7 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
                 for (long i = 0; i < hw; i++) {
                     double s = 0;
                     for (int ch = 0; ch < m->in_c; ch++) s += (double)xb[ch * hw + i] * gb[ch * hw + i];
-                    v[i] = (float)(s + ((double)r[start + b].logit - dot) / (double)hw);
+                    v[i] = (float)(s + ((double)r[start + b].value - dot) / (double)hw);
                 }
             }
         for (int b = 0; b < nb; b++) {
@@ -360,7 +382,7 @@ int at_relevance_run(at_backend *be, const at_explain_options *opt, const float 
         }
     }
 done:
-    free(logits), free(dl), free(sig), free(sums), free(pm), free(pp), free(lohi);
+    free(logits), free(dl), free(sig), free(sums), free(pm), free(pp), free(lohi), free(unit_out), free(cls);
     return rc;
 }
 
