@@ -150,17 +150,19 @@ demo: deps info
 	@echo "demo: Score-CAM maps and overlays in out/demo (VGG16-mini) and out/demo-resnet (ResNet18-mini, layer4);"
 	@echo "      results.jsonl in each lists them"
 
-# The paper's tables and figures on the shipped model (docs/reproduce.md): builds
-# attrib; `attrib reproduce` generates the test scenes when missing (Python +
-# Fashion-MNIST, installed here with ATTRIB_WITH_REPRODUCE=1), runs every step
-# with --resume (run it again after an interruption) and writes results/REPORT.md.
+# The paper's tables and figures on both shipped models (docs/reproduce.md):
+# builds attrib; `attrib reproduce` generates the test scenes when missing
+# (Python + Fashion-MNIST, installed here with ATTRIB_WITH_REPRODUCE=1), runs
+# every step with --resume (run it again after an interruption) and writes
+# results/REPORT.md (VGG16-mini) and results/REPORT-resnet18_mini.md.
 # REPRODUCE_CONFIG=reproduce/tiny.json for the CI-sized run; REPRODUCE_ARGS="--backend cuda".
-REPRODUCE_CONFIG ?= reproduce/config.json
+REPRODUCE_CONFIG ?= reproduce/config.json reproduce/config_resnet18_mini.json
 .PHONY: reproduce
 reproduce:
 	@ATTRIB_WITH_REPRODUCE=1 bash tools/install_deps.sh || echo "reproduce: Python packages missing; data generation or the Fig. 7 plot may be skipped" >&2
 	@$(MAKE) --no-print-directory attrib
-	./attrib reproduce --config $(REPRODUCE_CONFIG) $(REPRODUCE_ARGS)
+	@set -e; for c in $(REPRODUCE_CONFIG); do echo "./attrib reproduce --config $$c $(REPRODUCE_ARGS)"; \
+	  ./attrib reproduce --config $$c $(REPRODUCE_ARGS); done
 
 bench: attrib
 	./attrib bench

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "io/image.h"
+#include "methods/explain.h"
 #include "test.h"
 
 static char out[65536];
@@ -38,18 +39,23 @@ static int have_tiny_inputs(void) {
            access(test_path("weights/samples/images/fmscene_test_00000000.png"), R_OK) == 0;
 }
 
-/* OUT/maps-<run key>: explain's and eval's folder of the run. */
-static int find_maps_dir(const char *out_dir, char *path, size_t cap) {
+/* OUT/<prefix><run key>: explain's and eval's folder of the run (maps-) or of
+ * its methods table (methods-). */
+static int find_dir(const char *out_dir, const char *prefix, char *path, size_t cap) {
     DIR *d = opendir(out_dir);
     struct dirent *e;
     int found = 0;
     while (d && (e = readdir(d)))
-        if (!strncmp(e->d_name, "maps-", 5)) {
+        if (!strncmp(e->d_name, prefix, strlen(prefix))) {
             snprintf(path, cap, "%s/%s", out_dir, e->d_name);
             found++;
         }
     if (d) closedir(d);
     return found == 1;
+}
+
+static int find_maps_dir(const char *out_dir, char *path, size_t cap) {
+    return find_dir(out_dir, "maps-", path, cap);
 }
 
 /* Runs the tiny config into dir (paths in the config are relative to the
@@ -71,7 +77,25 @@ static const char *const REPORT_MUST_HAVE[] = {
     "## Seed 004", "Grad-CAM++", "76.7", "Score-CAM | ours",
     "fig3-4_6_path_heatmaps.png", "fig5_pathway_gradients.png",
     "model SHA-256", "engine | attrib", "backend | cpu", "## Steps and wall time",
+    "## Every method on the same images", "RISE with 200 masks",
 };
+
+/* The methods table has a measured row for every method explain has: costs,
+ * AD, IC and energy, over the 4 images (no dash anywhere in the row). */
+static void check_methods_rows(const char *report) {
+    for (int m = 0; m < AT_METHOD_COUNT; m++) {
+        char head[96];
+        snprintf(head, sizeof head, "\n| %s | ", at_method_name((at_method)m));
+        const char *row = strstr(report, head);
+        CHECKF(row != NULL, "methods table lacks %s", at_method_name((at_method)m));
+        if (!row) continue;
+        size_t len = strcspn(row + 1, "\n");
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line - 1 ? len : sizeof line - 1), row + 1);
+        CHECKF(strstr(line, "–") == NULL && strstr(line, "nan") == NULL, "unmeasured: %s", line);
+        CHECKF(len > 4 && !strcmp(line + strlen(line) - 4, " 4 |"), "not over 4 images: %s", line);
+    }
+}
 
 TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
     if (!have_tiny_inputs()) SKIP("reproduce/tiny.json, the shipped model or weights/samples missing");
@@ -86,6 +110,7 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
     for (size_t i = 0; i < sizeof REPORT_MUST_HAVE / sizeof *REPORT_MUST_HAVE; i++)
         CHECKF(strstr(report, REPORT_MUST_HAVE[i]) != NULL, "REPORT.md lacks '%s'", REPORT_MUST_HAVE[i]);
     CHECK(strstr(report, "| original | 71.59 | –") == NULL); /* a number, not a dash, for ours */
+    check_methods_rows(report);
     /* Fig. 7's plot needs Python + matplotlib; without them the report says why */
     CHECK(strstr(report, "![Fig. 7") != NULL || strstr(report, "Plot skipped") != NULL ||
           strstr(report, "Plot failed") != NULL);
@@ -121,6 +146,11 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
         before[i] = count_lines(maps);
         CHECKF(before[i] > 0, "%s is empty", maps);
     }
+    char methods_dir[1100], methods_file[1200];
+    REQUIRE(find_dir(out_dir, "methods-", methods_dir, sizeof methods_dir));
+    snprintf(methods_file, sizeof methods_file, "%s/results.jsonl", methods_dir);
+    int methods_lines = count_lines(methods_file);
+    CHECKF(methods_lines == 4 * AT_METHOD_COUNT, "%s has %d lines", methods_file, methods_lines);
     snprintf(path, sizeof path, "%s/results/REPORT.md", dir);
     unlink(path);
     rc = reproduce(dir, "");
@@ -131,6 +161,7 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
         CHECKF(count_lines(maps) == before[i], "%s grew from %d to %d lines on resume", files[i], before[i],
                count_lines(maps));
     }
+    CHECK(count_lines(methods_file) == methods_lines);
     CHECK(access(path, R_OK) == 0);
 }
 
@@ -165,4 +196,11 @@ TEST(reproduce_rejects_unknown_config_key_and_missing_config) {
     CHECKF(strstr(out, "unknown key 'path_imgs'") != NULL, "output:\n%s", out);
     snprintf(cmd, sizeof cmd, "%s/attrib reproduce", test_root());
     CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "attrib: --config:"));
+    f = fopen(cfg, "w");
+    REQUIRE(f != NULL);
+    fputs("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", \"methods\": {\"list\": [\"gradcam\", \"gradcan\"]}}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s/attrib reproduce --config %s", test_root(), cfg);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECKF(strstr(out, "methods.list: items must be explain's method names") != NULL, "output:\n%s", out);
 }

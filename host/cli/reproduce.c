@@ -46,14 +46,6 @@ static void arg(argvec *a, const char *s) {
     a->v[a->n] = NULL;
 }
 
-typedef struct {
-    rp_run run;
-    char exe[4096], tools[4200];
-    const char *forward[16]; /* --backend cpu ... as given */
-    int n_forward, quiet;
-    char lists[3][4400];     /* cam, path, figure */
-    double t_start;
-} rp_state;
 
 /* Which results a step line belongs to: the maps folder's name, keyed by
  * model, data and options, so a retrained model starts its own account. */
@@ -190,22 +182,31 @@ static void base_args(rp_state *s, argvec *a, const char *command) {
     if (s->quiet) arg(a, "--quiet");
 }
 
-static int explain_step(rp_state *s, const char *name, const char *method, int list, const char *const *extra) {
+int rp_explain(rp_state *s, const char *dir, const char *name, const char *method, const char *list,
+               const char *const *extra) {
     argvec a;
     base_args(s, &a, "explain");
-    arg(&a, "--method"), arg(&a, method), arg(&a, "--out"), arg(&a, s->run.maps), arg(&a, "--list");
-    arg(&a, s->lists[list]);
+    arg(&a, "--method"), arg(&a, method), arg(&a, "--out"), arg(&a, dir), arg(&a, "--list"), arg(&a, list);
     for (int i = 0; extra && extra[i]; i++) arg(&a, extra[i]);
     return run_step(s, name, &a);
 }
 
-static int eval_step(rp_state *s, const char *name, const char *metric, const char *method, const char *const *extra) {
+int rp_eval(rp_state *s, const char *dir, const char *name, const char *metric, const char *method,
+            const char *const *extra) {
     argvec a;
     base_args(s, &a, "eval");
-    arg(&a, "--metric"), arg(&a, metric), arg(&a, "--maps"), arg(&a, s->run.maps), arg(&a, "--json");
+    arg(&a, "--metric"), arg(&a, metric), arg(&a, "--maps"), arg(&a, dir), arg(&a, "--json");
     if (method) arg(&a, "--method"), arg(&a, method);
     for (int i = 0; extra && extra[i]; i++) arg(&a, extra[i]);
     return run_step(s, name, &a);
+}
+
+static int explain_step(rp_state *s, const char *name, const char *method, int list, const char *const *extra) {
+    return rp_explain(s, s->run.maps, name, method, s->lists[list], extra);
+}
+
+static int eval_step(rp_state *s, const char *name, const char *metric, const char *method, const char *const *extra) {
+    return rp_eval(s, s->run.maps, name, metric, method, extra);
 }
 
 /* Scenes are complete when make_scenes.py's last file, list.txt, has them all. */
@@ -236,7 +237,7 @@ static int data_step(rp_state *s) {
     return run_step(s, "data", &a);
 }
 
-/* OUT/lists/{cam,path,figure}.txt: the first N, K, G images of the data. */
+/* OUT/lists/{cam,path,figure,methods}.txt: the first N, K, G, M images of the data. */
 static int write_lists(rp_state *s) {
     const rp_config *c = s->run.cfg;
     cli_paths all = {0};
@@ -248,13 +249,14 @@ static int write_lists(rp_state *s) {
     int n = c->n_images && c->n_images < all.n ? c->n_images : all.n;
     int k = c->n_path && c->n_path < n ? c->n_path : n;
     int g = c->n_figure < k ? c->n_figure : k;
-    const int counts[3] = {n, k, g};
-    cli_paths *dst[3] = {&s->run.cam, &s->run.path, &s->run.figure};
-    static const char *const names[3] = {"cam", "path", "figure"};
+    int m = c->n_method_images && c->n_method_images < n ? c->n_method_images : n;
+    const int counts[4] = {n, k, g, m};
+    cli_paths *dst[4] = {&s->run.cam, &s->run.path, &s->run.figure, &s->run.methods};
+    static const char *const names[4] = {"cam", "path", "figure", "methods"};
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/lists", c->out);
     int rc = at_output_dir_prepare(dir);
-    for (int l = 0; l < 3 && rc == AT_OK; l++) {
+    for (int l = 0; l < 4 && rc == AT_OK; l++) {
         snprintf(s->lists[l], sizeof s->lists[l], "%s/%s.txt", dir, names[l]);
         FILE *f = fopen(s->lists[l], "w");
         if (!f) rc = at_fail(s->lists[l], "%s", strerror(errno));
@@ -314,9 +316,7 @@ static int run_all(rp_state *s) {
      * authors' 300 would triple the run) minimising the logit, since the mini
      * model's probabilities saturate at 1 where p_c has no gradient, with
      * regulariser weights for a logit's scale (docs/methods.md#meaningful-perturbation) */
-    static const char *const mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "logit", "--mp-l1", "0.02",
-                                          "--mp-tv", "1", NULL};
-    if (c->seed004 && explain_step(s, "explain meaningful-perturbation", "meaningful-perturbation", 0, mp_opts))
+    if (c->seed004 && explain_step(s, "explain meaningful-perturbation", "meaningful-perturbation", 0, rp_mp_opts))
         return AT_ERR;
     if (c->table1 && eval_step(s, "eval confidence", "confidence", NULL, NULL)) return AT_ERR;
     const char *ann[] = {"--annotations", c->annotations, NULL};
@@ -344,7 +344,7 @@ static int run_all(rp_state *s) {
             snprintf(name, sizeof name, "eval ad-ic %s %s", scs, method);
             if (eval_step(s, name, "ad-ic", method, opts)) return AT_ERR;
         }
-    return AT_OK;
+    return c->methods ? rp_methods_steps(s) : AT_OK;
 }
 
 /* Fig. 7's plot by tools/plot_fig7.py when Python and matplotlib are there;
@@ -493,9 +493,11 @@ int cmd_reproduce(int argc, char **argv) {
     char logs[4300], key[13];
     run_key(&s, key);
     snprintf(s.run.maps, sizeof s.run.maps, "%s/maps-%s", c.out, key);
+    snprintf(s.run.methods_dir, sizeof s.run.methods_dir, "%s/methods-%s-rise%ld", c.out, key, c.rise_n);
     snprintf(logs, sizeof logs, "%s/logs", c.out);
     rc = EXIT_BAD_INPUT;
-    if (at_output_dir_prepare(logs) || at_output_dir_prepare(s.run.maps) || install_signal_forwarding() ||
+    if (at_output_dir_prepare(logs) || at_output_dir_prepare(s.run.maps) ||
+        (c.methods && at_output_dir_prepare(s.run.methods_dir)) || install_signal_forwarding() ||
         run_all(&s)) {
         cli_error();
         goto done;
@@ -510,6 +512,7 @@ int cmd_reproduce(int argc, char **argv) {
     rc = 0;
 done:
     cli_paths_free(&s.run.cam), cli_paths_free(&s.run.path), cli_paths_free(&s.run.figure);
+    cli_paths_free(&s.run.methods);
     rp_config_free(&c);
     return rc;
 }

@@ -6,13 +6,15 @@
 #define ATTRIB_CLI_REPRODUCE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cli.h"
 
 #define RP_MAX_PROPS 32
 #define RP_MAX_RATES 16
-#define RP_MAX_STEPS 32
+#define RP_MAX_STEPS 160
 #define RP_MAX_ARGS 32
+#define RP_MAX_METHODS 40
 
 /* The JSON config (reproduce/config.json documents every key). Paths are
  * relative to the working directory, as on the command line. */
@@ -26,7 +28,11 @@ typedef struct {
     int n_path;             /* CDRP / Score-CDRP experiments: first K of those */
     int n_figure;           /* qualitative grids: first G of those */
     char *out, *report;
-    int table1, table2, fig7, seed004, figures; /* experiments to run */
+    int table1, table2, fig7, seed004, figures, methods; /* experiments to run */
+    int n_method_images;                        /* "methods" table: first M of the CAM images */
+    char *method_list[RP_MAX_METHODS];          /* its methods (default: every single-map method) */
+    int n_method_list;
+    long rise_n;                                /* its RISE masks (the method's 4000 cost minutes) */
     char *path_opts[RP_MAX_ARGS];               /* "--preset", "zhu2024", ... for cdrp and score-cdrp */
     int n_path_opts;
     double props[RP_MAX_PROPS];
@@ -55,7 +61,49 @@ typedef struct {
     char model_path[4200], model_sha[65];
     char fig7_png[4400], fig7_note[512]; /* the plot, or why it was skipped */
     char eval_key_fig7[64];              /* eval's class_option key of the Fig. 7 lines */
+    cli_paths methods;                   /* the methods table's images */
+    char methods_dir[4300];              /* its explain / eval folder: OUT/methods-KEY */
 } rp_run;
+
+/* The running reproduce (host/cli/reproduce.c). */
+typedef struct {
+    rp_run run;
+    char exe[4096], tools[4200];
+    const char *forward[16]; /* --backend cpu ... as given */
+    int n_forward, quiet;
+    char lists[4][4400];     /* cam, path, figure, methods */
+    double t_start;
+} rp_state;
+
+/* One step: `attrib explain --method METHOD --out DIR --list LIST EXTRA...`
+ * or `attrib eval --metric METRIC --maps DIR [--method METHOD] EXTRA...`,
+ * with --resume and the run's common options; AT_ERR naming the step. */
+int rp_explain(rp_state *s, const char *dir, const char *name, const char *method, const char *list,
+               const char *const *extra);
+int rp_eval(rp_state *s, const char *dir, const char *name, const char *metric, const char *method,
+            const char *const *extra);
+
+/* The methods table (host/cli/reproduce_methods.c): its steps, and its
+ * report section. */
+int rp_methods_steps(rp_state *s);
+extern const char *const rp_mp_opts[]; /* meaningful perturbation as seed 004's Mask row */
+
+typedef struct {
+    double mean, lo, hi;
+    int n;
+} rp_stat;
+
+/* out[t * imgs->n + i] = term t of the last line of `method` (and class
+ * option `key` unless NULL) for image i of imgs in eval file `file`; NaN
+ * where there is none or the value is null. */
+int rp_load_values(const char *file, const char *method, const char *key, const cli_paths *imgs, int n_terms,
+                   const char *const *terms, double *out);
+/* Mean and 95 % bootstrap CI of a (b NULL) or of the paired a - b over the
+ * images where both values exist. */
+rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n);
+/* "68.41 [66.20, 70.52]" with `dec` decimals (signed when `sign`); "–" without values. */
+const char *rp_fmt(char *buf, size_t cap, rp_stat s, int dec, int sign);
+int rp_methods_report(FILE *f, const rp_run *r);
 
 /* Reads the config (AT_ERR naming the file and key); defaults for what it
  * leaves out. rp_config_free releases it (also after a failed load). */

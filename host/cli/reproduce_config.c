@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/json.h"
+#include "methods/explain.h"
 #include "reproduce.h"
 
 static int cfg_fail(const rp_config *c, const char *key, const char *what) {
@@ -110,7 +111,7 @@ static int parse_data(rp_config *c, const at_json *d) {
 
 static int parse_experiments(rp_config *c, const at_json *e) {
     if (!e) {
-        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = 1;
+        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = 1;
         return AT_OK;
     }
     if (e->type != AT_JSON_ARRAY || !e->n) return cfg_fail(c, "experiments", "must be a non-empty list");
@@ -121,7 +122,8 @@ static int parse_experiments(rp_config *c, const at_json *e) {
         else if (!strcmp(s, "fig7")) c->fig7 = 1;
         else if (!strcmp(s, "seed004")) c->seed004 = 1;
         else if (!strcmp(s, "figures")) c->figures = 1;
-        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures");
+        else if (!strcmp(s, "methods")) c->methods = 1;
+        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures, methods");
     }
     return AT_OK;
 }
@@ -141,6 +143,30 @@ static int parse_path_opts(rp_config *c, const at_json *o) {
         else return cfg_fail(c, "cdrp", "values must be strings or numbers");
         c->path_opts[c->n_path_opts++] = strdup(opt);
         c->path_opts[c->n_path_opts++] = strdup(val);
+    }
+    return AT_OK;
+}
+
+/* "methods": {"images": M, "list": [...], "rise_n": N}: the methods table. */
+static int parse_methods(rp_config *c, const at_json *o) {
+    static const char *const known[] = {"images", "list", "rise_n", NULL};
+    if (!o) return AT_OK;
+    long m = c->n_method_images;
+    if (check_keys(c, o, "methods", known) || get_int(c, o, "images", 1, 10000000, &m) ||
+        get_int(c, o, "rise_n", 1, 1000000, &c->rise_n))
+        return AT_ERR;
+    c->n_method_images = (int)m;
+    const at_json *l = at_json_get(o, "list");
+    if (!l) return AT_OK;
+    if (l->type != AT_JSON_ARRAY || !l->n || l->n > RP_MAX_METHODS)
+        return cfg_fail(c, "methods.list", "must be a non-empty list of method names");
+    for (size_t i = 0; i < l->n; i++) {
+        at_method m;
+        if (l->items[i].type != AT_JSON_STRING || at_method_parse(l->items[i].string, &m)) {
+            at_clear_error();
+            return cfg_fail(c, "methods.list", "items must be explain's method names");
+        }
+        c->method_list[c->n_method_list++] = strdup(l->items[i].string);
     }
     return AT_OK;
 }
@@ -180,6 +206,8 @@ int rp_config_load(const char *path, rp_config *c) {
     c->boot_reps = 2000;
     c->boot_seed = 20240901u;
     c->n_figure = 4;
+    c->n_method_images = 64;
+    c->rise_n = 1000;
     FILE *f = fopen(path, "rb");
     if (!f) return at_fail(path, "%s", strerror(errno));
     static char text[1 << 16];
@@ -190,7 +218,7 @@ int rp_config_load(const char *path, rp_config *c) {
     at_json *j = NULL;
     if (at_json_parse(text, len, &j)) return at_fail_prefix(path);
     static const char *const known[] = {"title", "model", "data", "images", "path_images", "figure_images", "out",
-                                        "report", "experiments", "cdrp", "eval", "pathway_rates", NULL};
+                                        "report", "experiments", "cdrp", "eval", "pathway_rates", "methods", NULL};
     long n_img = 0, n_path = 0, n_fig = c->n_figure;
     int rc = check_keys(c, j, "config", known) || get_str(c, j, "title", &c->title) ||
                      get_str(c, j, "model", &c->model) || get_str(c, j, "out", &c->out) ||
@@ -199,7 +227,8 @@ int rp_config_load(const char *path, rp_config *c) {
                      get_int(c, j, "figure_images", 0, 64, &n_fig) ||
                      get_numbers(c, j, "pathway_rates", 0, 1, c->rates, RP_MAX_RATES, &c->n_rates) ||
                      parse_experiments(c, at_json_get(j, "experiments")) ||
-                     parse_path_opts(c, at_json_get(j, "cdrp")) || parse_eval(c, at_json_get(j, "eval"))
+                     parse_path_opts(c, at_json_get(j, "cdrp")) || parse_eval(c, at_json_get(j, "eval")) ||
+                     parse_methods(c, at_json_get(j, "methods"))
                  ? AT_ERR
                  : AT_OK;
     if (!rc) {
@@ -216,8 +245,8 @@ int rp_config_load(const char *path, rp_config *c) {
         c->report = strdup(buf);
     }
     if (!c->title) c->title = strdup("Score-CDRP reproduction");
-    if ((c->table2 || c->seed004) && !c->annotations)
-        return cfg_fail(c, "data.annotations", "table2 and seed004 need boxes (ILSVRC XML folder or images.csv)");
+    if ((c->table2 || c->seed004 || c->methods) && !c->annotations)
+        return cfg_fail(c, "data.annotations", "table2, seed004 and methods need boxes (ILSVRC XML folder or images.csv)");
     return AT_OK;
 }
 
@@ -225,5 +254,6 @@ void rp_config_free(rp_config *c) {
     free(c->config_path), free(c->title), free(c->model), free(c->data_dir), free(c->images_dir), free(c->list);
     free(c->annotations), free(c->out), free(c->report);
     for (int i = 0; i < c->n_path_opts; i++) free(c->path_opts[i]);
+    for (int i = 0; i < c->n_method_list; i++) free(c->method_list[i]);
 }
 

@@ -32,11 +32,6 @@ static const struct {
     {"Score-CAM", "scorecam", NAN, NAN, NAN, NAN, NAN},
 };
 
-typedef struct {
-    double mean, lo, hi;
-    int n;
-} rp_stat;
-
 /* --------------------------------------------------- per-image values */
 
 static const cli_paths *sort_list;
@@ -56,10 +51,7 @@ static int find_image(const cli_paths *imgs, const int *order, const char *image
     return -1;
 }
 
-/* out[t * imgs->n + i] = term t of the last line of `method` (and class
- * option `key` unless NULL) for image i of imgs in eval file `file`; NaN
- * where there is none or the value is null. */
-static int load_values(const char *file, const char *method, const char *key, const cli_paths *imgs, int n_terms,
+int rp_load_values(const char *file, const char *method, const char *key, const cli_paths *imgs, int n_terms,
                        const char *const *terms, double *out) {
     for (long i = 0; i < (long)n_terms * imgs->n; i++) out[i] = NAN;
     int *order = malloc(sizeof(int) * (imgs->n ? imgs->n : 1));
@@ -94,9 +86,7 @@ static int load_values(const char *file, const char *method, const char *key, co
     return AT_OK;
 }
 
-/* Mean and 95 % bootstrap CI of a (b NULL) or of the paired a - b over the
- * images where the values exist. */
-static rp_stat stat_of(const rp_config *c, const double *a, const double *b, int n) {
+rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n) {
     rp_stat s = {NAN, NAN, NAN, 0};
     double *x = malloc(sizeof(double) * (n ? n : 1)), *y = malloc(sizeof(double) * (n ? n : 1));
     if (x && y) {
@@ -116,8 +106,7 @@ static rp_stat stat_of(const rp_config *c, const double *a, const double *b, int
     return s;
 }
 
-/* "68.41 [66.20, 70.52]" with `dec` decimals; "–" without values. */
-static const char *fmt(char *buf, size_t cap, rp_stat s, int dec, int sign) {
+const char *rp_fmt(char *buf, size_t cap, rp_stat s, int dec, int sign) {
     if (!s.n) snprintf(buf, cap, "–");
     else snprintf(buf, cap, sign ? "%+.*f [%+.*f, %+.*f]" : "%.*f [%.*f, %.*f]", dec, s.mean, dec, s.lo, dec, s.hi);
     return buf;
@@ -149,24 +138,24 @@ static int table1(FILE *f, const rp_run *r, const char *dir) {
     snprintf(file, sizeof file, "%s/eval.confidence.jsonl", dir);
     double *v = malloc(sizeof(double) * 4 * n);
     static const char *const terms[] = {"orig_conf", "path_conf"};
-    if (!v || load_values(file, "cdrp", NULL, im, 2, terms, v) ||
-        load_values(file, "score-cdrp", NULL, im, 2, terms, v + 2 * n)) {
+    if (!v || rp_load_values(file, "cdrp", NULL, im, 2, terms, v) ||
+        rp_load_values(file, "score-cdrp", NULL, im, 2, terms, v + 2 * n)) {
         free(v);
         return AT_ERR;
     }
     const double *orig = v, *cdrp = v + n, *score = v + 3 * n;
-    rp_stat so = stat_of(c, orig, NULL, n), sc = stat_of(c, cdrp, NULL, n), ss = stat_of(c, score, NULL, n);
-    rp_stat d = stat_of(c, score, cdrp, n);
+    rp_stat so = rp_stat_of(c, orig, NULL, n), sc = rp_stat_of(c, cdrp, NULL, n), ss = rp_stat_of(c, score, NULL, n);
+    rp_stat d = rp_stat_of(c, score, cdrp, n);
     fprintf(f, "## Table 1: average prediction confidence (%%)\n\n"
                "p^c of the original network and of each image's gated network f(x; v) for the\n"
                "original predicted class c, mean over images with its 95 %% bootstrap CI.\n\n"
                "| network | paper (VGG16, NIPS 2017, 1000 images) | ours: mean [95 %% CI] | images |\n"
                "|---|---:|---:|---:|\n");
-    fprintf(f, "| original | %.2f | %s | %d |\n", PAPER_T1[0], fmt(b1, BUF, so, 2, 0), so.n);
-    fprintf(f, "| CDRP path | %.2f | %s | %d |\n", PAPER_T1[1], fmt(b1, BUF, sc, 2, 0), sc.n);
-    fprintf(f, "| Score-CDRP path | %.2f | %s | %d |\n", PAPER_T1[2], fmt(b1, BUF, ss, 2, 0), ss.n);
+    fprintf(f, "| original | %.2f | %s | %d |\n", PAPER_T1[0], rp_fmt(b1, BUF, so, 2, 0), so.n);
+    fprintf(f, "| CDRP path | %.2f | %s | %d |\n", PAPER_T1[1], rp_fmt(b1, BUF, sc, 2, 0), sc.n);
+    fprintf(f, "| Score-CDRP path | %.2f | %s | %d |\n", PAPER_T1[2], rp_fmt(b1, BUF, ss, 2, 0), ss.n);
     fprintf(f, "| Score-CDRP − CDRP (paired) | %+.2f | %s | %d |\n\n", PAPER_T1[2] - PAPER_T1[1],
-            fmt(b2, BUF, d, 2, 1), d.n);
+            rp_fmt(b2, BUF, d, 2, 1), d.n);
     fprintf(f, "Paper: Score-CDRP keeps more confidence than CDRP. Ours: **%s**.\n\n", verdict(d, +1));
     free(v);
     return AT_OK;
@@ -185,7 +174,7 @@ static int table2(FILE *f, const rp_run *r, const char *dir) {
     double *v = malloc(sizeof(double) * 3 * n);
     if (!v) return at_fail("reproduce", "out of memory");
     for (int m = 0; m < 3; m++)
-        if (load_values(file, methods[m], NULL, im, 1, term, v + (long)m * n)) {
+        if (rp_load_values(file, methods[m], NULL, im, 1, term, v + (long)m * n)) {
             free(v);
             return AT_ERR;
         }
@@ -195,12 +184,12 @@ static int table2(FILE *f, const rp_run *r, const char *dir) {
                "| heatmap | paper (VGG16, 500 ILSVRC2012 val) | ours: mean [95 %% CI] | images |\n"
                "|---|---:|---:|---:|\n");
     for (int m = 0; m < 3; m++) {
-        rp_stat s = stat_of(c, v + (long)m * n, NULL, n);
-        fprintf(f, "| %s | %.4f | %s | %d |\n", names[m], PAPER_T2[m], fmt(b1, BUF, s, 4, 0), s.n);
+        rp_stat s = rp_stat_of(c, v + (long)m * n, NULL, n);
+        fprintf(f, "| %s | %.4f | %s | %d |\n", names[m], PAPER_T2[m], rp_fmt(b1, BUF, s, 4, 0), s.n);
     }
-    rp_stat d = stat_of(c, v + 2L * n, v + n, n);
+    rp_stat d = rp_stat_of(c, v + 2L * n, v + n, n);
     fprintf(f, "| Score-CDRP − CDRP (paired) | %+.4f | %s | %d |\n\n", PAPER_T2[2] - PAPER_T2[1],
-            fmt(b1, BUF, d, 4, 1), d.n);
+            rp_fmt(b1, BUF, d, 4, 1), d.n);
     fprintf(f, "Paper: Score-CDRP's path heatmap points better than CDRP's. Ours: **%s**.\n\n", verdict(d, +1));
     free(v);
     return AT_OK;
@@ -222,8 +211,8 @@ static int fig7(FILE *f, const rp_run *r, const char *dir, const char *report_di
     double *v = malloc(sizeof(double) * 4 * np * n);
     if (!v) return at_fail("reproduce", "out of memory");
     double *vc = v, *vs = v + 2L * np * n;
-    if (load_values(file, "path-scorecam.cdrp", r->eval_key_fig7, im, 2 * np, terms, vc) ||
-        load_values(file, "path-scorecam.score-cdrp", r->eval_key_fig7, im, 2 * np, terms, vs)) {
+    if (rp_load_values(file, "path-scorecam.cdrp", r->eval_key_fig7, im, 2 * np, terms, vc) ||
+        rp_load_values(file, "path-scorecam.score-cdrp", r->eval_key_fig7, im, 2 * np, terms, vs)) {
         free(v);
         return AT_ERR;
     }
@@ -239,14 +228,14 @@ static int fig7(FILE *f, const rp_run *r, const char *dir, const char *report_di
     for (int p = 0; p < np; p++) {
         const double *adc = vc + (2L * p) * n, *icc = vc + (2L * p + 1) * n;
         const double *ads = vs + (2L * p) * n, *ics = vs + (2L * p + 1) * n;
-        rp_stat a1 = stat_of(c, adc, NULL, n), a2 = stat_of(c, ads, NULL, n), da = stat_of(c, ads, adc, n);
-        rp_stat i1 = stat_of(c, icc, NULL, n), i2 = stat_of(c, ics, NULL, n), di = stat_of(c, ics, icc, n);
+        rp_stat a1 = rp_stat_of(c, adc, NULL, n), a2 = rp_stat_of(c, ads, NULL, n), da = rp_stat_of(c, ads, adc, n);
+        rp_stat i1 = rp_stat_of(c, icc, NULL, n), i2 = rp_stat_of(c, ics, NULL, n), di = rp_stat_of(c, ics, icc, n);
         wins_ad += da.n && da.mean < 0, wins_ic += di.n && di.mean > 0;
         sig_ad += da.n && da.hi < 0, sig_ic += di.n && di.lo > 0;
         images = da.n > images ? da.n : images;
-        fprintf(f, "| %g | %s | %s | %s |", c->props[p], fmt(b1, BUF, a1, 1, 0), fmt(b2, BUF, a2, 1, 0),
-                fmt(b3, BUF, da, 1, 1));
-        fprintf(f, " %s | %s | %s |\n", fmt(b1, BUF, i1, 1, 0), fmt(b2, BUF, i2, 1, 0), fmt(b3, BUF, di, 1, 1));
+        fprintf(f, "| %g | %s | %s | %s |", c->props[p], rp_fmt(b1, BUF, a1, 1, 0), rp_fmt(b2, BUF, a2, 1, 0),
+                rp_fmt(b3, BUF, da, 1, 1));
+        fprintf(f, " %s | %s | %s |\n", rp_fmt(b1, BUF, i1, 1, 0), rp_fmt(b2, BUF, i2, 1, 0), rp_fmt(b3, BUF, di, 1, 1));
     }
     fprintf(f, "\n%d images. Score-CDRP has the lower mean AD at %d of %d proportions (CI excludes 0 at %d)\n"
                "and the higher mean IC at %d of %d (CI excludes 0 at %d).\n\n",
@@ -292,18 +281,18 @@ static int seed004(FILE *f, const rp_run *r, const char *dir) {
                     fmt_num(p[2], 16, PAPER_SEED004[k].ad_prob, 1), fmt_num(p[3], 16, PAPER_SEED004[k].ic_prob, 1),
                     fmt_num(p[4], 16, PAPER_SEED004[k].energy, 1));
         if (!method) continue;
-        if (load_values(ad_file, method, "logit,original,mult", im, 2, adic, v) ||
-            load_values(ad_file, method, "prob,original,mult", im, 2, adic, v + 2L * n) ||
-            load_values(pg_file, method, NULL, im, 1, energy, v + 4L * n)) {
+        if (rp_load_values(ad_file, method, "logit,original,mult", im, 2, adic, v) ||
+            rp_load_values(ad_file, method, "prob,original,mult", im, 2, adic, v + 2L * n) ||
+            rp_load_values(pg_file, method, NULL, im, 1, energy, v + 4L * n)) {
             free(v);
             return AT_ERR;
         }
         for (int i = 0; i < n; i++) v[4L * n + i] *= 100.0;
         rp_stat s[5];
-        for (int t = 0; t < 5; t++) s[t] = stat_of(c, v + (long)t * n, NULL, n);
+        for (int t = 0; t < 5; t++) s[t] = rp_stat_of(c, v + (long)t * n, NULL, n);
         fprintf(f, "| %s | ours | %s | %s | %s | %s | %s | %d (raw AD: %d) |\n", PAPER_SEED004[k].name,
-                fmt(b[0], BUF, s[0], 1, 0), fmt(b[1], BUF, s[1], 1, 0), fmt(b[2], BUF, s[2], 1, 0),
-                fmt(b[3], BUF, s[3], 1, 0), fmt(b[4], BUF, s[4], 1, 0), s[2].n, s[0].n);
+                rp_fmt(b[0], BUF, s[0], 1, 0), rp_fmt(b[1], BUF, s[1], 1, 0), rp_fmt(b[2], BUF, s[2], 1, 0),
+                rp_fmt(b[3], BUF, s[3], 1, 0), rp_fmt(b[4], BUF, s[4], 1, 0), s[2].n, s[0].n);
     }
     fprintf(f, "\n");
     free(v);
@@ -538,6 +527,7 @@ int rp_write_report(const rp_run *r) {
     if (c->table2 && !rc) rc = table2(f, r, r->maps);
     if (c->fig7 && !rc) rc = fig7(f, r, r->maps, dir);
     if (c->seed004 && !rc) rc = seed004(f, r, r->maps);
+    if (c->methods && !rc) rc = rp_methods_report(f, r);
     if (c->figures && !rc) rc = figures(f, r, dir);
     if (!rc) steps_table(f, r);
     if (fclose(f) && !rc) rc = at_fail(tmp, "write error");
