@@ -155,10 +155,17 @@ CASES = [
     ("ig_unit_vgg11_32_linear", "vgg11_32", "integrated-gradients", "authors", None, None,
      dict(unit="classifier.3,7", ig_steps=12)),
     ("guided_backprop_unit_mini16", "vgg16_mini", "guided-backprop", "authors", None, None, dict(unit="features.21,1,6,9")),
+    # the input-gradient methods on ResNet (both block kinds; no zero baseline:
+    # near it the BN-shifted stem is almost constant and every max-pool window a near tie)
+    ("guided_gradcam_resnet18", "resnet18_64", "guided-gradcam", "authors", "layer4", None),
+    ("ixg_resnet50", "resnet50_64", "input-x-gradient", "authors", None, None),
+    ("ig_resnet18", "resnet18_64", "integrated-gradients", "authors", None, None, dict(ig_steps=16)),
+    ("ig_resnet50_class1", "resnet50_64", "integrated-gradients", "authors", None, 1, dict(ig_steps=8)),
+    ("smoothgrad_resnet18", "resnet18_64", "smoothgrad", "authors", None, None, dict(smooth=6, sg_seed=2)),
 ]
 
 
-# the methods tools/ref_gradients.py computes (on VGG models)
+# the methods tools/ref_gradients.py computes
 GRADIENT_METHODS = ("guided-gradcam", "input-x-gradient", "integrated-gradients", "smoothgrad")
 
 

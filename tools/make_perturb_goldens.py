@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
 import ref_perturb as ref  # noqa: E402
+import resnet_torch  # noqa: E402
 import vgg_torch  # noqa: E402
 
 SEED = 20241
@@ -30,6 +31,8 @@ MODELS = {
     "vgg11_48x40": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2),
     "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
     "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
+    "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
+    "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
 }
 # name, model, method, options, class (None = predicted)
 CASES = [
@@ -49,6 +52,12 @@ CASES = [
      dict(iterations=25, lr=0.1, l1=1e-4, tv=1e-2, beta=3.0, mask=14, sigma=0, score="logit"), None),
     ("mp_mini16", "vgg16_mini", "meaningful-perturbation",
      dict(iterations=8, lr=0.1, l1=1e-4, tv=1e-2, beta=3.0, mask=28, sigma=0), None),
+    # ResNet: both block kinds
+    ("rise_resnet18", "resnet18_64", "rise", dict(rise_n=64, rise_s=5, rise_p=0.5, rise_seed=2), None),
+    ("occlusion_resnet50_logit", "resnet50_64", "occlusion", dict(window=9, stride=6, baseline="mean", score="logit"),
+     None),
+    ("mp_resnet18", "resnet18_64", "meaningful-perturbation",
+     dict(iterations=10, lr=0.1, l1=1e-4, tv=1e-2, beta=3.0, mask=14, sigma=0), None),
 ]
 # float32 vs float64 maps may differ by this much before a case counts as
 # ill-conditioned and is refused (the C test compares at 2e-4 / 1e-3).
@@ -57,8 +66,11 @@ MAP_F32_TOL = {"rise": 1e-4, "occlusion": 1e-4, "meaningful-perturbation": 5e-4}
 
 def build(model_name, dtype):
     arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
-    model = ref.Classifier(vgg_torch.build_vgg(arch, state, avgpool)).to(dtype).eval()
+    if arch.startswith("resnet"):
+        model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED)).to(dtype).eval()
+    else:
+        state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
+        model = ref.Classifier(vgg_torch.build_vgg(arch, state, avgpool)).to(dtype).eval()
     x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0)).to(dtype)
     return model, x
 

@@ -43,6 +43,7 @@ MODELS = {
     "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
     "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
     "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
+    "resnet18_32": ("resnet18", [8, 8, 12, 16, 24], None, 6, 32, 32, 1),  # FAFRP's N slices stay small
 }
 # name, model, method, options (eb_layer, contrast_layer, lrp_rule, lrp_alpha), class (None = predicted)
 CASES = [
@@ -68,6 +69,8 @@ CASES = [
     ("lrp_ea2b1_resnet50", "resnet50_64", "lrp", {"lrp_rule": "epsilon-alpha2-beta1"}, None),
     ("fafrp_vgg11", "vgg11_32", "fafrp", {}, None),
     ("fafrp_vgg11_class6", "vgg11_32p2", "fafrp", {}, 6),
+    ("fafrp_resnet18", "resnet18_32", "fafrp", {}, None),
+    ("fafrp_resnet18_class4", "resnet18_32", "fafrp", {}, 4),
 ]
 # float32 vs float64 raw signals, relative to the largest magnitude: beyond
 # this a case sits near a ReLU or max-pool flip and is refused.
@@ -217,6 +220,50 @@ def fafrp_literal(model, x, cls):
     return V[:, cls].view(H, W), a[0, cls]
 
 
+def fafrp_literal_resnet(model, x, cls):
+    """Algorithm 1 on a ResNet (tools/resnet_torch.py's walk): convs carry no
+    bias, each BN is the affine map V*s + t/N (its shift shared out as a
+    bias), a residual add sums the two operands' slices, the padded max-pool
+    gathers the winners' slices."""
+    _, C, H, W = x.shape
+    N = H * W
+    V = x * torch.eye(N, dtype=x.dtype).view(N, 1, H, W)
+
+    def bn(mod, V, a):
+        s = mod.weight / torch.sqrt(mod.running_var + mod.eps)
+        t = mod.bias - mod.running_mean * s
+        return V * s.view(1, -1, 1, 1) + t.view(1, -1, 1, 1) / N, mod(a)
+
+    def conv(mod, V, a):
+        return F.conv2d(V, mod.weight, None, mod.stride, mod.padding), mod(a)
+
+    def relu(V, a):
+        out = torch.relu(a)
+        return V * (out != 0).to(V.dtype), out
+
+    with torch.no_grad():
+        V, a = relu(*bn(model.bn1, *conv(model.conv1, V, x)))
+        mp = model.maxpool
+        a2, idx = F.max_pool2d(a, mp.kernel_size, mp.stride, mp.padding, return_indices=True)
+        V = V.flatten(2).gather(2, idx.flatten(2).expand(V.shape[0], -1, -1)).view(V.shape[0], *a2.shape[1:])
+        a = a2
+        for s in range(1, 5):
+            for blk in getattr(model, f"layer{s}"):
+                nconv = 3 if hasattr(blk, "conv3") else 2
+                Vy, y = V, a
+                for q in range(1, nconv + 1):
+                    Vy, y = bn(getattr(blk, f"bn{q}"), *conv(getattr(blk, f"conv{q}"), Vy, y))
+                    if q < nconv:
+                        Vy, y = relu(Vy, y)
+                Vi, i = V, a
+                if blk.downsample is not None:
+                    Vi, i = bn(blk.downsample[1], *conv(blk.downsample[0], V, a))
+                V, a = relu(Vy + Vi, y + i)
+        V, a = V.mean(dim=(2, 3)), a.mean(dim=(2, 3))
+        V, a = V @ model.fc.weight.t() + model.fc.bias / N, model.fc(a)
+    return V[:, cls].view(H, W), a[0, cls]
+
+
 def compute(case, dtype):
     name, model_name, method, opts, cls = case
     model, x = build(model_name, dtype)
@@ -243,7 +290,7 @@ def compute(case, dtype):
         raw = zennit_lrp(model, x, c, opts.get("lrp_rule", "epsilon-gamma-box"), opts.get("lrp_alpha", 2.0),
                          method == "clrp", resnet)
     else:
-        raw, logit = fafrp_literal(model, x, c)
+        raw, logit = (fafrp_literal_resnet if resnet else fafrp_literal)(model, x, c)
         checks["fafrp_sum_minus_logit"] = float(raw.sum() - logit)
         checks["logit"] = float(logit)
     return raw.detach().double().numpy(), predicted, c, float(y[0, c]), checks

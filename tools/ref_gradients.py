@@ -6,7 +6,8 @@ not from captum; tools/check_grad_peers.py holds it and the engine against
 captum 0.7.0.
 
 Every function takes a model with torchvision's features / avgpool /
-classifier (vgg_torch.build_vgg), a normalised input [1,C,H,W], the class
+classifier (vgg_torch.build_vgg) or a ResNet (resnet_torch.build_resnet;
+units there are not supported), a normalised input [1,C,H,W], the class
 (None = argmax) and a dtype (the model is converted in place). Results are
 dicts like ref_methods': map [H,W] in [0,1], attribution [C,H,W] (E before the
 colour reduction), cls, predicted, value (the explained quantity on x) and,
@@ -72,6 +73,9 @@ def with_relu_rule(model, rule):
         return model
     fn = {"guided": _GuidedReLU, "deconvnet": _DeconvReLU}[rule]
     m = copy.deepcopy(model)
+    if hasattr(m, "relu_fn"):  # a ResNet: every ReLU goes through relu_fn
+        m.relu_fn = fn.apply
+        return m
     for seq in (m.features, m.classifier):
         for i, mod in enumerate(seq):
             if isinstance(mod, nn.ReLU):
@@ -81,6 +85,10 @@ def with_relu_rule(model, rule):
 
 def layer_output(model, x, name):
     """Output of module `name` (features.N, avgpool, classifier.N) and the logits."""
+    if not hasattr(model, "features"):  # a ResNet: the logits only
+        if name is not None:
+            raise ValueError("units on a ResNet are not in this reference")
+        return None, model(x)
     out = {}
     a = x
     for i, mod in enumerate(model.features):
