@@ -1,12 +1,16 @@
 /* The shipped VGG16-mini and ResNet18-mini on the committed sample scenes:
  * ./attrib predict gives PyTorch's predictions (tools/make_sample_goldens.py),
- * prediction for prediction, and the engine's accuracy on the samples matches. */
+ * prediction for prediction, and the engine's accuracy on the samples matches;
+ * ./attrib explain --variant pgc gives pytorch-grad-cam's Score-CAM, Grad-CAM
+ * and Grad-CAM++ maps (tools/check_shipped_peers.py --write-goldens). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "golden_util.h"
 #include "io/json.h"
+#include "io/npy.h"
+#include "io/sha256.h"
 #include "test.h"
 
 /* float32 vs PyTorch float32 with different summation orders, 0.08 GMAC
@@ -74,4 +78,72 @@ TEST(shipped_model_predicts_the_samples_exactly_as_pytorch) {
 
 TEST(shipped_resnet18_mini_predicts_the_samples_exactly_as_pytorch) {
     check_samples("predictions_resnet18_mini.jsonl", "weights/resnet18_mini.safetensors");
+}
+
+/* The map file explain wrote for image (its results line names it). */
+static int map_of(const char *results, const char *image, char *path, size_t cap) {
+    FILE *f = fopen(results, "r");
+    static char line[1 << 16];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        at_json *j = NULL;
+        if (at_json_parse(line, strcspn(line, "\n"), &j) != AT_OK) continue;
+        const at_json *im = at_json_get(j, "image"), *m = at_json_get(j, "map");
+        if (im && m && strstr(im->string, image)) snprintf(path, cap, "%s", m->string), found = 1;
+        at_json_free(j);
+    }
+    if (f) fclose(f);
+    return found;
+}
+
+TEST(shipped_models_cams_match_pytorch_grad_cam_on_the_samples) {
+    char dir[1200], file[1300];
+    snprintf(dir, sizeof dir, "%s/samples/pgc", golden_dir());
+    snprintf(file, sizeof file, "%s/cases.json", dir);
+    FILE *f = fopen(file, "rb");
+    REQUIRE(f);
+    static char text[1 << 16];
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    at_json *cfg = NULL;
+    REQUIRE(at_json_parse(text, len, &cfg) == AT_OK);
+    const at_json *images = at_json_get(cfg, "images"), *cases = at_json_get(cfg, "cases");
+    double tol = at_json_get(cfg, "tol")->number;
+    REQUIRE(images && cases && images->n >= 2 && cases->n >= 6);
+    char list[1024];
+    size_t o = 0;
+    for (size_t i = 0; i < images->n; i++) o += snprintf(list + o, sizeof list - o, " %s", images->items[i].string);
+    int compared = 0;
+    for (size_t c = 0; c < cases->n; c++) {
+        const at_json *k = &cases->items[c];
+        const char *model = at_json_get(k, "model")->string, *method = at_json_get(k, "method")->string;
+        char model_file[1200], sha[65], out_dir[1300], cmd[4096];
+        snprintf(model_file, sizeof model_file, "%s/weights/%s.safetensors", test_root(), model);
+        REQUIRE(at_sha256_file(model_file, sha) == AT_OK);
+        CHECKF(!strcmp(sha, at_json_get(k, "model_sha256")->string),
+               "%s changed: rerun tools/check_shipped_peers.py --write-goldens tests/goldens/samples/pgc", model_file);
+        snprintf(out_dir, sizeof out_dir, "%s/%s.%s", test_tmpdir(), model, method);
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && ./attrib explain --backend cpu --quiet --no-overlay --model %s --method %s --variant pgc "
+                 "--layer %s --out %s%s 2>&1",
+                 test_root(), model_file, method, at_json_get(k, "layer")->string, out_dir, list);
+        CHECKF(run_cmd(cmd, out, sizeof out) == 0, "%s", out);
+        for (size_t i = 0; i < images->n; i++) {
+            const char *image = images->items[i].string, *base = strrchr(image, '/');
+            char results[1400], map[2048], golden[512];
+            snprintf(results, sizeof results, "%s/results.jsonl", out_dir);
+            CHECKF(map_of(results, base ? base + 1 : image, map, sizeof map), "%s: no results line", image);
+            float *got = NULL;
+            int nd = 0;
+            int64_t shape[AT_NPY_MAX_DIMS];
+            REQUIRE(at_npy_read_f32(map, &got, &nd, shape) == AT_OK);
+            snprintf(golden, sizeof golden, "%s/%.*s.%s.npy", model, (int)(strrchr(base, '.') - base - 1), base + 1,
+                     method);
+            golden_compare(dir, golden, method, got, shape[0] * shape[1], tol, 0);
+            free(got);
+            compared++;
+        }
+    }
+    at_json_free(cfg);
+    CHECKF(compared >= 12, "only %d maps compared", compared);
 }

@@ -82,13 +82,7 @@ def build(model_name, dtype):
     x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0)).to(dtype)
     if arch.startswith("resnet"):  # torchvision's blocks called as modules, so the peers' patches apply
         model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED)).to(dtype)
-
-        def forward_resnet(x):
-            x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-            x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
-            return model.fc(torch.flatten(model.avgpool(x), 1))
-        model.forward = forward_resnet
-        return model, x
+        return resnet_torch.use_module_forward(model), x
     state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
     model = vgg_torch.build_vgg(arch, state, avgpool).to(dtype)
 

@@ -66,6 +66,18 @@ def build_resnet(arch, state):
     return model
 
 
+def use_module_forward(model):
+    """Makes model(x) torchvision's own ungated forward, the stages and blocks
+    called as modules, so that hooks and a peer's patches on layerN or a
+    block apply (the walk of forward() below calls the blocks' parts)."""
+    def forward_modules(x):
+        x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+        return model.fc(torch.flatten(model.avgpool(x), 1))
+    model.forward = forward_modules
+    return model
+
+
 def gate_layout(model):
     """[(conv module name, gate offset, channels)] in module order, and the total."""
     out, off = [], 0

@@ -485,7 +485,7 @@ int cmd_reproduce(int argc, char **argv) {
      * (docs/reproduce.md); sleeping ones cost little on an idle one. */
     setenv("OMP_WAIT_POLICY", "passive", 0);
     snprintf(s.tools, sizeof s.tools, "%.*s/tools", (int)(strrchr(s.exe, '/') - s.exe), s.exe);
-    if (rp_file_sha256(s.run.model_path, s.run.model_sha)) {
+    if (at_sha256_file(s.run.model_path, s.run.model_sha)) {
         cli_error();
         rp_config_free(&c);
         return EXIT_BAD_INPUT;

@@ -110,9 +110,6 @@ int rp_methods_report(FILE *f, const rp_run *r);
 int rp_config_load(const char *path, rp_config *c);
 void rp_config_free(rp_config *c);
 
-/* SHA-256 of a file as 64 hex digits; AT_ERR naming it. */
-int rp_file_sha256(const char *path, char hex[65]);
-
 /* Writes cfg->report and the PNG grids beside it; AT_ERR with a message. */
 int rp_write_report(const rp_run *run);
 

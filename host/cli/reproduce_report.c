@@ -436,21 +436,6 @@ done:
 
 /* ------------------------------------------------------------ report */
 
-int rp_file_sha256(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return at_fail(path, "%s", strerror(errno));
-    at_sha256 s;
-    at_sha256_init(&s);
-    static unsigned char buf[1 << 20];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) at_sha256_update(&s, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return at_fail(path, "read error");
-    at_sha256_hex(&s, hex);
-    return AT_OK;
-}
-
 /* Backend and precision the maps were made with (the first results line). */
 static void backend_used(const char *dir, char *out, size_t cap) {
     char file[4300], line[8192];

@@ -1,7 +1,10 @@
 #include "io/sha256.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/error.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -68,4 +71,19 @@ void at_sha256_hex(at_sha256 *s, char out[65]) {
     for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
     at_sha256_update(s, len, 8);
     for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", s->h[i]);
+}
+
+int at_sha256_file(const char *path, char hex[65]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return at_fail(path, "%s", strerror(errno));
+    at_sha256 s;
+    at_sha256_init(&s);
+    static unsigned char buf[1 << 20];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) at_sha256_update(&s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) return at_fail(path, "read error");
+    at_sha256_hex(&s, hex);
+    return AT_OK;
 }

@@ -15,5 +15,7 @@ typedef struct {
 void at_sha256_init(at_sha256 *s);
 void at_sha256_update(at_sha256 *s, const void *data, size_t n);
 void at_sha256_hex(at_sha256 *s, char out[65]);
+/* The SHA-256 of a file's bytes as 64 hex digits; AT_ERR naming the file. */
+int at_sha256_file(const char *path, char hex[65]);
 
 #endif
