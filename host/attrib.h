@@ -53,6 +53,7 @@ extern "C" {
 #include "metrics/gate_stats.h"    /* per-layer statistics of path gates */
 #include "metrics/metrics.h"       /* pointing games, AD / IC, AUC, bootstrap intervals */
 #include "metrics/scoring.h"       /* metrics that run the model: AD / IC terms, deletion / insertion */
+#include "metrics/randomisation.h" /* the model-parameter-randomisation sanity check (MPRT) */
 #include "output/output.h"         /* output names, results lines, atomic writes */
 #include "version.h"               /* ATTRIB_VERSION */
 

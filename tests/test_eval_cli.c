@@ -241,3 +241,100 @@ TEST(eval_confidence_without_paths_says_it_needs_path_results) {
              f.model, f.maps);
     CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "cdrp or score-cdrp"));
 }
+
+/* Weakly supervised localisation: the square map's region is the box itself
+ * (IoU 1, a hit); the map of ones boxes the whole 32x32 input (IoU 64/1024). */
+TEST(eval_localisation_hits_with_the_box_and_misses_with_the_whole_image) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[1200];
+    snprintf(args, sizeof args, "--metric localisation --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
+    CHECK_NEAR(summary("square", "iou"), 1.0, 1e-9);
+    CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9);
+    CHECK_NEAR(summary("ones", "iou"), 64.0 / 1024.0, 1e-9);
+    snprintf(args, sizeof args, "--metric localisation --iou 0.05 --overwrite --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("ones", "hit"), 100.0, 1e-9); /* 0.0625 > 0.05 */
+    CHECK(eval(&f, "--metric localisation") == 2);   /* needs boxes */
+}
+
+TEST(eval_localisation_refuses_a_map_of_another_class_than_the_truth) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char path[1200], cmd[8192];
+    snprintf(path, sizeof path, "%s/results.jsonl", f.maps);
+    FILE *fp = fopen(path, "w");
+    REQUIRE(fp);
+    fprintf(fp, "{\"image\":\"%s\",\"method\":\"square\",\"layer\":\"\",\"class\":2,\"map\":\"%s/scene.square.npy\"}\n",
+            f.img, f.maps);
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric localisation "
+             "--annotations %s 2>&1 >/dev/null", test_root(), f.model, f.maps, f.ann);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "class 2") && strstr(out, "--class truth"));
+}
+
+TEST(eval_pointing_per_class_counts_strictly_inside_the_tolerance) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char args[1200];
+    /* ones: its maximum (0,0) is sqrt(8^2 + 4^2) = 8.94 px from the box corner (8,4); at 32 px the
+     * tolerance is PX * 32/224: 62.63 gives 8.947 (inclusive and strict hit), 62.6 gives 8.943 (both miss) */
+    snprintf(args, sizeof args, "--metric pointing --tolerance 62.63 --pg-average class --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("ones", "hit"), 100.0, 1e-9);
+    CHECK(strstr(out, "\"average\":\"class\"") && !strstr(out, "gt_class"));
+    snprintf(args, sizeof args, "--metric pointing --tolerance 62.6 --pg-average class --annotations %s", f.ann);
+    REQUIRE(eval(&f, args) == 0);
+    CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9);
+    CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
+    snprintf(args, sizeof args, "--metric ad-ic --pg-average class --annotations %s", f.ann);
+    CHECK(eval(&f, args) == 2);
+    CHECK(eval(&f, "--metric pointing --pg-average classes") == 2);
+}
+
+/* The sanity check end to end: Grad-CAM of the tiny model re-explained per
+ * randomised layer; the Sobel control stays at 1; resume keeps the lines. */
+TEST(eval_mprt_reexplains_per_layer_and_the_sobel_control_stays_at_one) {
+    fixture f;
+    REQUIRE(make_fixture(&f));
+    char cmd[8192], gc[1200];
+    snprintf(gc, sizeof gc, "%s/gc", f.dir);
+    snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --quiet --model %s --method gradcam --out %s %s 2>&1",
+             test_root(), f.model, gc, f.img);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric mprt "
+             "--control sobel --seed 3 2>&1", test_root(), f.model, gc);
+    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
+    at_json *j = NULL;
+    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    const at_json *rows = at_json_get(j, "rows");
+    REQUIRE(rows && rows->n == 2);
+    for (size_t r = 0; r < 2; r++) {
+        const at_json *row = &rows->items[r];
+        int control = !strcmp(at_json_get(row, "method")->string, "sobel-control");
+        const at_json *casc = at_json_get(row, "cascading"), *ind = at_json_get(row, "independent");
+        REQUIRE(casc && ind && casc->n == 11 && ind->n == 11); /* vgg11: 8 convs + 3 linear */
+        CHECK(!strcmp(at_json_get(&casc->items[0], "layer")->string, "classifier.6"));
+        for (size_t l = 0; control && l < casc->n; l++)
+            CHECK_NEAR(at_json_get(&casc->items[l], "mean")->number, 1.0, 1e-9);
+    }
+    at_json_free(j);
+    char path[1300];
+    snprintf(path, sizeof path, "%s/eval.mprt.jsonl", gc);
+    CHECK(count_file_lines(path) == 2);
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt --control sobel "
+             "--seed 3 2>&1", test_root(), f.model, gc);
+    CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--resume")); /* would repeat them */
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt --control sobel "
+             "--seed 3 --resume 2>&1", test_root(), f.model, gc);
+    CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "sobel-control") && strstr(out, "1.0000"));
+    CHECK(count_file_lines(path) == 2);
+    /* the fixture's own maps come from no explain method */
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt 2>&1",
+             test_root(), f.model, f.maps);
+    CHECK(run_cmd(cmd, out, sizeof out) == 1 && strstr(out, "'ones' is not an explain method"));
+    CHECK(eval(&f, "--metric ad-ic --control sobel") == 2);
+    CHECK(eval(&f, "--metric mprt --randomise top") == 2);
+}

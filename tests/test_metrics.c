@@ -67,6 +67,100 @@ TEST(pointing_tolerance_is_15_px_at_224) {
     CHECK_NEAR(at_pointing_tolerance(128), 15.0 * 128 / 224, EXACT_TOL); /* 8.5714... */
 }
 
+TEST(pointing_hit_strict_excludes_the_tolerance_itself_as_torchray) {
+    enum { W = 32, H = 24 };
+    static float map[W * H];
+    static unsigned char mask[W * H];
+    map[10 * W + 10] = 1.0f;
+    mask[14 * W + 13] = 1; /* distance exactly 5 */
+    CHECK(at_pointing_hit(map, W, H, mask, 5.0) == 1);
+    CHECK(at_pointing_hit_strict(map, W, H, mask, 5.0) == 0); /* TorchRay: (u^2 + v^2) < tol^2 */
+    CHECK(at_pointing_hit_strict(map, W, H, mask, 5.001) == 1);
+    CHECK(at_pointing_hit_strict(map, W, H, mask, 0.0) == 0);
+    mask[10 * W + 10] = 1; /* tolerance 0: the maximum itself inside */
+    CHECK(at_pointing_hit_strict(map, W, H, mask, 0.0) == 1);
+}
+
+/* ------------------------------------------------- localisation (WSL) */
+
+TEST(largest_region_box_is_the_8_connected_component_above_15_percent) {
+    enum { W = 8, H = 6 };
+    float map[W * H] = {0};
+    /* region A: 3 pixels in a row at y 0, x 0..2 */
+    map[0] = 1.0f, map[1] = 0.5f, map[2] = 0.2f;
+    /* region B: 4 pixels joined only diagonally, (5,1) (6,2) (7,3) (6,4) */
+    map[1 * W + 5] = 0.9f, map[2 * W + 6] = 0.3f, map[3 * W + 7] = 0.16f, map[4 * W + 6] = 0.151f;
+    /* exactly 15 % of the maximum is not above it: (4,5) stays out */
+    map[5 * W + 5] = 0.15f;
+    int box[4];
+    CHECK(at_largest_region_box(map, W, H, 0.15, box) == 4);
+    const int want_b[4] = {5, 1, 7, 4};
+    CHECKF(!memcmp(box, want_b, sizeof box), "box %d %d %d %d", box[0], box[1], box[2], box[3]);
+    /* at 25 % region B splits: (5,1),(6,2) is 2 pixels, A keeps 2 (0.2 drops): the first in raster order wins */
+    CHECK(at_largest_region_box(map, W, H, 0.25, box) == 2);
+    const int want_a[4] = {0, 0, 1, 0};
+    CHECK(!memcmp(box, want_a, sizeof box));
+    float zero[W * H] = {0};
+    CHECK(at_largest_region_box(zero, W, H, 0.15, box) == 0 && box[0] == -1 && box[3] == -1);
+}
+
+TEST(box_iou_counts_inclusive_pixels) {
+    const int a[4] = {0, 0, 1, 1}, b[4] = {1, 1, 2, 2}, c[4] = {5, 5, 6, 6}, empty[4] = {3, 3, 2, 2};
+    CHECK_NEAR(at_box_iou(a, b), 1.0 / 7.0, EXACT_TOL); /* 1 shared of 4 + 4 - 1 */
+    CHECK_NEAR(at_box_iou(a, a), 1.0, EXACT_TOL);
+    CHECK(at_box_iou(a, c) == 0.0 && at_box_iou(a, empty) == 0.0);
+}
+
+TEST(localisation_hit_needs_iou_above_one_half_with_any_box) {
+    enum { W = 10, H = 10 };
+    float map[W * H] = {0};
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 4; x++) map[y * W + x] = 1.0f; /* the map's box: 0,0..3,3, 16 px */
+    const int half[1][4] = {{0, 0, 7, 3}};                  /* 32 px containing it: IoU 16/32 = 0.5 */
+    int box[4];
+    CHECK(at_localisation_hit(map, W, H, 0.15, half, 1, 0.5, box) == 0); /* 0.5 is not > 0.5 */
+    CHECK(box[0] == 0 && box[1] == 0 && box[2] == 3 && box[3] == 3);
+    const int two[2][4] = {{6, 6, 9, 9}, {0, 0, 6, 3}}; /* the second: 16/28 = 0.571 */
+    CHECK(at_localisation_hit(map, W, H, 0.15, two, 2, 0.5, NULL) == 1);
+    CHECK(at_localisation_hit(map, W, H, 0.15, two, 1, 0.5, NULL) == 0);
+    float zero[W * H] = {0};
+    CHECK(at_localisation_hit(zero, W, H, 0.15, two, 2, 0.5, box) == 0 && box[0] == -1);
+}
+
+TEST(class_mean_averages_each_class_first) {
+    const double v[5] = {100, 0, 100, NAN, 0};
+    const int cls[5] = {0, 0, 1, 1, -1};
+    double per[3];
+    int k;
+    /* class 0: 50, class 1: 100 (NaN skipped), class 2 absent, -1 skipped */
+    CHECK_NEAR(at_class_mean(v, cls, 5, 3, per, &k), 75.0, EXACT_TOL);
+    CHECK(k == 2 && per[0] == 50.0 && per[1] == 100.0 && isnan(per[2]));
+    const double none[1] = {NAN};
+    CHECK(isnan(at_class_mean(none, cls, 1, 3, NULL, &k)) && k == 0);
+}
+
+TEST(spearman_uses_mean_ranks_for_ties) {
+    const float a[4] = {1, 2, 3, 4}, up[4] = {10, 20, 30, 45}, down[4] = {4, 3, 2, 1};
+    CHECK_NEAR(at_spearman(a, up, 4), 1.0, EXACT_TOL);
+    CHECK_NEAR(at_spearman(a, down, 4), -1.0, EXACT_TOL);
+    /* ranks 1, 2.5, 2.5, 4 against 1..4: 4.5 / sqrt(4.5 * 5) (scipy.stats.spearmanr: 0.9486832980505138) */
+    const float tied[4] = {1, 2, 2, 3};
+    CHECK_NEAR(at_spearman(tied, a, 4), 0.9486832980505138, EXACT_TOL);
+    const float flat[4] = {0, 0, 0, 0};
+    CHECK(isnan(at_spearman(flat, a, 4)) && isnan(at_spearman(a, a, 1)));
+}
+
+TEST(sobel_map_marks_a_vertical_step_and_ignores_flat_images) {
+    /* 1 channel, 4x4, columns 0 0 1 1: |Gx| = 4 at columns 1 and 2, 0 at the replicated borders */
+    float x[16], map[16];
+    for (int i = 0; i < 16; i++) x[i] = (i % 4) >= 2 ? 1.0f : 0.0f;
+    at_sobel_map(x, 1, 4, 4, map);
+    for (int i = 0; i < 16; i++) CHECKF(map[i] == ((i % 4 == 1 || i % 4 == 2) ? 1.0f : 0.0f), "pixel %d: %g", i, map[i]);
+    for (int i = 0; i < 16; i++) x[i] = 0.7f;
+    at_sobel_map(x, 1, 4, 4, map);
+    for (int i = 0; i < 16; i++) CHECK(map[i] == 0.0f);
+}
+
 /* ------------------------------------------------------------- ranking */
 
 TEST(topp_count_rounds_half_up) {

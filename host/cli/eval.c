@@ -22,7 +22,8 @@ static const char *const HELP =
     "Scores the maps listed in DIR/results.jsonl (written by attrib explain) and\n"
     "prints a table (mean and 95%% paired-bootstrap CI); per-image values go to\n"
     "DIR/eval.<metric>.jsonl, which --resume continues.\n"
-    "  --metric M          confidence | ad-ic | energy-pg | pointing | deletion | insertion\n"
+    "  --metric M          confidence | ad-ic | energy-pg | pointing | deletion | insertion |\n"
+    "                      localisation | mprt\n"
     "                      (definitions: docs/methods.md#metrics-common-rules and the sections after it)\n"
     "  --maps DIR          explain's output folder\n"
     "  --method TAG        only lines of this method tag (e.g. scorecam, path-scorecam.cdrp)\n"
@@ -37,6 +38,15 @@ static const char *const HELP =
     "  --proportions LIST  top-p sweep in %% (default 5,10,15,20,30,40,50,60,70,80,90,100)\n"
     "  --ad absolute       pytorch-grad-cam's absolute Average Drop (default relative)\n"
     "  --tolerance PX      pointing-game tolerance at 224 px (default 15; 0 = none)\n"
+    "  --pg-average image|class  pointing: the mean over images (default), or TorchRay's\n"
+    "                      benchmark: each class's accuracy, then their mean; hits strictly\n"
+    "                      within the tolerance\n"
+    "  --loc-threshold PCT localisation: keep the map above PCT %% of its maximum (default 15)\n"
+    "  --iou X             localisation: a hit needs IoU > X with a box of the true class (0.5)\n"
+    "  --randomise cascading|independent|both  mprt: re-initialise the layers from the top\n"
+    "                      down, or one at a time, or both (default)\n"
+    "  --seed N            mprt: the re-initialisation's PRNG seed (default 0)\n"
+    "  --control sobel     mprt: add the weight-free Sobel edge map of each image as a row\n"
     "  --steps N           deletion / insertion steps (default 100)\n"
     "  --json              the summary as one JSON object\n"
     "  --resume            keep the values already in DIR/eval.<metric>.jsonl (same\n"
@@ -70,6 +80,12 @@ static const cli_option options[] = {
     {.name = "--proportions", .type = CLI_CALL, .fn = set_proportions},
     {.name = "--tolerance", .type = CLI_DOUBLE, .off = ARG(tolerance), .lo = 0, .hi = 1000},
     {.name = "--steps", .type = CLI_INT, .off = ARG(steps), .lo = 2, .hi = 10000},
+    {.name = "--pg-average", .type = CLI_CHOICE, .off = ARG(pg_class), .choices = "image|class"},
+    {.name = "--loc-threshold", .type = CLI_DOUBLE, .off = ARG(loc_threshold), .lo = 0, .hi = 100},
+    {.name = "--iou", .type = CLI_DOUBLE, .off = ARG(iou_min), .lo = 0, .hi = 1},
+    {.name = "--randomise", .type = CLI_CHOICE, .off = ARG(mprt_mode), .choices = "both|cascading|independent"},
+    {.name = "--seed", .type = CLI_INT, .off = ARG(mprt_seed), .lo = 0, .hi = 2147483647},
+    {.name = "--control", .type = CLI_CHOICE, .off = ARG(mprt_control), .choices = "none|sobel"},
     {.name = NULL},
 };
 
@@ -83,7 +99,13 @@ static int parse(eval_args *a, int argc, char **argv) {
     if (a->metric == EVAL_NONE) return at_fail("--metric", "is required (see attrib eval --help)");
     if (!a->maps) return at_fail("--maps", "is required (explain's output folder)");
     if (a->resume && a->overwrite) return at_fail("--overwrite", "and --resume exclude each other");
-    if ((a->metric == EVAL_ENERGY_PG || a->metric == EVAL_POINTING) && !a->annotations)
+    if (a->pg_class && a->metric != EVAL_POINTING)
+        return at_fail("--pg-average", "applies to --metric pointing only");
+    if (a->metric != EVAL_MPRT && (a->mprt_control || a->mprt_mode || a->mprt_seed))
+        return at_fail(a->mprt_control ? "--control" : a->mprt_mode ? "--randomise" : "--seed",
+                       "applies to --metric mprt only");
+    if ((a->metric == EVAL_ENERGY_PG || a->metric == EVAL_POINTING || a->metric == EVAL_LOCALISATION) &&
+        !a->annotations)
         return at_fail("--annotations", "%s needs boxes: images.csv or an ILSVRC XML folder",
                        eval_metric_name(a->metric));
     return AT_OK;
@@ -102,5 +124,5 @@ int cmd_eval(int argc, char **argv) {
         cli_error();
         return EXIT_USAGE;
     }
-    return eval_run(&a);
+    return a.metric == EVAL_MPRT ? eval_mprt_run(&a) : eval_run(&a);
 }

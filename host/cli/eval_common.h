@@ -7,7 +7,15 @@
 
 #define EVAL_MAX_PROPS 32
 
-typedef enum { EVAL_NONE, EVAL_CONFIDENCE, EVAL_AD_IC, EVAL_ENERGY_PG, EVAL_POINTING, EVAL_DELETION, EVAL_INSERTION } eval_metric;
+typedef enum {
+    EVAL_NONE, EVAL_CONFIDENCE, EVAL_AD_IC, EVAL_ENERGY_PG, EVAL_POINTING, EVAL_DELETION, EVAL_INSERTION,
+    EVAL_LOCALISATION, /* weakly supervised localisation (docs/methods.md#weakly-supervised-localisation) */
+    EVAL_MPRT,         /* model-parameter randomisation (docs/methods.md#model-parameter-randomisation) */
+    EVAL_METRIC_COUNT
+} eval_metric;
+
+/* Which layers MPRT randomises (host/cli/eval_mprt.c). */
+typedef enum { MPRT_BOTH = 0, MPRT_CASCADING = 1, MPRT_INDEPENDENT = 2 } eval_mprt_mode;
 
 typedef struct {
     cli_common common;
@@ -19,12 +27,20 @@ typedef struct {
     double tolerance;
     int steps;
     int json, resume, overwrite, quiet;
+    int pg_class;          /* pointing: --pg-average class (TorchRay's per-class mean, strict tolerance) */
+    double loc_threshold;  /* localisation: the map's threshold, % of its maximum */
+    double iou_min;        /* localisation: a hit needs IoU above this */
+    int mprt_mode;         /* eval_mprt_mode */
+    int mprt_seed;         /* the re-initialisation's PRNG seed */
+    int mprt_control;      /* --control sobel: the weight-free Sobel row beside the methods */
 } eval_args;
 
 void eval_args_init(eval_args *a);
 int eval_metric_parse(const char *s, eval_metric *out);
 const char *eval_metric_name(eval_metric m);
 int eval_run(const eval_args *a);
+/* --metric mprt: the whole run (it re-explains every image per randomised model). */
+int eval_mprt_run(const eval_args *a);
 
 #define MAX_TERMS (2 * EVAL_MAX_PROPS + 2)
 

@@ -21,7 +21,8 @@
 #define CI_REPS 2000       /* bootstrap resamples for the 95 % intervals */
 #define CI_SEED 20240901u  /* fixed: the same inputs give the same intervals */
 
-static const char *const metric_names[] = {"", "confidence", "ad-ic", "energy-pg", "pointing", "deletion", "insertion"};
+static const char *const metric_names[EVAL_METRIC_COUNT] = {
+    "", "confidence", "ad-ic", "energy-pg", "pointing", "deletion", "insertion", "localisation", "mprt"};
 
 void eval_args_init(eval_args *a) {
     memset(a, 0, sizeof *a);
@@ -31,15 +32,18 @@ void eval_args_init(eval_args *a) {
     memcpy(a->props, dflt, sizeof dflt);
     a->tolerance = 15;
     a->steps = 100;
+    a->loc_threshold = 15;
+    a->iou_min = 0.5;
 }
 
 int eval_metric_parse(const char *s, eval_metric *out) {
-    for (int i = 1; i < 7; i++)
+    for (int i = 1; i < EVAL_METRIC_COUNT; i++)
         if (!strcmp(s, metric_names[i])) {
             *out = (eval_metric)i;
             return AT_OK;
         }
-    return at_fail("--metric", "'%s' is not confidence, ad-ic, energy-pg, pointing, deletion or insertion", s);
+    return at_fail("--metric", "'%s' is not confidence, ad-ic, energy-pg, pointing, deletion, insertion, "
+                   "localisation or mprt", s);
 }
 
 const char *eval_metric_name(eval_metric m) { return metric_names[m]; }
@@ -79,7 +83,11 @@ static void set_terms(eval_ctx *c) {
             }
         break;
     case EVAL_ENERGY_PG: TERM("energy"); break;
-    case EVAL_POINTING: TERM("hit"); break;
+    case EVAL_POINTING:
+        TERM("hit");
+        if (a->pg_class) TERM("gt_class"); /* the class the per-class mean groups by */
+        break;
+    case EVAL_LOCALISATION: TERM("hit"); TERM("iou"); break;
     default: TERM("auc"); break;
     }
 #undef TERM
@@ -94,6 +102,63 @@ static int load_gates(const char *path, const at_model *m, float **out) {
         *out = NULL;
         return at_fail(path, "gates file has %lld values, %s has %d gates", (long long)shape[0], m->name, m->n_gates);
     }
+    return AT_OK;
+}
+
+/* The boxes of class cls after preprocessing, each as the inclusive
+ * bounding rectangle of its pixels in the network input (clipped; boxes
+ * outside the input dropped). Returns the count or AT_ERR. */
+static int input_boxes(const eval_ctx *c, const at_annotation *an, const at_geometry *geo, int cls, int (**out)[4]) {
+    int total = at_annotation_boxes_for_size(an, geo->in_w, geo->in_h, NULL, 0);
+    if (total < 0) return AT_ERR;
+    at_box *raw = malloc(sizeof *raw * (total ? total : 1));
+    int (*boxes)[4] = malloc(sizeof *boxes * (total ? total : 1));
+    unsigned char *mask = malloc(c->hw);
+    int k = 0;
+    if (!raw || !boxes || !mask) {
+        free(raw), free(boxes), free(mask);
+        return at_fail("eval", "out of memory");
+    }
+    at_annotation_boxes_for_size(an, geo->in_w, geo->in_h, raw, total);
+    for (int b = 0; b < total; b++) {
+        if (raw[b].cls != cls) continue;
+        memset(mask, 0, c->hw);
+        at_box_mask(geo, raw[b].box, mask);
+        int r[4] = {c->m->in_w, c->m->in_h, -1, -1};
+        for (long i = 0; i < c->hw; i++)
+            if (mask[i]) {
+                int x = (int)(i % c->m->in_w), y = (int)(i / c->m->in_w);
+                r[0] = x < r[0] ? x : r[0], r[1] = y < r[1] ? y : r[1];
+                r[2] = x > r[2] ? x : r[2], r[3] = y > r[3] ? y : r[3];
+            }
+        if (r[2] >= 0) memcpy(boxes[k++], r, sizeof r);
+    }
+    free(raw), free(mask);
+    *out = boxes;
+    return k;
+}
+
+/* Weakly supervised localisation of one map: the hit (100 or 0) and the best IoU. */
+static int localisation_terms(eval_ctx *c, const at_annotation *an, const at_geometry *geo, const entry *e,
+                              const float *map, double *terms) {
+    if (an->cls < 0) return at_fail(e->image, "its annotation has no class");
+    if (e->cls != an->cls)
+        return at_fail(e->image, "the map explains class %d, the ground truth is %d: localisation scores the "
+                       "true class's map (explain --class truth)", e->cls, an->cls);
+    int (*boxes)[4] = NULL;
+    int n = input_boxes(c, an, geo, an->cls, &boxes);
+    if (n < 0) return AT_ERR;
+    int box[4];
+    terms[0] = n ? 100.0 * at_localisation_hit(map, c->m->in_w, c->m->in_h, c->a->loc_threshold / 100.0,
+                                               (const int(*)[4])boxes, n, c->a->iou_min, box)
+                 : NAN;
+    double best = 0;
+    for (int k = 0; k < n && box[0] >= 0; k++) {
+        double iou = at_box_iou(box, boxes[k]);
+        best = iou > best ? iou : best;
+    }
+    terms[1] = n ? best : NAN;
+    free(boxes);
     return AT_OK;
 }
 
@@ -154,6 +219,15 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
         if (at_drop_terms(&sc, x, map, &d, e->cls, terms)) goto out;
         break;
     }
+    case EVAL_LOCALISATION: {
+        const at_annotation *an = at_annotations_find(&c->ann, e->image);
+        if (!an) {
+            at_fail(e->image, "no annotation in %s", a->annotations);
+            goto out;
+        }
+        if (localisation_terms(c, an, &geo, e, map, terms)) goto out;
+        break;
+    }
     case EVAL_ENERGY_PG:
     case EVAL_POINTING: {
         const at_annotation *an = at_annotations_find(&c->ann, e->image);
@@ -171,8 +245,13 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
                     "docs/methods.md#boxes-for-the-localisation-metrics); further such images are not listed\n",
                     e->image, 100.0 * inside / c->hw, eval_metric_name(a->metric));
         }
-        terms[0] = at_box_term(map, m->in_w, m->in_h, mask, inside, a->metric == EVAL_ENERGY_PG,
-                               a->tolerance * m->in_w / 224.0);
+        double tol = a->tolerance * m->in_w / 224.0;
+        if (a->pg_class) { /* TorchRay's benchmark: strictly within the tolerance */
+            terms[0] = inside > 0 ? 100.0 * at_pointing_hit_strict(map, m->in_w, m->in_h, mask, tol) : NAN;
+            terms[1] = an->cls;
+        } else {
+            terms[0] = at_box_term(map, m->in_w, m->in_h, mask, inside, a->metric == EVAL_ENERGY_PG, tol);
+        }
         free(mask);
         break;
     }
@@ -223,24 +302,38 @@ static int rows_add(method_rows *r, const double *terms, int n_terms) {
     return AT_OK;
 }
 
-/* Mean and 95 % bootstrap CI of one term over the images that have it. */
-static int summarise(const method_rows *r, int n_terms, int t, double *mean, double *lo, double *hi, int *count) {
+/* The per-class pointing game's class term: grouped by, not summarised. */
+static int is_class_term(const eval_ctx *c, int t) { return c->a->metric == EVAL_POINTING && c->a->pg_class && t == 1; }
+
+/* Mean and 95 % bootstrap CI of one term over the images that have it;
+ * with --pg-average class the mean over classes of each class's mean, its
+ * CI from resampled images (at_bootstrap_class_mean_ci). */
+static int summarise(const eval_ctx *c, const method_rows *r, int t, double *mean, double *lo, double *hi,
+                     int *count) {
+    int n_terms = c->n_terms;
     double *v = malloc(sizeof(double) * (r->n ? r->n : 1));
-    if (!v) return at_fail("eval", "out of memory");
+    int *cls = malloc(sizeof(int) * (r->n ? r->n : 1));
+    if (!v || !cls) {
+        free(v), free(cls);
+        return at_fail("eval", "out of memory");
+    }
     int k = 0;
     for (int i = 0; i < r->n; i++) {
         double x = r->terms[(long)i * n_terms + t];
-        if (!isnan(x)) v[k++] = x;
+        if (!isnan(x)) cls[k] = c->a->pg_class ? (int)r->terms[(long)i * n_terms + 1] : 0, v[k++] = x;
     }
     *count = k;
     *mean = *lo = *hi = NAN;
-    if (k) {
+    if (k && c->a->pg_class && c->a->metric == EVAL_POINTING) {
+        *mean = at_class_mean(v, cls, k, c->m->n_classes, NULL, NULL);
+        at_bootstrap_class_mean_ci(v, cls, k, c->m->n_classes, CI_REPS, CI_SEED, 0.95, lo, hi);
+    } else if (k) {
         double s = 0;
         for (int i = 0; i < k; i++) s += v[i];
         *mean = s / k;
         at_bootstrap_ci(v, NULL, k, CI_REPS, CI_SEED, 0.95, lo, hi);
     }
-    free(v);
+    free(v), free(cls);
     return AT_OK;
 }
 
@@ -253,7 +346,8 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
             for (int t = 0; t < c->n_terms; t++) {
                 double mean, lo, hi, ci[2];
                 int count;
-                summarise(&rows[r], c->n_terms, t, &mean, &lo, &hi, &count);
+                if (is_class_term(c, t)) continue;
+                summarise(c, &rows[r], t, &mean, &lo, &hi, &count);
                 ci[0] = lo, ci[1] = hi;
                 at_jsonw_begin(&w);
                 if (count) at_jsonw_num(&w, "mean", mean), at_jsonw_nums(&w, "ci95", ci, 2);
@@ -263,7 +357,8 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
             }
             at_jsonw v;
             at_jsonw_begin(&v);
-            for (int t = 0; t < c->n_terms; t++) at_jsonw_raw(&v, c->term_names[t], vals[t]);
+            for (int t = 0; t < c->n_terms; t++)
+                if (vals[t]) at_jsonw_raw(&v, c->term_names[t], vals[t]);
             for (int t = 0; t < c->n_terms; t++) free(vals[t]), vals[t] = NULL;
             char *values = at_jsonw_end(&v);
             at_jsonw_begin(&w);
@@ -280,6 +375,7 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
         at_jsonw_str(&w, "score", a->logit ? "logit" : "prob");
         at_jsonw_str(&w, "scorer", a->scorer_path ? "path" : "original");
         at_jsonw_int(&w, "merged_lines", merged);
+        if (a->metric == EVAL_POINTING) at_jsonw_str(&w, "average", a->pg_class ? "class" : "image");
         if (row_json && vals) at_jsonw_objects(&w, "rows", row_json, n_rows);
         else at_fail("eval", "out of memory");
         cli_print_json(row_json && vals ? at_jsonw_end(&w) : NULL);
@@ -289,6 +385,8 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
     }
     printf("%s (%s scores, %s network)\n", eval_metric_name(a->metric), a->logit ? "logit" : "probability",
            a->scorer_path ? "path" : "original");
+    if (a->metric == EVAL_POINTING && a->pg_class)
+        printf("(hits strictly within the tolerance; the mean over classes of each class's accuracy)\n");
     if (merged)
         printf("(%d duplicate results.jsonl lines merged: each image, method and settings counted once, the last "
                "line)\n", merged);
@@ -297,7 +395,8 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
         for (int t = 0; t < c->n_terms; t++) {
             double mean, lo, hi;
             int count;
-            summarise(&rows[r], c->n_terms, t, &mean, &lo, &hi, &count);
+            if (is_class_term(c, t)) continue;
+            summarise(c, &rows[r], t, &mean, &lo, &hi, &count);
             if (!count && t == 1 && a->metric == EVAL_CONFIDENCE) continue;
             printf("%-28s %-10s %10.4f  [%8.4f, %8.4f] %6d %9d\n", rows[r].method, c->term_names[t], mean, lo, hi,
                    count, rows[r].all_zero);
@@ -309,7 +408,8 @@ static void options_key(const eval_args *a, char *buf, size_t cap) {
     size_t o = snprintf(buf, cap, "%s,%s,%s", a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original",
                         a->topp ? "top-p" : a->space_normalized ? "mult-normalized" : "mult");
     if (a->metric == EVAL_AD_IC && a->ad_absolute) o += snprintf(buf + o, cap - o, ",absolute");
-    if (a->metric == EVAL_POINTING) o += snprintf(buf + o, cap - o, ",tol%g", a->tolerance);
+    if (a->metric == EVAL_POINTING) o += snprintf(buf + o, cap - o, ",tol%g%s", a->tolerance, a->pg_class ? ",strict" : "");
+    if (a->metric == EVAL_LOCALISATION) o += snprintf(buf + o, cap - o, ",thr%g,iou%g", a->loc_threshold, a->iou_min);
     if (a->metric == EVAL_DELETION || a->metric == EVAL_INSERTION) snprintf(buf + o, cap - o, ",steps%d", a->steps);
 }
 

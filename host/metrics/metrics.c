@@ -18,7 +18,7 @@ double at_energy_pointing(const float *map, const unsigned char *mask, long n) {
     return total == 0.0 ? 0.0 : inside / total;
 }
 
-int at_pointing_hit(const float *map, int w, int h, const unsigned char *mask, double tol_px) {
+static int pointing_hit(const float *map, int w, int h, const unsigned char *mask, double tol_px, int strict) {
     long best = -1, n = (long)w * h;
     for (long i = 0; i < n; i++)
         if (!isnan(map[i]) && (best < 0 || map[i] > map[best])) best = i;
@@ -33,9 +33,101 @@ int at_pointing_hit(const float *map, int w, int h, const unsigned char *mask, d
     for (int y = y0; y <= y1; y++)
         for (int x = x0; x <= x1; x++) {
             double dx = x - mx, dy = y - my;
-            if (mask[(long)y * w + x] && dx * dx + dy * dy <= tol2) return 1;
+            double d2 = dx * dx + dy * dy;
+            if (mask[(long)y * w + x] && (strict ? d2 < tol2 : d2 <= tol2)) return 1;
         }
     return 0;
+}
+
+int at_pointing_hit(const float *map, int w, int h, const unsigned char *mask, double tol_px) {
+    return pointing_hit(map, w, h, mask, tol_px, 0);
+}
+
+int at_pointing_hit_strict(const float *map, int w, int h, const unsigned char *mask, double tol_px) {
+    return pointing_hit(map, w, h, mask, tol_px, 1);
+}
+
+long at_largest_region_box(const float *map, int w, int h, double thr_frac, int box[4]) {
+    long n = (long)w * h;
+    box[0] = box[1] = box[2] = box[3] = -1;
+    float mx = 0.0f;
+    for (long i = 0; i < n; i++)
+        if (map[i] > mx) mx = map[i];
+    if (!(mx > 0.0f)) return 0;
+    float thr = (float)(thr_frac * mx); /* in float, as the map: 0.15f of a max 1 is not above 0.15 */
+    /* label by flood fill from each unvisited pixel in raster order; an
+     * explicit stack, as a region can hold every pixel */
+    unsigned char *seen = calloc((size_t)n, 1);
+    int *stack = malloc(sizeof(int) * (size_t)n);
+    if (!seen || !stack) {
+        free(seen), free(stack);
+        return 0;
+    }
+    long best = 0;
+    for (long s = 0; s < n; s++) {
+        if (seen[s] || !(map[s] > thr)) continue;
+        long count = 0, top = 0;
+        int b[4] = {w, h, -1, -1};
+        stack[top++] = (int)s;
+        seen[s] = 1;
+        while (top) {
+            int p = stack[--top], px = p % w, py = p / w;
+            count++;
+            if (px < b[0]) b[0] = px;
+            if (py < b[1]) b[1] = py;
+            if (px > b[2]) b[2] = px;
+            if (py > b[3]) b[3] = py;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int qx = px + dx, qy = py + dy;
+                    if (qx < 0 || qy < 0 || qx >= w || qy >= h) continue;
+                    long q = (long)qy * w + qx;
+                    if (!seen[q] && map[q] > thr) seen[q] = 1, stack[top++] = (int)q;
+                }
+        }
+        if (count > best) best = count, memcpy(box, b, sizeof b);
+    }
+    free(seen), free(stack);
+    return best;
+}
+
+double at_box_iou(const int a[4], const int b[4]) {
+    if (a[2] < a[0] || a[3] < a[1] || b[2] < b[0] || b[3] < b[1]) return 0.0;
+    double area_a = (double)(a[2] - a[0] + 1) * (a[3] - a[1] + 1), area_b = (double)(b[2] - b[0] + 1) * (b[3] - b[1] + 1);
+    int x0 = a[0] > b[0] ? a[0] : b[0], y0 = a[1] > b[1] ? a[1] : b[1];
+    int x1 = a[2] < b[2] ? a[2] : b[2], y1 = a[3] < b[3] ? a[3] : b[3];
+    double inter = x1 < x0 || y1 < y0 ? 0.0 : (double)(x1 - x0 + 1) * (y1 - y0 + 1);
+    return inter / (area_a + area_b - inter);
+}
+
+int at_localisation_hit(const float *map, int w, int h, double thr_frac, const int (*boxes)[4], int n_boxes,
+                        double iou_min, int box_out[4]) {
+    int box[4];
+    long size = at_largest_region_box(map, w, h, thr_frac, box);
+    if (box_out) memcpy(box_out, box, sizeof box);
+    if (!size) return 0;
+    for (int k = 0; k < n_boxes; k++)
+        if (at_box_iou(box, boxes[k]) > iou_min) return 1;
+    return 0;
+}
+
+double at_class_mean(const double *v, const int *cls, int n, int n_cls_max, double *per_class, int *n_classes) {
+    double *sum = calloc((size_t)(n_cls_max > 0 ? n_cls_max : 1), sizeof(double));
+    int *count = calloc((size_t)(n_cls_max > 0 ? n_cls_max : 1), sizeof(int));
+    double total = 0.0;
+    int classes = 0;
+    if (sum && count) {
+        for (int i = 0; i < n; i++)
+            if (!isnan(v[i]) && cls[i] >= 0 && cls[i] < n_cls_max) sum[cls[i]] += v[i], count[cls[i]]++;
+        for (int k = 0; k < n_cls_max; k++) {
+            double mean = count[k] ? sum[k] / count[k] : NAN;
+            if (per_class) per_class[k] = mean;
+            if (count[k]) total += mean, classes++;
+        }
+    }
+    free(sum), free(count);
+    if (n_classes) *n_classes = classes;
+    return classes ? total / classes : NAN;
 }
 
 double at_pointing_tolerance(int input_size) { return 15.0 * input_size / 224.0; }
@@ -158,6 +250,71 @@ double at_auc_trapezoid(const double *v, int n) {
     return (s - 0.5 * v[0] - 0.5 * v[n - 1]) / (n - 1);
 }
 
+/* ------------------------------------------------------------ rank correlation */
+
+static int cmp_by_value(const void *a, const void *b, void *ctx) {
+    const float *v = ctx;
+    float x = rank_key(v[*(const int *)a]), y = rank_key(v[*(const int *)b]);
+    return (x > y) - (x < y);
+}
+
+/* Mean ranks (1-based; ties share their mean rank) of v into r. */
+static int mean_ranks(const float *v, long n, double *r) {
+    int *idx = malloc(sizeof(int) * (size_t)n);
+    if (!idx) return AT_ERR;
+    for (long i = 0; i < n; i++) idx[i] = (int)i;
+    qsort_r(idx, (size_t)n, sizeof *idx, cmp_by_value, (void *)v);
+    for (long i = 0; i < n;) {
+        long j = i;
+        while (j + 1 < n && rank_key(v[idx[j + 1]]) == rank_key(v[idx[i]])) j++;
+        double rank = 0.5 * (double)(i + j) + 1.0;
+        for (long k = i; k <= j; k++) r[idx[k]] = rank;
+        i = j + 1;
+    }
+    free(idx);
+    return AT_OK;
+}
+
+double at_spearman(const float *a, const float *b, long n) {
+    if (n < 2) return NAN;
+    double *ra = malloc(sizeof(double) * (size_t)n), *rb = malloc(sizeof(double) * (size_t)n);
+    double result = NAN;
+    if (ra && rb && mean_ranks(a, n, ra) == AT_OK && mean_ranks(b, n, rb) == AT_OK) {
+        double mean = 0.5 * (double)(n + 1), sab = 0, saa = 0, sbb = 0;
+        for (long i = 0; i < n; i++) {
+            double da = ra[i] - mean, db = rb[i] - mean;
+            sab += da * db, saa += da * da, sbb += db * db;
+        }
+        if (saa > 0 && sbb > 0) result = sab / sqrt(saa * sbb);
+    }
+    free(ra), free(rb);
+    return result;
+}
+
+/* ------------------------------------------------------------ Sobel control */
+
+void at_sobel_map(const float *x, int c, int h, int w, float *map) {
+    long hw = (long)h * w;
+    for (long i = 0; i < hw; i++) map[i] = 0.0f;
+    for (int ch = 0; ch < c; ch++) {
+        const float *p = x + (long)ch * hw;
+        for (int y = 0; y < h; y++) {
+            int ym = y ? y - 1 : 0, yp = y + 1 < h ? y + 1 : h - 1;
+            for (int xx = 0; xx < w; xx++) {
+                int xm = xx ? xx - 1 : 0, xp = xx + 1 < w ? xx + 1 : w - 1;
+#define P(yy, xq) p[(long)(yy) * w + (xq)]
+                double gx = (P(ym, xp) + 2.0 * P(y, xp) + P(yp, xp)) - (P(ym, xm) + 2.0 * P(y, xm) + P(yp, xm));
+                double gy = (P(yp, xm) + 2.0 * P(yp, xx) + P(yp, xp)) - (P(ym, xm) + 2.0 * P(ym, xx) + P(ym, xp));
+#undef P
+                map[(long)y * w + xx] += (float)(fabs(gx) + fabs(gy));
+            }
+        }
+    }
+    float lo = map[0], hi = map[0];
+    for (long i = 1; i < hw; i++) lo = map[i] < lo ? map[i] : lo, hi = map[i] > hi ? map[i] : hi;
+    for (long i = 0; i < hw; i++) map[i] = hi > lo ? (map[i] - lo) / (hi - lo) : 0.0f;
+}
+
 /* ------------------------------------------------------------------ blur */
 
 /* torch's "reflect" padding index, folded again when the pad exceeds n - 1. */
@@ -267,5 +424,37 @@ int at_bootstrap_ci(const double *a, const double *b, int n, int reps, uint64_t 
     *hi = quantile_sorted(means, reps, (1.0 + level) / 2.0);
     free(d);
     free(means);
+    return AT_OK;
+}
+
+int at_bootstrap_class_mean_ci(const double *v, const int *cls, int n, int n_cls_max, int reps, uint64_t seed,
+                               double level, double *lo, double *hi) {
+    if (n < 1) return at_fail("bootstrap", "no values");
+    if (reps < 1) return at_fail("bootstrap", "%d resamples", reps);
+    if (!(level > 0.0 && level < 1.0)) return at_fail("bootstrap", "level %g is not in (0,1)", level);
+    double *rv = malloc(sizeof *rv * (size_t)n), *means = malloc(sizeof *means * (size_t)reps);
+    int *rc = malloc(sizeof *rc * (size_t)n);
+    if (!rv || !rc || !means) {
+        free(rv), free(rc), free(means);
+        return at_fail("bootstrap", "out of memory");
+    }
+    uint64_t state = seed;
+    int k = 0;
+    for (int r = 0; r < reps; r++) {
+        for (int i = 0; i < n; i++) {
+            int j = uniform_index(&state, n);
+            rv[i] = v[j], rc[i] = cls[j];
+        }
+        double m = at_class_mean(rv, rc, n, n_cls_max, NULL, NULL);
+        if (!isnan(m)) means[k++] = m;
+    }
+    if (k) {
+        qsort(means, (size_t)k, sizeof *means, cmp_double);
+        *lo = quantile_sorted(means, k, (1.0 - level) / 2.0);
+        *hi = quantile_sorted(means, k, (1.0 + level) / 2.0);
+    } else {
+        *lo = *hi = NAN;
+    }
+    free(rv), free(rc), free(means);
     return AT_OK;
 }

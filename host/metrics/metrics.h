@@ -77,4 +77,55 @@ int at_gaussian_blur_chw(const float *src, int c, int h, int w, int ksize, doubl
 int at_bootstrap_ci(const double *a, const double *b, int n, int reps, uint64_t seed,
                     double level, double *lo, double *hi);
 
+/* Weakly supervised localisation (docs/methods.md#weakly-supervised-localisation;
+ * Grad-CAM, Selvaraju et al. 2017, §4.1, after CAM): the pixels whose map
+ * value exceeds thr_frac x the map's maximum (strictly, as CAM's
+ * cv2.threshold), and box = xmin, ymin, xmax, ymax (inclusive) of the
+ * largest 8-connected region of them; on equal sizes the region reached
+ * first in raster order. Returns the region's pixel count; 0 when the map
+ * has no positive maximum (all-zero, or NaN only; box set to -1). */
+long at_largest_region_box(const float *map, int w, int h, double thr_frac, int box[4]);
+
+/* Intersection over union of two inclusive pixel boxes (xmin, ymin, xmax,
+ * ymax); 0 when either is empty (xmax < xmin or ymax < ymin). */
+double at_box_iou(const int a[4], const int b[4]);
+
+/* The localisation hit: 1 when the largest region's box of the map
+ * (at_largest_region_box at thr_frac) has IoU > iou_min with any of the
+ * n_boxes ground-truth boxes, else 0. box_out (may be NULL) gets the box. */
+int at_localisation_hit(const float *map, int w, int h, double thr_frac, const int (*boxes)[4], int n_boxes,
+                        double iou_min, int box_out[4]);
+
+/* The pointing game as TorchRay's benchmark counts a hit: some mask pixel
+ * strictly within tol_px of the map's maximum (distance < tol_px; the
+ * maximum as at_pointing_hit). With tol 0 the maximum itself must be
+ * inside, as at_pointing_hit (TorchRay's test would never hit). */
+int at_pointing_hit_strict(const float *map, int w, int h, const unsigned char *mask, double tol_px);
+
+/* Mean over classes of each class's mean value (TorchRay's per-class
+ * pointing accuracy): values v[i] of class cls[i]; NaN values and classes
+ * < 0 are skipped; classes without values do not count (TorchRay counts
+ * them as 0 over its fixed class list). *n_classes (may be NULL) = classes
+ * averaged; per_class (may be NULL, [n_cls_max]) gets each class's mean.
+ * NaN when no value counts. */
+double at_class_mean(const double *v, const int *cls, int n, int n_cls_max, double *per_class, int *n_classes);
+
+/* Percentile bootstrap CI of at_class_mean: reps resamples of the n
+ * (value, class) pairs drawn as at_bootstrap_ci draws them, the class mean
+ * of each; resamples whose values all are NaN are left out. AT_ERR as
+ * at_bootstrap_ci. */
+int at_bootstrap_class_mean_ci(const double *v, const int *cls, int n, int n_cls_max, int reps, uint64_t seed,
+                               double level, double *lo, double *hi);
+
+/* Spearman rank correlation of a and b (n values): Pearson's correlation
+ * of their ranks, tied values getting their mean rank (scipy.stats.spearmanr,
+ * which Quantus calls). NaN when n < 2 or either is constant. */
+double at_spearman(const float *a, const float *b, long n);
+
+/* A weight-free control for the randomisation check: the Sobel gradient
+ * magnitude of the network input x ([c][h][w], any scaling), summed over
+ * channels, |Gx| + |Gy| with replicated borders, min-max to [0,1] (a flat
+ * image gives zeros). It ignores the model, so MPRT must not move it. */
+void at_sobel_map(const float *x, int c, int h, int w, float *map);
+
 #endif
