@@ -78,7 +78,31 @@ static const char *const REPORT_MUST_HAVE[] = {
     "fig3-4_6_path_heatmaps.png", "fig5_pathway_gradients.png",
     "model SHA-256", "engine | attrib", "backend | cpu", "## Steps and wall time",
     "## Every method on the same images", "RISE with 200 masks",
+    "FAFRP | paper | 67.9", "FAFRP | ours |", "Grad-CAM − FAFRP |", "(+8.8)", "**AD raw** (lower is better): seed FAFRP < "
+    "Grad-CAM < Grad-CAM++ < Mask; ours ", "## Sanity check: model-parameter randomisation", "| classifier.6 |",
+    "| features.0 |",
 };
+
+/* The sanity check's control ignores the weights: 1.00 in every row of both
+ * tables, and the methods are measured (a number in the first row). */
+static void check_mprt_tables(const char *report) {
+    const char *sec = strstr(report, "## Sanity check");
+    if (!sec) return;
+    const char *end = strstr(sec + 3, "\n## ");
+    int rows = 0;
+    for (const char *p = strchr(sec, '\n'); p && (!end || p < end); p = strchr(p + 1, '\n')) {
+        if (strncmp(p, "\n| classifier.", 14) && strncmp(p, "\n| features.", 12)) continue;
+        char line[1024];
+        size_t len = strcspn(p + 1, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line - 1 ? len : sizeof line - 1), p + 1);
+        char *last = strrchr(line, '|');
+        if (last) *last = 0;
+        const char *cell = strrchr(line, '|');
+        CHECKF(cell && !strcmp(cell, "| 1.00 [1.00, 1.00] "), "control moved: %s", line);
+        rows++;
+    }
+    CHECKF(rows == 2 * 16, "%d layer rows in the two tables (vgg16: 16 weight layers)", rows);
+}
 
 /* The methods table has a measured row for every method explain has: costs,
  * AD, IC and energy, over the 4 images (no dash anywhere in the row). */
@@ -111,6 +135,7 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
         CHECKF(strstr(report, REPORT_MUST_HAVE[i]) != NULL, "REPORT.md lacks '%s'", REPORT_MUST_HAVE[i]);
     CHECK(strstr(report, "| original | 71.59 | –") == NULL); /* a number, not a dash, for ours */
     check_methods_rows(report);
+    check_mprt_tables(report);
     /* Fig. 7's plot needs Python + matplotlib; without them the report says why */
     CHECK(strstr(report, "![Fig. 7") != NULL || strstr(report, "Plot skipped") != NULL ||
           strstr(report, "Plot failed") != NULL);

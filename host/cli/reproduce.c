@@ -344,7 +344,34 @@ static int run_all(rp_state *s) {
             snprintf(name, sizeof name, "eval ad-ic %s %s", scs, method);
             if (eval_step(s, name, "ad-ic", method, opts)) return AT_ERR;
         }
+    if (c->seed004 && rp_seed004_steps(s)) return AT_ERR;
+    if (c->mprt && rp_mprt_steps(s)) return AT_ERR;
     return c->methods ? rp_methods_steps(s) : AT_OK;
+}
+
+int rp_python_tool(rp_state *s, const char *name, const char *script, const char *const *args, char *note,
+                   size_t cap) {
+    if (access("/usr/bin/python3", X_OK)) {
+        snprintf(note, cap, "skipped: /usr/bin/python3 is not installed");
+        return AT_ERR;
+    }
+    argvec probe = {0};
+    arg(&probe, "/usr/bin/python3"), arg(&probe, "-c"), arg(&probe, "import matplotlib, numpy");
+    int status;
+    if (spawn_wait(name, &probe, "/dev/null", "/dev/null", &status) || !WIFEXITED(status) || WEXITSTATUS(status)) {
+        snprintf(note, cap, "skipped: /usr/bin/python3 cannot import matplotlib and numpy (apt-get install "
+                 "python3-matplotlib)");
+        return AT_ERR;
+    }
+    argvec a = {0};
+    arg(&a, "/usr/bin/python3"), arg(&a, script);
+    for (int i = 0; args[i]; i++) arg(&a, args[i]);
+    if (run_step(s, name, &a)) {
+        snprintf(note, cap, "failed: %s", at_last_error());
+        fprintf(stderr, "attrib: %s (the report's table holds the numbers)\n", at_last_error());
+        return AT_ERR;
+    }
+    return AT_OK;
 }
 
 /* Fig. 7's plot by tools/plot_fig7.py when Python and matplotlib are there;
@@ -494,6 +521,7 @@ int cmd_reproduce(int argc, char **argv) {
     run_key(&s, key);
     snprintf(s.run.maps, sizeof s.run.maps, "%s/maps-%s", c.out, key);
     snprintf(s.run.methods_dir, sizeof s.run.methods_dir, "%s/methods-%s-rise%ld", c.out, key, c.rise_n);
+    snprintf(s.run.mprt_dir, sizeof s.run.mprt_dir, "%s/mprt-%s", c.out, key);
     snprintf(logs, sizeof logs, "%s/logs", c.out);
     rc = EXIT_BAD_INPUT;
     if (at_output_dir_prepare(logs) || at_output_dir_prepare(s.run.maps) ||
@@ -512,7 +540,7 @@ int cmd_reproduce(int argc, char **argv) {
     rc = 0;
 done:
     cli_paths_free(&s.run.cam), cli_paths_free(&s.run.path), cli_paths_free(&s.run.figure);
-    cli_paths_free(&s.run.methods);
+    cli_paths_free(&s.run.methods), cli_paths_free(&s.run.mprt);
     rp_config_free(&c);
     return rc;
 }

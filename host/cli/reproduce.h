@@ -33,6 +33,11 @@ typedef struct {
     char *method_list[RP_MAX_METHODS];          /* its methods (default: every single-map method) */
     int n_method_list;
     long rise_n;                                /* its RISE masks (the method's 4000 cost minutes) */
+    int mprt;                                   /* the sanity check (host/cli/reproduce_mprt.c) */
+    int n_mprt_images;                          /* its images: the first of the CAM comparison */
+    char *mprt_methods[RP_MAX_METHODS];         /* its methods (default: reproduce_mprt.c's list) */
+    int n_mprt_methods;
+    long mprt_seed;                             /* the re-initialisation's seed */
     char *path_opts[RP_MAX_ARGS];               /* "--preset", "zhu2024", ... for cdrp and score-cdrp */
     int n_path_opts;
     double props[RP_MAX_PROPS];
@@ -63,6 +68,9 @@ typedef struct {
     char eval_key_fig7[64];              /* eval's class_option key of the Fig. 7 lines */
     cli_paths methods;                   /* the methods table's images */
     char methods_dir[4300];              /* its explain / eval folder: OUT/methods-KEY */
+    cli_paths mprt;                      /* the sanity check's images, its folder OUT/mprt-KEY, list */
+    char mprt_dir[4300], mprt_list[4400];
+    char mprt_png[4400], mprt_note[512]; /* its plot, or why it was skipped */
 } rp_run;
 
 /* The running reproduce (host/cli/reproduce.c). */
@@ -82,6 +90,21 @@ int rp_explain(rp_state *s, const char *dir, const char *name, const char *metho
                const char *const *extra);
 int rp_eval(rp_state *s, const char *dir, const char *name, const char *metric, const char *method,
             const char *const *extra);
+
+/* Runs /usr/bin/python3 SCRIPT ARGS... as step `name` when Python with
+ * numpy and matplotlib is there; else, or when it fails, writes why to note
+ * ("skipped: ...", "failed: ...") and returns AT_ERR (the caller goes on). */
+int rp_python_tool(rp_state *s, const char *name, const char *script, const char *const *args, char *note,
+                   size_t cap);
+
+/* Seed 004's table (host/cli/reproduce_seed004.c): FAFRP's steps beside the
+ * CAM and Mask steps of reproduce.c, and the report section. */
+int rp_seed004_steps(rp_state *s);
+int rp_seed004_report(FILE *f, const rp_run *r);
+
+/* The model-parameter-randomisation sanity check (host/cli/reproduce_mprt.c). */
+int rp_mprt_steps(rp_state *s);
+int rp_mprt_report(FILE *f, const rp_run *r, const char *report_dir);
 
 /* The methods table (host/cli/reproduce_methods.c): its steps, and its
  * report section. */

@@ -111,7 +111,7 @@ static int parse_data(rp_config *c, const at_json *d) {
 
 static int parse_experiments(rp_config *c, const at_json *e) {
     if (!e) {
-        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = 1;
+        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = c->mprt = 1;
         return AT_OK;
     }
     if (e->type != AT_JSON_ARRAY || !e->n) return cfg_fail(c, "experiments", "must be a non-empty list");
@@ -123,7 +123,8 @@ static int parse_experiments(rp_config *c, const at_json *e) {
         else if (!strcmp(s, "seed004")) c->seed004 = 1;
         else if (!strcmp(s, "figures")) c->figures = 1;
         else if (!strcmp(s, "methods")) c->methods = 1;
-        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures, methods");
+        else if (!strcmp(s, "mprt")) c->mprt = 1;
+        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures, methods, mprt");
     }
     return AT_OK;
 }
@@ -171,6 +172,30 @@ static int parse_methods(rp_config *c, const at_json *o) {
     return AT_OK;
 }
 
+/* "mprt": {"images": M, "methods": [...], "seed": S}: the sanity check. */
+static int parse_mprt(rp_config *c, const at_json *o) {
+    static const char *const known[] = {"images", "methods", "seed", NULL};
+    if (!o) return AT_OK;
+    long m = c->n_mprt_images;
+    if (check_keys(c, o, "mprt", known) || get_int(c, o, "images", 1, 10000000, &m) ||
+        get_int(c, o, "seed", 0, 2147483647, &c->mprt_seed))
+        return AT_ERR;
+    c->n_mprt_images = (int)m;
+    const at_json *l = at_json_get(o, "methods");
+    if (!l) return AT_OK;
+    if (l->type != AT_JSON_ARRAY || !l->n || l->n > RP_MAX_METHODS)
+        return cfg_fail(c, "mprt.methods", "must be a non-empty list of method names");
+    for (size_t i = 0; i < l->n; i++) {
+        at_method m;
+        if (l->items[i].type != AT_JSON_STRING || at_method_parse(l->items[i].string, &m)) {
+            at_clear_error();
+            return cfg_fail(c, "mprt.methods", "items must be explain's method names");
+        }
+        c->mprt_methods[c->n_mprt_methods++] = strdup(l->items[i].string);
+    }
+    return AT_OK;
+}
+
 static int parse_eval(rp_config *c, const at_json *o) {
     static const char *const known[] = {"proportions", "fig7_score", "scorer", "bootstrap_reps", "bootstrap_seed", NULL};
     if (!o) return AT_OK;
@@ -208,6 +233,7 @@ int rp_config_load(const char *path, rp_config *c) {
     c->n_figure = 4;
     c->n_method_images = 64;
     c->rise_n = 1000;
+    c->n_mprt_images = 32;
     FILE *f = fopen(path, "rb");
     if (!f) return at_fail(path, "%s", strerror(errno));
     static char text[1 << 16];
@@ -218,7 +244,8 @@ int rp_config_load(const char *path, rp_config *c) {
     at_json *j = NULL;
     if (at_json_parse(text, len, &j)) return at_fail_prefix(path);
     static const char *const known[] = {"title", "model", "data", "images", "path_images", "figure_images", "out",
-                                        "report", "experiments", "cdrp", "eval", "pathway_rates", "methods", NULL};
+                                        "report", "experiments", "cdrp", "eval", "pathway_rates", "methods", "mprt",
+                                        NULL};
     long n_img = 0, n_path = 0, n_fig = c->n_figure;
     int rc = check_keys(c, j, "config", known) || get_str(c, j, "title", &c->title) ||
                      get_str(c, j, "model", &c->model) || get_str(c, j, "out", &c->out) ||
@@ -228,7 +255,7 @@ int rp_config_load(const char *path, rp_config *c) {
                      get_numbers(c, j, "pathway_rates", 0, 1, c->rates, RP_MAX_RATES, &c->n_rates) ||
                      parse_experiments(c, at_json_get(j, "experiments")) ||
                      parse_path_opts(c, at_json_get(j, "cdrp")) || parse_eval(c, at_json_get(j, "eval")) ||
-                     parse_methods(c, at_json_get(j, "methods"))
+                     parse_methods(c, at_json_get(j, "methods")) || parse_mprt(c, at_json_get(j, "mprt"))
                  ? AT_ERR
                  : AT_OK;
     if (!rc) {
@@ -255,5 +282,6 @@ void rp_config_free(rp_config *c) {
     free(c->annotations), free(c->out), free(c->report);
     for (int i = 0; i < c->n_path_opts; i++) free(c->path_opts[i]);
     for (int i = 0; i < c->n_method_list; i++) free(c->method_list[i]);
+    for (int i = 0; i < c->n_mprt_methods; i++) free(c->mprt_methods[i]);
 }
 

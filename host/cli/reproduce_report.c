@@ -18,19 +18,10 @@
 #include "io/sha256.h"
 #include "version.h"
 
-/* docs/methods.md#the-papers-numbers: the paper's numbers (VGG16, ImageNet) and seed 004's table. */
+/* docs/methods.md#the-papers-numbers: the paper's numbers (VGG16, ImageNet); seed 004's table is in
+ * reproduce_seed004.c. */
 static const double PAPER_T1[3] = {71.59, 67.65, 68.41};    /* original, CDRP, Score-CDRP, % */
 static const double PAPER_T2[3] = {0.4054, 0.3802, 0.3956}; /* Score-CAM, CDRP path, Score-CDRP path */
-static const struct {
-    const char *name, *method; /* method NULL: not implemented here */
-    double ad_raw, ic_raw, ad_prob, ic_prob, energy;
-} PAPER_SEED004[] = {
-    {"Mask", "meaningful-perturbation", 86.9, 54.9, 80.3, 38.4, 56.1},
-    {"Grad-CAM", "gradcam", 76.7, 56.7, 68.3, 35.1, 48.1},
-    {"Grad-CAM++", "gradcam++", 86.3, 47.7, 75.2, 32.7, 49.3},
-    {"FAFRP", NULL, 67.9, 62.3, 67.5, 48.1, 57.2},
-    {"Score-CAM", "scorecam", NAN, NAN, NAN, NAN, NAN},
-};
 
 /* --------------------------------------------------- per-image values */
 
@@ -109,12 +100,6 @@ rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n) 
 const char *rp_fmt(char *buf, size_t cap, rp_stat s, int dec, int sign) {
     if (!s.n) snprintf(buf, cap, "–");
     else snprintf(buf, cap, sign ? "%+.*f [%+.*f, %+.*f]" : "%.*f [%.*f, %.*f]", dec, s.mean, dec, s.lo, dec, s.hi);
-    return buf;
-}
-
-static const char *fmt_num(char *buf, size_t cap, double v, int dec) {
-    if (isnan(v)) snprintf(buf, cap, "–");
-    else snprintf(buf, cap, "%.*f", dec, v);
     return buf;
 }
 
@@ -248,53 +233,6 @@ static int fig7(FILE *f, const rp_run *r, const char *dir, const char *report_di
     } else {
         fprintf(f, "Plot %s; the table above holds the same numbers.\n\n", r->fig7_note);
     }
-    free(v);
-    return AT_OK;
-}
-
-static int seed004(FILE *f, const rp_run *r, const char *dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->cam;
-    int n = im->n;
-    char ad_file[4300], pg_file[4300], b[5][BUF], p[5][16];
-    snprintf(ad_file, sizeof ad_file, "%s/eval.ad-ic.jsonl", dir);
-    snprintf(pg_file, sizeof pg_file, "%s/eval.energy-pg.jsonl", dir);
-    double *v = malloc(sizeof(double) * 5 * n);
-    if (!v) return at_fail("reproduce", "out of memory");
-    static const char *const adic[] = {"AD", "IC"}, *const energy[] = {"energy"};
-    fprintf(f, "## Seed 004: AD / IC with raw and softmax scores, energy pointing game\n\n"
-               "Image x heatmap (the [0,1] image times the map), scored by the original network\n"
-               "with raw logits or softmax probabilities; AD, IC and energy in %%. Raw-score AD\n"
-               "skips images whose logit Y <= 0 (a relative drop is meaningless there).\n"
-               "Paper rows: seed 004's VGG16 table (FAFRP runs as explain --method fafrp but has\n"
-               "no measured row here yet). Ours for\n"
-               "Mask: meaningful perturbation with 50 Adam steps (the authors' 300) minimising\n"
-               "the logit (l1 0.02, tv 1), as the mini model's probabilities saturate\n"
-               "(docs/methods.md#meaningful-perturbation).\n\n"
-               "| method | source | AD raw | IC raw | AD softmax | IC softmax | energy PG %% | images |\n"
-               "|---|---|---:|---:|---:|---:|---:|---:|\n");
-    for (size_t k = 0; k < sizeof PAPER_SEED004 / sizeof PAPER_SEED004[0]; k++) {
-        const char *method = PAPER_SEED004[k].method;
-        if (!isnan(PAPER_SEED004[k].ad_raw))
-            fprintf(f, "| %s | paper | %s | %s | %s | %s | %s | – |\n", PAPER_SEED004[k].name,
-                    fmt_num(p[0], 16, PAPER_SEED004[k].ad_raw, 1), fmt_num(p[1], 16, PAPER_SEED004[k].ic_raw, 1),
-                    fmt_num(p[2], 16, PAPER_SEED004[k].ad_prob, 1), fmt_num(p[3], 16, PAPER_SEED004[k].ic_prob, 1),
-                    fmt_num(p[4], 16, PAPER_SEED004[k].energy, 1));
-        if (!method) continue;
-        if (rp_load_values(ad_file, method, "logit,original,mult", im, 2, adic, v) ||
-            rp_load_values(ad_file, method, "prob,original,mult", im, 2, adic, v + 2L * n) ||
-            rp_load_values(pg_file, method, NULL, im, 1, energy, v + 4L * n)) {
-            free(v);
-            return AT_ERR;
-        }
-        for (int i = 0; i < n; i++) v[4L * n + i] *= 100.0;
-        rp_stat s[5];
-        for (int t = 0; t < 5; t++) s[t] = rp_stat_of(c, v + (long)t * n, NULL, n);
-        fprintf(f, "| %s | ours | %s | %s | %s | %s | %s | %d (raw AD: %d) |\n", PAPER_SEED004[k].name,
-                rp_fmt(b[0], BUF, s[0], 1, 0), rp_fmt(b[1], BUF, s[1], 1, 0), rp_fmt(b[2], BUF, s[2], 1, 0),
-                rp_fmt(b[3], BUF, s[3], 1, 0), rp_fmt(b[4], BUF, s[4], 1, 0), s[2].n, s[0].n);
-    }
-    fprintf(f, "\n");
     free(v);
     return AT_OK;
 }
@@ -511,7 +449,8 @@ int rp_write_report(const rp_run *r) {
     if (c->table1 && !rc) rc = table1(f, r, r->maps);
     if (c->table2 && !rc) rc = table2(f, r, r->maps);
     if (c->fig7 && !rc) rc = fig7(f, r, r->maps, dir);
-    if (c->seed004 && !rc) rc = seed004(f, r, r->maps);
+    if (c->seed004 && !rc) rc = rp_seed004_report(f, r);
+    if (c->mprt && !rc) rc = rp_mprt_report(f, r, dir);
     if (c->methods && !rc) rc = rp_methods_report(f, r);
     if (c->figures && !rc) rc = figures(f, r, dir);
     if (!rc) steps_table(f, r);
