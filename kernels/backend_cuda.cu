@@ -340,7 +340,7 @@ extern "C" int at_cuda_ops_open(const at_ops **ops, void **ctx) {
 extern "C" int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_backend **out) {
     *out = NULL;
     char why[256];
-    if (opt && opt->conv == AT_CONV_WINOGRAD)
+    if (opt && opt->conv >= AT_CONV_WINOGRAD)
         return at_fail("--conv", "winograd is a CPU path; the CUDA backend runs direct convs (use --conv direct or auto)");
     if (!at_cuda_available(why, sizeof why)) return at_fail("--backend", "cuda: %s; use --backend cpu", why);
     cuda_state *s = new (std::nothrow) cuda_state();

@@ -79,6 +79,7 @@ TEST(cli_unknown_command_and_option_are_usage_errors) {
     CHECK(attrib("predict --conv fast x.png", 1) == 2 && one_line(out) && strstr(out, "attrib: --conv:"));
     CHECK(attrib("predict --conv winograd --precision tf32 x.png", 1) == 2 && one_line(out) && strstr(out, "fp32"));
     CHECK(attrib("bench --precision fp16 --conv winograd", 1) == 2 && one_line(out) && strstr(out, "--conv"));
+    CHECK(attrib("bench --precision tf32 --conv winograd4", 1) == 2 && one_line(out) && strstr(out, "--conv"));
 }
 
 TEST(cli_missing_model_is_bad_input_naming_the_file) {

@@ -1,7 +1,9 @@
 /* --conv (at_backend_options.conv) reaches the CPU backend: auto runs the
- * Winograd path at FP32 (bit for bit what winograd gives), direct runs the
- * direct conv, the reduced precisions always run direct, the two algorithms
- * agree within the bound below, and the CUDA backend refuses winograd. */
+ * Winograd path at FP32 (bit for bit what winograd gives: F(4x4) or F(2x2)
+ * per layer by the shape rule), winograd2 / winograd4 force the tile, direct
+ * runs the direct conv, the reduced precisions always run direct, the
+ * algorithms agree within the bound below, and the CUDA backend refuses
+ * every Winograd choice. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,20 @@ TEST(conv_option_auto_is_winograd_at_fp32_and_direct_differs_slightly) {
         double el = rel_diff(w.logits, d.logits, nl), ex = rel_diff(w.dx, d.dx, nx);
         CHECKF(el <= ALGO_REL_BOUND && ex <= ALGO_REL_BOUND, "winograd vs direct: logits %.3g, input gradient %.3g",
                el, ex);
+        algo_run w2, w4;
+        if (run_algo(m, AT_CONV_WINOGRAD2, AT_PRECISION_FP32, &w2) && run_algo(m, AT_CONV_WINOGRAD4, AT_PRECISION_FP32, &w4)) {
+            /* the 37x45 and 18x22 convs take F(4x4) by the rule, the rest F(2x2) */
+            CHECKF(memcmp(w2.dx, w4.dx, sizeof(float) * nx) != 0 && memcmp(w.dx, w2.dx, sizeof(float) * nx) != 0 &&
+                       memcmp(w.dx, w4.dx, sizeof(float) * nx) != 0,
+                   "winograd, winograd2 and winograd4 are not three different runs");
+            const algo_run *t[2] = {&w2, &w4};
+            for (int i = 0; i < 2; i++) {
+                double tl = rel_diff(t[i]->logits, d.logits, nl), tx = rel_diff(t[i]->dx, d.dx, nx);
+                CHECKF(tl <= ALGO_REL_BOUND && tx <= ALGO_REL_BOUND, "winograd%d vs direct: logits %.3g, input gradient %.3g",
+                       2 + 2 * i, tl, tx);
+            }
+            free_run(&w2), free_run(&w4);
+        }
         free_run(&a), free_run(&w), free_run(&d);
     }
     at_model_free(m);
@@ -92,10 +108,12 @@ TEST(conv_option_reduced_precisions_run_direct) {
 TEST(conv_option_winograd_is_refused_by_the_cuda_backend) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend_options opt = {.name = "cuda", .conv = AT_CONV_WINOGRAD};
-    at_backend *be = NULL;
-    CHECKF(at_backend_create(m, &opt, &be) == AT_ERR && strstr(at_last_error(), "--conv") &&
-               strstr(at_last_error(), "CPU path") && !be,
-           "%s", at_last_error());
+    for (at_conv_algo a = AT_CONV_WINOGRAD; a <= AT_CONV_WINOGRAD4; a++) {
+        at_backend_options opt = {.name = "cuda", .conv = a};
+        at_backend *be = NULL;
+        CHECKF(at_backend_create(m, &opt, &be) == AT_ERR && strstr(at_last_error(), "--conv") &&
+                   strstr(at_last_error(), "CPU path") && !be,
+               "%s", at_last_error());
+    }
     at_model_free(m);
 }

@@ -8,8 +8,18 @@ vgg16|resnet50`), exported from PyTorch to ONNX once.
   /usr/bin/python3 -m pip install --no-deps --target .peers onnxruntime
   /usr/bin/python3 tools/bench_ort_peer.py [--net vgg16|resnet50] [--torch] [--threads N] [--batch 1,8]
       [--repeats 3] [--min-time S] [--attrib ./attrib] [--attrib-args "--conv direct"]
+      [--scorecam [--images 1] [--scorecam-batch 32]]
 
-Prints a markdown table of ms/image (peer / attrib > 1: attrib is faster).
+Prints a markdown table of ms/image (peer / attrib > 1: attrib is faster),
+after the load average (os.getloadavg) before and after the run.
+
+--scorecam (VGG16) times Score-CAM per image instead: attrib's `bench --method
+scorecam` (the last conv's 512 channels: one forward, then one masked forward
+per channel that is not constant) against an onnxruntime loop doing the same
+work: one forward that also returns the last conv's activations, each
+channel's map bilinearly upsampled to 224 x 224 and min-max normalised, the
+512 masked inputs run in batches of --scorecam-batch, softmax scores, the
+weighted sum.
 onnxruntime runs with intra-op threads = --threads, one inter-op thread, all
 graph optimisations, sequential execution; PyTorch with
 torch.set_num_threads(--threads), no_grad, eval mode.
@@ -98,6 +108,81 @@ def time_ort(sess, batch, min_time):
             return 1e3 * t / iters / batch
 
 
+def export_scorecam_onnx(model, path):
+    """VGG16 with two outputs: the logits and the last conv's (ReLU'd) map."""
+    class Both(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vgg = model.vgg
+
+        def forward(self, x):
+            logits, caps = vgg_torch.forward(self.vgg, x, capture=("features.29",))
+            return logits, caps["features.29"]
+
+    x = torch.zeros(1, 3, 224, 224)
+    torch.onnx.export(Both().eval(), x, path, input_names=["x"], output_names=["logits", "acts"],
+                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}, "acts": {0: "n"}}, opset_version=13)
+
+
+def scorecam_ort(sess, x1, batch):
+    """One image's Score-CAM through onnxruntime; returns (map, forwards)."""
+    logits, acts = sess.run(None, {"x": x1})
+    cls = int(np.argmax(logits[0]))
+    a = torch.from_numpy(acts[0])
+    up = torch.nn.functional.interpolate(a[None], size=x1.shape[2:], mode="bilinear", align_corners=False)[0]
+    lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
+    masks = torch.where(hi > lo, (up - lo) / (hi - lo).clamp_min(1e-30), torch.zeros_like(up))
+    xt = torch.from_numpy(x1)
+    scores, forwards = [], 1
+    for i in range(0, masks.shape[0], batch):
+        xb = (xt * masks[i:i + batch, None]).numpy()
+        lg = torch.from_numpy(sess.run(["logits"], {"x": xb})[0])
+        scores.append(torch.softmax(lg, 1)[:, cls])
+        forwards += xb.shape[0]
+    w = torch.cat(scores)
+    cam = torch.relu((w[:, None, None] * a).sum(0))
+    return cam, forwards
+
+
+def time_scorecam_ort(sess, images, batch):
+    x = prng.fill("input", 7, (images, 3, 224, 224), 2.0).astype(np.float32)
+    t0, forwards = time.perf_counter(), 0
+    for i in range(images):
+        forwards += scorecam_ort(sess, x[i:i + 1], batch)[1]
+    return (time.perf_counter() - t0) / images, forwards / images
+
+
+def time_scorecam_attrib(binary, extra, images, threads):
+    cmd = [binary, "bench", "--backend", "cpu", "--json", "--method", "scorecam", "--nets", "vgg16",
+           "--images", str(images), "--threads", str(threads)] + extra
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
+    return row["s_per_image"], row["forwards_per_image"]
+
+
+def scorecam_main(args, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "vgg16_scorecam.onnx")
+        export_scorecam_onnx(build_net("vgg16"), path)
+        sess = ort_session(path, args.threads)
+        ours, theirs, fa, fo = [], [], 0, 0
+        load0 = os.getloadavg()
+        for _ in range(args.repeats):
+            s, fa = time_scorecam_attrib(args.attrib, extra, args.images, args.threads)
+            ours.append(s)
+            s, fo = time_scorecam_ort(sess, args.images, args.scorecam_batch)
+            theirs.append(s)
+        load1 = os.getloadavg()
+    a, o = statistics.median(ours), statistics.median(theirs)
+    print(f"onnxruntime {ort.__version__}, {args.threads} threads; attrib {' '.join(extra) or '(defaults)'}; "
+          f"Score-CAM on VGG16 at 224, {args.images} image(s) per run, onnxruntime batches of {args.scorecam_batch}; "
+          f"medians of {args.repeats} interleaved repeats; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
+    print("| method | attrib s/image | attrib forwards/image | onnxruntime loop s/image | onnxruntime forwards/image "
+          "| onnxruntime / attrib |")
+    print("|---|---|---|---|---|---|")
+    print(f"| Score-CAM | {a:.2f} | {fa:.0f} | {o:.2f} | {fo:.0f} | {o / a:.2f} |")
+
+
 def time_attrib(binary, extra, net, batch, threads, min_time):
     cmd = [binary, "bench", "--backend", "cpu", "--json", "--passes", "forward", "--nets", net,
            "--batch", str(batch), "--min-time", str(min_time), "--threads", str(threads)] + extra
@@ -116,10 +201,15 @@ def main():
     ap.add_argument("--min-time", type=float, default=2.0)
     ap.add_argument("--attrib", default=os.path.join(ROOT, "attrib"))
     ap.add_argument("--attrib-args", default="", help="extra bench options, e.g. '--conv direct'")
+    ap.add_argument("--scorecam", action="store_true", help="time Score-CAM per image (VGG16) instead")
+    ap.add_argument("--images", type=int, default=1, help="--scorecam: images per run")
+    ap.add_argument("--scorecam-batch", type=int, default=32, help="--scorecam: onnxruntime's masked batch")
     args = ap.parse_args()
     extra = shlex.split(args.attrib_args)
-    batches = [int(b) for b in args.batch.split(",")]
     torch.set_num_threads(args.threads)
+    if args.scorecam:
+        return scorecam_main(args, extra)
+    batches = [int(b) for b in args.batch.split(",")]
     label = {"vgg16": "VGG16", "resnet50": "ResNet-50"}[args.net]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, args.net + ".onnx")
@@ -130,6 +220,7 @@ def main():
         theirs = {b: [] for b in batches}
         pt = {b: [] for b in batches}
         peak = gmac = 0
+        load0 = os.getloadavg()
         for _ in range(args.repeats):
             for b in batches:
                 ms, peak, gmac = time_attrib(args.attrib, extra, args.net, b, args.threads, args.min_time)
@@ -137,9 +228,10 @@ def main():
                 theirs[b].append(time_ort(sess, b, args.min_time))
                 if args.torch:
                     pt[b].append(time_torch(model, b, args.min_time))
+        load1 = os.getloadavg()
     print(f"onnxruntime {ort.__version__}{', torch ' + torch.__version__ if args.torch else ''}, {args.threads} "
           f"threads; attrib {' '.join(extra) or '(defaults)'}; medians of {args.repeats} interleaved repeats; "
-          f"measured CPU peak {peak:.1f} GFLOP/s")
+          f"measured CPU peak {peak:.1f} GFLOP/s; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
     head = ("| net | batch | attrib ms/image | attrib GFLOP/s (% of peak) | onnxruntime ms/image "
             "| onnxruntime GFLOP/s (% of peak) | onnxruntime / attrib |")
     print(head + (" PyTorch ms/image | PyTorch / attrib |" if args.torch else ""))

@@ -227,9 +227,11 @@ int cmd_bench(int argc, char **argv) {
         if (be && !method && be->peak_flops <= 0) be->peak_flops = at_cpu_peak_flops();
         double peak = be ? be->peak_flops : 1;
         static int peak_shown;
-        if (rc == AT_OK && !method && !json && !peak_shown++)
-            printf("%s peak %.1f GFLOP/s%s\n", be->name, peak / 1e9,
-                   strcmp(be->name, "cpu") ? "" : " (measured: AVX2 FMA probe on all threads)");
+        if (rc == AT_OK && !method && !json && !peak_shown++) {
+            int cpu = !strcmp(be->name, "cpu");
+            printf("%s peak %.1f GFLOP/s%s%s%s\n", be->name, peak / 1e9, cpu ? " (measured: " : "",
+                   cpu ? at_cpu_peak_isa() : "", cpu ? " FMA probe on all threads)" : "");
+        }
         if (rc == AT_OK)
             rc = method ? bench_method(be, nets[k], method, (int)images, (int)iterations, cic_set ? &cic_prec : NULL,
                                        &perturb.o, json)

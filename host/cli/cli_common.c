@@ -18,8 +18,9 @@ const char *const CLI_COMMON_HELP =
     "                      tf32/fp16 by rounding operands: same results as tensor cores, not faster)\n"
     "  --mem-limit SIZE    memory the backend may plan for, e.g. 8G, 512M\n"
     "  --threads N         CPU threads (default: all cores)\n"
-    "  --conv A            direct | winograd | auto: how the CPU backend runs 3x3 stride-1\n"
-    "                      convs (default auto: Winograd F(2x2,3x3) at fp32; CUDA: direct)\n";
+    "  --conv A            direct | winograd | winograd2 | winograd4 | auto: how the CPU backend\n"
+    "                      runs 3x3 stride-1 convs (default auto: Winograd at fp32, F(4x4,3x3) or\n"
+    "                      F(2x2,3x3) by a shape rule; winograd2/4 force the tile; CUDA: direct)\n";
 
 /* The library names what is wrong (a layer, a value); the CLI names the flag
  * that set it. */
@@ -241,9 +242,10 @@ static int set_mem_limit(void *args, const char *opt, const char *v) {
     return cli_parse_size(opt, v, &((cli_common *)args)->be.mem_limit);
 }
 static int set_conv(void *args, const char *opt, const char *v) {
-    static const at_conv_algo algo[] = {AT_CONV_DIRECT, AT_CONV_WINOGRAD, AT_CONV_AUTO};
-    int k = choice_index("direct|winograd|auto", v);
-    if (k < 0) return choice_fail(opt, "direct|winograd|auto", v);
+    static const at_conv_algo algo[] = {AT_CONV_DIRECT, AT_CONV_WINOGRAD, AT_CONV_WINOGRAD2, AT_CONV_WINOGRAD4,
+                                        AT_CONV_AUTO};
+    int k = choice_index("direct|winograd|winograd2|winograd4|auto", v);
+    if (k < 0) return choice_fail(opt, "direct|winograd|winograd2|winograd4|auto", v);
     ((cli_common *)args)->be.conv = algo[k];
     return AT_OK;
 }
@@ -264,7 +266,7 @@ int cli_common_parse(cli_common *c, int argc, char **argv, int *i) {
      * consumed, so that every command's notices follow it too. */
     if (!strcmp(argv[*i], "--quiet")) c->quiet = 1;
     int r = cli_options_parse(common_options, c, argc, argv, i);
-    if (r == 1 && c->be.conv == AT_CONV_WINOGRAD && c->be.precision != AT_PRECISION_FP32)
+    if (r == 1 && c->be.conv >= AT_CONV_WINOGRAD && c->be.precision != AT_PRECISION_FP32)
         return at_fail("--conv", "winograd runs at --precision fp32 only (tf32/fp16 emulate the GPU's direct conv)");
     return r;
 }

@@ -27,7 +27,7 @@ typedef struct {
     const float *w, *b;
     int K, C, k, stride, pad, H, W; /* linear: K out, C in */
     float *rounded[3];
-    float *wino[2]; /* Winograd-transformed weights, forward and backward, made on first use */
+    float *wino[2][2]; /* Winograd-transformed weights [backward][F(4x4)], made on first use */
 } cpu_params;
 
 typedef struct {
@@ -81,22 +81,35 @@ static const float *weights(cpu_ctx *c, cpu_params *p) {
     return p->rounded[c->prec];
 }
 
-/* Winograd runs FP32 convs only: the reduced precisions emulate the GPU's
- * direct conv on rounded operands, which transformed tiles would not. */
-static int use_winograd(const cpu_ctx *c, const cpu_params *p) {
-    return c->conv != AT_CONV_DIRECT && c->prec == AT_PRECISION_FP32 &&
-           at_winograd_applies(p->C, p->K, p->k, p->k, p->stride, p->pad);
+/* The Winograd tile (2 or 4) of this conv's forward or backward-data pass,
+ * 0 for the direct conv. Winograd runs FP32 convs only: the reduced
+ * precisions emulate the GPU's direct conv on rounded operands, which
+ * transformed tiles would not. */
+static int use_winograd(const cpu_ctx *c, const cpu_params *p, int backward) {
+    if (c->conv == AT_CONV_DIRECT || c->prec != AT_PRECISION_FP32 ||
+        !at_winograd_applies(p->C, p->K, p->k, p->k, p->stride, p->pad))
+        return 0;
+    if (c->conv == AT_CONV_WINOGRAD2) return 2;
+    if (c->conv == AT_CONV_WINOGRAD4) return 4;
+    /* the conv computed: forward C -> K at Ho x Wo, backward K -> C at H x W */
+    const int Ho = p->H + 2 * p->pad - 2, Wo = p->W + 2 * p->pad - 2;
+    return backward ? at_winograd_rule(p->K, p->C, p->H, p->W) : at_winograd_rule(p->C, p->K, Ho, Wo);
 }
 
-static const float *wino_weights(cpu_params *p, int backward) {
-    if (!p->wino[backward]) {
-        if (!(p->wino[backward] = malloc(sizeof(float) * at_winograd_weights_floats(p->K, p->C)))) {
+static const float *wino_weights(cpu_params *p, int backward, int m) {
+    float **u = &p->wino[backward][m == 4];
+    if (!*u) {
+        if (!(*u = malloc(sizeof(float) * at_winograd_weights_floats(p->K, p->C, m)))) {
             at_fail("cpu backend", "out of memory for Winograd weights");
             return NULL;
         }
-        at_winograd_transform_weights(p->w, p->K, p->C, backward, p->wino[backward]);
+        if (at_winograd_transform_weights(p->w, p->K, p->C, backward, m, *u)) {
+            free(*u), *u = NULL;
+            at_fail("cpu backend", "out of memory transforming Winograd weights");
+            return NULL;
+        }
     }
-    return p->wino[backward];
+    return *u;
 }
 
 /* ---- memory: host memory ------------------------------------------------- */
@@ -202,11 +215,11 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     cpu_params *p = conv;
     if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
-    const int wino = use_winograd(c, p);
+    const int wino = use_winograd(c, p, 0);
     if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
-    const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0) : weights(c, p);
+    const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0, wino) : weights(c, p);
     if (!x || !w) return AT_ERR;
-    if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->pad, cc->y, c->ws);
+    if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, wino, w, p->b, p->K, p->pad, cc->y, c->ws);
     else at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
     if (cc->relu) at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     else if (cc->gates || cc->keep) at_gate_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
@@ -217,11 +230,11 @@ static int cpu_conv2d_backward_data(void *ctx, void *conv, const float *dy, int 
     cpu_ctx *c = ctx;
     cpu_params *p = conv;
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
-    const int wino = use_winograd(c, p);
+    const int wino = use_winograd(c, p, 1);
     if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
-    const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = wino ? wino_weights(p, 1) : weights(c, p);
+    const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = wino ? wino_weights(p, 1, wino) : weights(c, p);
     if (!g || !w) return AT_ERR;
-    if (wino) at_winograd_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->pad, dx, c->ws);
+    if (wino) at_winograd_conv2d_backward_data(g, n, p->C, p->H, p->W, wino, w, p->K, p->pad, dx, c->ws);
     else at_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->k, p->k, p->stride, p->pad, dx, c->ws);
     return AT_OK;
 }
@@ -341,7 +354,7 @@ static void cpu_destroy(void *ctx) {
     if (!c) return;
     for (int i = 0; i < c->n_params; i++) {
         for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
-        free(c->params[i]->wino[0]), free(c->params[i]->wino[1]);
+        for (int d = 0; d < 4; d++) free(c->params[i]->wino[d / 2][d % 2]);
         free(c->params[i]);
     }
     for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);
@@ -402,9 +415,9 @@ int at_cpu_backend_create(const at_model *m, const at_backend_options *opt, at_b
     *out = NULL;
     if (opt && (opt->precision < AT_PRECISION_FP32 || opt->precision > AT_PRECISION_FP16))
         return at_fail("precision", "unknown precision %d", (int)opt->precision);
-    if (opt && (opt->conv < AT_CONV_AUTO || opt->conv > AT_CONV_WINOGRAD))
+    if (opt && (opt->conv < AT_CONV_AUTO || opt->conv > AT_CONV_WINOGRAD4))
         return at_fail("conv algorithm", "unknown convolution algorithm %d", (int)opt->conv);
-    if (opt && opt->conv == AT_CONV_WINOGRAD && opt->precision != AT_PRECISION_FP32)
+    if (opt && opt->conv >= AT_CONV_WINOGRAD && opt->precision != AT_PRECISION_FP32)
         return at_fail("conv algorithm", "winograd runs at fp32 precision only (tf32/fp16 emulate the GPU's direct conv)");
     if (opt && opt->threads > 0) omp_set_num_threads(opt->threads);
     void *ctx = NULL;

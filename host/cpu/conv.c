@@ -267,7 +267,7 @@ static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand
         long n = N - img < group ? N - img : group;
         im2col_src s = *src;
         s.x = src->x + img * CHW;
-        at_gemm_operand b = {pack_b_im2col, &s};
+        at_gemm_operand b = {pack_b_im2col, &s, NULL, 0, 0};
         at_gemm_output out = {y + img * M * HoWo, HoWo, HoWo, (long)M * HoWo, bias};
         at_sgemm_ex(M, (int)(n * HoWo), s.C * s.kh * s.kw, 1.0f, a, &b, 0.0f, &out);
     }
@@ -280,7 +280,7 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return;
     im2col_src s = {x, C, H, W, kh, kw, stride, pad, pad, Ho, Wo};
     at_matrix_operand wm = {w, (long)C * kh * kw, 0};
-    at_gemm_operand a = {at_pack_a_matrix, &wm};
+    at_gemm_operand a = {at_pack_a_matrix, &wm, NULL, 0, 0};
     conv_gemm(&s, N, K, &a, b, y);
 }
 
@@ -360,7 +360,7 @@ void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const 
     if (backward_is_forward_conv(C, kh, kw, stride, pad)) {
         im2col_src s = {dy, K, Ho, Wo, kh, kw, 1, kh - 1 - pad, kw - 1 - pad, H, W};
         flipped_weights f = {w, K, C, kh * kw};
-        at_gemm_operand a = {pack_a_flipped, &f};
+        at_gemm_operand a = {pack_a_flipped, &f, NULL, 0, 0};
         conv_gemm(&s, N, C, &a, NULL, dx);
         return;
     }

@@ -11,10 +11,13 @@
  *           for ir over MC in steps of MR  C micro-tile MR x NR in registers
  *             micro-kernel
  *
- * Block sizes for the target (AMD Zen 3: 32 KiB L1d, 512 KiB L2 per core,
- * AVX2 with two 256-bit FMA pipes):
- *   MR x NR = 6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of A = 15 of
- *     the 16 ymm registers; 12 FMAs per 8 loads keeps both FMA pipes busy.
+ * Block sizes for the target (AMD Zen 3 to 5: 32-48 KiB L1d, 0.5-2 MiB L2
+ * per core, two 256-bit (Zen 3) or 512-bit (Zen 5) FMA pipes):
+ *   AVX-512, MR x NR = 16 x 16: 16 zmm accumulators, one load of B and 16
+ *     FMAs with A broadcast from memory per k (twice the AVX2 kernel's rate
+ *     on the project's Zen 5 machine, as onnxruntime's MLAS kernels run);
+ *   AVX2, MR x NR = 6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of A =
+ *     15 of the 16 ymm registers; 12 FMAs per 8 loads keeps both FMA pipes busy.
  *   KC = 256: a B micro-panel (KC*NR*4 = 16 KiB) stays in half of L1 while
  *     the A micro-panels stream past it.
  *   MC = 144: an A block (MC*KC*4 = 144 KiB) sits in L2 next to the B panel
@@ -50,6 +53,9 @@
 #if defined(__AVX2__) && defined(__FMA__) && !defined(AT_SGEMM_PORTABLE)
 #define AT_SGEMM_AVX2 1
 #include <immintrin.h>
+#if defined(__AVX512F__)
+#define AT_SGEMM_AVX512 1
+#endif
 #endif
 
 #define MR AT_SGEMM_MR
@@ -76,7 +82,35 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * MR floats or NULL. Both kernels round each element the same way whatever
  * the tile it falls in. ---- */
 
-#ifdef AT_SGEMM_AVX2
+#ifdef AT_SGEMM_AVX512
+/* 16 x 16: one zmm accumulator per row (16 of the 32 registers), each k one
+ * load of B and 16 FMAs with A broadcast from memory; the same FMA chain per
+ * element as the AVX2 kernel, so the same bits. */
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
+                         long ldc, float alpha, float beta, const float *bias) {
+    __m512 acc[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int k = 0; k < kc; k++) {
+        __m512 bv = _mm512_load_ps(b);
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
+        a += MR;
+        b += NR;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+        float *cr = c + r * ldc;
+        __m512 v = _mm512_mul_ps(va, acc[r]);
+        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v);
+        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
+        _mm512_storeu_ps(cr, v);
+    }
+}
+const char *at_sgemm_kernel_name(void) { return "avx512 16x16"; }
+#elif defined(AT_SGEMM_AVX2)
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
                          long ldc, float alpha, float beta, const float *bias) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
@@ -162,6 +196,38 @@ const char *at_sgemm_kernel_name(void) { return "portable 6x16"; }
 
 /* ---- packing of plain row-major matrices ---- */
 
+#ifdef AT_SGEMM_AVX512
+/* dst[k*16 + r] = src[r*ld + k] for a full panel of 16 rows: 8x8 transposes
+ * of rows 0-7 and 8-15, 8 k at a time. */
+static void pack_a_rows_full(const float *src, long ld, int kc, float *restrict dst) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8, dst += 8 * MR)
+        for (int h = 0; h < 2; h++) {
+            const float *s = src + (long)8 * h * ld + k;
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * ld);
+            __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
+            __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
+            __m256 u4 = _mm256_unpacklo_ps(r[4], r[5]), u5 = _mm256_unpackhi_ps(r[4], r[5]);
+            __m256 u6 = _mm256_unpacklo_ps(r[6], r[7]), u7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 v0 = _mm256_shuffle_ps(u0, u2, 0x44), v1 = _mm256_shuffle_ps(u0, u2, 0xee);
+            __m256 v2 = _mm256_shuffle_ps(u1, u3, 0x44), v3 = _mm256_shuffle_ps(u1, u3, 0xee);
+            __m256 v4 = _mm256_shuffle_ps(u4, u6, 0x44), v5 = _mm256_shuffle_ps(u4, u6, 0xee);
+            __m256 v6 = _mm256_shuffle_ps(u5, u7, 0x44), v7 = _mm256_shuffle_ps(u5, u7, 0xee);
+            float *d = dst + 8 * h;
+            _mm256_storeu_ps(d + 0 * MR, _mm256_permute2f128_ps(v0, v4, 0x20));
+            _mm256_storeu_ps(d + 1 * MR, _mm256_permute2f128_ps(v1, v5, 0x20));
+            _mm256_storeu_ps(d + 2 * MR, _mm256_permute2f128_ps(v2, v6, 0x20));
+            _mm256_storeu_ps(d + 3 * MR, _mm256_permute2f128_ps(v3, v7, 0x20));
+            _mm256_storeu_ps(d + 4 * MR, _mm256_permute2f128_ps(v0, v4, 0x31));
+            _mm256_storeu_ps(d + 5 * MR, _mm256_permute2f128_ps(v1, v5, 0x31));
+            _mm256_storeu_ps(d + 6 * MR, _mm256_permute2f128_ps(v2, v6, 0x31));
+            _mm256_storeu_ps(d + 7 * MR, _mm256_permute2f128_ps(v3, v7, 0x31));
+        }
+    for (; k < kc; k++, dst += MR)
+        for (int r = 0; r < MR; r++) dst[r] = src[r * ld + k];
+}
+#else
 /* dst[k*MR + r] = src[r*ld + k] for a full panel of MR rows. */
 static void pack_a_rows_full(const float *src, long ld, int kc, float *restrict dst) {
     const float *r0 = src, *r1 = src + ld, *r2 = src + 2 * ld, *r3 = src + 3 * ld;
@@ -205,6 +271,7 @@ static void pack_a_rows_full(const float *src, long ld, int kc, float *restrict 
         dst[3] = r3[k], dst[4] = r4[k], dst[5] = r5[k];
     }
 }
+#endif
 
 void at_pack_a_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst) {
     const at_matrix_operand *m = ctx;
@@ -359,11 +426,24 @@ static float *thread_buffer(int which, size_t floats) {
     return b->buf[which];
 }
 
+/* Rows [ic, ic+mc) of A for the K block at pc (kc long), packed: a pointer
+ * into A's packed whole form (at_sgemm_pack_a), or packed now into buf.
+ * ic is a multiple of MR. */
+static const float *a_panels(const gemm_job *J, int ic, int mc, int pc, int kc, float *buf) {
+    if (J->a->packed) {
+        long rows = round_up(J->a->packed_rows > 0 ? J->a->packed_rows : J->M, MR);
+        return J->a->packed + rows * pc + (long)(J->a->packed_first + ic) * kc;
+    }
+    J->a->pack(J->a->ctx, ic, mc, pc, kc, buf);
+    return buf;
+}
+
 /* Packs rows [m0, m1) of A for every K block into ba, block after block
- * (the block at pc starts at round_up(m1 - m0, MR) * pc). */
+ * (the block at pc starts at round_up(m1 - m0, MR) * pc); nothing to do
+ * when A comes packed. */
 static void pack_a_whole(const gemm_job *J, int m0, int m1, float *ba) {
     long a_rows = round_up(m1 - m0, MR);
-    for (int pc = 0; pc < J->K; pc += J->kcb)
+    for (int pc = 0; pc < J->K && !J->a->packed; pc += J->kcb)
         J->a->pack(J->a->ctx, m0, m1 - m0, pc, imin(J->kcb, J->K - pc), ba + a_rows * pc);
 }
 
@@ -375,7 +455,8 @@ static void columns_packed_a(const gemm_job *J, int m0, int m1, int jc, int nc, 
     for (int pc = 0; pc < J->K; pc += J->kcb) {
         int kc = imin(J->kcb, J->K - pc);
         J->b->pack(J->b->ctx, jc, nc, pc, kc, bb);
-        macro_kernel(J, kc, ba + a_rows * pc, bb, m0, m1 - m0, jc, nc, pc == 0 ? J->beta : 1.0f,
+        const float *pa = J->a->packed ? a_panels(J, m0, m1 - m0, pc, kc, NULL) : ba + a_rows * pc;
+        macro_kernel(J, kc, pa, bb, m0, m1 - m0, jc, nc, pc == 0 ? J->beta : 1.0f,
                      pc == 0 ? J->c->row_bias : NULL);
     }
 }
@@ -391,8 +472,8 @@ static void gemm_blocks(const gemm_job *J, int m0, int m1, int n0, int n1, int m
             J->b->pack(J->b->ctx, jc, nc, pc, kc, bb);
             for (int ic = m0; ic < m1; ic += mcb) {
                 int mc = imin(mcb, m1 - ic);
-                J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
-                macro_kernel(J, kc, ba, bb, ic, mc, jc, nc, pc == 0 ? J->beta : 1.0f,
+                const float *pa = a_panels(J, ic, mc, pc, kc, ba);
+                macro_kernel(J, kc, pa, bb, ic, mc, jc, nc, pc == 0 ? J->beta : 1.0f,
                              pc == 0 ? J->c->row_bias : NULL);
             }
         }
@@ -410,7 +491,7 @@ static int a_fits_whole(const gemm_job *J, int m0, int m1) {
 static void gemm_range(const gemm_job *J, int m0, int m1, int n0, int n1) {
     int whole = a_fits_whole(J, m0, m1);
     int ncb = m1 - m0 <= MC ? NC_L2 : NC_L3;
-    float *ba = thread_buffer(0, whole ? (size_t)round_up(m1 - m0, MR) * J->K : (size_t)MC * J->kcb);
+    float *ba = thread_buffer(0, J->a->packed ? 1 : whole ? (size_t)round_up(m1 - m0, MR) * J->K : (size_t)MC * J->kcb);
     float *bb = ba ? thread_buffer(1, (size_t)ncb * J->kcb) : NULL;
     if (!ba || !bb) {
         float sa[KC * MR] __attribute__((aligned(64)));
@@ -431,7 +512,7 @@ static void gemm_range(const gemm_job *J, int m0, int m1, int n0, int n1) {
  * parallel region. */
 static void columns_dynamic(const gemm_job *J) {
     int blocks = (J->N + NC_L2 - 1) / NC_L2;
-    float *ba = thread_buffer(0, (size_t)round_up(J->M, MR) * J->K);
+    float *ba = thread_buffer(0, J->a->packed ? 1 : (size_t)round_up(J->M, MR) * J->K);
     float *bb = ba ? thread_buffer(1, (size_t)NC_L2 * J->kcb) : NULL;
     if (ba && bb) pack_a_whole(J, 0, J->M, ba);
 #pragma omp for schedule(dynamic, 1) nowait
@@ -472,14 +553,14 @@ static void rows_shared_b(const gemm_job *J, float *bb) {
             int mc = imin(MC, m1 - ic);
             float beta = pc == 0 ? J->beta : 1.0f;
             const float *bias = pc == 0 ? J->c->row_bias : NULL;
-            if (ba) {
-                J->a->pack(J->a->ctx, ic, mc, pc, kc, ba);
-                macro_kernel(J, kc, ba, bb + n_pad * pc, ic, mc, 0, J->N, beta, bias);
+            if (ba || J->a->packed) {
+                const float *pa = a_panels(J, ic, mc, pc, kc, ba);
+                macro_kernel(J, kc, pa, bb + n_pad * pc, ic, mc, 0, J->N, beta, bias);
             } else { /* no memory for an A block: one micro-panel at a time */
                 float one[KC * MR] __attribute__((aligned(64)));
                 for (int ir = 0; ir < mc; ir += MR) {
-                    J->a->pack(J->a->ctx, ic + ir, imin(MR, mc - ir), pc, kc, one);
-                    macro_kernel(J, kc, one, bb + n_pad * pc, ic + ir, imin(MR, mc - ir), 0, J->N,
+                    const float *pa = a_panels(J, ic + ir, imin(MR, mc - ir), pc, kc, one);
+                    macro_kernel(J, kc, pa, bb + n_pad * pc, ic + ir, imin(MR, mc - ir), 0, J->N,
                                  beta, bias);
                 }
             }
@@ -644,6 +725,16 @@ static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *
 }
 #endif
 
+size_t at_sgemm_packed_a_floats(int M, int K) { return (size_t)round_up(M, MR) * (K > 0 ? K : 0); }
+
+void at_sgemm_pack_a(int M, int K, const float *A, int lda, float *dst) {
+    if (M <= 0 || K <= 0) return;
+    at_matrix_operand m = {A, lda, 0};
+    int kcb = k_block(K);
+    for (int pc = 0; pc < K; pc += kcb)
+        at_pack_a_matrix(&m, 0, M, pc, imin(kcb, K - pc), dst + (long)round_up(M, MR) * pc);
+}
+
 void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef AT_SGEMM_AVX2
@@ -653,7 +744,7 @@ void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     }
 #endif
     at_matrix_operand ma = {A, lda, trans_a}, mb = {B, ldb, trans_b};
-    at_gemm_operand a = {at_pack_a_matrix, &ma}, b = {at_pack_b_matrix, &mb};
+    at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
     at_gemm_output c = {C, ldc, N > 0 ? N : 1, 0, NULL};
     at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
 }

@@ -23,8 +23,15 @@ void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 /* ---- Lower level, for operators that build an operand on the fly (the
  * convolution packs B straight from the image: an implicit im2col). ---- */
 
-/* Micro-kernel tile: MR rows of C by NR columns. */
+/* Micro-kernel tile: MR rows of C by NR columns (AVX-512: one 16-float
+ * register per row, 16 rows; AVX2 and portable: two 8-float registers per
+ * row, 6 rows). The tile does not change any result: every element is the
+ * same chain of FMAs. */
+#if defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__) && !defined(AT_SGEMM_PORTABLE)
+#define AT_SGEMM_MR 16
+#else
 #define AT_SGEMM_MR 6
+#endif
 #define AT_SGEMM_NR 16
 
 /* Writes the packed form of a block of an operand to dst (64-byte aligned).
@@ -40,6 +47,12 @@ typedef void (*at_pack_fn)(const void *ctx, int first, int count, int k0, int kc
 typedef struct {
     at_pack_fn pack;
     const void *ctx;
+    /* For A only, instead of pack: A packed once by at_sgemm_pack_a (weights
+     * used by many GEMMs, e.g. Winograd's transformed kernels). The GEMM's
+     * rows are rows packed_first.. (a multiple of MR) of the packed matrix,
+     * which has packed_rows rows (0: the GEMM's M). */
+    const float *packed;
+    int packed_rows, packed_first;
 } at_gemm_operand;
 
 /* Where C lives: element (i, n) is at
@@ -69,7 +82,14 @@ typedef struct {
 void at_pack_a_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst);
 void at_pack_b_matrix(const void *ctx, int first, int count, int k0, int kc, float *dst);
 
-/* Name of the compiled micro-kernel ("avx2-fma 6x16" or "portable 6x16"). */
+/* Floats of A[M][K] (row-major) packed whole for at_gemm_operand.packed,
+ * and the packing itself: the same panels as packing on demand, so a GEMM
+ * gives the same bits either way. */
+size_t at_sgemm_packed_a_floats(int M, int K);
+void at_sgemm_pack_a(int M, int K, const float *A, int lda, float *dst);
+
+/* Name of the compiled micro-kernel ("avx512 16x16", "avx2-fma 6x16" or
+ * "portable 6x16"). */
 const char *at_sgemm_kernel_name(void);
 
 #endif

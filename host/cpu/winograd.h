@@ -1,9 +1,11 @@
-/* Winograd F(2x2, 3x3) convolution on the CPU: 3x3 kernels, stride 1, any
- * pad <= 2, NCHW float32 (Lavin & Gray, "Fast Algorithms for Convolutional
- * Neural Networks", 2016). Each 2x2 output tile is computed from a 4x4 input
- * tile with 16 products instead of 36: 2.25x fewer multiply-adds than the
- * direct conv, at the price of a slightly different rounding (the error per
- * VGG16 layer is in docs/bench.md).
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution on the CPU: 3x3
+ * kernels, stride 1, any pad <= 2, NCHW float32 (Lavin & Gray, "Fast
+ * Algorithms for Convolutional Neural Networks", 2016). F(2x2) computes each
+ * 2x2 output tile from a 4x4 input tile with 16 products instead of 36
+ * (2.25x fewer multiply-adds than the direct conv), F(4x4) each 4x4 tile
+ * from a 6x6 one with 36 instead of 144 (4x fewer), at the price of a
+ * slightly different rounding, larger for F(4x4) (the error per VGG16 layer
+ * is in docs/bench.md). m names the tile: 2 or 4.
  *
  * Results are deterministic and independent of the number of threads: every
  * output is the same transforms and the same SGEMM dot products (host/cpu/
@@ -18,25 +20,39 @@
  * GEMMs with almost no depth or rows: VGG's first layer stays direct). */
 int at_winograd_applies(int C, int K, int kh, int kw, int stride, int pad);
 
-/* Floats of the transformed weights: 16 * K * C. */
-size_t at_winograd_weights_floats(int K, int C);
+/* The tile (2 or 4) for a conv with C inputs and K outputs of Ho x Wo
+ * pixels (the backward-data conv: K inputs, C outputs of the input's size),
+ * a fixed rule of the shape alone (never of timing, threads or batch):
+ *   F(4x4) when both sides of the output are >= AT_WINO4_MIN_SIDE,
+ *   F(2x2) otherwise.
+ * Small maps have few tiles per image, and F(4x4)'s weights (36 K C floats,
+ * read once per chunk of tiles) then cost more than its saved products
+ * (measured per VGG16 layer, docs/bench.md). */
+#define AT_WINO4_MIN_SIDE 14
+int at_winograd_rule(int C, int K, int Ho, int Wo);
 
-/* u[16][K][C] = G w G^T per (k, c) for the forward of w[K][C][3][3]; with
- * backward, u[16][C][K] of the flipped, channel-transposed kernel, whose
- * forward conv of dy (pad 2 - pad) is the data gradient. */
-void at_winograd_transform_weights(const float *w, int K, int C, int backward, float *u);
+/* Floats of the transformed weights: (m+2)^2 * K * C. */
+size_t at_winograd_weights_floats(int K, int C, int m);
 
-/* Floats of scratch the conv needs for these channel counts (all threads). */
+/* u = G w G^T per (k, c) for the forward of w[K][C][3][3], (m+2)^2 matrices
+ * of K x C, each packed as the SGEMM's A operand (at_sgemm_pack_a); with
+ * backward, C x K matrices of the flipped, channel-transposed kernel, whose
+ * forward conv of dy (pad 2 - pad) is the data gradient. Returns 0, or -1
+ * when out of memory for its scratch. */
+int at_winograd_transform_weights(const float *w, int K, int C, int backward, int m, float *u);
+
+/* Floats of scratch the conv needs for these channel counts (all threads,
+ * either tile). */
 size_t at_winograd_workspace_floats(int C, int K);
 
 /* y[N][K][Ho][Wo] = conv3x3(x[N][C][H][W]) + b (b may be NULL), stride 1,
- * with u from at_winograd_transform_weights (forward). */
-void at_winograd_conv2d_forward(const float *x, int N, int C, int H, int W, const float *u,
+ * with tile m and u from at_winograd_transform_weights (forward, same m). */
+void at_winograd_conv2d_forward(const float *x, int N, int C, int H, int W, int m, const float *u,
                                 const float *b, int K, int pad, float *y, float *workspace);
 
 /* dx[N][C][H][W] = the data gradient of that conv for dy[N][K][Ho][Wo], with
- * u transformed with backward = 1. */
-void at_winograd_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *u,
+ * u transformed with backward = 1 (same m). */
+void at_winograd_conv2d_backward_data(const float *dy, int N, int C, int H, int W, int m, const float *u,
                                       int K, int pad, float *dx, float *workspace);
 
 #endif

@@ -191,9 +191,12 @@ int at_rule_upload(at_rule_call *c, const float *host, long n, float *dst);
  * device memory the backend holds, the peak so far as the arena only grows. */
 size_t at_memory_in_use(at_backend *be);
 
-/* How the CPU backend runs 3x3 stride-1 convs (host/cpu/winograd.h):
- * auto is Winograd F(2x2,3x3) at FP32 where it applies, direct otherwise. */
-typedef enum { AT_CONV_AUTO = 0, AT_CONV_DIRECT, AT_CONV_WINOGRAD } at_conv_algo;
+/* How the CPU backend runs 3x3 stride-1 convs (host/cpu/winograd.h): auto
+ * and winograd are Winograd at FP32 where it applies, F(2x2,3x3) or
+ * F(4x4,3x3) by the shape rule at_winograd_rule, direct otherwise (winograd
+ * refuses the reduced precisions, auto runs them direct); winograd2 and
+ * winograd4 force the tile. */
+typedef enum { AT_CONV_AUTO = 0, AT_CONV_DIRECT, AT_CONV_WINOGRAD, AT_CONV_WINOGRAD2, AT_CONV_WINOGRAD4 } at_conv_algo;
 
 typedef struct {
     const char *name;        /* "cpu", "cuda", "auto" */
@@ -214,8 +217,11 @@ int at_cuda_backend_create(const at_model *m, const at_backend_options *opt, at_
 int at_cuda_available(char *why, size_t cap);
 
 /* The CPU's FP32 peak in FLOP/s, measured on first call (and per thread
- * count) by an AVX2 FMA probe on all OpenMP threads, ~0.1 s (host/cpu/peak.c). */
+ * count) by an FMA probe as wide as the SGEMM (AVX-512 or AVX2) on all OpenMP
+ * threads, ~0.1 s (host/cpu/peak.c). */
 double at_cpu_peak_flops(void);
+/* The probe's vector width: "AVX-512", "AVX2" or "scalar". */
+const char *at_cpu_peak_isa(void);
 
 const char *at_precision_name(at_precision p);
 int at_precision_parse(const char *s, at_precision *out);
