@@ -16,7 +16,6 @@ tests/goldens/methods/ with
 The input is prng.fill("input", seed, (1,3,H,W), 2.0), already normalised.
 Run: /usr/bin/python3 tools/make_method_goldens.py [--out tests/goldens/methods] [--only a,b]
 """
-import argparse
 import json
 import os
 import sys
@@ -25,24 +24,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prng  # noqa: E402
+import golden_cases  # noqa: E402
 import ref_gradients  # noqa: E402
 import ref_methods as ref  # noqa: E402
-import resnet_torch  # noqa: E402
-import vgg_torch  # noqa: E402
 
-SEED = 20241
-# Models: arch, widths, hidden, classes, h, w, avgpool. Flat (all-zero) channels
-# with this seed: vgg11_48x40 features.12 (3 of 8), features.17 (1 of 8);
-# vgg16_mini features.29 and features.30 (7 of 64 each).
-MODELS = {
-    "vgg11_48x40": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2),
-    "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
-    "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
-    # ResNets (widths = stem, then each stage's planes; hidden and avgpool unused)
-    "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
-    "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
-}
 # name, model, method, variant, layer (None: input-gradient methods), class (None = predicted)
 # [, params: ref_gradients.run keywords (unit as "LAYER,c[,x,y]"), written to meta.json]
 CASES = [
@@ -183,18 +168,8 @@ MAP_F32_TOL = 1e-3
 VEC_F32_RTOL = 1e-3
 
 
-def build(model_name):
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    if arch.startswith("resnet"):
-        model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED))
-    else:
-        model = vgg_torch.build_vgg(arch, prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED), avgpool)
-    x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0))
-    return model, x
-
-
 def compute(model_name, method, variant, layer, cls, dtype, params=None):
-    model, x = build(model_name)
+    model, x = golden_cases.build(model_name)
     if params is None and method not in GRADIENT_METHODS and (
             method not in ("guided-backprop", "deconvnet") or hasattr(model, "relu_fn")):
         r = ref.run_method(model, x, method, variant, cls, layer or ("maxpool" if hasattr(model, "trunk") else "features.0"),
@@ -238,9 +213,7 @@ def run_case(out_dir, case):
         if k in r64:
             np.save(os.path.join(d, k + ".npy"), r64[k].astype(np.float32))
             files.append(k + ".npy")
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    meta = dict(arch=arch, widths=widths, hidden=hidden, classes=nc, h=h, w=w, avgpool=avgpool, seed=SEED,
-                method=method, variant=variant, layer=layer, **{"class": r64["cls"]}, predicted=r64["predicted"],
+    meta = dict(**golden_cases.meta_model(model_name), method=method, variant=variant, layer=layer, **{"class": r64["cls"]}, predicted=r64["predicted"],
                 map_shape=list(r64["map"].shape),
                 layer_shape=list(r64["activations"].shape) if "activations" in r64 else None,
                 flat_channels=flat, files=files, f32_map_err=float(err), torch=torch.__version__)
@@ -255,22 +228,5 @@ def run_case(out_dir, case):
     print(f"{name}: class {r64['cls']} (predicted {r64['predicted']}), f32 err {err:.2g}{extra}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="tests/goldens/methods")
-    ap.add_argument("--only", default=None, help="comma-separated case names")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    only = set(args.only.split(",")) if args.only else None
-    os.makedirs(args.out, exist_ok=True)
-    for case in CASES:
-        if only and case[0] not in only:
-            continue
-        run_case(args.out, case)
-    with open(os.path.join(args.out, "cases.txt"), "w") as f:
-        for case in CASES:
-            f.write(case[0] + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    golden_cases.main(__doc__, "tests/goldens/methods", CASES, run_case)

@@ -12,7 +12,6 @@ the C test stays cheap. One folder per case under tests/goldens/perturb/ with
 The input is prng.fill("input", seed, (1,3,H,W), 2.0), already normalised.
 Run: /usr/bin/python3 tools/make_perturb_goldens.py [--out tests/goldens/perturb] [--only a,b]
 """
-import argparse
 import json
 import os
 import sys
@@ -21,19 +20,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prng  # noqa: E402
+import golden_cases  # noqa: E402
 import ref_perturb as ref  # noqa: E402
-import resnet_torch  # noqa: E402
-import vgg_torch  # noqa: E402
 
-SEED = 20241
-MODELS = {
-    "vgg11_48x40": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 48, 40, 2),
-    "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
-    "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
-    "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
-    "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
-}
 # name, model, method, options, class (None = predicted)
 CASES = [
     ("rise_vgg11_48x40", "vgg11_48x40", "rise", dict(rise_n=200, rise_s=7, rise_p=0.5, rise_seed=0), None),
@@ -65,14 +54,8 @@ MAP_F32_TOL = {"rise": 1e-4, "occlusion": 1e-4, "meaningful-perturbation": 5e-4}
 
 
 def build(model_name, dtype):
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    if arch.startswith("resnet"):
-        model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED)).to(dtype).eval()
-    else:
-        state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
-        model = ref.Classifier(vgg_torch.build_vgg(arch, state, avgpool)).to(dtype).eval()
-    x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0)).to(dtype)
-    return model, x
+    model, x = golden_cases.build(model_name, dtype)
+    return (model if hasattr(model, "layer4") else ref.Classifier(model)), x
 
 
 def compute(model_name, method, o, cls, dtype):
@@ -114,31 +97,12 @@ def run_case(out_dir, case):
     if method == "meaningful-perturbation":
         np.save(os.path.join(d, "mask.npy"), r64["mask"].astype(np.float32))
         files.append("mask.npy")
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    meta = dict(arch=arch, widths=widths, hidden=hidden, classes=nc, h=h, w=w, avgpool=avgpool, seed=SEED,
-                method=method, **o, **{"class": r64["cls"]}, predicted=r64["predicted"], files=files,
+    meta = dict(**golden_cases.meta_model(model_name), method=method, **o, **{"class": r64["cls"]}, predicted=r64["predicted"], files=files,
                 f32_map_err=float(err), torch=torch.__version__)
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(f"{name}: class {r64['cls']} (predicted {r64['predicted']}), f32 err {err:.2g}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="tests/goldens/perturb")
-    ap.add_argument("--only", default=None, help="comma-separated case names")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    only = set(args.only.split(",")) if args.only else None
-    os.makedirs(args.out, exist_ok=True)
-    for case in CASES:
-        if only and case[0] not in only:
-            continue
-        run_case(args.out, case)
-    with open(os.path.join(args.out, "cases.txt"), "w") as f:
-        for case in CASES:
-            f.write(case[0] + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    golden_cases.main(__doc__, "tests/goldens/perturb", CASES, run_case, threads=1)

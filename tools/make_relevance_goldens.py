@@ -20,7 +20,6 @@ c-EB equals max(0, MWP(target) - MWP(dual)) from the contrast layer down,
 FAFRP's V sums to the logit, and float32 agrees with float64.
 Run: PYTHONPATH=.peers /usr/bin/python3 tools/make_relevance_goldens.py [--out DIR] [--only a,b]
 """
-import argparse
 import json
 import os
 import sys
@@ -30,21 +29,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import prng  # noqa: E402
+import golden_cases  # noqa: E402
 import resnet_torch  # noqa: E402
-import vgg_torch  # noqa: E402
 
-SEED = 20241
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-MODELS = {
-    "vgg11_32": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 1),
-    "vgg11_32p2": ("vgg11", [4, 6, 8, 8, 8, 8, 8, 8], [16, 12], 8, 32, 32, 2),
-    "vgg16_mini": ("vgg16", [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], [256, 256], 10, 128, 128, 4),
-    "resnet18_64": ("resnet18", [8, 8, 12, 16, 24], None, 6, 64, 64, 1),
-    "resnet50_64": ("resnet50", [8, 4, 6, 8, 8], None, 5, 64, 56, 1),
-    "resnet18_32": ("resnet18", [8, 8, 12, 16, 24], None, 6, 32, 32, 1),  # FAFRP's N slices stay small
-}
 # name, model, method, options (eb_layer, contrast_layer, lrp_rule, lrp_alpha), class (None = predicted)
 CASES = [
     ("eb_mini16", "vgg16_mini", "eb", {}, None),
@@ -78,13 +67,11 @@ F32_RTOL = 1e-3
 
 
 def build(model_name, dtype):
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    x = torch.from_numpy(prng.fill("input", SEED, (1, 3, h, w), 2.0)).to(dtype)
-    if arch.startswith("resnet"):  # torchvision's blocks called as modules, so the peers' patches apply
-        model = resnet_torch.build_resnet(arch, prng.random_resnet_state(arch, widths, nc, SEED)).to(dtype)
+    """The case's model with its forward calling torchvision's modules, so
+    that the peers' patches apply."""
+    model, x = golden_cases.build(model_name, dtype)
+    if hasattr(model, "layer4"):
         return resnet_torch.use_module_forward(model), x
-    state = prng.random_vgg_state(arch, widths, hidden, nc, avgpool, SEED)
-    model = vgg_torch.build_vgg(arch, state, avgpool).to(dtype)
 
     def forward(x):
         x = model.avgpool(model.features(x))
@@ -311,29 +298,12 @@ def run_case(out_dir, case):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     np.save(os.path.join(d, "raw.npy"), r64.astype(np.float32))
-    arch, widths, hidden, nc, h, w, avgpool = MODELS[model_name]
-    meta = dict(arch=arch, widths=widths, hidden=hidden, classes=nc, h=h, w=w, avgpool=avgpool, seed=SEED,
-                method=method, **opts, **{"class": c}, predicted=pred, logit=logit, raw_shape=list(r64.shape),
+    meta = dict(**golden_cases.meta_model(model_name), method=method, **opts, **{"class": c}, predicted=pred, logit=logit, raw_shape=list(r64.shape),
                 f32_rel_err=float(err), checks=checks, torch=torch.__version__)
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print(f"{name}: class {c} (predicted {pred}), f32 err {err:.2g}, {checks}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="tests/goldens/relevance")
-    ap.add_argument("--only", default=None, help="comma-separated case names")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    only = set(args.only.split(",")) if args.only else None
-    os.makedirs(args.out, exist_ok=True)
-    for case in CASES:
-        if not only or case[0] in only:
-            run_case(args.out, case)
-    with open(os.path.join(args.out, "cases.txt"), "w") as f:
-        f.write("".join(case[0] + "\n" for case in CASES))
-
-
 if __name__ == "__main__":
-    main()
+    golden_cases.main(__doc__, "tests/goldens/relevance", CASES, run_case)

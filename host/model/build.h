@@ -13,6 +13,9 @@
  * the key, what it found and what was expected. */
 float *at_mb_get_param(const char *subject, at_param_getter get, void *ctx, const char *key, int want_ndim,
                        const int64_t *want, int64_t shape[8]);
+/* A model of `arch` with room for cap nodes and n_gates gate nodes, input
+ * in_h x in_w (checked: 32..8192); AT_ERR naming subject. */
+int at_mb_new_model(const char *subject, const char *arch, int in_h, int in_w, int cap, int n_gates, at_model **out);
 /* Appends a node reading the one before it (the caller rewires others). */
 at_layer *at_mb_add_layer(at_model *m, int cap, at_layer_kind kind, const char *name);
 void at_mb_set_io(at_layer *l, int c, int h, int w);

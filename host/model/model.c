@@ -76,6 +76,25 @@ float *at_mb_get_param(const char *subject, at_param_getter get, void *ctx, cons
     return p;
 }
 
+int at_mb_new_model(const char *subject, const char *arch, int in_h, int in_w, int cap, int n_gates, at_model **out) {
+    *out = NULL;
+    if (in_h < 32 || in_w < 32 || in_h > 8192 || in_w > 8192)
+        return at_fail(subject, "input size %dx%d out of range 32..8192", in_h, in_w);
+    at_model *m = calloc(1, sizeof *m);
+    if (!m) return at_fail(subject, "out of memory");
+    m->layers = calloc(cap, sizeof *m->layers);
+    m->gate_layer = calloc(n_gates, sizeof *m->gate_layer);
+    if (!m->layers || !m->gate_layer) {
+        at_model_free(m);
+        return at_fail(subject, "out of memory");
+    }
+    snprintf(m->arch, sizeof m->arch, "%s", arch);
+    snprintf(m->name, sizeof m->name, "%s", arch);
+    m->in_h = in_h, m->in_w = in_w;
+    *out = m;
+    return AT_OK;
+}
+
 at_layer *at_mb_add_layer(at_model *m, int cap, at_layer_kind kind, const char *name) {
     if (m->n_layers >= cap) return NULL;
     at_layer *l = &m->layers[m->n_layers++];
@@ -228,22 +247,11 @@ int at_model_build(const char *subject, const char *arch, int avgpool, int in_h,
     if (at_resnet_topology(arch, rblocks, &bn) == AT_OK) return at_resnet_build(subject, arch, in_h, in_w, get, ctx, out);
     if (at_vgg_topology(arch, blocks, &bn)) return at_fail_prefix(subject);
     if (avgpool < 1 || avgpool > 64) return at_fail(subject, "avgpool %d out of range 1..64", avgpool);
-    if (in_h < 32 || in_w < 32 || in_h > 8192 || in_w > 8192)
-        return at_fail(subject, "input size %dx%d out of range 32..8192", in_h, in_w);
     int n_convs = 0;
     for (int b = 0; b < 5; b++) n_convs += blocks[b];
     int cap = n_convs * (bn ? 3 : 2) + 5 + 1 + 8;
-    at_model *m = calloc(1, sizeof *m);
-    if (!m) return at_fail(subject, "out of memory");
-    m->layers = calloc(cap, sizeof *m->layers);
-    m->gate_layer = calloc(n_convs, sizeof *m->gate_layer);
-    if (!m->layers || !m->gate_layer) {
-        at_model_free(m);
-        return at_fail(subject, "out of memory");
-    }
-    snprintf(m->arch, sizeof m->arch, "%s", arch);
-    snprintf(m->name, sizeof m->name, "%s", arch);
-    m->in_h = in_h, m->in_w = in_w;
+    at_model *m;
+    if (at_mb_new_model(subject, arch, in_h, in_w, cap, n_convs, &m)) return AT_ERR;
     /* input channels come from the first conv's weight */
     int64_t shape[8];
     int ndim = 0;

@@ -154,23 +154,12 @@ int at_resnet_build(const char *subject, const char *arch, int in_h, int in_w, a
     *out = NULL;
     int blocks[4], bottleneck;
     if (at_resnet_topology(arch, blocks, &bottleneck)) return at_fail(subject, "unknown arch '%s'", arch);
-    if (in_h < 32 || in_w < 32 || in_h > 8192 || in_w > 8192)
-        return at_fail(subject, "input size %dx%d out of range 32..8192", in_h, in_w);
     int n_blocks = 0;
     for (int s = 0; s < 4; s++) n_blocks += blocks[s];
     const int convs = 1 + n_blocks * (bottleneck ? 3 : 2) + 4;
     const int cap = 4 + n_blocks * 12 + 3;
-    at_model *m = calloc(1, sizeof *m);
-    if (!m) return at_fail(subject, "out of memory");
-    m->layers = calloc(cap, sizeof *m->layers);
-    m->gate_layer = calloc(convs, sizeof *m->gate_layer);
-    if (!m->layers || !m->gate_layer) {
-        at_model_free(m);
-        return at_fail(subject, "out of memory");
-    }
-    snprintf(m->arch, sizeof m->arch, "%s", arch);
-    snprintf(m->name, sizeof m->name, "%s", arch);
-    m->in_h = in_h, m->in_w = in_w;
+    at_model *m;
+    if (at_mb_new_model(subject, arch, in_h, in_w, cap, convs, &m)) return AT_ERR;
     builder b = {subject, m, cap, get, ctx};
     int64_t shape[8];
     int ndim = 0;
