@@ -84,16 +84,21 @@ TEST(relevance_methods_match_torchray_zennit_and_the_literal_fafrp) {
 static const at_random_spec SPEC = {.arch = "vgg11", .widths = {6, 8, 10, 8, 12, 12, 10, 9}, .hidden = {16, 12},
                                     .n_classes = 7, .in_h = 32, .in_w = 32, .avgpool = 2, .seed = 43};
 
+/* SPEC's small VGG with every bias zero (no bias takes a share of a sum), on the CPU. */
+static int open_zero_bias(at_model **m, at_backend **be) {
+    at_backend_options bo = {.name = "cpu"};
+    if (at_random_model(&SPEC, m)) return AT_ERR;
+    for (int i = 0; i < (*m)->n_layers; i++)
+        if ((*m)->layers[i].bias) memset((*m)->layers[i].bias, 0, sizeof(float) * (*m)->layers[i].out_c);
+    return at_backend_create(*m, &bo, be);
+}
+
 /* Every LRP rule conserves the logit when no bias takes a share: the input
  * relevance sums to y_c. */
 TEST(relevance_lrp_conserves_the_logit_on_a_zero_bias_net) {
     at_model *m = NULL;
     at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].bias) memset(m->layers[i].bias, 0, sizeof(float) * m->layers[i].out_c);
-    REQUIRE(at_backend_create(m, &bo, &be) == AT_OK);
+    REQUIRE(open_zero_bias(&m, &be) == AT_OK);
     const int n = 2;
     const long hw = (long)m->in_h * m->in_w;
     float *x = test_random("x", 31, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);
@@ -333,11 +338,7 @@ TEST(cuda_relevance_residual_add_rule_conserves_the_signal) { residual_rules_con
 TEST(relevance_methods_explain_a_unit) {
     at_model *m = NULL;
     at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].bias) memset(m->layers[i].bias, 0, sizeof(float) * m->layers[i].out_c);
-    REQUIRE(at_backend_create(m, &bo, &be) == AT_OK);
+    REQUIRE(open_zero_bias(&m, &be) == AT_OK);
     const int n = 2;
     const long hw = (long)m->in_h * m->in_w;
     float *x = test_random("x", 34, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);

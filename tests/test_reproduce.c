@@ -208,24 +208,22 @@ TEST(reproduce_failing_step_stops_with_one_line_naming_it) {
     CHECK(access(path, R_OK) != 0);
 }
 
-TEST(reproduce_rejects_unknown_config_key_and_missing_config) {
-    const char *dir = test_tmpdir();
+/* Runs reproduce on a config holding text; its exit status (output in out). */
+static int reproduce_config_text(const char *text) {
     char cfg[1024], cmd[3000];
-    snprintf(cfg, sizeof cfg, "%s/bad.json", dir);
-    FILE *f = fopen(cfg, "w");
-    REQUIRE(f != NULL);
-    fputs("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", \"path_imgs\": 3}\n", f);
-    fclose(f);
+    snprintf(cfg, sizeof cfg, "%s/bad.json", test_tmpdir());
+    test_write_bytes(cfg, text, strlen(text));
     snprintf(cmd, sizeof cmd, "%s/attrib reproduce --config %s", test_root(), cfg);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    return run_cmd(cmd, out, sizeof out);
+}
+
+TEST(reproduce_rejects_unknown_config_key_and_missing_config) {
+    CHECK(reproduce_config_text("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", \"path_imgs\": 3}\n") == 1);
     CHECKF(strstr(out, "unknown key 'path_imgs'") != NULL, "output:\n%s", out);
+    char cmd[1200];
     snprintf(cmd, sizeof cmd, "%s/attrib reproduce", test_root());
     CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "attrib: --config:"));
-    f = fopen(cfg, "w");
-    REQUIRE(f != NULL);
-    fputs("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", \"methods\": {\"list\": [\"gradcam\", \"gradcan\"]}}\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s/attrib reproduce --config %s", test_root(), cfg);
-    CHECK(run_cmd(cmd, out, sizeof out) == 1);
+    CHECK(reproduce_config_text("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", "
+                                "\"methods\": {\"list\": [\"gradcam\", \"gradcan\"]}}\n") == 1);
     CHECKF(strstr(out, "methods.list: items must be explain's method names") != NULL, "output:\n%s", out);
 }

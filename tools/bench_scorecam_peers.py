@@ -4,12 +4,14 @@
 torchcam's ScoreCAM on the same network shape (random weights) and inputs.
 
   /usr/bin/python3 -m pip install --no-deps --target .peers grad-cam==1.5.7 ttach torchcam
-  PYTHONPATH=.peers /usr/bin/python3 tools/bench_scorecam_peers.py [--net mini|vgg16] [--images N]
+  PYTHONPATH=.peers /usr/bin/python3 tools/bench_scorecam_peers.py [--net mini|vgg16|resnet18_mini] [--images N]
       [--device cpu|cuda] [--backend cpu|cuda] [--threads N]
 
 Prints seconds per image for each tool and the ratio peer / attrib (> 1:
 attrib is faster). pytorch-grad-cam runs its default batch of 16 masked
-inputs, torchcam its default batch of 32; both on the last conv's ReLU.
+inputs, torchcam its default batch of 32; both on the last conv's ReLU
+(VGG) or layer4 (resnet18_mini: the shipped file itself, 192 px, 128
+channels, rebuilt by tools/predict_torch.py).
 """
 import argparse
 import json
@@ -21,7 +23,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import predict_torch  # noqa: E402
 import prng  # noqa: E402
+import resnet_torch  # noqa: E402
 import ref_methods  # noqa: E402
 import vgg_torch  # noqa: E402
 
@@ -30,19 +34,27 @@ NETS = {
     "mini": dict(widths=[8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], hidden=[256, 256], classes=10,
                  size=128, avgpool=4),
     "vgg16": dict(widths=prng.standard_widths("vgg16"), hidden=[4096, 4096], classes=1000, size=224, avgpool=7),
+    "resnet18_mini": dict(file="weights/resnet18_mini.safetensors", size=192),
 }
 
 
 def build(net, device):
     n = NETS[net]
+    if "file" in n:  # pgc and torchcam hook layer4: torchvision's forward, blocks as modules
+        model = predict_torch.load_model(os.path.join(ROOT, n["file"]))[0]
+        return resnet_torch.use_module_forward(model).to(device).eval(), n
     state = prng.random_vgg_state("vgg16", n["widths"], n["hidden"], n["classes"], n["avgpool"], 1)
     model = ref_methods.TorchvisionVGG(vgg_torch.build_vgg("vgg16", state, n["avgpool"])).to(device).eval()
     return model, n
 
 
+def target(model):
+    return model.layer4 if hasattr(model, "layer4") else model.features[29]
+
+
 def time_pgc(model, xs):
     from pytorch_grad_cam import ScoreCAM
-    cam = ScoreCAM(model=model, target_layers=[model.features[29]])
+    cam = ScoreCAM(model=model, target_layers=[target(model)])
     t0 = time.perf_counter()
     for x in xs:
         cam(input_tensor=x, targets=None)
@@ -51,7 +63,8 @@ def time_pgc(model, xs):
 
 def time_torchcam(model, xs):
     from torchcam.methods import ScoreCAM
-    extractor = ScoreCAM(model, target_layer="features.29")
+    extractor = ScoreCAM(model, target_layer="layer4" if hasattr(model, "layer4") else "features.29",
+                         input_shape=tuple(xs[0].shape[1:]))
     t0 = time.perf_counter()
     for x in xs:
         with torch.no_grad():
@@ -64,7 +77,9 @@ def time_torchcam(model, xs):
 
 def time_attrib(net, images, backend, threads):
     cmd = [os.path.join(ROOT, "attrib"), "bench", "--json", "--method", "scorecam", "--images", str(images),
-           "--backend", backend, "--nets", "vgg16" if net == "vgg16" else "mini"]
+           "--backend", backend]
+    cmd += ["--nets", "model", "--model", os.path.join(ROOT, NETS[net]["file"])] if "file" in NETS[net] else [
+        "--nets", "vgg16" if net == "vgg16" else "mini"]
     if threads:
         cmd += ["--threads", str(threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
