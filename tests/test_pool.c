@@ -1,6 +1,7 @@
-/* The CPU max-pool's 2x2 / 2 fast path against the general window loop it
- * stands for: the same maximum and the same argmax (the first maximum in
- * raster order, NaN winning), ties and odd sizes included. */
+/* The CPU max-pool's fast paths (VGG's 2x2 / 2, ResNet's padded 3x3 / 2)
+ * against the general window loop they stand for: the same maximum and the
+ * same argmax (the first maximum in raster order, NaN winning), ties and odd
+ * sizes included. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,20 +10,23 @@
 #include "tensor_util.h"
 #include "test.h"
 
-/* The general loop of host/cpu/pool.c, written out: k x k windows, stride s. */
-static void pool_reference(const float *x, int NC, int H, int W, int k, int s, float *y, float *dx, const float *dy) {
-    const int OH = (H - k) / s + 1, OW = (W - k) / s + 1;
+/* The general loop of host/cpu/pool.c, written out: k x k windows, stride s,
+ * padding p (padded cells never win). */
+static void pool_reference(const float *x, int NC, int H, int W, int k, int s, int p, float *y, float *dx,
+                           const float *dy) {
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     memset(dx, 0, sizeof(float) * NC * H * W);
     for (int nc = 0; nc < NC; nc++)
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 const float *xp = x + (long)nc * H * W;
-                int arg = oy * s * W + ox * s;
-                float best = xp[arg];
+                int arg = -1;
+                float best = 0;
                 for (int i = 0; i < k; i++)
                     for (int j = 0; j < k; j++) {
-                        const int idx = (oy * s + i) * W + ox * s + j;
-                        if (xp[idx] > best || isnan(xp[idx])) best = xp[idx], arg = idx;
+                        const int yy = oy * s - p + i, xx = ox * s - p + j, idx = yy * W + xx;
+                        if (yy < 0 || xx < 0 || yy >= H || xx >= W) continue;
+                        if (arg < 0 || xp[idx] > best || isnan(xp[idx])) best = xp[idx], arg = idx;
                     }
                 y[(long)nc * OH * OW + oy * OW + ox] = best;
                 dx[(long)nc * H * W + arg] += dy[(long)nc * OH * OW + oy * OW + ox];
@@ -41,9 +45,29 @@ TEST(maxpool_2x2_fast_path_matches_the_window_loop_with_ties_and_nans) {
         float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
         at_maxpool2d_forward(x, 1, NC, H, W, 2, 2, 0, y);
         at_maxpool2d_backward(x, dy, 1, NC, H, W, 2, 2, 0, dx);
-        pool_reference(x, NC, H, W, 2, 2, yr, dxr, dy);
+        pool_reference(x, NC, H, W, 2, 2, 0, yr, dxr, dy);
         SAME_BITS("2x2 pool forward", y, yr, no);
         SAME_BITS("2x2 pool backward (the argmax)", dx, dxr, n);
+        free(x), free(dy), free(y), free(yr), free(dx), free(dxr);
+    }
+}
+
+TEST(maxpool_3x3_stride2_pad1_fast_path_matches_the_window_loop_with_ties_and_nans) {
+    const int sizes[][2] = {{8, 6}, {7, 9}, {3, 3}, {12, 11}, {1, 4}};
+    for (int t = 0; t < 5; t++) {
+        const int NC = 3, H = sizes[t][0], W = sizes[t][1], OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
+        const long n = (long)NC * H * W, no = (long)NC * OH * OW;
+        float *x = test_random("pool3 x", t, n, 2, 0), *dy = test_random("pool3 dy", t, no, 1, 0);
+        for (long i = 0; i < n; i++) x[i] = roundf(x[i]); /* many ties among -2..2 */
+        x[1] = NAN;
+        if (n > 2 * W + 3) x[W + 2] = NAN, x[2 * W + 3] = x[2 * W + 2] = NAN;
+        float *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no);
+        float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
+        at_maxpool2d_forward(x, 1, NC, H, W, 3, 2, 1, y);
+        at_maxpool2d_backward(x, dy, 1, NC, H, W, 3, 2, 1, dx);
+        pool_reference(x, NC, H, W, 3, 2, 1, yr, dxr, dy);
+        SAME_BITS("3x3/2/1 pool forward", y, yr, no);
+        SAME_BITS("3x3/2/1 pool backward (the argmax)", dx, dxr, n);
         free(x), free(dy), free(y), free(yr), free(dx), free(dxr);
     }
 }

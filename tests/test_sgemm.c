@@ -14,6 +14,7 @@
 
 #include "cpu/sgemm.h"
 #include "cpu/winograd.h"
+#include "tensor_util.h"
 
 #include <omp.h>
 #include <stdint.h>
@@ -575,4 +576,44 @@ TEST(winograd_rule_takes_f4x4_from_14_pixels_a_side) {
     CHECK(at_winograd_rule(64, 64, 224, 224) == 4 && at_winograd_rule(512, 512, 14, 14) == 4);
     CHECK(at_winograd_rule(512, 512, 13, 14) == 2 && at_winograd_rule(512, 512, 7, 7) == 2);
     CHECK(at_winograd_rule(16, 16, 1, 1) == 2 && at_winograd_rule(16, 16, 14, 200) == 4);
+}
+
+/* A strided conv's implicit im2col packs the same B panels as the explicit
+ * im2col matrix through the plain SGEMM: the same bits (no bias; the
+ * gathers of the AVX2 packer against the matrix packer), the stem's 7x7 / 2
+ * over 3 channels and ResNet's strided 3x3 and 1x1 among the shapes. */
+TEST(conv_strided_im2col_packs_the_explicit_im2col_bit_for_bit) {
+    const int shapes[][7] = {/* C, H, W, K, k, stride, pad */
+                             {3, 29, 23, 16, 7, 2, 3}, {5, 13, 17, 9, 3, 2, 1}, {4, 12, 12, 20, 1, 2, 0},
+                             {2, 11, 9, 7, 3, 3, 2}, {3, 40, 37, 8, 5, 2, 2}};
+    for (int t = 0; t < 5; t++) {
+        const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
+        const int st = shapes[t][5], pad = shapes[t][6], N = 2;
+        const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1, ckk = C * k * k;
+        const long n_out = (long)Ho * Wo;
+        float *x = test_random("strided x", t, (long)N * C * H * W, 1, 0);
+        float *w = test_random("strided w", t, (long)K * ckk, 1, 0);
+        float *y = malloc(sizeof(float) * N * K * n_out), *ref = malloc(sizeof(float) * N * K * n_out);
+        float *col = malloc(sizeof(float) * ckk * N * n_out);
+        for (int r = 0; r < ckk; r++) {
+            const int c = r / (k * k), ky = r / k % k, kx = r % k;
+            for (int img = 0; img < N; img++)
+                for (int oy = 0; oy < Ho; oy++)
+                    for (int ox = 0; ox < Wo; ox++) {
+                        const int iy = oy * st - pad + ky, ix = ox * st - pad + kx;
+                        const int in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                        col[(long)r * N * n_out + img * n_out + oy * Wo + ox] =
+                            in ? x[(((long)img * C + c) * H + iy) * W + ix] : 0.0f;
+                    }
+        }
+        float *gemm = malloc(sizeof(float) * K * N * n_out);
+        at_sgemm(0, 0, K, (int)(N * n_out), ckk, 1.0f, w, ckk, col, (int)(N * n_out), 0.0f, gemm, (int)(N * n_out));
+        for (int img = 0; img < N; img++)
+            for (int o = 0; o < K; o++)
+                memcpy(ref + ((long)img * K + o) * n_out, gemm + (long)o * N * n_out + img * n_out,
+                       sizeof(float) * n_out);
+        at_conv2d_forward(x, N, C, H, W, w, NULL, K, k, k, st, pad, y, NULL);
+        SAME_BITS("strided conv vs explicit im2col", y, ref, (long)N * K * n_out);
+        free(x), free(w), free(y), free(ref), free(col), free(gemm);
+    }
 }

@@ -177,6 +177,52 @@ static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int n
         _mm256_store_ps(dst + 8, v1);
     }
 }
+
+/* Stride > 1, any panel: per run of lanes the stride-spaced inputs of an
+ * input row come in by masked gathers (masked-off lanes read nothing and keep
+ * 0), the same floats pack_panel_lanes places. */
+static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
+                               float *dst) {
+    const float *base[NR];
+    __m256i idx[NR][2], mask[NR][MAX_KW_MASKS][2];
+    int tabulated = s->kw <= MAX_KW_MASKS;
+    const __m256i i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
+    for (int r = 0; r < nrun; r++) {
+        const pixel_run *u = &runs[r];
+        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0;
+        const __m256i j0 = _mm256_set1_epi32(u->j0), st = _mm256_set1_epi32(s->stride);
+        idx[r][0] = _mm256_mullo_epi32(_mm256_sub_epi32(i0, j0), st);
+        idx[r][1] = _mm256_mullo_epi32(_mm256_sub_epi32(i1, j0), st);
+        for (int kx = 0; tabulated && kx < s->kw; kx++) {
+            /* lane j0 + t is inside the row when 0 <= ix0 + t*stride + kx < W */
+            int ix = u->ix0 + kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
+            int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
+            lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), &mask[r][kx][0], &mask[r][kx][1]);
+        }
+    }
+    for (int k = 0; k < kc; k++, dst += NR) {
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (int r = 0; r < nrun; r++) {
+            const pixel_run *u = &runs[r];
+            int iy = u->iy0 + kt[k].ky;
+            if (iy < 0 || iy >= s->H) continue;
+            __m256i m0, m1;
+            if (tabulated) {
+                m0 = mask[r][kt[k].kx][0];
+                m1 = mask[r][kt[k].kx][1];
+            } else {
+                int ix = u->ix0 + kt[k].kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
+                int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
+                lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), &m0, &m1);
+            }
+            const float *src = base[r] + kt[k].off;
+            v0 = _mm256_mask_i32gather_ps(v0, src, idx[r][0], _mm256_castsi256_ps(m0), 4);
+            v1 = _mm256_mask_i32gather_ps(v1, src, idx[r][1], _mm256_castsi256_ps(m1), 4);
+        }
+        _mm256_store_ps(dst, v0);
+        _mm256_store_ps(dst + 8, v1);
+    }
+}
 #endif
 
 /* Any stride, one lane at a time (also the portable build's only path). */
@@ -226,6 +272,9 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
                 }
                 continue;
             }
+            pack_panel_strided(s, runs, nrun, kt, kn, d);
+            p += NR;
+            continue;
 #endif
             pack_panel_lanes(s, runs, nrun, kt, kn, d);
             p += NR;

@@ -2,6 +2,7 @@
  * Backward passes route to the raster-order first maximum (NaN wins), as
  * the GPU does, so both agree bit for bit. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/ops.h"
@@ -53,6 +54,61 @@ static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H,
     }
 }
 
+/* ResNet's 3x3 / 2 pool with padding 1, forward: each input row folded over
+ * its column windows, then the (up to) three rows folded. That is the raster
+ * order's fold regrouped: the first maximum in row-major order is the first
+ * row's to hold the maximum, at that row's first maximum; the last NaN in
+ * raster order is the last NaN-holding row's last NaN. Both passes
+ * vectorise. */
+static void hfold_3s2(const float *r, int W, int OW, float *h) {
+    h[0] = W > 1 ? pick(r[0], r[1]) : r[0];
+    int ox = 1;
+    for (; 2 * ox + 1 < W; ox++) {
+        const float a = r[2 * ox - 1], b = r[2 * ox], c = r[2 * ox + 1];
+        const float m = b > a || b != b ? b : a;
+        h[ox] = c > m || c != c ? c : m;
+    }
+    for (; ox < OW; ox++) h[ox] = pick(r[2 * ox - 1], r[2 * ox]); /* 2*ox == W - 1: the last column */
+}
+
+static void maxpool3x3s2p1_forward(const float *x, long NC, int H, int W, float *y) {
+    const int OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
+#pragma omp parallel
+    {
+        float *h = malloc(sizeof(float) * 3 * OW);
+#pragma omp for schedule(static)
+        for (long nc = 0; nc < NC; nc++)
+            for (int oy = 0; oy < OH; oy++) {
+                const int y0 = oy ? 2 * oy - 1 : 0, y1 = 2 * oy + 1 < H ? 2 * oy + 1 : H - 1;
+                float *yp = y + nc * OH * OW + (long)oy * OW;
+                if (!h) { /* no scratch: the general loop's order, one window at a time */
+                    for (int ox = 0; ox < OW; ox++) {
+                        float best = NAN;
+                        int first = 1;
+                        for (int yy = y0; yy <= y1; yy++)
+                            for (int xx = ox ? 2 * ox - 1 : 0; xx <= 2 * ox + 1 && xx < W; xx++) {
+                                const float v = x[nc * H * W + (long)yy * W + xx];
+                                best = first ? v : pick(best, v), first = 0;
+                            }
+                        yp[ox] = best;
+                    }
+                    continue;
+                }
+                for (int yy = y0; yy <= y1; yy++) hfold_3s2(x + nc * H * W + (long)yy * W, W, OW, h + (yy - y0) * OW);
+                if (y1 == y0) {
+                    memcpy(yp, h, sizeof(float) * OW);
+                    continue;
+                }
+                const float *h0 = h, *h1 = h + OW, *h2 = y1 - y0 == 2 ? h + 2 * OW : NULL;
+                for (int ox = 0; ox < OW; ox++) {
+                    const float m = h1[ox] > h0[ox] || h1[ox] != h1[ox] ? h1[ox] : h0[ox];
+                    yp[ox] = h2 && (h2[ox] > m || h2[ox] != h2[ox]) ? h2[ox] : m;
+                }
+            }
+        free(h);
+    }
+}
+
 /* The window of output (oy, ox) clipped to the map: padded cells never win. */
 static inline int window_argmax(const float *xp, int H, int W, int k, int s, int p, int oy, int ox) {
     const int y0 = oy * s - p > 0 ? oy * s - p : 0, x0 = ox * s - p > 0 ? ox * s - p : 0;
@@ -67,10 +123,39 @@ static inline int window_argmax(const float *xp, int H, int W, int k, int s, int
     return arg;
 }
 
+/* The argmax of the 3x3 window whose top-left cell is xp[0] (rows W apart),
+ * folded in raster order as window_argmax does. */
+static inline int argmax3x3(const float *xp, int W) {
+    int arg = 0;
+    float best = xp[0];
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++) {
+            const float v = xp[i * W + j];
+            const int take = v > best || v != v;
+            best = take ? v : best;
+            arg = take ? i * W + j : arg;
+        }
+    return arg;
+}
+
+/* ResNet's 3x3 / 2 pool with padding 1: whole windows unrolled, the border
+ * outputs (windows over the padding) by the general loop. */
+static inline int window_argmax_3x3s2p1(const float *xp, int H, int W, int oy, int ox) {
+    const int y = 2 * oy - 1, x = 2 * ox - 1;
+    if (y >= 0 && x >= 0 && y + 3 <= H && x + 3 <= W) return y * W + x + argmax3x3(xp + y * W + x, W);
+    return window_argmax(xp, H, W, 3, 2, 1, oy, ox);
+}
+
 void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
     int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     if (k == 2 && s == 2 && p == 0) {
         maxpool2x2_forward(x, (long)N * C, H, W, y);
+        return;
+    }
+    if (k == 3 && s == 2 && p == 1) {
+        maxpool3x3s2p1_forward(x, (long)N * C, H, W, y);
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -89,6 +174,7 @@ void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H,
         maxpool2x2_backward(x, dy, (long)N * C, H, W, dx);
         return;
     }
+    const int r3 = k == 3 && s == 2 && p == 1;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
@@ -96,7 +182,9 @@ void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H,
         float *dxp = dx + nc * H * W;
         memset(dxp, 0, sizeof(float) * H * W);
         for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) dxp[window_argmax(xp, H, W, k, s, p, oy, ox)] += dyp[oy * OW + ox];
+            for (int ox = 0; ox < OW; ox++)
+                dxp[r3 ? window_argmax_3x3s2p1(xp, H, W, oy, ox) : window_argmax(xp, H, W, k, s, p, oy, ox)] +=
+                    dyp[oy * OW + ox];
     }
 }
 
