@@ -580,13 +580,15 @@ TEST(winograd_rule_takes_f4x4_from_14_pixels_a_side) {
 
 /* A strided conv's implicit im2col packs the same B panels as the explicit
  * im2col matrix through the plain SGEMM: the same bits (no bias; the
- * gathers of the AVX2 packer against the matrix packer), the stem's 7x7 / 2
- * over 3 channels and ResNet's strided 3x3 and 1x1 among the shapes. */
+ * gathers and stride-2 row loads of the AVX2 packer against the matrix
+ * packer), the stem's 7x7 / 2 over 3 channels on rows wide enough for whole
+ * interior panels, and ResNet's strided 3x3 and 1x1, among the shapes. */
 TEST(conv_strided_im2col_packs_the_explicit_im2col_bit_for_bit) {
     const int shapes[][7] = {/* C, H, W, K, k, stride, pad */
                              {3, 29, 23, 16, 7, 2, 3}, {5, 13, 17, 9, 3, 2, 1}, {4, 12, 12, 20, 1, 2, 0},
-                             {2, 11, 9, 7, 3, 3, 2}, {3, 40, 37, 8, 5, 2, 2}};
-    for (int t = 0; t < 5; t++) {
+                             {2, 11, 9, 7, 3, 3, 2}, {3, 40, 37, 8, 5, 2, 2}, {3, 9, 100, 16, 7, 2, 3},
+                             {2, 7, 70, 5, 3, 2, 1}};
+    for (int t = 0; t < 7; t++) {
         const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
         const int st = shapes[t][5], pad = shapes[t][6], N = 2;
         const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1, ckk = C * k * k;

@@ -178,6 +178,34 @@ static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int n
     }
 }
 
+/* Stride 2, a panel of one full run whose every (ky, kx) stays inside the
+ * input row (the stem's 7x7 / 2 over most of the image): per row k, the 32
+ * floats from the first lane's input on, their even ones. */
+static int strided2_interior(const im2col_src *s, const pixel_run *runs, int nrun) {
+    const pixel_run *u = &runs[0];
+    return s->stride == 2 && nrun == 1 && u->len == NR && u->ix0 >= 0 && u->ix0 + s->kw - 1 + 2 * NR - 1 < s->W;
+}
+
+static void pack_panel_stride2_interior(const im2col_src *s, const pixel_run *u, const k_row *kt, int kc,
+                                        float *dst) {
+    const float *base = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0;
+    for (int k = 0; k < kc; k++, dst += NR) {
+        const int iy = u->iy0 + kt[k].ky;
+        if (iy < 0 || iy >= s->H) {
+            _mm256_store_ps(dst, _mm256_setzero_ps());
+            _mm256_store_ps(dst + 8, _mm256_setzero_ps());
+            continue;
+        }
+        const float *src = base + kt[k].off;
+        for (int h = 0; h < 2; h++, src += 16) {
+            const __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+            /* evens of a and b, per 128-bit lane: a0 a2 b0 b2 | a4 a6 b4 b6; then lanes in order */
+            const __m256 e = _mm256_shuffle_ps(a, b, 0x88);
+            _mm256_store_ps(dst + 8 * h, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8)));
+        }
+    }
+}
+
 /* Stride > 1, any panel: per run of lanes the stride-spaced inputs of an
  * input row come in by masked gathers (masked-off lanes read nothing and keep
  * 0), the same floats pack_panel_lanes places. */
@@ -272,7 +300,8 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
                 }
                 continue;
             }
-            pack_panel_strided(s, runs, nrun, kt, kn, d);
+            if (strided2_interior(s, runs, nrun)) pack_panel_stride2_interior(s, &runs[0], kt, kn, d);
+            else pack_panel_strided(s, runs, nrun, kt, kn, d);
             p += NR;
             continue;
 #endif
