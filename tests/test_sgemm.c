@@ -177,34 +177,36 @@ TEST(sgemm_deterministic_across_runs_and_threads) {
     }
 }
 
-/* at_sgemm's A * B^T with at most 8 rows (the FC layers at small batches)
- * runs as matrix-vector products; its bits must be the packed GEMM's
- * (at_sgemm_ex with the plain packers), or a layer's output would depend on
- * the batch size. K over one and several blocks, N off the 8-column groups,
- * beta 0 over NaN and beta 1, 1 and 2 threads. */
-TEST(sgemm_few_rows_times_bt_matches_the_packed_gemm_bit_for_bit) {
+/* at_sgemm's A * B^T and A * B with at most 8 rows (the FC layers' forward
+ * and data gradient at small batches) run as matrix-vector products; their
+ * bits must be the packed GEMM's (at_sgemm_ex with the plain packers), or a
+ * layer's output would depend on the batch size. K over one and several
+ * blocks, N off the 8-column groups, beta 0 over NaN and beta 1, 1 and 2
+ * threads. */
+TEST(sgemm_few_rows_times_b_or_bt_matches_the_packed_gemm_bit_for_bit) {
     static const int shapes[][3] = {{1, 1, 1}, {1, 4096, 1000}, {3, 37, 600}, {8, 64, 257}, {5, 13, 25088},
-                                    {2, 9, 7}, {8, 100, 3}};
-    for (int si = 0; si < 7; si++)
-        for (int bi = 0; bi < 2; bi++)
-            for (int T = 1; T <= 2; T++) {
-                int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-                float beta = bi ? 1.0f : 0.0f, alpha = bi ? 1.0f : 0.75f;
-                float *A = rand_buf((long)M * K), *B = rand_buf((long)N * K), *C0 = rand_buf((long)M * N);
-                float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
-                for (long i = 0; i < (long)M * N; i++) C1[i] = C2[i] = bi ? C0[i] : NAN;
-                int old = omp_get_max_threads();
-                omp_set_num_threads(T);
-                at_sgemm(0, 1, M, N, K, alpha, A, K, B, K, beta, C1, N);
-                at_matrix_operand ma = {A, K, 0}, mb = {B, K, 1};
-                at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-                at_gemm_output c = {C2, N, N, 0, NULL};
-                at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
-                omp_set_num_threads(old);
-                CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d beta=%g threads=%d differ", M, N,
-                       K, beta, T);
-                free(A), free(B), free(C0), free(C1), free(C2);
-            }
+                                    {2, 9, 7}, {8, 100, 3}, {1, 25088, 300}};
+    for (int tb = 0; tb < 2; tb++)
+        for (int si = 0; si < 8; si++)
+            for (int bi = 0; bi < 2; bi++)
+                for (int T = 1; T <= 2; T++) {
+                    int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                    float beta = bi ? 1.0f : 0.0f, alpha = bi ? 1.0f : 0.75f;
+                    float *A = rand_buf((long)M * K), *B = rand_buf((long)N * K), *C0 = rand_buf((long)M * N);
+                    float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+                    for (long i = 0; i < (long)M * N; i++) C1[i] = C2[i] = bi ? C0[i] : NAN;
+                    int old = omp_get_max_threads();
+                    omp_set_num_threads(T);
+                    at_sgemm(0, tb, M, N, K, alpha, A, K, B, tb ? K : N, beta, C1, N);
+                    at_matrix_operand ma = {A, K, 0}, mb = {B, tb ? K : N, tb};
+                    at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
+                    at_gemm_output c = {C2, N, N, 0, NULL};
+                    at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
+                    omp_set_num_threads(old);
+                    CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d beta=%g threads=%d trans_b=%d differ",
+                           M, N, K, beta, T, tb);
+                    free(A), free(B), free(C0), free(C1), free(C2);
+                }
 }
 
 /* A packed once (at_sgemm_pack_a, Winograd's transformed weights) gives the

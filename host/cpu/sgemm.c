@@ -723,6 +723,52 @@ static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *
         }
     }
 }
+
+/* C[M][N] = alpha * A[M][K] * B[K][N] + beta * C for M <= FEW_ROWS (the data
+ * gradient of a fully connected layer at small batches): B's rows streamed
+ * once, in their own order, 512 columns at a time into accumulators in L1,
+ * instead of packing all of B for a GEMM whose row panels would be mostly
+ * padding. Per K block (the same blocks) a chain of FMAs from zero in k
+ * order, then alpha * acc, then beta_blk * c + that by an FMA: the bits
+ * at_sgemm_ex computes. Threads take column groups. */
+#define FEW_ROWS_B_COLS 512
+static void few_rows_b(int M, int N, int K, int kcb, float alpha, const float *A, int lda, const float *B, int ldb,
+                       float beta, float *C, int ldc) {
+    int ngrp = (N + FEW_ROWS_B_COLS - 1) / FEW_ROWS_B_COLS;
+    long work = (long)M * N * K;
+#pragma omp parallel for schedule(dynamic, 1) if (work >= PARALLEL_MIN_MACS && !omp_in_parallel())
+    for (int g = 0; g < ngrp; g++) {
+        float acc[FEW_ROWS][FEW_ROWS_B_COLS] __attribute__((aligned(64)));
+        int j0 = g * FEW_ROWS_B_COLS, nj = imin(FEW_ROWS_B_COLS, N - j0), full = nj / 8 * 8;
+        __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(nj - full), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int pc = 0; pc < K; pc += kcb) {
+            int kc = imin(kcb, K - pc);
+            const float bb = pc == 0 ? beta : 1.0f;
+            for (int i = 0; i < M; i++) memset(acc[i], 0, sizeof acc[i]);
+            for (int k = 0; k < kc; k++) {
+                const float *br = B + (long)(pc + k) * ldb + j0;
+                for (int i = 0; i < M; i++) {
+                    const __m256 a = _mm256_broadcast_ss(A + (long)i * lda + pc + k);
+                    float *ar = acc[i];
+                    int j = 0;
+                    for (; j < full; j += 8)
+                        _mm256_store_ps(ar + j, _mm256_fmadd_ps(a, _mm256_loadu_ps(br + j), _mm256_load_ps(ar + j)));
+                    if (j < nj)
+                        _mm256_store_ps(ar + j, _mm256_fmadd_ps(a, _mm256_maskload_ps(br + j, tail), _mm256_load_ps(ar + j)));
+                }
+            }
+            for (int i = 0; i < M; i++) {
+                float *c = C + (long)i * ldc + j0;
+                for (int j = 0; j < nj; j += 8) {
+                    __m256i m = j < full ? _mm256_set1_epi32(-1) : tail;
+                    __m256 v = _mm256_mul_ps(_mm256_set1_ps(alpha), _mm256_load_ps(acc[i] + j));
+                    if (bb != 0.0f) v = _mm256_fmadd_ps(_mm256_set1_ps(bb), _mm256_maskload_ps(c + j, m), v);
+                    _mm256_maskstore_ps(c + j, m, v);
+                }
+            }
+        }
+    }
+}
 #endif
 
 size_t at_sgemm_packed_a_floats(int M, int K) { return (size_t)round_up(M, MR) * (K > 0 ? K : 0); }
@@ -740,6 +786,10 @@ void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 #ifdef AT_SGEMM_AVX2
     if (!trans_a && trans_b && M > 0 && M <= FEW_ROWS && N > 0 && K > 0 && alpha != 0.0f) {
         few_rows_bt(M, N, K, k_block(K), alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!trans_a && !trans_b && M > 0 && M <= FEW_ROWS && N > 0 && K > 0 && alpha != 0.0f) {
+        few_rows_b(M, N, K, k_block(K), alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #endif
