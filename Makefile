@@ -176,6 +176,7 @@ goldens:
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out tests/goldens/relevance
 	$(PYTHON) tools/make_perturb_goldens.py --out tests/goldens/perturb
 	PYTHONPATH=.peers $(PYTHON) tools/check_shipped_peers.py --images 2 --write-goldens tests/goldens/samples/pgc
+	$(PYTHON) tools/make_lcam_goldens.py --out tests/goldens/lcam
 
 test-oracle: attrib tests/run_tests
 	@$(PYTHON) -c "import torch" 2>/dev/null || { echo "test-oracle: torch not importable by $(PYTHON); install python3-torch"; exit 1; }
@@ -187,7 +188,8 @@ test-oracle: attrib tests/run_tests
 	$(PYTHON) tools/make_sample_goldens.py $(BUILD)/oracle/samples --model weights/resnet18_mini.safetensors
 	PYTHONPATH=.peers $(PYTHON) tools/make_relevance_goldens.py --out $(BUILD)/oracle/relevance
 	$(PYTHON) tools/make_perturb_goldens.py --out $(BUILD)/oracle/perturb
-	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match perturb_methods
+	$(PYTHON) tools/make_lcam_goldens.py --out $(BUILD)/oracle/lcam
+	ATTRIB_GOLDENS=$(BUILD)/oracle ./tests/run_tests golden methods_match cdrp_score shipped relevance_methods_match perturb_methods matches_pytorch_on_the_samples
 	@if PYTHONPATH=.peers $(PYTHON) -c "import captum" 2>/dev/null; then PYTHONPATH=.peers $(PYTHON) tools/check_grad_peers.py; \
 	  else echo "test-oracle: captum not in .peers (docs/methods.md#integrated-gradients): tools/check_grad_peers.py skipped"; fi
 	@if PYTHONPATH=.peers $(PYTHON) -c "import pytorch_grad_cam" 2>/dev/null; then PYTHONPATH=.peers $(PYTHON) tools/check_shipped_peers.py; \

@@ -48,6 +48,7 @@ extern "C" {
 #include "exec/backend.h"          /* at_backend: batched forward / gated / backward */
 #include "methods/cdrp.h"          /* CDRP / Score-CDRP routing paths */
 #include "methods/explain.h"       /* at_explain: one call for every map method */
+#include "methods/lcam.h"          /* L-CAM's trained module (at_lcam_load) */
 #include "methods/maps.h"          /* upsampling, min-max, softmax, argmax */
 #include "methods/paths.h"         /* path Score-CAM, pathway gradients */
 #include "metrics/gate_stats.h"    /* per-layer statistics of path gates */

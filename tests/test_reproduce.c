@@ -77,6 +77,7 @@ static const char *const REPORT_MUST_HAVE[] = {
     "## Seed 004", "Grad-CAM++", "76.7", "Score-CAM | ours",
     "fig3-4_6_path_heatmaps.png", "fig5_pathway_gradients.png",
     "model SHA-256", "engine | attrib", "backend | cpu", "## Steps and wall time",
+    "## L-CAM (seed 002)", "| L-CAM | 1 | 0 |", "AD q=85", "| RISE | 201 | 0 |",
     "## Every method on the same images", "RISE with 200 masks",
     "FAFRP | paper | 67.9", "FAFRP | ours |", "Grad-CAM − FAFRP |", "(+8.8)", "**AD raw** (lower is better): seed FAFRP < "
     "Grad-CAM < Grad-CAM++ < Mask; ours ", "## Sanity check: model-parameter randomisation", "| classifier.6 |",

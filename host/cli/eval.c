@@ -36,6 +36,9 @@ static const char *const HELP =
     "  --mask-space unit|normalized  mult masking on the [0,1] image (default) or the\n"
     "                      normalised tensor (pytorch-grad-cam)\n"
     "  --proportions LIST  top-p sweep in %% (default 5,10,15,20,30,40,50,60,70,80,90,100)\n"
+    "  --zero-lowest LIST  ad-ic with L-CAM's soft masking: the map with its lowest Q %% of\n"
+    "                      pixels zeroed masks the image (Q counts what is removed; e.g.\n"
+    "                      0,50,70,85; any 0..100; not with top-p)\n"
     "  --ad absolute       pytorch-grad-cam's absolute Average Drop (default relative)\n"
     "  --tolerance PX      pointing-game tolerance at 224 px (default 15; 0 = none)\n"
     "  --pg-average image|class  pointing: the mean over images (default), or TorchRay's\n"
@@ -62,6 +65,11 @@ static int set_proportions(void *args, const char *opt, const char *v) {
     return cli_parse_doubles(opt, v, 0.01, 100, a->props, EVAL_MAX_PROPS, &a->n_props);
 }
 
+static int set_zero_lowest(void *args, const char *opt, const char *v) {
+    eval_args *a = args;
+    return cli_parse_doubles(opt, v, 0, 100, a->zero_lowest, EVAL_MAX_PROPS, &a->n_zero_lowest);
+}
+
 #define ARG(f) offsetof(eval_args, f)
 static const cli_option options[] = {
     {.name = "--json", .type = CLI_FLAG, .off = ARG(json)},
@@ -78,6 +86,7 @@ static const cli_option options[] = {
     {.name = "--mask-space", .type = CLI_CHOICE, .off = ARG(space_normalized), .choices = "unit|normalized"},
     {.name = "--ad", .type = CLI_CHOICE, .off = ARG(ad_absolute), .choices = "relative|absolute"},
     {.name = "--proportions", .type = CLI_CALL, .fn = set_proportions},
+    {.name = "--zero-lowest", .type = CLI_CALL, .fn = set_zero_lowest},
     {.name = "--tolerance", .type = CLI_DOUBLE, .off = ARG(tolerance), .lo = 0, .hi = 1000},
     {.name = "--steps", .type = CLI_INT, .off = ARG(steps), .lo = 2, .hi = 10000},
     {.name = "--pg-average", .type = CLI_CHOICE, .off = ARG(pg_class), .choices = "image|class"},
@@ -99,6 +108,8 @@ static int parse(eval_args *a, int argc, char **argv) {
     if (a->metric == EVAL_NONE) return at_fail("--metric", "is required (see attrib eval --help)");
     if (!a->maps) return at_fail("--maps", "is required (explain's output folder)");
     if (a->resume && a->overwrite) return at_fail("--overwrite", "and --resume exclude each other");
+    if (a->n_zero_lowest && a->metric != EVAL_AD_IC) return at_fail("--zero-lowest", "is a masking mode of ad-ic");
+    if (a->n_zero_lowest && a->topp) return at_fail("--zero-lowest", "and --mask-mode top-p exclude each other");
     if (a->pg_class && a->metric != EVAL_POINTING)
         return at_fail("--pg-average", "applies to --metric pointing only");
     if (a->metric != EVAL_MPRT && (a->mprt_control || a->mprt_mode || a->mprt_seed))

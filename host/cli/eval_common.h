@@ -24,6 +24,8 @@ typedef struct {
     int scorer_path, logit, topp, space_normalized, ad_absolute;
     double props[EVAL_MAX_PROPS];
     int n_props;
+    double zero_lowest[EVAL_MAX_PROPS]; /* --zero-lowest: L-CAM's soft masking at these q % */
+    int n_zero_lowest;
     double tolerance;
     int steps;
     int json, resume, overwrite, quiet;

@@ -73,7 +73,12 @@ static void set_terms(eval_ctx *c) {
     switch (a->metric) {
     case EVAL_CONFIDENCE: TERM("orig_conf"); TERM("path_conf"); break;
     case EVAL_AD_IC:
-        if (!a->topp) {
+        if (a->n_zero_lowest) {
+            for (int q = 0; q < a->n_zero_lowest; q++) {
+                TERM("AD@zero%g", a->zero_lowest[q]);
+                TERM("IC@zero%g", a->zero_lowest[q]);
+            }
+        } else if (!a->topp) {
             TERM("AD");
             TERM("IC");
         } else
@@ -215,6 +220,8 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
     }
     case EVAL_AD_IC: {
         at_drop_options d = {.props = a->topp ? a->props : NULL, .n_props = a->n_props,
+                             .zero_lowest = a->n_zero_lowest ? a->zero_lowest : NULL,
+                             .n_zero_lowest = a->n_zero_lowest,
                              .space_normalized = a->space_normalized, .absolute = a->ad_absolute};
         if (at_drop_terms(&sc, x, map, &d, e->cls, terms)) goto out;
         break;
@@ -407,6 +414,8 @@ static void print_summary(const eval_ctx *c, const method_rows *rows, int n_rows
 static void options_key(const eval_args *a, char *buf, size_t cap) {
     size_t o = snprintf(buf, cap, "%s,%s,%s", a->logit ? "logit" : "prob", a->scorer_path ? "path" : "original",
                         a->topp ? "top-p" : a->space_normalized ? "mult-normalized" : "mult");
+    for (int q = 0; a->metric == EVAL_AD_IC && q < a->n_zero_lowest && o < cap; q++)
+        o += snprintf(buf + o, cap - o, "%s%g", q ? "/" : ",zero-lowest", a->zero_lowest[q]);
     if (a->metric == EVAL_AD_IC && a->ad_absolute) o += snprintf(buf + o, cap - o, ",absolute");
     if (a->metric == EVAL_POINTING) o += snprintf(buf + o, cap - o, ",tol%g%s", a->tolerance, a->pg_class ? ",strict" : "");
     if (a->metric == EVAL_LOCALISATION) o += snprintf(buf + o, cap - o, ",thr%g,iou%g", a->loc_threshold, a->iou_min);

@@ -12,6 +12,7 @@
 #include "explain_paths.h"
 #include "io/image.h"
 #include "methods/explain.h"
+#include "methods/lcam.h"
 #include "methods/relevance.h"
 #include "preprocess/pipeline.h"
 #include "output/progress.h"
@@ -31,12 +32,12 @@ static const char *const HELP =
     "                      guided-backprop | deconvnet | guided-gradcam | input-x-gradient |\n"
     "                      integrated-gradients | smoothgrad | eb | c-eb | lrp | clrp | fafrp |\n"
     "                      layercam | xgradcam | hirescam | ablation-cam | eigencam |\n"
-    "                      rise | occlusion | meaningful-perturbation;\n"
+    "                      rise | occlusion | meaningful-perturbation | lcam;\n"
     "                      formulas, defaults and cost in docs/methods.md (#score-cam,\n"
     "                      #grad-cam-and-grad-cam, #gradient-saliency, #guided-backprop-and-deconvnet,\n"
     "                      #excitation-backprop, #lrp, #fafrp, #layercam, #xgrad-cam, #hirescam,\n"
     "                      #ablation-cam, #eigencam, #rise, #occlusion,\n"
-    "                      #meaningful-perturbation)\n"
+    "                      #meaningful-perturbation, #l-cam)\n"
     "  --variant V         authors | pgc | torchcam: whose conventions a CAM follows\n"
     "                      (upsampling, mask normalisation, channel score; default authors;\n"
     "                      docs/methods.md#conventions-where-papers-and-peers-disagree).\n"
@@ -52,6 +53,8 @@ static const char *const HELP =
     "                      epsilon | gamma | alpha-beta\n"
     "  --lrp-alpha A       alpha of the alpha-beta rule, beta = A - 1 (default 2)\n"
     "  --lrp-gamma G       gamma of the gamma rule (default 0.25)\n"
+    "  --lcam FILE         lcam: the trained module (default <model>.lcam.safetensors\n"
+    "                      beside the model; tools/train_lcam.py); it fixes the layer\n"
     "  --class C           class index to explain, 'predicted' (default), or 'truth':\n"
     "                      the ground truth from --annotations\n"
     "  --annotations PATH  images.csv (NIPS 2017 layout) or an ILSVRC XML folder\n"
@@ -73,7 +76,7 @@ typedef struct {
     path_args path;
     perturb_args perturb;
     grad_args grad;
-    const char *layer_spec, *out_dir, *annotations;
+    const char *layer_spec, *out_dir, *annotations, *lcam_path;
     int layer_given;
     long cls; /* -1 predicted, -2 ground truth */
     int resume, overwrite, strict, no_overlay, quiet;
@@ -132,6 +135,7 @@ static const cli_option options[] = {
     {.name = "--lrp-gamma", .type = CLI_CALL, .fn = set_lrp_number},
     {.name = "--class", .type = CLI_CALL, .fn = set_class},
     {.name = "--annotations", .type = CLI_STR, .off = ARG(annotations)},
+    {.name = "--lcam", .type = CLI_STR, .off = ARG(lcam_path)},
     {.name = "--out", .type = CLI_STR, .off = ARG(out_dir)},
     {.name = "--list", .type = CLI_CALL, .fn = add_list},
     {.name = "--dir", .type = CLI_CALL, .fn = add_dir},
@@ -172,6 +176,9 @@ static int parse_args(explain_args *a, int argc, char **argv) {
     if (a->ex.contrast_layer && me != AT_METHOD_CEB) return at_fail("--contrast-layer", "is c-eb's option");
     if ((a->ex.lrp_rule || a->ex.lrp_alpha || a->ex.lrp_gamma) && !lrp)
         return at_fail("--lrp-rule", "--lrp-rule, --lrp-alpha and --lrp-gamma are lrp's and clrp's options");
+    if (a->lcam_path && me != AT_METHOD_LCAM) return at_fail("--lcam", "is lcam's option");
+    if (a->layer_given && me == AT_METHOD_LCAM)
+        return at_fail("--layer", "lcam reads the layer its module was trained on (--lcam FILE)");
     if (a->layer_given && (lrp || me == AT_METHOD_FAFRP))
         return at_fail("--layer", "%s explains from the input; it reads no layer", at_method_name(me));
     if (!at_method_has_variant(a->ex.method, a->ex.variant))
@@ -232,6 +239,12 @@ static void map_settings(const explain_args *a, const at_model *m, const at_back
     char perturb[160];
     perturb_settings(a->ex.method, &a->perturb, perturb, sizeof perturb);
     if (perturb[0] && o < cap) o += snprintf(buf + o, cap - o, "%s%s", o ? "." : "", perturb);
+    if (a->lcam_path && o < cap) { /* a module other than the default: its file's stem */
+        const char *base = strrchr(a->lcam_path, '/');
+        base = base ? base + 1 : a->lcam_path;
+        const char *dot = strstr(base, ".lcam.safetensors");
+        o += snprintf(buf + o, cap - o, "%slcam-%.*s", o ? "." : "", dot ? (int)(dot - base) : (int)strlen(base), base);
+    }
     if (be->precision != AT_PRECISION_FP32 && o < cap)
         snprintf(buf + o, cap - o, "%s%s", o ? "." : "", at_precision_name(be->precision));
     grad_settings(m, &a->ex, buf, cap);
@@ -279,6 +292,7 @@ static char *results_line(const explain_args *a, const at_model *m, const at_bac
     at_jsonw_str(&w, "overlay", png);
     at_jsonw_bool(&w, "flat_map", r->flat_map);
     if (a->ex.method == AT_METHOD_SCORECAM) at_jsonw_int(&w, "flat_channels", r->flat_channels);
+    if (a->ex.lcam) at_jsonw_str(&w, "lcam_module", a->ex.lcam->path);
     at_jsonw_int(&w, "forwards", r->forwards);
     grad_results_fields(&w, m, &a->ex, r);
     at_jsonw_num(&w, "ms", ms); /* the batch's wall time per image */
@@ -365,6 +379,7 @@ int cmd_explain(int argc, char **argv) {
     at_model *m = NULL;
     at_backend *be = NULL;
     at_results *res = NULL;
+    at_lcam *lcam = NULL;
     char **stems = NULL;
     path_reuse reuse = {0};
     path_summary summary;
@@ -383,6 +398,16 @@ int cmd_explain(int argc, char **argv) {
         }
     } else {
         a.ex.layer = -1;
+    }
+    if (!a.is_path && a.ex.method == AT_METHOD_LCAM) {
+        char dflt[1100];
+        at_lcam_default_path(m, dflt, sizeof dflt);
+        if (at_lcam_load(m, a.lcam_path ? a.lcam_path : dflt, &lcam)) {
+            cli_error();
+            goto out;
+        }
+        a.ex.lcam = lcam;
+        snprintf(layer_names, sizeof layer_names, "%s", lcam->layer_name);
     }
     int eb_readout = -1;
     if (!a.is_path && (a.ex.method == AT_METHOD_EB || a.ex.method == AT_METHOD_CEB)) {
@@ -411,7 +436,7 @@ int cmd_explain(int argc, char **argv) {
         rc = EXIT_USAGE;
         goto out;
     }
-    const char *layer_name = a.ex.layer >= 0 ? layer_names : eb_readout >= 0 ? m->layers[eb_readout].name : "";
+    const char *layer_name = a.ex.layer >= 0 || lcam ? layer_names : eb_readout >= 0 ? m->layers[eb_readout].name : "";
     char tag[64], settings[200], name[300];
     if (a.is_path) {
         path_method_tag(a.pm, &a.path, tag, sizeof tag);
@@ -607,6 +632,7 @@ out:
     free(stems);
     path_reuse_free(&reuse);
     perturb_args_free(&a.perturb);
+    at_lcam_free(lcam);
     at_results_close(res);
     at_backend_destroy(be);
     at_model_free(m);

@@ -346,7 +346,8 @@ static int run_all(rp_state *s) {
         }
     if (c->seed004 && rp_seed004_steps(s)) return AT_ERR;
     if (c->mprt && rp_mprt_steps(s)) return AT_ERR;
-    return c->methods ? rp_methods_steps(s) : AT_OK;
+    if (c->methods && rp_methods_steps(s)) return AT_ERR;
+    return c->lcam ? rp_lcam_steps(s) : AT_OK;
 }
 
 int rp_python_tool(rp_state *s, const char *name, const char *script, const char *const *args, char *note,
@@ -525,7 +526,7 @@ int cmd_reproduce(int argc, char **argv) {
     snprintf(logs, sizeof logs, "%s/logs", c.out);
     rc = EXIT_BAD_INPUT;
     if (at_output_dir_prepare(logs) || at_output_dir_prepare(s.run.maps) ||
-        (c.methods && at_output_dir_prepare(s.run.methods_dir)) || install_signal_forwarding() ||
+        ((c.methods || c.lcam) && at_output_dir_prepare(s.run.methods_dir)) || install_signal_forwarding() ||
         run_all(&s)) {
         cli_error();
         goto done;

@@ -15,6 +15,14 @@
 #define RP_MAX_STEPS 160
 #define RP_MAX_ARGS 32
 #define RP_MAX_METHODS 40
+#define RP_MAX_LCAM_Q 8
+
+/* The L-CAM comparison (config "lcam", host/cli/reproduce_lcam.c): on the
+ * methods table's images and maps, AD / IC with L-CAM's soft masking. */
+typedef struct {
+    double q[RP_MAX_LCAM_Q]; /* eval --zero-lowest, % removed */
+    int n_q;
+} rp_lcam_config;
 
 /* The JSON config (reproduce/config.json documents every key). Paths are
  * relative to the working directory, as on the command line. */
@@ -28,7 +36,7 @@ typedef struct {
     int n_path;             /* CDRP / Score-CDRP experiments: first K of those */
     int n_figure;           /* qualitative grids: first G of those */
     char *out, *report;
-    int table1, table2, fig7, seed004, figures, methods; /* experiments to run */
+    int table1, table2, fig7, seed004, figures, methods, lcam; /* experiments to run */
     int n_method_images;                        /* "methods" table: first M of the CAM images */
     char *method_list[RP_MAX_METHODS];          /* its methods (default: every single-map method) */
     int n_method_list;
@@ -38,6 +46,7 @@ typedef struct {
     char *mprt_methods[RP_MAX_METHODS];         /* its methods (default: reproduce_mprt.c's list) */
     int n_mprt_methods;
     long mprt_seed;                             /* the re-initialisation's seed */
+    rp_lcam_config lc;                          /* the L-CAM comparison */
     char *path_opts[RP_MAX_ARGS];               /* "--preset", "zhu2024", ... for cdrp and score-cdrp */
     int n_path_opts;
     double props[RP_MAX_PROPS];
@@ -71,6 +80,7 @@ typedef struct {
     cli_paths mprt;                      /* the sanity check's images, its folder OUT/mprt-KEY, list */
     char mprt_dir[4300], mprt_list[4400];
     char mprt_png[4400], mprt_note[512]; /* its plot, or why it was skipped */
+    char lcam_eval_key[160];             /* the L-CAM comparison's eval class_option key */
 } rp_run;
 
 /* The running reproduce (host/cli/reproduce.c). */
@@ -127,6 +137,12 @@ rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n);
 /* "68.41 [66.20, 70.52]" with `dec` decimals (signed when `sign`); "–" without values. */
 const char *rp_fmt(char *buf, size_t cap, rp_stat s, int dec, int sign);
 int rp_methods_report(FILE *f, const rp_run *r);
+
+/* The L-CAM comparison's steps and report section (host/cli/reproduce_lcam.c). */
+int rp_lcam_steps(rp_state *s);
+/* 1 when the run's model has its L-CAM module beside it (path: its name). */
+int rp_lcam_module(const rp_run *r, char *path, size_t cap);
+int rp_lcam_report(FILE *f, const rp_run *r);
 
 /* Reads the config (AT_ERR naming the file and key); defaults for what it
  * leaves out. rp_config_free releases it (also after a failed load). */

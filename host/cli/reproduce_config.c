@@ -111,7 +111,7 @@ static int parse_data(rp_config *c, const at_json *d) {
 
 static int parse_experiments(rp_config *c, const at_json *e) {
     if (!e) {
-        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = c->mprt = 1;
+        c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = c->mprt = c->lcam = 1;
         return AT_OK;
     }
     if (e->type != AT_JSON_ARRAY || !e->n) return cfg_fail(c, "experiments", "must be a non-empty list");
@@ -124,7 +124,8 @@ static int parse_experiments(rp_config *c, const at_json *e) {
         else if (!strcmp(s, "figures")) c->figures = 1;
         else if (!strcmp(s, "methods")) c->methods = 1;
         else if (!strcmp(s, "mprt")) c->mprt = 1;
-        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures, methods, mprt");
+        else if (!strcmp(s, "lcam")) c->lcam = 1;
+        else return cfg_fail(c, "experiments", "items are table1, table2, fig7, seed004, figures, methods, mprt, lcam");
     }
     return AT_OK;
 }
@@ -196,6 +197,20 @@ static int parse_mprt(rp_config *c, const at_json *o) {
     return AT_OK;
 }
 
+/* "lcam": {"zero_lowest": [0, 50, 70, 85]}: the L-CAM comparison's q values
+ * (it runs on the methods table's images and maps). */
+static int parse_lcam(rp_config *c, const at_json *o) {
+    static const char *const known[] = {"zero_lowest", NULL};
+    static const double q[] = {0, 50, 70, 85};
+    memcpy(c->lc.q, q, sizeof q);
+    c->lc.n_q = 4;
+    if (!o) return AT_OK;
+    if (check_keys(c, o, "lcam", known) ||
+        get_numbers(c, o, "zero_lowest", 0, 100, c->lc.q, RP_MAX_LCAM_Q, &c->lc.n_q))
+        return AT_ERR;
+    return AT_OK;
+}
+
 static int parse_eval(rp_config *c, const at_json *o) {
     static const char *const known[] = {"proportions", "fig7_score", "scorer", "bootstrap_reps", "bootstrap_seed", NULL};
     if (!o) return AT_OK;
@@ -244,7 +259,7 @@ int rp_config_load(const char *path, rp_config *c) {
     at_json *j = NULL;
     if (at_json_parse(text, len, &j)) return at_fail_prefix(path);
     static const char *const known[] = {"title", "model", "data", "images", "path_images", "figure_images", "out",
-                                        "report", "experiments", "cdrp", "eval", "pathway_rates", "methods", "mprt",
+                                        "report", "experiments", "cdrp", "eval", "pathway_rates", "methods", "mprt", "lcam",
                                         NULL};
     long n_img = 0, n_path = 0, n_fig = c->n_figure;
     int rc = check_keys(c, j, "config", known) || get_str(c, j, "title", &c->title) ||
@@ -255,7 +270,8 @@ int rp_config_load(const char *path, rp_config *c) {
                      get_numbers(c, j, "pathway_rates", 0, 1, c->rates, RP_MAX_RATES, &c->n_rates) ||
                      parse_experiments(c, at_json_get(j, "experiments")) ||
                      parse_path_opts(c, at_json_get(j, "cdrp")) || parse_eval(c, at_json_get(j, "eval")) ||
-                     parse_methods(c, at_json_get(j, "methods")) || parse_mprt(c, at_json_get(j, "mprt"))
+                     parse_methods(c, at_json_get(j, "methods")) || parse_mprt(c, at_json_get(j, "mprt")) ||
+                     parse_lcam(c, at_json_get(j, "lcam"))
                  ? AT_ERR
                  : AT_OK;
     if (!rc) {

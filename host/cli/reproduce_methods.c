@@ -16,21 +16,24 @@
 const char *const rp_mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "logit", "--mp-l1", "0.02",
                                   "--mp-tv", "1", NULL};
 
-/* The table's methods: the config's list, or every method explain has. */
-static int method_list(const rp_config *c, const char **out) {
+/* The table's methods: the config's list, or every method explain has
+ * (lcam only where a trained module lies beside the model). */
+static int method_list(const rp_run *r, const char **out) {
+    const rp_config *c = r->cfg;
     if (c->n_method_list) {
         for (int i = 0; i < c->n_method_list; i++) out[i] = c->method_list[i];
         return c->n_method_list;
     }
     int n = 0;
-    for (int m = 0; m < AT_METHOD_COUNT && n < RP_MAX_METHODS; m++) out[n++] = at_method_name((at_method)m);
+    for (int m = 0; m < AT_METHOD_COUNT && n < RP_MAX_METHODS; m++)
+        if (m != AT_METHOD_LCAM || rp_lcam_module(r, NULL, 0)) out[n++] = at_method_name((at_method)m);
     return n;
 }
 
 int rp_methods_steps(rp_state *s) {
     const rp_config *c = s->run.cfg;
     const char *methods[RP_MAX_METHODS];
-    int n = method_list(c, methods);
+    int n = method_list(&s->run, methods);
     char name[128], rise_n[32];
     snprintf(rise_n, sizeof rise_n, "%ld", c->rise_n);
     const char *rise_opts[] = {"--rise-n", rise_n, NULL};
@@ -65,7 +68,7 @@ int rp_methods_report(FILE *f, const rp_run *r) {
     const cli_paths *im = &r->methods;
     int n = im->n;
     const char *methods[RP_MAX_METHODS];
-    int n_methods = method_list(c, methods);
+    int n_methods = method_list(r, methods);
     char results[4400], ad_file[4400], pg_file[4400];
     snprintf(results, sizeof results, "%s/results.jsonl", r->methods_dir);
     snprintf(ad_file, sizeof ad_file, "%s/eval.ad-ic.jsonl", r->methods_dir);

@@ -452,6 +452,7 @@ int rp_write_report(const rp_run *r) {
     if (c->seed004 && !rc) rc = rp_seed004_report(f, r);
     if (c->mprt && !rc) rc = rp_mprt_report(f, r, dir);
     if (c->methods && !rc) rc = rp_methods_report(f, r);
+    if (c->lcam && !rc) rc = rp_lcam_report(f, r);
     if (c->figures && !rc) rc = figures(f, r, dir);
     if (!rc) steps_table(f, r);
     if (fclose(f) && !rc) rc = at_fail(tmp, "write error");
@@ -463,3 +464,4 @@ int rp_write_report(const rp_run *r) {
     overlays = NULL, n_overlays = 0;
     return rc;
 }
+

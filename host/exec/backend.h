@@ -187,6 +187,14 @@ int at_rule_axpby(at_rule_call *c, float alpha, const float *a, float beta, cons
 /* Host floats into a backend buffer (constant inputs such as LRP's z^B bounds). */
 int at_rule_upload(at_rule_call *c, const float *host, long n, float *dst);
 
+/* y = conv(x) + b (stride 1, no ReLU) with parameters that are not the
+ * model's, e.g. L-CAM's 1x1 head (docs/methods.md#l-cam): w [K][C][k][k],
+ * b [K], host x [n][C][H][W] -> host y [n][K][H+2pad-k+1][W+2pad-k+1], on
+ * the backend's conv op at its precision. Each distinct parameter set is
+ * prepared on first use and kept (a copy) until the backend is destroyed. */
+int at_extra_conv(at_backend *be, const float *w, const float *b, int K, int C, int k, int pad, const float *x, int n,
+                  int H, int W, float *y);
+
 /* Backend memory allocated now (weights, activation arena): on a GPU the
  * device memory the backend holds, the peak so far as the arena only grows. */
 size_t at_memory_in_use(at_backend *be);

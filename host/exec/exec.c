@@ -568,6 +568,7 @@ void at_exec_destroy(at_backend *be) {
     if (s) {
         if (s->ctx) s->ops->destroy(s->ctx); /* frees every buffer it handed out; records no error */
         at_exec_rules_free(s);             /* the host parameters the backend's were prepared from */
+        at_exec_extra_free(s);
         free(s->conv), free(s->lin), free(s->out), free(s->aux), free(s->row_src), free(s->row_slot), free(s->held);
         at_exec_graph_free(&s->g);
         free(s);

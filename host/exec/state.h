@@ -31,6 +31,8 @@ typedef struct {
     int gate_rows, keep, gated_keep, gathered, patch_channels, keep_pre;
 } call_shape;
 
+typedef struct exec_extra_conv exec_extra_conv; /* host/exec/extra_conv.c */
+
 typedef struct {
     const at_model *m;
     exec_graph g;
@@ -64,6 +66,7 @@ typedef struct {
     int n_thost, thost_cap;
     float *rule_scratch;
     size_t rule_scratch_floats;
+    exec_extra_conv *extra; /* convolutions outside the model (at_extra_conv) */
 } exec_state;
 
 
@@ -80,5 +83,6 @@ struct at_rule_call {
 };
 int at_exec_rule_scratch_ready(exec_state *s, int n);
 void at_exec_rules_free(exec_state *s);
+void at_exec_extra_free(exec_state *s);
 
 #endif

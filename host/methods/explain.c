@@ -40,6 +40,7 @@ int at_explain(at_backend *be, const at_explain_options *opt, const float *input
     case AT_METHOD_RISE: return at_rise(be, opt, inputs, n, r);
     case AT_METHOD_OCCLUSION: return at_occlusion(be, opt, inputs, n, r);
     case AT_METHOD_MEANINGFUL: return at_meaningful_perturbation(be, opt, inputs, n, r);
+    case AT_METHOD_LCAM: return at_lcam_explain(be, opt, inputs, n, r);
     default: return at_fail("method", "unknown method %d", opt->method);
     }
 }

@@ -34,6 +34,7 @@ typedef enum {
     AT_METHOD_RISE,         /* docs/methods.md#rise */
     AT_METHOD_OCCLUSION,    /* docs/methods.md#occlusion */
     AT_METHOD_MEANINGFUL,   /* docs/methods.md#meaningful-perturbation */
+    AT_METHOD_LCAM,         /* a trained 1x1 conv's class map in one forward (docs/methods.md#l-cam) */
     AT_METHOD_COUNT
 } at_method;
 
@@ -96,6 +97,7 @@ typedef struct {
     float lrp_alpha;            /* alpha-beta's alpha (beta = alpha - 1); 0: 2 */
     float lrp_gamma;            /* 0: 0.25 */
     const at_perturb_options *perturb; /* RISE, occlusion, meaningful perturbation; NULL = defaults */
+    const struct at_lcam *lcam;        /* L-CAM's module (methods/lcam.h, at_lcam_load); it fixes the layer */
 } at_explain_options;
 
 typedef struct {
@@ -202,6 +204,7 @@ int at_ablationcam(at_backend *be, const at_explain_options *opt, const float *i
 int at_eigencam(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_rise(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_occlusion(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
+int at_lcam_explain(at_backend *be, const at_explain_options *opt, const float *inputs, int n, at_explain_result *r);
 int at_meaningful_perturbation(at_backend *be, const at_explain_options *opt, const float *inputs, int n,
                                at_explain_result *r);
 

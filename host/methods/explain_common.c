@@ -13,7 +13,8 @@ static const char *const method_names[AT_METHOD_COUNT] = {
     "scorecam",       "gradcam",          "gradcam++",            "saliency",   "contrastive", "guided-backprop",
     "deconvnet",      "guided-gradcam",   "input-x-gradient",     "integrated-gradients", "smoothgrad", "eb",
     "c-eb",           "lrp",              "clrp",                 "fafrp",      "layercam",    "xgradcam",
-    "hirescam",       "ablation-cam",     "eigencam",             "rise",       "occlusion",   "meaningful-perturbation"};
+    "hirescam",       "ablation-cam",     "eigencam",             "rise",       "occlusion",   "meaningful-perturbation",
+    "lcam"};
 static const char *const variant_names[] = {"authors", "pgc", "torchcam"};
 
 int at_method_parse(const char *name, at_method *out) {

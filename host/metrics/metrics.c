@@ -218,6 +218,21 @@ void at_topp_mask(const float *map, long n, double p_percent, float *mask) {
     }
 }
 
+int at_zero_lowest_mask(const float *map, long n, double q_percent, float *mask) {
+    if (!(q_percent >= 0.0 && q_percent <= 100.0))
+        return at_fail("zero-lowest", "%g is not a percentage in [0, 100]", q_percent);
+    const long k = at_topp_count(n, q_percent);
+    int *order = k > 0 && k < n ? malloc(sizeof(int) * n) : NULL;
+    if (k > 0 && k < n && !order) return at_fail("zero-lowest", "out of memory");
+    for (long i = 0; i < n; i++) mask[i] = k == n ? 0.0f : map[i];
+    if (order) {
+        at_deletion_order(map, n, order);
+        for (long j = n - k; j < n; j++) mask[order[j]] = 0.0f;
+    }
+    free(order);
+    return AT_OK;
+}
+
 /* ------------------------------------------------------- score changes */
 
 double at_average_drop(const double *y, const double *o, int n, int relative, int *skipped) {

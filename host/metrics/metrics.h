@@ -33,6 +33,13 @@ long at_topp_count(long n, double p_percent);
  * elsewhere. Needs no memory beyond mask; map and mask must not alias. */
 void at_topp_mask(const float *map, long n, double p_percent, float *mask);
 
+/* L-CAM's soft masking (docs/methods.md#average-drop-and-increase-in-confidence, `--zero-lowest`): the
+ * at_topp_count(n, q) pixels that come last in at_deletion_order (the lowest
+ * values, ties: the higher index goes first) get 0, every other pixel keeps its
+ * map value as its weight. q counts what is removed (top-p's p what is kept).
+ * AT_ERR naming "zero-lowest" when q is not in [0, 100], or out of memory. */
+int at_zero_lowest_mask(const float *map, long n, double q_percent, float *mask);
+
 /* Pixel indices by decreasing map value, ties by increasing index (a total
  * order, so the result is unique); NaN ranks with -inf, last. RISE
  * deletion/insertion (Petsiuk et al. 2018) removes/inserts in this order. */

@@ -58,13 +58,15 @@ int at_drop_terms(const at_scorer *s, const float *x, const float *map, const at
                   double *terms) {
     const at_model *m = s->be->model;
     long hw = (long)m->in_h * m->in_w;
-    int k = o->props ? o->n_props : 1;
-    if (k < 1) return at_fail("proportions", "none given");
+    if (o->props && o->zero_lowest) return at_fail("zero-lowest", "soft masking and top-p exclude each other");
+    int k = o->props ? o->n_props : o->zero_lowest ? o->n_zero_lowest : 1;
+    if (k < 1) return at_fail(o->zero_lowest ? "zero-lowest" : "proportions", "none given");
     float *masks = malloc(sizeof(float) * hw * k);
     double *scores = malloc(sizeof(double) * (k + 1));
     int rc = masks && scores ? AT_OK : at_fail("scoring", "out of memory");
     for (int p = 0; rc == AT_OK && p < k; p++) {
         if (o->props) at_topp_mask(map, hw, o->props[p], masks + hw * p);
+        else if (o->zero_lowest) rc = at_zero_lowest_mask(map, hw, o->zero_lowest[p], masks + hw * p);
         else memcpy(masks + hw * p, map, sizeof(float) * hw);
     }
     /* top-p keeps pixels and sets the rest to the mean colour: 0 after normalisation */

@@ -25,13 +25,16 @@ int at_score_rows(const at_scorer *s, const float *rows, int k, int cls, double 
 typedef struct {
     const double *props; /* top-p proportions in percent; NULL: the map itself masks */
     int n_props;
+    const double *zero_lowest; /* L-CAM's soft masking: the map with its lowest q % zeroed, per q in
+                                * percent (at_zero_lowest_mask); NULL: none. Excludes props */
+    int n_zero_lowest;
     int space_normalized; /* the map masks the normalised input (0 = the mean colour) */
     int absolute;         /* the absolute drop 100 max(0, Y-O) (pytorch-grad-cam) */
 } at_drop_options;
 
 /* One image's AD and IC terms (at_average_drop / at_increase_confidence over
- * its pair): terms[2p] = AD, terms[2p+1] = IC for each proportion p (one pair
- * without props); both NaN where the pair is skipped (a relative drop from a
+ * its pair): terms[2p] = AD, terms[2p+1] = IC for each proportion p, or each
+ * zero_lowest q (one pair without either); both NaN where the pair is skipped (a relative drop from a
  * score <= 0). map [H][W] in [0,1]. */
 int at_drop_terms(const at_scorer *s, const float *x, const float *map, const at_drop_options *o, int cls,
                   double *terms);
