@@ -146,7 +146,7 @@ def fold_bn_logits(model, imgs, mean, std):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3, help="OneCycle peak (AdamW)")
     p.add_argument("--wd", type=float, default=5e-4)
@@ -155,7 +155,7 @@ def main(argv=None):
     p.add_argument("--test-count", type=int, default=2000)
     p.add_argument("--stat-count", type=int, default=2000,
                    help="train scenes (128 px) used for the normalisation mean/std")
-    p.add_argument("--eval-every", type=int, default=400)
+    p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=1,
                    help="1: a second OpenMP thread stalls at barriers when the cores are shared")
     p.add_argument("--workers", type=int, default=1, help="scene-generating processes")
