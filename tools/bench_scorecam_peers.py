@@ -8,7 +8,10 @@ torchcam's ScoreCAM on the same network shape (random weights) and inputs.
       [--device cpu|cuda] [--backend cpu|cuda] [--threads N]
 
 Prints seconds per image for each tool and the ratio peer / attrib (> 1:
-attrib is faster). pytorch-grad-cam runs its default batch of 16 masked
+attrib is faster), in wall time and in CPU time (every thread's, the whole
+attrib process's, start-up included): on a machine other jobs share, wall
+times swing with the load while the CPU seconds a map takes stay put (run
+with OMP_WAIT_POLICY=passive, so that no side's threads spin). pytorch-grad-cam runs its default batch of 16 masked
 inputs, torchcam its default batch of 32; both on the last conv's ReLU
 (VGG) or layer4 (resnet18_mini: the shipped file itself, 192 px, 128
 channels, rebuilt by tools/predict_torch.py).
@@ -16,6 +19,7 @@ channels, rebuilt by tools/predict_torch.py).
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -55,22 +59,22 @@ def target(model):
 def time_pgc(model, xs):
     from pytorch_grad_cam import ScoreCAM
     cam = ScoreCAM(model=model, target_layers=[target(model)])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for x in xs:
         cam(input_tensor=x, targets=None)
-    return (time.perf_counter() - t0) / len(xs)
+    return (time.perf_counter() - t0) / len(xs), (time.process_time() - c0) / len(xs)
 
 
 def time_torchcam(model, xs):
     from torchcam.methods import ScoreCAM
     extractor = ScoreCAM(model, target_layer="layer4" if hasattr(model, "layer4") else "features.29",
                          input_shape=tuple(xs[0].shape[1:]))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for x in xs:
         with torch.no_grad():
             out = model(x)
         extractor(out.argmax(1).item(), out)
-    t = (time.perf_counter() - t0) / len(xs)
+    t = (time.perf_counter() - t0) / len(xs), (time.process_time() - c0) / len(xs)
     extractor.remove_hooks()
     return t
 
@@ -82,8 +86,11 @@ def time_attrib(net, images, backend, threads):
         "--nets", "vgg16" if net == "vgg16" else "mini"]
     if threads:
         cmd += ["--threads", str(threads)]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.splitlines()[-1])["s_per_image"]
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images
+    return json.loads(out.splitlines()[-1])["s_per_image"], cpu
 
 
 def main():
@@ -101,12 +108,12 @@ def main():
     ours = time_attrib(args.net, args.images, args.backend, args.threads)
     print(f"Score-CAM on {args.net} ({args.images} images, torch {torch.__version__} on {args.device}, "
           f"attrib --backend {args.backend}, {args.threads} threads)")
-    print(f"{'tool':20} {'s/image':>9} {'peer/attrib':>12}")
-    print(f"{'attrib':20} {ours:9.3f} {1.0:12.2f}")
+    print(f"{'tool':20} {'s/image':>9} {'peer/attrib':>12} {'cpu s/image':>12} {'cpu peer/attrib':>16}")
+    print(f"{'attrib':20} {ours[0]:9.3f} {1.0:12.2f} {ours[1]:12.3f} {1.0:16.2f}")
     for name, fn in (("pytorch-grad-cam", time_pgc), ("torchcam", time_torchcam)):
         try:
             t = fn(model, xs)
-            print(f"{name:20} {t:9.3f} {t / ours:12.2f}")
+            print(f"{name:20} {t[0]:9.3f} {t[0] / ours[0]:12.2f} {t[1]:12.3f} {t[1] / ours[1]:16.2f}")
         except ImportError as e:
             print(f"{name:20} skipped: {e} (install it into .peers, see --help)")
 
