@@ -35,7 +35,7 @@ STEPS=(
   "bench_tf32|20|the same at TF32"
   "resnet50|10|the same on ResNet-50 (random, 224), FP32 and TF32, shorter measurements"
   "peer|35|PyTorch/cuDNN vs attrib, VGG16 batch 32, TF32 off and on (tools/bench_cpu_peer.py)"
-  "methods|30|Score-CAM, Score-CDRP, EB, c-EB, LRP, FAFRP, RISE (N 500), occlusion (stride 16), meaningful perturbation (T 50) s/image on VGG16 at 224"
+  "methods|30|Score-CAM, Score-CDRP, EB, c-EB, LRP, FAFRP, input x gradient, guided Grad-CAM, integrated gradients, SmoothGrad, Ablation-CAM, RISE (N 500), occlusion (stride 16), meaningful perturbation (T 50) s/image on VGG16 at 224"
   "agreement|30|Score-CDRP on 2 shipped samples, CPU vs CUDA maps and gates (tools/compare_paths.py)"
 )
 TOTAL_LIMIT="${GPU_CHECK_LIMIT:-290}" # seconds for the whole run
@@ -79,7 +79,10 @@ run_step() {
     methods)
       ./attrib bench --backend cuda --nets vgg16 --method scorecam --images 2 &&
         ./attrib bench --backend cuda --nets vgg16 --method score-cdrp --images 2 &&
-        for m in eb c-eb lrp fafrp; do ./attrib bench --backend cuda --nets vgg16 --method $m --images 4 || return 1; done &&
+        for m in eb c-eb lrp fafrp input-x-gradient guided-gradcam; do
+          ./attrib bench --backend cuda --nets vgg16 --method $m --images 2 || return 1; done &&
+        for m in integrated-gradients smoothgrad ablation-cam; do
+          ./attrib bench --backend cuda --nets vgg16 --method $m --images 1 || return 1; done &&
         ./attrib bench --backend cuda --nets vgg16 --method rise --rise-n 500 --images 1 &&
         ./attrib bench --backend cuda --nets vgg16 --method occlusion --occlusion-stride 16 --images 1 &&
         ./attrib bench --backend cuda --nets vgg16 --method meaningful-perturbation --mp-iterations 50 --images 2 ;;
