@@ -17,6 +17,7 @@ is faster) and attrib's forwards + backwards per map.
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -47,12 +48,13 @@ def captum_once(method, model, x, cls, ig_batch):
 
 
 def time_captum(method, model, xs, ig_batch):
-    t0 = time.perf_counter()
+    """Wall and CPU (every thread's) seconds per image."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for x in xs:
         with torch.no_grad():
             cls = int(model(x).argmax(1))  # the class, as the engine explains the predicted one
         captum_once(method, model, x, cls, ig_batch)
-    return (time.perf_counter() - t0) / len(xs)
+    return (time.perf_counter() - t0) / len(xs), (time.process_time() - c0) / len(xs)
 
 
 def time_attrib(method, net, images, threads):
@@ -60,7 +62,11 @@ def time_attrib(method, net, images, threads):
            "--backend", "cpu", "--nets", net]
     if threads:
         cmd += ["--threads", str(threads)]
-    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["cpu_s_per_image"] = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images  # start-up included
+    return out
 
 
 def main():
@@ -79,11 +85,13 @@ def main():
     xs = [torch.from_numpy(prng.fill("input", 7 + i, (1, 3, n["size"], n["size"]), 2.0)) for i in range(args.images)]
     print(f"{args.net}, {args.images} images, torch {torch.__version__}, {args.threads} threads, "
           f"captum IG internal_batch_size {args.ig_batch}")
-    print(f"{'method':22} {'attrib s/image':>14} {'captum s/image':>14} {'captum/attrib':>13} {'attrib F+B/map':>15}")
+    print(f"{'method':22} {'attrib s/image':>14} {'captum s/image':>14} {'captum/attrib':>13} "
+          f"{'attrib cpu s':>12} {'captum cpu s':>12} {'cpu captum/attrib':>17} {'attrib F+B/map':>15}")
     for method in args.methods.split(","):
         a = time_attrib(method, args.net, args.images, args.threads)
-        c = time_captum(method, model, xs, args.ig_batch)
+        c, cc = time_captum(method, model, xs, args.ig_batch)
         print(f"{method:22} {a['s_per_image']:14.3f} {c:14.3f} {c / a['s_per_image']:13.2f} "
+              f"{a['cpu_s_per_image']:12.3f} {cc:12.3f} {cc / a['cpu_s_per_image']:17.2f} "
               f"{a['forwards_per_image']:7.0f} + {a['backwards_per_image']:.0f}", flush=True)
 
 
