@@ -96,19 +96,29 @@ static void transform_kernel(const float *g, long gs, long gx, float u[16]) {
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -1/2 0; 0 1 1 4 1/4 0; 0 1 -1 8 -1/8 1]
  * G g G^T is computed in double and rounded once (G's sixths and fifteenths
  * are not exact in float). */
-static void transform_kernel4(const float *g, long gs, long gx, float u[36]) {
-    static const double G[6][3] = {{1, 0, 0},
-                                   {1.0 / 6, 1.0 / 6, 1.0 / 6},
-                                   {1.0 / 6, -1.0 / 6, 1.0 / 6},
-                                   {1.0 / 30, 1.0 / 15, 2.0 / 15},
-                                   {16.0 / 15, -8.0 / 15, 4.0 / 15},
-                                   {0, 0, 1}};
-    double t[6][3];
+static const double G4[6][3] = {{1, 0, 0},
+                                {1.0 / 6, 1.0 / 6, 1.0 / 6},
+                                {1.0 / 6, -1.0 / 6, 1.0 / 6},
+                                {1.0 / 30, 1.0 / 15, 2.0 / 15},
+                                {16.0 / 15, -8.0 / 15, 4.0 / 15},
+                                {0, 0, 1}};
+
+/* TILE4_LANES kernels side by side (lane l: the kernel at g[l], taps at
+ * strides gs, gx), so that the compiler vectorises across them; u[e][l]. */
+#define TILE4_LANES 16
+static void transform_kernels4(const float *const *g, int n, long gs, long gx, float u[36][TILE4_LANES]) {
+    double d[3][3][TILE4_LANES], t[6][3][TILE4_LANES];
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int l = 0; l < TILE4_LANES; l++) d[a][b][l] = l < n ? g[l][a * gs + b * gx] : 0.0;
     for (int i = 0; i < 6; i++)
         for (int j = 0; j < 3; j++)
-            t[i][j] = G[i][0] * g[j * gx] + G[i][1] * g[gs + j * gx] + G[i][2] * g[2 * gs + j * gx];
+            for (int l = 0; l < TILE4_LANES; l++)
+                t[i][j][l] = G4[i][0] * d[0][j][l] + G4[i][1] * d[1][j][l] + G4[i][2] * d[2][j][l];
     for (int i = 0; i < 6; i++)
-        for (int k = 0; k < 6; k++) u[i * 6 + k] = (float)(t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2]);
+        for (int k = 0; k < 6; k++)
+            for (int l = 0; l < TILE4_LANES; l++)
+                u[i * 6 + k][l] = (float)(t[i][0][l] * G4[k][0] + t[i][1][l] * G4[k][1] + t[i][2][l] * G4[k][2]);
 }
 
 int at_winograd_transform_weights(const float *w, int K, int C, int backward, int m, float *u) {
@@ -117,16 +127,31 @@ int at_winograd_transform_weights(const float *w, int K, int C, int backward, in
     long plane = (long)rows * cols;
     float *t = malloc(sizeof(float) * E * plane);
     if (!t) return -1;
+    /* backward: w[q][r][2-ky][2-kx]: start at the last tap, step back */
+    long gs = backward ? -3 : 3, gx = backward ? -1 : 1;
+    if (m == 4) {
+        long blocks = (plane + TILE4_LANES - 1) / TILE4_LANES;
 #pragma omp parallel for schedule(static) if (plane > 4096 && !omp_in_parallel())
-    for (long rc = 0; rc < plane; rc++) {
-        long r = rc / cols, q = rc % cols;
-        float v[36];
-        /* backward: w[q][r][2-ky][2-kx]: start at the last tap, step back */
-        const float *g = backward ? w + (q * C + r) * 9 + 8 : w + (r * C + q) * 9;
-        long gs = backward ? -3 : 3, gx = backward ? -1 : 1;
-        if (m == 4) transform_kernel4(g, gs, gx, v);
-        else transform_kernel(g, gs, gx, v);
-        for (int e = 0; e < E; e++) t[e * plane + rc] = v[e];
+        for (long bk = 0; bk < blocks; bk++) {
+            long rc0 = bk * TILE4_LANES;
+            int n = (int)lmin(TILE4_LANES, plane - rc0);
+            const float *g[TILE4_LANES];
+            float v[36][TILE4_LANES];
+            for (int l = 0; l < n; l++) {
+                long r = (rc0 + l) / cols, q = (rc0 + l) % cols;
+                g[l] = backward ? w + (q * C + r) * 9 + 8 : w + (r * C + q) * 9;
+            }
+            transform_kernels4(g, n, gs, gx, v);
+            for (int e = 0; e < E; e++) memcpy(t + e * plane + rc0, v[e], sizeof(float) * n);
+        }
+    } else {
+#pragma omp parallel for schedule(static) if (plane > 4096 && !omp_in_parallel())
+        for (long rc = 0; rc < plane; rc++) {
+            long r = rc / cols, q = rc % cols;
+            float v[16];
+            transform_kernel(backward ? w + (q * C + r) * 9 + 8 : w + (r * C + q) * 9, gs, gx, v);
+            for (int e = 0; e < E; e++) t[e * plane + rc] = v[e];
+        }
     }
     /* packed once here, not by every GEMM of every chunk */
     size_t pf = point_floats(rows, cols);
