@@ -140,7 +140,8 @@ int rp_methods_report(FILE *f, const rp_run *r);
 
 /* The L-CAM comparison's steps and report section (host/cli/reproduce_lcam.c). */
 int rp_lcam_steps(rp_state *s);
-/* 1 when the run's model has its L-CAM module beside it (path: its name). */
+/* 1 when the run's model has its L-CAM module beside it, trained for this
+ * file (path: the module's name). */
 int rp_lcam_module(const rp_run *r, char *path, size_t cap);
 int rp_lcam_report(FILE *f, const rp_run *r);
 

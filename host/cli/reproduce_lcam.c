@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "reproduce.h"
 
 static const struct {
@@ -27,7 +28,16 @@ int rp_lcam_module(const rp_run *r, char *path, size_t cap) {
     if (n >= sl && !strcmp(p + n - sl, suffix)) n -= sl;
     snprintf(buf, sizeof buf, "%.*s.lcam.safetensors", (int)n, p);
     if (path) snprintf(path, cap, "%s", buf);
-    return access(buf, R_OK) == 0;
+    if (access(buf, R_OK)) return 0;
+    at_safetensors st; /* a module of another file of the model would be refused: leave it out too */
+    if (at_st_open(&st, buf)) {
+        at_clear_error();
+        return 0;
+    }
+    const char *sha = at_st_meta(&st, "model_sha256");
+    const int fits = sha && !strcmp(sha, r->model_sha);
+    at_st_close(&st);
+    return fits;
 }
 
 int rp_lcam_steps(rp_state *s) {
@@ -71,8 +81,9 @@ int rp_lcam_report(FILE *f, const rp_run *r) {
     char module[4300];
     if (!rp_lcam_module(r, module, sizeof module)) {
         fprintf(f, "## L-CAM (seed 002): AD / IC with L-CAM's soft masking\n\n"
-                   "Not run: no L-CAM module beside the model (%s; train one with tools/train_lcam.py,\n"
-                   "weights/LCAM_CARD.md). The methods table leaves lcam out for the same reason.\n\n",
+                   "Not run: no L-CAM module for this model file beside it (%s, trained for the\n"
+                   "model's SHA-256; train one with tools/train_lcam.py, weights/LCAM_CARD.md). The\n"
+                   "methods table leaves lcam out for the same reason.\n\n",
                 module);
         return AT_OK;
     }
