@@ -194,6 +194,8 @@ test-oracle: attrib tests/run_tests
 	  else echo "test-oracle: captum not in .peers (docs/methods.md#integrated-gradients): tools/check_grad_peers.py skipped"; fi
 	@if PYTHONPATH=.peers $(PYTHON) -c "import pytorch_grad_cam" 2>/dev/null; then PYTHONPATH=.peers $(PYTHON) tools/check_shipped_peers.py; \
 	  else echo "test-oracle: pytorch-grad-cam not in .peers: tools/check_shipped_peers.py skipped"; fi
+	@if PYTHONPATH=.peers $(PYTHON) -c "import pytorch_grad_cam, scipy" 2>/dev/null; then PYTHONPATH=.peers $(PYTHON) tools/check_mprt_peers.py; \
+	  else echo "test-oracle: pytorch-grad-cam or scipy missing: tools/check_mprt_peers.py skipped"; fi
 
 # The program of docs/library.md, built from the document itself.
 library-example: $(LIB)
