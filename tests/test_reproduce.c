@@ -75,7 +75,7 @@ static const char *const REPORT_MUST_HAVE[] = {
     "## Table 2", "0.4054", "0.3802", "0.3956",
     "## Fig. 7", "| 10 |", "| 50 |", "| 90 |",
     "## Seed 004", "Grad-CAM++", "76.7", "Score-CAM | ours",
-    "fig3-4_6_path_heatmaps.png", "fig5_pathway_gradients.png",
+    "(REPORT.fig3-4_6_path_heatmaps.png)", "(REPORT.fig5_pathway_gradients.png)",
     "model SHA-256", "engine | attrib", "backend | cpu", "## Steps and wall time",
     "## L-CAM (seed 002)", "| L-CAM | 1 | 0 |", "AD q=85", "| RISE | 201 | 0 |",
     "## Every method on the same images", "RISE with 200 masks",
@@ -142,7 +142,7 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
           strstr(report, "Plot failed") != NULL);
     if (strstr(report, "![Fig. 7")) {
         at_image img = {0};
-        snprintf(path, sizeof path, "%s/results/fig7.png", dir);
+        snprintf(path, sizeof path, "%s/results/REPORT.fig7.png", dir);
         CHECKF(at_image_load(path, &img) == 0, "%s does not load", path);
         at_image_free(&img);
     }
@@ -151,11 +151,11 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
      * tiny.json puts 2 images in the grids and 4 prune rates in Fig. 5 */
     const int cell = 128, gap = 4;
     at_image g = {0};
-    snprintf(path, sizeof path, "%s/results/fig3-4_6_path_heatmaps.png", dir);
+    snprintf(path, sizeof path, "%s/results/REPORT.fig3-4_6_path_heatmaps.png", dir);
     CHECKF(at_image_load(path, &g) == 0, "%s does not load", path);
     CHECK(g.w == 4 * cell + 5 * gap && g.h == 2 * cell + 3 * gap);
     at_image_free(&g);
-    snprintf(path, sizeof path, "%s/results/fig5_pathway_gradients.png", dir);
+    snprintf(path, sizeof path, "%s/results/REPORT.fig5_pathway_gradients.png", dir);
     CHECKF(at_image_load(path, &g) == 0, "%s does not load", path);
     CHECK(g.w == 5 * cell + 6 * gap && g.h == 4 * cell + 5 * gap);
     at_image_free(&g);

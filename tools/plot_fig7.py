@@ -7,7 +7,7 @@ wrote (eval.ad-ic.jsonl, terms "AD@p" and "IC@p") for the methods
 path-scorecam.cdrp and path-scorecam.score-cdrp; `attrib reproduce` calls it.
 
   /usr/bin/python3 tools/plot_fig7.py --eval out/reproduce/maps/eval.ad-ic.jsonl \
-      --key prob,original,top-p --out results/fig7.png
+      --key prob,original,top-p --out results/REPORT.fig7.png
 
 Needs Debian's python3-numpy and python3-matplotlib (no other packages).
 """

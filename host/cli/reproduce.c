@@ -385,7 +385,8 @@ static void plot_step(rp_state *s) {
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
     else snprintf(dir, sizeof dir, ".");
-    snprintf(r->fig7_png, sizeof r->fig7_png, "%s/fig7.png", dir);
+    const char *base;
+    rp_figure_path(c, "fig7.png", r->fig7_png, sizeof r->fig7_png, &base);
     if (at_output_dir_prepare(dir)) {
         snprintf(r->fig7_note, sizeof r->fig7_note, "failed: %s", at_last_error());
         r->fig7_png[0] = 0;

@@ -138,6 +138,12 @@ rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n);
 const char *rp_fmt(char *buf, size_t cap, rp_stat s, int dec, int sign);
 int rp_methods_report(FILE *f, const rp_run *r);
 
+/* A figure of the report: path = the report's path without ".md", then
+ * ".NAME" (results/REPORT.fig7.png), so that two configs writing into one
+ * folder keep their figures apart; *base points at its file name, as the
+ * report links it. */
+void rp_figure_path(const rp_config *c, const char *name, char *path, size_t cap, const char **base);
+
 /* The L-CAM comparison's steps and report section (host/cli/reproduce_lcam.c). */
 int rp_lcam_steps(rp_state *s);
 /* 1 when the run's model has its L-CAM module beside it, trained for this

@@ -67,14 +67,11 @@ int rp_mprt_steps(rp_state *s) {
     snprintf(eval_file, sizeof eval_file, "%s/eval.mprt.jsonl", r->mprt_dir);
     char key[48];
     snprintf(key, sizeof key, "mprt,seed%ld", c->mprt_seed);
-    /* beside the report, named by it: two configs may share a folder */
-    snprintf(r->mprt_png, sizeof r->mprt_png, "%s", c->report);
-    char *dot = strrchr(r->mprt_png, '.'), *slash = strrchr(r->mprt_png, '/');
-    if (dot && (!slash || dot > slash)) *dot = 0;
-    snprintf(r->mprt_png + strlen(r->mprt_png), sizeof r->mprt_png - strlen(r->mprt_png), ".mprt.png");
+    const char *base;
+    rp_figure_path(c, "mprt.png", r->mprt_png, sizeof r->mprt_png, &base);
     char report_dir[4400];
     snprintf(report_dir, sizeof report_dir, "%s", r->mprt_png);
-    slash = strrchr(report_dir, '/');
+    char *slash = strrchr(report_dir, '/');
     if (slash) *slash = 0;
     if (slash && at_output_dir_prepare(report_dir)) {
         snprintf(r->mprt_note, sizeof r->mprt_note, "failed: %s", at_last_error());

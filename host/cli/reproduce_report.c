@@ -344,12 +344,13 @@ static int figures(FILE *f, const rp_run *r, const char *report_dir) {
         cells[i * cols] = im->paths[i];
         for (int m = 0; m < 3; m++) cells[i * cols + 1 + m] = find_overlay(im->paths[i], methods[m]);
     }
-    snprintf(out, sizeof out, "%s/fig3-4_6_path_heatmaps.png", report_dir);
+    const char *base;
+    rp_figure_path(c, "fig3-4_6_path_heatmaps.png", out, sizeof out, &base);
     if ((rc = write_grid(out, im->n, cols, cells, cell))) goto done;
     fprintf(f, "## Qualitative figures\n\n"
                "Figs. 3-4 and 6: per row one image; columns: input | Score-CAM of the original\n"
                "network | CDRP path heatmap | Score-CDRP path heatmap (jet, 50 %% over the input).\n\n"
-               "![Figs. 3-4, 6](fig3-4_6_path_heatmaps.png)\n\n");
+               "![Figs. 3-4, 6](%s)\n\n", base);
     for (int i = 0; i < im->n; i++)
         for (int p = 0; p < 2; p++) {
             const char **row = cells + ((long)i * 2 + p) * nr;
@@ -359,12 +360,12 @@ static int figures(FILE *f, const rp_run *r, const char *report_dir) {
                 row[1 + k] = find_overlay(im->paths[i], tag);
             }
         }
-    snprintf(out, sizeof out, "%s/fig5_pathway_gradients.png", report_dir);
+    rp_figure_path(c, "fig5_pathway_gradients.png", out, sizeof out, &base);
     if ((rc = write_grid(out, im->n * 2, nr, cells, cell))) goto done;
     fprintf(f, "Fig. 5: pathway gradients (saliency of the network pruned by the path); per\n"
                "image a CDRP row then a Score-CDRP row; columns: input | prune rate");
     for (int k = 0; k < c->n_rates; k++) fprintf(f, "%s %g", k ? "," : "", c->rates[k]);
-    fprintf(f, ".\n\n![Fig. 5](fig5_pathway_gradients.png)\n\nImages:");
+    fprintf(f, ".\n\n![Fig. 5](%s)\n\nImages:", base);
     for (int i = 0; i < im->n; i++) fprintf(f, " `%s`", im->paths[i]);
     fprintf(f, "\n\n");
 done:
@@ -427,6 +428,14 @@ static void steps_table(FILE *f, const rp_run *r) {
     fprintf(f, "\nCommands are in OUT/logs/ (each step's stdout; eval's JSON summaries cover only\n"
                "the images that invocation scored, which is why this report recomputes from the\n"
                "per-image eval files).\n");
+}
+
+void rp_figure_path(const rp_config *c, const char *name, char *path, size_t cap, const char **base) {
+    size_t n = strlen(c->report);
+    if (n > 3 && !strcmp(c->report + n - 3, ".md")) n -= 3;
+    snprintf(path, cap, "%.*s.%s", (int)n, c->report, name);
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
 }
 
 int rp_write_report(const rp_run *r) {
