@@ -80,20 +80,24 @@ TEST(shipped_resnet18_mini_predicts_the_samples_exactly_as_pytorch) {
     check_samples("predictions_resnet18_mini.jsonl", "weights/resnet18_mini.safetensors");
 }
 
+typedef struct {
+    const char *image;
+    char *path;
+    size_t cap;
+    int found;
+} map_query;
+
+static int find_map(const at_json *line, void *ctx) {
+    map_query *q = ctx;
+    const at_json *im = at_json_get(line, "image"), *m = at_json_get(line, "map");
+    if (!q->found && im && m && strstr(im->string, q->image)) snprintf(q->path, q->cap, "%s", m->string), q->found = 1;
+    return AT_OK;
+}
+
 /* The map file explain wrote for image (its results line names it). */
 static int map_of(const char *results, const char *image, char *path, size_t cap) {
-    FILE *f = fopen(results, "r");
-    static char line[1 << 16];
-    int found = 0;
-    while (f && !found && fgets(line, sizeof line, f)) {
-        at_json *j = NULL;
-        if (at_json_parse(line, strcspn(line, "\n"), &j) != AT_OK) continue;
-        const at_json *im = at_json_get(j, "image"), *m = at_json_get(j, "map");
-        if (im && m && strstr(im->string, image)) snprintf(path, cap, "%s", m->string), found = 1;
-        at_json_free(j);
-    }
-    if (f) fclose(f);
-    return found;
+    map_query q = {image, path, cap, 0};
+    return at_jsonl_each(results, find_map, &q) == AT_OK && q.found;
 }
 
 TEST(shipped_models_cams_match_pytorch_grad_cam_on_the_samples) {

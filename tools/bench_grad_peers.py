@@ -15,10 +15,7 @@ Prints seconds per image for each side, the ratio captum / attrib (> 1: attrib
 is faster) and attrib's forwards + backwards per map.
 """
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
@@ -26,7 +23,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
-from bench_scorecam_peers import NETS, ROOT, build  # noqa: E402
+from bench_scorecam_peers import NETS, ROOT, attrib_bench, build  # noqa: E402
 
 METHODS = ("input-x-gradient", "integrated-gradients", "smoothgrad", "guided-gradcam")
 
@@ -62,10 +59,8 @@ def time_attrib(method, net, images, threads):
            "--backend", "cpu", "--nets", net]
     if threads:
         cmd += ["--threads", str(threads)]
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out["cpu_s_per_image"] = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images  # start-up included
+    out, cpu = attrib_bench(cmd, images)
+    out["cpu_s_per_image"] = cpu
     return out
 
 

@@ -12,10 +12,7 @@ Prints seconds per image (the fastest of --repeats interleaved runs) and
 peer / attrib (> 1: attrib is faster).
 """
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
@@ -24,17 +21,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
-from bench_scorecam_peers import NETS, ROOT, build  # noqa: E402
+from bench_scorecam_peers import NETS, ROOT, attrib_bench, build  # noqa: E402
 
 
 def time_attrib(net, method, images, threads, extra):
     cmd = [os.path.join(ROOT, "attrib"), "bench", "--json", "--method", method, "--images", str(images),
            "--backend", "cpu", "--nets", net, "--threads", str(threads)] + extra
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images  # the whole process, start-up included
-    return json.loads(out.splitlines()[-1])["s_per_image"], cpu
+    line, cpu = attrib_bench(cmd, images)
+    return line["s_per_image"], cpu
 
 
 def time_torchray(model, xs, n):

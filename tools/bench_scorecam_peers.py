@@ -79,6 +79,15 @@ def time_torchcam(model, xs):
     return t
 
 
+def attrib_bench(cmd, images):
+    """Runs `attrib bench --json ...`: (its last JSON line, CPU seconds per
+    image of the whole process, every thread's, start-up included)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return json.loads(out.splitlines()[-1]), (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images
+
+
 def time_attrib(net, images, backend, threads):
     cmd = [os.path.join(ROOT, "attrib"), "bench", "--json", "--method", "scorecam", "--images", str(images),
            "--backend", backend]
@@ -86,11 +95,8 @@ def time_attrib(net, images, backend, threads):
         "--nets", "vgg16" if net == "vgg16" else "mini"]
     if threads:
         cmd += ["--threads", str(threads)]
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) / images
-    return json.loads(out.splitlines()[-1])["s_per_image"], cpu
+    line, cpu = attrib_bench(cmd, images)
+    return line["s_per_image"], cpu
 
 
 def main():

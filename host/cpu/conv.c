@@ -209,6 +209,14 @@ static void pack_panel_stride2_interior(const im2col_src *s, const pixel_run *u,
 /* Stride > 1, any panel: per run of lanes the stride-spaced inputs of an
  * input row come in by masked gathers (masked-off lanes read nothing and keep
  * 0), the same floats pack_panel_lanes places. */
+/* Lanes j0 + t of run u inside the input row for kernel column kx:
+ * 0 <= ix0 + t*stride + kx < W. */
+static inline void strided_lane_masks(const im2col_src *s, const pixel_run *u, int kx, __m256i *m0, __m256i *m1) {
+    int ix = u->ix0 + kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
+    int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
+    lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), m0, m1);
+}
+
 static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
                                float *dst) {
     const float *base[NR];
@@ -221,12 +229,7 @@ static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int n
         const __m256i j0 = _mm256_set1_epi32(u->j0), st = _mm256_set1_epi32(s->stride);
         idx[r][0] = _mm256_mullo_epi32(_mm256_sub_epi32(i0, j0), st);
         idx[r][1] = _mm256_mullo_epi32(_mm256_sub_epi32(i1, j0), st);
-        for (int kx = 0; tabulated && kx < s->kw; kx++) {
-            /* lane j0 + t is inside the row when 0 <= ix0 + t*stride + kx < W */
-            int ix = u->ix0 + kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
-            int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
-            lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), &mask[r][kx][0], &mask[r][kx][1]);
-        }
+        for (int kx = 0; tabulated && kx < s->kw; kx++) strided_lane_masks(s, u, kx, &mask[r][kx][0], &mask[r][kx][1]);
     }
     for (int k = 0; k < kc; k++, dst += NR) {
         __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
@@ -239,9 +242,7 @@ static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int n
                 m0 = mask[r][kt[k].kx][0];
                 m1 = mask[r][kt[k].kx][1];
             } else {
-                int ix = u->ix0 + kt[k].kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
-                int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
-                lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), &m0, &m1);
+                strided_lane_masks(s, u, kt[k].kx, &m0, &m1);
             }
             const float *src = base[r] + kt[k].off;
             v0 = _mm256_mask_i32gather_ps(v0, src, idx[r][0], _mm256_castsi256_ps(m0), 4);

@@ -2,7 +2,6 @@
  * Backward passes route to the raster-order first maximum (NaN wins), as
  * the GPU does, so both agree bit for bit. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/ops.h"
@@ -75,37 +74,21 @@ static void maxpool3x3s2p1_forward(const float *x, long NC, int H, int W, float 
     const int OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
 #pragma omp parallel
     {
-        float *h = malloc(sizeof(float) * 3 * OW);
+        float h[3 * OW]; /* W <= 8192: at most 48 KiB of a thread's stack */
 #pragma omp for schedule(static)
         for (long nc = 0; nc < NC; nc++)
             for (int oy = 0; oy < OH; oy++) {
                 const int y0 = oy ? 2 * oy - 1 : 0, y1 = 2 * oy + 1 < H ? 2 * oy + 1 : H - 1;
                 float *yp = y + nc * OH * OW + (long)oy * OW;
-                if (!h) { /* no scratch: the general loop's order, one window at a time */
-                    for (int ox = 0; ox < OW; ox++) {
-                        float best = NAN;
-                        int first = 1;
-                        for (int yy = y0; yy <= y1; yy++)
-                            for (int xx = ox ? 2 * ox - 1 : 0; xx <= 2 * ox + 1 && xx < W; xx++) {
-                                const float v = x[nc * H * W + (long)yy * W + xx];
-                                best = first ? v : pick(best, v), first = 0;
-                            }
-                        yp[ox] = best;
-                    }
-                    continue;
-                }
                 for (int yy = y0; yy <= y1; yy++) hfold_3s2(x + nc * H * W + (long)yy * W, W, OW, h + (yy - y0) * OW);
-                if (y1 == y0) {
-                    memcpy(yp, h, sizeof(float) * OW);
-                    continue;
-                }
-                const float *h0 = h, *h1 = h + OW, *h2 = y1 - y0 == 2 ? h + 2 * OW : NULL;
+                const float *h0 = h, *h1 = y1 > y0 ? h + OW : NULL, *h2 = y1 - y0 == 2 ? h + 2 * OW : NULL;
                 for (int ox = 0; ox < OW; ox++) {
-                    const float m = h1[ox] > h0[ox] || h1[ox] != h1[ox] ? h1[ox] : h0[ox];
-                    yp[ox] = h2 && (h2[ox] > m || h2[ox] != h2[ox]) ? h2[ox] : m;
+                    float m = h0[ox];
+                    if (h1) m = pick(m, h1[ox]);
+                    if (h2) m = pick(m, h2[ox]);
+                    yp[ox] = m;
                 }
             }
-        free(h);
     }
 }
 
