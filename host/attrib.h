@@ -41,6 +41,7 @@ extern "C" {
 #include "io/annotations.h"        /* boxes: images.csv, ILSVRC / VOC XML */
 #include "io/image.h"              /* at_image_load: PNG / JPEG -> RGB8 */
 #include "io/npy.h"                /* .npy read / write */
+#include "io/paths.h"              /* image path lists: list files, folders */
 #include "model/model.h"           /* at_model_load, layers, labels, preprocessing */
 #include "model/random_model.h"    /* deterministic random weights (tests, benchmarks) */
 #include "preprocess/pipeline.h"   /* at_load_input, at_predict, at_topk */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "exec/backend.h"
+#include "io/paths.h"
 #include "model/model.h"
 #include "output/output.h"
 
@@ -21,14 +22,13 @@ int cli_usage_error(const char *subject, const char *fmt, ...);
  * beside the executable, else under the current directory. */
 const char *cli_default_model(void);
 
-/* Image arguments: positional paths plus the lines of --list files. */
-typedef struct {
-    char **paths;
-    int n, cap;
-} cli_paths;
-int cli_paths_add(cli_paths *p, const char *path);
-int cli_paths_add_list(cli_paths *p, const char *list_file); /* AT_ERR naming the file */
-void cli_paths_free(cli_paths *p);
+/* Image arguments: positional paths plus the lines of --list files and the
+ * images under --dir (the library's at_paths, io/paths.h). */
+typedef at_paths cli_paths;
+#define cli_paths_add at_paths_add
+#define cli_paths_add_list at_paths_add_list
+#define cli_paths_add_dir at_paths_add_dir
+#define cli_paths_free at_paths_free
 
 /* Strict numeric option parsing; AT_ERR naming the option. */
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);

@@ -85,44 +85,6 @@ const char *cli_default_model(void) {
     return "weights/vgg16_mini.safetensors";
 }
 
-int cli_paths_add(cli_paths *p, const char *path) {
-    if (p->n == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 64;
-        char **np = realloc(p->paths, sizeof *np * cap);
-        if (!np) return at_fail(NULL, "out of memory");
-        p->paths = np;
-        p->cap = cap;
-    }
-    p->paths[p->n] = strdup(path);
-    if (!p->paths[p->n]) return at_fail(NULL, "out of memory");
-    p->n++;
-    return AT_OK;
-}
-
-int cli_paths_add_list(cli_paths *p, const char *list_file) {
-    FILE *f = fopen(list_file, "r");
-    if (!f) return at_fail(list_file, "%s", strerror(errno));
-    char line[4096];
-    int rc = AT_OK;
-    while (rc == AT_OK && fgets(line, sizeof line, f)) {
-        size_t len = strcspn(line, "\r\n");
-        line[len] = 0;
-        char *s = line;
-        while (*s == ' ' || *s == '\t') s++;
-        if (!*s || *s == '#') continue;
-        rc = cli_paths_add(p, s);
-    }
-    if (ferror(f)) rc = at_fail(list_file, "read error");
-    fclose(f);
-    return rc;
-}
-
-void cli_paths_free(cli_paths *p) {
-    for (int i = 0; i < p->n; i++) free(p->paths[i]);
-    free(p->paths);
-    memset(p, 0, sizeof *p);
-}
-
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;

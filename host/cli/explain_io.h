@@ -7,9 +7,6 @@
 #include "cli.h"
 #include "output/output.h"
 
-/* Adds every .png/.jpg/.jpeg under dir (recursively, sorted). */
-int cli_paths_add_dir(cli_paths *p, const char *dir);
-
 /* Writes DIR/<stem>.<tag>.npy (H x W float32) and, unless no_overlay, the
  * overlay PNG on the preprocessed image; returns the paths (malloc'd). */
 int cli_write_map(const char *dir, const char *stem, const char *tag, const char *param, const float *map, int w,
