@@ -22,11 +22,12 @@
  * Maps (at_explain: every method of docs/methods.md), routing paths
  * (at_cdrp, at_path_scorecam, at_pathway_gradient), the metrics that run the
  * model (at_drop_terms, at_deletion_auc, at_box_term) and their arithmetic
- * (at_average_drop, at_bootstrap_ci, ...) are all here: the CLI is a thin
- * layer over them. docs/library.md has a complete program using this header
- * only (built and run by the tests). The library prints nothing; errors are
+ * (at_average_drop, at_bootstrap_ci, ...) and the paper's reproduction
+ * (at_reproduce_run: its explain / eval steps run the attrib program) are all
+ * here: the CLI is a thin layer over them. docs/library.md has a complete
+ * program using this header only (built and run by the tests). The library prints nothing; errors are
  * at_last_error()'s one line, progress of long optimisations comes through
- * at_cdrp_options.on_progress.
+ * at_cdrp_options.on_progress and at_reproduce_options.on_progress.
  * Link: -lattrib -lpng -ljpeg -lz -lm -fopenmp (+ CUDA libraries when built
  * with nvcc: -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++).
  */
@@ -56,6 +57,7 @@ extern "C" {
 #include "metrics/metrics.h"       /* pointing games, AD / IC, AUC, bootstrap intervals */
 #include "metrics/scoring.h"       /* metrics that run the model: AD / IC terms, deletion / insertion */
 #include "metrics/randomisation.h" /* the model-parameter-randomisation sanity check (MPRT) */
+#include "reproduce/reproduce.h"   /* the paper's experiments from a JSON config, as a report */
 #include "output/output.h"         /* output names, results lines, atomic writes */
 #include "version.h"               /* ATTRIB_VERSION */
 

@@ -2,14 +2,17 @@
  * scenes and the shipped VGG16-mini, so no Python is needed): the report has
  * every table, the grids are PNGs of the expected layout, a second run
  * resumes without redoing any explain or eval work, and a failing step stops
- * the run with one line naming it. */
+ * the run with one line naming it; the library entry at_reproduce_run on a
+ * two-method config reports its steps through the callback. */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/error.h"
 #include "io/image.h"
 #include "methods/explain.h"
+#include "reproduce/reproduce.h"
 #include "test.h"
 
 static char out[65536];
@@ -227,4 +230,62 @@ TEST(reproduce_rejects_unknown_config_key_and_missing_config) {
     CHECK(reproduce_config_text("{\"data\": {\"dir\": \"weights/samples\"}, \"out\": \"x\", "
                                 "\"methods\": {\"list\": [\"gradcam\", \"gradcan\"]}}\n") == 1);
     CHECKF(strstr(out, "methods.list: items must be explain's method names") != NULL, "output:\n%s", out);
+}
+
+typedef struct {
+    char stages[16][96];
+    int done[16], total[16], n;
+} progress_log;
+
+static void log_progress(void *user, const char *stage, int done, int total) {
+    progress_log *p = user;
+    if (p->n < 16) snprintf(p->stages[p->n], sizeof p->stages[0], "%s", stage);
+    if (p->n < 16) p->done[p->n] = done, p->total[p->n] = total;
+    p->n++;
+}
+
+/* The library entry without the command: a methods table of two methods on
+ * one image (six steps), its progress through the callback, the steps'
+ * stderr in a file, and errors naming their subject. */
+TEST(reproduce_library_entry_runs_a_config_with_progress) {
+    if (!have_tiny_inputs() || access(test_path("attrib"), X_OK))
+        SKIP("the attrib program, the shipped model or weights/samples missing");
+    const char *dir = test_tmpdir();
+    char cfg_path[1024], text[3000], report[1200], err[1200];
+    snprintf(cfg_path, sizeof cfg_path, "%s/lib.json", dir);
+    snprintf(report, sizeof report, "%s/REPORT.md", dir);
+    snprintf(err, sizeof err, "%s/steps.err", dir);
+    snprintf(text, sizeof text,
+             "{\"data\": {\"dir\": \"%s\"}, \"images\": 1, \"out\": \"%s/out\", \"report\": \"%s\",\n"
+             " \"experiments\": [\"methods\"], \"methods\": {\"list\": [\"gradcam\", \"saliency\"]}}\n",
+             test_path("weights/samples"), dir, report);
+    test_write_bytes(cfg_path, text, strlen(text));
+    at_reproduce_config c;
+    REQUIRE(at_reproduce_config_load(cfg_path, &c) == 0);
+    CHECK(c.methods && !c.table1 && !c.lcam && c.n_method_list == 2);
+
+    const char *step_args[] = {"--backend", "cpu", NULL};
+    progress_log p = {0};
+    at_reproduce_options opt = {.attrib = test_path("attrib"), .model = test_path("weights/vgg16_mini.safetensors"),
+                                .step_args = step_args, .steps_stderr = err, .quiet = 1,
+                                .on_progress = log_progress, .user = &p};
+    int rc = at_reproduce_run(&c, &opt);
+    CHECKF(rc == 0, "at_reproduce_run: %s", at_last_error());
+    /* six steps counted before the first, then the report */
+    CHECKF(p.n == 7, "%d progress calls", p.n);
+    for (int i = 0; i < p.n && i < 7; i++) CHECKF(p.done[i] == i && p.total[i] == 6, "call %d: %d of %d", i, p.done[i], p.total[i]);
+    CHECK(!strcmp(p.stages[0], "methods: explain gradcam") && !strcmp(p.stages[5], "methods: eval energy-pg saliency"));
+    CHECK(!strcmp(p.stages[6], "report"));
+    char *r = slurp(report);
+    REQUIRE(r != NULL);
+    CHECK(strstr(r, "## Every method on the same images") && strstr(r, "\n| gradcam | ") && strstr(r, "\n| saliency | "));
+    CHECK(!strstr(r, "## Table 1") && !strstr(r, "## Seed 004"));
+    CHECK(access(err, R_OK) == 0);
+
+    /* errors name their subject: the model file, the config's model key */
+    opt.model = "no-such-model.safetensors";
+    CHECK(at_reproduce_run(&c, &opt) == -1 && strstr(at_last_error(), "no-such-model.safetensors"));
+    opt.model = NULL;
+    CHECK(at_reproduce_run(&c, &opt) == -1 && strstr(at_last_error(), "lib.json: model"));
+    at_reproduce_config_free(&c);
 }

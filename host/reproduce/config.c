@@ -1,4 +1,4 @@
-/* ./attrib reproduce's JSON config (reproduce/config.json; keys in
+/* The reproduce run's JSON config (reproduce/config.json; keys in
  * docs/reproduce.md). Strict: unknown keys are errors, so a typo cannot
  * silently change the run; keys beginning with '_' are comments. */
 #include <errno.h>
@@ -10,13 +10,13 @@
 #include "core/error.h"
 #include "io/json.h"
 #include "methods/explain.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 
-static int cfg_fail(const rp_config *c, const char *key, const char *what) {
+static int cfg_fail(const at_reproduce_config *c, const char *key, const char *what) {
     return at_fail(c->config_path, "%s: %s", key, what);
 }
 
-static int get_str(const rp_config *c, const at_json *o, const char *key, char **out) {
+static int get_str(const at_reproduce_config *c, const at_json *o, const char *key, char **out) {
     const at_json *v = at_json_get(o, key);
     if (!v || v->type == AT_JSON_NULL) return AT_OK;
     if (v->type != AT_JSON_STRING || !v->string[0]) return cfg_fail(c, key, "must be a non-empty string");
@@ -25,7 +25,7 @@ static int get_str(const rp_config *c, const at_json *o, const char *key, char *
     return *out ? AT_OK : at_fail("reproduce", "out of memory");
 }
 
-static int get_int(const rp_config *c, const at_json *o, const char *key, long lo, long hi, long *out) {
+static int get_int(const at_reproduce_config *c, const at_json *o, const char *key, long lo, long hi, long *out) {
     const at_json *v = at_json_get(o, key);
     int64_t n;
     if (!v) return AT_OK;
@@ -38,7 +38,7 @@ static int get_int(const rp_config *c, const at_json *o, const char *key, long l
     return AT_OK;
 }
 
-static int get_numbers(const rp_config *c, const at_json *o, const char *key, double lo, double hi, double *out,
+static int get_numbers(const at_reproduce_config *c, const at_json *o, const char *key, double lo, double hi, double *out,
                        int cap, int *n) {
     const at_json *v = at_json_get(o, key);
     if (!v) return AT_OK;
@@ -54,7 +54,7 @@ static int get_numbers(const rp_config *c, const at_json *o, const char *key, do
 
 /* Object keys must be known (a typo must not silently change the run);
  * keys beginning with '_' are comments. */
-static int check_keys(const rp_config *c, const at_json *o, const char *where, const char *const *known) {
+static int check_keys(const at_reproduce_config *c, const at_json *o, const char *where, const char *const *known) {
     if (!o || o->type != AT_JSON_OBJECT) return cfg_fail(c, where, "must be an object");
     for (size_t i = 0; i < o->n; i++) {
         if (o->keys[i][0] == '_') continue;
@@ -69,7 +69,7 @@ static int check_keys(const rp_config *c, const at_json *o, const char *where, c
     return AT_OK;
 }
 
-static int parse_data(rp_config *c, const at_json *d) {
+static int parse_data(at_reproduce_config *c, const at_json *d) {
     static const char *const known[] = {"dir", "images", "list", "annotations", "generate", NULL};
     if (check_keys(c, d, "data", known) || get_str(c, d, "dir", &c->data_dir) ||
         get_str(c, d, "images", &c->images_dir) || get_str(c, d, "list", &c->list) ||
@@ -109,7 +109,7 @@ static int parse_data(rp_config *c, const at_json *d) {
     return AT_OK;
 }
 
-static int parse_experiments(rp_config *c, const at_json *e) {
+static int parse_experiments(at_reproduce_config *c, const at_json *e) {
     if (!e) {
         c->table1 = c->table2 = c->fig7 = c->seed004 = c->figures = c->methods = c->mprt = c->lcam = 1;
         return AT_OK;
@@ -132,9 +132,9 @@ static int parse_experiments(rp_config *c, const at_json *e) {
 
 /* "cdrp": {"preset": "zhu2024", "iterations": 100, ...}: explain's routing-path
  * options, passed as --KEY VALUE to the cdrp and score-cdrp steps. */
-static int parse_path_opts(rp_config *c, const at_json *o) {
+static int parse_path_opts(at_reproduce_config *c, const at_json *o) {
     if (!o) return AT_OK;
-    if (o->type != AT_JSON_OBJECT || o->n > RP_MAX_ARGS / 2) return cfg_fail(c, "cdrp", "must be a small object");
+    if (o->type != AT_JSON_OBJECT || o->n > AT_REPRODUCE_MAX_ARGS / 2) return cfg_fail(c, "cdrp", "must be a small object");
     for (size_t i = 0; i < o->n; i++) {
         const at_json *v = &o->items[i];
         char opt[80], val[64];
@@ -150,7 +150,7 @@ static int parse_path_opts(rp_config *c, const at_json *o) {
 }
 
 /* "methods": {"images": M, "list": [...], "rise_n": N}: the methods table. */
-static int parse_methods(rp_config *c, const at_json *o) {
+static int parse_methods(at_reproduce_config *c, const at_json *o) {
     static const char *const known[] = {"images", "list", "rise_n", NULL};
     if (!o) return AT_OK;
     long m = c->n_method_images;
@@ -160,7 +160,7 @@ static int parse_methods(rp_config *c, const at_json *o) {
     c->n_method_images = (int)m;
     const at_json *l = at_json_get(o, "list");
     if (!l) return AT_OK;
-    if (l->type != AT_JSON_ARRAY || !l->n || l->n > RP_MAX_METHODS)
+    if (l->type != AT_JSON_ARRAY || !l->n || l->n > AT_REPRODUCE_MAX_METHODS)
         return cfg_fail(c, "methods.list", "must be a non-empty list of method names");
     for (size_t i = 0; i < l->n; i++) {
         at_method m;
@@ -174,7 +174,7 @@ static int parse_methods(rp_config *c, const at_json *o) {
 }
 
 /* "mprt": {"images": M, "methods": [...], "seed": S}: the sanity check. */
-static int parse_mprt(rp_config *c, const at_json *o) {
+static int parse_mprt(at_reproduce_config *c, const at_json *o) {
     static const char *const known[] = {"images", "methods", "seed", NULL};
     if (!o) return AT_OK;
     long m = c->n_mprt_images;
@@ -184,7 +184,7 @@ static int parse_mprt(rp_config *c, const at_json *o) {
     c->n_mprt_images = (int)m;
     const at_json *l = at_json_get(o, "methods");
     if (!l) return AT_OK;
-    if (l->type != AT_JSON_ARRAY || !l->n || l->n > RP_MAX_METHODS)
+    if (l->type != AT_JSON_ARRAY || !l->n || l->n > AT_REPRODUCE_MAX_METHODS)
         return cfg_fail(c, "mprt.methods", "must be a non-empty list of method names");
     for (size_t i = 0; i < l->n; i++) {
         at_method m;
@@ -199,23 +199,23 @@ static int parse_mprt(rp_config *c, const at_json *o) {
 
 /* "lcam": {"zero_lowest": [0, 50, 70, 85]}: the L-CAM comparison's q values
  * (it runs on the methods table's images and maps). */
-static int parse_lcam(rp_config *c, const at_json *o) {
+static int parse_lcam(at_reproduce_config *c, const at_json *o) {
     static const char *const known[] = {"zero_lowest", NULL};
     static const double q[] = {0, 50, 70, 85};
     memcpy(c->lc.q, q, sizeof q);
     c->lc.n_q = 4;
     if (!o) return AT_OK;
     if (check_keys(c, o, "lcam", known) ||
-        get_numbers(c, o, "zero_lowest", 0, 100, c->lc.q, RP_MAX_LCAM_Q, &c->lc.n_q))
+        get_numbers(c, o, "zero_lowest", 0, 100, c->lc.q, AT_REPRODUCE_MAX_LCAM_Q, &c->lc.n_q))
         return AT_ERR;
     return AT_OK;
 }
 
-static int parse_eval(rp_config *c, const at_json *o) {
+static int parse_eval(at_reproduce_config *c, const at_json *o) {
     static const char *const known[] = {"proportions", "fig7_score", "scorer", "bootstrap_reps", "bootstrap_seed", NULL};
     if (!o) return AT_OK;
     if (check_keys(c, o, "eval", known) ||
-        get_numbers(c, o, "proportions", 0.01, 100, c->props, RP_MAX_PROPS, &c->n_props))
+        get_numbers(c, o, "proportions", 0.01, 100, c->props, AT_REPRODUCE_MAX_PROPS, &c->n_props))
         return AT_ERR;
     char *score = NULL, *scorer = NULL;
     int rc = get_str(c, o, "fig7_score", &score) || get_str(c, o, "scorer", &scorer) ? AT_ERR : AT_OK;
@@ -235,7 +235,7 @@ static int parse_eval(rp_config *c, const at_json *o) {
     return AT_OK;
 }
 
-int rp_config_load(const char *path, rp_config *c) {
+int at_reproduce_config_load(const char *path, at_reproduce_config *c) {
     memset(c, 0, sizeof *c);
     c->config_path = strdup(path);
     static const double props[] = {5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 100};
@@ -267,7 +267,7 @@ int rp_config_load(const char *path, rp_config *c) {
                      get_str(c, j, "report", &c->report) || get_int(c, j, "images", 0, 10000000, &n_img) ||
                      get_int(c, j, "path_images", 0, 10000000, &n_path) ||
                      get_int(c, j, "figure_images", 0, 64, &n_fig) ||
-                     get_numbers(c, j, "pathway_rates", 0, 1, c->rates, RP_MAX_RATES, &c->n_rates) ||
+                     get_numbers(c, j, "pathway_rates", 0, 1, c->rates, AT_REPRODUCE_MAX_RATES, &c->n_rates) ||
                      parse_experiments(c, at_json_get(j, "experiments")) ||
                      parse_path_opts(c, at_json_get(j, "cdrp")) || parse_eval(c, at_json_get(j, "eval")) ||
                      parse_methods(c, at_json_get(j, "methods")) || parse_mprt(c, at_json_get(j, "mprt")) ||
@@ -293,7 +293,7 @@ int rp_config_load(const char *path, rp_config *c) {
     return AT_OK;
 }
 
-void rp_config_free(rp_config *c) {
+void at_reproduce_config_free(at_reproduce_config *c) {
     free(c->config_path), free(c->title), free(c->model), free(c->data_dir), free(c->images_dir), free(c->list);
     free(c->annotations), free(c->out), free(c->report);
     for (int i = 0; i < c->n_path_opts; i++) free(c->path_opts[i]);

@@ -3,13 +3,13 @@
  * perturbation ("Mask"), Grad-CAM, Grad-CAM++ and FAFRP beside the seed's
  * VGG16 numbers, every pair of methods compared on the same images (paired
  * bootstrap CIs), and the seed's ordering set against ours in words. The
- * CAM and Mask maps come from reproduce.c's steps; FAFRP's from here. */
+ * CAM and Mask maps come from run.c's steps; FAFRP's from here. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 
 #define N_SEED 4   /* the seed's methods; Score-CAM follows as ours only */
 #define N_COLS 5   /* AD raw, IC raw, AD softmax, IC softmax, energy */
@@ -31,7 +31,7 @@ static const char *const COL_NAME[N_COLS] = {"AD raw", "IC raw", "AD softmax", "
 static const int COL_BETTER[N_COLS] = {-1, +1, -1, +1, +1}; /* -1: lower is better */
 
 int rp_seed004_steps(rp_state *s) {
-    const rp_config *c = s->run.cfg;
+    const at_reproduce_config *c = s->run.cfg;
     const char *ann[] = {"--annotations", c->annotations, NULL};
     if (rp_explain(s, s->run.maps, "explain fafrp", "fafrp", s->lists[0], NULL) ||
         rp_eval(s, s->run.maps, "eval energy-pg fafrp", "energy-pg", "fafrp", ann))
@@ -71,8 +71,8 @@ static void order_text(FILE *f, const int *order, const double *key, int better)
 }
 
 int rp_seed004_report(FILE *f, const rp_run *r) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->cam;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->cam;
     int n = im->n;
     char ad_file[4300], pg_file[4300], b[N_COLS][96];
     snprintf(ad_file, sizeof ad_file, "%s/eval.ad-ic.jsonl", r->maps);

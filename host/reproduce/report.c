@@ -14,24 +14,24 @@
 #include "io/json.h"
 #include "metrics/metrics.h"
 #include "output/output.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 #include "io/sha256.h"
 #include "version.h"
 
 /* docs/methods.md#the-papers-numbers: the paper's numbers (VGG16, ImageNet); seed 004's table is in
- * reproduce_seed004.c. */
+ * seed004.c. */
 static const double PAPER_T1[3] = {71.59, 67.65, 68.41};    /* original, CDRP, Score-CDRP, % */
 static const double PAPER_T2[3] = {0.4054, 0.3802, 0.3956}; /* Score-CAM, CDRP path, Score-CDRP path */
 
 /* --------------------------------------------------- per-image values */
 
-static const cli_paths *sort_list;
+static const at_paths *sort_list;
 static int cmp_index(const void *a, const void *b) {
     return strcmp(sort_list->paths[*(const int *)a], sort_list->paths[*(const int *)b]);
 }
 
 /* Position of image in imgs (order = sorted index), or -1. */
-static int find_image(const cli_paths *imgs, const int *order, const char *image) {
+static int find_image(const at_paths *imgs, const int *order, const char *image) {
     int lo = 0, hi = imgs->n - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2, c = strcmp(image, imgs->paths[order[mid]]);
@@ -42,7 +42,7 @@ static int find_image(const cli_paths *imgs, const int *order, const char *image
     return -1;
 }
 
-int rp_load_values(const char *file, const char *method, const char *key, const cli_paths *imgs, int n_terms,
+int rp_load_values(const char *file, const char *method, const char *key, const at_paths *imgs, int n_terms,
                        const char *const *terms, double *out) {
     for (long i = 0; i < (long)n_terms * imgs->n; i++) out[i] = NAN;
     int *order = malloc(sizeof(int) * (imgs->n ? imgs->n : 1));
@@ -77,7 +77,7 @@ int rp_load_values(const char *file, const char *method, const char *key, const 
     return AT_OK;
 }
 
-rp_stat rp_stat_of(const rp_config *c, const double *a, const double *b, int n) {
+rp_stat rp_stat_of(const at_reproduce_config *c, const double *a, const double *b, int n) {
     rp_stat s = {NAN, NAN, NAN, 0};
     double *x = malloc(sizeof(double) * (n ? n : 1)), *y = malloc(sizeof(double) * (n ? n : 1));
     if (x && y) {
@@ -116,8 +116,8 @@ static const char *verdict(rp_stat d, int better) {
 #define BUF 96
 
 static int table1(FILE *f, const rp_run *r, const char *dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->path;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->path;
     int n = im->n;
     char file[4300], b1[BUF], b2[BUF];
     snprintf(file, sizeof file, "%s/eval.confidence.jsonl", dir);
@@ -147,8 +147,8 @@ static int table1(FILE *f, const rp_run *r, const char *dir) {
 }
 
 static int table2(FILE *f, const rp_run *r, const char *dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->path;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->path;
     int n = im->n;
     char file[4300], b1[BUF];
     snprintf(file, sizeof file, "%s/eval.energy-pg.jsonl", dir);
@@ -181,13 +181,13 @@ static int table2(FILE *f, const rp_run *r, const char *dir) {
 }
 
 static int fig7(FILE *f, const rp_run *r, const char *dir, const char *report_dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->path;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->path;
     int n = im->n, np = c->n_props;
     char file[4300], b1[BUF], b2[BUF], b3[BUF];
     snprintf(file, sizeof file, "%s/eval.ad-ic.jsonl", dir);
-    char names[2 * RP_MAX_PROPS][24];
-    const char *terms[2 * RP_MAX_PROPS];
+    char names[2 * AT_REPRODUCE_MAX_PROPS][24];
+    const char *terms[2 * AT_REPRODUCE_MAX_PROPS];
     for (int p = 0; p < np; p++) {
         snprintf(names[2 * p], 24, "AD@%g", c->props[p]);
         snprintf(names[2 * p + 1], 24, "IC@%g", c->props[p]);
@@ -322,8 +322,8 @@ static int write_grid(const char *out, int rows, int cols, const char **cells, i
 }
 
 static int figures(FILE *f, const rp_run *r, const char *report_dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->figure;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->figure;
     if (read_overlays(r->maps)) return AT_ERR;
     int cell = 0;
     const char *probe = im->n ? find_overlay(im->paths[0], "scorecam") : NULL;
@@ -393,7 +393,7 @@ static void backend_used(const char *dir, char *out, size_t cap) {
 }
 
 static void header(FILE *f, const rp_run *r) {
-    const rp_config *c = r->cfg;
+    const at_reproduce_config *c = r->cfg;
     char be[64], date[64];
     backend_used(r->maps, be, sizeof be);
     time_t t = time(NULL);
@@ -430,7 +430,7 @@ static void steps_table(FILE *f, const rp_run *r) {
                "per-image eval files).\n");
 }
 
-void rp_figure_path(const rp_config *c, const char *name, char *path, size_t cap, const char **base) {
+void rp_figure_path(const at_reproduce_config *c, const char *name, char *path, size_t cap, const char **base) {
     size_t n = strlen(c->report);
     if (n > 3 && !strcmp(c->report + n - 3, ".md")) n -= 3;
     snprintf(path, cap, "%.*s.%s", (int)n, c->report, name);
@@ -439,7 +439,7 @@ void rp_figure_path(const rp_config *c, const char *name, char *path, size_t cap
 }
 
 int rp_write_report(const rp_run *r) {
-    const rp_config *c = r->cfg;
+    const at_reproduce_config *c = r->cfg;
     char dir[4200], tmp[4300];
     snprintf(dir, sizeof dir, "%s", c->report);
     char *slash = strrchr(dir, '/');

@@ -14,7 +14,7 @@
 #include "io/json.h"
 #include "metrics/metrics.h"
 #include "output/output.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 
 #define MAX_LAYERS 256
 #define CONTROL "sobel-control"
@@ -24,7 +24,7 @@
  * plus the gradient Adebayo et al. test first. */
 static const char *const DEFAULT_METHODS[] = {"gradcam", "gradcam++", "fafrp", "saliency", NULL};
 
-static int methods_of(const rp_config *c, const char **out) {
+static int methods_of(const at_reproduce_config *c, const char **out) {
     int n = 0;
     if (c->n_mprt_methods)
         for (int i = 0; i < c->n_mprt_methods; i++) out[n++] = c->mprt_methods[i];
@@ -34,21 +34,21 @@ static int methods_of(const rp_config *c, const char **out) {
 }
 
 int rp_mprt_steps(rp_state *s) {
-    const rp_config *c = s->run.cfg;
+    const at_reproduce_config *c = s->run.cfg;
     rp_run *r = &s->run;
     /* the first M images of the CAM comparison, in its own list */
     int m = c->n_mprt_images < r->cam.n ? c->n_mprt_images : r->cam.n;
     snprintf(r->mprt_list, sizeof r->mprt_list, "%s/lists/mprt.txt", c->out);
-    FILE *f = fopen(r->mprt_list, "w");
-    if (!f) return at_fail(r->mprt_list, "%s", strerror(errno));
+    FILE *f = s->dry ? NULL : fopen(r->mprt_list, "w"); /* a dry pass has no lists yet */
+    if (!s->dry && !f) return at_fail(r->mprt_list, "%s", strerror(errno));
     int rc = AT_OK;
-    for (int i = 0; i < m && rc == AT_OK; i++) {
+    for (int i = 0; f && i < m && rc == AT_OK; i++) {
         fprintf(f, "%s\n", r->cam.paths[i]);
-        rc = cli_paths_add(&r->mprt, r->cam.paths[i]);
+        rc = at_paths_add(&r->mprt, r->cam.paths[i]);
     }
-    if (fclose(f) && rc == AT_OK) rc = at_fail(r->mprt_list, "write error");
+    if (f && fclose(f) && rc == AT_OK) rc = at_fail(r->mprt_list, "write error");
     if (rc || at_output_dir_prepare(r->mprt_dir)) return AT_ERR;
-    const char *methods[RP_MAX_METHODS];
+    const char *methods[AT_REPRODUCE_MAX_METHODS];
     int n = methods_of(c, methods);
     char name[128], seed[32];
     for (int k = 0; k < n; k++) {
@@ -94,7 +94,7 @@ typedef struct {
 
 typedef struct {
     mprt_values *v;
-    const cli_paths *im;
+    const at_paths *im;
     const char *method, *key;
 } load_ctx;
 
@@ -134,10 +134,10 @@ static int load_line(const at_json *j, void *ctx) {
 }
 
 int rp_mprt_report(FILE *f, const rp_run *r, const char *report_dir) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->mprt;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->mprt;
     int n = im->n;
-    const char *methods[RP_MAX_METHODS + 1];
+    const char *methods[AT_REPRODUCE_MAX_METHODS + 1];
     int nm = methods_of(c, methods);
     methods[nm++] = CONTROL;
     char file[4400], key[48], cell[128];

@@ -9,9 +9,9 @@
 
 #include "core/error.h"
 #include "methods/explain.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 
-/* seed 004's "Mask" options (reproduce.c uses them too; why these:
+/* seed 004's "Mask" options (run.c uses them too; why these:
  * docs/methods.md#meaningful-perturbation) */
 const char *const rp_mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "logit", "--mp-l1", "0.02",
                                   "--mp-tv", "1", NULL};
@@ -19,20 +19,20 @@ const char *const rp_mp_opts[] = {"--mp-iterations", "50", "--perturb-score", "l
 /* The table's methods: the config's list, or every method explain has
  * (lcam only where a trained module lies beside the model). */
 static int method_list(const rp_run *r, const char **out) {
-    const rp_config *c = r->cfg;
+    const at_reproduce_config *c = r->cfg;
     if (c->n_method_list) {
         for (int i = 0; i < c->n_method_list; i++) out[i] = c->method_list[i];
         return c->n_method_list;
     }
     int n = 0;
-    for (int m = 0; m < AT_METHOD_COUNT && n < RP_MAX_METHODS; m++)
+    for (int m = 0; m < AT_METHOD_COUNT && n < AT_REPRODUCE_MAX_METHODS; m++)
         if (m != AT_METHOD_LCAM || rp_lcam_module(r, NULL, 0)) out[n++] = at_method_name((at_method)m);
     return n;
 }
 
 int rp_methods_steps(rp_state *s) {
-    const rp_config *c = s->run.cfg;
-    const char *methods[RP_MAX_METHODS];
+    const at_reproduce_config *c = s->run.cfg;
+    const char *methods[AT_REPRODUCE_MAX_METHODS];
     int n = method_list(&s->run, methods);
     char name[128], rise_n[32];
     snprintf(rise_n, sizeof rise_n, "%ld", c->rise_n);
@@ -64,10 +64,10 @@ static double mean_of(const double *v, int n) {
 }
 
 int rp_methods_report(FILE *f, const rp_run *r) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->methods;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->methods;
     int n = im->n;
-    const char *methods[RP_MAX_METHODS];
+    const char *methods[AT_REPRODUCE_MAX_METHODS];
     int n_methods = method_list(r, methods);
     char results[4400], ad_file[4400], pg_file[4400];
     snprintf(results, sizeof results, "%s/results.jsonl", r->methods_dir);

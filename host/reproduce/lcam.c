@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "reproduce.h"
+#include "reproduce/internal.h"
 
 static const struct {
     const char *name, *method;
@@ -42,7 +42,7 @@ int rp_lcam_module(const rp_run *r, char *path, size_t cap) {
 
 int rp_lcam_steps(rp_state *s) {
     rp_run *r = &s->run;
-    const rp_config *c = r->cfg;
+    const at_reproduce_config *c = r->cfg;
     if (!rp_lcam_module(r, NULL, 0)) return AT_OK; /* the report says so */
     char qs[256], rise_n[32], name[128];
     size_t o = 0, k = 0;
@@ -66,11 +66,11 @@ int rp_lcam_steps(rp_state *s) {
 }
 
 int rp_lcam_report(FILE *f, const rp_run *r) {
-    const rp_config *c = r->cfg;
-    const cli_paths *im = &r->methods;
+    const at_reproduce_config *c = r->cfg;
+    const at_paths *im = &r->methods;
     const int n = im->n, nq = c->lc.n_q;
-    char ad_file[4400], res_file[4400], names[2 * RP_MAX_LCAM_Q][24];
-    const char *terms[2 * RP_MAX_LCAM_Q];
+    char ad_file[4400], res_file[4400], names[2 * AT_REPRODUCE_MAX_LCAM_Q][24];
+    const char *terms[2 * AT_REPRODUCE_MAX_LCAM_Q];
     snprintf(ad_file, sizeof ad_file, "%s/eval.ad-ic.jsonl", r->methods_dir);
     snprintf(res_file, sizeof res_file, "%s/results.jsonl", r->methods_dir);
     for (int q = 0; q < nq; q++) {
