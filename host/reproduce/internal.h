@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io/json.h"
 #include "io/paths.h"
 #include "reproduce/reproduce.h"
 
@@ -83,6 +84,10 @@ typedef struct {
     int n;
 } rp_stat;
 
+/* Index in imgs of eval line j's image when its method is `method` and its
+ * class option `key` (unless NULL); -1 otherwise. order: imgs' indices sorted
+ * by path (binary search), or NULL (searched in turn). */
+int rp_line_image(const at_json *j, const char *method, const char *key, const at_paths *imgs, const int *order);
 /* out[t * imgs->n + i] = term t of the last line of `method` (and class
  * option `key` unless NULL) for image i of imgs in eval file `file`; NaN
  * where there is none or the value is null. */

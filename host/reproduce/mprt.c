@@ -100,16 +100,9 @@ typedef struct {
 
 static int load_line(const at_json *j, void *ctx) {
     load_ctx *c = ctx;
-    const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *ko = at_json_get(j, "class_option");
     const at_json *ly = at_json_get(j, "layers");
-    if (!im || !me || !ko || !ly || im->type != AT_JSON_STRING || me->type != AT_JSON_STRING ||
-        ko->type != AT_JSON_STRING || ly->type != AT_JSON_ARRAY || strcmp(me->string, c->method) ||
-        strcmp(ko->string, c->key))
-        return AT_OK;
-    int i = -1;
-    for (int k = 0; k < c->im->n && i < 0; k++)
-        if (!strcmp(c->im->paths[k], im->string)) i = k;
-    if (i < 0) return AT_OK;
+    int i = rp_line_image(j, c->method, c->key, c->im, NULL);
+    if (i < 0 || !ly || ly->type != AT_JSON_ARRAY) return AT_OK;
     mprt_values *v = c->v;
     if (!v->n_layers) {
         v->n_layers = ly->n < MAX_LAYERS ? (int)ly->n : MAX_LAYERS;

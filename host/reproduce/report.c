@@ -25,16 +25,24 @@ static const double PAPER_T2[3] = {0.4054, 0.3802, 0.3956}; /* Score-CAM, CDRP p
 
 /* --------------------------------------------------- per-image values */
 
-static const at_paths *sort_list;
-static int cmp_index(const void *a, const void *b) {
-    return strcmp(sort_list->paths[*(const int *)a], sort_list->paths[*(const int *)b]);
+static int cmp_index(const void *a, const void *b, void *imgs) {
+    const at_paths *p = imgs;
+    return strcmp(p->paths[*(const int *)a], p->paths[*(const int *)b]);
 }
 
-/* Position of image in imgs (order = sorted index), or -1. */
-static int find_image(const at_paths *imgs, const int *order, const char *image) {
+int rp_line_image(const at_json *j, const char *method, const char *key, const at_paths *imgs, const int *order) {
+    const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *ko = at_json_get(j, "class_option");
+    if (!im || !me || im->type != AT_JSON_STRING || me->type != AT_JSON_STRING || strcmp(me->string, method) ||
+        (key && (!ko || ko->type != AT_JSON_STRING || strcmp(ko->string, key))))
+        return -1;
+    if (!order) {
+        for (int k = 0; k < imgs->n; k++)
+            if (!strcmp(imgs->paths[k], im->string)) return k;
+        return -1;
+    }
     int lo = 0, hi = imgs->n - 1;
     while (lo <= hi) {
-        int mid = (lo + hi) / 2, c = strcmp(image, imgs->paths[order[mid]]);
+        int mid = (lo + hi) / 2, c = strcmp(im->string, imgs->paths[order[mid]]);
         if (!c) return order[mid];
         if (c < 0) hi = mid - 1;
         else lo = mid + 1;
@@ -42,39 +50,36 @@ static int find_image(const at_paths *imgs, const int *order, const char *image)
     return -1;
 }
 
+typedef struct {
+    const char *method, *key;
+    const at_paths *imgs;
+    const int *order;
+    int n_terms;
+    const char *const *terms;
+    double *out;
+} values_ctx;
+
+static int values_line(const at_json *j, void *ctx) {
+    const values_ctx *c = ctx;
+    int i = rp_line_image(j, c->method, c->key, c->imgs, c->order);
+    for (int t = 0; i >= 0 && t < c->n_terms; t++) {
+        const at_json *v = at_json_get(j, c->terms[t]);
+        c->out[(long)t * c->imgs->n + i] = v && v->type == AT_JSON_NUMBER ? v->number : NAN;
+    }
+    return AT_OK;
+}
+
 int rp_load_values(const char *file, const char *method, const char *key, const at_paths *imgs, int n_terms,
-                       const char *const *terms, double *out) {
+                   const char *const *terms, double *out) {
     for (long i = 0; i < (long)n_terms * imgs->n; i++) out[i] = NAN;
     int *order = malloc(sizeof(int) * (imgs->n ? imgs->n : 1));
-    FILE *f = fopen(file, "r");
-    if (!order || !f) {
-        free(order);
-        if (f) fclose(f);
-        return f ? at_fail(file, "out of memory") : at_fail(file, "%s", strerror(errno));
-    }
+    if (!order) return at_fail(file, "out of memory");
     for (int i = 0; i < imgs->n; i++) order[i] = i;
-    sort_list = imgs;
-    qsort(order, imgs->n, sizeof *order, cmp_index);
-    static char line[AT_RESULTS_MAX_LINE];
-    while (fgets(line, sizeof line, f)) {
-        at_json *j = NULL;
-        size_t len = strcspn(line, "\n");
-        if (!len || at_json_parse(line, len, &j)) continue; /* a torn last line */
-        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"),
-                      *ko = at_json_get(j, "class_option");
-        int i = -1;
-        if (im && me && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING && !strcmp(me->string, method) &&
-            (!key || (ko && ko->type == AT_JSON_STRING && !strcmp(ko->string, key))))
-            i = find_image(imgs, order, im->string);
-        for (int t = 0; i >= 0 && t < n_terms; t++) {
-            const at_json *v = at_json_get(j, terms[t]);
-            out[(long)t * imgs->n + i] = v && v->type == AT_JSON_NUMBER ? v->number : NAN;
-        }
-        at_json_free(j);
-    }
-    fclose(f);
+    qsort_r(order, imgs->n, sizeof *order, cmp_index, (void *)imgs);
+    values_ctx c = {method, key, imgs, order, n_terms, terms, out};
+    int rc = at_jsonl_each(file, values_line, &c);
     free(order);
-    return AT_OK;
+    return rc;
 }
 
 rp_stat rp_stat_of(const at_reproduce_config *c, const double *a, const double *b, int n) {
@@ -244,42 +249,31 @@ typedef struct {
 } overlay_entry;
 
 static overlay_entry *overlays;
-static int n_overlays;
+static int n_overlays, cap_overlays;
+
+static int overlay_line(const at_json *j, void *ctx) {
+    const char *dir = ctx;
+    const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *ov = at_json_get(j, "overlay");
+    if (!im || !me || !ov || im->type != AT_JSON_STRING || me->type != AT_JSON_STRING || ov->type != AT_JSON_STRING)
+        return AT_OK;
+    if (n_overlays == cap_overlays) {
+        int cap = cap_overlays ? 2 * cap_overlays : 256;
+        overlay_entry *ne = realloc(overlays, sizeof *ne * cap);
+        if (!ne) return at_fail(dir, "out of memory");
+        overlays = ne, cap_overlays = cap;
+    }
+    /* overlays lie in the maps folder: found there even if OUT was moved */
+    const char *base = strrchr(ov->string, '/');
+    char *path = malloc(strlen(dir) + strlen(ov->string) + 2);
+    if (path) sprintf(path, "%s/%s", dir, base ? base + 1 : ov->string);
+    overlays[n_overlays++] = (overlay_entry){strdup(im->string), strdup(me->string), path};
+    return AT_OK;
+}
 
 static int read_overlays(const char *dir) {
     char file[4300];
     snprintf(file, sizeof file, "%s/results.jsonl", dir);
-    FILE *f = fopen(file, "r");
-    if (!f) return at_fail(file, "%s", strerror(errno));
-    static char line[AT_RESULTS_MAX_LINE];
-    int cap = 0;
-    while (fgets(line, sizeof line, f)) {
-        at_json *j = NULL;
-        size_t len = strcspn(line, "\n");
-        if (!len || at_json_parse(line, len, &j)) continue;
-        const at_json *im = at_json_get(j, "image"), *me = at_json_get(j, "method"), *ov = at_json_get(j, "overlay");
-        if (im && me && ov && im->type == AT_JSON_STRING && me->type == AT_JSON_STRING &&
-            ov->type == AT_JSON_STRING) {
-            if (n_overlays == cap) {
-                cap = cap ? 2 * cap : 256;
-                overlay_entry *ne = realloc(overlays, sizeof *ne * cap);
-                if (!ne) {
-                    at_json_free(j);
-                    fclose(f);
-                    return at_fail(file, "out of memory");
-                }
-                overlays = ne;
-            }
-            /* overlays lie in the maps folder: found there even if OUT was moved */
-            const char *base = strrchr(ov->string, '/');
-            char *path = malloc(strlen(dir) + strlen(ov->string) + 2);
-            if (path) sprintf(path, "%s/%s", dir, base ? base + 1 : ov->string);
-            overlays[n_overlays++] = (overlay_entry){strdup(im->string), strdup(me->string), path};
-        }
-        at_json_free(j);
-    }
-    fclose(f);
-    return AT_OK;
+    return at_jsonl_each(file, overlay_line, (void *)dir);
 }
 
 static const char *find_overlay(const char *image, const char *method) {
@@ -470,7 +464,7 @@ int rp_write_report(const rp_run *r) {
     if (slot >= 0) at_output_untrack(slot);
     for (int i = 0; i < n_overlays; i++) free(overlays[i].image), free(overlays[i].method), free(overlays[i].overlay);
     free(overlays);
-    overlays = NULL, n_overlays = 0;
+    overlays = NULL, n_overlays = cap_overlays = 0;
     return rc;
 }
 

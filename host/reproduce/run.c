@@ -40,24 +40,27 @@ static const char *maps_name(const rp_state *s) {
     return slash ? slash + 1 : s->run.maps;
 }
 
+typedef struct {
+    const char *name, *run;
+    double total;
+} earlier_ctx;
+
+static int earlier_line(const at_json *j, void *ctx) {
+    earlier_ctx *c = ctx;
+    const at_json *n = at_json_get(j, "step"), *w = at_json_get(j, "wall_s"), *k = at_json_get(j, "run");
+    if (n && w && k && n->type == AT_JSON_STRING && w->type == AT_JSON_NUMBER && k->type == AT_JSON_STRING &&
+        !strcmp(n->string, c->name) && !strcmp(k->string, c->run))
+        c->total += w->number;
+    return AT_OK;
+}
+
 /* Seconds spent on `name` by earlier invocations of this run (OUT/steps.jsonl). */
 static double earlier_seconds(const rp_state *s, const char *name) {
-    char path[4300], line[1024];
+    char path[4300];
     snprintf(path, sizeof path, "%s/steps.jsonl", s->run.cfg->out);
-    FILE *f = fopen(path, "r");
-    double total = 0;
-    if (!f) return 0;
-    while (fgets(line, sizeof line, f)) {
-        at_json *j = NULL;
-        if (at_json_parse(line, strcspn(line, "\n"), &j)) continue;
-        const at_json *n = at_json_get(j, "step"), *w = at_json_get(j, "wall_s"), *k = at_json_get(j, "run");
-        if (n && w && k && n->type == AT_JSON_STRING && w->type == AT_JSON_NUMBER && k->type == AT_JSON_STRING &&
-            !strcmp(n->string, name) && !strcmp(k->string, maps_name(s)))
-            total += w->number;
-        at_json_free(j);
-    }
-    fclose(f);
-    return total;
+    earlier_ctx c = {name, maps_name(s), 0};
+    if (access(path, F_OK) == 0 && at_jsonl_each(path, earlier_line, &c)) at_clear_error();
+    return c.total;
 }
 
 /* Ctrl-C reaches the running step through the terminal, but a signal sent
