@@ -34,13 +34,16 @@ static void pool_reference(const float *x, int NC, int H, int W, int k, int s, i
 }
 
 TEST(maxpool_2x2_fast_path_matches_the_window_loop_with_ties_and_nans) {
-    const int sizes[][2] = {{8, 6}, {7, 9}, {2, 2}, {5, 4}};
-    for (int t = 0; t < 4; t++) {
+    /* rows of 16 windows and more run eight at a time, the rest one by one */
+    const int sizes[][2] = {{8, 6}, {7, 9}, {2, 2}, {5, 4}, {6, 40}, {5, 35}};
+    for (int t = 0; t < 6; t++) {
         const int NC = 3, H = sizes[t][0], W = sizes[t][1], OH = H / 2, OW = W / 2;
         const long n = (long)NC * H * W, no = (long)NC * OH * OW;
         float *x = test_random("pool x", t, n, 2, 0), *dy = test_random("pool dy", t, no, 1, 0);
         for (long i = 0; i < n; i++) x[i] = roundf(x[i]); /* many ties among -2..2 */
         x[1] = NAN, x[W + 2] = NAN, x[2 * W + 3] = x[2 * W + 2] = NAN;
+        for (long i = 5 * W + 7; i < n; i += 13) x[i] = NAN; /* in every lane position, some windows with two */
+        dy[0] = -0.0f;
         float *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no);
         float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
         at_maxpool2d_forward(x, 1, NC, H, W, 2, 2, 0, y);

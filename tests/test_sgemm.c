@@ -142,7 +142,7 @@ TEST(sgemm_k_zero_scales_c) { gemm_case(0, 0, 9, 10, 0, 1.0f, 0.5f, 0); }
 
 TEST(sgemm_large_parallel_shapes) {
     /* big enough for both threading modes: few rows (column split) and many
-     * rows (row split with a shared B panel), with ragged edges */
+     * rows (row split, B packed by each thread), with ragged edges */
     gemm_case(0, 0, 64, 3001, 577, 1.0f, 0.0f, 0);
     gemm_case(0, 0, 515, 199, 1100, 1.0f, 0.0f, 0);
     gemm_case(1, 0, 130, 900, 300, 1.0f, 1.0f, 0);
@@ -211,7 +211,7 @@ TEST(sgemm_few_rows_times_b_or_bt_matches_the_packed_gemm_bit_for_bit) {
 
 /* A packed once (at_sgemm_pack_a, Winograd's transformed weights) gives the
  * bits of A packed on demand, in every threading mode: serial, column split
- * (few rows), row split over a shared B (many rows), static splits. */
+ * (few rows), row split (many rows), static splits. */
 TEST(sgemm_packed_a_matches_packing_on_demand_bit_for_bit) {
     static const int shapes[][3] = {{1, 1, 1}, {17, 33, 300}, {64, 3001, 577}, {515, 199, 1100}, {160, 500, 700},
                                     {40, 20, 5000}};
@@ -580,17 +580,21 @@ TEST(winograd_rule_takes_f4x4_from_14_pixels_a_side) {
     CHECK(at_winograd_rule(16, 16, 1, 1) == 2 && at_winograd_rule(16, 16, 14, 200) == 4);
 }
 
-/* A strided conv's implicit im2col packs the same B panels as the explicit
- * im2col matrix through the plain SGEMM: the same bits (no bias; the
- * gathers and stride-2 row loads of the AVX2 packer against the matrix
- * packer), the stem's 7x7 / 2 over 3 channels on rows wide enough for whole
- * interior panels, and ResNet's strided 3x3 and 1x1, among the shapes. */
-TEST(conv_strided_im2col_packs_the_explicit_im2col_bit_for_bit) {
+/* A strided or pointwise conv's implicit im2col packs the same B panels as
+ * the explicit im2col matrix through the plain SGEMM: the same bits (no
+ * bias; the gathers and stride-2 row loads of the AVX2 packer, and the
+ * pointwise packer's copies across output rows, against the matrix packer),
+ * the stem's 7x7 / 2 over 3 channels on rows wide enough for whole interior
+ * panels, ResNet's strided 3x3 and 1x1, and 1x1 stride-1 convs whose panels
+ * cross rows and images (7x7 and 9x13 maps) or do not (8x8), among the
+ * shapes. */
+TEST(conv_implicit_im2col_packs_the_explicit_im2col_bit_for_bit) {
     const int shapes[][7] = {/* C, H, W, K, k, stride, pad */
                              {3, 29, 23, 16, 7, 2, 3}, {5, 13, 17, 9, 3, 2, 1}, {4, 12, 12, 20, 1, 2, 0},
                              {2, 11, 9, 7, 3, 3, 2}, {3, 40, 37, 8, 5, 2, 2}, {3, 9, 100, 16, 7, 2, 3},
-                             {2, 7, 70, 5, 3, 2, 1}};
-    for (int t = 0; t < 7; t++) {
+                             {2, 7, 70, 5, 3, 2, 1}, {20, 7, 7, 24, 1, 1, 0}, {16, 9, 13, 33, 1, 1, 0},
+                             {64, 8, 8, 17, 1, 1, 0}, {300, 3, 5, 18, 1, 1, 0}};
+    for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++) {
         const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
         const int st = shapes[t][5], pad = shapes[t][6], N = 2;
         const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1, ckk = C * k * k;
@@ -619,5 +623,41 @@ TEST(conv_strided_im2col_packs_the_explicit_im2col_bit_for_bit) {
         at_conv2d_forward(x, N, C, H, W, w, NULL, K, k, k, st, pad, y, NULL);
         SAME_BITS("strided conv vs explicit im2col", y, ref, (long)N * K * n_out);
         free(x), free(w), free(y), free(ref), free(col), free(gemm);
+    }
+}
+
+/* Weights packed once (what the CPU backend keeps per layer) give the bits
+ * of packing per call, forward and backward data, for shapes whose backward
+ * runs as a forward conv (3x3 / 1, 1x1) and one whose does not (3x3 / 2:
+ * nothing to pack). */
+TEST(conv_packed_weights_give_the_bits_of_packing_per_call) {
+    const int shapes[][7] = {/* C, H, W, K, k, stride, pad */
+                             {20, 9, 11, 37, 3, 1, 1}, {33, 7, 7, 18, 1, 1, 0}, {17, 10, 9, 21, 3, 2, 1},
+                             {3, 12, 12, 16, 7, 2, 3}, {300, 4, 4, 40, 1, 1, 0}};
+    for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++) {
+        const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
+        const int st = shapes[t][5], pad = shapes[t][6], N = 3;
+        const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
+        const long nx = (long)N * C * H * W, ny = (long)N * K * Ho * Wo;
+        float *x = test_random("packed x", t, nx, 1, 0), *dy = test_random("packed dy", t, ny, 1, 0);
+        float *w = test_random("packed w", t, (long)K * C * k * k, 1, 0), *b = test_random("packed b", t, K, 1, 0);
+        float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+        float *dx0 = malloc(sizeof(float) * nx), *dx1 = malloc(sizeof(float) * nx);
+        float *ws = malloc(sizeof(float) * (at_conv2d_workspace_floats(C, H, W, k, k, st, pad) + 1));
+        size_t nf = at_conv2d_packed_weights_floats(K, C, k, k, st, pad, 0);
+        size_t nb = at_conv2d_packed_weights_floats(K, C, k, k, st, pad, 1);
+        CHECK(nf > 0);
+        CHECK((nb > 0) == (st == 1 && C >= 16));
+        float *pf = aligned_alloc(64, (nf * sizeof(float) + 63) / 64 * 64);
+        float *pb = nb ? aligned_alloc(64, (nb * sizeof(float) + 63) / 64 * 64) : NULL;
+        at_conv2d_pack_weights(w, K, C, k, k, 0, pf);
+        if (pb) at_conv2d_pack_weights(w, K, C, k, k, 1, pb);
+        at_conv2d_forward(x, N, C, H, W, w, b, K, k, k, st, pad, y0, ws);
+        at_conv2d_forward_packed(x, N, C, H, W, w, pf, b, K, k, k, st, pad, y1);
+        SAME_BITS("forward, packed weights", y1, y0, ny);
+        at_conv2d_backward_data(dy, N, C, H, W, w, K, k, k, st, pad, dx0, ws);
+        at_conv2d_backward_data_packed(dy, N, C, H, W, w, pb, K, k, k, st, pad, dx1, ws);
+        SAME_BITS("backward data, packed weights", dx1, dx0, nx);
+        free(x), free(dy), free(w), free(b), free(y0), free(y1), free(dx0), free(dx1), free(ws), free(pf), free(pb);
     }
 }

@@ -28,6 +28,7 @@ typedef struct {
     int K, C, k, stride, pad, H, W; /* linear: K out, C in */
     float *rounded[3];
     float *wino[2][2]; /* Winograd-transformed weights [backward][F(4x4)], made on first use */
+    float *packed[2];  /* FP32 weights packed for the direct conv's SGEMM [backward], made on first use */
 } cpu_params;
 
 typedef struct {
@@ -110,6 +111,19 @@ static const float *wino_weights(cpu_params *p, int backward, int m) {
         }
     }
     return *u;
+}
+
+/* The direct conv's weights packed once (FP32; the reduced precisions
+ * round a copy per call). NULL when there is nothing to pack or no memory
+ * for it: the conv then packs per call, with the same result. */
+static const float *packed_weights(const cpu_ctx *c, cpu_params *p, int backward) {
+    if (c->prec != AT_PRECISION_FP32) return NULL;
+    if (!p->packed[backward]) {
+        size_t n = at_conv2d_packed_weights_floats(p->K, p->C, p->k, p->k, p->stride, p->pad, backward);
+        if (!n || !(p->packed[backward] = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))) return NULL;
+        at_conv2d_pack_weights(p->w, p->K, p->C, p->k, p->k, backward, p->packed[backward]);
+    }
+    return p->packed[backward];
 }
 
 /* ---- memory: host memory ------------------------------------------------- */
@@ -220,7 +234,8 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0, wino) : weights(c, p);
     if (!x || !w) return AT_ERR;
     if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, wino, w, p->b, p->K, p->pad, cc->y, c->ws);
-    else at_conv2d_forward(x, cc->n, p->C, p->H, p->W, w, p->b, p->K, p->k, p->k, p->stride, p->pad, cc->y, c->ws);
+    else at_conv2d_forward_packed(x, cc->n, p->C, p->H, p->W, w, packed_weights(c, p, 0), p->b, p->K, p->k, p->k,
+                                  p->stride, p->pad, cc->y);
     if (cc->relu) at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     else if (cc->gates || cc->keep) at_gate_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     return AT_OK;
@@ -235,7 +250,8 @@ static int cpu_conv2d_backward_data(void *ctx, void *conv, const float *dy, int 
     const float *g = operand(c, dy, (long)n * p->K * Ho * Wo), *w = wino ? wino_weights(p, 1, wino) : weights(c, p);
     if (!g || !w) return AT_ERR;
     if (wino) at_winograd_conv2d_backward_data(g, n, p->C, p->H, p->W, wino, w, p->K, p->pad, dx, c->ws);
-    else at_conv2d_backward_data(g, n, p->C, p->H, p->W, w, p->K, p->k, p->k, p->stride, p->pad, dx, c->ws);
+    else at_conv2d_backward_data_packed(g, n, p->C, p->H, p->W, w, packed_weights(c, p, 1), p->K, p->k, p->k,
+                                        p->stride, p->pad, dx, c->ws);
     return AT_OK;
 }
 
@@ -355,6 +371,7 @@ static void cpu_destroy(void *ctx) {
     for (int i = 0; i < c->n_params; i++) {
         for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
         for (int d = 0; d < 4; d++) free(c->params[i]->wino[d / 2][d % 2]);
+        free(c->params[i]->packed[0]), free(c->params[i]->packed[1]);
         free(c->params[i]);
     }
     for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);

@@ -178,6 +178,34 @@ static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int n
     }
 }
 
+/* A 1x1, stride-1, unpadded conv reads B[c][pixel] = x[img][c][pixel]: the
+ * panels that lie inside one image are plain copies of 16 consecutive
+ * floats per channel, across output rows. How many from pixel n on (at most
+ * max) do. */
+#ifndef POINTWISE_GROUP
+#define POINTWISE_GROUP 4
+#endif
+static int pointwise_panels(const im2col_src *s, long n, int max) {
+    if (s->kh != 1 || s->kw != 1 || s->stride != 1 || s->pad_h || s->pad_w) return 0;
+    long HW = (long)s->H * s->W;
+    return imin(imin(max, POINTWISE_GROUP), (int)((HW - n % HW) / NR));
+}
+
+/* g such panels, channel by channel: each channel's g*NR floats are one run. */
+static void pack_pointwise_panels(const im2col_src *s, long n, int g, const k_row *kt, int kc, float *dst,
+                                  long panel_floats) {
+    long HW = (long)s->H * s->W;
+    const float *base = s->x + n / HW * s->C * HW + n % HW;
+    for (int k = 0; k < kc; k++) {
+        const float *src = base + kt[k].off;
+        float *d = dst + (long)k * NR;
+        for (int j = 0; j < g; j++, src += NR, d += panel_floats) {
+            _mm256_store_ps(d, _mm256_loadu_ps(src));
+            _mm256_store_ps(d + 8, _mm256_loadu_ps(src + 8));
+        }
+    }
+}
+
 /* Stride 2, a panel of one full run whose every (ky, kx) stays inside the
  * input row (the stem's 7x7 / 2 over most of the image): per row k, the 32
  * floats from the first lane's input on, their even ones. */
@@ -287,8 +315,16 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
         int kn = imin(K_ROWS, kc - kb);
         k_rows(s, k0 + kb, kn, kt);
         for (int p = 0; p < count;) {
-            int nrun = panel_runs(s, (long)first + p, imin(NR, count - p), runs);
             float *d = dst + p / NR * panel_floats + (long)kb * NR;
+#ifdef AT_CONV_AVX2
+            int pw = pointwise_panels(s, (long)first + p, (count - p) / NR);
+            if (pw > 0) {
+                pack_pointwise_panels(s, (long)first + p, pw, kt, kn, d, panel_floats);
+                p += pw * NR;
+                continue;
+            }
+#endif
+            int nrun = panel_runs(s, (long)first + p, imin(NR, count - p), runs);
 #ifdef AT_CONV_AVX2
             if (s->stride == 1) {
                 int g = interior_panels(s, runs, nrun, (count - p) / NR);
@@ -352,15 +388,20 @@ static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand
     }
 }
 
-void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *w, const float *b,
-                       int K, int kh, int kw, int stride, int pad, float *y, float *workspace) {
-    (void)workspace;
+void at_conv2d_forward_packed(const float *x, int N, int C, int H, int W, const float *w, const float *packed,
+                              const float *b, int K, int kh, int kw, int stride, int pad, float *y) {
     int Ho = out_size(H, kh, stride, pad), Wo = out_size(W, kw, stride, pad);
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return;
     im2col_src s = {x, C, H, W, kh, kw, stride, pad, pad, Ho, Wo};
     at_matrix_operand wm = {w, (long)C * kh * kw, 0};
-    at_gemm_operand a = {at_pack_a_matrix, &wm, NULL, 0, 0};
+    at_gemm_operand a = {at_pack_a_matrix, &wm, packed, 0, 0};
     conv_gemm(&s, N, K, &a, b, y);
+}
+
+void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *w, const float *b,
+                       int K, int kh, int kw, int stride, int pad, float *y, float *workspace) {
+    (void)workspace;
+    at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, kh, kw, stride, pad, y);
 }
 
 /* The backward pass runs as a forward convolution (no workspace) for stride
@@ -428,8 +469,28 @@ static void col2im_add(const float *col, long nt, long q0, int C, int H, int W, 
     }
 }
 
+size_t at_conv2d_packed_weights_floats(int K, int C, int kh, int kw, int stride, int pad, int backward) {
+    if (!backward) return at_sgemm_packed_a_floats(K, C * kh * kw);
+    return backward_is_forward_conv(C, kh, kw, stride, pad) ? at_sgemm_packed_a_floats(C, K * kh * kw) : 0;
+}
+
+void at_conv2d_pack_weights(const float *w, int K, int C, int kh, int kw, int backward, float *dst) {
+    if (!backward) {
+        at_sgemm_pack_a(K, C * kh * kw, w, C * kh * kw, dst);
+        return;
+    }
+    flipped_weights f = {w, K, C, kh * kw};
+    at_sgemm_pack_a_with(C, K * kh * kw, pack_a_flipped, &f, dst);
+}
+
 void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K,
                              int kh, int kw, int stride, int pad, float *dx, float *workspace) {
+    at_conv2d_backward_data_packed(dy, N, C, H, W, w, NULL, K, kh, kw, stride, pad, dx, workspace);
+}
+
+void at_conv2d_backward_data_packed(const float *dy, int N, int C, int H, int W, const float *w,
+                                    const float *packed, int K, int kh, int kw, int stride, int pad, float *dx,
+                                    float *workspace) {
     int Ho = out_size(H, kh, stride, pad), Wo = out_size(W, kw, stride, pad);
     if (N <= 0 || C <= 0) return;
     if (Ho <= 0 || Wo <= 0 || K <= 0) {
@@ -439,7 +500,7 @@ void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const 
     if (backward_is_forward_conv(C, kh, kw, stride, pad)) {
         im2col_src s = {dy, K, Ho, Wo, kh, kw, 1, kh - 1 - pad, kw - 1 - pad, H, W};
         flipped_weights f = {w, K, C, kh * kw};
-        at_gemm_operand a = {pack_a_flipped, &f, NULL, 0, 0};
+        at_gemm_operand a = {pack_a_flipped, &f, packed, 0, 0};
         conv_gemm(&s, N, C, &a, NULL, dx);
         return;
     }

@@ -31,4 +31,17 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
 void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K,
                              int kh, int kw, int stride, int pad, float *dx, float *workspace);
 
+/* The weights packed once for the SGEMM (the panels every call would pack
+ * otherwise: the same bits), for the forward (backward 0) or the backward
+ * data pass (1; 0 floats where that pass does not run as a forward conv).
+ * The _packed calls take them, or NULL to pack on the fly; w is still read
+ * where packed is NULL. */
+size_t at_conv2d_packed_weights_floats(int K, int C, int kh, int kw, int stride, int pad, int backward);
+void at_conv2d_pack_weights(const float *w, int K, int C, int kh, int kw, int backward, float *dst);
+void at_conv2d_forward_packed(const float *x, int N, int C, int H, int W, const float *w, const float *packed,
+                              const float *b, int K, int kh, int kw, int stride, int pad, float *y);
+void at_conv2d_backward_data_packed(const float *dy, int N, int C, int H, int W, const float *w,
+                                    const float *packed, int K, int kh, int kw, int stride, int pad, float *dx,
+                                    float *workspace);
+
 #endif

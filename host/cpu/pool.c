@@ -4,6 +4,10 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "cpu/ops.h"
 
 /* The window's first maximum in raster order, NaN winning as in the loops below. */
@@ -24,6 +28,41 @@ static void maxpool2x2_forward(const float *x, long NC, int H, int W, float *y) 
         }
 }
 
+#ifdef __AVX2__
+/* Eight windows of the 2x2 backward at once: the row pair's 16 columns split
+ * into even and odd ones (in the lane order a0 a2 b0 b2 | a4 a6 b4 b6 of the
+ * shuffle, which dy is permuted to match), the scalar loop's choices as
+ * masks, and the results interleaved back by unpacking. */
+static inline __m256 winner(__m256 best, __m256 v, __m256 *won) {
+    *won = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(best, v, *won);
+}
+
+static int maxpool2x2_backward_8(const float *r0, const float *r1, const float *d, int OW, float *o0, float *o1) {
+    int ox = 0;
+    for (; ox + 8 <= OW; ox += 8) {
+        const __m256 p0 = _mm256_loadu_ps(r0 + 2 * ox), p1 = _mm256_loadu_ps(r0 + 2 * ox + 8);
+        const __m256 q0 = _mm256_loadu_ps(r1 + 2 * ox), q1 = _mm256_loadu_ps(r1 + 2 * ox + 8);
+        const __m256 a = _mm256_shuffle_ps(p0, p1, 0x88), b = _mm256_shuffle_ps(p0, p1, 0xdd);
+        const __m256 c = _mm256_shuffle_ps(q0, q1, 0x88), e = _mm256_shuffle_ps(q0, q1, 0xdd);
+        const __m256 g = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_loadu_ps(d + ox)), 0xd8));
+        __m256 w1, w2, w3;
+        winner(winner(winner(a, b, &w1), c, &w2), e, &w3);
+        const __m256 s3 = w3, s2 = _mm256_andnot_ps(w3, w2), later = _mm256_or_ps(w3, w2);
+        const __m256 s1 = _mm256_andnot_ps(later, w1), s0 = _mm256_andnot_ps(_mm256_or_ps(later, w1), g);
+        /* + 0: the general loop adds dy to a zeroed dx, which turns -0 into +0 */
+        const __m256 z = _mm256_setzero_ps();
+        const __m256 even0 = _mm256_add_ps(s0, z), odd0 = _mm256_add_ps(_mm256_and_ps(s1, g), z);
+        const __m256 even1 = _mm256_add_ps(_mm256_and_ps(s2, g), z), odd1 = _mm256_add_ps(_mm256_and_ps(s3, g), z);
+        _mm256_storeu_ps(o0 + 2 * ox, _mm256_unpacklo_ps(even0, odd0));
+        _mm256_storeu_ps(o0 + 2 * ox + 8, _mm256_unpackhi_ps(even0, odd0));
+        _mm256_storeu_ps(o1 + 2 * ox, _mm256_unpacklo_ps(even1, odd1));
+        _mm256_storeu_ps(o1 + 2 * ox + 8, _mm256_unpackhi_ps(even1, odd1));
+    }
+    return ox;
+}
+#endif
+
 static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H, int W, float *dx) {
     const int OH = H / 2, OW = W / 2;
 #pragma omp parallel for schedule(static)
@@ -34,7 +73,11 @@ static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H,
             const float *r0 = x + nc * H * W + (2 * oy) * W, *r1 = r0 + W;
             const float *d = dy + nc * OH * OW + oy * OW;
             float *o0 = dxp + (2 * oy) * W, *o1 = o0 + W;
-            for (int ox = 0; ox < OW; ox++) {
+            int ox = 0;
+#ifdef __AVX2__
+            ox = maxpool2x2_backward_8(r0, r1, d, OW, o0, o1);
+#endif
+            for (; ox < OW; ox++) {
                 const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], e = r1[2 * ox + 1];
                 /* the argmax as the general loop finds it: the last element that replaced the best */
                 const int r1 = b > a || b != b;
@@ -43,7 +86,7 @@ static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H,
                 const float m2 = r2 ? c : m1;
                 const int r3 = e > m2 || e != e;
                 const int w = r3 ? 3 : r2 ? 2 : r1 ? 1 : 0;
-                const float g = d[ox];
+                const float g = d[ox] + 0.0f; /* as the general loop's 0 + dy: -0 becomes +0 */
                 o0[2 * ox] = w == 0 ? g : 0.0f;
                 o0[2 * ox + 1] = w == 1 ? g : 0.0f;
                 o1[2 * ox] = w == 2 ? g : 0.0f;

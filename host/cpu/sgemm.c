@@ -37,12 +37,13 @@
  *   - by columns, when M is small: each thread packs all of A once and takes
  *     NC_L2-column blocks from a dynamic schedule (B is packed per block
  *     anyway), or a static share when blocks would be too few;
- *   - by rows, when M is large and N small: the threads pack all of B once
- *     into a shared buffer (each a share of its panels), meet at the region's
- *     only barrier, and multiply their own rows by it. Without room for a
- *     shared B, each thread packs B privately.
- * No thread waits for another inside the loops, which keeps a two-core
- * machine busy even when other jobs take time slices from one core. */
+ *   - by rows, when M is large and N small: each thread packs B privately
+ *     and multiplies its own rows by it. (A B packed once and shared was
+ *     slower on the 2-core machine: the second core then reads half of its
+ *     panels from the other core's cache, e.g. 0.45 against 0.29 ms for
+ *     ResNet-50's 256 -> 64 1x1 conv at 56x56.)
+ * No thread waits for another, which keeps a two-core machine busy even when
+ * other jobs take time slices from one core. */
 #include "cpu/sgemm.h"
 
 #include <omp.h>
@@ -68,9 +69,6 @@
 /* Largest A packed whole (floats): 4 MiB, e.g. 144 rows x K = 7000. */
 #define A_WHOLE_MAX_FLOATS (1L << 20)
 
-/* Largest B packed whole and shared by the threads (floats): 16 MiB. */
-#define B_SHARED_MAX_FLOATS (1L << 22)
-
 /* Below this many multiply-adds a second thread costs more than it saves. */
 #define PARALLEL_MIN_MACS (1L << 20)
 
@@ -85,29 +83,47 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 #ifdef AT_SGEMM_AVX512
 /* 16 x 16: one zmm accumulator per row (16 of the 32 registers), each k one
  * load of B and 16 FMAs with A broadcast from memory; the same FMA chain per
- * element as the AVX2 kernel, so the same bits. */
-static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
-                         long ldc, float alpha, float beta, const float *bias) {
+ * element as the AVX2 kernel, so the same bits. `rows` (16 or 8, a constant
+ * once inlined) rows are computed, the first `store` of them read and
+ * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
+ * half the FMAs, and no tile with all its columns goes through a copy. */
+static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, int kc, const float *restrict a,
+                                                              const float *restrict b, float *c, long ldc, float alpha,
+                                                              float beta, const float *bias) {
     __m512 acc[MR];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         __m512 bv = _mm512_load_ps(b);
 #pragma GCC unroll 16
-        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
+        for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
         a += MR;
         b += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < rows; r++) {
+        if (r >= store) break;
         float *cr = c + r * ldc;
         __m512 v = _mm512_mul_ps(va, acc[r]);
         if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v);
         if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
         _mm512_storeu_ps(cr, v);
     }
+}
+
+static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
+                         long ldc, float alpha, float beta, const float *bias) {
+    kernel_rows(MR, MR, kc, a, b, c, ldc, alpha, beta, bias);
+}
+
+/* The first mr < MR rows of a tile with all NR columns in place. */
+#define AT_SGEMM_SHORT_TILES 1
+static void micro_kernel_short(int mr, int kc, const float *restrict a, const float *restrict b, float *c, long ldc,
+                               float alpha, float beta, const float *bias) {
+    if (mr <= 8) kernel_rows(8, mr, kc, a, b, c, ldc, alpha, beta, bias);
+    else kernel_rows(MR, mr, kc, a, b, c, ldc, alpha, beta, bias);
 }
 const char *at_sgemm_kernel_name(void) { return "avx512 16x16"; }
 #elif defined(AT_SGEMM_AVX2)
@@ -372,6 +388,11 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
             if (cn && mr == MR)
                 micro_kernel(kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta,
                              bias ? bias + i : NULL);
+#ifdef AT_SGEMM_SHORT_TILES
+            else if (cn)
+                micro_kernel_short(mr, kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta,
+                                   bias ? bias + i : NULL);
+#endif
             else
                 edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);
         }
@@ -528,55 +549,14 @@ static void columns_dynamic(const gemm_job *J) {
     }
 }
 
-/* Many rows, few columns (the late VGG layers): all of B (K x N, at most
- * B_SHARED_MAX_FLOATS) is packed once into one buffer, each thread packing a
- * share of its panels; after the region's only barrier each thread
- * multiplies its own rows by all of it. Called inside the parallel region;
- * bb belongs to the thread that opened it. */
-static void rows_shared_b(const gemm_job *J, float *bb) {
-    int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    int panels = (J->N + NR - 1) / NR;
-    long n_pad = (long)panels * NR;
-    int p0 = (int)((long)panels * t / nt), p1 = (int)((long)panels * (t + 1) / nt);
-    for (int pc = 0; pc < J->K && p1 > p0; pc += J->kcb) {
-        int kc = imin(J->kcb, J->K - pc);
-        J->b->pack(J->b->ctx, p0 * NR, imin(J->N, p1 * NR) - p0 * NR, pc, kc,
-                   bb + n_pad * pc + (long)p0 * NR * kc);
-    }
-#pragma omp barrier
-    int mpanels = (J->M + MR - 1) / MR;
-    int m0 = (int)((long)mpanels * t / nt) * MR, m1 = imin(J->M, (int)((long)mpanels * (t + 1) / nt) * MR);
-    float *ba = thread_buffer(0, (size_t)MC * J->kcb);
-    for (int pc = 0; pc < J->K && m1 > m0; pc += J->kcb) {
-        int kc = imin(J->kcb, J->K - pc);
-        for (int ic = m0; ic < m1; ic += MC) {
-            int mc = imin(MC, m1 - ic);
-            float beta = pc == 0 ? J->beta : 1.0f;
-            const float *bias = pc == 0 ? J->c->row_bias : NULL;
-            if (ba || J->a->packed) {
-                const float *pa = a_panels(J, ic, mc, pc, kc, ba);
-                macro_kernel(J, kc, pa, bb + n_pad * pc, ic, mc, 0, J->N, beta, bias);
-            } else { /* no memory for an A block: one micro-panel at a time */
-                float one[KC * MR] __attribute__((aligned(64)));
-                for (int ir = 0; ir < mc; ir += MR) {
-                    const float *pa = a_panels(J, ic + ir, imin(MR, mc - ir), pc, kc, one);
-                    macro_kernel(J, kc, pa, bb + n_pad * pc, ic + ir, imin(MR, mc - ir), 0, J->N,
-                                 beta, bias);
-                }
-            }
-        }
-    }
-}
-
 /* Estimated cost of the slowest thread, in multiply-adds: the padded
  * multiply-adds plus every packed float weighted by what packing one costs
  * relative to a multiply-add (about half a cycle, against 16 multiply-adds
  * per cycle at full rate). Threads never share packed data, so a split
- * duplicates the packing of the operand it does not split. */
+ * duplicates the packing of the operand it does not split: sharing a packed
+ * B between the cores (measured) costs more in cross-core reads than the
+ * packing it saves. */
 #define PACK_COST_MACS 8.0
-static int b_fits_shared(int N, int K) {
-    return N <= NC_L3 && (double)round_up(N, NR) * K <= B_SHARED_MAX_FLOATS;
-}
 static double cost_split_columns(int M, int N, int K, int T) {
     int panels = (N + NR - 1) / NR, per = (panels + T - 1) / T;
     double n = (double)per * NR, m = round_up(M, MR);
@@ -587,8 +567,7 @@ static double cost_split_rows(int M, int N, int K, int T) {
     int panels = (M + MR - 1) / MR, per = (panels + T - 1) / T;
     double m = (double)per * MR, n = round_up(N, NR);
     double a_packs = m <= MC ? 1 : (N + NC_L3 - 1) / NC_L3;
-    double b_packed = b_fits_shared(N, K) ? (double)K * N / T : (double)K * N;
-    return m * n * K + PACK_COST_MACS * (m * K * a_packs + b_packed);
+    return m * n * K + PACK_COST_MACS * (m * K * a_packs + (double)K * N);
 }
 
 /* C = beta*C + bias when there is nothing to multiply (K == 0 or alpha == 0). */
@@ -626,14 +605,6 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
         return;
     }
     int by_rows = cost_split_rows(M, N, K, T) < cost_split_columns(M, N, K, T);
-    if (by_rows && b_fits_shared(N, K)) {
-        float *bb = thread_buffer(1, (size_t)round_up(N, NR) * K);
-        if (bb) {
-#pragma omp parallel num_threads(T)
-            rows_shared_b(&J, bb);
-            return;
-        }
-    }
     if (!by_rows && a_fits_whole(&J, 0, M) && N >= 2 * T * NC_L2) {
 #pragma omp parallel num_threads(T)
         columns_dynamic(&J);
@@ -773,12 +744,15 @@ static void few_rows_b(int M, int N, int K, int kcb, float alpha, const float *A
 
 size_t at_sgemm_packed_a_floats(int M, int K) { return (size_t)round_up(M, MR) * (K > 0 ? K : 0); }
 
-void at_sgemm_pack_a(int M, int K, const float *A, int lda, float *dst) {
+void at_sgemm_pack_a_with(int M, int K, at_pack_fn pack, const void *ctx, float *dst) {
     if (M <= 0 || K <= 0) return;
-    at_matrix_operand m = {A, lda, 0};
     int kcb = k_block(K);
-    for (int pc = 0; pc < K; pc += kcb)
-        at_pack_a_matrix(&m, 0, M, pc, imin(kcb, K - pc), dst + (long)round_up(M, MR) * pc);
+    for (int pc = 0; pc < K; pc += kcb) pack(ctx, 0, M, pc, imin(kcb, K - pc), dst + (long)round_up(M, MR) * pc);
+}
+
+void at_sgemm_pack_a(int M, int K, const float *A, int lda, float *dst) {
+    at_matrix_operand m = {A, lda, 0};
+    at_sgemm_pack_a_with(M, K, at_pack_a_matrix, &m, dst);
 }
 
 void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,

@@ -87,6 +87,8 @@ void at_pack_b_matrix(const void *ctx, int first, int count, int k0, int kc, flo
  * gives the same bits either way. */
 size_t at_sgemm_packed_a_floats(int M, int K);
 void at_sgemm_pack_a(int M, int K, const float *A, int lda, float *dst);
+/* The same for an A given by its packer (e.g. a conv's flipped kernel). */
+void at_sgemm_pack_a_with(int M, int K, at_pack_fn pack, const void *ctx, float *dst);
 
 /* Name of the compiled micro-kernel ("avx512 16x16", "avx2-fma 6x16" or
  * "portable 6x16"). */
