@@ -19,6 +19,8 @@
 #include "core/error.h"
 #include "exec/ops.h"
 
+#include <sys/mman.h>
+
 #define DEFAULT_MEM_LIMIT ((size_t)4 << 30) /* bytes planned per call by max_batch */
 
 /* A prepared conv or linear layer: the model's parameters and, per reduced
@@ -142,10 +144,18 @@ static void *cpu_alloc(void *ctx, size_t bytes, const char *what) {
         }
         c->alloc_bytes = b, c->allocs_cap = cap;
     }
-    if (posix_memalign(&p, 64, bytes ? bytes : 1)) {
+    /* Large blocks (the activations arena) on 2 MiB pages where the kernel
+     * grants them on request: first touching a 4 KiB page at a time cost a
+     * fifth of a short gradient run on the small models. */
+    const size_t huge = (size_t)2 << 20;
+    const int big = bytes >= 2 * huge;
+    if (posix_memalign(&p, big ? huge : 64, bytes ? bytes : 1)) {
         at_fail("cpu backend", "out of memory allocating %zu MB for %s", bytes >> 20, what);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (big) madvise(p, bytes / huge * huge, MADV_HUGEPAGE);
+#endif
     c->allocs[c->n_allocs] = p;
     c->alloc_bytes[c->n_allocs++] = bytes;
     c->in_use += bytes;

@@ -87,9 +87,10 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * once inlined) rows are computed, the first `store` of them read and
  * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
  * half the FMAs, and no tile with all its columns goes through a copy. */
-static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, int kc, const float *restrict a,
-                                                              const float *restrict b, float *c, long ldc, float alpha,
-                                                              float beta, const float *bias) {
+static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
+                                                              const float *restrict a, const float *restrict b,
+                                                              float *c, long ldc, float alpha, float beta,
+                                                              const float *bias) {
     __m512 acc[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
@@ -107,23 +108,25 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
         if (r >= store) break;
         float *cr = c + r * ldc;
         __m512 v = _mm512_mul_ps(va, acc[r]);
-        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v);
+        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, cr), v);
         if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
-        _mm512_storeu_ps(cr, v);
+        _mm512_mask_storeu_ps(cr, cols, v);
     }
 }
 
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
                          long ldc, float alpha, float beta, const float *bias) {
-    kernel_rows(MR, MR, kc, a, b, c, ldc, alpha, beta, bias);
+    kernel_rows(MR, MR, 0xffff, kc, a, b, c, ldc, alpha, beta, bias);
 }
 
-/* The first mr < MR rows of a tile with all NR columns in place. */
+/* The first mr rows and nr columns of a tile whose columns lie in one
+ * segment, in place (masked loads and stores instead of a copy). */
 #define AT_SGEMM_SHORT_TILES 1
-static void micro_kernel_short(int mr, int kc, const float *restrict a, const float *restrict b, float *c, long ldc,
-                               float alpha, float beta, const float *bias) {
-    if (mr <= 8) kernel_rows(8, mr, kc, a, b, c, ldc, alpha, beta, bias);
-    else kernel_rows(MR, mr, kc, a, b, c, ldc, alpha, beta, bias);
+static void micro_kernel_short(int mr, int nr, int kc, const float *restrict a, const float *restrict b, float *c,
+                               long ldc, float alpha, float beta, const float *bias) {
+    const __mmask16 cols = (__mmask16)((1u << nr) - 1);
+    if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
+    else kernel_rows(MR, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
 }
 const char *at_sgemm_kernel_name(void) { return "avx512 16x16"; }
 #elif defined(AT_SGEMM_AVX2)
@@ -380,17 +383,20 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
     for (int jr = 0; jr < nc; jr += NR) {
         const float *b = pb + (long)jr * kc;
         int n = n0 + jr, nr = imin(NR, nc - jr);
-        /* full-width panels inside one segment are written in place */
+        /* panels inside one segment are written in place (short ones masked, with AVX-512) */
         long q = n % c->seg;
         float *cn = nr == NR && q + NR <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
+#ifdef AT_SGEMM_SHORT_TILES
+        float *cs = q + nr <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
+#endif
         for (int ir = 0; ir < mc; ir += MR) {
             int i = i0 + ir, mr = imin(MR, mc - ir);
             if (cn && mr == MR)
                 micro_kernel(kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta,
                              bias ? bias + i : NULL);
 #ifdef AT_SGEMM_SHORT_TILES
-            else if (cn)
-                micro_kernel_short(mr, kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta,
+            else if (cs)
+                micro_kernel_short(mr, nr, kc, pa + (long)ir * kc, b, cs + i * c->ldc, c->ldc, J->alpha, beta,
                                    bias ? bias + i : NULL);
 #endif
             else
