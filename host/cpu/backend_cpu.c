@@ -21,6 +21,9 @@
 
 #include <sys/mman.h>
 
+#ifndef CPU_BATCH_CAP
+#define CPU_BATCH_CAP 16
+#endif
 #define DEFAULT_MEM_LIMIT ((size_t)4 << 30) /* bytes planned per call by max_batch */
 
 /* A prepared conv or linear layer: the model's parameters and, per reduced
@@ -391,6 +394,7 @@ static void cpu_destroy(void *ctx) {
 static const at_ops cpu_ops = {
     .name = "cpu",
     .fuses_input_masks = 0,
+    .batch_cap = CPU_BATCH_CAP,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .available = cpu_available,

@@ -559,6 +559,7 @@ int at_max_batch(at_backend *be, int with_backward) {
     size_t n = avail / bytes_per_item(s, with_backward);
     if (n < 1) n = 1; /* the call itself then reports what it needs */
     if (n > MAX_BATCH) n = MAX_BATCH;
+    if (s->ops->batch_cap > 0 && n > (size_t)s->ops->batch_cap) n = (size_t)s->ops->batch_cap;
     return (int)n;
 }
 

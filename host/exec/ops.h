@@ -54,6 +54,9 @@ typedef struct {
 typedef struct at_ops {
     const char *name;
     int fuses_input_masks;
+    /* Most items a batch should hold (0: as many as memory allows): the CPU
+     * gains nothing from more than its caches keep between layers. */
+    int batch_cap;
     /* memory */
     void *(*alloc)(void *ctx, size_t bytes, const char *what); /* NULL + message when out of memory */
     void (*release)(void *ctx, void *p);
