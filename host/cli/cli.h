@@ -8,6 +8,8 @@
 #include "io/paths.h"
 #include "model/model.h"
 #include "output/output.h"
+#include "output/progress.h"
+#include "run/run.h"
 
 #define EXIT_BAD_INPUT 1 /* docs/usage.md: bad input */
 #define EXIT_USAGE 2     /* docs/usage.md: bad usage */
@@ -15,6 +17,8 @@
 /* Prints "attrib: <last error>", a library subject replaced by its flag. */
 void cli_error(void);
 const char *cli_error_message(const char *msg, char *buf, size_t cap);
+/* The same with "; <hint>" after the message (the flags that resolve it). */
+void cli_error_hint(const char *hint);
 /* Prints "attrib: <subject>: <msg>" for a usage error and returns EXIT_USAGE. */
 int cli_usage_error(const char *subject, const char *fmt, ...);
 
@@ -83,6 +87,16 @@ int cli_open(const cli_common *c, at_model **m, at_backend **be);
 /* Prints each at_image note (AT_IMAGE_NOTE_* bit) as one warning line, the
  * first time it is seen in this run. */
 void cli_image_notes(unsigned notes);
+
+/* A library run's callbacks as the commands print them: progress lines on
+ * stderr (at_progress, labelled), each failed image's error, image notes
+ * and warnings; notices unless quiet. */
+typedef struct {
+    at_progress prog;
+    const char *label;
+    int quiet;
+} cli_run;
+void cli_run_init(cli_run *r, at_run_callbacks *cb, const char *label, int quiet);
 
 /* Prints one JSON line made by at_jsonw_end and frees it (NULL: prints the error). */
 void cli_print_json(char *line);

@@ -36,25 +36,48 @@ static const struct {
     {"RISE N", "--rise-n"},       {"RISE cells", "--rise-s"},     {"RISE p", "--rise-p"},
     {"occlusion window", "--occlusion-window"}, {"MP iterations", "--mp-iterations"}, {"MP mask", "--mp-mask"},
     {"MP learning rate", "--mp-lr"}, {"MP regulariser", "--mp-l1 / --mp-tv"}, {"MP beta", "--mp-beta"},
-    {"MP sigma", "--mp-sigma"},
+    {"MP sigma", "--mp-sigma"},   {"metric", "--metric"},         {"maps", "--maps"},
     {"unit", "--unit"},           {"integration steps", "--ig-steps"}, {"integration rule", "--ig-rule"},
     {"baseline", "--baseline"},   {"noise samples", "--smooth"},       {"noise sigma", "--sg-sigma"},
 };
 
+/* Phrases of library messages that the CLI says with its flags. */
+static const struct {
+    const char *phrase, *flags;
+} phrase_flags[] = {
+    {"explain with class truth", "explain --class truth"},
+};
+
 const char *cli_error_message(const char *msg, char *buf, size_t cap) {
+    const char *out = msg;
     for (size_t i = 0; i < sizeof subject_flags / sizeof subject_flags[0]; i++) {
         size_t n = strlen(subject_flags[i].subject);
         if (!strncmp(msg, subject_flags[i].subject, n) && msg[n] == ':') {
             snprintf(buf, cap, "%s%s", subject_flags[i].flag, msg + n);
-            return buf;
+            out = buf;
+            break;
         }
     }
-    return msg;
+    for (size_t i = 0; i < sizeof phrase_flags / sizeof phrase_flags[0]; i++) {
+        const char *at = strstr(out, phrase_flags[i].phrase);
+        if (!at) continue;
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%.*s%s%s", (int)(at - out), out, phrase_flags[i].flags,
+                 at + strlen(phrase_flags[i].phrase));
+        snprintf(buf, cap, "%s", tmp);
+        out = buf;
+    }
+    return out;
 }
 
 void cli_error(void) {
     char buf[1024];
     fprintf(stderr, "attrib: %s\n", cli_error_message(at_last_error(), buf, sizeof buf));
+}
+
+void cli_error_hint(const char *hint) {
+    char buf[1024];
+    fprintf(stderr, "attrib: %s; %s\n", cli_error_message(at_last_error(), buf, sizeof buf), hint);
 }
 
 int cli_usage_error(const char *subject, const char *fmt, ...) {
@@ -285,4 +308,30 @@ void cli_class_fields(at_jsonw *w, const at_model *m, int cls) {
     at_jsonw_int(w, "class", cls);
     at_jsonw_str(w, "label", m->labels[cls].id);
     at_jsonw_str(w, "label_name", m->labels[cls].name);
+}
+
+static void run_progress(void *ctx, const at_run_progress *p) {
+    cli_run *r = ctx;
+    switch (p->event) {
+    case AT_RUN_START: at_progress_start(&r->prog, p->total, r->label, r->quiet); break;
+    case AT_RUN_SKIP: at_progress_skip(&r->prog, p->count); break;
+    case AT_RUN_DONE: at_progress_tick(&r->prog, p->count, p->failed); break;
+    case AT_RUN_BATCH: at_progress_batch(&r->prog, p->count, p->failed); break;
+    case AT_RUN_PARTIAL: at_progress_partial(&r->prog, p->batch, p->fraction); break;
+    case AT_RUN_FINISH: at_progress_finish(&r->prog); break;
+    }
+}
+static void run_error(void *ctx, const char *image) { cli_error(); }
+static void run_notes(void *ctx, unsigned notes) { cli_image_notes(notes); }
+static void run_message(void *ctx, at_run_message kind, const char *text) {
+    const cli_run *r = ctx;
+    if (kind == AT_RUN_WARNING) fprintf(stderr, "attrib: warning: %s\n", text);
+    else if (!r->quiet) fprintf(stderr, "attrib: %s\n", text);
+}
+
+void cli_run_init(cli_run *r, at_run_callbacks *cb, const char *label, int quiet) {
+    memset(r, 0, sizeof *r);
+    r->label = label, r->quiet = quiet;
+    *cb = (at_run_callbacks){.progress = run_progress, .error = run_error, .image_notes = run_notes,
+                             .message = run_message, .ctx = r};
 }

@@ -1,5 +1,4 @@
-/* ./attrib eval's inputs: the lines of results.jsonl to score (one per key),
- * and, for --resume, the values an earlier run wrote to eval.<metric>.jsonl. */
+/* eval's inputs (eval_entries.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +6,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "eval_common.h"
+#include "run/eval_entries.h"
 #include "io/json.h"
 
 void entries_free(entry *e, int n) {
@@ -104,11 +103,11 @@ static char *class_option_of(const at_json *j) {
     return strdup("");
 }
 
-int read_entries(const eval_args *a, entry **out, int *n) {
+int read_entries(const at_eval_options *a, entry **out, int *n) {
     char path[4200];
     snprintf(path, sizeof path, "%s/results.jsonl", a->maps);
     FILE *f = fopen(path, "r");
-    if (!f) return at_fail(path, "cannot read (run attrib explain --out %s first)", a->maps);
+    if (!f) return at_fail(path, "cannot read (no explain run wrote to %s yet)", a->maps);
     int cap = 256, count = 0, lineno = 0, rc = AT_OK;
     entry *e = calloc(cap, sizeof *e);
     static char line[1 << 20];
@@ -125,8 +124,8 @@ int read_entries(const eval_args *a, entry **out, int *n) {
         char *method = dup_member(j, "method");
         int wanted = method && cls && cls->type == AT_JSON_NUMBER && (!a->method || !strcmp(a->method, method));
         int is_path_line = at_json_get(j, "gates") != NULL;
-        /* confidence: the paths' lines (Table 1), or the lines of --method */
-        if (a->metric == EVAL_CONFIDENCE) wanted = wanted && (is_path_line || a->method);
+        /* confidence: the paths' lines (Table 1), or the lines of the chosen method */
+        if (a->metric == AT_EVAL_CONFIDENCE) wanted = wanted && (is_path_line || a->method);
         else wanted = wanted && at_json_get(j, "map") != NULL;
         if (wanted) {
             if (count == cap) {

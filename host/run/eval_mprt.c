@@ -1,15 +1,14 @@
-/* ./attrib eval --metric mprt: the model-parameter-randomisation sanity
- * check (docs/methods.md#model-parameter-randomisation) over explain's
- * results. Each method tag's maps are made again by the same method (its
+/* at_mprt_run: the model-parameter-randomisation sanity check
+ * (docs/methods.md#model-parameter-randomisation) over explain's results. Each method tag's maps are made again by the same method (its
  * default settings, the line's layer and class) after re-initialising the
  * layers cascading from the top and one at a time; the per-image Spearman
  * correlations with the maps explain wrote go to DIR/eval.mprt.jsonl. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
-#include "eval_common.h"
 #include "io/json.h"
 #include "io/json_write.h"
 #include "io/npy.h"
@@ -18,10 +17,10 @@
 #include "metrics/randomisation.h"
 #include "output/output.h"
 #include "preprocess/pipeline.h"
+#include "run/eval_entries.h"
+#include "run/report.h"
 #include "version.h"
 
-#define CI_REPS 2000      /* as the other metrics (eval_run.c) */
-#define CI_SEED 20240901u
 #define MAX_MPRT_LAYERS 256
 #define EXPLAIN_CHUNK 32  /* images per at_explain call: bounds the method's memory */
 #define CONTROL_NAME "sobel-control"
@@ -38,7 +37,9 @@ typedef struct {
 } mprt_group;
 
 typedef struct {
-    const eval_args *a;
+    const at_eval_options *a;
+    const at_backend_options *bo;
+    run_report rep;
     at_model *m;
     int layers[MAX_MPRT_LAYERS], n_layers;
     int orders[2];
@@ -50,7 +51,7 @@ static int explain_maker(at_backend *be, const float *inputs, int n, const int *
     const at_model *m = be->model;
     long hw = (long)m->in_h * m->in_w, in_size = (long)m->in_c * hw;
     at_explain_result *r = calloc(EXPLAIN_CHUNK, sizeof *r);
-    if (!r) return at_fail("mprt", "out of memory");
+    if (!r) return at_fail(NULL, "out of memory");
     int rc = AT_OK;
     for (int s = 0; rc == AT_OK && s < n; s += EXPLAIN_CHUNK) {
         int k = n - s < EXPLAIN_CHUNK ? n - s : EXPLAIN_CHUNK;
@@ -86,7 +87,7 @@ static mprt_group *group_for(mprt_group **g, int *n, const char *name) {
 static int group_add(mprt_group *g, int idx) {
     if (g->n == g->cap) {
         int cap = g->cap ? 2 * g->cap : 32, *nm = realloc(g->members, sizeof(int) * cap);
-        if (!nm) return at_fail("mprt", "out of memory");
+        if (!nm) return at_fail(NULL, "out of memory");
         g->members = nm, g->cap = cap;
     }
     g->members[g->n++] = idx;
@@ -127,7 +128,7 @@ static int group_method(const mprt_ctx *c, mprt_group *g, const entry *e) {
     settings += *settings == '.';
     if (!settings_are_layer_and_class(settings, e->layer))
         return at_fail(e->image, "mprt re-runs %s with its default settings; this line has settings '%s' "
-                       "(explain the images with the defaults, or pick lines with --method)", e->method, settings);
+                       "(explain the images with the defaults, or pick other lines by their method tag)", e->method, settings);
     memset(&g->ex, 0, sizeof g->ex);
     g->ex.method = method;
     g->ex.variant = variant;
@@ -139,7 +140,7 @@ static int group_method(const mprt_ctx *c, mprt_group *g, const entry *e) {
     return AT_OK;
 }
 
-static void options_key(const eval_args *a, char *buf, size_t cap) {
+static void options_key(const at_eval_options *a, char *buf, size_t cap) {
     snprintf(buf, cap, "mprt,seed%d", a->mprt_seed);
 }
 
@@ -154,7 +155,7 @@ static char *layer_names_json(const mprt_ctx *c) {
     return s;
 }
 
-/* Values an earlier run wrote for an entry (--resume). */
+/* Values an earlier run wrote for an entry (resume). */
 typedef struct {
     const mprt_ctx *c;
     const char *key;
@@ -208,17 +209,17 @@ static int run_group(mprt_ctx *c, mprt_group *g, const entry *entries, at_result
     g->orig_zero = calloc(g->n ? g->n : 1, sizeof(int));
     if (!pending || !idx || !classes || !g->rho[0] || !g->rho[1] || !g->orig_zero) {
         free(pending), free(idx), free(classes);
-        return at_fail("mprt", "out of memory");
+        return at_fail(NULL, "out of memory");
     }
     for (int k = 0; k < g->n; k++) {
         const entry *e = &entries[g->members[k]];
-        pending[k] = !(c->a->resume && at_results_has(res, e->image, g->name, g->control ? "" : e->layer, key));
+        pending[k] = !(c->a->existing == AT_EXISTING_SKIP && at_results_has(res, e->image, g->name, g->control ? "" : e->layer, key));
         if (pending[k]) idx[todo++] = k;
     }
     if (todo < g->n) {
         char *found = calloc(g->n, 1);
         resume_load rl = {c, key, entries, g, 0, found};
-        if (!found) rc = at_fail("mprt", "out of memory");
+        if (!found) rc = at_fail(NULL, "out of memory");
         else rc = at_jsonl_each(at_results_path(res), load_line, &rl);
         free(found);
     }
@@ -226,7 +227,7 @@ static int run_group(mprt_ctx *c, mprt_group *g, const entry *entries, at_result
     float *orig = rc == AT_OK ? malloc(sizeof(float) * hw * (todo ? todo : 1)) : NULL;
     double *rho[2] = {malloc(sizeof(double) * c->n_layers * (todo ? todo : 1)),
                       malloc(sizeof(double) * c->n_layers * (todo ? todo : 1))};
-    if (rc == AT_OK && (!x || !orig || !rho[0] || !rho[1])) rc = at_fail("mprt", "out of memory");
+    if (rc == AT_OK && (!x || !orig || !rho[0] || !rho[1])) rc = at_fail(NULL, "out of memory");
     for (int t = 0; rc == AT_OK && t < todo; t++) {
         const entry *e = &entries[g->members[idx[t]]];
         at_geometry geo;
@@ -249,11 +250,10 @@ static int run_group(mprt_ctx *c, mprt_group *g, const entry *entries, at_result
         g->orig_zero[idx[t]] = !(mx > 0);
     }
     if (rc == AT_OK && todo) {
-        at_mprt_options mo = {.backend = &c->a->common.be, .seed = (uint64_t)c->a->mprt_seed,
+        at_mprt_options mo = {.backend = c->bo, .seed = (uint64_t)c->a->mprt_seed,
                               .cascading = c->orders[0], .independent = c->orders[1]};
-        if (!c->a->quiet)
-            fprintf(stderr, "attrib: mprt: %s: %d images, %d randomised models\n", g->name, todo,
-                    c->n_layers * (c->orders[0] + c->orders[1]));
+        run_report_message(&c->rep, AT_RUN_NOTICE, "mprt: %s: %d images, %d randomised models", g->name, todo,
+                           c->n_layers * (c->orders[0] + c->orders[1]));
         rc = at_mprt(c->m, &mo, g->control ? sobel_maker : explain_maker, g, x, todo, classes, orig, c->layers,
                      c->n_layers, rho[0], rho[1]);
     }
@@ -301,164 +301,109 @@ static void layer_stat(const mprt_group *g, const double *rho, double *mean, dou
     *mean = *lo = *hi = NAN;
     if (k) {
         *mean = s / k;
-        at_bootstrap_ci(v, NULL, k, CI_REPS, CI_SEED, 0.95, lo, hi);
+        at_bootstrap_ci(v, NULL, k, EVAL_CI_REPS, EVAL_CI_SEED, 0.95, lo, hi);
     }
     free(v);
 }
 
-/* "[a,b,...]" of JSON objects; NULL when one is missing or on no memory. */
-static char *json_array(char *const *items, int n) {
-    size_t len = 3;
-    for (int i = 0; i < n; i++) {
-        if (!items[i]) return NULL;
-        len += strlen(items[i]) + 1;
-    }
-    char *s = malloc(len);
-    if (!s) return NULL;
-    size_t o = 0;
-    s[o++] = '[';
-    for (int i = 0; i < n; i++) {
-        if (i) s[o++] = ',';
-        size_t k = strlen(items[i]);
-        memcpy(s + o, items[i], k);
-        o += k;
-    }
-    s[o++] = ']';
-    s[o] = 0;
-    return s;
+void at_mprt_summary_free(at_mprt_summary *s) {
+    for (int r = 0; s->rows && r < s->n_rows; r++) free(s->rows[r].layers[0]), free(s->rows[r].layers[1]);
+    free(s->rows), free(s->layer_names);
+    memset(s, 0, sizeof *s);
 }
 
-static void print_summary(const mprt_ctx *c, const mprt_group *g, int n_groups) {
-    if (c->a->json) {
-        char **rows = calloc(n_groups ? n_groups : 1, sizeof *rows);
-        at_jsonw w;
-        for (int r = 0; rows && r < n_groups; r++) {
-            char *per[2] = {NULL, NULL};
-            for (int o = 0; o < 2; o++) {
-                if (!c->orders[o]) continue;
-                char **cells = calloc(c->n_layers, sizeof *cells);
-                for (int l = 0; cells && l < c->n_layers; l++) {
-                    double mean, ci[2];
-                    int n, ex;
-                    layer_stat(&g[r], g[r].rho[o] + (long)l * g[r].n, &mean, &ci[0], &ci[1], &n, &ex);
-                    at_jsonw_begin(&w);
-                    at_jsonw_str(&w, "layer", c->m->layers[c->layers[l]].name);
-                    at_jsonw_num(&w, "mean", mean);
-                    at_jsonw_nums(&w, "ci95", ci, 2);
-                    at_jsonw_int(&w, "n", n);
-                    at_jsonw_int(&w, "excluded", ex);
-                    cells[l] = at_jsonw_end(&w);
-                }
-                per[o] = cells ? json_array(cells, c->n_layers) : NULL;
-                for (int l = 0; cells && l < c->n_layers; l++) free(cells[l]);
-                free(cells);
+static int fill_summary(const mprt_ctx *c, const mprt_group *g, int n_groups, at_mprt_summary *out) {
+    out->n_layers = c->n_layers;
+    out->orders[0] = c->orders[0], out->orders[1] = c->orders[1];
+    out->layer_names = calloc(c->n_layers ? c->n_layers : 1, sizeof *out->layer_names);
+    out->rows = calloc(n_groups ? n_groups : 1, sizeof *out->rows);
+    if (!out->layer_names || !out->rows) return at_fail(NULL, "out of memory");
+    out->n_rows = n_groups;
+    for (int l = 0; l < c->n_layers; l++)
+        snprintf(out->layer_names[l], sizeof out->layer_names[l], "%s", c->m->layers[c->layers[l]].name);
+    for (int r = 0; r < n_groups; r++) {
+        at_mprt_row *o = &out->rows[r];
+        snprintf(o->method, sizeof o->method, "%s", g[r].name);
+        o->images = g[r].n;
+        for (int i = 0; i < g[r].n; i++) o->all_zero += g[r].orig_zero[i];
+        for (int k = 0; k < 2; k++) {
+            if (!c->orders[k]) continue;
+            if (!(o->layers[k] = calloc(c->n_layers ? c->n_layers : 1, sizeof *o->layers[k])))
+                return at_fail(NULL, "out of memory");
+            for (int l = 0; l < c->n_layers; l++) {
+                at_mprt_stat *st = &o->layers[k][l];
+                layer_stat(&g[r], g[r].rho[k] + (long)l * g[r].n, &st->mean, &st->lo, &st->hi, &st->n, &st->excluded);
             }
-            int zero = 0;
-            for (int i = 0; i < g[r].n; i++) zero += g[r].orig_zero[i];
-            at_jsonw_begin(&w);
-            at_jsonw_str(&w, "method", g[r].name);
-            at_jsonw_int(&w, "images", g[r].n);
-            at_jsonw_int(&w, "all_zero_maps", zero);
-            for (int o = 0; o < 2; o++)
-                if (per[o]) at_jsonw_raw(&w, ORDER_NAMES[o], per[o]);
-            rows[r] = at_jsonw_end(&w);
-            free(per[0]), free(per[1]);
         }
-        at_jsonw_begin(&w);
-        at_jsonw_str(&w, "metric", "mprt");
-        at_jsonw_int(&w, "seed", c->a->mprt_seed);
-        if (rows) at_jsonw_objects(&w, "rows", rows, n_groups);
-        cli_print_json(rows ? at_jsonw_end(&w) : NULL);
-        for (int r = 0; rows && r < n_groups; r++) free(rows[r]);
-        free(rows);
-        return;
     }
-    printf("mprt (Spearman of the re-explained map with the original, seed %d; layers from the top)\n",
-           c->a->mprt_seed);
-    printf("%-24s %-12s %-22s %8s  %-19s %5s %8s\n", "method", "order", "layer", "mean", "95% CI", "n", "excluded");
-    for (int r = 0; r < n_groups; r++)
-        for (int o = 0; o < 2; o++)
-            for (int l = 0; c->orders[o] && l < c->n_layers; l++) {
-                double mean, lo, hi;
-                int n, ex;
-                layer_stat(&g[r], g[r].rho[o] + (long)l * g[r].n, &mean, &lo, &hi, &n, &ex);
-                printf("%-24s %-12s %-22s %8.4f  [%7.4f, %7.4f] %5d %8d\n", g[r].name, ORDER_NAMES[o],
-                       c->m->layers[c->layers[l]].name, mean, lo, hi, n, ex);
-            }
+    return AT_OK;
 }
 
-int eval_mprt_run(const eval_args *a) {
-    mprt_ctx c = {.a = a, .orders = {a->mprt_mode != MPRT_INDEPENDENT, a->mprt_mode != MPRT_CASCADING}};
+int at_mprt_run(at_model *m, const at_backend_options *bo, const at_eval_options *a, const at_run_callbacks *cb,
+                at_mprt_summary *out) {
+    mprt_ctx c = {.a = a, .bo = bo, .m = m,
+                  .orders = {a->mprt_mode != AT_MPRT_INDEPENDENT, a->mprt_mode != AT_MPRT_CASCADING}};
+    c.rep.cb = cb;
+    memset(out, 0, sizeof *out);
     entry *entries = NULL;
-    int n = 0, n_groups = 0, rc = EXIT_BAD_INPUT;
+    int n = 0, n_groups = 0, rc = AT_ERR;
     mprt_group *groups = NULL;
     at_results *res = NULL;
     char *layers_json = NULL;
-    if (read_entries(a, &entries, &n)) {
-        cli_error();
-        return EXIT_BAD_INPUT;
-    }
+    if (!a->maps) return at_fail("maps", "no folder given (explain's output)");
+    if (read_entries(a, &entries, &n)) return AT_ERR;
     merge_duplicates(entries, &n);
     if (!n) {
         at_fail(a->maps, "results.jsonl has no map lines%s%s", a->method ? " of method " : "", a->method ? a->method : "");
-        goto fail;
+        goto done;
     }
-    if (at_model_load(a->common.model ? a->common.model : cli_default_model(), &c.m)) goto fail;
     c.hw = (long)c.m->in_h * c.m->in_w;
     c.n_layers = at_mprt_layers(c.m, c.layers, MAX_MPRT_LAYERS);
     if (c.n_layers > MAX_MPRT_LAYERS) {
         at_fail(c.m->path, "has %d weight layers; mprt handles at most %d", c.n_layers, MAX_MPRT_LAYERS);
-        goto fail;
+        goto done;
     }
     for (int i = 0; i < n; i++) {
         mprt_group *g = group_for(&groups, &n_groups, entries[i].name);
-        if (!g || (g->n == 0 && group_method(&c, g, &entries[i])) || group_add(g, i)) goto fail;
+        if (!g || (g->n == 0 && group_method(&c, g, &entries[i])) || group_add(g, i)) goto done;
     }
     if (a->mprt_control) { /* one control map per image, whatever the methods */
         mprt_group *g = group_for(&groups, &n_groups, CONTROL_NAME);
-        if (!g) goto fail;
+        if (!g) goto done;
         g->control = 1;
         for (int i = 0; i < n; i++) {
             int seen = 0;
             for (int k = 0; k < g->n && !seen; k++) seen = !strcmp(entries[g->members[k]].image, entries[i].image);
-            if (!seen && group_add(g, i)) goto fail;
+            if (!seen && group_add(g, i)) goto done;
         }
     }
     char key[64];
     options_key(a, key, sizeof key);
-    if (at_results_open(&res, a->maps, "eval.mprt.jsonl", 1)) goto fail;
+    if (at_results_open(&res, a->maps, "eval.mprt.jsonl", 1)) goto done;
     int existing = 0;
     for (int r = 0; r < n_groups; r++)
         for (int k = 0; k < groups[r].n; k++) {
             const entry *e = &entries[groups[r].members[k]];
             existing += at_results_has(res, e->image, groups[r].name, groups[r].control ? "" : e->layer, key);
         }
-    if (existing && !a->resume && !a->overwrite) {
-        at_fail(at_results_path(res), "already holds %d of these values (same options); add --resume to keep them "
-                "or --overwrite to replace them", existing);
-        cli_error();
-        rc = EXIT_USAGE;
+    out->existing = existing;
+    if (existing && a->existing == AT_EXISTING_STOP) {
+        at_fail(at_results_path(res), "already holds %d of these values (same options)", existing);
         goto done;
     }
-    if (!(layers_json = layer_names_json(&c)) || at_output_install_signal_cleanup()) goto fail;
+    if (!(layers_json = layer_names_json(&c)) || at_output_install_signal_cleanup()) goto done;
     for (int r = 0; r < n_groups; r++)
-        if (run_group(&c, &groups[r], entries, res, key, layers_json)) goto fail;
-    if (a->overwrite && existing) {
+        if (run_group(&c, &groups[r], entries, res, key, layers_json)) goto done;
+    if (a->existing == AT_EXISTING_REPLACE && existing) {
         long dropped = 0;
-        if (at_results_compact(res, &dropped)) goto fail;
+        if (at_results_compact(res, &dropped)) goto done;
     }
-    print_summary(&c, groups, n_groups);
-    rc = 0;
-    goto done;
-fail:
-    cli_error();
-    rc = EXIT_BAD_INPUT;
+    rc = fill_summary(&c, groups, n_groups, out);
 done:
     for (int r = 0; r < n_groups; r++)
         free(groups[r].members), free(groups[r].rho[0]), free(groups[r].rho[1]), free(groups[r].orig_zero);
     free(groups), free(layers_json);
     at_results_close(res);
-    at_model_free(c.m);
     entries_free(entries, n);
     return rc;
 }
