@@ -28,8 +28,9 @@
  * program using this header only (built and run by the tests). The library prints nothing; errors are
  * at_last_error()'s one line, progress of long optimisations comes through
  * at_cdrp_options.on_progress and at_reproduce_options.on_progress, and runs
- * over many images (at_eval_run, at_mprt_run) report progress, failed images
- * and notices through at_run_callbacks.
+ * over many images (at_explain_run, at_eval_run, at_mprt_run: what `attrib
+ * explain` and `attrib eval` do) report progress, failed images and notices
+ * through at_run_callbacks.
  * Link: -lattrib -lpng -ljpeg -lz -lm -fopenmp (+ CUDA libraries when built
  * with nvcc: -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++).
  */
@@ -62,6 +63,7 @@ extern "C" {
 #include "reproduce/reproduce.h"   /* the paper's experiments from a JSON config, as a report */
 #include "output/output.h"         /* output names, results lines, atomic writes */
 #include "run/run.h"               /* runs over many images: progress and error callbacks */
+#include "run/explain.h"           /* at_explain_run: maps of many images into a folder, resumable */
 #include "run/eval.h"              /* at_eval_run, at_mprt_run: the metrics over an explain run's outputs */
 #include "version.h"               /* ATTRIB_VERSION */
 

@@ -343,9 +343,14 @@ TEST(library_md_program_builds_runs_and_matches_the_cli) {
     if (rc) return;
     snprintf(cmd, sizeof cmd,
              "build/library_example weights/vgg16_mini.safetensors weights/samples/images/fmscene_test_00000000.png "
-             "%s/lib.npy 2>&1", tmp);
+             "%s/lib.npy %s/run 2>&1", tmp, tmp);
     rc = run_cmd(cmd, out, sizeof out);
     CHECKF(rc == 0 && strstr(out, "class ") && strstr(out, "deletion AUC"), "library example: %s", out);
+    /* its run API part: two images (one batch), their progress, the files in the folder */
+    CHECKF(strstr(out, "explain: 2/2 images") &&
+               strstr(out, "gradcam: 2 written, 0 kept, 0 failed"), "library example's run: %s", out);
+    snprintf(cmd, sizeof cmd, "test -s %s/run/results.jsonl && test -s %s/run/fmscene_test_00000001.gradcam.npy", tmp, tmp);
+    CHECK(system(cmd) == 0);
     snprintf(cmd, sizeof cmd,
              "./attrib explain --quiet --backend cpu --method gradcam --no-overlay --out %s/cli "
              "weights/samples/images/fmscene_test_00000000.png 2>&1", tmp);

@@ -39,8 +39,6 @@ int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out);
 /* A comma-separated list of 1..max numbers in [lo, hi]; *n of them in out. */
 int cli_parse_doubles(const char *opt, const char *s, double lo, double hi, double *out, int max, int *n);
-/* "class", "label", "label_name" of class cls in a results line. */
-void cli_class_fields(at_jsonw *w, const at_model *m, int cls);
 
 /* fp32 | tf32 | fp16 for option opt. */
 int cli_parse_precision(const char *opt, const char *v, at_precision *out);

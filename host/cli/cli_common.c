@@ -304,11 +304,6 @@ int cli_parse_precision(const char *opt, const char *v, at_precision *out) {
     return AT_OK;
 }
 
-void cli_class_fields(at_jsonw *w, const at_model *m, int cls) {
-    at_jsonw_int(w, "class", cls);
-    at_jsonw_str(w, "label", m->labels[cls].id);
-    at_jsonw_str(w, "label_name", m->labels[cls].name);
-}
 
 static void run_progress(void *ctx, const at_run_progress *p) {
     cli_run *r = ctx;

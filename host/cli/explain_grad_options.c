@@ -64,16 +64,12 @@ int grad_args_flag(grad_args *g, at_explain_options *ex, const char *opt) {
 
 static int smoothed(const at_explain_options *ex) { return ex->smooth || ex->method == AT_METHOD_SMOOTHGRAD; }
 
-int grad_args_finish(grad_args *g, const at_model *m, at_explain_options *ex, int routing_path) {
+int grad_args_finish(const grad_args *g, const at_explain_options *ex, int routing_path) {
     if (routing_path && (g->unit_spec || ex->ig_steps || ex->ig_rule || ex->baseline || ex->smooth || ex->sg_sigma > 0 ||
                          ex->sg_square || g->seed_set))
         return at_fail(g->unit_spec ? "--unit" : ex->smooth ? "--smooth" : "explain",
                        "the input-gradient options do not apply to routing-path methods");
     if (routing_path) return AT_OK;
-    if (g->unit_spec) {
-        if (at_unit_parse(m, g->unit_spec, &g->unit)) return AT_ERR;
-        ex->unit = &g->unit;
-    }
     const int ig = ex->method == AT_METHOD_INTEGRATED_GRADIENTS;
     if (!ig && (ex->ig_steps || ex->ig_rule || ex->baseline))
         return at_fail(ex->ig_steps ? "--ig-steps" : ex->ig_rule ? "--ig-rule" : "--baseline",
@@ -81,59 +77,7 @@ int grad_args_finish(grad_args *g, const at_model *m, at_explain_options *ex, in
     if (!smoothed(ex) && (ex->sg_sigma > 0 || ex->sg_square || g->seed_set))
         return at_fail(ex->sg_sigma > 0 ? "--sg-sigma" : ex->sg_square ? "--sg-square" : "--sg-seed",
                        "applies to smoothgrad or --smooth N only");
-    return at_explain_check_gradient_options(m, ex);
-}
-
-void grad_settings(const at_model *m, const at_explain_options *ex, char *buf, size_t cap) {
-    size_t o = strlen(buf);
-#define PART(...) (o < cap ? (o += snprintf(buf + o, cap - o, "%s", o ? "." : ""), \
-                              o < cap ? (o += snprintf(buf + o, cap - o, __VA_ARGS__)) : 0) : 0)
-    if (ex->unit) {
-        char u[96];
-        at_unit_format(m, ex->unit, u, sizeof u);
-        for (char *p = u; *p; p++)
-            if (*p == ',') *p = '-';
-        PART("unit-%s", u);
-    }
-    if (ex->method == AT_METHOD_INTEGRATED_GRADIENTS) {
-        if (ex->ig_rule) PART("%s", at_ig_rule_name(ex->ig_rule));
-        if (ex->ig_steps && ex->ig_steps != AT_IG_STEPS_DEFAULT) PART("steps%d", ex->ig_steps);
-        if (ex->baseline == AT_BASELINE_ZERO) PART("zero");
-    }
-    if (ex->smooth && !(ex->method == AT_METHOD_SMOOTHGRAD && ex->smooth == AT_SG_SAMPLES_DEFAULT))
-        PART("smooth%d", ex->smooth);
-    if (smoothed(ex)) {
-        if (ex->sg_sigma > 0 && ex->sg_sigma != AT_SG_SIGMA_DEFAULT) PART("sigma%g", ex->sg_sigma);
-        if (ex->sg_square) PART("sq");
-        if (ex->sg_seed) PART("seed%u", ex->sg_seed);
-    }
-#undef PART
-}
-
-void grad_results_fields(at_jsonw *w, const at_model *m, const at_explain_options *ex, const at_explain_result *r) {
-    at_jsonw_int(w, "backwards", r->backwards);
-    if (ex->unit) {
-        char u[96];
-        at_unit_format(m, ex->unit, u, sizeof u);
-        at_jsonw_str(w, "unit", u);
-        at_jsonw_num(w, "unit_value", r->value);
-    }
-    if (ex->method == AT_METHOD_INTEGRATED_GRADIENTS) {
-        at_jsonw_str(w, "ig_rule", at_ig_rule_name(ex->ig_rule));
-        at_jsonw_int(w, "ig_steps", ex->ig_steps ? ex->ig_steps : AT_IG_STEPS_DEFAULT);
-        at_jsonw_str(w, "baseline", ex->baseline == AT_BASELINE_ZERO ? "zero" : "black");
-        at_jsonw_num(w, "baseline_value", r->baseline_value);
-        if (!ex->smooth) { /* completeness: sum of the attribution vs value(x) - value(x') */
-            at_jsonw_num(w, "attribution_sum", r->attribution_sum);
-            at_jsonw_num(w, "value_minus_baseline", (double)r->value - r->baseline_value);
-        }
-    }
-    if (smoothed(ex)) {
-        at_jsonw_int(w, "sg_samples", ex->smooth ? ex->smooth : AT_SG_SAMPLES_DEFAULT);
-        at_jsonw_num(w, "sg_sigma", ex->sg_sigma > 0 ? ex->sg_sigma : AT_SG_SIGMA_DEFAULT);
-        at_jsonw_bool(w, "sg_square", ex->sg_square);
-        at_jsonw_int(w, "sg_seed", ex->sg_seed);
-    }
+    return AT_OK;
 }
 
 int grad_args_argv(grad_args *g, at_explain_options *ex, int argc, char **argv, int *i) {

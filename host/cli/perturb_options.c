@@ -1,6 +1,5 @@
 /* Options of the perturbation methods (RISE, occlusion, meaningful
- * perturbation) for ./attrib explain and bench, their file-name suffix, and
- * RISE's masks read from or written to .npy (docs/methods.md#rise). */
+ * perturbation) for ./attrib explain and bench (docs/methods.md#rise). */
 #include "perturb_options.h"
 
 #include <stdio.h>
@@ -9,7 +8,7 @@
 
 #include "cli.h"
 #include "core/error.h"
-#include "io/npy.h"
+#include "run/explain.h"
 
 const char *const PERTURB_HELP =
     "Perturbation methods (docs/methods.md#rise, #occlusion, #meaningful-perturbation):\n"
@@ -77,75 +76,18 @@ int perturb_args_parse(perturb_args *p, const char *opt, const char *v) {
     return 1;
 }
 
-int perturb_args_prepare(perturb_args *p, const at_model *m, at_method method) {
-    at_perturb_options *o = &p->o;
+int perturb_args_check(const perturb_args *p, at_method method) {
     if ((p->masks_in || p->masks_out) && method != AT_METHOD_RISE)
         return at_fail(p->masks_in ? "--rise-masks" : "--rise-save-masks", "is for --method rise");
     if (p->masks_in && p->masks_out) return at_fail("--rise-save-masks", "and --rise-masks exclude each other");
-    if (p->masks_in) {
-        int nd;
-        int64_t shape[AT_NPY_MAX_DIMS];
-        if (at_npy_read_f32(p->masks_in, &p->masks, &nd, shape)) return AT_ERR;
-        if (nd != 3 || shape[1] != m->in_h || shape[2] != m->in_w || shape[0] < 1)
-            return at_fail(p->masks_in, "masks must be [N][%d][%d] for this model", m->in_h, m->in_w);
-        if (p->rise_n_set && shape[0] != o->rise_n)
-            return at_fail("--rise-n", "%d, but %s holds %lld masks", o->rise_n, p->masks_in, (long long)shape[0]);
-        o->rise_n = (int)shape[0];
-        o->rise_masks = p->masks;
-    }
-    return at_perturb_check(m, o);
-}
-
-int perturb_args_save_masks(const perturb_args *p, const at_model *m) {
-    const at_perturb_options *o = &p->o;
-    if (p->masks_out) {
-        long hw = (long)m->in_h * m->in_w;
-        float *all = malloc(sizeof(float) * hw * o->rise_n);
-        if (!all) return at_fail(p->masks_out, "out of memory for %d masks", o->rise_n);
-        at_rise_masks(m->in_h, m->in_w, o->rise_cells, o->rise_p, o->rise_seed, 0, o->rise_n, all);
-        int64_t shape[3] = {o->rise_n, m->in_h, m->in_w};
-        int rc = at_npy_write_f32(p->masks_out, all, 3, shape);
-        free(all);
-        if (rc) return AT_ERR;
-    }
     return AT_OK;
 }
 
-void perturb_args_free(perturb_args *p) { free(p->masks), p->masks = NULL; }
-
-void perturb_settings(at_method method, const perturb_args *p, char *buf, size_t cap) {
-    at_perturb_options d;
-    at_perturb_defaults(&d);
-    const at_perturb_options *o = &p->o;
-    size_t k = 0;
-    buf[0] = 0;
-#define ADD(...) (k < cap ? (k += snprintf(buf + k, cap - k, __VA_ARGS__)) : 0)
-    if (method == AT_METHOD_RISE) {
-        if (p->masks_in) {
-            const char *base = strrchr(p->masks_in, '/');
-            ADD("masks-%s", base ? base + 1 : p->masks_in);
-            if (k > 4 && k < cap && !strcmp(buf + k - 4, ".npy")) buf[k -= 4] = 0;
-        } else {
-            if (o->rise_n != d.rise_n) ADD("%sN%d", k ? "." : "", o->rise_n);
-            if (o->rise_cells != d.rise_cells) ADD("%ss%d", k ? "." : "", o->rise_cells);
-            if (o->rise_p != d.rise_p) ADD("%sp%g", k ? "." : "", o->rise_p);
-            if (o->rise_seed != d.rise_seed) ADD("%sseed%llu", k ? "." : "", (unsigned long long)o->rise_seed);
-        }
-    }
-    if (method == AT_METHOD_OCCLUSION) {
-        if (o->occ_window) ADD("%sw%d", k ? "." : "", o->occ_window);
-        if (o->occ_stride) ADD("%sst%d", k ? "." : "", o->occ_stride);
-        if (o->occ_baseline == AT_OCCLUSION_BLACK) ADD("%sblack", k ? "." : "");
-    }
-    if (method == AT_METHOD_MEANINGFUL) {
-        if (o->mp_iterations != d.mp_iterations) ADD("%sT%d", k ? "." : "", o->mp_iterations);
-        if (o->mp_lr != d.mp_lr) ADD("%slr%g", k ? "." : "", o->mp_lr);
-        if (o->mp_l1 != d.mp_l1) ADD("%sl1_%g", k ? "." : "", o->mp_l1);
-        if (o->mp_tv != d.mp_tv) ADD("%stv%g", k ? "." : "", o->mp_tv);
-        if (o->mp_beta != d.mp_beta) ADD("%sbeta%g", k ? "." : "", o->mp_beta);
-        if (o->mp_mask != d.mp_mask) ADD("%sm%d", k ? "." : "", o->mp_mask);
-        if (o->mp_sigma != d.mp_sigma) ADD("%ssigma%g", k ? "." : "", o->mp_sigma);
-    }
-    if (o->score_logit) ADD("%slogit", k ? "." : "");
-#undef ADD
+int perturb_args_prepare(perturb_args *p, const at_model *m, at_method method) {
+    if (perturb_args_check(p, method) ||
+        (p->masks_in && at_rise_masks_load(m, p->masks_in, p->rise_n_set, &p->o, &p->masks)))
+        return AT_ERR;
+    return at_perturb_check(m, &p->o);
 }
+
+void perturb_args_free(perturb_args *p) { free(p->masks), p->masks = NULL; }

@@ -19,12 +19,10 @@ extern const char *const PERTURB_HELP;
 void perturb_args_init(perturb_args *p);
 /* 1 when opt (with value v) was a perturbation option, 0 when not, AT_ERR on a bad value. */
 int perturb_args_parse(perturb_args *p, const char *opt, const char *v);
-/* Once the model is known: reads --rise-masks and checks the settings. */
+/* The mask options suit the method. */
+int perturb_args_check(const perturb_args *p, at_method method);
+/* Once the model is known (bench): reads --rise-masks and checks the settings. */
 int perturb_args_prepare(perturb_args *p, const at_model *m, at_method method);
-/* Writes --rise-save-masks, if given (after the output folder exists). */
-int perturb_args_save_masks(const perturb_args *p, const at_model *m);
 void perturb_args_free(perturb_args *p);
-/* The settings that change the method's map, as a file-name suffix ("" for the defaults). */
-void perturb_settings(at_method method, const perturb_args *p, char *buf, size_t cap);
 
 #endif

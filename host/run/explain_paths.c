@@ -1,22 +1,20 @@
-/* ./attrib explain for the routing-path methods (docs/methods.md#cdrp to #pathway-gradient): cdrp and
+/* explain's runs of the routing-path methods (docs/methods.md#cdrp to #pathway-gradient): cdrp and
  * score-cdrp write each image's gates; path-scorecam and pathway-grad turn a
- * path (read with --gates DIR or optimised on the fly) into maps. */
+ * path (read from a gates folder, reused from the output or optimised on the
+ * fly) into maps. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/error.h"
 #include "core/clock.h"
-#include "explain_io.h"
-#include "explain_paths.h"
+#include "core/error.h"
 #include "io/json.h"
-#include "methods/cdrp.h"
-#include "methods/paths.h"
-#include "methods/explain.h"
 #include "io/npy.h"
+#include "methods/paths.h"
 #include "preprocess/pipeline.h"
-#include "output/progress.h"
+#include "run/explain_internal.h"
+#include "run/explain_names.h"
 #include "version.h"
 
 /* Reads DIR/<stem>.<path-method>[.settings].gates.npy and checks its length. */
@@ -68,7 +66,7 @@ static int reuse_line(const at_json *j, void *ctx) {
     return AT_OK;
 }
 
-int path_reuse_load(path_reuse *r, const char *out_dir, const path_args *p, const at_model *m,
+int path_reuse_load(path_reuse *r, const char *out_dir, const at_path_run_options *p, const at_model *m,
                     at_precision precision) {
     memset(r, 0, sizeof *r);
     char file[4200], st[160];
@@ -106,7 +104,7 @@ static char *layer_offsets_json(const at_model *m) {
 
 static void common_fields(at_jsonw *w, const path_run *run, const char *image, const char *method,
                           const char *settings, double ms, int batch) {
-    const path_args *p = run->p;
+    const at_path_run_options *p = run->p;
     const at_model *m = run->m;
     const at_backend *be = run->be;
     at_jsonw_str(w, "image", image);
@@ -135,7 +133,7 @@ static void common_fields(at_jsonw *w, const path_run *run, const char *image, c
     at_jsonw_str(w, "engine", "attrib " ATTRIB_VERSION);
 }
 
-static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, path_summary *sum) {
+static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, at_explain_summary *sum) {
     double mn[GATE_STATS_MAX_LAYERS] = {0}, mean[GATE_STATS_MAX_LAYERS] = {0}, below[GATE_STATS_MAX_LAYERS] = {0};
     int L = gate_layer_stats(m, g, mn, mean, below);
     at_jsonw_nums(w, "gate_min", mn, L);
@@ -146,12 +144,12 @@ static void gate_stats_fields(at_jsonw *w, const at_model *m, const float *g, pa
 
 static char *cdrp_line(const path_run *run, const char *image, const char *tag, const char *settings,
                        const at_cdrp_result *r, const char *gates_path, const char *alpha_path, double ms, int batch,
-                       path_summary *sum) {
+                       at_explain_summary *sum) {
     const at_model *m = run->m;
     at_jsonw w;
     at_jsonw_begin(&w);
     common_fields(&w, run, image, tag, settings, ms, batch);
-    cli_class_fields(&w, m, r->cls);
+    explain_class_fields(&w, m, r->cls);
     at_jsonw_num(&w, "prob", r->orig_prob);
     at_jsonw_int(&w, "path_class", r->path_cls);
     at_jsonw_num(&w, "path_prob", r->path_prob);
@@ -174,7 +172,7 @@ static char *cdrp_line(const path_run *run, const char *image, const char *tag, 
 /* Writes image's path (gates, CIC scores) and its results line under
  * tag[.settings]; *gates_path (optional) gets the gates file's name. */
 static int write_path(const path_run *run, int b, const at_cdrp_result *r, const char *tag, const char *settings,
-                      double ms, int nb, path_summary *sum, char **gates_path) {
+                      double ms, int nb, at_explain_summary *sum, char **gates_path) {
     const char *image = run->paths[b], *stem = run->stems[b];
     char name[320];
     results_key_name(tag, settings, name, sizeof name);
@@ -203,11 +201,11 @@ typedef struct {
 } map_line_args;
 
 static char *map_line(const path_run *run, const map_line_args *a) {
-    const path_args *p = run->p;
+    const at_path_run_options *p = run->p;
     at_jsonw w;
     at_jsonw_begin(&w);
     common_fields(&w, run, a->image, a->method, run->settings, a->ms, a->batch);
-    cli_class_fields(&w, run->m, a->r->cls);
+    explain_class_fields(&w, run->m, a->r->cls);
     at_jsonw_num(&w, "prob", a->r->prob);
     at_jsonw_int(&w, "predicted", a->r->predicted);
     at_jsonw_str(&w, "path_method", p->path_score_weighted ? "score-cdrp" : "cdrp");
@@ -231,19 +229,19 @@ static char *map_line(const path_run *run, const map_line_args *a) {
 }
 
 typedef struct {
-    at_progress *prog;
+    run_report *rep;
     int n;
 } batch_progress;
 
 static void on_cdrp_progress(void *ctx, double fraction) {
     const batch_progress *bp = ctx;
-    at_progress_partial(bp->prog, bp->n, fraction);
+    run_report_partial(bp->rep, bp->n, fraction);
 }
 
 int explain_paths_batch(const path_run *run, const float *inputs, int nb, const int *index, at_image *rgbs) {
     const at_model *m = run->m;
     at_backend *be = run->be;
-    const path_args *p = run->p;
+    const at_path_run_options *p = run->p;
     int G = m->n_gates;
     long hw = (long)m->in_h * m->in_w, in_size = (long)m->in_c * hw;
     float *gates = malloc(sizeof(float) * G * nb), *alpha = malloc(sizeof(float) * G * nb);
@@ -255,13 +253,13 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     char **from = calloc(nb, sizeof *from); /* the gates file read, per image; NULL: optimised */
     char **written = calloc(nb, sizeof *written); /* the gates file this run wrote */
     int rc = AT_OK;
-    batch_progress bp = {run->prog, nb};
+    batch_progress bp = {run->rep, nb};
     if (!gates || !alpha || !maps || !cr || !er || !classes || !need || !from || !written) {
-        rc = at_fail("explain", "out of memory");
+        rc = at_fail(NULL, "out of memory");
         goto done;
     }
     double t0 = at_now_s();
-    int path_itself = run->method == PM_CDRP || run->method == PM_SCORE_CDRP, n_opt = 0;
+    int path_itself = run->method == AT_PATH_CDRP || run->method == AT_PATH_SCORE_CDRP, n_opt = 0;
     char pfile[200];
     path_file_name(p, be->precision, pfile, sizeof pfile);
     for (int b = 0; b < nb && rc == AT_OK; b++) {
@@ -273,20 +271,20 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
             need[n_opt++] = b;
             continue;
         }
-        if (!from[b]) rc = at_fail("explain", "out of memory");
+        if (!from[b]) rc = at_fail(NULL, "out of memory");
         else rc = read_gates_file(m, from[b], gates + (long)G * b);
     }
     if (rc) goto done;
     if (n_opt) {
         at_cdrp_options o = p->cdrp;
-        o.score_weighted = run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && p->path_score_weighted);
-        o.on_progress = run->prog ? on_cdrp_progress : NULL;
+        o.score_weighted = run->method == AT_PATH_SCORE_CDRP || (run->method >= AT_PATH_SCORECAM && p->path_score_weighted);
+        o.on_progress = on_cdrp_progress;
         o.progress_ctx = &bp;
         at_cdrp_result *opt = calloc(n_opt, sizeof *opt);
         opt_inputs = n_opt < nb ? malloc(sizeof(float) * in_size * n_opt) : NULL;
         if (!opt || (n_opt < nb && !opt_inputs)) {
             free(opt);
-            rc = at_fail("explain", "out of memory");
+            rc = at_fail(NULL, "out of memory");
             goto done;
         }
         for (int i = 0; i < n_opt; i++) {
@@ -310,7 +308,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     if (path_itself) {
         for (int b = 0; b < nb && rc == AT_OK; b++)
             rc = write_path(run, index[b], &cr[b], run->tag, run->settings, ms, nb, run->summary, NULL);
-        if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
+        if (rc == AT_OK) run_report_event(run->rep, AT_RUN_BATCH, nb, 0);
         goto done;
     }
     /* a path optimised here is kept as cdrp / score-cdrp would write it, so
@@ -325,18 +323,18 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
                             nb, NULL, &written[b]);
     }
     /* maps of the path: one for path-scorecam, one per rate for pathway-grad */
-    int n_maps = run->method == PM_PATH_SCORECAM ? 1 : p->n_rates;
+    int n_maps = run->method == AT_PATH_SCORECAM ? 1 : p->n_rates;
     for (int k = 0; k < n_maps && rc == AT_OK; k++) {
         double t1 = at_now_s();
         for (int b = 0; b < nb; b++) er[b] = (at_explain_result){.map = maps + hw * b};
         at_prune_options prune = {p->rates[k], p->prune_global, p->keep_gate_values};
-        rc = run->method == PM_PATH_SCORECAM ? at_path_scorecam(be, gates, classes, inputs, nb, er)
+        rc = run->method == AT_PATH_SCORECAM ? at_path_scorecam(be, gates, classes, inputs, nb, er)
                                              : at_pathway_gradient(be, gates, &prune, classes, inputs, nb, er);
         if (rc) break;
         double ms_map = ms + 1e3 * (at_now_s() - t1) / nb;
         char param[16];
         snprintf(param, sizeof param, "r%.2f", p->rates[k]);
-        const char *par = run->method == PM_PATHWAY_GRAD ? param : NULL;
+        const char *par = run->method == AT_PATH_PATHWAY_GRAD ? param : NULL;
         char method[96];
         snprintf(method, sizeof method, "%s%s%s", run->tag, par ? "." : "", par ? par : "");
         results_key_name(method, run->settings, key, sizeof key);
@@ -346,7 +344,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
             map_line_args la = {.image = image, .method = method, .r = &er[b], .gates = gates + (long)G * b,
                                 .cls = classes[b], .gates_from = from[b] ? from[b] : "optimised",
                                 .path_gates = from[b] ? from[b] : written[b], .rate = par ? p->rates[k] : -1, .ms = ms_map, .batch = nb};
-            if (cli_write_map(run->out_dir, stem, run->name, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
+            if (explain_write_map(run->out_dir, stem, run->name, par, er[b].map, m->in_w, m->in_h, rgbs[b].rgb,
                               run->no_overlay, &npy, &png))
                 rc = AT_ERR;
             la.npy = npy, la.png = png;
@@ -364,7 +362,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
             free(npy), free(png), free(line);
         }
     }
-    if (rc == AT_OK) at_progress_batch(run->prog, nb, 0);
+    if (rc == AT_OK) run_report_event(run->rep, AT_RUN_BATCH, nb, 0);
 done:
     for (int b = 0; from && b < nb; b++) free(from[b]);
     for (int b = 0; written && b < nb; b++) free(written[b]);
@@ -373,16 +371,3 @@ done:
     return rc;
 }
 
-void path_summary_print(const path_run *run, FILE *f) {
-    const path_summary *s = run->summary;
-    if (!s || !s->gates.paths) return;
-    gate_summary_print(f, run->m, &s->gates,
-                       run->method == PM_SCORE_CDRP || (run->method >= PM_PATH_SCORECAM && run->p->path_score_weighted)
-                           ? "score-cdrp" : "cdrp");
-    if (run->method != PM_PATHWAY_GRAD) return;
-    fprintf(f, "pruned networks: rate, images whose prediction stays the class, mean probability of the class\n");
-    for (int k = 0; k < run->p->n_rates && k < 16; k++)
-        if (s->rate_paths[k])
-            fprintf(f, "  %.2f  %d/%d  %.3f\n", run->p->rates[k], s->rate_kept[k], s->rate_paths[k],
-                    s->rate_prob[k] / s->rate_paths[k]);
-}
