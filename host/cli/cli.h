@@ -51,6 +51,7 @@ typedef enum {
     CLI_STR,    /* const char * = the value */
     CLI_INT,    /* int in [lo, hi] */
     CLI_DOUBLE, /* double in [lo, hi] */
+    CLI_FLOAT,  /* float in [lo, hi] */
     CLI_CHOICE, /* int = the value's index in choices "a|b|c" */
     CLI_CALL,   /* fn(args, option, value) */
 } cli_option_type;

@@ -200,6 +200,12 @@ int cli_options_parse(const cli_option *t, void *args, int argc, char **argv, in
         case CLI_DOUBLE:
             if (cli_parse_double(o, v, t->lo, t->hi, (double *)field)) return AT_ERR;
             break;
+        case CLI_FLOAT: {
+            double d = 0;
+            if (cli_parse_double(o, v, t->lo, t->hi, &d)) return AT_ERR;
+            *(float *)field = (float)d;
+            break;
+        }
         case CLI_CHOICE:
             if ((k = choice_index(t->choices, v)) < 0) return choice_fail(o, t->choices, v);
             *(int *)field = k;

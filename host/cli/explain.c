@@ -134,7 +134,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         int r = cli_common_parse(&a->common, argc, argv, &i);
         if (!r) r = cli_options_parse(options, a, argc, argv, &i);
         if (!r) r = cli_options_parse(PATH_OPTIONS, &a->path, argc, argv, &i);
-        if (!r && i + 1 < argc && (r = perturb_args_parse(&a->perturb, argv[i], argv[i + 1])) == 1) i++;
+        if (!r) r = cli_options_parse(PERTURB_OPTIONS, &a->perturb, argc, argv, &i);
         if (!r) r = grad_args_argv(&a->grad, &o->ex, argc, argv, &i);
         if (r == AT_ERR) return AT_ERR;
         if (r) continue;

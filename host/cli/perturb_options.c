@@ -2,6 +2,7 @@
  * perturbation) for ./attrib explain and bench (docs/methods.md#rise). */
 #include "perturb_options.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,49 +32,47 @@ void perturb_args_init(perturb_args *p) {
     at_perturb_defaults(&p->o);
 }
 
-int perturb_args_parse(perturb_args *p, const char *opt, const char *v) {
+static int set_rise_n(void *args, const char *opt, const char *v) {
+    perturb_args *p = args;
     long n;
-    double d;
-    at_perturb_options *o = &p->o;
-    if (!strcmp(opt, "--rise-n")) {
-        if (cli_parse_int(opt, v, 1, 10000000, &n)) return AT_ERR;
-        o->rise_n = (int)n, p->rise_n_set = 1;
-    } else if (!strcmp(opt, "--rise-s")) {
-        if (cli_parse_int(opt, v, 1, 64, &n)) return AT_ERR;
-        o->rise_cells = (int)n;
-    } else if (!strcmp(opt, "--rise-p")) {
-        if (cli_parse_double(opt, v, 1e-6, 1, &d)) return AT_ERR;
-        o->rise_p = (float)d;
-    } else if (!strcmp(opt, "--rise-seed")) {
-        if (cli_parse_int(opt, v, 0, 1L << 62, &n)) return AT_ERR;
-        o->rise_seed = (uint64_t)n;
-    } else if (!strcmp(opt, "--rise-masks")) {
-        p->masks_in = v;
-    } else if (!strcmp(opt, "--rise-save-masks")) {
-        p->masks_out = v;
-    } else if (!strcmp(opt, "--occlusion-window") || !strcmp(opt, "--occlusion-stride")) {
-        if (cli_parse_int(opt, v, 1, 100000, &n)) return AT_ERR;
-        *(opt[12] == 'w' ? &o->occ_window : &o->occ_stride) = (int)n;
-    } else if (!strcmp(opt, "--occlusion-baseline")) {
-        if (!strcmp(v, "mean")) o->occ_baseline = AT_OCCLUSION_MEAN;
-        else if (!strcmp(v, "black")) o->occ_baseline = AT_OCCLUSION_BLACK;
-        else return at_fail(opt, "'%s' is not mean or black", v);
-    } else if (!strcmp(opt, "--perturb-score")) {
-        if (strcmp(v, "prob") && strcmp(v, "logit")) return at_fail(opt, "'%s' is not prob or logit", v);
-        o->score_logit = !strcmp(v, "logit");
-    } else if (!strcmp(opt, "--mp-iterations") || !strcmp(opt, "--mp-mask")) {
-        if (cli_parse_int(opt, v, opt[5] == 'i' ? 0 : 1, 100000, &n)) return AT_ERR;
-        *(opt[5] == 'i' ? &o->mp_iterations : &o->mp_mask) = (int)n;
-    } else if (!strcmp(opt, "--mp-lr") || !strcmp(opt, "--mp-l1") || !strcmp(opt, "--mp-tv") ||
-               !strcmp(opt, "--mp-beta") || !strcmp(opt, "--mp-sigma")) {
-        if (cli_parse_double(opt, v, 0, 1e6, &d)) return AT_ERR;
-        float *dst = !strcmp(opt, "--mp-lr") ? &o->mp_lr : !strcmp(opt, "--mp-l1") ? &o->mp_l1
-                   : !strcmp(opt, "--mp-tv") ? &o->mp_tv : !strcmp(opt, "--mp-beta") ? &o->mp_beta : &o->mp_sigma;
-        *dst = (float)d;
-    } else {
-        return 0;
-    }
-    return 1;
+    if (cli_parse_int(opt, v, 1, 10000000, &n)) return AT_ERR;
+    p->o.rise_n = (int)n, p->rise_n_set = 1;
+    return AT_OK;
+}
+static int set_rise_seed(void *args, const char *opt, const char *v) {
+    long n;
+    if (cli_parse_int(opt, v, 0, 1L << 62, &n)) return AT_ERR;
+    ((perturb_args *)args)->o.rise_seed = (uint64_t)n;
+    return AT_OK;
+}
+
+#define ARG(f) offsetof(perturb_args, f)
+#define OPT(f) offsetof(perturb_args, o.f)
+const cli_option PERTURB_OPTIONS[] = {
+    {.name = "--rise-n", .type = CLI_CALL, .fn = set_rise_n},
+    {.name = "--rise-s", .type = CLI_INT, .off = OPT(rise_cells), .lo = 1, .hi = 64},
+    {.name = "--rise-p", .type = CLI_FLOAT, .off = OPT(rise_p), .lo = 1e-6, .hi = 1},
+    {.name = "--rise-seed", .type = CLI_CALL, .fn = set_rise_seed},
+    {.name = "--rise-masks", .type = CLI_STR, .off = ARG(masks_in)},
+    {.name = "--rise-save-masks", .type = CLI_STR, .off = ARG(masks_out)},
+    {.name = "--occlusion-window", .type = CLI_INT, .off = OPT(occ_window), .lo = 1, .hi = 100000},
+    {.name = "--occlusion-stride", .type = CLI_INT, .off = OPT(occ_stride), .lo = 1, .hi = 100000},
+    {.name = "--occlusion-baseline", .type = CLI_CHOICE, .off = OPT(occ_baseline), .choices = "mean|black"},
+    {.name = "--perturb-score", .type = CLI_CHOICE, .off = OPT(score_logit), .choices = "prob|logit"},
+    {.name = "--mp-iterations", .type = CLI_INT, .off = OPT(mp_iterations), .lo = 0, .hi = 100000},
+    {.name = "--mp-mask", .type = CLI_INT, .off = OPT(mp_mask), .lo = 1, .hi = 100000},
+    {.name = "--mp-lr", .type = CLI_FLOAT, .off = OPT(mp_lr), .lo = 0, .hi = 1e6},
+    {.name = "--mp-l1", .type = CLI_FLOAT, .off = OPT(mp_l1), .lo = 0, .hi = 1e6},
+    {.name = "--mp-tv", .type = CLI_FLOAT, .off = OPT(mp_tv), .lo = 0, .hi = 1e6},
+    {.name = "--mp-beta", .type = CLI_FLOAT, .off = OPT(mp_beta), .lo = 0, .hi = 1e6},
+    {.name = "--mp-sigma", .type = CLI_FLOAT, .off = OPT(mp_sigma), .lo = 0, .hi = 1e6},
+    {.name = NULL},
+};
+
+int perturb_args_parse(perturb_args *p, const char *opt, const char *v) {
+    char *argv[2] = {(char *)opt, (char *)v};
+    int i = 0;
+    return cli_options_parse(PERTURB_OPTIONS, p, 2, argv, &i);
 }
 
 int perturb_args_check(const perturb_args *p, at_method method) {

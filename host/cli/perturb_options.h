@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "cli.h"
 #include "methods/explain.h"
 
 typedef struct {
@@ -17,6 +18,8 @@ typedef struct {
 extern const char *const PERTURB_HELP;
 
 void perturb_args_init(perturb_args *p);
+/* The options into a perturb_args (cli_options_parse). */
+extern const cli_option PERTURB_OPTIONS[];
 /* 1 when opt (with value v) was a perturbation option, 0 when not, AT_ERR on a bad value. */
 int perturb_args_parse(perturb_args *p, const char *opt, const char *v);
 /* The mask options suit the method. */
