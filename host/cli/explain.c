@@ -135,7 +135,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
         if (!r) r = cli_options_parse(options, a, argc, argv, &i);
         if (!r) r = cli_options_parse(PATH_OPTIONS, &a->path, argc, argv, &i);
         if (!r) r = cli_options_parse(PERTURB_OPTIONS, &a->perturb, argc, argv, &i);
-        if (!r) r = grad_args_argv(&a->grad, &o->ex, argc, argv, &i);
+        if (!r) r = cli_options_parse(GRAD_OPTIONS, &a->grad, argc, argv, &i);
         if (r == AT_ERR) return AT_ERR;
         if (r) continue;
         if (argv[i][0] == '-' && argv[i][1]) return at_fail(argv[i], "unknown option (see attrib explain --help)");

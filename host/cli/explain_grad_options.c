@@ -1,6 +1,7 @@
 /* explain's options of the input-gradient methods (explain_grad_options.h). */
 #include "explain_grad_options.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,47 +25,44 @@ const char *const GRAD_HELP =
     "  --sg-square         average the squared attributions (SmoothGrad-squared)\n"
     "  --sg-seed N         noise stream (default 0)\n";
 
-int grad_args_parse(grad_args *g, at_explain_options *ex, const char *opt, const char *v) {
+static int set_ig_rule(void *args, const char *opt, const char *v) {
+    return at_ig_rule_parse(v, &((grad_args *)args)->ig_rule);
+}
+static int set_smooth(void *args, const char *opt, const char *v) { /* --smooth N and --sg-samples N */
+    grad_args *g = args;
     long n;
-    double d;
-    if (!strcmp(opt, "--unit")) {
-        g->unit_spec = v;
-    } else if (!strcmp(opt, "--ig-steps")) {
-        if (cli_parse_int(opt, v, 1, 100000, &n)) return AT_ERR;
-        ex->ig_steps = (int)n;
-    } else if (!strcmp(opt, "--ig-rule")) {
-        if (at_ig_rule_parse(v, &ex->ig_rule)) return AT_ERR;
-    } else if (!strcmp(opt, "--baseline")) {
-        if (!strcmp(v, "black")) ex->baseline = AT_BASELINE_BLACK;
-        else if (!strcmp(v, "zero")) ex->baseline = AT_BASELINE_ZERO;
-        else return at_fail(opt, "'%s' is not black or zero", v);
-    } else if (!strcmp(opt, "--smooth") || !strcmp(opt, "--sg-samples")) {
-        if (cli_parse_int(opt, v, 1, 100000, &n)) return AT_ERR;
-        if (ex->smooth && ex->smooth != n) return at_fail(opt, "--smooth and --sg-samples give different counts");
-        ex->smooth = (int)n;
-        g->sg_samples_set = 1;
-    } else if (!strcmp(opt, "--sg-sigma")) {
-        if (cli_parse_double(opt, v, 1e-6, 100, &d)) return AT_ERR;
-        ex->sg_sigma = (float)d;
-    } else if (!strcmp(opt, "--sg-seed")) {
-        if (cli_parse_int(opt, v, 0, 0x7fffffff, &n)) return AT_ERR;
-        ex->sg_seed = (unsigned)n;
-        g->seed_set = 1;
-    } else {
-        return 0;
-    }
-    return 1;
+    if (cli_parse_int(opt, v, 1, 100000, &n)) return AT_ERR;
+    if (g->smooth && g->smooth != n) return at_fail(opt, "--smooth and --sg-samples give different counts");
+    g->smooth = (int)n;
+    return AT_OK;
+}
+static int set_sg_seed(void *args, const char *opt, const char *v) {
+    grad_args *g = args;
+    long n;
+    if (cli_parse_int(opt, v, 0, 0x7fffffff, &n)) return AT_ERR;
+    g->sg_seed = (unsigned)n, g->seed_set = 1;
+    return AT_OK;
 }
 
-int grad_args_flag(grad_args *g, at_explain_options *ex, const char *opt) {
-    if (strcmp(opt, "--sg-square")) return 0;
-    ex->sg_square = 1;
-    return 1;
-}
+#define ARG(f) offsetof(grad_args, f)
+const cli_option GRAD_OPTIONS[] = {
+    {.name = "--unit", .type = CLI_STR, .off = ARG(unit_spec)},
+    {.name = "--ig-steps", .type = CLI_INT, .off = ARG(ig_steps), .lo = 1, .hi = 100000},
+    {.name = "--ig-rule", .type = CLI_CALL, .fn = set_ig_rule},
+    {.name = "--baseline", .type = CLI_CHOICE, .off = ARG(baseline), .choices = "black|zero"},
+    {.name = "--smooth", .type = CLI_CALL, .fn = set_smooth},
+    {.name = "--sg-samples", .type = CLI_CALL, .fn = set_smooth},
+    {.name = "--sg-sigma", .type = CLI_FLOAT, .off = ARG(sg_sigma), .lo = 1e-6, .hi = 100},
+    {.name = "--sg-square", .type = CLI_FLAG, .off = ARG(sg_square)},
+    {.name = "--sg-seed", .type = CLI_CALL, .fn = set_sg_seed},
+    {.name = NULL},
+};
 
 static int smoothed(const at_explain_options *ex) { return ex->smooth || ex->method == AT_METHOD_SMOOTHGRAD; }
 
-int grad_args_finish(const grad_args *g, const at_explain_options *ex, int routing_path) {
+int grad_args_finish(const grad_args *g, at_explain_options *ex, int routing_path) {
+    ex->ig_steps = g->ig_steps, ex->ig_rule = g->ig_rule, ex->baseline = (at_baseline)g->baseline;
+    ex->smooth = g->smooth, ex->sg_sigma = g->sg_sigma, ex->sg_square = g->sg_square, ex->sg_seed = g->sg_seed;
     if (routing_path && (g->unit_spec || ex->ig_steps || ex->ig_rule || ex->baseline || ex->smooth || ex->sg_sigma > 0 ||
                          ex->sg_square || g->seed_set))
         return at_fail(g->unit_spec ? "--unit" : ex->smooth ? "--smooth" : "explain",
@@ -78,19 +76,4 @@ int grad_args_finish(const grad_args *g, const at_explain_options *ex, int routi
         return at_fail(ex->sg_sigma > 0 ? "--sg-sigma" : ex->sg_square ? "--sg-square" : "--sg-seed",
                        "applies to smoothgrad or --smooth N only");
     return AT_OK;
-}
-
-int grad_args_argv(grad_args *g, at_explain_options *ex, int argc, char **argv, int *i) {
-    static const char *const valued[] = {"--unit", "--ig-steps", "--ig-rule", "--baseline", "--smooth",
-                                         "--sg-samples", "--sg-sigma", "--sg-seed"};
-    const char *o = argv[*i];
-    if (grad_args_flag(g, ex, o)) return 1;
-    for (int k = 0; k < 8; k++)
-        if (!strcmp(o, valued[k])) {
-            if (*i + 1 >= argc) return at_fail(o, "needs a value");
-            const int r = grad_args_parse(g, ex, o, argv[*i + 1]);
-            if (r == 1) ++*i;
-            return r;
-        }
-    return 0;
 }

@@ -4,21 +4,28 @@
 #ifndef ATTRIB_CLI_EXPLAIN_GRAD_OPTIONS_H
 #define ATTRIB_CLI_EXPLAIN_GRAD_OPTIONS_H
 
+#include "cli.h"
 #include "methods/explain.h"
 
 extern const char *const GRAD_HELP;
 
+/* The options as given; grad_args_finish copies them into the explain options. */
 typedef struct {
     const char *unit_spec; /* resolved against the model by the run */
-    int sg_samples_set, seed_set;
+    int ig_steps;
+    at_ig_rule ig_rule;
+    int baseline; /* at_baseline */
+    int smooth;
+    float sg_sigma;
+    int sg_square;
+    unsigned sg_seed;
+    int seed_set;
 } grad_args;
 
-/* 1 when opt (with value v) is one of these options, 0 when not, AT_ERR on a bad value. */
-int grad_args_parse(grad_args *g, at_explain_options *ex, const char *opt, const char *v);
-int grad_args_flag(grad_args *g, at_explain_options *ex, const char *opt);
-/* The same over argv[*i] (and its value, consumed): 1, 0 or AT_ERR. */
-int grad_args_argv(grad_args *g, at_explain_options *ex, int argc, char **argv, int *i);
-/* The options given suit the method (one message naming the option otherwise). */
-int grad_args_finish(const grad_args *g, const at_explain_options *ex, int routing_path);
+/* The options into a grad_args (cli_options_parse). */
+extern const cli_option GRAD_OPTIONS[];
+/* Into ex, once the method is known; the options given suit it (one message
+ * naming the option otherwise). */
+int grad_args_finish(const grad_args *g, at_explain_options *ex, int routing_path);
 
 #endif
