@@ -19,8 +19,8 @@ const char *const CLI_COMMON_HELP =
     "  --mem-limit SIZE    memory the backend may plan for, e.g. 8G, 512M\n"
     "  --threads N         CPU threads (default: all cores)\n"
     "  --conv A            direct | winograd | winograd2 | winograd4 | auto: how the CPU backend\n"
-    "                      runs 3x3 stride-1 convs (default auto: Winograd at fp32, F(4x4,3x3) or\n"
-    "                      F(2x2,3x3) by a shape rule; winograd2/4 force the tile; CUDA: direct)\n";
+    "                      runs 3x3 stride-1 convs (default auto: at fp32 F(4x4,3x3), F(2x2,3x3)\n"
+    "                      or direct by a shape rule; winograd2/4 force the tile; CUDA: direct)\n";
 
 /* The library names what is wrong (a layer, a value); the CLI names the flag
  * that set it. */

@@ -200,10 +200,10 @@ int at_extra_conv(at_backend *be, const float *w, const float *b, int K, int C, 
 size_t at_memory_in_use(at_backend *be);
 
 /* How the CPU backend runs 3x3 stride-1 convs (host/cpu/winograd.h): auto
- * and winograd are Winograd at FP32 where it applies, F(2x2,3x3) or
- * F(4x4,3x3) by the shape rule at_winograd_rule, direct otherwise (winograd
- * refuses the reduced precisions, auto runs them direct); winograd2 and
- * winograd4 force the tile. */
+ * and winograd run F(4x4,3x3), F(2x2,3x3) or the direct conv by the shape
+ * rule at_winograd_rule at FP32 (winograd refuses the reduced precisions,
+ * auto runs them direct); winograd2 and winograd4 force the tile wherever
+ * Winograd applies. */
 typedef enum { AT_CONV_AUTO = 0, AT_CONV_DIRECT, AT_CONV_WINOGRAD, AT_CONV_WINOGRAD2, AT_CONV_WINOGRAD4 } at_conv_algo;
 
 typedef struct {
