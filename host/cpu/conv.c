@@ -305,6 +305,55 @@ static void pack_panel_lanes(const im2col_src *s, const pixel_run *runs, int nru
     }
 }
 
+#if defined(AT_CONV_AVX2) && defined(__AVX512F__)
+/* Stride 2, any panel, AVX-512: per run of lanes, the 32 floats of the
+ * input row from its first lane's input on come in by two masked loads (the
+ * mask keeps to the row, so the padding reads as 0) and a two-register
+ * permute takes every other one into the run's lanes; the floats the
+ * gathers of pack_panel_strided place, at a fraction of their cost. */
+#define AT_CONV_STRIDE2_PERMUTE 1
+static void pack_panel_stride2(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
+                               float *dst) {
+    const float *base[NR];
+    __m512i idx[NR];
+    __mmask16 lanes[NR], load_lo[NR][MAX_KW_MASKS], load_hi[NR][MAX_KW_MASKS];
+    const int tabulated = s->kw <= MAX_KW_MASKS;
+    for (int r = 0; r < nrun; r++) {
+        const pixel_run *u = &runs[r];
+        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0;
+        /* lane j of the run reads float 2 (j - j0) of the 32 loaded */
+        idx[r] = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                    _mm512_set1_epi32(u->j0)), 1);
+        lanes[r] = (__mmask16)(((1u << u->len) - 1) << u->j0);
+        for (int kx = 0; tabulated && kx < s->kw; kx++) {
+            const int ix = u->ix0 + kx, lo = imax(0, -ix), hi = imin(2 * u->len - 1, s->W - ix);
+            const unsigned m = hi > lo ? (unsigned)(((1ull << hi) - 1) & ~((1ull << lo) - 1)) : 0u;
+            load_lo[r][kx] = (__mmask16)m, load_hi[r][kx] = (__mmask16)(m >> 16);
+        }
+    }
+    for (int k = 0; k < kc; k++, dst += NR) {
+        __m512 v = _mm512_setzero_ps();
+        for (int r = 0; r < nrun; r++) {
+            const pixel_run *u = &runs[r];
+            const int iy = u->iy0 + kt[k].ky;
+            if (iy < 0 || iy >= s->H) continue;
+            __mmask16 ml, mh;
+            if (tabulated) {
+                ml = load_lo[r][kt[k].kx], mh = load_hi[r][kt[k].kx];
+            } else {
+                const int ix = u->ix0 + kt[k].kx, lo = imax(0, -ix), hi = imin(2 * u->len - 1, s->W - ix);
+                const unsigned m = hi > lo ? (unsigned)(((1ull << hi) - 1) & ~((1ull << lo) - 1)) : 0u;
+                ml = (__mmask16)m, mh = (__mmask16)(m >> 16);
+            }
+            const float *src = base[r] + kt[k].off;
+            const __m512 a = _mm512_maskz_loadu_ps(ml, src), b = _mm512_maskz_loadu_ps(mh, src + 16);
+            v = _mm512_mask_mov_ps(v, lanes[r], _mm512_permutex2var_ps(a, idx[r], b));
+        }
+        _mm512_store_ps(dst, v);
+    }
+}
+#endif
+
 /* at_pack_fn for the B operand: pixels [first, first+count), rows [k0, k0+kc). */
 static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc, float *dst) {
     const im2col_src *s = ctx;
@@ -338,6 +387,9 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
                 continue;
             }
             if (strided2_interior(s, runs, nrun)) pack_panel_stride2_interior(s, &runs[0], kt, kn, d);
+#ifdef AT_CONV_STRIDE2_PERMUTE
+            else if (s->stride == 2) pack_panel_stride2(s, runs, nrun, kt, kn, d);
+#endif
             else pack_panel_strided(s, runs, nrun, kt, kn, d);
             p += NR;
             continue;
