@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "methods/channel_scores.h"
 #include "methods/maps.h"
 #include "core/error.h"
 
@@ -35,49 +36,6 @@ float at_gate_sparsity(const at_model *m, const float *gates, int k) {
     return (float)zeros / l->out_c;
 }
 
-/* Scores of one image's channels of one layer; flat ones take zero_score. */
-static int cic_layer(at_backend *be, const at_precision *prec, const float *input, const float *acts,
-                     const at_layer *l, int cls, float *alpha, float *masks, float *logits, float *probs, int *chan,
-                     const int *idx, int batch, float *zero_score, long *forwards) {
-    const at_model *m = be->model;
-    long hw = (long)l->out_h * l->out_w;
-    int c = 0;
-    while (c < l->out_c) {
-        int nb = 0;
-        for (; c < l->out_c && nb < batch; c++) {
-            const float *a = acts + (long)c * hw;
-            float lo = a[0], hi = a[0];
-            for (long i = 1; i < hw; i++) lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
-            if (!(hi > lo)) { /* docs/methods.md#score-cdrp: a flat channel scores X o 0, computed once per image */
-                if (isnan(*zero_score)) {
-                    float zero_mask = 0;
-                    at_forward_args za = {.n = 1, .input = input, .masks = &zero_mask, .mask_h = 1, .mask_w = 1,
-                                          .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
-                    if (at_forward(be, &za)) return AT_ERR;
-                    *forwards += 1;
-                    at_softmax_rows(logits, 1, m->n_classes, probs);
-                    *zero_score = probs[cls];
-                }
-                alpha[c] = *zero_score;
-                continue;
-            }
-            memcpy(masks + hw * nb, a, sizeof(float) * hw);
-            chan[nb++] = c;
-        }
-        if (!nb) continue;
-        at_forward_args fa = {.n = nb, .input = input, .input_index = idx, .masks = masks, .mask_h = l->out_h,
-                              .mask_w = l->out_w, .mask_norm = AT_MASK_MINMAX_AFTER,
-                              .mask_space = AT_MASK_NORMALIZED, .logits = logits, .precision = prec};
-        if (at_forward(be, &fa)) return AT_ERR;
-        *forwards += nb;
-        for (int j = 0; j < nb; j++) {
-            at_softmax_rows(logits + (long)j * m->n_classes, 1, m->n_classes, probs);
-            alpha[chan[j]] = probs[cls];
-        }
-    }
-    return AT_OK;
-}
-
 /* Progress of one at_cdrp call, in forward-equivalents (a gate backward ~ 1 forward). */
 typedef struct {
     const at_cdrp_options *o;
@@ -102,19 +60,12 @@ static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls
                       float *alpha, long *forwards, cdrp_progress *progress) {
     const at_model *m = be->model;
     long in_size = (long)m->in_c * m->in_h * m->in_w;
-    int batch = at_max_batch(be, 0);
-    long acts_total = 0, max_hw = 0;
-    for (int k = 0; k < m->n_convs; k++) {
-        const at_layer *l = &m->layers[m->gate_layer[k]];
-        acts_total += at_layer_out_size(l);
-        if ((long)l->out_h * l->out_w > max_hw) max_hw = (long)l->out_h * l->out_w;
-    }
-    float *acts = malloc(sizeof(float) * acts_total), *masks = malloc(sizeof(float) * max_hw * batch);
-    float *logits = malloc(sizeof(float) * m->n_classes * batch), *probs = malloc(sizeof(float) * m->n_classes);
+    long acts_total = 0;
+    for (int k = 0; k < m->n_convs; k++) acts_total += at_layer_out_size(&m->layers[m->gate_layer[k]]);
+    float *acts = malloc(sizeof(float) * acts_total), *logits = malloc(sizeof(float) * m->n_classes);
     float **cap = malloc(sizeof(float *) * m->n_convs);
-    int *chan = malloc(sizeof(int) * batch), *idx = calloc(batch, sizeof(int));
     int rc = AT_OK;
-    if (!acts || !masks || !logits || !probs || !cap || !chan || !idx) {
+    if (!acts || !logits || !cap) {
         rc = at_fail("score-cdrp", "out of memory for the CIC pass");
         goto done;
     }
@@ -131,18 +82,20 @@ static int cic_scores(at_backend *be, const float *inputs, int n, const int *cls
         if ((rc = at_forward(be, &fa))) break;
         if (forwards) forwards[b] += 1;
         progress_add(progress, 1);
+        /* docs/methods.md#score-cdrp: a flat channel scores X o 0, computed once per image */
         float zero_score = NAN;
         long fw = 0;
+        at_channel_scoring cs = {.input = x, .precision = precision, .norm = AT_MASK_MINMAX_AFTER, .cls = cls[b]};
         for (int k = 0; k < m->n_convs && rc == AT_OK; k++) {
             const at_layer *l = &m->layers[m->gate_layer[k]];
-            rc = cic_layer(be, precision, x, cap[k], l, cls[b], alpha + (long)b * m->n_gates + l->gate_offset, masks, logits,
-                           probs, chan, idx, batch, &zero_score, &fw);
+            rc = at_channel_scores(be, &cs, cap[k], l->out_c, l->out_h, l->out_w, &zero_score,
+                                   alpha + (long)b * m->n_gates + l->gate_offset, NULL, &fw);
             progress_add(progress, l->out_c);
         }
         if (forwards) forwards[b] += fw;
     }
 done:
-    free(acts), free(masks), free(logits), free(probs), free(cap), free(chan), free(idx);
+    free(acts), free(logits), free(cap);
     return rc;
 }
 

@@ -8,80 +8,9 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "methods/channel_scores.h"
 #include "methods/maps.h"
 #include "methods/explain.h"
-
-/* Channel scores of one image: score[l] = target of f(X o mask_l). */
-static int channel_scores(at_backend *be, const at_explain_options *opt, const float *input, int img,
-                          const float *acts, int C, int h, int w, int cls, float *scores, int *flat,
-                          at_explain_result *r) {
-    const at_model *m = be->model;
-    long hw = (long)h * w;
-    int batch = at_max_batch(be, 0);
-    float *masks = malloc(sizeof(float) * hw * batch);
-    float *logits = malloc(sizeof(float) * m->n_classes * batch);
-    float *probs = malloc(sizeof(float) * m->n_classes);
-    int *idx = calloc(batch, sizeof(int)), *chan = malloc(sizeof(int) * batch);
-    int rc = AT_OK;
-    if (!masks || !logits || !probs || !idx || !chan) {
-        rc = at_fail("scorecam", "out of memory");
-        goto done;
-    }
-    float zero_score = 0;
-    r->flat_channels = 0;
-    for (int l = 0; l < C; l++) {
-        const float *a = acts + (long)l * hw;
-        float lo = a[0], hi = a[0];
-        for (long i = 1; i < hw; i++) lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
-        flat[l] = !(hi > lo);
-        r->flat_channels += flat[l];
-    }
-    /* the authors skip flat channels; the peers score them as X o 0, once */
-    int zero_pending = r->flat_channels > 0 && opt->variant != AT_VARIANT_AUTHORS;
-    int l = 0;
-    while (rc == AT_OK && (l < C || zero_pending)) {
-        int nb = 0;
-        if (zero_pending) {
-            memset(masks, 0, sizeof(float) * hw);
-            chan[nb++] = -1;
-            zero_pending = 0;
-        }
-        for (; l < C && nb < batch; l++) {
-            if (flat[l]) continue;
-            memcpy(masks + hw * nb, acts + (long)l * hw, sizeof(float) * hw);
-            chan[nb++] = l;
-        }
-        if (!nb) break;
-        at_forward_args fa = {.n = nb, .input = input, .input_index = idx, .masks = masks, .mask_h = h, .mask_w = w,
-                              .mask_align_corners = opt->variant == AT_VARIANT_PGC,
-                              .mask_norm = opt->variant == AT_VARIANT_TORCHCAM ? AT_MASK_MINMAX_BEFORE
-                                                                              : AT_MASK_MINMAX_AFTER,
-                              .mask_space = AT_MASK_NORMALIZED, .logits = logits,
-                              .gates = opt->gates ? opt->gates + (long)img * m->n_gates : NULL, .gates_per_item = 0};
-        /* a zero mask must stay zero: min-max of a constant map is 0 by definition (docs/methods.md#notation-and-common-steps) */
-        if ((rc = at_forward(be, &fa))) break;
-        r->forwards += nb;
-        for (int j = 0; j < nb; j++) {
-            const float *lg = logits + (long)j * m->n_classes;
-            float s;
-            if (opt->variant == AT_VARIANT_AUTHORS) {
-                at_softmax_rows(lg, 1, m->n_classes, probs);
-                s = probs[cls];
-            } else if (opt->variant == AT_VARIANT_TORCHCAM) {
-                s = lg[cls] - r->logit;
-            } else {
-                s = lg[cls];
-            }
-            if (chan[j] < 0) zero_score = s;
-            else scores[chan[j]] = s;
-        }
-    }
-    for (int l = 0; l < C; l++)
-        if (flat[l]) scores[l] = opt->variant == AT_VARIANT_AUTHORS ? 0.0f : zero_score;
-done:
-    free(masks), free(logits), free(probs), free(idx), free(chan);
-    return rc;
-}
 
 /* Channel weights from scores: the authors use the probabilities as they are
  * (flat channels 0); pgc and torchcam take a softmax over channels. */
@@ -122,9 +51,17 @@ int at_scorecam(at_backend *be, const at_explain_options *opt, const float *inpu
                               .capture_layer = &opt->layer, .capture_out = &acts};
         if ((rc = at_forward(be, &fa))) break;
         if ((rc = at_explain_classify_logits(m, &one, logits, 1, &r[b]))) break;
-        at_explain_options inner = *opt;
-        inner.gates = one.gates;
-        if ((rc = channel_scores(be, &inner, x, 0, acts, C, h, w, r[b].cls, scores, flat, &r[b]))) break;
+        /* the authors skip flat channels; the peers score them as X o 0, once */
+        at_channel_scoring cs = {.input = x, .gates = one.gates, .align_corners = opt->variant == AT_VARIANT_PGC,
+                                 .norm = opt->variant == AT_VARIANT_TORCHCAM ? AT_MASK_MINMAX_BEFORE
+                                                                             : AT_MASK_MINMAX_AFTER,
+                                 .cls = r[b].cls, .logit = opt->variant != AT_VARIANT_AUTHORS,
+                                 .logit_offset = opt->variant == AT_VARIANT_TORCHCAM ? r[b].logit : 0.0f,
+                                 .skip_flat = opt->variant == AT_VARIANT_AUTHORS};
+        float zero_score = NAN;
+        if ((rc = at_channel_scores(be, &cs, acts, C, h, w, &zero_score, scores, flat, &r[b].forwards))) break;
+        r[b].flat_channels = 0;
+        for (int l = 0; l < C; l++) r[b].flat_channels += flat[l];
         scores_to_weights(opt->variant, scores, flat, C, weights);
         memset(cam, 0, sizeof(float) * hw);
         for (int l = 0; l < C; l++) {
