@@ -66,20 +66,20 @@ static int check_precision(const cuda_state *s, at_precision p) {
     case AT_PRECISION_FP32: return AT_OK;
     case AT_PRECISION_TF32:
         if (cc < 80)
-            return at_fail("--precision", "tf32 needs tensor cores of compute capability 8.0 or newer; %s is %d.%d: "
-                           "use --precision fp32", s->device_name, s->cc_major, s->cc_minor);
+            return at_fail("precision", "tf32 needs tensor cores of compute capability 8.0 or newer; %s is %d.%d: "
+                           "use fp32", s->device_name, s->cc_major, s->cc_minor);
         if (s->built_arch < 800)
-            return at_fail("--precision", "tf32: this build's kernels target sm_%d, without TF32 tensor cores; "
+            return at_fail("precision", "tf32: this build's kernels target sm_%d, without TF32 tensor cores; "
                            "rebuild with make CUDA_ARCH=%d", s->built_arch / 10, cc);
         return AT_OK;
     case AT_PRECISION_FP16:
         if (cc < 70)
-            return at_fail("--precision", "fp16 needs tensor cores of compute capability 7.0 or newer (on %s, %d.%d, "
-                           "it runs at a fraction of fp32); use --precision fp32", s->device_name, s->cc_major,
+            return at_fail("precision", "fp16 needs tensor cores of compute capability 7.0 or newer (on %s, %d.%d, "
+                           "it runs at a fraction of fp32); use fp32", s->device_name, s->cc_major,
                            s->cc_minor);
-        return at_fail("--precision", "fp16 is not implemented by the CUDA backend yet; use fp32 or tf32");
+        return at_fail("precision", "fp16 is not implemented by the CUDA backend yet; use fp32 or tf32");
     }
-    return at_fail("--precision", "unknown precision %d", (int)p);
+    return at_fail("precision", "unknown precision %d", (int)p);
 }
 
 
@@ -341,8 +341,8 @@ extern "C" int at_cuda_backend_create(const at_model *m, const at_backend_option
     *out = NULL;
     char why[256];
     if (opt && opt->conv >= AT_CONV_WINOGRAD)
-        return at_fail("--conv", "winograd is a CPU path; the CUDA backend runs direct convs (use --conv direct or auto)");
-    if (!at_cuda_available(why, sizeof why)) return at_fail("--backend", "cuda: %s; use --backend cpu", why);
+        return at_fail("conv algorithm", "winograd is a CPU path; the CUDA backend runs direct convs (use direct or auto)");
+    if (!at_cuda_available(why, sizeof why)) return at_fail("backend", "cuda: %s; use cpu", why);
     cuda_state *s = new (std::nothrow) cuda_state();
     if (!s) return at_fail("cuda", "out of host memory");
     const char *fuse = getenv("ATTRIB_CUDA_FUSED_MASKS");
