@@ -18,17 +18,10 @@
 #define ITERS 500000L
 #define FLOPS_PER_STEP 32 /* 16 lanes x (multiply + add) */
 #define ISA "AVX-512"
-
-static float fma_chains(void) {
-    __m512 acc[CHAINS];
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_ps((float)c);
-    for (long i = 0; i < ITERS; i++)
-        for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
-    float s = 0;
-    for (int c = 0; c < CHAINS; c++) s += _mm512_cvtss_f32(acc[c]);
-    return s;
-}
+typedef __m512 vec;
+#define SET1(x) _mm512_set1_ps(x)
+#define FMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define LANE0(v) _mm512_cvtss_f32(v)
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -40,21 +33,10 @@ static float fma_chains(void) {
 #define ITERS 1000000L /* per thread and repeat: 192 MFLOP, ~1.5 ms at 130 GFLOP/s a core */
 #define FLOPS_PER_STEP 16 /* 8 lanes x (multiply + add) */
 #define ISA "AVX2"
-
-/* One thread's timed work: ITERS steps of CHAINS independent 8-wide FMAs. */
-static float fma_chains(void) {
-    __m256 acc[CHAINS];
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_set1_ps((float)c);
-    for (long i = 0; i < ITERS; i++)
-        for (int c = 0; c < CHAINS; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
-    float s = 0, lanes[8];
-    for (int c = 0; c < CHAINS; c++) {
-        _mm256_storeu_ps(lanes, acc[c]);
-        s += lanes[0];
-    }
-    return s;
-}
+typedef __m256 vec;
+#define SET1(x) _mm256_set1_ps(x)
+#define FMADD(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define LANE0(v) _mm256_cvtss_f32(v)
 #else
 /* Without AVX2/FMA the SGEMM's portable kernel is scalar C: rate one
  * scalar FMA chain set the same way. */
@@ -62,17 +44,23 @@ static float fma_chains(void) {
 #define ITERS 5000000L
 #define FLOPS_PER_STEP 2
 #define ISA "scalar"
+typedef float vec;
+#define SET1(x) (x)
+#define FMADD(a, b, c) ((a) * (b) + (c))
+#define LANE0(v) (v)
+#endif
 
+/* One thread's timed work: ITERS steps of CHAINS independent FMAs as wide as vec. */
 static float fma_chains(void) {
-    float acc[CHAINS];
-    for (int c = 0; c < CHAINS; c++) acc[c] = (float)c;
+    vec acc[CHAINS];
+    const vec a = SET1(0.999999f), b = SET1(1e-7f);
+    for (int c = 0; c < CHAINS; c++) acc[c] = SET1((float)c);
     for (long i = 0; i < ITERS; i++)
-        for (int c = 0; c < CHAINS; c++) acc[c] = acc[c] * 0.999999f + 1e-7f;
+        for (int c = 0; c < CHAINS; c++) acc[c] = FMADD(acc[c], a, b);
     float s = 0;
-    for (int c = 0; c < CHAINS; c++) s += acc[c];
+    for (int c = 0; c < CHAINS; c++) s += LANE0(acc[c]);
     return s;
 }
-#endif
 #define REPEATS 20
 
 /* The best of REPEATS timed rounds, every thread running its chains at once. */
