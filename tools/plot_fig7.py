@@ -13,36 +13,24 @@ Needs Debian's python3-numpy and python3-matplotlib (no other packages).
 """
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_plot import SEED, add_arguments, eval_lines, mean_ci, pyplot, save  # noqa: E402
+
 METHODS = [("path-scorecam.cdrp", "CDRP", "tab:blue"),
            ("path-scorecam.score-cdrp", "Score-CDRP", "tab:red")]
-REPS = 2000          # bootstrap resamples, as attrib eval / reproduce
-SEED = 20240901      # fixed: the same inputs give the same bands
 
 
-def read_lines(path, key, images):
+def read_lines(path, key, list_path):
     """{method: {image: line}}: the last line per (method, image)."""
     out = {m: {} for m, _, _ in METHODS}
-    with open(path) as f:
-        for raw in f:
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue  # a torn last line
-            m = line.get("method")
-            if m not in out or (key and line.get("class_option") != key):
-                continue
-            if images is not None and line.get("image") not in images:
-                continue
-            out[m][line["image"]] = line
+    for line in eval_lines(path, key, list_path):
+        if line.get("method") in out:
+            out[line["method"]][line["image"]] = line
     return out
 
 
@@ -60,34 +48,15 @@ def term_key(p):
     return "%g" % p
 
 
-def mean_ci(values, rng):
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    if v.size == 0:
-        return np.nan, np.nan, np.nan
-    idx = rng.integers(0, v.size, size=(REPS, v.size))
-    means = v[idx].mean(axis=1)
-    return v.mean(), np.quantile(means, 0.025), np.quantile(means, 0.975)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval", required=True, help="eval.ad-ic.jsonl")
-    ap.add_argument("--key", default="prob,original,top-p",
-                    help="eval's class_option of the top-p lines (score,scorer,mode)")
-    ap.add_argument("--list", help="only these images (one path per line)")
-    ap.add_argument("--proportions", help="comma-separated p %% (default: all in the file)")
-    ap.add_argument("--out", required=True, help="PNG to write")
+    add_arguments(ap, "eval.ad-ic.jsonl", "eval's class_option of the top-p lines (score,scorer,mode)",
+                  "prob,original,top-p",
+                  lambda ap: ap.add_argument("--proportions",
+                                             help="comma-separated p %% (default: all in the file)"))
     a = ap.parse_args(argv)
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = None
-    if a.list:
-        with open(a.list) as f:
-            images = {s.strip() for s in f if s.strip()}
-    lines = read_lines(a.eval, a.key, images)
+    plt = pyplot()
+    lines = read_lines(a.eval, a.key, a.list)
     props = ([float(p) for p in a.proportions.split(",")] if a.proportions
              else proportions_of(lines))
     if not props or not any(lines.values()):
@@ -114,10 +83,7 @@ def main(argv=None):
     fig.suptitle("Fig. 7 (Zhu et al. 2024) on our data: mean and 95 %% bootstrap CI; images: %s"
                  % ", ".join(counts), fontsize=9)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    tmp = a.out + ".tmp.png"
-    fig.savefig(tmp)
-    os.replace(tmp, a.out)
+    save(fig, a.out)
     return 0
 
 

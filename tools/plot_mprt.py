@@ -15,70 +15,41 @@ Needs Debian's python3-numpy and python3-matplotlib (no other packages).
 """
 
 import argparse
-import json
+import os
 import sys
 
 import numpy as np
 
-REPS = 2000        # bootstrap resamples, as attrib eval / reproduce
-SEED = 20240901    # fixed: the same inputs give the same bands
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_plot import SEED, add_arguments, eval_lines, mean_ci, pyplot, save  # noqa: E402
+
 ORDERS = ("cascading", "independent")
 
 
-def read_lines(path, key, images, methods):
+def read_lines(path, key, list_path, methods):
     """{method: {image: line}} (the last line per key) and the layer names."""
     out, layers = {}, None
-    with open(path) as f:
-        for raw in f:
-            raw = raw.strip()
-            if not raw:
-                continue
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue  # a torn last line
-            m = line.get("method")
-            if key and line.get("class_option") != key:
-                continue
-            if methods and m not in methods:
-                continue
-            if images is not None and line.get("image") not in images:
-                continue
-            if layers is None:
-                layers = line.get("layers")
-            elif line.get("layers") != layers:
-                sys.exit("plot_mprt: %s: lines of different models (their layers differ)" % path)
-            out.setdefault(m, {})[line["image"]] = line
+    for line in eval_lines(path, key, list_path):
+        m = line.get("method")
+        if methods and m not in methods:
+            continue
+        if layers is None:
+            layers = line.get("layers")
+        elif line.get("layers") != layers:
+            sys.exit("plot_mprt: %s: lines of different models (their layers differ)" % path)
+        out.setdefault(m, {})[line["image"]] = line
     return out, layers or []
-
-
-def mean_ci(values, rng):
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    if v.size == 0:
-        return np.nan, np.nan, np.nan
-    idx = rng.integers(0, v.size, size=(REPS, v.size))
-    means = v[idx].mean(axis=1)
-    return v.mean(), np.quantile(means, 0.025), np.quantile(means, 0.975)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--eval", required=True, help="eval.mprt.jsonl")
-    ap.add_argument("--key", help="eval's class_option of the lines (mprt,seedN); default: any")
-    ap.add_argument("--list", help="only these images (one path per line)")
-    ap.add_argument("--methods", help="comma-separated method tags in legend order (default: all)")
-    ap.add_argument("--out", required=True, help="PNG to write")
+    add_arguments(ap, "eval.mprt.jsonl", "eval's class_option of the lines (mprt,seedN); default: any",
+                  extra=lambda ap: ap.add_argument(
+                      "--methods", help="comma-separated method tags in legend order (default: all)"))
     a = ap.parse_args(argv)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = None
-    if a.list:
-        with open(a.list) as f:
-            images = {l.strip() for l in f if l.strip()}
+    plt = pyplot()
     methods = a.methods.split(",") if a.methods else None
-    lines, layers = read_lines(a.eval, a.key, images, methods)
+    lines, layers = read_lines(a.eval, a.key, a.list, methods)
     if not lines:
         sys.exit("plot_mprt: %s: no mprt lines%s" % (a.eval, " with key " + a.key if a.key else ""))
     order = methods or sorted(lines)
@@ -105,7 +76,7 @@ def main(argv=None):
         ax.set_title("%s randomisation%s" % (o, " (from the top)" if o == "cascading" else " (one layer)"))
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(a.out, dpi=110)
+    save(fig, a.out, dpi=110)
     return 0
 
 
