@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "io/image.h"
 #include "model/random_model.h"
 #include "io/safetensors.h"
+#include "test.h"
 
 at_model *fixture_tiny_model(void) {
     at_random_spec spec = {.arch = "vgg11", .widths = {4, 6, 8, 8, 8, 8, 8, 8}, .hidden = {16, 12},
@@ -117,4 +119,22 @@ out:
     free(row);
     if (fclose(f)) rc = AT_ERR;
     return rc;
+}
+
+int fixture_model_dir(char *dir, size_t dir_cap, char *model, size_t model_cap) {
+    snprintf(dir, dir_cap, "%s", test_tmpdir());
+    snprintf(model, model_cap, "%s/tiny.safetensors", dir);
+    at_model *m = fixture_tiny_model();
+    int ok = m && !fixture_write_model(m, model, NULL);
+    at_model_free(m);
+    return ok;
+}
+
+int fixture_pattern_png(const char *path, int w, int h, int mul, int shift, int add) {
+    unsigned char *rgb = malloc((size_t)w * h * 3);
+    if (!rgb) return 0;
+    for (int i = 0; i < w * h * 3; i++) rgb[i] = (unsigned char)(i * mul + (i >> shift) * add);
+    int ok = at_image_write_png(path, w, h, rgb) == AT_OK;
+    free(rgb);
+    return ok;
 }

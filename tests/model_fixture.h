@@ -4,6 +4,8 @@
 #ifndef ATTRIB_TEST_MODEL_FIXTURE_H
 #define ATTRIB_TEST_MODEL_FIXTURE_H
 
+#include <stddef.h>
+
 #include "model/model.h"
 
 typedef struct {
@@ -19,6 +21,13 @@ at_model *fixture_tiny_model(void);
 /* Writes m's parameters under torchvision keys plus default metadata
  * (arch, avgpool, resize/crop = input size, mean, std, labels) with edits. */
 int fixture_write_model(const at_model *m, const char *path, const fixture_edit *edit);
+
+/* A CLI test's folder: dir = test_tmpdir(), with the tiny model written as
+ * model = DIR/tiny.safetensors. 1 on success. */
+int fixture_model_dir(char *dir, size_t dir_cap, char *model, size_t model_cap);
+#define FIXTURE_MODEL_DIR(f) fixture_model_dir((f)->dir, sizeof (f)->dir, (f)->model, sizeof (f)->model)
+/* Writes a w x h RGB8 PNG whose byte i is i * mul + (i >> shift) * add. 1 on success. */
+int fixture_pattern_png(const char *path, int w, int h, int mul, int shift, int add);
 
 /* Writes a greyscale PNG of bit depth 8 or 16 (samples v[y*w+x], below
  * 1 << depth) with libpng: the engine's own writer makes RGB8 only. */

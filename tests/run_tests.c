@@ -119,6 +119,15 @@ unsigned char *test_read_bytes(const char *path, size_t *n) {
     return b;
 }
 
+int test_count_lines(const char *path) {
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    int n = 0, c;
+    while ((c = fgetc(fp)) != EOF) n += c == '\n';
+    fclose(fp);
+    return n;
+}
+
 int run_cmd(const char *cmd, char *out, int cap) {
     char full[4096];
     snprintf(full, sizeof full, "(%s) 2>&1", cmd);

@@ -72,5 +72,7 @@ unsigned char *test_read_bytes(const char *path, size_t *n);
 /* Runs a shell command, captures stdout+stderr (truncated to cap) and returns
  * its exit status (or -1 when it was killed by a signal). */
 int run_cmd(const char *cmd, char *out, int cap);
+/* Newlines in the file at path; -1 when it cannot be read. */
+int test_count_lines(const char *path);
 
 #endif

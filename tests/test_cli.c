@@ -32,16 +32,10 @@ typedef struct {
 } cli_fixture;
 
 static int make_fixture(cli_fixture *f) {
-    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
-    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    if (!FIXTURE_MODEL_DIR(f)) return 0;
     snprintf(f->img, sizeof f->img, "%s/a.png", f->dir);
     snprintf(f->img2, sizeof f->img2, "%s/b.png", f->dir);
-    at_model *m = fixture_tiny_model();
-    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
-    at_model_free(m);
-    unsigned char rgb[40 * 36 * 3];
-    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * 37 + (i >> 5));
-    return at_image_write_png(f->img, 40, 36, rgb) == AT_OK && at_image_write_png(f->img2, 32, 32, rgb) == AT_OK;
+    return fixture_pattern_png(f->img, 40, 36, 37, 5, 1) && fixture_pattern_png(f->img2, 32, 32, 37, 5, 1);
 }
 
 TEST(cli_help_exits_zero_for_every_command) {

@@ -22,17 +22,11 @@ typedef struct {
 /* One 32x32 image, a results.jsonl with two synthetic maps (all ones; a
  * square inside the image's box) and an ILSVRC-style XML with that box. */
 static int make_fixture(fixture *f) {
-    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
-    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    if (!FIXTURE_MODEL_DIR(f)) return 0;
     snprintf(f->img, sizeof f->img, "%s/scene.png", f->dir);
     snprintf(f->maps, sizeof f->maps, "%s/maps", f->dir);
     snprintf(f->ann, sizeof f->ann, "%s/ann", f->dir);
-    at_model *m = fixture_tiny_model();
-    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
-    at_model_free(m);
-    unsigned char rgb[32 * 32 * 3];
-    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * 29 + (i >> 6));
-    if (at_image_write_png(f->img, 32, 32, rgb)) return 0;
+    if (!fixture_pattern_png(f->img, 32, 32, 29, 6, 1)) return 0;
     char path[1200], cmd[1400];
     snprintf(cmd, sizeof cmd, "mkdir -p %s %s", f->maps, f->ann);
     if (system(cmd)) return 0;

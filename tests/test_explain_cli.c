@@ -25,17 +25,11 @@ typedef struct {
 } fixture;
 
 static int make_fixture(fixture *f) {
-    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
-    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    if (!FIXTURE_MODEL_DIR(f)) return 0;
     snprintf(f->outdir, sizeof f->outdir, "%s/out", f->dir);
-    at_model *m = fixture_tiny_model();
-    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
-    at_model_free(m);
-    unsigned char rgb[32 * 32 * 3];
     for (int k = 0; k < 4; k++) {
-        for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * (37 + 2 * k) + (i >> 4) * k);
         snprintf(f->imgs[k], sizeof f->imgs[k], "%s/img%d.png", f->dir, k);
-        if (at_image_write_png(f->imgs[k], 32, 32, rgb)) return 0;
+        if (!fixture_pattern_png(f->imgs[k], 32, 32, 37 + 2 * k, 4, k)) return 0;
     }
     return 1;
 }
@@ -45,15 +39,6 @@ static int explain(const fixture *f, const char *args) {
     snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --quiet --model %s --out %s %s", test_root(), f->model,
              f->outdir, args);
     return run_cmd(cmd, out, sizeof out);
-}
-
-static int count_lines(const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) return -1;
-    int n = 0, c;
-    while ((c = fgetc(fp)) != EOF) n += c == '\n';
-    fclose(fp);
-    return n;
 }
 
 static int count_tmp_files(const char *dir) {
@@ -88,7 +73,7 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
     CHECK(at_image_load(path, &img) == AT_OK && img.w == 32 && img.h == 32);
     at_image_free(&img);
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    CHECK(count_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     FILE *fp = fopen(path, "r");
     char line[8192];
     REQUIRE(fgets(line, sizeof line, fp));
@@ -115,12 +100,12 @@ TEST(explain_resume_skips_finished_images_and_rerun_appends_nothing) {
              f.outdir, args); /* with progress: the images done before are not in the rate */
     REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
     CHECKF(strstr(out, "explain: 3/3 images in ") && strstr(out, " (2 done before)"), "%s", out);
-    CHECK(count_lines(path) == 3);
+    CHECK(test_count_lines(path) == 3);
     REQUIRE(explain(&f, args) == 0);
-    CHECK(count_lines(path) == 3);
+    CHECK(test_count_lines(path) == 3);
     snprintf(args, sizeof args, "--resume --method saliency --class 2 %s", f.imgs[0]);
     REQUIRE(explain(&f, args) == 0);
-    CHECK(count_lines(path) == 4); /* another class option is another key */
+    CHECK(test_count_lines(path) == 4); /* another class option is another key */
 }
 
 TEST(explain_bad_image_is_skipped_unless_strict) {
@@ -131,10 +116,10 @@ TEST(explain_bad_image_is_skipped_unless_strict) {
     CHECK(explain(&f, args) == 1);
     CHECK(strstr(out, "attrib: /nonexistent.png: ") != NULL);
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    CHECK(count_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     snprintf(args, sizeof args, "--strict --method saliency /nonexistent.png %s", f.imgs[2]);
     CHECK(explain(&f, args) == 1);
-    CHECK(count_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
 }
 
 TEST(explain_rejects_bad_options_as_usage_errors) {
@@ -210,12 +195,12 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
         _exit(127);
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    for (int t = 0; t < 4000 && count_lines(path) < 2; t++) usleep(1000);
+    for (int t = 0; t < 4000 && test_count_lines(path) < 2; t++) usleep(1000);
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    int lines = count_lines(path);
+    int lines = test_count_lines(path);
     CHECK(lines >= 2);
     CHECK(count_tmp_files(f.outdir) == 0);
     /* every line is complete JSON */
@@ -294,14 +279,14 @@ TEST(explain_rerun_is_refused_unless_resume_or_overwrite_and_overwrite_replaces)
     snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
     CHECK(explain(&f, args) == 2 && strstr(out, "already holds saliency results for 2 of these 2 images"));
-    CHECK(count_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     snprintf(args, sizeof args, "--method saliency --overwrite %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
     REQUIRE(explain(&f, args) == 0);
-    CHECK(count_lines(path) == 3); /* two replaced, one new */
+    CHECK(test_count_lines(path) == 3); /* two replaced, one new */
     snprintf(args, sizeof args, "--method saliency --class 1 %s", f.imgs[0]); /* another setting: no conflict */
-    CHECK(explain(&f, args) == 0 && count_lines(path) == 4);
+    CHECK(explain(&f, args) == 0 && test_count_lines(path) == 4);
     snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[3], f.imgs[3]); /* one image given twice */
-    CHECK(explain(&f, args) == 0 && count_lines(path) == 5);
+    CHECK(explain(&f, args) == 0 && test_count_lines(path) == 5);
 }
 
 TEST(eval_counts_a_duplicated_results_line_once_and_says_so) {
@@ -377,12 +362,12 @@ TEST(explain_interrupted_path_run_keeps_finished_batches_and_says_how_many) {
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
     /* the first batch is one image: its line comes long before the others' */
-    for (int t = 0; t < 60000 && count_lines(path) < 1; t++) usleep(1000);
+    for (int t = 0; t < 60000 && test_count_lines(path) < 1; t++) usleep(1000);
     kill(pid, SIGINT);
     int st;
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
-    int lines = count_lines(path);
+    int lines = test_count_lines(path);
     CHECKF(lines >= 1 && lines < 4, "%d lines", lines);
     FILE *fp = fopen(err, "r");
     char msg[4096] = "";
@@ -480,11 +465,11 @@ TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary)
     fp = fopen(path, "w");
     fputs(text, fp);
     fclose(fp);
-    int before = count_lines(path);
+    int before = test_count_lines(path);
     snprintf(args, sizeof args, "--method pathway-grad --resume --iterations 3 --rates 0.5,0.9 %s %s", f.imgs[0],
              f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
-    CHECK(count_lines(path) == before + 1);
+    CHECK(test_count_lines(path) == before + 1);
 }
 
 /* A path optimised on the fly for a path map is kept, so eval can score with
@@ -526,7 +511,7 @@ TEST(explain_input_gradient_methods_name_their_settings_and_eval_scores_them) {
         CHECKF(access(path, F_OK) == 0, "%s: no %s", runs[i][0], path);
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    CHECK(count_lines(path) == 16);
+    CHECK(test_count_lines(path) == 16);
     size_t n = 0;
     char *text = (char *)test_read_bytes(path, &n);
     REQUIRE(text);

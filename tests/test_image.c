@@ -35,22 +35,6 @@ static int read_gz(const char *path, void *buf, size_t n) {
     return got == (int)n && more == 0;
 }
 
-static unsigned char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static int write_file(const char *path, const void *data, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
@@ -203,8 +187,8 @@ TEST(format_is_detected_by_magic_bytes_not_extension) {
     snprintf(a, sizeof a, "%s/really_a_png.jpg", dir);
     snprintf(b, sizeof b, "%s/really_a_jpeg.png", dir);
     size_t n1, n2;
-    unsigned char *png = read_file(golden("rgb8_37x23.png"), &n1);
-    unsigned char *jpg = read_file(golden("ycc444_37x23.jpg"), &n2);
+    unsigned char *png = test_read_bytes(golden("rgb8_37x23.png"), &n1);
+    unsigned char *jpg = test_read_bytes(golden("ycc444_37x23.jpg"), &n2);
     REQUIRE(png && jpg);
     CHECK(write_file(a, png, n1) && write_file(b, jpg, n2));
     at_image i1, i2;
@@ -346,9 +330,9 @@ TEST(live_random_images_match_torchvision_when_it_is_installed) {
         }
         snprintf(path, sizeof path, "%s/u8_%d.bin", dir, c);
         size_t n8, nf;
-        unsigned char *u8 = read_file(path, &n8);
+        unsigned char *u8 = test_read_bytes(path, &n8);
         snprintf(path, sizeof path, "%s/f32_%d.bin", dir, c);
-        unsigned char *f32 = read_file(path, &nf);
+        unsigned char *f32 = test_read_bytes(path, &nf);
         at_geometry geo;
         if (!u8 || !f32 || n8 < 8 || at_preprocess_rgb8(&img, &pps[c], &pre, &geo) != AT_OK) {
             test_fail_at(__FILE__, __LINE__, "seed %u case %d: %s", seed, c,
@@ -629,7 +613,7 @@ TEST(missing_file_directory_empty_and_text_files_fail_cleanly) {
 static void check_cuts(const char *src, const char *ext, const long *cuts, int ncuts,
                        const char *expect) {
     size_t n;
-    unsigned char *data = read_file(golden(src), &n);
+    unsigned char *data = test_read_bytes(golden(src), &n);
     if (!data) {
         test_fail_at(__FILE__, __LINE__, "cannot read %s", src);
         return;
@@ -656,7 +640,7 @@ TEST(truncated_png_fails_at_every_cut_inside_the_pixel_data) {
 
 TEST(png_missing_only_its_trailing_iend_still_decodes_like_pil) {
     size_t n;
-    unsigned char *data = read_file(golden("rgb8_37x23.png"), &n);
+    unsigned char *data = test_read_bytes(golden("rgb8_37x23.png"), &n);
     REQUIRE(data);
     at_image a, b;
     REQUIRE(at_image_load_mem(data, n, "full", &a) == AT_OK);
@@ -682,7 +666,7 @@ TEST(every_truncation_fails_cleanly_or_yields_the_complete_image) {
                            "grey_23x37.jpg"};
     for (int f = 0; f < 4; f++) {
         size_t n;
-        unsigned char *d = read_file(golden(files[f]), &n);
+        unsigned char *d = test_read_bytes(golden(files[f]), &n);
         REQUIRE(d);
         at_image full, part;
         REQUIRE(at_image_load_mem(d, n, files[f], &full) == AT_OK);
@@ -723,7 +707,7 @@ static size_t png_chunk(const unsigned char *d, size_t n, const char *type) {
 
 TEST(png_with_a_bad_crc_or_garbled_pixel_data_fails_cleanly) {
     size_t n;
-    unsigned char *d = read_file(golden("rgb8_37x23.png"), &n);
+    unsigned char *d = test_read_bytes(golden("rgb8_37x23.png"), &n);
     REQUIRE(d);
     const char *dir = test_tmpdir();
     char p[600];
@@ -778,7 +762,7 @@ TEST(png_declaring_100000x100000_pixels_is_refused_before_allocating) {
 
 TEST(jpeg_with_huge_dimensions_or_an_unsupported_process_fails_cleanly) {
     size_t n;
-    unsigned char *d = read_file(golden("ycc444_37x23.jpg"), &n);
+    unsigned char *d = test_read_bytes(golden("ycc444_37x23.jpg"), &n);
     REQUIRE(d);
     size_t sof = 0;
     for (size_t i = 2; i + 9 < n; i++)

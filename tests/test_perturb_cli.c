@@ -19,16 +19,10 @@ typedef struct {
 } fixture;
 
 static int make_fixture(fixture *f) {
-    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
-    snprintf(f->model, sizeof f->model, "%s/tiny.safetensors", f->dir);
+    if (!FIXTURE_MODEL_DIR(f)) return 0;
     snprintf(f->outdir, sizeof f->outdir, "%s/out", f->dir);
-    at_model *m = fixture_tiny_model();
-    if (!m || fixture_write_model(m, f->model, NULL)) return 0;
-    at_model_free(m);
-    unsigned char rgb[32 * 32 * 3];
-    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (unsigned char)(i * 41 + (i >> 5) * 3);
     snprintf(f->img, sizeof f->img, "%s/img.png", f->dir);
-    return !at_image_write_png(f->img, 32, 32, rgb);
+    return fixture_pattern_png(f->img, 32, 32, 41, 5, 3);
 }
 
 static int attrib(const fixture *f, const char *cmd_args) {

@@ -17,15 +17,6 @@
 
 static char out[65536];
 
-static int count_lines(const char *path) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) return -1;
-    int n = 0, c;
-    while ((c = fgetc(fp)) != EOF) n += c == '\n';
-    fclose(fp);
-    return n;
-}
-
 static char *slurp(const char *path) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return NULL;
@@ -172,13 +163,13 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
     REQUIRE(find_maps_dir(out_dir, maps_dir, sizeof maps_dir));
     for (int i = 0; i < 4; i++) {
         snprintf(maps, sizeof maps, "%s/%s", maps_dir, files[i]);
-        before[i] = count_lines(maps);
+        before[i] = test_count_lines(maps);
         CHECKF(before[i] > 0, "%s is empty", maps);
     }
     char methods_dir[1100], methods_file[1200];
     REQUIRE(find_dir(out_dir, "methods-", methods_dir, sizeof methods_dir));
     snprintf(methods_file, sizeof methods_file, "%s/results.jsonl", methods_dir);
-    int methods_lines = count_lines(methods_file);
+    int methods_lines = test_count_lines(methods_file);
     CHECKF(methods_lines == 4 * AT_METHOD_COUNT, "%s has %d lines", methods_file, methods_lines);
     snprintf(path, sizeof path, "%s/results/REPORT.md", dir);
     unlink(path);
@@ -187,10 +178,10 @@ TEST(reproduce_tiny_writes_report_grids_and_resumes_without_work) {
     CHECK(find_maps_dir(out_dir, maps, sizeof maps)); /* the same run key: no second folder */
     for (int i = 0; i < 4; i++) {
         snprintf(maps, sizeof maps, "%s/%s", maps_dir, files[i]);
-        CHECKF(count_lines(maps) == before[i], "%s grew from %d to %d lines on resume", files[i], before[i],
-               count_lines(maps));
+        CHECKF(test_count_lines(maps) == before[i], "%s grew from %d to %d lines on resume", files[i], before[i],
+               test_count_lines(maps));
     }
-    CHECK(count_lines(methods_file) == methods_lines);
+    CHECK(test_count_lines(methods_file) == methods_lines);
     CHECK(access(path, R_OK) == 0);
 }
 
