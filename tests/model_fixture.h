@@ -26,6 +26,10 @@ int fixture_write_model(const at_model *m, const char *path, const fixture_edit 
  * model = DIR/tiny.safetensors. 1 on success. */
 int fixture_model_dir(char *dir, size_t dir_cap, char *model, size_t model_cap);
 #define FIXTURE_MODEL_DIR(f) fixture_model_dir((f)->dir, sizeof (f)->dir, (f)->model, sizeof (f)->model)
+/* In a test: the fixture f of the file's type, made by its make_fixture(&f), or the test stops. */
+#define WITH_FIXTURE(type, f) \
+    type f;                   \
+    REQUIRE(make_fixture(&f))
 /* Writes a w x h RGB8 PNG whose byte i is i * mul + (i >> shift) * add. 1 on success. */
 int fixture_pattern_png(const char *path, int w, int h, int mul, int shift, int add);
 

@@ -119,6 +119,14 @@ unsigned char *test_read_bytes(const char *path, size_t *n) {
     return b;
 }
 
+size_t test_read_text(const char *path, char *buf, size_t cap) {
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(buf, 1, cap - 1, fp) : 0;
+    if (fp) fclose(fp);
+    buf[n] = 0;
+    return n;
+}
+
 int test_count_lines(const char *path) {
     FILE *fp = fopen(path, "r");
     if (!fp) return -1;

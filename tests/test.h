@@ -72,6 +72,9 @@ unsigned char *test_read_bytes(const char *path, size_t *n);
 /* Runs a shell command, captures stdout+stderr (truncated to cap) and returns
  * its exit status (or -1 when it was killed by a signal). */
 int run_cmd(const char *cmd, char *out, int cap);
+/* Up to cap - 1 bytes of the file at path into buf, NUL-terminated; the
+ * length read (0 when it cannot be read). */
+size_t test_read_text(const char *path, char *buf, size_t cap);
 /* Newlines in the file at path; -1 when it cannot be read. */
 int test_count_lines(const char *path);
 

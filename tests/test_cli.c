@@ -94,8 +94,7 @@ TEST(cli_pytorch_checkpoint_as_model_points_to_the_exporter) {
 }
 
 TEST(cli_predict_prints_topk_and_json) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char args[2048];
     snprintf(args, sizeof args, "predict --backend cpu --model %s --topk 3 %s %s", f.model, f.img, f.img2);
     REQUIRE(attrib(args, 0) == 0);
@@ -113,8 +112,7 @@ TEST(cli_predict_prints_topk_and_json) {
 }
 
 TEST(cli_bad_images_are_reported_skipped_and_exit_1) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char zero[700], trunc[700], args[4096];
     snprintf(zero, sizeof zero, "%s/zero.png", f.dir);
     snprintf(trunc, sizeof trunc, "%s/trunc.png", f.dir);
@@ -138,8 +136,7 @@ TEST(cli_bad_images_are_reported_skipped_and_exit_1) {
 /* Issue 13 item 12: --json gives one object per input, unreadable ones
  * included ({"image", "error"}), in input order; stderr keeps its lines. */
 TEST(cli_predict_json_reports_unreadable_images_in_order) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char args[2048];
     snprintf(args, sizeof args, "predict --quiet --backend cpu --model %s --topk 1 --json %s /nonexistent.png %s 2>/dev/null",
              f.model, f.img, f.img2);
@@ -165,8 +162,7 @@ TEST(cli_predict_json_reports_unreadable_images_in_order) {
  * loop ended after the first batch once an image had failed). A 1M memory
  * limit makes the batch far smaller than the 300 inputs. */
 TEST(cli_predict_runs_every_batch_after_an_unreadable_image) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char list[700];
     snprintf(list, sizeof list, "%s/many.txt", f.dir);
     FILE *l = fopen(list, "w");
@@ -216,8 +212,7 @@ TEST(backend_notice_is_returned_not_printed_and_quiet_silences_it) {
     at_backend_destroy(be);
     at_model_free(m);
 
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char args[2048];
     snprintf(args, sizeof args, "predict --backend auto --model %s %s", f.model, f.img);
     CHECK(attrib(args, 1) == 0 && strstr(out, "attrib: using the CPU backend"));
@@ -270,8 +265,7 @@ TEST(cli_16bit_grey_png_predicts_like_8bit_and_warns_once) {
 }
 
 TEST(cli_list_file_is_read_and_a_missing_one_named) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char list[700], args[2048];
     snprintf(list, sizeof list, "%s/list.txt", f.dir);
     FILE *l = fopen(list, "w");
@@ -283,8 +277,7 @@ TEST(cli_list_file_is_read_and_a_missing_one_named) {
 }
 
 TEST(cli_cuda_backend_without_a_gpu_is_a_clear_error) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char args[2048];
     snprintf(args, sizeof args, "predict --backend cuda --model %s %s", f.model, f.img);
     int rc = attrib(args, 1);
@@ -295,8 +288,7 @@ TEST(cli_cuda_backend_without_a_gpu_is_a_clear_error) {
 }
 
 TEST(cli_info_describes_the_model) {
-    cli_fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(cli_fixture, f);
     char args[2048];
     snprintf(args, sizeof args, "info --layers --model %s", f.model);
     CHECK(attrib(args, 0) == 0 && strstr(out, "vgg11") && strstr(out, "features.18") && strstr(out, "gates"));

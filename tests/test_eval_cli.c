@@ -65,6 +65,13 @@ static int eval(const fixture *f, const char *args) {
     return run_cmd(cmd, out, sizeof out);
 }
 
+/* eval with ARGS and the fixture's annotations */
+static int eval_ann(const fixture *f, const char *args) {
+    char all[1400];
+    snprintf(all, sizeof all, "%s --annotations %s", args, f->ann);
+    return eval(f, all);
+}
+
 /* mean of `value` for `method` in the JSON summary on stdout */
 static double summary(const char *method, const char *value) {
     at_json *j = NULL;
@@ -82,8 +89,7 @@ static double summary(const char *method, const char *value) {
 }
 
 TEST(eval_map_of_ones_drops_nothing_and_top_100_percent_keeps_the_image) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     REQUIRE(eval(&f, "--metric ad-ic") == 0);
     CHECK_NEAR(summary("ones", "AD"), 0.0, 1e-9);
     CHECK_NEAR(summary("ones", "IC"), 0.0, 1e-9);
@@ -94,16 +100,12 @@ TEST(eval_map_of_ones_drops_nothing_and_top_100_percent_keeps_the_image) {
 }
 
 TEST(eval_energy_of_a_map_inside_the_box_is_one_and_pointing_hits) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
-    char args[1200];
-    snprintf(args, sizeof args, "--metric energy-pg --annotations %s", f.ann);
+    WITH_FIXTURE(fixture, f);
     /* annotation names are wnids mapped through the model's labels: class3 is class 3 */
-    REQUIRE(eval(&f, args) == 0);
+    REQUIRE(eval_ann(&f, "--metric energy-pg") == 0);
     CHECK_NEAR(summary("square", "energy"), 1.0, 1e-9);
     CHECK_NEAR(summary("ones", "energy"), 64.0 / 1024.0, 1e-9);
-    snprintf(args, sizeof args, "--metric pointing --tolerance 0 --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    REQUIRE(eval_ann(&f, "--metric pointing --tolerance 0") == 0);
     CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
     CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9); /* max at pixel (0,0), outside the box */
 }
@@ -112,8 +114,7 @@ TEST(eval_energy_of_a_map_inside_the_box_is_one_and_pointing_hits) {
  * window read as an object box, a union of many instances) makes the box
  * metrics say little: one warning line per run on stderr, none otherwise. */
 TEST(eval_warns_once_when_a_box_covers_most_of_the_image) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char cmd[8192], csv[700];
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric energy-pg "
              "--annotations %s 2>&1 >/dev/null", test_root(), f.model, f.maps, f.ann);
@@ -135,8 +136,7 @@ TEST(eval_warns_once_when_a_box_covers_most_of_the_image) {
 }
 
 TEST(eval_deletion_and_insertion_give_aucs_in_range_and_resume) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     REQUIRE(eval(&f, "--metric deletion --steps 10") == 0);
     double d = summary("square", "auc");
     CHECK(d >= 0 && d <= 1);
@@ -145,25 +145,19 @@ TEST(eval_deletion_and_insertion_give_aucs_in_range_and_resume) {
     CHECK(ins >= 0 && ins <= 1);
     char path[1200], text[4096];
     snprintf(path, sizeof path, "%s/eval.deletion.jsonl", f.maps);
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
-    if (fp) fclose(fp);
-    text[n] = 0;
+    size_t n = test_read_text(path, text, sizeof text);
     int lines = 0;
     for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
     CHECK(lines == 2);
     REQUIRE(eval(&f, "--metric deletion --steps 10 --resume") == 0);
-    fp = fopen(path, "r");
-    n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
-    if (fp) fclose(fp);
+    n = test_read_text(path, text, sizeof text);
     int again = 0;
     for (size_t i = 0; i < n; i++) again += text[i] == '\n';
     CHECK(again == 2);
 }
 
 TEST(eval_reports_missing_inputs_and_bad_options) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     CHECK(eval(&f, "--metric energy-pg") == 2);        /* needs --annotations */
     CHECK(eval(&f, "--metric accuracy") == 2);
     CHECK(eval(&f, "--metric ad-ic --proportions 0,50") == 2);
@@ -176,8 +170,7 @@ TEST(eval_reports_missing_inputs_and_bad_options) {
 /* explain records relative map names from where it ran; eval from elsewhere
  * finds them in --maps itself. */
 TEST(eval_finds_maps_recorded_relative_to_another_directory) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char cmd[8192], root[2048];
     REQUIRE(realpath(test_root(), root));
     snprintf(cmd, sizeof cmd,
@@ -191,45 +184,31 @@ TEST(eval_finds_maps_recorded_relative_to_another_directory) {
     CHECKF(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "gradcam") && !strstr(out, "No such file"), "%s", out);
 }
 
-static int count_file_lines(const char *path) {
-    FILE *fp = fopen(path, "r");
-    int n = 0, c;
-    while (fp && (c = fgetc(fp)) != EOF) n += c == '\n';
-    if (fp) fclose(fp);
-    return fp ? n : -1;
-}
-
 TEST(eval_rerun_is_refused_unless_resume_or_overwrite) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char path[1200];
     snprintf(path, sizeof path, "%s/eval.ad-ic.jsonl", f.maps);
     REQUIRE(eval(&f, "--metric ad-ic") == 0);
-    CHECK(count_file_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     CHECK(eval(&f, "--metric ad-ic") == 2); /* would repeat both values */
-    CHECK(count_file_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     REQUIRE(eval(&f, "--metric ad-ic --overwrite") == 0);
-    CHECK(count_file_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     CHECK_NEAR(summary("ones", "AD"), 0.0, 1e-9);
     REQUIRE(eval(&f, "--metric ad-ic --score logit") == 0); /* other options: other values */
-    CHECK(count_file_lines(path) == 4);
+    CHECK(test_count_lines(path) == 4);
 }
 
 TEST(eval_resume_with_everything_scored_summarises_all_values) {
-    fixture f;
-    char args[1200];
-    REQUIRE(make_fixture(&f));
-    snprintf(args, sizeof args, "--metric energy-pg --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
-    snprintf(args, sizeof args, "--metric energy-pg --resume --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    WITH_FIXTURE(fixture, f);
+    REQUIRE(eval_ann(&f, "--metric energy-pg") == 0);
+    REQUIRE(eval_ann(&f, "--metric energy-pg --resume") == 0);
     CHECK_NEAR(summary("square", "energy"), 1.0, 1e-9);
     CHECK_NEAR(summary("ones", "energy"), 64.0 / 1024.0, 1e-9);
 }
 
 TEST(eval_confidence_without_paths_says_it_needs_path_results) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --metric confidence --model %s --maps %s 2>&1", test_root(),
              f.model, f.maps);
@@ -239,24 +218,19 @@ TEST(eval_confidence_without_paths_says_it_needs_path_results) {
 /* Weakly supervised localisation: the square map's region is the box itself
  * (IoU 1, a hit); the map of ones boxes the whole 32x32 input (IoU 64/1024). */
 TEST(eval_localisation_hits_with_the_box_and_misses_with_the_whole_image) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
-    char args[1200];
-    snprintf(args, sizeof args, "--metric localisation --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    WITH_FIXTURE(fixture, f);
+    REQUIRE(eval_ann(&f, "--metric localisation") == 0);
     CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
     CHECK_NEAR(summary("square", "iou"), 1.0, 1e-9);
     CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9);
     CHECK_NEAR(summary("ones", "iou"), 64.0 / 1024.0, 1e-9);
-    snprintf(args, sizeof args, "--metric localisation --iou 0.05 --overwrite --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    REQUIRE(eval_ann(&f, "--metric localisation --iou 0.05 --overwrite") == 0);
     CHECK_NEAR(summary("ones", "hit"), 100.0, 1e-9); /* 0.0625 > 0.05 */
     CHECK(eval(&f, "--metric localisation") == 2);   /* needs boxes */
 }
 
 TEST(eval_localisation_refuses_a_map_of_another_class_than_the_truth) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char path[1200], cmd[8192];
     snprintf(path, sizeof path, "%s/results.jsonl", f.maps);
     FILE *fp = fopen(path, "w");
@@ -270,29 +244,23 @@ TEST(eval_localisation_refuses_a_map_of_another_class_than_the_truth) {
 }
 
 TEST(eval_pointing_per_class_counts_strictly_inside_the_tolerance) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
-    char args[1200];
+    WITH_FIXTURE(fixture, f);
     /* ones: its maximum (0,0) is sqrt(8^2 + 4^2) = 8.94 px from the box corner (8,4); at 32 px the
      * tolerance is PX * 32/224: 62.63 gives 8.947 (inclusive and strict hit), 62.6 gives 8.943 (both miss) */
-    snprintf(args, sizeof args, "--metric pointing --tolerance 62.63 --pg-average class --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    REQUIRE(eval_ann(&f, "--metric pointing --tolerance 62.63 --pg-average class") == 0);
     CHECK_NEAR(summary("ones", "hit"), 100.0, 1e-9);
     CHECK(strstr(out, "\"average\":\"class\"") && !strstr(out, "gt_class"));
-    snprintf(args, sizeof args, "--metric pointing --tolerance 62.6 --pg-average class --annotations %s", f.ann);
-    REQUIRE(eval(&f, args) == 0);
+    REQUIRE(eval_ann(&f, "--metric pointing --tolerance 62.6 --pg-average class") == 0);
     CHECK_NEAR(summary("ones", "hit"), 0.0, 1e-9);
     CHECK_NEAR(summary("square", "hit"), 100.0, 1e-9);
-    snprintf(args, sizeof args, "--metric ad-ic --pg-average class --annotations %s", f.ann);
-    CHECK(eval(&f, args) == 2);
+    CHECK(eval_ann(&f, "--metric ad-ic --pg-average class") == 2);
     CHECK(eval(&f, "--metric pointing --pg-average classes") == 2);
 }
 
 /* The sanity check end to end: Grad-CAM of the tiny model re-explained per
  * randomised layer; the Sobel control stays at 1; resume keeps the lines. */
 TEST(eval_mprt_reexplains_per_layer_and_the_sobel_control_stays_at_one) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char cmd[8192], gc[1200];
     snprintf(gc, sizeof gc, "%s/gc", f.dir);
     snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --quiet --model %s --method gradcam --out %s %s 2>&1",
@@ -317,14 +285,14 @@ TEST(eval_mprt_reexplains_per_layer_and_the_sobel_control_stays_at_one) {
     at_json_free(j);
     char path[1300];
     snprintf(path, sizeof path, "%s/eval.mprt.jsonl", gc);
-    CHECK(count_file_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt --control sobel "
              "--seed 3 2>&1", test_root(), f.model, gc);
     CHECK(run_cmd(cmd, out, sizeof out) == 2 && strstr(out, "--resume")); /* would repeat them */
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt --control sobel "
              "--seed 3 --resume 2>&1", test_root(), f.model, gc);
     CHECK(run_cmd(cmd, out, sizeof out) == 0 && strstr(out, "sobel-control") && strstr(out, "1.0000"));
-    CHECK(count_file_lines(path) == 2);
+    CHECK(test_count_lines(path) == 2);
     /* the fixture's own maps come from no explain method */
     snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --model %s --maps %s --metric mprt 2>&1",
              test_root(), f.model, f.maps);

@@ -41,6 +41,24 @@ static int explain(const fixture *f, const char *args) {
     return run_cmd(cmd, out, sizeof out);
 }
 
+/* Saliency maps of the first two images (explain's exit status); path: the results file. */
+static int explain_two(const fixture *f, char *path, size_t cap) {
+    char args[4096];
+    snprintf(path, cap, "%s/results.jsonl", f->outdir);
+    snprintf(args, sizeof args, "--method saliency %s %s", f->imgs[0], f->imgs[1]);
+    return explain(f, args);
+}
+
+/* Once path holds `lines` lines (or after ms milliseconds), a Ctrl-C to pid;
+ * its exit status (-1 when it did not exit). */
+static int interrupt_at_lines(pid_t pid, const char *path, int lines, int ms) {
+    for (int t = 0; t < ms && test_count_lines(path) < lines; t++) usleep(1000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static int count_tmp_files(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -53,8 +71,7 @@ static int count_tmp_files(const char *dir) {
 }
 
 TEST(explain_writes_map_overlay_and_results_line_per_image) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method gradcam --layer 4 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
@@ -88,12 +105,9 @@ TEST(explain_writes_map_overlay_and_results_line_per_image) {
 }
 
 TEST(explain_resume_skips_finished_images_and_rerun_appends_nothing) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
-    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
-    REQUIRE(explain(&f, args) == 0);
+    REQUIRE(explain_two(&f, path, sizeof path) == 0);
     snprintf(args, sizeof args, "--resume --method saliency %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s/attrib explain --backend cpu --model %s --out %s %s 2>&1", test_root(), f.model,
@@ -109,8 +123,7 @@ TEST(explain_resume_skips_finished_images_and_rerun_appends_nothing) {
 }
 
 TEST(explain_bad_image_is_skipped_unless_strict) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method saliency %s /nonexistent.png %s", f.imgs[0], f.imgs[1]);
     CHECK(explain(&f, args) == 1);
@@ -123,8 +136,7 @@ TEST(explain_bad_image_is_skipped_unless_strict) {
 }
 
 TEST(explain_rejects_bad_options_as_usage_errors) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096];
     const char *bad[] = {"--method lrp-zplus", "--method scorecam --layer features.99", "--method gradcam --class 99",
                          "--method saliency --variant pgc", "--method cdrp --class 1", "--method cdrp --lr x",
@@ -141,8 +153,7 @@ TEST(explain_rejects_bad_options_as_usage_errors) {
 }
 
 TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
     snprintf(args, sizeof args, "--method score-cdrp --iterations 5 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
@@ -169,8 +180,7 @@ TEST(explain_routing_paths_write_gates_with_offsets_and_path_maps) {
 }
 
 TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char list[700], cmd[8192], path[1200];
     snprintf(list, sizeof list, "%s/list.txt", f.dir);
     FILE *fp = fopen(list, "w");
@@ -195,11 +205,8 @@ TEST(explain_interrupted_leaves_no_partial_file_and_keeps_finished_lines) {
         _exit(127);
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    for (int t = 0; t < 4000 && test_count_lines(path) < 2; t++) usleep(1000);
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
-    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    int st = interrupt_at_lines(pid, path, 2, 4000);
+    CHECKF(st == 130, "exit status %d", st);
     int lines = test_count_lines(path);
     CHECK(lines >= 2);
     CHECK(count_tmp_files(f.outdir) == 0);
@@ -237,8 +244,7 @@ static int line_member(const fixture *f, int which, const char *key, char *val, 
 }
 
 TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char csv[1200], truth[1400];
     snprintf(csv, sizeof csv, "%s/images.csv", f.dir);
     FILE *fp = fopen(csv, "w");
@@ -272,13 +278,10 @@ TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
 }
 
 TEST(explain_rerun_is_refused_unless_resume_or_overwrite_and_overwrite_replaces) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
-    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
-    REQUIRE(explain(&f, args) == 0);
-    CHECK(explain(&f, args) == 2 && strstr(out, "already holds saliency results for 2 of these 2 images"));
+    REQUIRE(explain_two(&f, path, sizeof path) == 0);
+    CHECK(explain_two(&f, path, sizeof path) == 2 && strstr(out, "already holds saliency results for 2 of these 2 images"));
     CHECK(test_count_lines(path) == 2);
     snprintf(args, sizeof args, "--method saliency --overwrite %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
     REQUIRE(explain(&f, args) == 0);
@@ -290,12 +293,9 @@ TEST(explain_rerun_is_refused_unless_resume_or_overwrite_and_overwrite_replaces)
 }
 
 TEST(eval_counts_a_duplicated_results_line_once_and_says_so) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
-    char args[4096], path[1200], line[16384];
-    snprintf(args, sizeof args, "--method saliency %s %s", f.imgs[0], f.imgs[1]);
-    REQUIRE(explain(&f, args) == 0);
-    snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
+    WITH_FIXTURE(fixture, f);
+    char path[1200], line[16384];
+    REQUIRE(explain_two(&f, path, sizeof path) == 0);
     FILE *fp = fopen(path, "r");
     REQUIRE(fp && fgets(line, sizeof line, fp));
     fclose(fp);
@@ -314,8 +314,7 @@ TEST(eval_counts_a_duplicated_results_line_once_and_says_so) {
 }
 
 TEST(explain_results_lines_say_the_batch_behind_their_time) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], v[64];
     snprintf(args, sizeof args, "--method gradcam %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2]);
     REQUIRE(explain(&f, args) == 0);
@@ -325,8 +324,7 @@ TEST(explain_results_lines_say_the_batch_behind_their_time) {
 /* Path methods start with a batch of one image and grow it by measured time,
  * each batch's lines written as soon as it finishes. */
 TEST(explain_path_batches_start_small_and_write_each_batch_at_once) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], v[64];
     snprintf(args, sizeof args, "--method cdrp --iterations 3 %s %s %s %s", f.imgs[0], f.imgs[1], f.imgs[2],
              f.imgs[3]);
@@ -346,8 +344,7 @@ TEST(explain_path_batches_start_small_and_write_each_batch_at_once) {
 }
 
 TEST(explain_interrupted_path_run_keeps_finished_batches_and_says_how_many) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char cmd[8192], path[1200], err[1200];
     snprintf(cmd, sizeof cmd, "%s/attrib", test_root());
     snprintf(err, sizeof err, "%s/stderr.txt", f.dir);
@@ -362,18 +359,11 @@ TEST(explain_interrupted_path_run_keeps_finished_batches_and_says_how_many) {
     }
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
     /* the first batch is one image: its line comes long before the others' */
-    for (int t = 0; t < 60000 && test_count_lines(path) < 1; t++) usleep(1000);
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130);
+    CHECK(interrupt_at_lines(pid, path, 1, 60000) == 130);
     int lines = test_count_lines(path);
     CHECKF(lines >= 1 && lines < 4, "%d lines", lines);
-    FILE *fp = fopen(err, "r");
-    char msg[4096] = "";
-    size_t n = fp ? fread(msg, 1, sizeof msg - 1, fp) : 0;
-    if (fp) fclose(fp);
-    msg[n] = 0;
+    char msg[4096];
+    test_read_text(err, msg, sizeof msg);
     char want[64];
     snprintf(want, sizeof want, ": %d results lines of this run kept", lines);
     CHECKF(strstr(msg, want), "stderr: %s", msg);
@@ -407,8 +397,7 @@ static int find_member(const fixture *f, const char *method, const char *setting
 }
 
 TEST(explain_path_maps_reuse_the_paths_in_out_unless_told) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], v[1200], gates[1200];
     snprintf(args, sizeof args, "--method score-cdrp --iterations 3 %s", f.imgs[0]);
     REQUIRE(explain(&f, args) == 0);
@@ -436,8 +425,7 @@ TEST(explain_path_maps_reuse_the_paths_in_out_unless_told) {
 }
 
 TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], v[64];
     snprintf(args, sizeof args, "--method pathway-grad --iterations 3 --rates 0.5,0.9 %s %s", f.imgs[0], f.imgs[1]);
     char cmd[8192];
@@ -454,15 +442,12 @@ TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary)
     /* interrupted between an image's rates: --resume redoes it without repeating a line */
     char path[1200], text[65536];
     snprintf(path, sizeof path, "%s/results.jsonl", f.outdir);
-    FILE *fp = fopen(path, "r");
-    size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
-    if (fp) fclose(fp);
-    text[n] = 0;
+    size_t n = test_read_text(path, text, sizeof text);
     char *last = text + n - 1;
     while (last > text && last[-1] != '\n') last--;
     CHECK(strstr(last, "r0.90"));
     *last = 0;
-    fp = fopen(path, "w");
+    FILE *fp = fopen(path, "w");
     fputs(text, fp);
     fclose(fp);
     int before = test_count_lines(path);
@@ -475,8 +460,7 @@ TEST(explain_pathway_grad_reports_the_pruned_networks_probability_and_a_summary)
 /* A path optimised on the fly for a path map is kept, so eval can score with
  * the gated network it explains. */
 TEST(eval_scorer_path_finds_the_path_a_path_map_optimised) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], cmd[8192];
     snprintf(args, sizeof args, "--method path-scorecam --path-method cdrp --iterations 3 %s %s", f.imgs[0], f.imgs[1]);
     REQUIRE(explain(&f, args) == 0);
@@ -489,8 +473,7 @@ TEST(eval_scorer_path_finds_the_path_a_path_map_optimised) {
  * their files and results lines (cost, completeness, noise, unit), bad
  * settings are usage errors, and eval scores their maps with every metric. */
 TEST(explain_input_gradient_methods_name_their_settings_and_eval_scores_them) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1400];
     const char *runs[][3] = {
         {"--method input-x-gradient", "input-x-gradient.npy", "\"backwards\":1"},

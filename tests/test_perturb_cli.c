@@ -40,8 +40,7 @@ static float *read_map(const char *path) {
 }
 
 TEST(perturb_cli_rise_masks_saved_and_loaded_give_the_same_map) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1400];
     snprintf(args, sizeof args, "explain --out %s --method rise --rise-n 20 --rise-s 4 --rise-save-masks %s/m.npy",
              f.outdir, f.dir);
@@ -72,8 +71,7 @@ TEST(perturb_cli_rise_masks_saved_and_loaded_give_the_same_map) {
 }
 
 TEST(perturb_cli_bad_settings_and_masks_are_one_line_usage_errors) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096], path[1200];
     snprintf(args, sizeof args, "explain --out %s --method rise --rise-p 2", f.outdir);
     CHECK(attrib(&f, args) == 2 && strstr(out, "--rise-p"));
@@ -93,8 +91,7 @@ TEST(perturb_cli_bad_settings_and_masks_are_one_line_usage_errors) {
 }
 
 TEST(perturb_cli_occlusion_and_meaningful_perturbation_maps_are_scored_by_eval) {
-    fixture f;
-    REQUIRE(make_fixture(&f));
+    WITH_FIXTURE(fixture, f);
     char args[4096];
     snprintf(args, sizeof args, "explain --out %s --method occlusion --occlusion-window 8 --occlusion-stride 8",
              f.outdir);

@@ -18,13 +18,8 @@
 static char out[65536];
 
 static char *slurp(const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
     static char buf[1 << 18];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = 0;
-    return buf;
+    return access(path, R_OK) == 0 && test_read_text(path, buf, sizeof buf) ? buf : NULL;
 }
 
 static int have_tiny_inputs(void) {
