@@ -97,7 +97,7 @@ int golden_compare(const char *dir, const char *name, const char *what, const fl
     return ok;
 }
 
-int golden_each_case(const char *sub, void (*fn)(const char *case_dir, const char *name)) {
+int golden_each_case(const char *sub, void (*fn)(const char *case_dir, const char *name), int min_cases) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s/cases.txt", golden_dir(), sub);
     FILE *f = fopen(path, "r");
@@ -116,5 +116,23 @@ int golden_each_case(const char *sub, void (*fn)(const char *case_dir, const cha
         count++;
     }
     fclose(f);
+    if (count < min_cases) test_fail_at(__FILE__, __LINE__, "only %d %s golden cases, want %d", count, sub, min_cases);
     return count;
+}
+
+int golden_case_open(const char *dir, const char *name, golden_case *c) {
+    c->m = NULL, c->be = NULL;
+    if (!(c->meta = golden_meta(dir))) return 0;
+    at_backend_options bo = {.name = "cpu"};
+    if ((c->m = golden_model(c->meta)) && at_backend_create(c->m, &bo, &c->be) == AT_OK) return 1;
+    test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+    golden_case_close(c);
+    return 0;
+}
+
+void golden_case_close(golden_case *c) {
+    at_backend_destroy(c->be);
+    at_model_free(c->m);
+    at_json_free(c->meta);
+    c->be = NULL, c->m = NULL, c->meta = NULL;
 }

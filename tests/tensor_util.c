@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
 #include "exec/backend.h"
 #include "model/random_model.h"
 #include "test.h"
@@ -40,4 +41,25 @@ int test_close_nmse(const char *what, const float *got, const float *ref, long n
 const char *test_backend_unusable(const char *name) {
     static char why[320];
     return strcmp(name, "cuda") || at_cuda_available(why, sizeof why) ? NULL : why;
+}
+
+at_backend *test_backend_open(const at_model *m, const char *name, size_t mem_limit) {
+    at_backend *be = NULL;
+    at_backend_options o = {.name = name, .mem_limit = mem_limit};
+    if (at_backend_create(m, &o, &be)) {
+        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
+        return NULL;
+    }
+    return be;
+}
+
+at_backend *test_random_backend(const at_random_spec *spec, const char *name, at_model **m, const char **skip) {
+    *m = NULL;
+    if ((*skip = test_backend_unusable(name))) return NULL;
+    at_backend *be = NULL;
+    if (at_random_model(spec, m) == AT_OK && (be = test_backend_open(*m, name, 0))) return be;
+    if (!*m) test_fail_at(__FILE__, __LINE__, "random model: %s", at_last_error());
+    at_model_free(*m);
+    *m = NULL;
+    return NULL;
 }

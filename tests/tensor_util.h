@@ -2,7 +2,11 @@
 #ifndef ATTRIB_TENSOR_UTIL_H
 #define ATTRIB_TENSOR_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "exec/backend.h"
+#include "model/random_model.h"
 
 /* n floats from the shared PRNG (tools/prng.py): scale * U(-1, 1) + offset. */
 float *test_random(const char *name, uint64_t seed, long n, float scale, float offset);
@@ -17,5 +21,11 @@ int test_close_nmse(const char *what, const float *got, const float *ref, long n
                     const char *file, int line);
 /* Why the named backend cannot run here ("cuda" without a device), or NULL. */
 const char *test_backend_unusable(const char *name);
+/* The named backend on m (mem_limit 0: none); NULL and a recorded failure when it cannot be made. */
+at_backend *test_backend_open(const at_model *m, const char *name, size_t mem_limit);
+/* spec's random model *m on the named backend. NULL with *skip set when the
+ * backend cannot run here; NULL (*m freed) and a recorded failure when the
+ * model or backend cannot be made. */
+at_backend *test_random_backend(const at_random_spec *spec, const char *name, at_model **m, const char **skip);
 
 #endif

@@ -21,19 +21,6 @@ static const at_random_spec SPEC = {.arch = "vgg11", .widths = {4, 6, 8, 8, 8, 8
 /* Ablation-CAM weights from the same logits computed two ways: relative to the largest */
 #define WEIGHT_RTOL 1e-6
 
-static at_backend *open_be(const char *name, at_model **m, const char **skip) {
-    if ((*skip = test_backend_unusable(name))) return NULL;
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = name};
-    if (at_random_model(&SPEC, m) || at_backend_create(*m, &opt, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-        at_model_free(*m);
-        *m = NULL;
-        return NULL;
-    }
-    return be;
-}
-
 static const at_method FAMILY[] = {AT_METHOD_LAYERCAM, AT_METHOD_XGRADCAM, AT_METHOD_HIRESCAM, AT_METHOD_ABLATIONCAM,
                                    AT_METHOD_EIGENCAM};
 #define N_FAMILY ((int)(sizeof FAMILY / sizeof FAMILY[0]))
@@ -130,7 +117,7 @@ TEST(cuda_cam_ablation_of_a_bypassed_resnet_layer_runs_the_whole_network) {
 TEST(cam_family_batches_give_the_single_image_maps) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be("cpu", &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, "cpu", &m, &skip);
     if (!be) return;
     const int n = 3;
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
@@ -155,10 +142,10 @@ TEST(cam_family_batches_give_the_single_image_maps) {
 TEST(cuda_cam_family_maps_match_the_cpu) {
     at_model *m = NULL, *m2 = NULL;
     const char *skip;
-    at_backend *gpu = open_be("cuda", &m, &skip);
+    at_backend *gpu = test_random_backend(&SPEC, "cuda", &m, &skip);
     if (skip) SKIP(skip);
     if (!gpu) return;
-    at_backend *cpu = open_be("cpu", &m2, &skip);
+    at_backend *cpu = test_random_backend(&SPEC, "cpu", &m2, &skip);
     REQUIRE(cpu);
     const int n = 2;
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;

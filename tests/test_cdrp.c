@@ -83,43 +83,40 @@ static void check_path_maps(const char *dir, const char *name, at_backend *be, c
 }
 
 static void run_cdrp_case(const char *dir, const char *name) {
-    at_json *meta = golden_meta(dir);
-    if (!meta) return;
-    at_model *m = golden_model(meta);
-    at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
+    golden_case c;
+    if (!golden_case_open(dir, name, &c)) return;
+    at_model *m = c.m;
     at_cdrp_options o;
-    if (!m || at_backend_create(m, &bo, &be) || options_from(meta, &o)) {
+    if (options_from(c.meta, &o)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-        at_model_free(m);
-        at_json_free(meta);
+        golden_case_close(&c);
         return;
     }
-    int n = golden_meta_int(meta, "batch", 1), G = m->n_gates, T = o.iterations;
+    int n = golden_meta_int(c.meta, "batch", 1), G = m->n_gates, T = o.iterations;
     long in_n = (long)n * 3 * m->in_h * m->in_w;
     float *x = malloc(sizeof(float) * in_n), *gates = malloc(sizeof(float) * G * n),
           *alpha = malloc(sizeof(float) * G * n), *losses = malloc(sizeof(float) * (T + 1) * n);
-    at_prng_fill("input", (uint64_t)golden_meta_int(meta, "seed", 0), x, in_n, 2.0f, 0.0f);
+    at_prng_fill("input", (uint64_t)golden_meta_int(c.meta, "seed", 0), x, in_n, 2.0f, 0.0f);
     at_cdrp_result *r = calloc(n, sizeof *r);
     for (int b = 0; b < n; b++) {
         r[b].gates = gates + (long)G * b;
         r[b].alpha = o.score_weighted ? alpha + (long)G * b : NULL;
         r[b].losses = losses + (long)(T + 1) * b;
     }
-    if (at_cdrp(be, &o, x, n, r)) {
+    if (at_cdrp(c.be, &o, x, n, r)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
     } else {
         for (int b = 0; b < n; b++) {
-            CHECKF(r[b].cls == (int)item(meta, "cls", b), "%s[%d]: class %d", name, b, r[b].cls);
-            CHECKF(r[b].kept_iteration == (int)item(meta, "kept_iteration", b), "%s[%d]: kept step %d, golden %g",
-                   name, b, r[b].kept_iteration, item(meta, "kept_iteration", b));
-            CHECKF(r[b].path_cls == (int)item(meta, "path_class", b), "%s[%d]: path class", name, b);
-            CHECKF(r[b].forwards == (long)item(meta, "forwards", b), "%s[%d]: %ld forwards, golden %g", name, b,
-                   r[b].forwards, item(meta, "forwards", b));
-            CHECK_NEAR(r[b].orig_prob, item(meta, "orig_prob", b), PROB_ATOL);
-            CHECK_NEAR(r[b].path_prob, item(meta, "path_prob", b), PROB_ATOL);
-            CHECK_NEAR(r[b].initial_loss, item(meta, "initial_loss", b), LOSS_ATOL * (1 + fabs(r[b].initial_loss)));
-            CHECK_NEAR(r[b].final_loss, item(meta, "final_loss", b), LOSS_ATOL * (1 + fabs(r[b].final_loss)));
+            CHECKF(r[b].cls == (int)item(c.meta, "cls", b), "%s[%d]: class %d", name, b, r[b].cls);
+            CHECKF(r[b].kept_iteration == (int)item(c.meta, "kept_iteration", b), "%s[%d]: kept step %d, golden %g",
+                   name, b, r[b].kept_iteration, item(c.meta, "kept_iteration", b));
+            CHECKF(r[b].path_cls == (int)item(c.meta, "path_class", b), "%s[%d]: path class", name, b);
+            CHECKF(r[b].forwards == (long)item(c.meta, "forwards", b), "%s[%d]: %ld forwards, golden %g", name, b,
+                   r[b].forwards, item(c.meta, "forwards", b));
+            CHECK_NEAR(r[b].orig_prob, item(c.meta, "orig_prob", b), PROB_ATOL);
+            CHECK_NEAR(r[b].path_prob, item(c.meta, "path_prob", b), PROB_ATOL);
+            CHECK_NEAR(r[b].initial_loss, item(c.meta, "initial_loss", b), LOSS_ATOL * (1 + fabs(r[b].initial_loss)));
+            CHECK_NEAR(r[b].final_loss, item(c.meta, "final_loss", b), LOSS_ATOL * (1 + fabs(r[b].final_loss)));
         }
         char what[128];
         snprintf(what, sizeof what, "%s gates", name);
@@ -133,17 +130,14 @@ static void run_cdrp_case(const char *dir, const char *name) {
     }
     long gn;
     float *golden_gates = golden_npy(dir, "gates.npy", &gn);
-    if (golden_gates && gn == (long)G * n) check_path_maps(dir, name, be, meta, x, golden_gates, n);
+    if (golden_gates && gn == (long)G * n) check_path_maps(dir, name, c.be, c.meta, x, golden_gates, n);
     free(golden_gates);
     free(x), free(gates), free(alpha), free(losses), free(r);
-    at_backend_destroy(be);
-    at_model_free(m);
-    at_json_free(meta);
+    golden_case_close(&c);
 }
 
 TEST(cdrp_score_cdrp_and_path_maps_match_the_pytorch_reference) {
-    int n = golden_each_case("cdrp", run_cdrp_case);
-    CHECKF(n >= 10, "only %d cdrp golden cases", n);
+    golden_each_case("cdrp", run_cdrp_case, 10);
 }
 
 TEST(prune_rates_take_floor_of_rate_times_channels_with_ties_by_index) {

@@ -23,24 +23,10 @@ static int layer_of_kind(const at_model *m, at_layer_kind kind, int nth) {
     return -1;
 }
 
-/* Opens the named backend on the spec's model; NULL (and a skip reason) when it is not usable. */
-static at_backend *open_be(const char *name, at_model **m, const char **skip) {
-    if ((*skip = test_backend_unusable(name))) return NULL;
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = name};
-    if (at_random_model(&SPEC, m) || at_backend_create(*m, &opt, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-        at_model_free(*m);
-        *m = NULL;
-        return NULL;
-    }
-    return be;
-}
-
 static void partial_forward_resumes_from_a_captured_layer(const char *backend) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip);
     if (skip) SKIP(skip);
     if (!be) return;
     const int n = 3, a = layer_of_kind(m, AT_L_MAXPOOL, 1), b = m->gate_layer[m->n_convs - 2];
@@ -82,7 +68,7 @@ TEST(cuda_exec_partial_forward_resumes_from_a_captured_layer) { partial_forward_
 static void activation_patches_continue_from_the_patched_output(const char *backend) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip);
     if (skip) SKIP(skip);
     if (!be) return;
     const int n = 2, L = m->gate_layer[2];
@@ -131,7 +117,7 @@ TEST(cuda_exec_activation_patches_continue_from_the_patched_output) {
 static void backward_from_a_layer_equals_the_full_backward(const char *backend) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip);
     if (skip) SKIP(skip);
     if (!be) return;
     const int n = 2, L = layer_of_kind(m, AT_L_MAXPOOL, 2);
@@ -170,7 +156,7 @@ TEST(cuda_exec_backward_from_a_layer_equals_the_full_backward) { backward_from_a
 static void relu_rules_follow_their_definitions(const char *backend) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip);
     if (skip) SKIP(skip);
     if (!be) return;
     const int n = 2, r0 = m->gate_layer[0];
@@ -247,7 +233,7 @@ TEST(guided_backprop_and_deconvnet_match_captum_when_installed) {
 static void memory_in_use_follows_the_largest_call(const char *backend) {
     at_model *m = NULL;
     const char *skip;
-    at_backend *be = open_be(backend, &m, &skip);
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip);
     if (skip) SKIP(skip);
     if (!be) return;
     const long in = (long)m->in_c * m->in_h * m->in_w;

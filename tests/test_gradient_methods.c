@@ -36,16 +36,6 @@ static const grad_case CASES[] = {
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
-static at_backend *open_backend(const at_model *m, const char *name, size_t mem_limit) {
-    at_backend *be = NULL;
-    at_backend_options o = {.name = name, .mem_limit = mem_limit};
-    if (at_backend_create(m, &o, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-        return NULL;
-    }
-    return be;
-}
-
 /* n maps of case k on be into maps, results into r (NULL: not wanted). */
 static int explain_case(at_backend *be, const grad_case *k, const float *x, int n, const int *classes, float *maps,
                         at_explain_result *r) {
@@ -65,7 +55,7 @@ static int explain_case(at_backend *be, const grad_case *k, const float *x, int 
  * samples then straddle batch boundaries. */
 static at_backend *small_batch_backend(const at_model *m) {
     for (size_t lim = 1 << 16; lim < (1u << 30); lim += lim / 4) {
-        at_backend *be = open_backend(m, "cpu", lim);
+        at_backend *be = test_backend_open(m, "cpu", lim);
         if (!be) return NULL;
         if (at_max_batch(be, 1) >= 3) return be;
         at_backend_destroy(be);
@@ -110,7 +100,7 @@ TEST(gradient_methods_explain_a_batch_as_each_image_alone) {
 TEST(gradient_methods_count_their_forwards_and_backwards) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, "cpu", 0);
+    at_backend *be = test_backend_open(m, "cpu", 0);
     REQUIRE(be);
     const long in = (long)m->in_c * m->in_h * m->in_w;
     float *x = test_random("input", 4, in, 2, 0), *map = malloc(sizeof(float) * m->in_h * m->in_w);
@@ -132,7 +122,7 @@ TEST(gradient_methods_count_their_forwards_and_backwards) {
 TEST(integrated_gradients_converge_to_completeness) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, "cpu", 0);
+    at_backend *be = test_backend_open(m, "cpu", 0);
     REQUIRE(be);
     const long in = (long)m->in_c * m->in_h * m->in_w;
     float *x = test_random("input", 5, in, 2, 0), *map = malloc(sizeof(float) * m->in_h * m->in_w);
@@ -225,7 +215,7 @@ TEST(unit_specs_are_parsed_and_bad_ones_named) {
 TEST(unit_at_the_logit_layer_is_the_class_logit) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, "cpu", 0);
+    at_backend *be = test_backend_open(m, "cpu", 0);
     REQUIRE(be);
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = test_random("input", 6, in, 2, 0), *a = malloc(sizeof(float) * hw), *b = malloc(sizeof(float) * hw);
@@ -254,7 +244,7 @@ TEST(cuda_gradient_methods_match_the_cpu) {
     if (skip) SKIP(skip);
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *cpu = open_backend(m, "cpu", 0), *gpu = open_backend(m, "cuda", 0);
+    at_backend *cpu = test_backend_open(m, "cpu", 0), *gpu = test_backend_open(m, "cuda", 0);
     REQUIRE(cpu && gpu);
     const int n = 2;
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;

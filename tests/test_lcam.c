@@ -28,13 +28,6 @@
 /* Final maps: min-max of an 8x8 / 6x6 map, upsampled (measured: at most 6.6e-7) */
 #define MAP_ATOL 1e-5
 
-static at_backend *open_backend(const at_model *m, const char *name) {
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = name};
-    if (at_backend_create(m, &opt, &be)) test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-    return be;
-}
-
 /* The shipped model stem's module on its golden's first n images. */
 static void lcam_matches_pytorch(const char *stem, const char *backend, int n) {
     const char *skip = test_backend_unusable(backend);
@@ -60,7 +53,7 @@ static void lcam_matches_pytorch(const char *stem, const char *backend, int n) {
     }
     char mod[1100];
     at_lcam_default_path(m, mod, sizeof mod);
-    if (at_lcam_load(m, mod, &lc) || !(be = open_backend(m, backend))) {
+    if (at_lcam_load(m, mod, &lc) || !(be = test_backend_open(m, backend, 0))) {
         test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
         goto done;
     }
@@ -127,7 +120,7 @@ static void extra_conv_is_a_direct_sum(const char *backend) {
     if (skip) SKIP(skip);
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, backend);
+    at_backend *be = test_backend_open(m, backend, 0);
     REQUIRE(be);
     /* 1x1 (L-CAM's head) and a padded 3x3 on odd shapes, twice each: the second call reuses the prepared one */
     static const int shapes[][6] = {{10, 7, 1, 0, 5, 3}, {3, 5, 3, 1, 4, 6}, {1, 33, 1, 0, 1, 2}};
@@ -183,7 +176,7 @@ static at_lcam *random_module(const at_model *m) {
 TEST(lcam_map_is_the_classes_score_map_normalised_and_upsampled) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, "cpu");
+    at_backend *be = test_backend_open(m, "cpu", 0);
     REQUIRE(be);
     at_lcam *lc = random_module(m);
     const at_layer *L = &m->layers[lc->layer];
@@ -232,7 +225,7 @@ TEST(cuda_lcam_maps_match_the_cpu) {
     if (skip) SKIP(skip);
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *gpu = open_backend(m, "cuda"), *cpu = open_backend(m, "cpu");
+    at_backend *gpu = test_backend_open(m, "cuda", 0), *cpu = test_backend_open(m, "cpu", 0);
     REQUIRE(gpu && cpu);
     at_lcam *lc = random_module(m);
     const int n = 2;
@@ -324,7 +317,7 @@ TEST(lcam_zero_lowest_zeroes_the_lowest_pixels_and_keeps_the_others_weights) {
 TEST(lcam_zero_lowest_ad_ic_terms_at_the_ends_are_mult_and_black) {
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = open_backend(m, "cpu");
+    at_backend *be = test_backend_open(m, "cpu", 0);
     REQUIRE(be);
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = test_random("input", 13, in, 2, 0), *map = test_random("map", 14, hw, 0.5f, 0.5f);

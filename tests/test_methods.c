@@ -55,53 +55,47 @@ static void check_value(const char *name, const at_json *meta, const char *key, 
 }
 
 static void run_method_case(const char *dir, const char *name) {
-    at_json *meta = golden_meta(dir);
-    if (!meta) return;
-    at_model *m = golden_model(meta);
-    at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
-    if (!m || at_backend_create(m, &bo, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
-        goto out;
-    }
+    golden_case c;
+    if (!golden_case_open(dir, name, &c)) return;
+    at_model *m = c.m;
     at_explain_options o = {0};
-    if (at_method_parse(golden_meta_str(meta, "method", "?"), &o.method) ||
-        at_variant_parse(golden_meta_str(meta, "variant", "authors"), &o.variant)) {
+    if (at_method_parse(golden_meta_str(c.meta, "method", "?"), &o.method) ||
+        at_variant_parse(golden_meta_str(c.meta, "variant", "authors"), &o.variant)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
     /* LayerCAM's fused layers come as "a,b,c" */
     int layers[8], n_layers = 0;
     char spec[256];
-    snprintf(spec, sizeof spec, "%s", golden_meta_str(meta, "layer", "last-conv"));
+    snprintf(spec, sizeof spec, "%s", golden_meta_str(c.meta, "layer", "last-conv"));
     for (char *save = NULL, *t = strtok_r(spec, ",", &save); t && n_layers < 8; t = strtok_r(NULL, ",", &save))
         layers[n_layers++] = at_model_find_layer(m, t);
     o.layer = at_method_uses_layer(o.method) ? layers[0] : -1;
     o.layers = layers, o.n_layers = n_layers;
     at_unit unit;
-    if (read_params(meta, m, &o, &unit)) {
+    if (read_params(c.meta, m, &o, &unit)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
-    int cls = golden_meta_int(meta, "class", -1);
+    int cls = golden_meta_int(c.meta, "class", -1);
     o.classes = &cls;
     long in_n = (long)3 * m->in_h * m->in_w;
     float *x = malloc(sizeof(float) * in_n), *map = malloc(sizeof(float) * m->in_h * m->in_w);
     int C = o.layer >= 0 ? m->layers[o.layer].out_c : 0;
     float *weights = C ? malloc(sizeof(float) * C) : NULL;
-    at_prng_fill("input", (uint64_t)golden_meta_int(meta, "seed", 0), x, in_n, 2.0f, 0.0f);
+    at_prng_fill("input", (uint64_t)golden_meta_int(c.meta, "seed", 0), x, in_n, 2.0f, 0.0f);
     at_explain_result r = {.map = map, .weights = weights};
-    if (at_explain(be, &o, x, 1, &r)) {
+    if (at_explain(c.be, &o, x, 1, &r)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
     } else {
         CHECKF(r.cls == cls, "%s: explained class %d, golden %d", name, r.cls, cls);
-        CHECKF(r.predicted == golden_meta_int(meta, "predicted", -2), "%s: predicted %d, golden %d", name,
-               r.predicted, golden_meta_int(meta, "predicted", -2));
+        CHECKF(r.predicted == golden_meta_int(c.meta, "predicted", -2), "%s: predicted %d, golden %d", name,
+               r.predicted, golden_meta_int(c.meta, "predicted", -2));
         golden_compare(dir, "map.npy", "map", map, (long)m->in_h * m->in_w, MAP_ATOL, 0);
         const double scale = fabs(r.value) + fabs(r.baseline_value);
-        check_value(name, meta, "value", r.value, scale);
-        check_value(name, meta, "baseline_value", r.baseline_value, scale);
-        check_value(name, meta, "attribution_sum", r.attribution_sum, scale);
+        check_value(name, c.meta, "value", r.value, scale);
+        check_value(name, c.meta, "baseline_value", r.baseline_value, scale);
+        check_value(name, c.meta, "attribution_sum", r.attribution_sum, scale);
         char wpath[1700];
         snprintf(wpath, sizeof wpath, "%s/weights.npy", dir);
         FILE *wf = weights ? fopen(wpath, "rb") : NULL;
@@ -117,12 +111,9 @@ static void run_method_case(const char *dir, const char *name) {
     }
     free(x), free(map), free(weights);
 out:
-    at_backend_destroy(be);
-    at_model_free(m);
-    at_json_free(meta);
+    golden_case_close(&c);
 }
 
 TEST(methods_match_the_pytorch_reference_on_every_golden_case) {
-    int n = golden_each_case("methods", run_method_case);
-    CHECKF(n >= 48, "only %d method golden cases", n);
+    golden_each_case("methods", run_method_case, 48);
 }

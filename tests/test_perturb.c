@@ -51,29 +51,27 @@ static void options_from_meta(const at_json *meta, at_perturb_options *po) {
 }
 
 static void run_perturb_case(const char *dir, const char *name) {
-    at_json *meta = golden_meta(dir);
-    if (!meta) return;
-    at_model *m = golden_model(meta);
-    at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
+    golden_case c;
+    if (!golden_case_open(dir, name, &c)) return;
+    at_model *m = c.m;
     at_perturb_options po;
-    options_from_meta(meta, &po);
+    options_from_meta(c.meta, &po);
     at_explain_options o = {.perturb = &po};
-    int cls = golden_meta_int(meta, "class", -1);
+    int cls = golden_meta_int(c.meta, "class", -1);
     o.classes = &cls;
-    long hw = m ? (long)m->in_h * m->in_w : 0;
+    long hw = (long)m->in_h * m->in_w;
     float *x = malloc(sizeof(float) * 3 * hw), *map = malloc(sizeof(float) * hw);
-    if (!m || at_backend_create(m, &bo, &be) || at_method_parse(golden_meta_str(meta, "method", "?"), &o.method)) {
+    if (at_method_parse(golden_meta_str(c.meta, "method", "?"), &o.method)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
-    at_prng_fill("input", (uint64_t)golden_meta_int(meta, "seed", 0), x, 3 * hw, 2.0f, 0.0f);
+    at_prng_fill("input", (uint64_t)golden_meta_int(c.meta, "seed", 0), x, 3 * hw, 2.0f, 0.0f);
     at_explain_result r = {.map = map};
-    if (at_explain(be, &o, x, 1, &r)) {
+    if (at_explain(c.be, &o, x, 1, &r)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
-    CHECKF(r.cls == cls && r.predicted == golden_meta_int(meta, "predicted", -2), "%s: class %d predicted %d", name,
+    CHECKF(r.cls == cls && r.predicted == golden_meta_int(c.meta, "predicted", -2), "%s: class %d predicted %d", name,
            r.cls, r.predicted);
     golden_compare(dir, "map.npy", "map", map, hw, o.method == AT_METHOD_MEANINGFUL ? MP_MAP_ATOL : MAP_ATOL, 0);
     if (o.method == AT_METHOD_RISE) {
@@ -92,14 +90,11 @@ static void run_perturb_case(const char *dir, const char *name) {
     }
 out:
     free(x), free(map);
-    at_backend_destroy(be);
-    at_model_free(m);
-    at_json_free(meta);
+    golden_case_close(&c);
 }
 
 TEST(perturb_methods_match_the_pytorch_reference_on_every_golden_case) {
-    int n = golden_each_case("perturb", run_perturb_case);
-    CHECKF(n >= 10, "only %d perturbation golden cases", n);
+    golden_each_case("perturb", run_perturb_case, 10);
 }
 
 static at_model *tiny_model(int h, int w) {

@@ -33,30 +33,28 @@ static int parse_options(const at_json *meta, at_explain_options *o) {
 }
 
 static void run_relevance_case(const char *dir, const char *name) {
-    at_json *meta = golden_meta(dir);
-    if (!meta) return;
-    at_model *m = golden_model(meta);
-    at_backend *be = NULL;
-    at_backend_options bo = {.name = "cpu"};
+    golden_case c;
+    if (!golden_case_open(dir, name, &c)) return;
+    at_model *m = c.m;
     at_explain_options o;
     float *x = NULL, *map = NULL, *raw = NULL, *ref = NULL;
-    if (!m || at_backend_create(m, &bo, &be) || parse_options(meta, &o)) {
+    if (parse_options(c.meta, &o)) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
-    int cls = golden_meta_int(meta, "class", -1);
+    int cls = golden_meta_int(c.meta, "class", -1);
     o.classes = &cls;
     const long in_n = (long)3 * m->in_h * m->in_w, rn = at_relevance_raw_floats(m, &o);
     x = malloc(sizeof(float) * in_n), map = malloc(sizeof(float) * m->in_h * m->in_w), raw = malloc(sizeof(float) * rn);
-    at_prng_fill("input", (uint64_t)golden_meta_int(meta, "seed", 0), x, in_n, 2.0f, 0.0f);
+    at_prng_fill("input", (uint64_t)golden_meta_int(c.meta, "seed", 0), x, in_n, 2.0f, 0.0f);
     at_explain_result r = {.map = map};
     long refn = 0;
-    if (at_relevance_run(be, &o, x, 1, &r, raw) || !(ref = golden_npy(dir, "raw.npy", &refn))) {
+    if (at_relevance_run(c.be, &o, x, 1, &r, raw) || !(ref = golden_npy(dir, "raw.npy", &refn))) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
         goto out;
     }
     CHECKF(refn == rn, "%s: raw signal of %ld floats, golden %ld", name, rn, refn);
-    CHECKF(r.cls == cls && r.predicted == golden_meta_int(meta, "predicted", -2), "%s: class %d predicted %d", name,
+    CHECKF(r.cls == cls && r.predicted == golden_meta_int(c.meta, "predicted", -2), "%s: class %d predicted %d", name,
            r.cls, r.predicted);
     if (o.method == AT_METHOD_CEB) /* TorchRay returns c-EB after its max(0, .) */
         for (long i = 0; i < rn; i++) raw[i] = raw[i] > 0 ? raw[i] : 0;
@@ -71,14 +69,11 @@ static void run_relevance_case(const char *dir, const char *name) {
         CHECKF(fabs(sum - r.logit) < SUM_TOL * (1 + fabs(r.logit)), "%s: sum V = %.9g, logit %.9g", name, sum, r.logit);
 out:
     free(x), free(map), free(raw), free(ref);
-    at_backend_destroy(be);
-    at_model_free(m);
-    at_json_free(meta);
+    golden_case_close(&c);
 }
 
 TEST(relevance_methods_match_torchray_zennit_and_the_literal_fafrp) {
-    int n = golden_each_case("relevance", run_relevance_case);
-    CHECKF(n >= 15, "only %d relevance golden cases", n);
+    golden_each_case("relevance", run_relevance_case, 15);
 }
 
 static const at_random_spec SPEC = {.arch = "vgg11", .widths = {6, 8, 10, 8, 12, 12, 10, 9}, .hidden = {16, 12},
