@@ -36,16 +36,19 @@ static inline int at_cublas_error(cublasStatus_t st, const char *file, int line,
         if (s_ != CUBLAS_STATUS_SUCCESS) return at_cublas_error(s_, __FILE__, __LINE__, #call); \
     } while (0)
 
-// After every <<<...>>>: launch errors always; execution errors too in debug builds.
+// Execution errors of what was queued on stream, in debug builds only.
 #ifdef ATTRIB_CUDA_SYNC
+#define CUDA_DEBUG_SYNC(stream) CUDA_CHECK(cudaStreamSynchronize(stream))
+#else
+#define CUDA_DEBUG_SYNC(stream) ((void)0)
+#endif
+
+// After every <<<...>>>: launch errors always; execution errors too in debug builds.
 #define CUDA_LAUNCH_CHECK(stream)                                                         \
     do {                                                                                  \
         CUDA_CHECK(cudaGetLastError());                                                   \
-        CUDA_CHECK(cudaStreamSynchronize(stream));                                        \
+        CUDA_DEBUG_SYNC(stream);                                                          \
     } while (0)
-#else
-#define CUDA_LAUNCH_CHECK(stream) CUDA_CHECK(cudaGetLastError())
-#endif
 
 static inline long at_ceil_div(long a, long b) { return (a + b - 1) / b; }
 

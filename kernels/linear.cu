@@ -30,9 +30,7 @@ int at_linear_forward_gpu(cublasHandle_t blas, const float *x, int N, int in, co
     const float alpha = 1.0f;
     CUBLAS_CHECK(cublasSetStream(blas, stream));
     CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, out, N, in, &alpha, w, in, x, in, &beta, y, out));
-#ifdef ATTRIB_CUDA_SYNC
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-#endif
+    CUDA_DEBUG_SYNC(stream);
     return AT_OK;
 }
 
@@ -42,8 +40,6 @@ int at_linear_backward_data_gpu(cublasHandle_t blas, const float *dy, int N, int
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_CHECK(cublasSetStream(blas, stream));
     CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, in, N, out, &alpha, w, in, dy, out, &beta, dx, in));
-#ifdef ATTRIB_CUDA_SYNC
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-#endif
+    CUDA_DEBUG_SYNC(stream);
     return AT_OK;
 }

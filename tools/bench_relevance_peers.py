@@ -26,13 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import prng  # noqa: E402
 import ref_methods  # noqa: E402
 import vgg_torch  # noqa: E402
+from bench_scorecam_peers import NETS as ALL_NETS, ROOT  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NETS = {
-    "mini": dict(widths=[8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64], hidden=[256, 256], classes=10,
-                 size=128, avgpool=4),
-    "vgg16": dict(widths=prng.standard_widths("vgg16"), hidden=[4096, 4096], classes=1000, size=224, avgpool=7),
-}
+NETS = {k: ALL_NETS[k] for k in ("mini", "vgg16")}  # the random VGGs
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 

@@ -11,15 +11,11 @@ tools/prng.py normal) and GuidedGradCam (features.29, interpolate_mode
 per method and image, and integrated gradients' completeness (sum of the
 attribution vs f(x) - f(x')) for the engine and captum; exits 1 above TOL.
 
-Peer (installed beside the system, never into it):
-  /usr/bin/python3 -m pip install --no-deps --target .peers captum==0.7.0
-Run from the repository root after `make`:
+With captum in .peers (tools/captum_check.py), from the repository root after `make`:
   PYTHONPATH=.peers /usr/bin/python3 tools/check_grad_peers.py [--images 3]
 """
-import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -28,10 +24,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import captum_check as cc  # noqa: E402
 import predict_torch  # noqa: E402
 import ref_gradients  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Maps in [0,1]. Both sides run float32 from images preprocessed apart (they
 # agree to ~1e-6, tests/test_shipped_model.c), so a max-pool or ReLU near a
 # tie can flip at a few pixels or, for integrated gradients, at one of the
@@ -90,34 +86,21 @@ def captum_attribution(kind, model, x, cls, mean, std):
 
 
 def reduce(e, how):
-    m = np.maximum(e.sum(0), 0) if how == "sum" else np.abs(e).max(0)
-    lo, hi = m.min(), m.max()
-    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    return cc.minmax(np.maximum(e.sum(0), 0) if how == "sum" else np.abs(e).max(0))
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=3)
-    p.add_argument("--engine", default=os.path.join(ROOT, "attrib"))
-    p.add_argument("--model", default=os.path.join(ROOT, "weights", "vgg16_mini.safetensors"))
-    a = p.parse_args()
+    a = cc.parse_args(__doc__.split("\n")[0], 3)
     torch.set_num_threads(2)
-    with open(os.path.join(ROOT, "weights", "samples", "list.txt")) as f:
-        images = [os.path.join(ROOT, line.strip()) for line in f if line.strip()][:a.images]
-    model, meta, _, transform = predict_torch.load_model(a.model)
+    images = cc.sample_images(a.images)
+    model, meta, transform = cc.load_model(a.model)
     mean, std = json.loads(meta.get("mean", "[0.485, 0.456, 0.406]")), json.loads(meta.get("std", "[0.229, 0.224, 0.225]"))
-    for mod in model.modules():  # captum hooks the ReLU modules; in-place ones break its backward hooks
-        if isinstance(mod, torch.nn.ReLU):
-            mod.inplace = False
     worst = 0.0
     with tempfile.TemporaryDirectory() as out:
         for method, opts, kind, how in CASES:
-            d = os.path.join(out, kind)
-            subprocess.run([a.engine, "explain", "--quiet", "--backend", "cpu", "--method", method, "--model", a.model,
-                            "--no-overlay", "--out", d] + opts + images, check=True)
-            lines = [json.loads(line) for line in open(os.path.join(d, "results.jsonl"))]
+            results = cc.engine_results(a, method, os.path.join(out, kind), images, opts)
             for path in images:
-                r = [x for x in lines if os.path.abspath(x["image"]) == os.path.abspath(path)][-1]
+                r = results[path]
                 x = predict_torch.preprocess([path], transform)
                 e, delta = captum_attribution(kind, model, x, r["class"], mean, std)
                 peer = reduce(e.numpy(), how)
@@ -136,8 +119,7 @@ def main():
                              % (r["attribution_sum"], r["value_minus_baseline"], delta))
                 print("%-15s %-28s class %d  max |engine - captum| %.3g, |reference - captum| %.3g%s"
                       % (kind, os.path.basename(path), r["class"], de, dr, extra))
-    print("worst %.3g (tolerance %g)" % (worst, TOL))
-    return 0 if worst <= TOL else 1
+    return cc.verdict(worst, TOL)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch.nn as nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from prng import RESNETS
+from vgg_torch import load_state
 
 
 class GatedResNet(nn.Module):
@@ -57,13 +58,7 @@ def build_resnet(arch, state):
         setattr(model, f"layer{s + 1}", nn.Sequential(*layer))
     model.avgpool = nn.AdaptiveAvgPool2d(1)
     model.fc = nn.Linear(c, state["fc.weight"].shape[0])
-    sd = {k: torch.as_tensor(v) for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
-    model.eval()
-    return model
+    return load_state(model, state)
 
 
 def use_module_forward(model):

@@ -33,6 +33,12 @@ def build_vgg(arch, state, avgpool):
     model.classifier = nn.Sequential(
         nn.Linear(ch * avgpool * avgpool, h1), nn.ReLU(False), nn.Dropout(),
         nn.Linear(h1, h2), nn.ReLU(False), nn.Dropout(), nn.Linear(h2, nc))
+    return load_state(model, state)
+
+
+def load_state(model, state):
+    """model with every tensor of state (numpy or torch; BN's
+    num_batches_tracked may be absent), in eval mode."""
     sd = {k: torch.as_tensor(v) for k, v in state.items()}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]

@@ -2,9 +2,14 @@
 
 #include <math.h>
 
+/* One output index's two source samples and the weight of the second. */
+typedef struct {
+    int i0, i1;
+    float l;
+} tap;
+
 /* PyTorch area_pixel_compute_source_index (float math, clamped at 0). */
-static void source_index(int out_size, int in_size, int align_corners, int i, int *i0, int *i1,
-                         float *lambda) {
+static tap source_tap(int out_size, int in_size, int align_corners, int i) {
     float src;
     if (align_corners) {
         float scale = out_size > 1 ? (float)(in_size - 1) / (float)(out_size - 1) : 0.f;
@@ -16,9 +21,7 @@ static void source_index(int out_size, int in_size, int align_corners, int i, in
     }
     int lo = (int)src;
     if (lo > in_size - 1) lo = in_size - 1;
-    *i0 = lo;
-    *i1 = lo < in_size - 1 ? lo + 1 : lo;
-    *lambda = src - (float)lo;
+    return (tap){lo, lo < in_size - 1 ? lo + 1 : lo, src - (float)lo};
 }
 
 void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, int ow,
@@ -28,13 +31,13 @@ void at_upsample_bilinear(const float *src, int h, int w, float *dst, int oh, in
         return;
     }
     for (int y = 0; y < oh; y++) {
-        int y0, y1;
-        float ly;
-        source_index(oh, h, align_corners, y, &y0, &y1, &ly);
+        const tap ty = source_tap(oh, h, align_corners, y);
+        const int y0 = ty.i0, y1 = ty.i1;
+        const float ly = ty.l;
         for (int x = 0; x < ow; x++) {
-            int x0, x1;
-            float lx;
-            source_index(ow, w, align_corners, x, &x0, &x1, &lx);
+            const tap tx = source_tap(ow, w, align_corners, x);
+            const int x0 = tx.i0, x1 = tx.i1;
+            const float lx = tx.l;
             float top = (1 - lx) * src[y0 * w + x0] + lx * src[y0 * w + x1];
             float bot = (1 - lx) * src[y1 * w + x0] + lx * src[y1 * w + x1];
             dst[(long)y * ow + x] = (1 - ly) * top + ly * bot;
@@ -49,14 +52,11 @@ void at_upsample_bilinear_adjoint(const float *ddst, int oh, int ow, float *dsrc
     }
     for (long i = 0; i < (long)h * w; i++) dsrc[i] = 0;
     for (int y = 0; y < oh; y++) {
-        int y0, y1;
-        float ly;
-        source_index(oh, h, align_corners, y, &y0, &y1, &ly);
+        const tap ty = source_tap(oh, h, align_corners, y);
         for (int x = 0; x < ow; x++) {
-            int x0, x1;
-            float lx;
-            source_index(ow, w, align_corners, x, &x0, &x1, &lx);
-            float g = ddst[(long)y * ow + x];
+            const tap tx = source_tap(ow, w, align_corners, x);
+            const int x0 = tx.i0, x1 = tx.i1, y0 = ty.i0, y1 = ty.i1;
+            const float lx = tx.l, ly = ty.l, g = ddst[(long)y * ow + x];
             dsrc[y0 * w + x0] += (1 - ly) * (1 - lx) * g;
             dsrc[y0 * w + x1] += (1 - ly) * lx * g;
             dsrc[y1 * w + x0] += ly * (1 - lx) * g;

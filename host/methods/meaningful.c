@@ -19,28 +19,25 @@
 
 /* Separable Gaussian blur of one [h][w] plane, reflect padding (torchvision
  * gaussian_blur: kernel exp(-x^2 / 2 sigma^2) over x = -r..r, normalised). */
-static void blur_plane(const float *src, float *tmp, float *dst, int h, int w, const float *ky, int ry,
-                       const float *kx, int rx) {
+static void blur_pass(const float *src, float *dst, int h, int w, const float *k, int r, int along_x) {
+    const int n = along_x ? w : h;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
+            const int at = along_x ? x : y;
             float s = 0;
-            for (int t = -rx; t <= rx; t++) {
-                int xx = x + t;
-                xx = xx < 0 ? -xx : xx >= w ? 2 * (w - 1) - xx : xx;
-                s += kx[t + rx] * src[(long)y * w + xx];
-            }
-            tmp[(long)y * w + x] = s;
-        }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            float s = 0;
-            for (int t = -ry; t <= ry; t++) {
-                int yy = y + t;
-                yy = yy < 0 ? -yy : yy >= h ? 2 * (h - 1) - yy : yy;
-                s += ky[t + ry] * tmp[(long)yy * w + x];
+            for (int t = -r; t <= r; t++) {
+                int q = at + t;
+                q = q < 0 ? -q : q >= n ? 2 * (n - 1) - q : q;
+                s += k[t + r] * src[along_x ? (long)y * w + q : (long)q * w + x];
             }
             dst[(long)y * w + x] = s;
         }
+}
+
+static void blur_plane(const float *src, float *tmp, float *dst, int h, int w, const float *ky, int ry,
+                       const float *kx, int rx) {
+    blur_pass(src, tmp, h, w, kx, rx, 1);
+    blur_pass(tmp, dst, h, w, ky, ry, 0);
 }
 
 static int gaussian_kernel(double sigma, int size, float **k) {

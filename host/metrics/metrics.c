@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/splitmix.h"
 
 /* ---------------------------------------------------------- localisation */
 
@@ -387,18 +388,11 @@ int at_gaussian_blur_chw(const float *src, int c, int h, int w, int ksize, doubl
 
 /* ------------------------------------------------------------- bootstrap */
 
-static uint64_t splitmix64_next(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 /* Uniform index in [0, n): reject z below 2^64 mod n, then z mod n. */
 static int uniform_index(uint64_t *state, int n) {
     uint64_t un = (uint64_t)n, threshold = (0 - un) % un;
     for (;;) {
-        uint64_t z = splitmix64_next(state);
+        uint64_t z = at_splitmix64(state);
         if (z >= threshold) return (int)(z % un);
     }
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/splitmix.h"
 #include "model/build.h"
 
 static uint64_t fnv1a64(const char *s) {
@@ -17,17 +18,10 @@ static uint64_t fnv1a64(const char *s) {
     return h;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void at_prng_fill(const char *name, uint64_t seed, float *out, long n, float scale, float offset) {
     uint64_t state = fnv1a64(name) ^ seed;
     for (long i = 0; i < n; i++) {
-        float u = (float)(splitmix64(&state) >> 40) * 0x1p-24f;
+        float u = (float)(at_splitmix64(&state) >> 40) * 0x1p-24f;
         out[i] = (2.0f * u - 1.0f) * scale + offset;
     }
 }
@@ -36,8 +30,8 @@ void at_prng_normal(const char *name, uint64_t seed, long offset, float *out, lo
     /* splitmix64 is counter based: draw k of the stream is mix(state0 + (k+1) gamma) */
     uint64_t state = (fnv1a64(name) ^ seed) + 0x9e3779b97f4a7c15ull * (uint64_t)(2 * offset);
     for (long i = 0; i < n; i++) {
-        double u1 = ((double)(splitmix64(&state) >> 40) + 0.5) * 0x1p-24; /* in (0,1): log is finite */
-        double u2 = (double)(splitmix64(&state) >> 40) * 0x1p-24;
+        double u1 = ((double)(at_splitmix64(&state) >> 40) + 0.5) * 0x1p-24; /* in (0,1): log is finite */
+        double u2 = (double)(at_splitmix64(&state) >> 40) * 0x1p-24;
         out[i] = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
     }
 }
@@ -121,6 +115,17 @@ static int tensor_info(const rand_ctx *c, const char *key, int64_t shape[8], int
     return 0;
 }
 
+/* n values of the stream named key: scale * U(-1, 1) + offset. */
+static float *drawn(const char *key, uint64_t seed, long n, float scale, float offset) {
+    float *p = malloc(sizeof(float) * n);
+    if (!p) {
+        at_fail("random model", "out of memory for '%s'", key);
+        return NULL;
+    }
+    at_prng_fill(key, seed, p, n, scale, offset);
+    return p;
+}
+
 static float *rand_get(void *ctx, const char *key, int64_t shape[8], int *ndim) {
     rand_ctx *c = ctx;
     float scale, offset;
@@ -130,13 +135,7 @@ static float *rand_get(void *ctx, const char *key, int64_t shape[8], int *ndim) 
     }
     long n = 1;
     for (int i = 0; i < *ndim; i++) n *= shape[i];
-    float *p = malloc(sizeof(float) * n);
-    if (!p) {
-        at_fail("random model", "out of memory for '%s'", key);
-        return NULL;
-    }
-    at_prng_fill(key, c->spec->seed, p, n, scale, offset);
-    return p;
+    return drawn(key, c->spec->seed, n, scale, offset);
 }
 
 /* ResNet: the tensors as at_resnet_tensors lists them, drawn on request. */
@@ -185,13 +184,7 @@ static float *res_get(void *ctx, const char *key, int64_t shape[8], int *ndim) {
         case AT_T_FC_WEIGHT: scale = (float)sqrt(6.0 / (double)t->shape[1]); break;
         default: break;
         }
-        float *p = malloc(sizeof(float) * n);
-        if (!p) {
-            at_fail("random model", "out of memory for '%s'", key);
-            return NULL;
-        }
-        at_prng_fill(key, c->spec->seed, p, n, scale, offset);
-        return p;
+        return drawn(key, c->spec->seed, n, scale, offset);
     }
     at_fail("random model", "missing tensor '%s'", key);
     return NULL;

@@ -86,11 +86,18 @@ int at_output_install_signal_cleanup(void) {
 
 /* The temporary names below are those npy.c and image.c use; a test pins them
  * (tests/test_output.c, output_tracked_temp_names_match_the_writers). */
-int at_output_write_npy(const char *path, const float *data, int ndim, const int64_t *shape) {
+/* A slot tracking path's temporary name tmp_fmt (path, pid), or -1. */
+static int track_temp(const char *path, const char *tmp_fmt) {
     char tmp[AT_OUTPUT_PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return at_fail(path, "path too long");
-    int slot = at_output_track(tmp);
+    if ((size_t)snprintf(tmp, sizeof tmp, tmp_fmt, path, (long)getpid()) >= sizeof tmp) {
+        at_fail(path, "path too long");
+        return -1;
+    }
+    return at_output_track(tmp);
+}
+
+int at_output_write_npy(const char *path, const float *data, int ndim, const int64_t *shape) {
+    int slot = track_temp(path, "%s.tmp.%ld");
     if (slot < 0) return AT_ERR;
     int rc = at_npy_write_f32(path, data, ndim, shape);
     at_output_untrack(slot);
@@ -98,10 +105,7 @@ int at_output_write_npy(const char *path, const float *data, int ndim, const int
 }
 
 int at_output_write_png(const char *path, int w, int h, const unsigned char *rgb) {
-    char tmp[AT_OUTPUT_PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= sizeof tmp)
-        return at_fail(path, "path too long");
-    int slot = at_output_track(tmp);
+    int slot = track_temp(path, "%s.tmp%ld");
     if (slot < 0) return AT_ERR;
     int rc = at_image_write_png(path, w, h, rgb);
     at_output_untrack(slot);
