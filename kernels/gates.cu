@@ -11,29 +11,9 @@
 
 #define GATE_THREADS 256
 
-__global__ void gated_relu_forward_kernel(float *y, long NC, int C, long HW, const float *gates, int gate_stride,
-                                          float *keep) {
-    const long total = NC * HW;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        const long nc = i / HW;
-        const float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
-        const float v = y[i];
-        const float a = v > 0.0f ? v : 0.0f;
-        if (keep) keep[i] = a;
-        y[i] = g * a;
-    }
-}
-
-int at_gated_relu_forward_gpu(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
-                              cudaStream_t stream) {
-    const long total = (long)N * C * HW;
-    gated_relu_forward_kernel<<<at_grid_1d(total, GATE_THREADS), GATE_THREADS, 0, stream>>>(y, (long)N * C, C, HW,
-                                                                                           gates, gate_stride, keep);
-    CUDA_LAUNCH_CHECK(stream);
-    return AT_OK;
-}
-
-// A gate where no ReLU follows the conv (before a residual add): y = g*y, keep = y.
+// y = g*relu(y) (RELU) or y = g*y (a gate where no ReLU follows the conv, before a
+// residual add); keep = what was gated.
+template <bool RELU>
 __global__ void gate_forward_kernel(float *y, long NC, int C, long HW, const float *gates, int gate_stride,
                                     float *keep) {
     const long total = NC * HW;
@@ -41,19 +21,31 @@ __global__ void gate_forward_kernel(float *y, long NC, int C, long HW, const flo
         const long nc = i / HW;
         const float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
         const float v = y[i];
-        if (keep) keep[i] = v;
-        y[i] = g * v;
+        const float a = RELU ? (v > 0.0f ? v : 0.0f) : v;
+        if (keep) keep[i] = a;
+        y[i] = g * a;
     }
+}
+
+template <bool RELU>
+static int gate_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
+                        cudaStream_t stream) {
+    const long total = (long)N * C * HW;
+    if (total < 1) return AT_OK;
+    gate_forward_kernel<RELU><<<at_grid_1d(total, GATE_THREADS), GATE_THREADS, 0, stream>>>(
+        y, (long)N * C, C, HW, gates, gate_stride, keep);
+    CUDA_LAUNCH_CHECK(stream);
+    return AT_OK;
+}
+
+int at_gated_relu_forward_gpu(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
+                              cudaStream_t stream) {
+    return gate_forward<true>(y, N, C, HW, gates, gate_stride, keep, stream);
 }
 
 int at_gate_forward_gpu(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
                         cudaStream_t stream) {
-    const long total = (long)N * C * HW;
-    if (total < 1) return AT_OK;
-    gate_forward_kernel<<<at_grid_1d(total, GATE_THREADS), GATE_THREADS, 0, stream>>>(y, (long)N * C, C, HW, gates,
-                                                                                     gate_stride, keep);
-    CUDA_LAUNCH_CHECK(stream);
-    return AT_OK;
+    return gate_forward<false>(y, N, C, HW, gates, gate_stride, keep, stream);
 }
 
 // Fixed-order sum of one value per thread of a GATE_THREADS block; the

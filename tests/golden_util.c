@@ -1,5 +1,6 @@
 #include "golden_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,16 @@ at_json *golden_meta(const char *dir) {
     return j;
 }
 
-int golden_meta_int(const at_json *meta, const char *key, int dflt) {
+double golden_meta_num(const at_json *meta, const char *key, double dflt) {
     const at_json *v = at_json_get(meta, key);
-    return v && v->type == AT_JSON_NUMBER ? (int)v->number : dflt;
+    return v && v->type == AT_JSON_NUMBER ? v->number : dflt;
+}
+
+int golden_meta_int(const at_json *meta, const char *key, int dflt) { return (int)golden_meta_num(meta, key, dflt); }
+
+double golden_meta_item(const at_json *meta, const char *key, int b) {
+    const at_json *v = at_json_get(meta, key);
+    return v && v->type == AT_JSON_ARRAY && (size_t)b < v->n ? v->items[b].number : NAN;
 }
 
 const char *golden_meta_str(const at_json *meta, const char *key, const char *dflt) {

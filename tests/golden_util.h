@@ -11,7 +11,10 @@
 const char *golden_dir(void);
 /* Parses DIR/meta.json (NULL + test failure on error). */
 at_json *golden_meta(const char *dir);
+double golden_meta_num(const at_json *meta, const char *key, double dflt);
 int golden_meta_int(const at_json *meta, const char *key, int dflt);
+/* Element b of the number array key (NaN when there is none). */
+double golden_meta_item(const at_json *meta, const char *key, int b);
 const char *golden_meta_str(const at_json *meta, const char *key, const char *dflt);
 /* Rebuilds the case's random VGG (arch, widths, hidden, classes, h, w, avgpool, seed). */
 at_model *golden_model(const at_json *meta);

@@ -63,3 +63,13 @@ at_backend *test_random_backend(const at_random_spec *spec, const char *name, at
     *m = NULL;
     return NULL;
 }
+
+at_backend *test_cpu_random(const at_random_spec *spec, at_model **m) {
+    const char *skip;
+    return test_random_backend(spec, "cpu", m, &skip);
+}
+
+void test_backend_close(at_backend *be, at_model *m) {
+    at_backend_destroy(be);
+    at_model_free(m);
+}

@@ -27,5 +27,9 @@ at_backend *test_backend_open(const at_model *m, const char *name, size_t mem_li
  * backend cannot run here; NULL (*m freed) and a recorded failure when the
  * model or backend cannot be made. */
 at_backend *test_random_backend(const at_random_spec *spec, const char *name, at_model **m, const char **skip);
+/* The same on the CPU, which always runs. */
+at_backend *test_cpu_random(const at_random_spec *spec, at_model **m);
+/* Destroys be, then frees m. */
+void test_backend_close(at_backend *be, at_model *m);
 
 #endif

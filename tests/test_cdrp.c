@@ -21,11 +21,6 @@
 #define ALPHA_ATOL 1e-5
 #define MAP_ATOL 1e-4
 
-static double item(const at_json *meta, const char *key, int b) {
-    const at_json *v = at_json_get(meta, key);
-    return v && v->type == AT_JSON_ARRAY && (size_t)b < v->n ? v->items[b].number : NAN;
-}
-
 static int options_from(const at_json *meta, at_cdrp_options *o) {
     const at_json *opt = at_json_get(meta, "options");
     if (at_cdrp_preset(golden_meta_str(meta, "preset", "zhu2024"), 0, o)) return AT_ERR;
@@ -51,7 +46,7 @@ static void check_path_maps(const char *dir, const char *name, at_backend *be, c
     float *maps = malloc(sizeof(float) * hw * n);
     int *cls = malloc(sizeof(int) * n);
     at_explain_result *r = calloc(n, sizeof *r);
-    for (int b = 0; b < n; b++) cls[b] = (int)item(meta, "cls", b), r[b].map = maps + hw * b;
+    for (int b = 0; b < n; b++) cls[b] = (int)golden_meta_item(meta, "cls", b), r[b].map = maps + hw * b;
     const at_json *rates = at_json_get(meta, "rates");
     static const char *const variant[] = {"", "_global", "_values"}, *const vname[] = {"layer", "global", "values"};
     const at_json *variants = at_json_get(meta, "prune_variants");
@@ -107,16 +102,16 @@ static void run_cdrp_case(const char *dir, const char *name) {
         test_fail_at(__FILE__, __LINE__, "%s: %s", name, at_last_error());
     } else {
         for (int b = 0; b < n; b++) {
-            CHECKF(r[b].cls == (int)item(c.meta, "cls", b), "%s[%d]: class %d", name, b, r[b].cls);
-            CHECKF(r[b].kept_iteration == (int)item(c.meta, "kept_iteration", b), "%s[%d]: kept step %d, golden %g",
-                   name, b, r[b].kept_iteration, item(c.meta, "kept_iteration", b));
-            CHECKF(r[b].path_cls == (int)item(c.meta, "path_class", b), "%s[%d]: path class", name, b);
-            CHECKF(r[b].forwards == (long)item(c.meta, "forwards", b), "%s[%d]: %ld forwards, golden %g", name, b,
-                   r[b].forwards, item(c.meta, "forwards", b));
-            CHECK_NEAR(r[b].orig_prob, item(c.meta, "orig_prob", b), PROB_ATOL);
-            CHECK_NEAR(r[b].path_prob, item(c.meta, "path_prob", b), PROB_ATOL);
-            CHECK_NEAR(r[b].initial_loss, item(c.meta, "initial_loss", b), LOSS_ATOL * (1 + fabs(r[b].initial_loss)));
-            CHECK_NEAR(r[b].final_loss, item(c.meta, "final_loss", b), LOSS_ATOL * (1 + fabs(r[b].final_loss)));
+            CHECKF(r[b].cls == (int)golden_meta_item(c.meta, "cls", b), "%s[%d]: class %d", name, b, r[b].cls);
+            CHECKF(r[b].kept_iteration == (int)golden_meta_item(c.meta, "kept_iteration", b), "%s[%d]: kept step %d, golden %g",
+                   name, b, r[b].kept_iteration, golden_meta_item(c.meta, "kept_iteration", b));
+            CHECKF(r[b].path_cls == (int)golden_meta_item(c.meta, "path_class", b), "%s[%d]: path class", name, b);
+            CHECKF(r[b].forwards == (long)golden_meta_item(c.meta, "forwards", b), "%s[%d]: %ld forwards, golden %g", name, b,
+                   r[b].forwards, golden_meta_item(c.meta, "forwards", b));
+            CHECK_NEAR(r[b].orig_prob, golden_meta_item(c.meta, "orig_prob", b), PROB_ATOL);
+            CHECK_NEAR(r[b].path_prob, golden_meta_item(c.meta, "path_prob", b), PROB_ATOL);
+            CHECK_NEAR(r[b].initial_loss, golden_meta_item(c.meta, "initial_loss", b), LOSS_ATOL * (1 + fabs(r[b].initial_loss)));
+            CHECK_NEAR(r[b].final_loss, golden_meta_item(c.meta, "final_loss", b), LOSS_ATOL * (1 + fabs(r[b].final_loss)));
         }
         char what[128];
         snprintf(what, sizeof what, "%s gates", name);

@@ -41,6 +41,16 @@ static int explain(const fixture *f, const char *args) {
     return run_cmd(cmd, out, sizeof out);
 }
 
+/* eval's JSON summary of AD/IC over the output folder (NULL when eval or the parse failed). */
+static at_json *eval_ad_ic(const fixture *f) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
+             test_root(), f->model, f->outdir);
+    at_json *j = NULL;
+    if (run_cmd(cmd, out, sizeof out) != 0 || at_json_parse(out, strlen(out), &j) != AT_OK) return NULL;
+    return j;
+}
+
 /* Saliency maps of the first two images (explain's exit status); path: the results file. */
 static int explain_two(const fixture *f, char *path, size_t cap) {
     char args[4096];
@@ -265,12 +275,8 @@ TEST(explain_runs_differing_in_layer_class_or_variant_write_their_own_files) {
         CHECK(line_member(&f, r, "map", map, sizeof map) && !strcmp(map, path)); /* the line names its own file */
     }
     /* eval scores each setting as its own row of one image, not one row of n = 5 */
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
-             test_root(), f.model, f.outdir);
-    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
-    at_json *j = NULL;
-    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    at_json *j = eval_ad_ic(&f);
+    REQUIRE(j);
     const at_json *rows = at_json_get(j, "rows");
     CHECK(rows && rows->n == 5);
     for (size_t i = 0; rows && i < rows->n; i++) CHECK(at_json_get(&rows->items[i], "images")->number == 1);
@@ -302,12 +308,8 @@ TEST(eval_counts_a_duplicated_results_line_once_and_says_so) {
     fp = fopen(path, "a"); /* an older engine's second run appended it again */
     fputs(line, fp);
     fclose(fp);
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s/attrib eval --backend cpu --quiet --json --model %s --maps %s --metric ad-ic",
-             test_root(), f.model, f.outdir);
-    REQUIRE(run_cmd(cmd, out, sizeof out) == 0);
-    at_json *j = NULL;
-    REQUIRE(at_json_parse(out, strlen(out), &j) == AT_OK);
+    at_json *j = eval_ad_ic(&f);
+    REQUIRE(j);
     CHECK(at_json_get(j, "merged_lines")->number == 1);
     CHECK(at_json_get(&at_json_get(j, "rows")->items[0], "images")->number == 2);
     at_json_free(j);

@@ -7,6 +7,7 @@
 #include "exec/backend.h"
 #include "core/error.h"
 #include "model/random_model.h"
+#include "tensor_util.h"
 #include "test.h"
 
 /* With the activation pattern fixed the logits are linear in each gate and
@@ -29,10 +30,9 @@ static double loss_of(at_backend *be, const float *x, const float *gates, const 
 TEST(gate_and_input_gradients_match_finite_differences) {
     at_random_spec spec = {.arch = "vgg11", .widths = {3, 4, 4, 4, 4, 4, 4, 4}, .hidden = {8, 8},
                            .n_classes = 4, .in_h = 32, .in_w = 32, .avgpool = 2, .seed = 99};
-    at_model *m = NULL;
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = "cpu"};
-    REQUIRE(at_random_model(&spec, &m) == AT_OK && at_backend_create(m, &opt, &be) == AT_OK);
+    at_model *m;
+    at_backend *be = test_cpu_random(&spec, &m);
+    REQUIRE(be);
     long in_n = 3 * 32 * 32;
     float *x = malloc(sizeof(float) * in_n), *gates = malloc(sizeof(float) * m->n_gates);
     float *gx = malloc(sizeof(float) * in_n), *gg = malloc(sizeof(float) * m->n_gates), dl[4], logits[4];
@@ -70,17 +70,15 @@ TEST(gate_and_input_gradients_match_finite_differences) {
         }
     }
     free(x), free(gates), free(gx), free(gg);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 TEST(gate_gradients_are_per_item_even_with_a_shared_gate_row) {
     at_random_spec spec = {.arch = "vgg11", .widths = {3, 4, 4, 4, 4, 4, 4, 4}, .hidden = {8, 8},
                            .n_classes = 4, .in_h = 32, .in_w = 32, .avgpool = 1, .seed = 3};
-    at_model *m = NULL;
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = "cpu"};
-    REQUIRE(at_random_model(&spec, &m) == AT_OK && at_backend_create(m, &opt, &be) == AT_OK);
+    at_model *m;
+    at_backend *be = test_cpu_random(&spec, &m);
+    REQUIRE(be);
     long in_n = 3 * 32 * 32;
     float *x = malloc(sizeof(float) * in_n * 2), *gates = malloc(sizeof(float) * m->n_gates * 2);
     float *g_shared = malloc(sizeof(float) * m->n_gates * 2), *g_rows = malloc(sizeof(float) * m->n_gates * 2);
@@ -98,17 +96,15 @@ TEST(gate_gradients_are_per_item_even_with_a_shared_gate_row) {
     REQUIRE(at_forward(be, &fa) == AT_OK && at_backward(be, &ba) == AT_OK);
     CHECK(memcmp(g_shared, g_rows, sizeof(float) * m->n_gates * 2) == 0);
     free(x), free(gates), free(g_shared), free(g_rows);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 TEST(forward_is_bit_identical_run_to_run_and_across_batch_sizes) {
     at_random_spec spec = {.arch = "vgg11", .widths = {8, 8, 8, 8, 8, 8, 8, 8}, .hidden = {8, 8},
                            .n_classes = 4, .in_h = 64, .in_w = 64, .avgpool = 2, .seed = 11};
-    at_model *m = NULL;
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = "cpu"};
-    REQUIRE(at_random_model(&spec, &m) == AT_OK && at_backend_create(m, &opt, &be) == AT_OK);
+    at_model *m;
+    at_backend *be = test_cpu_random(&spec, &m);
+    REQUIRE(be);
     long in_n = 3 * 64 * 64;
     float *x = malloc(sizeof(float) * in_n * 5), a[20], b[20], c[4];
     at_prng_fill("input", 2, x, in_n * 5, 2.0f, 0.0f);
@@ -121,6 +117,5 @@ TEST(forward_is_bit_identical_run_to_run_and_across_batch_sizes) {
     REQUIRE(at_forward(be, &one) == AT_OK);
     CHECK(memcmp(c, a + 12, sizeof c) == 0);
     free(x);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }

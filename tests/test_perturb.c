@@ -25,29 +25,24 @@
 /* CUDA against the CPU: FP32 sums in another order (~1e-6 of scale per layer). */
 #define BACKEND_ATOL 1e-4
 
-static double meta_num(const at_json *meta, const char *key, double dflt) {
-    const at_json *v = at_json_get(meta, key);
-    return v && v->type == AT_JSON_NUMBER ? v->number : dflt;
-}
-
 static void options_from_meta(const at_json *meta, at_perturb_options *po) {
     at_perturb_defaults(po);
-    po->rise_n = (int)meta_num(meta, "rise_n", po->rise_n);
-    po->rise_cells = (int)meta_num(meta, "rise_s", po->rise_cells);
-    po->rise_p = (float)meta_num(meta, "rise_p", po->rise_p);
-    po->rise_seed = (uint64_t)meta_num(meta, "rise_seed", 0);
-    po->occ_window = (int)meta_num(meta, "window", 0);
-    po->occ_stride = (int)meta_num(meta, "stride", 0);
+    po->rise_n = (int)golden_meta_num(meta, "rise_n", po->rise_n);
+    po->rise_cells = (int)golden_meta_num(meta, "rise_s", po->rise_cells);
+    po->rise_p = (float)golden_meta_num(meta, "rise_p", po->rise_p);
+    po->rise_seed = (uint64_t)golden_meta_num(meta, "rise_seed", 0);
+    po->occ_window = (int)golden_meta_num(meta, "window", 0);
+    po->occ_stride = (int)golden_meta_num(meta, "stride", 0);
     po->occ_baseline = !strcmp(golden_meta_str(meta, "baseline", "mean"), "black") ? AT_OCCLUSION_BLACK
                                                                                  : AT_OCCLUSION_MEAN;
     po->score_logit = !strcmp(golden_meta_str(meta, "score", "prob"), "logit");
-    po->mp_iterations = (int)meta_num(meta, "iterations", po->mp_iterations);
-    po->mp_lr = (float)meta_num(meta, "lr", po->mp_lr);
-    po->mp_l1 = (float)meta_num(meta, "l1", po->mp_l1);
-    po->mp_tv = (float)meta_num(meta, "tv", po->mp_tv);
-    po->mp_beta = (float)meta_num(meta, "beta", po->mp_beta);
-    po->mp_mask = (int)meta_num(meta, "mask", po->mp_mask);
-    po->mp_sigma = (float)meta_num(meta, "sigma", 0);
+    po->mp_iterations = (int)golden_meta_num(meta, "iterations", po->mp_iterations);
+    po->mp_lr = (float)golden_meta_num(meta, "lr", po->mp_lr);
+    po->mp_l1 = (float)golden_meta_num(meta, "l1", po->mp_l1);
+    po->mp_tv = (float)golden_meta_num(meta, "tv", po->mp_tv);
+    po->mp_beta = (float)golden_meta_num(meta, "beta", po->mp_beta);
+    po->mp_mask = (int)golden_meta_num(meta, "mask", po->mp_mask);
+    po->mp_sigma = (float)golden_meta_num(meta, "sigma", 0);
 }
 
 static void run_perturb_case(const char *dir, const char *name) {

@@ -80,24 +80,41 @@ static const at_random_spec SPEC = {.arch = "vgg11", .widths = {6, 8, 10, 8, 12,
                                     .n_classes = 7, .in_h = 32, .in_w = 32, .avgpool = 2, .seed = 43};
 
 /* SPEC's small VGG with every bias zero (no bias takes a share of a sum), on the CPU. */
-static int open_zero_bias(at_model **m, at_backend **be) {
+/* Two items' input x on SPEC with every bias zeroed (CPU), and their map and raw buffers. */
+typedef struct {
+    at_model *m;
+    at_backend *be;
+    long hw;
+    float *x, *maps, *raw;
+} zero_bias;
+
+static int zero_bias_open(zero_bias *z, uint64_t seed) {
+    memset(z, 0, sizeof *z);
     at_backend_options bo = {.name = "cpu"};
-    if (at_random_model(&SPEC, m)) return AT_ERR;
-    for (int i = 0; i < (*m)->n_layers; i++)
-        if ((*m)->layers[i].bias) memset((*m)->layers[i].bias, 0, sizeof(float) * (*m)->layers[i].out_c);
-    return at_backend_create(*m, &bo, be);
+    if (at_random_model(&SPEC, &z->m)) return 0;
+    for (int i = 0; i < z->m->n_layers; i++)
+        if (z->m->layers[i].bias) memset(z->m->layers[i].bias, 0, sizeof(float) * z->m->layers[i].out_c);
+    z->hw = (long)z->m->in_h * z->m->in_w;
+    z->x = test_random("x", seed, 3 * z->hw * 2, 2, 0);
+    z->maps = malloc(sizeof(float) * z->hw * 2), z->raw = malloc(sizeof(float) * z->hw * 2);
+    return at_backend_create(z->m, &bo, &z->be) == AT_OK && z->x && z->maps && z->raw;
+}
+
+static void zero_bias_close(zero_bias *z) {
+    free(z->x), free(z->maps), free(z->raw);
+    at_backend_destroy(z->be);
+    at_model_free(z->m);
 }
 
 /* Every LRP rule conserves the logit when no bias takes a share: the input
  * relevance sums to y_c. */
 TEST(relevance_lrp_conserves_the_logit_on_a_zero_bias_net) {
-    at_model *m = NULL;
-    at_backend *be = NULL;
-    REQUIRE(open_zero_bias(&m, &be) == AT_OK);
+    zero_bias z;
+    REQUIRE(zero_bias_open(&z, 31));
+    at_backend *be = z.be;
     const int n = 2;
-    const long hw = (long)m->in_h * m->in_w;
-    float *x = test_random("x", 31, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);
-    float *raw = malloc(sizeof(float) * hw * n);
+    const long hw = z.hw;
+    float *x = z.x, *maps = z.maps, *raw = z.raw;
     for (int rule = 0; rule < AT_LRP_RULE_COUNT; rule++) {
         at_explain_options o = {.method = AT_METHOD_LRP, .lrp_rule = (at_lrp_rule)rule};
         at_explain_result r[2] = {{.map = maps}, {.map = maps + hw}};
@@ -109,9 +126,7 @@ TEST(relevance_lrp_conserves_the_logit_on_a_zero_bias_net) {
                    at_lrp_rule_name((at_lrp_rule)rule), b, s, r[b].logit);
         }
     }
-    free(x), free(maps), free(raw);
-    at_backend_destroy(be);
-    at_model_free(m);
+    zero_bias_close(&z);
 }
 
 /* Seed 004's 2x2 example: one 2x2 conv unit over a 2x2 input; its map is
@@ -169,12 +184,11 @@ TEST(relevance_fafrp_reproduces_the_seeds_2x2_example) {
 
 /* Every method and LRP rule on CUDA agrees with the CPU. */
 static void relevance_on(const char *backend) {
-    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
-    at_model *m = NULL;
-    at_backend *be = NULL, *cpu = NULL;
-    at_backend_options bo = {.name = backend}, co = {.name = "cpu"};
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    REQUIRE(at_backend_create(m, &bo, &be) == AT_OK && at_backend_create(m, &co, &cpu) == AT_OK);
+    at_model *m;
+    const char *skip;
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip), *cpu = NULL;
+    if (skip) SKIP(skip);
+    REQUIRE(be && (cpu = test_backend_open(m, "cpu", 0)));
     const int n = 2;
     const long hw = (long)m->in_h * m->in_w;
     float *x = test_random("x", 32, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);
@@ -331,13 +345,13 @@ TEST(cuda_relevance_residual_add_rule_conserves_the_signal) { residual_rules_con
  * (zero biases) sum to the unit's value, for a single unit and a channel's
  * sum; EB's signal from a single unit sums to 1. */
 TEST(relevance_methods_explain_a_unit) {
-    at_model *m = NULL;
-    at_backend *be = NULL;
-    REQUIRE(open_zero_bias(&m, &be) == AT_OK);
+    zero_bias z;
+    REQUIRE(zero_bias_open(&z, 34));
     const int n = 2;
-    const long hw = (long)m->in_h * m->in_w;
-    float *x = test_random("x", 34, 3 * hw * n, 2, 0), *maps = malloc(sizeof(float) * hw * n);
-    float *raw = malloc(sizeof(float) * hw * n);
+    const long hw = z.hw;
+    float *x = z.x, *maps = z.maps, *raw = z.raw;
+    at_model *m = z.m;
+    at_backend *be = z.be;
     at_unit units[2];
     REQUIRE(at_unit_parse(m, "features.7,3,2,5", &units[0]) == AT_OK && at_unit_parse(m, "features.7,1", &units[1]) == AT_OK);
     const at_method methods[3] = {AT_METHOD_FAFRP, AT_METHOD_LRP, AT_METHOD_EB};
@@ -361,7 +375,5 @@ TEST(relevance_methods_explain_a_unit) {
     at_explain_options bad = {.method = AT_METHOD_CEB, .eb_layer = "features.2", .unit = &units[0]};
     at_explain_result r[2] = {{.map = maps}, {.map = maps + hw}};
     CHECK(at_relevance_run(be, &bad, x, n, r, raw) == AT_ERR && strstr(at_last_error(), "unit"));
-    free(x), free(maps), free(raw);
-    at_backend_destroy(be);
-    at_model_free(m);
+    zero_bias_close(&z);
 }

@@ -218,8 +218,7 @@ TEST(resnet_gates_before_the_add_and_gradients_through_both_branches_match_the_b
     for (long i = 0; i < n_in; i++) bad += dxin[i] != (y[i] > 0 ? dy[i] : 0.0f);
     CHECKF(!bad, "%d shortcut gradients differ from dy*[y>0]", bad);
     free(x), free(gates), free(xin), free(zb), free(y), free(rb), free(z), free(g2), free(dy), free(dgates), free(dxin);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* A capture of the conv before a gated BN runs the two apart (the gate as
@@ -228,11 +227,9 @@ TEST(resnet_gates_before_the_add_and_gradients_through_both_branches_match_the_b
 TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
     at_random_spec spec = {.arch = "resnet50", .widths = {6, 3, 4, 4, 5}, .n_classes = 4, .in_h = 40, .in_w = 36,
                            .seed = 12};
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&spec, &m) == AT_OK);
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = "cpu"};
-    REQUIRE(at_backend_create(m, &opt, &be) == AT_OK);
+    at_model *m;
+    at_backend *be = test_cpu_random(&spec, &m);
+    REQUIRE(be);
     const int n = 2, conv = at_model_find_layer(m, "layer2.0.conv3"), bn = conv + 1;
     REQUIRE(conv >= 0 && m->layers[bn].gate_offset >= 0);
     const long cn = at_layer_out_size(&m->layers[conv]) * n;
@@ -252,8 +249,7 @@ TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
     for (long i = 0; i < cn; i++) bad += capb[i] != g[(i / (C * hw)) * m->n_gates + off + (i / hw) % C] * cap[i];
     CHECKF(!bad, "%d gated BN outputs are not gate * conv output", bad);
     free(x), free(g), free(cap), free(capb);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 TEST(info_layers_prints_a_resnets_nodes_adds_gate_offsets_and_the_cam_layer) {

@@ -47,12 +47,11 @@ static int eb_sums(at_backend *be, const at_model *m, const float *x, int n, int
 }
 
 static void eb_through_the_seam_conserves_its_signal(const char *backend) {
-    if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
-    at_model *m = NULL;
-    at_backend *be = NULL, *cpu = NULL;
-    at_backend_options opt = {.name = backend}, copt = {.name = "cpu"};
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    REQUIRE(at_backend_create(m, &opt, &be) == AT_OK);
+    at_model *m;
+    const char *skip;
+    at_backend *be = test_random_backend(&SPEC, backend, &m, &skip), *cpu = NULL;
+    if (skip) SKIP(skip);
+    REQUIRE(be);
     const int n = 2;
     const long in = (long)m->in_c * m->in_h * m->in_w;
     float *x = test_random("x", 11, in * n, 2, 0);
@@ -72,7 +71,7 @@ static void eb_through_the_seam_conserves_its_signal(const char *backend) {
         if (strcmp(backend, "cpu")) { /* and agrees with the CPU's */
             float *ref = malloc(sizeof(float) * per * n);
             int c2 = 0;
-            if (!cpu) REQUIRE(at_backend_create(m, &copt, &cpu) == AT_OK);
+            if (!cpu) REQUIRE((cpu = test_backend_open(m, "cpu", 0)));
             REQUIRE(eb_sums(cpu, m, x, n, L, ref, &c2) == AT_OK);
             double scale = 0;
             for (long i = 0; i < per * n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;

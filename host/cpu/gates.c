@@ -4,19 +4,26 @@
 
 #include "cpu/ops.h"
 
-void at_gated_relu_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride,
-                           float *keep) {
+/* y = g*relu(y), or y = g*y where no ReLU follows the conv (before a residual
+ * add), in place; keep = what was gated when not NULL. */
+static inline void gate_in_place(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
+                                 int relu) {
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         float *p = y + nc * HW;
         float *k = keep ? keep + nc * HW : NULL;
         float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
         for (long i = 0; i < HW; i++) {
-            float a = p[i] > 0 ? p[i] : 0.0f;
+            float a = relu ? (p[i] > 0 ? p[i] : 0.0f) : p[i];
             if (k) k[i] = a;
             p[i] = g * a;
         }
     }
+}
+
+void at_gated_relu_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride,
+                           float *keep) {
+    gate_in_place(y, N, C, HW, gates, gate_stride, keep, 1);
 }
 
 void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long HW,
@@ -63,19 +70,8 @@ void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int
     }
 }
 
-/* A gate with no ReLU after it (a conv before a residual add): y = g*y in
- * place, keep = y before gating when not NULL. */
 void at_gate_forward(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep) {
-#pragma omp parallel for schedule(static)
-    for (long nc = 0; nc < (long)N * C; nc++) {
-        float *p = y + nc * HW;
-        float *k = keep ? keep + nc * HW : NULL;
-        float g = gates ? gates[(nc / C) * gate_stride + nc % C] : 1.0f;
-        for (long i = 0; i < HW; i++) {
-            if (k) k[i] = p[i];
-            p[i] = g * p[i];
-        }
-    }
+    gate_in_place(y, N, C, HW, gates, gate_stride, keep, 0);
 }
 
 /* dz = g*dy (may alias dy); dgate = sum dy*z, z the ungated output. */

@@ -238,6 +238,18 @@ bool event_valid(cudaEvent_t e) {
     std::lock_guard<std::mutex> lock(handle_mu);
     return events.count(e) != 0;
 }
+// A new handle registered in its set, and one deleted when the set holds it.
+template <class T> cudaError_t add_handle(std::set<const void *> &set, T *h, T **out) {
+    std::lock_guard<std::mutex> lock(handle_mu);
+    set.insert(*out = h);
+    return cudaSuccess;
+}
+template <class T> cudaError_t remove_handle(std::set<const void *> &set, T *h, const char *what) {
+    std::lock_guard<std::mutex> lock(handle_mu);
+    if (!h || !set.erase(h)) return set_error(cudaErrorInvalidResourceHandle, what);
+    delete h;
+    return cudaSuccess;
+}
 } // namespace
 
 bool stream_valid(cudaStream_t s) {
@@ -331,17 +343,10 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
 cudaError_t cudaStreamCreate(cudaStream_t *stream) { return cudaStreamCreateWithFlags(stream, 0); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned flags) {
     if (!device().present) return set_error(cudaErrorNoDevice, "cudaStreamCreate");
-    *stream = new cuemu_stream{flags};
-    std::lock_guard<std::mutex> lock(handle_mu);
-    streams.insert(*stream);
-    return cudaSuccess;
+    return add_handle(streams, new cuemu_stream{flags}, stream);
 }
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-    std::lock_guard<std::mutex> lock(handle_mu);
-    if (!stream || !streams.erase(stream))
-        return set_error(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream");
-    delete stream;
-    return cudaSuccess;
+    return remove_handle(streams, stream, "cudaStreamDestroy: unknown stream");
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (!stream_valid(stream)) return set_error(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize: unknown stream");
@@ -349,17 +354,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
 }
 cudaError_t cudaEventCreate(cudaEvent_t *event) { return cudaEventCreateWithFlags(event, 0); }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned) {
-    *event = new cuemu_event{now()};
-    std::lock_guard<std::mutex> lock(handle_mu);
-    events.insert(*event);
-    return cudaSuccess;
+    return add_handle(events, new cuemu_event{now()}, event);
 }
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
-    std::lock_guard<std::mutex> lock(handle_mu);
-    if (!event || !events.erase(event))
-        return set_error(cudaErrorInvalidResourceHandle, "cudaEventDestroy: unknown event");
-    delete event;
-    return cudaSuccess;
+    return remove_handle(events, event, "cudaEventDestroy: unknown event");
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (!event_valid(event) || !stream_valid(stream))
