@@ -29,6 +29,11 @@ at_backend *test_backend_open(const at_model *m, const char *name, size_t mem_li
 at_backend *test_random_backend(const at_random_spec *spec, const char *name, at_model **m, const char **skip);
 /* The same on the CPU, which always runs. */
 at_backend *test_cpu_random(const at_random_spec *spec, at_model **m);
+/* In a test: spec's random model m on the CPU backend be, or the test stops. */
+#define WITH_CPU_RANDOM(spec, m, be)                \
+    at_model *m;                                    \
+    at_backend *be = test_cpu_random((spec), &m);   \
+    REQUIRE(be)
 /* Destroys be, then frees m. */
 void test_backend_close(at_backend *be, at_model *m);
 

@@ -92,16 +92,12 @@ TEST(gradient_methods_explain_a_batch_as_each_image_alone) {
         CHECKF(r[1].cls == 5, "%s: class option 5 gave %d", CASES[k].name, r[1].cls);
     }
     free(x), free(maps), free(one);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* The cost each method reports per map (docs/methods.md). */
 TEST(gradient_methods_count_their_forwards_and_backwards) {
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = test_backend_open(m, "cpu", 0);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC, m, be);
     const long in = (long)m->in_c * m->in_h * m->in_w;
     float *x = test_random("input", 4, in, 2, 0), *map = malloc(sizeof(float) * m->in_h * m->in_w);
     at_explain_result r;
@@ -112,18 +108,14 @@ TEST(gradient_methods_count_their_forwards_and_backwards) {
                CASES[k].name, r.forwards, r.backwards, want[k][0], want[k][1]);
     }
     free(x), free(map);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* Completeness (Sundararajan et al.): sum of the attribution -> f(x) - f(x')
  * as the rule refines; 50 Gauss-Legendre nodes are far from it on a ReLU net
  * (docs/methods.md#integrated-gradients), 400 midpoints close. */
 TEST(integrated_gradients_converge_to_completeness) {
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = test_backend_open(m, "cpu", 0);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC, m, be);
     const long in = (long)m->in_c * m->in_h * m->in_w;
     float *x = test_random("input", 5, in, 2, 0), *map = malloc(sizeof(float) * m->in_h * m->in_w);
     at_explain_result r = {.map = map};
@@ -132,8 +124,7 @@ TEST(integrated_gradients_converge_to_completeness) {
     const double delta = r.value - r.baseline_value, gap = fabs(r.attribution_sum - delta);
     CHECKF(fabs(delta) > 0.05 && gap < 0.02 * fabs(delta), "sum %g vs f(x) - f(x') %g", r.attribution_sum, delta);
     free(x), free(map);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* Against closed forms: 3-node Gauss-Legendre on [0,1] is 1/2 -+ sqrt(15)/10
@@ -213,10 +204,7 @@ TEST(unit_specs_are_parsed_and_bad_ones_named) {
 /* A unit at the logits is the class: the same map, bit for bit; and methods
  * that explain a class refuse a unit. */
 TEST(unit_at_the_logit_layer_is_the_class_logit) {
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = test_backend_open(m, "cpu", 0);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC, m, be);
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = test_random("input", 6, in, 2, 0), *a = malloc(sizeof(float) * hw), *b = malloc(sizeof(float) * hw);
     const int cls = 4;
@@ -233,8 +221,7 @@ TEST(unit_at_the_logit_layer_is_the_class_logit) {
     at_explain_options sm = {.method = AT_METHOD_SCORECAM, .layer = m->gate_layer[m->n_convs - 1], .smooth = 2};
     CHECK(at_explain(be, &sm, x, 1, &ra) == AT_ERR && strstr(at_last_error(), "noise samples"));
     free(x), free(a), free(b);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* Every case on CUDA against the CPU (written once against the executor:

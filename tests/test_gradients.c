@@ -27,12 +27,26 @@ static double loss_of(at_backend *be, const float *x, const float *gates, const 
     return s;
 }
 
+/* The tests' tiny VGG11s: finite differences, a shared gate row, batch sizes. */
+#define TINY_VGG11(w0, w, hw, pool, s)                                                                    \
+    {.arch = "vgg11", .widths = {w0, w, w, w, w, w, w, w}, .hidden = {8, 8}, .n_classes = 4, .in_h = hw, \
+     .in_w = hw, .avgpool = pool, .seed = s}
+static const at_random_spec SPEC_FD = TINY_VGG11(3, 4, 32, 2, 99), SPEC_SHARED = TINY_VGG11(3, 4, 32, 1, 3),
+                            SPEC_BATCH = TINY_VGG11(8, 8, 64, 2, 11);
+
+/* (loss(v + h) - loss(v - h)) / 2h for one value v of x or the gates. */
+static double central_difference(at_backend *be, float *x, float *gates, const float *dl, float *v) {
+    const float keep = *v;
+    *v = keep + FD_STEP;
+    const double up = loss_of(be, x, gates, dl);
+    *v = keep - FD_STEP;
+    const double down = loss_of(be, x, gates, dl);
+    *v = keep;
+    return (up - down) / (2 * FD_STEP);
+}
+
 TEST(gate_and_input_gradients_match_finite_differences) {
-    at_random_spec spec = {.arch = "vgg11", .widths = {3, 4, 4, 4, 4, 4, 4, 4}, .hidden = {8, 8},
-                           .n_classes = 4, .in_h = 32, .in_w = 32, .avgpool = 2, .seed = 99};
-    at_model *m;
-    at_backend *be = test_cpu_random(&spec, &m);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC_FD, m, be);
     long in_n = 3 * 32 * 32;
     float *x = malloc(sizeof(float) * in_n), *gates = malloc(sizeof(float) * m->n_gates);
     float *gx = malloc(sizeof(float) * in_n), *gg = malloc(sizeof(float) * m->n_gates), dl[4], logits[4];
@@ -46,25 +60,13 @@ TEST(gate_and_input_gradients_match_finite_differences) {
     REQUIRE(at_backward(be, &ba) == AT_OK);
     int bad = 0;
     for (int i = 0; i < m->n_gates; i++) {
-        float keep = gates[i];
-        gates[i] = keep + FD_STEP;
-        double up = loss_of(be, x, gates, dl);
-        gates[i] = keep - FD_STEP;
-        double down = loss_of(be, x, gates, dl);
-        gates[i] = keep;
-        double fd = (up - down) / (2 * FD_STEP);
+        double fd = central_difference(be, x, gates, dl, &gates[i]);
         if (fabs(fd - gg[i]) > FD_TOL * (1 + fabs(fd))) {
             if (bad++ < 3) test_fail_at(__FILE__, __LINE__, "gate %d: backward %.6g, finite difference %.6g", i, gg[i], fd);
         }
     }
     for (long i = 0; i < in_n; i += 37) {
-        float keep = x[i];
-        x[i] = keep + FD_STEP;
-        double up = loss_of(be, x, gates, dl);
-        x[i] = keep - FD_STEP;
-        double down = loss_of(be, x, gates, dl);
-        x[i] = keep;
-        double fd = (up - down) / (2 * FD_STEP);
+        double fd = central_difference(be, x, gates, dl, &x[i]);
         if (fabs(fd - gx[i]) > FD_TOL * (1 + fabs(fd))) {
             if (bad++ < 6) test_fail_at(__FILE__, __LINE__, "input %ld: backward %.6g, finite difference %.6g", i, gx[i], fd);
         }
@@ -74,11 +76,7 @@ TEST(gate_and_input_gradients_match_finite_differences) {
 }
 
 TEST(gate_gradients_are_per_item_even_with_a_shared_gate_row) {
-    at_random_spec spec = {.arch = "vgg11", .widths = {3, 4, 4, 4, 4, 4, 4, 4}, .hidden = {8, 8},
-                           .n_classes = 4, .in_h = 32, .in_w = 32, .avgpool = 1, .seed = 3};
-    at_model *m;
-    at_backend *be = test_cpu_random(&spec, &m);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC_SHARED, m, be);
     long in_n = 3 * 32 * 32;
     float *x = malloc(sizeof(float) * in_n * 2), *gates = malloc(sizeof(float) * m->n_gates * 2);
     float *g_shared = malloc(sizeof(float) * m->n_gates * 2), *g_rows = malloc(sizeof(float) * m->n_gates * 2);
@@ -100,11 +98,7 @@ TEST(gate_gradients_are_per_item_even_with_a_shared_gate_row) {
 }
 
 TEST(forward_is_bit_identical_run_to_run_and_across_batch_sizes) {
-    at_random_spec spec = {.arch = "vgg11", .widths = {8, 8, 8, 8, 8, 8, 8, 8}, .hidden = {8, 8},
-                           .n_classes = 4, .in_h = 64, .in_w = 64, .avgpool = 2, .seed = 11};
-    at_model *m;
-    at_backend *be = test_cpu_random(&spec, &m);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC_BATCH, m, be);
     long in_n = 3 * 64 * 64;
     float *x = malloc(sizeof(float) * in_n * 5), a[20], b[20], c[4];
     at_prng_fill("input", 2, x, in_n * 5, 2.0f, 0.0f);

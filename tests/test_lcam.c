@@ -100,8 +100,7 @@ static void lcam_matches_pytorch(const char *stem, const char *backend, int n) {
 done:
     free(x), free(acts), free(scores), free(maps), free(ref), free(r);
     at_lcam_free(lc);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
     at_json_free(meta);
 }
 
@@ -152,8 +151,7 @@ static void extra_conv_is_a_direct_sum(const char *backend) {
     }
     float one = 1, z[4] = {0};
     CHECK(at_extra_conv(be, &one, &one, 1, 1, 3, 0, z, 1, 2, 2, z) == AT_ERR && strstr(at_last_error(), "conv"));
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 TEST(lcam_extra_conv_is_a_direct_sum) { extra_conv_is_a_direct_sum("cpu"); }
 TEST(cuda_lcam_extra_conv_is_a_direct_sum) { extra_conv_is_a_direct_sum("cuda"); }
@@ -174,10 +172,7 @@ static at_lcam *random_module(const at_model *m) {
 /* The map is min-max(Up(min-max(c))) of the class's score map c = W A + b,
  * computed here from the captured layer; batches of 3 give the single maps. */
 TEST(lcam_map_is_the_classes_score_map_normalised_and_upsampled) {
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = test_backend_open(m, "cpu", 0);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC, m, be);
     at_lcam *lc = random_module(m);
     const at_layer *L = &m->layers[lc->layer];
     const int n = 3, K = L->out_c;
@@ -216,8 +211,7 @@ TEST(lcam_map_is_the_classes_score_map_normalised_and_upsampled) {
     CHECK(at_explain(be, &none, x, 1, r) == AT_ERR && strstr(at_last_error(), "module"));
     free(x), free(maps), free(one), free(acts), free(cam), free(ref);
     at_lcam_free(lc);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 TEST(cuda_lcam_maps_match_the_cpu) {
@@ -315,10 +309,7 @@ TEST(lcam_zero_lowest_zeroes_the_lowest_pixels_and_keeps_the_others_weights) {
 
 /* AD/IC with q = 0 is the mult mode's; with q = 100 the black image's. */
 TEST(lcam_zero_lowest_ad_ic_terms_at_the_ends_are_mult_and_black) {
-    at_model *m = NULL;
-    REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
-    at_backend *be = test_backend_open(m, "cpu", 0);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&SPEC, m, be);
     const long in = (long)m->in_c * m->in_h * m->in_w, hw = (long)m->in_h * m->in_w;
     float *x = test_random("input", 13, in, 2, 0), *map = test_random("map", 14, hw, 0.5f, 0.5f);
     float *zero = calloc(hw, sizeof(float));
@@ -338,8 +329,7 @@ TEST(lcam_zero_lowest_ad_ic_terms_at_the_ends_are_mult_and_black) {
     at_drop_options both = {.zero_lowest = qs, .n_zero_lowest = 1, .props = p50, .n_props = 1};
     CHECK(at_drop_terms(&sc, x, map, &both, 3, t) == AT_ERR);
     free(x), free(map), free(zero);
-    at_backend_destroy(be);
-    at_model_free(m);
+    test_backend_close(be, m);
 }
 
 /* ---- the CLI ---- */

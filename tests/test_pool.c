@@ -3,6 +3,7 @@
  * same argmax (the first maximum in raster order, NaN winning), ties and odd
  * sizes included. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,24 @@ static void pool_reference(const float *x, int NC, int H, int W, int k, int s, i
             }
 }
 
+/* The op's k x k / s pad p max-pool, forward and backward, bit for bit the window loop's. */
+static void same_as_the_window_loop(const char *what, const float *x, const float *dy, int NC, int H, int W, int k,
+                                    int s, int p) {
+    const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+    const long n = (long)NC * H * W, no = (long)NC * OH * OW;
+    float *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no);
+    float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
+    at_maxpool2d_forward(x, 1, NC, H, W, k, s, p, y);
+    at_maxpool2d_backward(x, dy, 1, NC, H, W, k, s, p, dx);
+    pool_reference(x, NC, H, W, k, s, p, yr, dxr, dy);
+    char label[96];
+    snprintf(label, sizeof label, "%s forward", what);
+    SAME_BITS(label, y, yr, no);
+    snprintf(label, sizeof label, "%s backward (the argmax)", what);
+    SAME_BITS(label, dx, dxr, n);
+    free(y), free(yr), free(dx), free(dxr);
+}
+
 TEST(maxpool_2x2_fast_path_matches_the_window_loop_with_ties_and_nans) {
     /* rows of 16 windows and more run eight at a time, the rest one by one */
     const int sizes[][2] = {{8, 6}, {7, 9}, {2, 2}, {5, 4}, {6, 40}, {5, 35}};
@@ -44,14 +63,8 @@ TEST(maxpool_2x2_fast_path_matches_the_window_loop_with_ties_and_nans) {
         x[1] = NAN, x[W + 2] = NAN, x[2 * W + 3] = x[2 * W + 2] = NAN;
         for (long i = 5 * W + 7; i < n; i += 13) x[i] = NAN; /* in every lane position, some windows with two */
         dy[0] = -0.0f;
-        float *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no);
-        float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
-        at_maxpool2d_forward(x, 1, NC, H, W, 2, 2, 0, y);
-        at_maxpool2d_backward(x, dy, 1, NC, H, W, 2, 2, 0, dx);
-        pool_reference(x, NC, H, W, 2, 2, 0, yr, dxr, dy);
-        SAME_BITS("2x2 pool forward", y, yr, no);
-        SAME_BITS("2x2 pool backward (the argmax)", dx, dxr, n);
-        free(x), free(dy), free(y), free(yr), free(dx), free(dxr);
+        same_as_the_window_loop("2x2 pool", x, dy, NC, H, W, 2, 2, 0);
+        free(x), free(dy);
     }
 }
 
@@ -64,13 +77,7 @@ TEST(maxpool_3x3_stride2_pad1_fast_path_matches_the_window_loop_with_ties_and_na
         for (long i = 0; i < n; i++) x[i] = roundf(x[i]); /* many ties among -2..2 */
         x[1] = NAN;
         if (n > 2 * W + 3) x[W + 2] = NAN, x[2 * W + 3] = x[2 * W + 2] = NAN;
-        float *y = malloc(sizeof(float) * no), *yr = malloc(sizeof(float) * no);
-        float *dx = malloc(sizeof(float) * n), *dxr = malloc(sizeof(float) * n);
-        at_maxpool2d_forward(x, 1, NC, H, W, 3, 2, 1, y);
-        at_maxpool2d_backward(x, dy, 1, NC, H, W, 3, 2, 1, dx);
-        pool_reference(x, NC, H, W, 3, 2, 1, yr, dxr, dy);
-        SAME_BITS("3x3/2/1 pool forward", y, yr, no);
-        SAME_BITS("3x3/2/1 pool backward (the argmax)", dx, dxr, n);
-        free(x), free(dy), free(y), free(yr), free(dx), free(dxr);
+        same_as_the_window_loop("3x3/2/1 pool", x, dy, NC, H, W, 3, 2, 1);
+        free(x), free(dy);
     }
 }

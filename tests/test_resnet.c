@@ -227,9 +227,7 @@ TEST(resnet_gates_before_the_add_and_gradients_through_both_branches_match_the_b
 TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
     at_random_spec spec = {.arch = "resnet50", .widths = {6, 3, 4, 4, 5}, .n_classes = 4, .in_h = 40, .in_w = 36,
                            .seed = 12};
-    at_model *m;
-    at_backend *be = test_cpu_random(&spec, &m);
-    REQUIRE(be);
+    WITH_CPU_RANDOM(&spec, m, be);
     const int n = 2, conv = at_model_find_layer(m, "layer2.0.conv3"), bn = conv + 1;
     REQUIRE(conv >= 0 && m->layers[bn].gate_offset >= 0);
     const long cn = at_layer_out_size(&m->layers[conv]) * n;

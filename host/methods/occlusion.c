@@ -54,8 +54,8 @@ int at_occlusion(at_backend *be, const at_explain_options *opt, const float *inp
     at_perturb_options def;
     const at_perturb_options *po = at_perturb_of(opt, &def);
     if (at_perturb_check(m, po)) return AT_ERR;
-    long hw = (long)m->in_h * m->in_w;
     occlusion_ctx c = {.r = r, .score_logit = po->score_logit, .h = m->in_h, .w = m->in_w};
+    long hw = (long)m->in_h * m->in_w;
     int ny;
     at_occlusion_geometry(m, po, &c.win, &c.stride, &ny, &c.nx);
     c.acc = calloc((size_t)n * hw, sizeof(double));
