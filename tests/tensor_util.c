@@ -73,3 +73,9 @@ void test_backend_close(at_backend *be, at_model *m) {
     at_backend_destroy(be);
     at_model_free(m);
 }
+
+at_backend *test_backend_or_free(at_model *m, const char *name) {
+    at_backend *be = test_backend_open(m, name, 0);
+    if (!be) at_model_free(m);
+    return be;
+}

@@ -34,6 +34,8 @@ at_backend *test_cpu_random(const at_random_spec *spec, at_model **m);
     at_model *m;                                    \
     at_backend *be = test_cpu_random((spec), &m);   \
     REQUIRE(be)
+/* The named backend on m, or NULL with m freed and a recorded failure. */
+at_backend *test_backend_or_free(at_model *m, const char *name);
 /* Destroys be, then frees m. */
 void test_backend_close(at_backend *be, at_model *m);
 

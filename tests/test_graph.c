@@ -45,15 +45,20 @@ static void conv_params(at_layer *l, int seed) {
     l->bias = test_random("b", seed, l->out_c, 0.1f, 0);
 }
 
+/* Nodes 0 and 1, both models' start: conv0 (its parameters from seed) and relu0, gated. */
+static void conv_relu0(at_model *m, int seed) {
+    at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
+    conv_params(c0, seed);
+    c0->conv_index = 0;
+    at_layer *r0 = node(m, AT_L_RELU, "relu0", 0, C, HW, HW);
+    r0->conv_index = 0, r0->gate_offset = 0;
+}
+
 /* x -> conv0 -> relu0 -> [conv1 -> relu1 -> conv2] + relu0 -> add -> relu2 ->
  * maxpool -> avgpool 2x2 -> flatten -> fc. relu0 is read by conv1 and the add. */
 static at_model *residual_model(void) {
     at_model *m = new_model("residual-test", 16, 2);
-    at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
-    conv_params(c0, 1);
-    c0->conv_index = 0;
-    at_layer *r0 = node(m, AT_L_RELU, "relu0", 0, C, HW, HW);
-    r0->conv_index = 0, r0->gate_offset = 0;
+    conv_relu0(m, 1);
     at_layer *c1 = node(m, AT_L_CONV, "block.conv1", 1, C, HW, HW);
     conv_params(c1, 2);
     c1->conv_index = 1;
@@ -127,13 +132,8 @@ static void reference_pass(const at_model *m, const float *x, const float *gates
 static void residual_block_runs_as_written_out(const char *backend) {
     if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = residual_model();
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = backend};
-    if (at_backend_create(m, &opt, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
-        at_model_free(m);
-        return;
-    }
+    at_backend *be = test_backend_or_free(m, backend);
+    if (!be) return;
     const int n = 3;
     const long in = (long)n * IN_C * HW * HW;
     float *x = test_random("x", 7, in, 2, 0), *gates = test_random("g", 7, (long)n * m->n_gates, 0.5f, 1);
@@ -178,11 +178,7 @@ TEST(graph_that_reads_a_later_node_is_refused_naming_it) {
  * two pooling kinds a VGG does not use, through the executor. */
 static at_model *pooling_model(void) {
     at_model *m = new_model("pooling-test", 8, 1);
-    at_layer *c0 = node(m, AT_L_CONV, "conv0", -1, C, HW, HW);
-    conv_params(c0, 5);
-    c0->conv_index = 0;
-    at_layer *r0 = node(m, AT_L_RELU, "relu0", 0, C, HW, HW);
-    r0->conv_index = 0, r0->gate_offset = 0;
+    conv_relu0(m, 5);
     at_layer *ap = node(m, AT_L_AVGPOOL, "pool", 1, C, HW / 2, HW / 2);
     ap->kernel = 3, ap->stride = 2, ap->pad = 1;
     node(m, AT_L_FLATTEN, "flatten", 2, C * (HW / 2) * (HW / 2), 1, 1);
@@ -197,13 +193,8 @@ static at_model *pooling_model(void) {
 static void pooling_kinds_run_as_written_out(const char *backend) {
     if (test_backend_unusable(backend)) SKIP(test_backend_unusable(backend));
     at_model *m = pooling_model();
-    at_backend *be = NULL;
-    at_backend_options opt = {.name = backend};
-    if (at_backend_create(m, &opt, &be)) {
-        test_fail_at(__FILE__, __LINE__, "%s", at_last_error());
-        at_model_free(m);
-        return;
-    }
+    at_backend *be = test_backend_or_free(m, backend);
+    if (!be) return;
     const int n = 2, P = HW / 2;
     const long in = (long)n * IN_C * HW * HW, a = (long)n * C * HW * HW, pn = (long)n * C * P * P;
     const long F = (long)C * P * P;
