@@ -19,47 +19,41 @@ at_model *fixture_tiny_model(void) {
     return at_random_model(&spec, &m) ? NULL : m;
 }
 
+int fixture_tensor_add(fixture_tensors *t, const char *key, const float *data, int ndim, const int64_t *shape) {
+    if (t->n == FIXTURE_MAX_TENSORS || ndim > 4) return 0;
+    const int k = t->n++;
+    snprintf(t->keys[k], sizeof t->keys[k], "%s", key);
+    t->names[k] = t->keys[k], t->data[k] = data, t->ndims[k] = ndim;
+    memcpy(t->shapes[k], shape, sizeof(int64_t) * ndim);
+    t->shape_ptrs[k] = t->shapes[k];
+    return 1;
+}
+
+int fixture_tensors_write(const fixture_tensors *t, const char *path, int n_meta, const char *const *meta_keys,
+                          const char *const *meta_values) {
+    return at_st_write_f32(path, t->n, t->names, t->data, t->ndims, t->shape_ptrs, n_meta, meta_keys, meta_values);
+}
+
 int fixture_write_model(const at_model *m, const char *path, const fixture_edit *edit) {
-    const char *names[128];
-    const float *data[128];
-    int ndims[128];
-    int64_t shapes[128][4];
-    const int64_t *shape_ptrs[128];
-    char keybuf[128][48];
-    int n = 0;
+    static fixture_tensors t;
+    t.n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const at_layer *l = &m->layers[i];
         if (l->kind != AT_L_CONV && l->kind != AT_L_LINEAR) continue;
         for (int part = 0; part < 2; part++) {
-            snprintf(keybuf[n], sizeof keybuf[n], "%s.%s", l->name, part ? "bias" : "weight");
-            if (edit && edit->drop_key && !strcmp(edit->drop_key, keybuf[n])) continue;
-            names[n] = keybuf[n];
-            data[n] = part ? l->bias : l->weight;
-            if (part) {
-                ndims[n] = 1;
-                shapes[n][0] = l->out_c;
-            } else if (l->kind == AT_L_CONV) {
-                ndims[n] = 4;
-                shapes[n][0] = l->out_c, shapes[n][1] = l->in_c, shapes[n][2] = shapes[n][3] = l->kernel;
-            } else {
-                ndims[n] = 2;
-                shapes[n][0] = l->out_c, shapes[n][1] = l->in_c;
-            }
-            if (edit && edit->reshape_key && !strcmp(edit->reshape_key, keybuf[n])) {
-                /* a smaller first dimension keeps the data pointer in bounds */
-                shapes[n][0] -= 1;
-            }
-            shape_ptrs[n] = shapes[n];
-            n++;
+            char key[48];
+            snprintf(key, sizeof key, "%s.%s", l->name, part ? "bias" : "weight");
+            if (edit && edit->drop_key && !strcmp(edit->drop_key, key)) continue;
+            int64_t shape[4] = {l->out_c, l->in_c, l->kernel, l->kernel};
+            const int ndim = part ? 1 : l->kind == AT_L_CONV ? 4 : 2;
+            /* a smaller first dimension keeps the data pointer in bounds */
+            if (edit && edit->reshape_key && !strcmp(edit->reshape_key, key)) shape[0] -= 1;
+            fixture_tensor_add(&t, key, part ? l->bias : l->weight, ndim, shape);
         }
     }
     if (edit && edit->extra_key) {
-        names[n] = edit->extra_key;
-        data[n] = m->layers[0].bias;
-        ndims[n] = 1;
-        shapes[n][0] = m->layers[0].out_c;
-        shape_ptrs[n] = shapes[n];
-        n++;
+        const int64_t shape[1] = {m->layers[0].out_c};
+        fixture_tensor_add(&t, edit->extra_key, m->layers[0].bias, 1, shape);
     }
     char avg[16], crop[16], labels[4096];
     for (int i = 0; i < m->n_layers; i++)
@@ -89,7 +83,7 @@ int fixture_write_model(const at_model *m, const char *path, const fixture_edit 
     int w = 0;
     for (int k = 0; k < n_meta; k++)
         if (vals[k]) keys[w] = keys[k], vals[w++] = vals[k];
-    return at_st_write_f32(path, n, names, data, ndims, shape_ptrs, w, keys, vals);
+    return fixture_tensors_write(&t, path, w, keys, vals);
 }
 
 int fixture_write_grey_png(const char *path, int w, int h, int depth, const unsigned short *v) {

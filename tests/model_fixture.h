@@ -5,6 +5,7 @@
 #define ATTRIB_TEST_MODEL_FIXTURE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model/model.h"
 
@@ -15,6 +16,22 @@ typedef struct {
     const char *meta_keys[16]; /* metadata overrides; value NULL removes the key */
     const char *meta_values[16];
 } fixture_edit;
+
+/* Tensors for one safetensors file, as at_st_write_f32 takes them. */
+#define FIXTURE_MAX_TENSORS 700
+typedef struct {
+    const char *names[FIXTURE_MAX_TENSORS];
+    const float *data[FIXTURE_MAX_TENSORS];
+    int ndims[FIXTURE_MAX_TENSORS];
+    int64_t shapes[FIXTURE_MAX_TENSORS][4];
+    const int64_t *shape_ptrs[FIXTURE_MAX_TENSORS];
+    char keys[FIXTURE_MAX_TENSORS][48];
+    int n;
+} fixture_tensors;
+/* Appends key (copied) with data of shape[0..ndim-1]; 0 when the list is full. */
+int fixture_tensor_add(fixture_tensors *t, const char *key, const float *data, int ndim, const int64_t *shape);
+int fixture_tensors_write(const fixture_tensors *t, const char *path, int n_meta, const char *const *meta_keys,
+                          const char *const *meta_values);
 
 /* A small random vgg11 (8 classes, 32x32 input, avgpool 1). */
 at_model *fixture_tiny_model(void);

@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "model/build.h"
 #include "model/random_model.h"
+#include "model_fixture.h"
 #include "tensor_util.h"
 #include "test.h"
 
@@ -89,38 +90,22 @@ TEST(deeper_resnets_build_at_reduced_width) {
 }
 
 /* A ResNet state dict written as safetensors (random values, torchvision keys). */
-typedef struct {
-    const char *names[700];
-    const float *data[700];
-    int ndims[700];
-    int64_t shapes[700][4];
-    const int64_t *shape_ptrs[700];
-    char keys[700][48];
-    int n;
-} sd_file;
-
 static void sd_add(void *ctx, const char *key, int ndim, const int64_t *shape, int kind) {
-    sd_file *f = ctx;
-    if (f->n == 700) return;
     long n = 1;
-    for (int d = 0; d < ndim; d++) n *= (f->shapes[f->n][d] = shape[d]);
-    snprintf(f->keys[f->n], sizeof f->keys[f->n], "%s", key);
-    f->names[f->n] = f->keys[f->n];
+    for (int d = 0; d < ndim; d++) n *= shape[d];
     /* BN variances must stay positive */
-    f->data[f->n] = test_random(key, 5, n, kind == AT_T_BN_VAR ? 0.25f : 0.3f, kind == AT_T_BN_VAR ? 1.0f : 0.0f);
-    f->ndims[f->n] = ndim;
-    f->shape_ptrs[f->n] = f->shapes[f->n];
-    f->n++;
+    float *v = test_random(key, 5, n, kind == AT_T_BN_VAR ? 0.25f : 0.3f, kind == AT_T_BN_VAR ? 1.0f : 0.0f);
+    if (!fixture_tensor_add(ctx, key, v, ndim, shape)) free(v);
 }
 
 static int write_resnet(const char *path, const char *tensors_of, const char *arch) {
-    static sd_file f;
-    memset(&f, 0, sizeof f);
+    static fixture_tensors f;
+    f.n = 0;
     const int planes[4] = {2, 2, 3, 3};
     if (at_resnet_tensors(tensors_of, 4, planes, 3, sd_add, &f)) return AT_ERR;
     const char *keys[] = {"arch", "resize", "crop", "mean", "std"};
     const char *vals[] = {arch, "64", "64", "[0.485, 0.456, 0.406]", "[0.229, 0.224, 0.225]"};
-    int rc = at_st_write_f32(path, f.n, f.names, f.data, f.ndims, f.shape_ptrs, 5, keys, vals);
+    int rc = fixture_tensors_write(&f, path, 5, keys, vals);
     for (int i = 0; i < f.n; i++) free((void *)f.data[i]);
     return rc;
 }
