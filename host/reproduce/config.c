@@ -149,52 +149,54 @@ static int parse_path_opts(at_reproduce_config *c, const at_json *o) {
     return AT_OK;
 }
 
-/* "methods": {"images": M, "list": [...], "rise_n": N}: the methods table. */
-static int parse_methods(at_reproduce_config *c, const at_json *o) {
-    static const char *const known[] = {"images", "list", "rise_n", NULL};
+/* A section of images, one more number (num_key in lo..hi) and an optional list
+ * of explain's method names (list_key, copied into names[*n]). */
+typedef struct {
+    const char *section, *num_key, *list_key;
+    long lo, hi;
+    int *images;
+    long *num;
+    char **names;
+    int *n;
+} method_section;
+
+static int parse_method_section(at_reproduce_config *c, const at_json *o, const method_section *s) {
+    const char *const known[] = {"images", s->list_key, s->num_key, NULL};
     if (!o) return AT_OK;
-    long m = c->n_method_images;
-    if (check_keys(c, o, "methods", known) || get_int(c, o, "images", 1, 10000000, &m) ||
-        get_int(c, o, "rise_n", 1, 1000000, &c->rise_n))
+    long m = *s->images;
+    if (check_keys(c, o, s->section, known) || get_int(c, o, "images", 1, 10000000, &m) ||
+        get_int(c, o, s->num_key, s->lo, s->hi, s->num))
         return AT_ERR;
-    c->n_method_images = (int)m;
-    const at_json *l = at_json_get(o, "list");
+    *s->images = (int)m;
+    const at_json *l = at_json_get(o, s->list_key);
     if (!l) return AT_OK;
+    char key[64];
+    snprintf(key, sizeof key, "%s.%s", s->section, s->list_key);
     if (l->type != AT_JSON_ARRAY || !l->n || l->n > AT_REPRODUCE_MAX_METHODS)
-        return cfg_fail(c, "methods.list", "must be a non-empty list of method names");
+        return cfg_fail(c, key, "must be a non-empty list of method names");
     for (size_t i = 0; i < l->n; i++) {
-        at_method m;
-        if (l->items[i].type != AT_JSON_STRING || at_method_parse(l->items[i].string, &m)) {
+        at_method method;
+        if (l->items[i].type != AT_JSON_STRING || at_method_parse(l->items[i].string, &method)) {
             at_clear_error();
-            return cfg_fail(c, "methods.list", "items must be explain's method names");
+            return cfg_fail(c, key, "items must be explain's method names");
         }
-        c->method_list[c->n_method_list++] = strdup(l->items[i].string);
+        s->names[(*s->n)++] = strdup(l->items[i].string);
     }
     return AT_OK;
 }
 
+/* "methods": {"images": M, "list": [...], "rise_n": N}: the methods table. */
+static int parse_methods(at_reproduce_config *c, const at_json *o) {
+    const method_section s = {"methods", "rise_n", "list", 1, 1000000, &c->n_method_images, &c->rise_n,
+                              c->method_list, &c->n_method_list};
+    return parse_method_section(c, o, &s);
+}
+
 /* "mprt": {"images": M, "methods": [...], "seed": S}: the sanity check. */
 static int parse_mprt(at_reproduce_config *c, const at_json *o) {
-    static const char *const known[] = {"images", "methods", "seed", NULL};
-    if (!o) return AT_OK;
-    long m = c->n_mprt_images;
-    if (check_keys(c, o, "mprt", known) || get_int(c, o, "images", 1, 10000000, &m) ||
-        get_int(c, o, "seed", 0, 2147483647, &c->mprt_seed))
-        return AT_ERR;
-    c->n_mprt_images = (int)m;
-    const at_json *l = at_json_get(o, "methods");
-    if (!l) return AT_OK;
-    if (l->type != AT_JSON_ARRAY || !l->n || l->n > AT_REPRODUCE_MAX_METHODS)
-        return cfg_fail(c, "mprt.methods", "must be a non-empty list of method names");
-    for (size_t i = 0; i < l->n; i++) {
-        at_method m;
-        if (l->items[i].type != AT_JSON_STRING || at_method_parse(l->items[i].string, &m)) {
-            at_clear_error();
-            return cfg_fail(c, "mprt.methods", "items must be explain's method names");
-        }
-        c->mprt_methods[c->n_mprt_methods++] = strdup(l->items[i].string);
-    }
-    return AT_OK;
+    const method_section s = {"mprt", "seed", "methods", 0, 2147483647, &c->n_mprt_images, &c->mprt_seed,
+                              c->mprt_methods, &c->n_mprt_methods};
+    return parse_method_section(c, o, &s);
 }
 
 /* "lcam": {"zero_lowest": [0, 50, 70, 85]}: the L-CAM comparison's q values

@@ -105,6 +105,11 @@ int rp_methods_report(FILE *f, const rp_run *r);
  * folder keep their figures apart; *base points at its file name, as the
  * report links it. */
 void rp_figure_path(const at_reproduce_config *c, const char *name, char *path, size_t cap, const char **base);
+/* The figure at png linked as ![alt](png), relative to report_dir when under
+ * it; without one (png empty), "Plot NOTE; SAME." where SAME says which
+ * tables hold its numbers. */
+void rp_figure_link(FILE *f, const char *report_dir, const char *png, const char *alt, const char *note,
+                    const char *same);
 
 /* The L-CAM comparison's steps and report section (lcam.c). */
 int rp_lcam_steps(rp_state *s);

@@ -199,14 +199,9 @@ int rp_mprt_report(FILE *f, const rp_run *r, const char *report_dir) {
             if (isfinite(lo)) fprintf(f, " (lowest %.2f, at %s)", lo, names->layers[at]);
         }
         fprintf(f, ".\n\n");
-        if (r->mprt_png[0]) {
-            const char *png = r->mprt_png;
-            size_t ld = strlen(report_dir);
-            if (!strncmp(png, report_dir, ld) && png[ld] == '/') png += ld + 1;
-            fprintf(f, "![Model-parameter randomisation: Spearman correlation per layer, 95 %% CI bands](%s)\n\n", png);
-        } else {
-            fprintf(f, "Plot %s; the tables above hold the same numbers.\n\n", r->mprt_note[0] ? r->mprt_note : "not made");
-        }
+        rp_figure_link(f, report_dir, r->mprt_png,
+                       "Model-parameter randomisation: Spearman correlation per layer, 95 % CI bands",
+                       r->mprt_note[0] ? r->mprt_note : "not made", "the tables above hold the same numbers");
     } else if (rc == AT_OK) {
         fprintf(f, "No values in %s.\n\n", file);
     }

@@ -230,14 +230,8 @@ static int fig7(FILE *f, const rp_run *r, const char *dir, const char *report_di
     fprintf(f, "\n%d images. Score-CDRP has the lower mean AD at %d of %d proportions (CI excludes 0 at %d)\n"
                "and the higher mean IC at %d of %d (CI excludes 0 at %d).\n\n",
             images, wins_ad, np, sig_ad, wins_ic, np, sig_ic);
-    if (r->fig7_png[0]) {
-        const char *png = r->fig7_png;
-        size_t ld = strlen(report_dir);
-        if (!strncmp(png, report_dir, ld) && png[ld] == '/') png += ld + 1;
-        fprintf(f, "![Fig. 7: AD and IC vs proportion, 95 %% CI bands](%s)\n\n", png);
-    } else {
-        fprintf(f, "Plot %s; the table above holds the same numbers.\n\n", r->fig7_note);
-    }
+    rp_figure_link(f, report_dir, r->fig7_png, "Fig. 7: AD and IC vs proportion, 95 % CI bands", r->fig7_note,
+                   "the table above holds the same numbers");
     free(v);
     return AT_OK;
 }
@@ -422,6 +416,17 @@ static void steps_table(FILE *f, const rp_run *r) {
     fprintf(f, "\nCommands are in OUT/logs/ (each step's stdout; eval's JSON summaries cover only\n"
                "the images that invocation scored, which is why this report recomputes from the\n"
                "per-image eval files).\n");
+}
+
+void rp_figure_link(FILE *f, const char *report_dir, const char *png, const char *alt, const char *note,
+                    const char *same) {
+    if (!png[0]) {
+        fprintf(f, "Plot %s; %s.\n\n", note, same);
+        return;
+    }
+    size_t ld = strlen(report_dir);
+    if (!strncmp(png, report_dir, ld) && png[ld] == '/') png += ld + 1;
+    fprintf(f, "![%s](%s)\n\n", alt, png);
 }
 
 void rp_figure_path(const at_reproduce_config *c, const char *name, char *path, size_t cap, const char **base) {
