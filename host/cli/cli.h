@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "exec/backend.h"
+#include "metrics/gate_stats.h"
 #include "io/paths.h"
 #include "model/model.h"
 #include "output/output.h"
@@ -96,6 +97,9 @@ typedef struct {
     int quiet;
 } cli_run;
 void cli_run_init(cli_run *r, at_run_callbacks *cb, const char *label, int quiet);
+
+/* "gates of N paths (what): ..." and a row per conv layer, on stdout. */
+void cli_print_gate_summary(const at_model *m, const gate_summary *s, const char *what);
 
 /* Prints one JSON line made by at_jsonw_end and frees it (NULL: prints the error). */
 void cli_print_json(char *line);

@@ -336,3 +336,13 @@ void cli_run_init(cli_run *r, at_run_callbacks *cb, const char *label, int quiet
     *cb = (at_run_callbacks){.progress = run_progress, .error = run_error, .image_notes = run_notes,
                              .message = run_message, .ctx = r};
 }
+
+void cli_print_gate_summary(const at_model *m, const gate_summary *s, const char *what) {
+    if (!s->paths) return;
+    printf("gates of %d path%s (%s): per conv layer, over the paths\n", s->paths, s->paths > 1 ? "s" : "", what);
+    printf("%-14s %8s %8s %10s\n", "layer", "min", "mean", "below 0.5");
+    int L = m->n_convs < GATE_STATS_MAX_LAYERS ? m->n_convs : GATE_STATS_MAX_LAYERS;
+    for (int k = 0; k < L; k++)
+        printf("%-14s %8.3f %8.3f %9.1f%%\n", m->layers[m->gate_layer[k]].name, s->min[k], s->mean[k] / s->paths,
+                100 * s->below[k] / s->paths);
+}

@@ -178,7 +178,7 @@ static int parse_args(explain_args *a, int argc, char **argv) {
 /* The gate statistics (and pruned-network outcomes) of the run's paths. */
 static void print_path_summary(const explain_args *a, const at_model *m, const at_explain_summary *s) {
     if (!s->gates.paths) return;
-    gate_summary_print(stdout, m, &s->gates, s->path_kind);
+    cli_print_gate_summary(m, &s->gates, s->path_kind);
     if (a->o.path_method != AT_PATH_PATHWAY_GRAD) return;
     printf("pruned networks: rate, images whose prediction stays the class, mean probability of the class\n");
     for (int k = 0; k < a->o.path.n_rates && k < AT_MAX_RATES; k++)

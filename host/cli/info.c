@@ -45,7 +45,7 @@ static int gates_summary(const at_model *m, char **files, int n) {
         gate_summary_add(&s, m, g);
         free(g);
     }
-    gate_summary_print(stdout, m, &s, n == 1 ? files[0] : "the files given");
+    cli_print_gate_summary(m, &s, n == 1 ? files[0] : "the files given");
     return AT_OK;
 }
 

@@ -26,13 +26,3 @@ void gate_summary_add(gate_summary *s, const at_model *m, const float *g) {
     }
     s->paths++;
 }
-
-void gate_summary_print(FILE *f, const at_model *m, const gate_summary *s, const char *what) {
-    if (!s->paths) return;
-    fprintf(f, "gates of %d path%s (%s): per conv layer, over the paths\n", s->paths, s->paths > 1 ? "s" : "", what);
-    fprintf(f, "%-14s %8s %8s %10s\n", "layer", "min", "mean", "below 0.5");
-    int L = m->n_convs < GATE_STATS_MAX_LAYERS ? m->n_convs : GATE_STATS_MAX_LAYERS;
-    for (int k = 0; k < L; k++)
-        fprintf(f, "%-14s %8.3f %8.3f %9.1f%%\n", m->layers[m->gate_layer[k]].name, s->min[k], s->mean[k] / s->paths,
-                100 * s->below[k] / s->paths);
-}

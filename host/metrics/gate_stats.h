@@ -1,11 +1,9 @@
 /* Per-layer statistics of routing-path gates: smallest, mean and share below
- * 0.5, for one path (results lines) and over many (explain's summary table,
- * attrib info --gates). A path whose gates all stay near 1 prunes almost at
- * random (docs/methods.md#routing-path-presets-and-sparsity). */
+ * 0.5, for one path (results lines) and over many (the summary table of
+ * explain and info, printed by the CLI). A path whose gates all stay near 1
+ * prunes almost at random (docs/methods.md#routing-path-presets-and-sparsity). */
 #ifndef ATTRIB_METRICS_GATE_STATS_H
 #define ATTRIB_METRICS_GATE_STATS_H
-
-#include <stdio.h>
 
 #include "model/model.h"
 
@@ -23,7 +21,5 @@ typedef struct {
 } gate_summary;
 
 void gate_summary_add(gate_summary *s, const at_model *m, const float *gates);
-/* "gates of N paths (what): ..." and a row per conv layer. */
-void gate_summary_print(FILE *f, const at_model *m, const gate_summary *s, const char *what);
 
 #endif

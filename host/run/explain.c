@@ -2,6 +2,7 @@
  * once, then the images in batches through at_explain (or the routing-path
  * batch, explain_paths.c), each image's files and results line written as
  * it finishes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,6 +2,7 @@
  * score-cdrp write each image's gates; path-scorecam and pathway-grad turn a
  * path (read from a gates folder, reused from the output or optimised on the
  * fly) into maps. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
