@@ -457,7 +457,8 @@ TEST(conv_deterministic_across_runs_and_threads) {
      * F(2x2) and F(4x4) on the shapes it takes: many chunks taken by the
      * threads (120x120: 8 chunks of 912 F(2x2) tiles; 6 of 160 F(4x4) tiles
      * with 2 threads, 5 of 224 with 1), few chunks shared by the threads by
-     * blocks of output channels (56x56, 7x7, odd maps), pad 0 and 2 */
+     * blocks of output channels (7x7, odd maps) or, with few output channels,
+     * split into one chunk per thread (56x56 with 64), pad 0 and 2 */
     conv_shape cs[] = {{2, 64, 28, 28, 64, 3, 3, 1, 1},   {3, 256, 7, 7, 512, 3, 3, 1, 1},
                        {2, 32, 33, 31, 40, 3, 3, 2, 1},   {2, 3, 40, 36, 64, 3, 3, 1, 1},
                        {2, 64, 56, 56, 64, 3, 3, 1, 1},   {3, 256, 7, 7, 512, 3, 3, 1, 1},
