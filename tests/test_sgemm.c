@@ -212,6 +212,38 @@ TEST(sgemm_few_rows_times_b_or_bt_matches_the_packed_gemm_bit_for_bit) {
 /* A packed once (at_sgemm_pack_a, Winograd's transformed weights) gives the
  * bits of A packed on demand, in every threading mode: serial, column split
  * (few rows), row split (many rows), static splits. */
+/* Tiles of 1 to 4 columns (a map's last pixels) run through their own
+ * kernel, the rows in a vector; each element must still be the full tile's
+ * chain: C of N columns equals the first N columns of C for B padded to
+ * whole panels, bit for bit, with beta, bias, ragged rows and 1 or 2 threads. */
+TEST(sgemm_narrow_column_tails_match_whole_panels_bit_for_bit) {
+    static const int shapes[][3] = {{16, 17, 64}, {70, 49, 300}, {5, 34, 20}, {144, 196, 513}, {200, 19, 40},
+                                    {33, 4, 700}};
+    for (int si = 0; si < 6; si++)
+        for (int T = 1; T <= 2; T++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], Np = (N + 15) / 16 * 16;
+            float *A = rand_buf((long)M * K), *Bp = rand_buf((long)K * Np), *B = malloc(sizeof(float) * K * N);
+            float *bias = rand_buf(M), *C0 = rand_buf((long)M * Np);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * Np);
+            for (int k = 0; k < K; k++) memcpy(B + (long)k * N, Bp + (long)k * Np, sizeof(float) * N);
+            for (int i = 0; i < M; i++) memcpy(C1 + (long)i * N, C0 + (long)i * Np, sizeof(float) * N);
+            memcpy(C2, C0, sizeof(float) * M * Np);
+            at_matrix_operand ma = {A, K, 0}, mb1 = {B, N, 0}, mb2 = {Bp, Np, 0};
+            at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0};
+            at_gemm_operand b1 = {at_pack_b_matrix, &mb1, NULL, 0, 0}, b2 = {at_pack_b_matrix, &mb2, NULL, 0, 0};
+            at_gemm_output c1 = {C1, N, N, 0, bias}, c2 = {C2, Np, Np, 0, bias};
+            int old = omp_get_max_threads();
+            omp_set_num_threads(T);
+            at_sgemm_ex(M, N, K, 0.75f, &a, &b1, 0.3f, &c1);
+            at_sgemm_ex(M, Np, K, 0.75f, &a, &b2, 0.3f, &c2);
+            omp_set_num_threads(old);
+            int same = 1;
+            for (int i = 0; i < M && same; i++) same = !memcmp(C1 + (long)i * N, C2 + (long)i * Np, sizeof(float) * N);
+            CHECKF(same, "M=%d N=%d K=%d threads=%d: narrow tail differs from whole panels", M, N, K, T);
+            free(A), free(Bp), free(B), free(bias), free(C0), free(C1), free(C2);
+        }
+}
+
 TEST(sgemm_packed_a_matches_packing_on_demand_bit_for_bit) {
     static const int shapes[][3] = {{1, 1, 1}, {17, 33, 300}, {64, 3001, 577}, {515, 199, 1100}, {160, 500, 700},
                                     {40, 20, 5000}};

@@ -47,6 +47,7 @@
 #include "cpu/sgemm.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,81 @@ static void micro_kernel_short(int mr, int nr, int kc, const float *restrict a, 
     if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
     else kernel_rows(MR, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
 }
+
+/* Tiles of at most NARROW_COLS columns (a map's last pixels: 49 = 3 * 16 + 1
+ * at 7x7, 196 = 12 * 16 + 4 at 14x14) the other way round: a zmm holds 16
+ * rows of one column, so a k costs nr FMAs per row panel instead of 16, and
+ * P <= 4 row panels at once keep P * nr FMA chains in flight. Per element
+ * the same chain of FMAs (the product commutes) and the same epilogue as
+ * kernel_rows: the same bits. C is reached by gathers and scatters of rows
+ * ldc apart. */
+#define NARROW_COLS 4
+static inline __attribute__((always_inline)) void narrow_panels(int P, int nr, int kc, const float *restrict a,
+                                                                long a_stride, const float *restrict b, float *c,
+                                                                long ldc, int rows_last, float alpha, float beta,
+                                                                const float *bias) {
+    __m512 acc[4][NARROW_COLS];
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) acc[p][j] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 bj[NARROW_COLS];
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) bj[j] = _mm512_set1_ps(b[(long)k * NR + j]);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; p++) {
+            const __m512 av = _mm512_loadu_ps(a + p * a_stride + (long)k * MR); /* packed A may be unaligned */
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) acc[p][j] = _mm512_fmadd_ps(av, bj[j], acc[p][j]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)ldc));
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++) {
+        const __mmask16 rows = p == P - 1 ? (__mmask16)((1u << rows_last) - 1) : (__mmask16)0xffff;
+        float *cp = c + (long)p * MR * ldc;
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(rows, bias + p * MR) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m512 v = _mm512_mul_ps(va, acc[p][j]);
+            if (beta != 0.0f)
+                v = _mm512_fmadd_ps(vb, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows, idx, cp + j, 4), v);
+            if (bias) v = _mm512_add_ps(v, bv);
+            _mm512_mask_i32scatter_ps(cp + j, rows, idx, v, 4);
+        }
+    }
+}
+
+#define NARROW_CASE(P)                                                                                           \
+    case P:                                                                                                      \
+        switch (nr) {                                                                                            \
+        case 1: narrow_panels(P, 1, kc, a, a_stride, b, c, ldc, rows_last, alpha, beta, bias); break;             \
+        case 2: narrow_panels(P, 2, kc, a, a_stride, b, c, ldc, rows_last, alpha, beta, bias); break;             \
+        case 3: narrow_panels(P, 3, kc, a, a_stride, b, c, ldc, rows_last, alpha, beta, bias); break;             \
+        default: narrow_panels(P, 4, kc, a, a_stride, b, c, ldc, rows_last, alpha, beta, bias); break;            \
+        }                                                                                                        \
+        break;
+
+/* Rows [0, mc) of a narrow tile (nr <= NARROW_COLS columns at c), its row
+ * panels packed kc * MR floats apart from a on. */
+static void micro_kernel_narrow(int mc, int nr, int kc, const float *a, const float *b, float *c, long ldc, float alpha,
+                                float beta, const float *bias) {
+    const long a_stride = (long)kc * MR;
+    for (int ir = 0; ir < mc; ir += 4 * MR, a += 4 * a_stride, c += 4L * MR * ldc, bias = bias ? bias + 4 * MR : NULL) {
+        const int left = mc - ir, P = left >= 4 * MR ? 4 : (left + MR - 1) / MR;
+        const int rows_last = left - (P - 1) * MR >= MR ? MR : left - (P - 1) * MR;
+        switch (P) {
+            NARROW_CASE(1)
+            NARROW_CASE(2)
+            NARROW_CASE(3)
+            NARROW_CASE(4)
+        }
+    }
+}
+#undef NARROW_CASE
 const char *at_sgemm_kernel_name(void) { return "avx512 16x16"; }
 #elif defined(AT_SGEMM_AVX2)
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
@@ -388,6 +464,13 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
         float *cn = nr == NR && q + NR <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
 #ifdef AT_SGEMM_SHORT_TILES
         float *cs = q + nr <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
+#endif
+#ifdef AT_SGEMM_SHORT_TILES
+        /* gathers index rows by int32 */
+        if (cs && nr <= NARROW_COLS && c->ldc * (MR - 1) <= INT32_MAX) {
+            micro_kernel_narrow(mc, nr, kc, pa, b, cs + i0 * c->ldc, c->ldc, J->alpha, beta, bias ? bias + i0 : NULL);
+            continue;
+        }
 #endif
         for (int ir = 0; ir < mc; ir += MR) {
             int i = i0 + ir, mr = imin(MR, mc - ir);
