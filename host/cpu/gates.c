@@ -24,7 +24,7 @@ static double dot_fixed(const float *a, const float *b, long n) {
  * add), in place; keep = what was gated when not NULL. */
 static inline void gate_in_place(float *y, int N, int C, long HW, const float *gates, int gate_stride, float *keep,
                                  int relu) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         float *p = y + nc * HW;
         float *k = keep ? keep + nc * HW : NULL;
@@ -45,7 +45,7 @@ void at_gated_relu_forward(float *y, int N, int C, long HW, const float *gates, 
 void at_gated_relu_backward(const float *dy, const float *a, int N, int C, long HW,
                             const float *gates, int gate_stride, float *dz, float *dgate,
                             int dgate_stride) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *d = dy + nc * HW, *ap = a + nc * HW;
         float *out = dz + nc * HW;
@@ -65,7 +65,7 @@ void at_relu_backward_rule(int rule, const float *dy, const float *a, int N, int
         at_gated_relu_backward(dy, a, N, C, HW, gates, gate_stride, dz, dgate, dgate_stride);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *d = dy + nc * HW, *ap = a + nc * HW;
         float *out = dz + nc * HW;
@@ -85,7 +85,7 @@ void at_gate_forward(float *y, int N, int C, long HW, const float *gates, int ga
 /* dz = g*dy (may alias dy); dgate = sum dy*z, z the ungated output. */
 void at_gate_backward(const float *dy, const float *z, int N, int C, long HW, const float *gates, int gate_stride,
                       float *dz, float *dgate, int dgate_stride) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *d = dy + nc * HW, *zp = z + nc * HW;
         float *out = dz + nc * HW;
@@ -96,7 +96,7 @@ void at_gate_backward(const float *dy, const float *z, int N, int C, long HW, co
 }
 
 void at_scale_channels(float *x, int N, int C, long HW, const float *s) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++)
         for (long i = 0; i < HW; i++) x[nc * HW + i] *= s[nc];
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 void at_round_tf32(float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > AT_PARALLEL_MIN_FLOATS)
     for (long i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, &x[i], 4);
@@ -16,7 +16,7 @@ void at_round_tf32(float *x, long n) {
 }
 
 void at_round_fp16(float *x, long n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > AT_PARALLEL_MIN_FLOATS)
     for (long i = 0; i < n; i++) x[i] = (float)(_Float16)x[i];
 }
 

@@ -18,7 +18,7 @@ static inline float pick(float best, float v) { return v > best || v != v ? v : 
  * on small nets went to the general loop). */
 static void maxpool2x2_forward(const float *x, long NC, int H, int W, float *y) {
     const int OH = H / 2, OW = W / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < NC; nc++)
         for (int oy = 0; oy < OH; oy++) {
             const float *r0 = x + nc * H * W + (2 * oy) * W, *r1 = r0 + W;
@@ -65,7 +65,7 @@ static int maxpool2x2_backward_8(const float *r0, const float *r1, const float *
 
 static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H, int W, float *dx) {
     const int OH = H / 2, OW = W / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (NC * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < NC; nc++) {
         float *dxp = dx + nc * H * W;
         if (H != 2 * OH || W != 2 * OW) memset(dxp, 0, sizeof(float) * H * W); /* an odd row or column gets none */
@@ -115,7 +115,7 @@ static void hfold_3s2(const float *r, int W, int OW, float *h) {
 
 static void maxpool3x3s2p1_forward(const float *x, long NC, int H, int W, float *y) {
     const int OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
-#pragma omp parallel
+#pragma omp parallel if (NC * H * W > AT_PARALLEL_MIN_FLOATS)
     {
         float h[3 * OW]; /* W <= 8192: at most 48 KiB of a thread's stack */
 #pragma omp for schedule(static)
@@ -184,7 +184,7 @@ void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int
         maxpool3x3s2p1_forward(x, (long)N * C, H, W, y);
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
         float *yp = y + nc * OH * OW;
@@ -201,7 +201,7 @@ void at_maxpool2d_backward(const float *x, const float *dy, int N, int C, int H,
         return;
     }
     const int r3 = k == 3 && s == 2 && p == 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
         const float *dyp = dy + nc * OH * OW;
@@ -219,7 +219,7 @@ static inline int bin_end(int i, int in, int out) { return (int)(((long)(i + 1) 
 
 void at_adaptive_avgpool_forward(const float *x, int N, int C, int H, int W, int OH, int OW,
                                  float *y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
         float *yp = y + nc * OH * OW;
@@ -238,7 +238,7 @@ void at_adaptive_avgpool_forward(const float *x, int N, int C, int H, int W, int
 
 void at_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, int OH, int OW,
                                   float *dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *dyp = dy + nc * OH * OW;
         float *dxp = dx + nc * H * W;
@@ -259,7 +259,7 @@ void at_adaptive_avgpool_backward(const float *dy, int N, int C, int H, int W, i
  * divisor (PyTorch AvgPool2d's count_include_pad=True). */
 void at_avgpool2d_forward(const float *x, int N, int C, int H, int W, int k, int s, int p, float *y) {
     const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + nc * H * W;
         for (int oy = 0; oy < OH; oy++)
@@ -278,7 +278,7 @@ void at_avgpool2d_forward(const float *x, int N, int C, int H, int W, int k, int
 /* The gather of the windows covering each input, in (oy, ox) order. */
 void at_avgpool2d_backward(const float *dy, int N, int C, int H, int W, int k, int s, int p, float *dx) {
     const int OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *g = dy + nc * OH * OW;
         for (int iy = 0; iy < H; iy++)

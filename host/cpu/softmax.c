@@ -6,7 +6,7 @@
 #include "cpu/ops.h"
 
 void at_softmax_forward(const float *x, int N, long K, float *y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1) /* one item: nothing to share */
     for (int n = 0; n < N; n++) {
         const float *l = x + n * K;
         float mx = l[0];
@@ -20,7 +20,7 @@ void at_softmax_forward(const float *x, int N, long K, float *y) {
 
 /* dx = y * (dy - sum(y * dy)) per item, the sum in double. */
 void at_softmax_backward(const float *y, const float *dy, int N, long K, float *dx) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1) /* one item: nothing to share */
     for (int n = 0; n < N; n++) {
         double dot = 0;
         for (long k = 0; k < K; k++) dot += (double)y[n * K + k] * dy[n * K + k];
