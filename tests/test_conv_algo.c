@@ -106,6 +106,9 @@ TEST(conv_option_reduced_precisions_run_direct) {
 }
 
 TEST(conv_option_winograd_is_refused_by_the_cuda_backend) {
+#ifndef ATTRIB_HAVE_CUDA
+    SKIP("this build has no CUDA backend: nvcc was not found at build time");
+#endif
     at_model *m = NULL;
     REQUIRE(at_random_model(&SPEC, &m) == AT_OK);
     for (at_conv_algo a = AT_CONV_WINOGRAD; a <= AT_CONV_WINOGRAD4; a++) {
