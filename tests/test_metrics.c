@@ -62,9 +62,10 @@ TEST(pointing_hit_takes_the_first_maximum_in_raster_order) {
 }
 
 TEST(pointing_tolerance_is_15_px_at_224) {
-    CHECK(at_pointing_tolerance(224) == 15.0);
-    CHECK(at_pointing_tolerance(448) == 30.0);
-    CHECK_NEAR(at_pointing_tolerance(128), 15.0 * 128 / 224, EXACT_TOL); /* 8.5714... */
+    CHECK(at_pointing_tolerance(15, 224) == 15.0);
+    CHECK(at_pointing_tolerance(15, 448) == 30.0);
+    CHECK_NEAR(at_pointing_tolerance(15, 128), 15.0 * 128 / 224, EXACT_TOL); /* 8.5714... */
+    CHECK(at_pointing_tolerance(20, 192) == 20.0 * 192 / 224);
 }
 
 TEST(pointing_hit_strict_excludes_the_tolerance_itself_as_torchray) {

@@ -131,7 +131,7 @@ double at_class_mean(const double *v, const int *cls, int n, int n_cls_max, doub
     return classes ? total / classes : NAN;
 }
 
-double at_pointing_tolerance(int input_size) { return 15.0 * input_size / 224.0; }
+double at_pointing_tolerance(double px_at_224, int input_size) { return px_at_224 * input_size / 224.0; }
 
 /* ---------------------------------------------------------------- ranking */
 

@@ -20,9 +20,9 @@ double at_energy_pointing(const float *map, const unsigned char *mask, long n);
  * must be inside. Returns 1 (hit) or 0 (miss; also for an empty mask). */
 int at_pointing_hit(const float *map, int w, int h, const unsigned char *mask, double tol_px);
 
-/* The pointing game's tolerance for a square input of input_size pixels:
- * 15 px at 224 (Zhang et al.), scaled: 15 * input_size / 224. */
-double at_pointing_tolerance(int input_size);
+/* The pointing game's tolerance for an input input_size pixels wide: px_at_224
+ * pixels at 224 (Zhang et al.: 15), scaled: px_at_224 * input_size / 224. */
+double at_pointing_tolerance(double px_at_224, int input_size);
 
 /* Number of pixels top-p keeps: round half up of p/100 * n, computed as
  * floor(p * n / 100 + 0.5) in double, p clamped to [0,100] (NaN: 0). */

@@ -248,7 +248,7 @@ static int eval_entry(eval_ctx *c, const entry *e, double *terms, int *all_zero)
                                "box; docs/methods.md#boxes-for-the-localisation-metrics); further such images are "
                                "not listed", e->image, 100.0 * inside / c->hw, at_eval_metric_name(a->metric));
         }
-        double tol = a->tolerance * m->in_w / 224.0;
+        double tol = at_pointing_tolerance(a->tolerance, m->in_w);
         if (a->pg_class) { /* TorchRay's benchmark: strictly within the tolerance */
             terms[0] = inside > 0 ? 100.0 * at_pointing_hit_strict(map, m->in_w, m->in_h, mask, tol) : NAN;
             terms[1] = an->cls;
