@@ -122,6 +122,7 @@ static int parse_list(const char *opt, const char *s, long *out, int cap, int *n
 }
 
 int cmd_bench(int argc, char **argv) {
+    if (cli_help_asked(argc, argv, HELP)) return 0;
     cli_common common;
     cli_common_init(&common);
     long batches[16];
@@ -139,10 +140,6 @@ int cmd_bench(int argc, char **argv) {
         if (r == AT_ERR) goto usage;
         if (r) continue;
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("%s%s", HELP, CLI_COMMON_HELP);
-            return 0;
-        }
         if (!strcmp(a, "--json")) {
             json = 1;
             continue;

@@ -22,6 +22,9 @@ const char *cli_error_message(const char *msg, char *buf, size_t cap);
 void cli_error_hint(const char *hint);
 /* Prints "attrib: <subject>: <msg>" for a usage error and returns EXIT_USAGE. */
 int cli_usage_error(const char *subject, const char *fmt, ...);
+/* 1 after printing help (a printf format: "%%" for %) and the common options
+ * when the arguments hold --help or -h. */
+int cli_help_asked(int argc, char **argv, const char *help);
 
 /* The shipped model: $ATTRIB_MODEL, else weights/vgg16_mini.safetensors
  * beside the executable, else under the current directory. */

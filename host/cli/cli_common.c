@@ -81,13 +81,22 @@ void cli_error_hint(const char *hint) {
 }
 
 int cli_usage_error(const char *subject, const char *fmt, ...) {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    at_failv(subject, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "attrib: %s: %s\n", subject, msg);
+    fprintf(stderr, "attrib: %s\n", at_last_error());
     return EXIT_USAGE;
+}
+
+int cli_help_asked(int argc, char **argv, const char *help) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf(help);
+            printf("%s", CLI_COMMON_HELP);
+            return 1;
+        }
+    return 0;
 }
 
 const char *cli_default_model(void) {

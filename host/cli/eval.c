@@ -280,12 +280,7 @@ static int run(const eval_args *a) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(HELP);
-            printf("%s", CLI_COMMON_HELP);
-            return 0;
-        }
+    if (cli_help_asked(argc, argv, HELP)) return 0;
     eval_args a;
     memset(&a, 0, sizeof a);
     cli_common_init(&a.common);

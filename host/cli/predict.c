@@ -64,6 +64,7 @@ static void print_result(const at_model *m, const char *path, const float *probs
 }
 
 int cmd_predict(int argc, char **argv) {
+    if (cli_help_asked(argc, argv, HELP)) return 0;
     cli_common common;
     cli_common_init(&common);
     cli_paths paths = {0};
@@ -74,11 +75,7 @@ int cmd_predict(int argc, char **argv) {
         if (r == AT_ERR) goto usage;
         if (r) continue;
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("%s%s", HELP, CLI_COMMON_HELP);
-            cli_paths_free(&paths);
-            return 0;
-        } else if (!strcmp(a, "--json")) json = 1;
+        if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--quiet")) continue; /* seen by cli_common_parse */
         else if (!strcmp(a, "--strict")) strict = 1;
         else if (!strcmp(a, "--topk") || !strcmp(a, "--list")) {

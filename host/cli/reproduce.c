@@ -62,12 +62,7 @@ static int parse_args(int argc, char **argv, reproduce_args *a, cli_common *comm
 }
 
 int cmd_reproduce(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(HELP);
-            printf("%s", CLI_COMMON_HELP);
-            return 0;
-        }
+    if (cli_help_asked(argc, argv, HELP)) return 0;
     reproduce_args a = {0};
     cli_common common;
     cli_common_init(&common);

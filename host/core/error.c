@@ -7,11 +7,16 @@
 static _Thread_local char last_error[1024];
 
 int at_fail(const char *subject, const char *fmt, ...) {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = at_failv(subject, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+int at_failv(const char *subject, const char *fmt, va_list ap) {
+    char msg[768];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     if (subject && subject[0])
         snprintf(last_error, sizeof last_error, "%s: %s", subject, msg);
     else

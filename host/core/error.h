@@ -4,6 +4,8 @@
 #ifndef ATTRIB_ERROR_H
 #define ATTRIB_ERROR_H
 
+#include <stdarg.h>
+
 #define AT_OK 0
 #define AT_ERR (-1)
 
@@ -15,6 +17,7 @@
 
 /* Records "subject: <fmt...>" and returns AT_ERR. subject may be NULL. */
 int at_fail(const char *subject, const char *fmt, ...) AT_PRINTF(2, 3);
+int at_failv(const char *subject, const char *fmt, va_list ap);
 /* Prefixes the current message with "subject: " (used when a lower layer
  * failed without knowing the file it was working on). Returns AT_ERR. */
 int at_fail_prefix(const char *subject);

@@ -227,17 +227,6 @@ static int is_perturbation(at_method m) {
     return m == AT_METHOD_RISE || m == AT_METHOD_OCCLUSION || m == AT_METHOD_MEANINGFUL;
 }
 
-/* A perturbation method's progress within the batch in flight. */
-typedef struct {
-    run_report *rep;
-    int n;
-} batch_share;
-
-static void on_batch_progress(void *ctx, double fraction) {
-    const batch_share *s = ctx;
-    run_report_partial(s->rep, s->n, fraction);
-}
-
 typedef struct {
     int index;    /* into the images */
     at_image rgb; /* preprocessed RGB8, for the overlay */
@@ -422,8 +411,8 @@ int at_explain_run(at_backend *be, const at_explain_run_options *a, const char *
         }
         at_explain_options ex = rs.ex;
         ex.classes = classes;
-        batch_share share = {&rep, nb};
-        if (is_perturbation(me)) rs.perturb.on_progress = on_batch_progress, rs.perturb.progress_ctx = &share;
+        run_batch share = {&rep, nb}; /* a perturbation method's progress within the batch */
+        if (is_perturbation(me)) rs.perturb.on_progress = run_batch_progress, rs.perturb.progress_ctx = &share;
         if (at_explain(be, &ex, inputs, nb, results)) {
             run_report_error(&rep, images[loaded[0].index]);
             out->stopped = 1;

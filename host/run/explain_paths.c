@@ -229,16 +229,6 @@ static char *map_line(const path_run *run, const map_line_args *a) {
     return at_jsonw_end(&w);
 }
 
-typedef struct {
-    run_report *rep;
-    int n;
-} batch_progress;
-
-static void on_cdrp_progress(void *ctx, double fraction) {
-    const batch_progress *bp = ctx;
-    run_report_partial(bp->rep, bp->n, fraction);
-}
-
 int explain_paths_batch(const path_run *run, const float *inputs, int nb, const int *index, at_image *rgbs) {
     const at_model *m = run->m;
     at_backend *be = run->be;
@@ -254,7 +244,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     char **from = calloc(nb, sizeof *from); /* the gates file read, per image; NULL: optimised */
     char **written = calloc(nb, sizeof *written); /* the gates file this run wrote */
     int rc = AT_OK;
-    batch_progress bp = {run->rep, nb};
+    run_batch bp = {run->rep, nb};
     if (!gates || !alpha || !maps || !cr || !er || !classes || !need || !from || !written) {
         rc = at_fail(NULL, "out of memory");
         goto done;
@@ -279,7 +269,7 @@ int explain_paths_batch(const path_run *run, const float *inputs, int nb, const 
     if (n_opt) {
         at_cdrp_options o = p->cdrp;
         o.score_weighted = run->method == AT_PATH_SCORE_CDRP || (run->method >= AT_PATH_SCORECAM && p->path_score_weighted);
-        o.on_progress = on_cdrp_progress;
+        o.on_progress = run_batch_progress;
         o.progress_ctx = &bp;
         at_cdrp_result *opt = calloc(n_opt, sizeof *opt);
         opt_inputs = n_opt < nb ? malloc(sizeof(float) * in_size * n_opt) : NULL;

@@ -36,6 +36,11 @@ void run_report_partial(run_report *r, long batch, double fraction) {
     send(r);
 }
 
+void run_batch_progress(void *ctx, double fraction) {
+    const run_batch *b = ctx;
+    run_report_partial(b->rep, b->n, fraction);
+}
+
 void run_report_error(const run_report *r, const char *image) {
     if (r->cb && r->cb->error) r->cb->error(r->cb->ctx, image);
 }
