@@ -118,12 +118,10 @@ static int interior_panels(const im2col_src *s, const pixel_run *runs, int nrun,
     return imin(max, imin(same_row, inside));
 }
 
-/* g interior panels, row k by row k: for each k one contiguous stretch of
- * g*NR input floats, read in order (the hardware prefetcher follows it),
- * goes to the g panels. */
-static void pack_interior_panels(const im2col_src *s, const pixel_run *runs, int g,
-                                 const k_row *kt, int kc, float *dst, long panel_floats) {
-    const float *base = s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0;
+/* g panels whose row k is the g*NR floats from base + kt[k].off on, row k
+ * by row k: one contiguous stretch read in order (the hardware prefetcher
+ * follows it) goes to the g panels. */
+static void copy_panels(const float *base, int g, const k_row *kt, int kc, float *dst, long panel_floats) {
     for (int k = 0; k < kc; k++) {
         const float *src = base + kt[k].off;
         float *d = dst + (long)k * NR;
@@ -132,6 +130,12 @@ static void pack_interior_panels(const im2col_src *s, const pixel_run *runs, int
             _mm256_store_ps(d + 8, _mm256_loadu_ps(src + 8));
         }
     }
+}
+
+/* g interior panels (interior_panels): every row k is a stretch of one input row. */
+static void pack_interior_panels(const im2col_src *s, const pixel_run *runs, int g, const k_row *kt, int kc,
+                                 float *dst, long panel_floats) {
+    copy_panels(s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0, g, kt, kc, dst, panel_floats);
 }
 
 /* Stride 1, a panel that is not interior: each run is a contiguous piece of
@@ -195,15 +199,7 @@ static int pointwise_panels(const im2col_src *s, long n, int max) {
 static void pack_pointwise_panels(const im2col_src *s, long n, int g, const k_row *kt, int kc, float *dst,
                                   long panel_floats) {
     long HW = (long)s->H * s->W;
-    const float *base = s->x + n / HW * s->C * HW + n % HW;
-    for (int k = 0; k < kc; k++) {
-        const float *src = base + kt[k].off;
-        float *d = dst + (long)k * NR;
-        for (int j = 0; j < g; j++, src += NR, d += panel_floats) {
-            _mm256_store_ps(d, _mm256_loadu_ps(src));
-            _mm256_store_ps(d + 8, _mm256_loadu_ps(src + 8));
-        }
-    }
+    copy_panels(s->x + n / HW * s->C * HW + n % HW, g, kt, kc, dst, panel_floats);
 }
 
 /* Stride 2, a panel of one full run whose every (ky, kx) stays inside the
