@@ -1,6 +1,6 @@
 /* --conv (at_backend_options.conv) reaches the CPU backend: auto runs the
- * Winograd path at FP32 (bit for bit what winograd gives: F(4x4), F(2x2) or
- * direct per layer by the shape rule), winograd2 / winograd4 force the tile, direct
+ * Winograd path at FP32 (bit for bit what winograd gives: F(4x4) or F(2x2)
+ * per layer by the shape rule), winograd2 / winograd4 force the tile, direct
  * runs the direct conv, the reduced precisions always run direct, the
  * algorithms agree within the bound below, and the CUDA backend refuses
  * every Winograd choice. */
@@ -72,7 +72,7 @@ TEST(conv_option_auto_is_winograd_at_fp32_and_direct_differs_slightly) {
                el, ex);
         algo_run w2, w4;
         if (run_algo(m, AT_CONV_WINOGRAD2, AT_PRECISION_FP32, &w2) && run_algo(m, AT_CONV_WINOGRAD4, AT_PRECISION_FP32, &w4)) {
-            /* the 37x45 and 18x22 convs take F(4x4) by the rule, the rest (under 128 channels) direct */
+            /* the 37x45 and 18x22 convs take F(4x4) by the rule, the rest F(2x2) */
             CHECKF(memcmp(w2.dx, w4.dx, sizeof(float) * nx) != 0 && memcmp(w.dx, w2.dx, sizeof(float) * nx) != 0 &&
                        memcmp(w.dx, w4.dx, sizeof(float) * nx) != 0,
                    "winograd, winograd2 and winograd4 are not three different runs");

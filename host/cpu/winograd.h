@@ -20,20 +20,18 @@
  * GEMMs with almost no depth or rows: VGG's first layer stays direct). */
 int at_winograd_applies(int C, int K, int kh, int kw, int stride, int pad);
 
-/* The tile (4, 2, or 0 for the direct conv) for a conv with C inputs and K
- * outputs of Ho x Wo pixels (the backward-data conv: K inputs, C outputs of
- * the input's size), a fixed rule of the shape alone (never of timing,
- * threads or batch):
+/* The tile (2 or 4) for a conv with C inputs and K outputs of Ho x Wo
+ * pixels (the backward-data conv: K inputs, C outputs of the input's size),
+ * a fixed rule of the shape alone (never of timing, threads or batch):
  *   F(4x4) when both sides of the output are >= AT_WINO4_MIN_SIDE,
- *   F(2x2) below when C and K are >= AT_WINO2_MIN_CHANNELS,
- *   direct otherwise.
+ *   F(2x2) otherwise.
  * Small maps have few tiles per image, and F(4x4)'s weights (36 K C floats,
  * read once per chunk of tiles) then cost more than its saved products
- * (measured per VGG16 layer, docs/bench.md); with fewer than 128 channels
- * F(2x2)'s transforms cost more than its products save (64 -> 64 at 12x12:
- * 0.065 ms against the direct 0.039). */
-#define AT_WINO4_MIN_SIDE 14
-#define AT_WINO2_MIN_CHANNELS 128
+ * (measured per VGG16 layer, docs/bench.md: 512 -> 512 at 7x7, batch 1:
+ * F(2x2) 0.43 ms, F(4x4) 0.69). From 12 pixels a side F(4x4) wins from a
+ * batch of 4 on (64 -> 64 at 12x12, 16 images: 0.30 ms against F(2x2)'s
+ * 0.46), and the CPU runs methods in batches of up to 16. */
+#define AT_WINO4_MIN_SIDE 12
 int at_winograd_rule(int C, int K, int Ho, int Wo);
 
 /* Floats of the transformed weights: (m+2)^2 * K * C. */
