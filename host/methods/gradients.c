@@ -325,7 +325,10 @@ int at_gradients(at_backend *be, const at_explain_options *opt, const float *inp
         xb = ig ? malloc(sizeof(float) * c.in) : NULL;
         if ((K && (!noise || !sd)) || (ig && (!G || !xb || (K && !xj))))
             rc = at_fail(at_method_name(opt->method), "out of memory");
-        for (int j = 0; rc == AT_OK && j < K; j++) at_prng_normal("smoothgrad", opt->sg_seed, (long)j * c.in, noise + c.in * j, c.in);
+        if (rc == AT_OK) { /* counter-based draws: the samples are independent, so the threads share them */
+#pragma omp parallel for schedule(static) if (K > 1)
+            for (int j = 0; j < K; j++) at_prng_normal("smoothgrad", opt->sg_seed, (long)j * c.in, noise + c.in * j, c.in);
+        }
         if (K) noise_scales(&c, inputs, n, sigma, sd);
     }
     if (rc) goto done;
