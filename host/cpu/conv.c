@@ -138,50 +138,6 @@ static void pack_interior_panels(const im2col_src *s, const pixel_run *runs, int
     copy_panels(s->x + runs[0].img_off + (long)runs[0].iy0 * s->W + runs[0].ix0, g, kt, kc, dst, panel_floats);
 }
 
-/* Stride 1, a panel that is not interior: each run is a contiguous piece of
- * an input row, read as a masked load (masked-off lanes read nothing and
- * give 0). */
-static void pack_panel_stride1(const im2col_src *s, const pixel_run *runs, int nrun,
-                               const k_row *kt, int kc, float *dst) {
-    /* Per run: where lane 0 would read for (c, ky, kx) = 0 (lane j reads
-     * base + off + j; the pointer may lie outside the row, but only lanes
-     * inside it are loaded), and for each kx the lanes that fall inside the
-     * row, as masks. */
-    const float *base[NR];
-    __m256i mask[NR][MAX_KW_MASKS][2];
-    int tabulated = s->kw <= MAX_KW_MASKS;
-    for (int r = 0; r < nrun; r++) {
-        const pixel_run *u = &runs[r];
-        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0 - u->j0;
-        for (int kx = 0; tabulated && kx < s->kw; kx++) {
-            int ix = u->ix0 + kx;
-            lane_masks(u->j0 + imax(0, -ix), u->j0 + imin(u->len, s->W - ix), &mask[r][kx][0],
-                       &mask[r][kx][1]);
-        }
-    }
-    for (int k = 0; k < kc; k++, dst += NR) {
-        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
-        for (int r = 0; r < nrun; r++) {
-            const pixel_run *u = &runs[r];
-            int iy = u->iy0 + kt[k].ky;
-            if (iy < 0 || iy >= s->H) continue;
-            __m256i m0, m1;
-            if (tabulated) {
-                m0 = mask[r][kt[k].kx][0];
-                m1 = mask[r][kt[k].kx][1];
-            } else {
-                int ix = u->ix0 + kt[k].kx;
-                lane_masks(u->j0 + imax(0, -ix), u->j0 + imin(u->len, s->W - ix), &m0, &m1);
-            }
-            const float *src = base[r] + kt[k].off;
-            v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
-            v1 = _mm256_or_ps(v1, _mm256_maskload_ps(src + 8, m1));
-        }
-        _mm256_store_ps(dst, v0);
-        _mm256_store_ps(dst + 8, v1);
-    }
-}
-
 /* A 1x1, stride-1, unpadded conv reads B[c][pixel] = x[img][c][pixel]: the
  * panels that lie inside one image are plain copies of 16 consecutive
  * floats per channel, across output rows. How many from pixel n on (at most
@@ -230,30 +186,35 @@ static void pack_panel_stride2_interior(const im2col_src *s, const pixel_run *u,
     }
 }
 
-/* Stride > 1, any panel: per run of lanes the stride-spaced inputs of an
- * input row come in by masked gathers (masked-off lanes read nothing and keep
- * 0), the same floats pack_panel_lanes places. */
 /* Lanes j0 + t of run u inside the input row for kernel column kx:
  * 0 <= ix0 + t*stride + kx < W. */
-static inline void strided_lane_masks(const im2col_src *s, const pixel_run *u, int kx, __m256i *m0, __m256i *m1) {
+static inline void run_lane_masks(const im2col_src *s, const pixel_run *u, int kx, __m256i *m0, __m256i *m1) {
     int ix = u->ix0 + kx, lo = ix >= 0 ? 0 : (-ix + s->stride - 1) / s->stride;
     int hi = ix < s->W ? (s->W - 1 - ix) / s->stride + 1 : 0;
     lane_masks(u->j0 + lo, u->j0 + imin(u->len, hi), m0, m1);
 }
 
-static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
-                               float *dst) {
+/* Any panel, its lanes by runs (the floats pack_panel_lanes places): with
+ * stride 1 each run is a contiguous piece of an input row, read as a masked
+ * load (lane j reads base + off + j; the pointer may lie outside the row, but
+ * only lanes inside it are loaded); other strides come in by masked gathers
+ * of the stride-spaced inputs. Masked-off lanes read nothing and give 0. The
+ * lanes inside the row for each kx are tabulated per run. */
+static inline __attribute__((always_inline)) void pack_runs(const im2col_src *s, const pixel_run *runs, int nrun,
+                                                            const k_row *kt, int kc, float *dst, int gather) {
+    const int tabulated = s->kw <= MAX_KW_MASKS;
     const float *base[NR];
     __m256i idx[NR][2], mask[NR][MAX_KW_MASKS][2];
-    int tabulated = s->kw <= MAX_KW_MASKS;
     const __m256i i0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), i1 = _mm256_add_epi32(i0, _mm256_set1_epi32(8));
     for (int r = 0; r < nrun; r++) {
         const pixel_run *u = &runs[r];
-        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0;
-        const __m256i j0 = _mm256_set1_epi32(u->j0), st = _mm256_set1_epi32(s->stride);
-        idx[r][0] = _mm256_mullo_epi32(_mm256_sub_epi32(i0, j0), st);
-        idx[r][1] = _mm256_mullo_epi32(_mm256_sub_epi32(i1, j0), st);
-        for (int kx = 0; tabulated && kx < s->kw; kx++) strided_lane_masks(s, u, kx, &mask[r][kx][0], &mask[r][kx][1]);
+        base[r] = s->x + u->img_off + (long)u->iy0 * s->W + u->ix0 - (gather ? 0 : u->j0);
+        if (gather) {
+            const __m256i j0 = _mm256_set1_epi32(u->j0), st = _mm256_set1_epi32(s->stride);
+            idx[r][0] = _mm256_mullo_epi32(_mm256_sub_epi32(i0, j0), st);
+            idx[r][1] = _mm256_mullo_epi32(_mm256_sub_epi32(i1, j0), st);
+        }
+        for (int kx = 0; tabulated && kx < s->kw; kx++) run_lane_masks(s, u, kx, &mask[r][kx][0], &mask[r][kx][1]);
     }
     for (int k = 0; k < kc; k++, dst += NR) {
         __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
@@ -266,15 +227,27 @@ static void pack_panel_strided(const im2col_src *s, const pixel_run *runs, int n
                 m0 = mask[r][kt[k].kx][0];
                 m1 = mask[r][kt[k].kx][1];
             } else {
-                strided_lane_masks(s, u, kt[k].kx, &m0, &m1);
+                run_lane_masks(s, u, kt[k].kx, &m0, &m1);
             }
             const float *src = base[r] + kt[k].off;
-            v0 = _mm256_mask_i32gather_ps(v0, src, idx[r][0], _mm256_castsi256_ps(m0), 4);
-            v1 = _mm256_mask_i32gather_ps(v1, src, idx[r][1], _mm256_castsi256_ps(m1), 4);
+            if (gather) {
+                v0 = _mm256_mask_i32gather_ps(v0, src, idx[r][0], _mm256_castsi256_ps(m0), 4);
+                v1 = _mm256_mask_i32gather_ps(v1, src, idx[r][1], _mm256_castsi256_ps(m1), 4);
+            } else {
+                v0 = _mm256_or_ps(v0, _mm256_maskload_ps(src, m0));
+                v1 = _mm256_or_ps(v1, _mm256_maskload_ps(src + 8, m1));
+            }
         }
         _mm256_store_ps(dst, v0);
         _mm256_store_ps(dst + 8, v1);
     }
+}
+
+/* pack_runs made twice, each without the other's branch in its loops */
+static void pack_panel_masked(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
+                              float *dst) {
+    if (s->stride > 1) pack_runs(s, runs, nrun, kt, kc, dst, 1);
+    else pack_runs(s, runs, nrun, kt, kc, dst, 0);
 }
 #endif
 
@@ -306,7 +279,7 @@ static void pack_panel_lanes(const im2col_src *s, const pixel_run *runs, int nru
  * input row from its first lane's input on come in by two masked loads (the
  * mask keeps to the row, so the padding reads as 0) and a two-register
  * permute takes every other one into the run's lanes; the floats the
- * gathers of pack_panel_strided place, at a fraction of their cost. */
+ * gathers of pack_panel_masked place, at a fraction of their cost. */
 #define AT_CONV_STRIDE2_PERMUTE 1
 static void pack_panel_stride2(const im2col_src *s, const pixel_run *runs, int nrun, const k_row *kt, int kc,
                                float *dst) {
@@ -377,7 +350,7 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
                     pack_interior_panels(s, runs, g, kt, kn, d, panel_floats);
                     p += g * NR;
                 } else {
-                    pack_panel_stride1(s, runs, nrun, kt, kn, d);
+                    pack_panel_masked(s, runs, nrun, kt, kn, d);
                     p += NR;
                 }
                 continue;
@@ -386,7 +359,7 @@ static void pack_b_im2col(const void *ctx, int first, int count, int k0, int kc,
 #ifdef AT_CONV_STRIDE2_PERMUTE
             else if (s->stride == 2) pack_panel_stride2(s, runs, nrun, kt, kn, d);
 #endif
-            else pack_panel_strided(s, runs, nrun, kt, kn, d);
+            else pack_panel_masked(s, runs, nrun, kt, kn, d);
             p += NR;
             continue;
 #endif

@@ -610,36 +610,31 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
     long nchunk = (tiles + Tmax - 1) / Tmax;
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     long per_thread = chunk_floats(s->C, s->K, s->m);
-    /* Few tiles and few output channels (ResNet-50's 64-channel convs at
-     * 56x56: 196 tiles in one chunk, one block of output channels): sharing
-     * the chunk would leave one thread all the GEMMs, so the tiles are split,
-     * one chunk per thread. */
+    /* Chunks taken dynamically by the threads (any split gives the same
+     * outputs; a thread that loses its core to another job leaves its chunks
+     * to the others), of T tiles:
+     *   - many chunks: equal ones, a multiple of the threads, in whole GEMM
+     *     panels;
+     *   - few tiles and few output channels (ResNet-50's 64-channel convs at
+     *     56x56: 196 tiles in one chunk, one block of output channels), where
+     *     sharing the chunk below would leave one thread all the GEMMs: one
+     *     chunk per thread. */
     const int blocks = (s->K + SHARED_ROWS - 1) / SHARED_ROWS;
-    if (threads > 1 && nchunk < 2 * threads && blocks < 2 * threads && tiles >= (long)threads * AT_SGEMM_NR) {
-        const long T = lmin(Tmax, (tiles + threads - 1) / threads);
+    long T = 0;
+    if (threads > 1 && nchunk >= 2 * threads) {
+        nchunk = (nchunk + threads - 1) / threads * threads;
+        T = (tiles + nchunk - 1) / nchunk;
+        T = lmin(Tmax, (T + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
+    } else if (threads > 1 && blocks < 2 * threads && tiles >= (long)threads * AT_SGEMM_NR) {
+        T = lmin(Tmax, (tiles + threads - 1) / threads);
+    }
+    if (T > 0) {
         nchunk = (tiles + T - 1) / T;
 #pragma omp parallel num_threads(threads)
         {
             float *ws = workspace + omp_get_thread_num() * per_thread;
 #pragma omp for schedule(dynamic, 1)
             for (long i = 0; i < nchunk; i++) run_chunk(s, i * T, (int)lmin(T, tiles - i * T), ws);
-        }
-    } else if (threads > 1 && nchunk >= 2 * threads) {
-        /* equal chunks, a multiple of the threads (any split gives the same
-         * outputs), taken dynamically: a thread that loses its core to
-         * another job leaves its chunks to the others */
-        nchunk = (nchunk + threads - 1) / threads * threads;
-        long T = (tiles + nchunk - 1) / nchunk;
-        T = lmin(Tmax, (T + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR); /* whole GEMM panels */
-        nchunk = (tiles + T - 1) / T;
-#pragma omp parallel num_threads(threads)
-        {
-            float *ws = workspace + omp_get_thread_num() * per_thread;
-#pragma omp for schedule(dynamic, 1)
-            for (long i = 0; i < nchunk; i++) {
-                long t0 = i * T;
-                if (t0 < tiles) run_chunk(s, t0, (int)lmin(T, tiles - t0), ws);
-            }
         }
     } else if (threads > 1) {
         /* few tiles (small maps): the threads share each chunk, one parallel
