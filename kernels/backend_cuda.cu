@@ -155,8 +155,19 @@ static int op_conv2d_forward(void *ctx, void *conv, const at_conv_call *c) {
     at_conv_gemm g = static_cast<conv_dev *>(conv)->fwd;
     g.x = c->x, g.y = c->y, g.N = c->n;
     if (c->mask) g.x = c->rows, g.row_index = c->row_index, g.mask = c->mask, g.ms = c->ms;
-    g.relu = c->relu, g.gates = c->gates, g.gate_stride = c->gate_stride, g.keep = c->keep;
-    return at_conv2d_gemm_gpu(&g, s->prec, s->n_sm, s->stream);
+    if (!c->residual) {
+        g.relu = c->relu, g.gates = c->gates, g.gate_stride = c->gate_stride, g.keep = c->keep;
+        return at_conv2d_gemm_gpu(&g, s->prec, s->n_sm, s->stream);
+    }
+    /* a residual add before the epilogue: the conv, the add, then the ReLU or gate kernels */
+    const long hw = (long)g.Ho * g.Wo, n = (long)c->n * g.M * hw;
+    g.relu = 0, g.gates = NULL, g.keep = NULL;
+    if (at_conv2d_gemm_gpu(&g, s->prec, s->n_sm, s->stream) ||
+        at_add_forward_gpu(c->y, c->residual, n, c->y, s->stream))
+        return AT_ERR;
+    if (c->relu) return at_gated_relu_forward_gpu(c->y, c->n, g.M, hw, c->gates, c->gate_stride, c->keep, s->stream);
+    if (c->gates || c->keep) return at_gate_forward_gpu(c->y, c->n, g.M, hw, c->gates, c->gate_stride, c->keep, s->stream);
+    return AT_OK;
 }
 
 static int op_conv2d_backward_data(void *ctx, void *conv, const float *dy, int n, float *dx) {
@@ -288,6 +299,7 @@ static at_ops make_cuda_ops() {
     o.adaptive_avgpool_forward = op_adaptive_avgpool_forward, o.adaptive_avgpool_backward = op_adaptive_avgpool_backward;
     o.avgpool2d_forward = op_avgpool2d_forward, o.avgpool2d_backward = op_avgpool2d_backward;
     o.softmax_forward = op_softmax_forward, o.softmax_backward = op_softmax_backward;
+    o.fuses_residual_add = 1;
     o.add = op_add, o.mul = op_mul, o.div = op_div;
     o.clamp_sign = op_clamp_sign, o.select_sign = op_select_sign, o.div_stabilized = op_div_stabilized;
     o.axpby = op_axpby;

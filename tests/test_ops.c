@@ -95,11 +95,12 @@ TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
         for (unsigned t = 0; t < n_cases; t++) {
             const int *c = cases[t];
             const int N = c[0], C = c[1], H = c[2], W = c[3], K = c[4], k = c[5], st = c[6], pad = c[7], relu = t % 2 == 0;
-            const int gated = relu || t + 1 < n_cases;
+            const int gated = relu || t + 1 < n_cases, residual = t % 3 == 1; /* a residual add before the epilogue */
             const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
             const long xn = (long)N * C * H * W, yn = (long)N * K * Ho * Wo;
             float *x = test_random("x", t, xn, 2, 0), *w = test_random("w", t, (long)K * C * k * k, 1.0f / k, 0);
             float *b = test_random("b", t, K, 0.1f, 0), *g = test_random("g", t, (long)N * K, 0.5f, 1), *dy = test_random("dy", t, yn, 1, 0);
+            float *r = test_random("r", t, yn, 1, 0);
             float *out[2][3] = {{0}};
             for (int i = 0; i < 2; i++) {
                 void *h = NULL;
@@ -110,8 +111,9 @@ TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
                 }
                 float *dx = put(&s[i], x, xn), *dyv = put(&s[i], NULL, yn), *keep = put(&s[i], NULL, yn);
                 float *dg = put(&s[i], g, (long)N * K), *ddy = put(&s[i], dy, yn), *ddx = put(&s[i], NULL, xn);
-                at_conv_call cc = {.x = dx, .y = dyv, .n = N, .relu = relu, .gates = gated ? dg : NULL,
-                                   .gate_stride = K, .keep = gated ? keep : NULL};
+                float *dr = put(&s[i], r, yn);
+                at_conv_call cc = {.x = dx, .y = dyv, .residual = residual ? dr : NULL, .n = N, .relu = relu,
+                                   .gates = gated ? dg : NULL, .gate_stride = K, .keep = gated ? keep : NULL};
                 if (s[i].ops->conv2d_forward(s[i].ctx, h, &cc) ||
                     s[i].ops->conv2d_backward_data(s[i].ctx, h, ddy, N, ddx)) {
                     test_fail_at(__FILE__, __LINE__, "%s: %s", s[i].ops->name, at_last_error());
@@ -121,15 +123,15 @@ TEST(cuda_ops_conv2d_matches_the_cpu_at_every_precision) {
                 out[i][2] = get(&s[i], ddx, xn);
             }
             char what[160];
-            snprintf(what, sizeof what, "%s conv %dx%dx%dx%d -> %d k%d s%d p%d relu %d gated %d", at_precision_name(prec), N,
-                     C, H, W, K, k, st, pad, relu, gated);
+            snprintf(what, sizeof what, "%s conv %dx%dx%dx%d -> %d k%d s%d p%d relu %d gated %d residual %d",
+                     at_precision_name(prec), N, C, H, W, K, k, st, pad, relu, gated, residual);
             COMPARE(CONV, what, out[1][0], out[0][0], yn);
             if (gated) COMPARE(CONV, "kept output before the gate", out[1][1], out[0][1], yn);
             /* the direct backward kernel (stride 2, pad > k-1) runs FP32 whatever the precision */
             if (prec == 0 || (st == 1 && pad <= k - 1)) COMPARE(CONV, "conv backward data", out[1][2], out[0][2], xn);
             for (int i = 0; i < 2; i++)
                 for (int j = 0; j < 3; j++) free(out[i][j]);
-            free(x), free(w), free(b), free(g), free(dy);
+            free(x), free(w), free(b), free(g), free(dy), free(r);
         }
     close_sides(s);
 }

@@ -235,6 +235,48 @@ TEST(resnet_gate_before_the_add_fused_or_apart_gives_the_same_result) {
     test_backend_close(be, m);
 }
 
+/* A forward-only pass runs each block's last conv, its residual add and the
+ * ReLU as one conv epilogue; capturing the node before each add keeps them
+ * apart. Both give the same bits, with and without a capture of an add. */
+TEST(resnet_residual_add_in_the_conv_epilogue_gives_the_bits_of_the_separate_ops) {
+    at_random_spec spec = {.arch = "resnet50", .widths = {6, 3, 4, 4, 5}, .n_classes = 4, .in_h = 40, .in_w = 36,
+                           .seed = 14};
+    WITH_CPU_RANDOM(&spec, m, be);
+    const int n = 3;
+    int caps[32], n_caps = 0, first_add = -1;
+    for (int j = 0; j < m->n_layers && n_caps < 32; j++)
+        if (m->layers[j].kind == AT_L_ADD) {
+            caps[n_caps++] = j - 1;
+            if (first_add < 0) first_add = j;
+        }
+    REQUIRE(n_caps == 16 && first_add > 0);
+    const long an = at_layer_out_size(&m->layers[first_add]) * n;
+    float *x = test_random("x", 15, 3L * 40 * 36 * n, 1, 0), fused[12], apart[12];
+    float *outs[33], *add_fused = malloc(sizeof(float) * an), *add_apart = malloc(sizeof(float) * an);
+    for (int c = 0; c < n_caps; c++) outs[c] = malloc(sizeof(float) * at_layer_out_size(&m->layers[caps[c]]) * n);
+    at_forward_args a = {.n = n, .input = x, .logits = fused};
+    REQUIRE(at_forward(be, &a) == AT_OK);
+    at_forward_args b = a;
+    b.logits = apart, b.n_capture = n_caps, b.capture_layer = caps, b.capture_out = outs;
+    REQUIRE(at_forward(be, &b) == AT_OK);
+    for (int i = 0; i < n * m->n_classes; i++) CHECKF(fused[i] == apart[i], "logit %d: %g vs %g", i, fused[i], apart[i]);
+    /* the add captured: its ReLU runs apart, the add stays in the epilogue unless its conv is captured too */
+    int one[2] = {first_add, first_add - 1};
+    float *o1[2] = {add_fused, outs[0]};
+    at_forward_args c1 = a;
+    c1.logits = fused, c1.n_capture = 1, c1.capture_layer = one, c1.capture_out = o1;
+    at_forward_args c2 = c1;
+    c2.logits = apart, c2.n_capture = 2;
+    float *o2[2] = {add_apart, outs[0]};
+    c2.capture_out = o2;
+    REQUIRE(at_forward(be, &c1) == AT_OK && at_forward(be, &c2) == AT_OK);
+    CHECK(!memcmp(add_fused, add_apart, sizeof(float) * an));
+    for (int i = 0; i < n * m->n_classes; i++) CHECKF(fused[i] == apart[i], "logit %d: %g vs %g", i, fused[i], apart[i]);
+    for (int c = 0; c < n_caps; c++) free(outs[c]);
+    free(x), free(add_fused), free(add_apart);
+    test_backend_close(be, m);
+}
+
 TEST(info_layers_prints_a_resnets_nodes_adds_gate_offsets_and_the_cam_layer) {
     char path[1200], cmd[2600];
     static char out[1 << 16];

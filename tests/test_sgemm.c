@@ -200,7 +200,7 @@ TEST(sgemm_few_rows_times_b_or_bt_matches_the_packed_gemm_bit_for_bit) {
                     at_sgemm(0, tb, M, N, K, alpha, A, K, B, tb ? K : N, beta, C1, N);
                     at_matrix_operand ma = {A, K, 0}, mb = {B, tb ? K : N, tb};
                     at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-                    at_gemm_output c = {C2, N, N, 0, NULL};
+                    at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0};
                     at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
                     omp_set_num_threads(old);
                     CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d beta=%g threads=%d trans_b=%d differ",
@@ -231,7 +231,7 @@ TEST(sgemm_narrow_column_tails_match_whole_panels_bit_for_bit) {
             at_matrix_operand ma = {A, K, 0}, mb1 = {B, N, 0}, mb2 = {Bp, Np, 0};
             at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0};
             at_gemm_operand b1 = {at_pack_b_matrix, &mb1, NULL, 0, 0}, b2 = {at_pack_b_matrix, &mb2, NULL, 0, 0};
-            at_gemm_output c1 = {C1, N, N, 0, bias}, c2 = {C2, Np, Np, 0, bias};
+            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0}, c2 = {C2, Np, Np, 0, bias, NULL, 0};
             int old = omp_get_max_threads();
             omp_set_num_threads(T);
             at_sgemm_ex(M, N, K, 0.75f, &a, &b1, 0.3f, &c1);
@@ -241,6 +241,36 @@ TEST(sgemm_narrow_column_tails_match_whole_panels_bit_for_bit) {
             for (int i = 0; i < M && same; i++) same = !memcmp(C1 + (long)i * N, C2 + (long)i * Np, sizeof(float) * N);
             CHECKF(same, "M=%d N=%d K=%d threads=%d: narrow tail differs from whole panels", M, N, K, T);
             free(A), free(Bp), free(B), free(bias), free(C0), free(C1), free(C2);
+        }
+}
+
+/* C's columns cut into segments (items) of 16 and 24 keep neighbouring panels
+ * from being written as a pair (AVX-512) or make them cross a segment: each
+ * element must still get the bits of the unsegmented run. */
+TEST(sgemm_paired_panels_match_single_panels_bit_for_bit) {
+    static const int shapes[][3] = {{40, 48, 300}, {16, 96, 64}, {144, 64, 513}, {7, 40, 20}};
+    static const int segs[] = {24, 16, 40};
+    for (int si = 0; si < 4; si++)
+        for (int gi = 0; gi < 3; gi++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], seg = segs[gi];
+            const int nseg = (N + seg - 1) / seg;
+            float *A = rand_buf((long)M * K), *B = rand_buf((long)K * N), *bias = rand_buf(M);
+            float *C0 = rand_buf((long)M * N), *C1 = malloc(sizeof(float) * M * N);
+            float *C2 = calloc((size_t)M * seg * nseg, sizeof(float));
+            memcpy(C1, C0, sizeof(float) * M * N);
+            for (int i = 0; i < M; i++)
+                for (int n = 0; n < N; n++) C2[(long)(n / seg) * M * seg + (long)i * seg + n % seg] = C0[(long)i * N + n];
+            at_matrix_operand ma = {A, K, 0}, mb = {B, N, 0};
+            at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
+            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0}, c2 = {C2, seg, seg, (long)M * seg, bias, NULL, 0};
+            at_sgemm_ex(M, N, K, 0.75f, &a, &b, 0.3f, &c1);
+            at_sgemm_ex(M, N, K, 0.75f, &a, &b, 0.3f, &c2);
+            int same = 1;
+            for (int i = 0; i < M && same; i++)
+                for (int n = 0; n < N && same; n++)
+                    same = C1[(long)i * N + n] == C2[(long)(n / seg) * M * seg + (long)i * seg + n % seg];
+            CHECKF(same, "M=%d N=%d K=%d segments of %d: differs from the unsegmented result", M, N, K, seg);
+            free(A), free(B), free(bias), free(C0), free(C1), free(C2);
         }
 }
 
@@ -259,7 +289,7 @@ TEST(sgemm_packed_a_matches_packing_on_demand_bit_for_bit) {
             at_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
             at_matrix_operand mb = {B, N, 0};
             at_gemm_operand a = {NULL, NULL, P, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-            at_gemm_output c = {C2, N, N, 0, NULL};
+            at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0};
             at_sgemm_ex(M, N, K, 1.0f, &a, &b, 0.0f, &c);
             omp_set_num_threads(old);
             CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d threads=%d differ", M, N, K, T);
@@ -473,7 +503,7 @@ static void conv_with_threads(int T, const conv_shape *c, const float *x, const 
                    : at_conv2d_workspace_floats(c->C, c->H, c->W, c->kh, c->kw, c->s, c->p);
     float *ws = nws ? malloc(nws * sizeof *ws) : NULL;
     if (u) {
-        at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, m, u[0], b, c->K, c->p, y, ws);
+        at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, m, u[0], b, c->K, c->p, y, ws, NULL);
         at_winograd_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, m, u[1], c->K, c->p, dx, ws);
     } else {
         at_conv2d_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, c->kh, c->kw, c->s, c->p, y, ws);
@@ -568,7 +598,7 @@ static int wino_case(const conv_shape *c, int m, double tol_scale) {
     at_winograd_transform_weights(w, c->K, c->C, 1, m, ub);
     for (long i = 0; i < ny; i++) y[i] = NAN; /* every output written */
     for (long i = 0; i < nx; i++) dx[i] = NAN;
-    at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, m, uf, b, c->K, c->p, y, ws);
+    at_winograd_conv2d_forward(x, c->N, c->C, c->H, c->W, m, uf, b, c->K, c->p, y, ws, NULL);
     at_winograd_conv2d_backward_data(dy, c->N, c->C, c->H, c->W, m, ub, c->K, c->p, dx, ws);
     ref_conv_forward(x, c->N, c->C, c->H, c->W, w, b, c->K, 3, 3, 1, c->p, yr);
     ref_conv_backward_data(dy, c->N, c->C, c->H, c->W, w, c->K, 3, 3, 1, c->p, dxr);
@@ -687,11 +717,56 @@ TEST(conv_packed_weights_give_the_bits_of_packing_per_call) {
         at_conv2d_pack_weights(w, K, C, k, k, 0, pf);
         if (pb) at_conv2d_pack_weights(w, K, C, k, k, 1, pb);
         at_conv2d_forward(x, N, C, H, W, w, b, K, k, k, st, pad, y0, ws);
-        at_conv2d_forward_packed(x, N, C, H, W, w, pf, b, K, k, k, st, pad, y1);
+        at_conv2d_forward_packed(x, N, C, H, W, w, pf, b, K, k, k, st, pad, y1, NULL);
         SAME_BITS("forward, packed weights", y1, y0, ny);
         at_conv2d_backward_data(dy, N, C, H, W, w, K, k, k, st, pad, dx0, ws);
         at_conv2d_backward_data_packed(dy, N, C, H, W, w, pb, K, k, k, st, pad, dx1, ws);
         SAME_BITS("backward data, packed weights", dx1, dx0, nx);
         free(x), free(dy), free(w), free(b), free(y0), free(y1), free(dx0), free(dx1), free(ws), free(pf), free(pb);
     }
+}
+
+/* y + r, then the ReLU where asked, in place: the executor's separate add and ReLU ops. */
+static void add_then_relu(float *y, const float *r, long n, int relu) {
+    for (long i = 0; i < n; i++) {
+        float v = r ? y[i] + r[i] : y[i];
+        y[i] = relu ? (v > 0 ? v : 0.0f) : v;
+    }
+}
+
+TEST(conv_epilogue_adds_the_residual_and_relus_with_the_bits_of_separate_passes) {
+    /* C H W K k stride pad: 1x1, strided 1x1 and 3x3, 7x7/2, 3x3 stride 1 (direct and both Winograd tiles),
+     * maps whose last tiles or panels are partial, K blocks of C*k*k > 256 */
+    static const int shapes[][7] = {{64, 14, 14, 40, 1, 1, 0}, {16, 9, 10, 24, 1, 2, 0}, {12, 8, 8, 16, 3, 2, 1},
+                                    {3, 23, 21, 8, 7, 2, 3},   {32, 13, 11, 48, 3, 1, 1}, {20, 7, 7, 17, 3, 1, 1},
+                                    {300, 6, 6, 36, 1, 1, 0}};
+    for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++)
+        for (int form = 0; form < 3; form++) { /* residual, relu, both */
+            const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
+            const int st = shapes[t][5], pad = shapes[t][6], N = 3, relu = form > 0;
+            const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
+            const long nx = (long)N * C * H * W, ny = (long)N * K * Ho * Wo;
+            float *x = test_random("epilogue x", t, nx, 1, 0), *w = test_random("epilogue w", t, (long)K * C * k * k, 1, 0);
+            float *b = test_random("epilogue b", t, K, 1, 0), *r = form != 1 ? test_random("epilogue r", t, ny, 4, 0) : NULL;
+            float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+            const at_conv_epilogue e = {r, relu};
+            char what[128];
+            at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, k, k, st, pad, y0, NULL);
+            add_then_relu(y0, r, ny, relu);
+            at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, k, k, st, pad, y1, &e);
+            snprintf(what, sizeof what, "direct %d -> %d k%d s%d, residual %d relu %d", C, K, k, st, r != NULL, relu);
+            SAME_BITS(what, y1, y0, ny);
+            for (int m = 2; m <= 4 && at_winograd_applies(C, K, k, k, st, pad); m += 2) {
+                float *u = malloc(sizeof(float) * at_winograd_weights_floats(K, C, m));
+                float *ws = malloc(sizeof(float) * at_winograd_workspace_floats(C, K));
+                at_winograd_transform_weights(w, K, C, 0, m, u);
+                at_winograd_conv2d_forward(x, N, C, H, W, m, u, b, K, pad, y0, ws, NULL);
+                add_then_relu(y0, r, ny, relu);
+                at_winograd_conv2d_forward(x, N, C, H, W, m, u, b, K, pad, y1, ws, &e);
+                snprintf(what, sizeof what, "winograd F%d %d -> %d, residual %d relu %d", m, C, K, r != NULL, relu);
+                SAME_BITS(what, y1, y0, ny);
+                free(u), free(ws);
+            }
+            free(x), free(w), free(b), free(r), free(y0), free(y1);
+        }
 }

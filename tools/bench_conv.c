@@ -57,7 +57,7 @@ static void conv_run(int wino, int bwd, const float *in, int N, int C, int H, co
                      const float *u, const float *b, int K, float *out, float *ws) {
     if (!wino && !bwd) at_conv2d_forward(in, N, C, H, H, w, b, K, 3, 3, 1, 1, out, ws);
     else if (!wino) at_conv2d_backward_data(in, N, C, H, H, w, K, 3, 3, 1, 1, out, ws);
-    else if (!bwd) at_winograd_conv2d_forward(in, N, C, H, H, wino, u, b, K, 1, out, ws);
+    else if (!bwd) at_winograd_conv2d_forward(in, N, C, H, H, wino, u, b, K, 1, out, ws, NULL);
     else at_winograd_conv2d_backward_data(in, N, C, H, H, wino, u, K, 1, out, ws);
 }
 

@@ -396,7 +396,7 @@ static int out_size(int n, int k, int stride, int pad) { return (n + 2 * pad - k
  * the GEMM's N runs over all N*Ho*Wo pixels (in groups of images when that
  * count would not fit an int). */
 static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand *a,
-                      const float *bias, float *y) {
+                      const float *bias, float *y, const at_conv_epilogue *e) {
     long HoWo = (long)src->Ho * src->Wo;
     long group = INT_MAX / HoWo, CHW = (long)src->C * src->H * src->W;
     for (long img = 0; img < N; img += group) {
@@ -404,25 +404,27 @@ static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand
         im2col_src s = *src;
         s.x = src->x + img * CHW;
         at_gemm_operand b = {pack_b_im2col, &s, NULL, 0, 0};
-        at_gemm_output out = {y + img * M * HoWo, HoWo, HoWo, (long)M * HoWo, bias};
+        at_gemm_output out = {y + img * M * HoWo, HoWo, HoWo, (long)M * HoWo, bias,
+                              e && e->residual ? e->residual + img * M * HoWo : NULL, e ? e->relu : 0};
         at_sgemm_ex(M, (int)(n * HoWo), s.C * s.kh * s.kw, 1.0f, a, &b, 0.0f, &out);
     }
 }
 
 void at_conv2d_forward_packed(const float *x, int N, int C, int H, int W, const float *w, const float *packed,
-                              const float *b, int K, int kh, int kw, int stride, int pad, float *y) {
+                              const float *b, int K, int kh, int kw, int stride, int pad, float *y,
+                              const at_conv_epilogue *e) {
     int Ho = out_size(H, kh, stride, pad), Wo = out_size(W, kw, stride, pad);
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return;
     im2col_src s = {x, C, H, W, kh, kw, stride, pad, pad, Ho, Wo};
     at_matrix_operand wm = {w, (long)C * kh * kw, 0};
     at_gemm_operand a = {at_pack_a_matrix, &wm, packed, 0, 0};
-    conv_gemm(&s, N, K, &a, b, y);
+    conv_gemm(&s, N, K, &a, b, y, e);
 }
 
 void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *w, const float *b,
                        int K, int kh, int kw, int stride, int pad, float *y, float *workspace) {
     (void)workspace;
-    at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, kh, kw, stride, pad, y);
+    at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, kh, kw, stride, pad, y, NULL);
 }
 
 /* The backward pass runs as a forward convolution (no workspace) for stride
@@ -522,7 +524,7 @@ void at_conv2d_backward_data_packed(const float *dy, int N, int C, int H, int W,
         im2col_src s = {dy, K, Ho, Wo, kh, kw, 1, kh - 1 - pad, kw - 1 - pad, H, W};
         flipped_weights f = {w, K, C, kh * kw};
         at_gemm_operand a = {pack_a_flipped, &f, packed, 0, 0};
-        conv_gemm(&s, N, C, &a, NULL, dx);
+        conv_gemm(&s, N, C, &a, NULL, dx, NULL);
         return;
     }
     long ckk = (long)C * kh * kw, HoWo = (long)Ho * Wo, CHW = (long)C * H * W;

@@ -31,6 +31,15 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
 void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K,
                              int kh, int kw, int stride, int pad, float *dx, float *workspace);
 
+/* What a forward conv's outputs get after the bias, while they are in
+ * cache, in this order: residual added (laid out like y, not overlapping
+ * it; NULL: none), then relu (v > 0 ? v : 0). The same bits as the separate
+ * element-wise add and ReLU passes. */
+typedef struct {
+    const float *residual;
+    int relu;
+} at_conv_epilogue;
+
 /* The weights packed once for the SGEMM (the panels every call would pack
  * otherwise: the same bits), for the forward (backward 0) or the backward
  * data pass (1; 0 floats where that pass does not run as a forward conv).
@@ -39,7 +48,8 @@ void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const 
 size_t at_conv2d_packed_weights_floats(int K, int C, int kh, int kw, int stride, int pad, int backward);
 void at_conv2d_pack_weights(const float *w, int K, int C, int kh, int kw, int backward, float *dst);
 void at_conv2d_forward_packed(const float *x, int N, int C, int H, int W, const float *w, const float *packed,
-                              const float *b, int K, int kh, int kw, int stride, int pad, float *y);
+                              const float *b, int K, int kh, int kw, int stride, int pad, float *y,
+                              const at_conv_epilogue *e);
 void at_conv2d_backward_data_packed(const float *dy, int N, int C, int H, int W, const float *w,
                                     const float *packed, int K, int kh, int kw, int stride, int pad, float *dx,
                                     float *workspace);

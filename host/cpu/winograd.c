@@ -186,7 +186,21 @@ typedef struct {
     int C, H, W, K, pad, Ho, Wo, th, tw, m;
     const float *u, *b;
     float *y;
+    const float *residual; /* added to y, then relu (at_conv_epilogue) */
+    int relu;
 } wino_conv;
+
+/* The epilogue on n outputs just written at y (in L1). */
+static void finish_span(const wino_conv *s, float *y, int n) {
+    if (!s->residual && !s->relu) return;
+    const float *r = s->residual ? s->residual + (y - s->y) : NULL;
+    for (int j = 0; j < n; j++) {
+        float v = y[j];
+        if (r) v = v + r[j];
+        if (s->relu) v = v > 0 ? v : 0.0f;
+        y[j] = v;
+    }
+}
 
 #ifdef AT_WINO_AVX2
 /* 8 tiles side by side, all inside the image: lane l of d[r][k] is input
@@ -313,8 +327,10 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
             int q = (int)(t % per_img), oy = q / s->tw * 2, ox = q % s->tw * 2;
 #ifdef AT_WINO_AVX2
             if (j + 8 <= T && q % s->tw + 8 <= s->tw && ox + 16 <= s->Wo && oy + 2 <= s->Ho) {
-                output_transform8(mk + j, plane, bias, s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox,
-                                  s->Wo);
+                float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
+                output_transform8(mk + j, plane, bias, yk, s->Wo);
+                finish_span(s, yk, 16);
+                finish_span(s, yk + s->Wo, 16);
                 j += 7;
                 continue;
             }
@@ -329,9 +345,11 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
             int two_cols = ox + 1 < s->Wo;
             yk[0] = r0[0] + r0[1] + r0[2] + bias;
             if (two_cols) yk[1] = r0[1] - r0[2] - r0[3] + bias;
+            finish_span(s, yk, 1 + two_cols);
             if (oy + 1 < s->Ho) {
                 yk[s->Wo] = r1[0] + r1[1] + r1[2] + bias;
                 if (two_cols) yk[s->Wo + 1] = r1[1] - r1[2] - r1[3] + bias;
+                finish_span(s, yk + s->Wo, 1 + two_cols);
             }
         }
     }
@@ -526,6 +544,7 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
             for (int l = 0; l < g->n; l++)
                 for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++) yk[4 * l + i] = q[i]->f[l];
 #endif
+            finish_span(s, yk, imin(4 * g->n, s->Wo - g->ox0));
         }
     }
 }
@@ -567,7 +586,7 @@ static void chunk_gemm(const chunk *ch, int e, int k0, int k1) {
     at_matrix_operand vm = {ch->V + e * ch->vplane, ch->ld, 0};
     at_gemm_operand a = {NULL, NULL, s->u + e * point_floats(s->K, s->C), s->K, k0};
     at_gemm_operand b = {at_pack_b_matrix, &vm, NULL, 0, 0};
-    at_gemm_output out = {ch->M + e * ch->mplane + (long)k0 * ch->ld, ch->ld, ch->T, 0, NULL};
+    at_gemm_output out = {ch->M + e * ch->mplane + (long)k0 * ch->ld, ch->ld, ch->T, 0, NULL, NULL, 0};
     at_sgemm_ex(k1 - k0, ch->T, s->C, 1.0f, &a, &b, 0.0f, &out);
 }
 static void chunk_output(const chunk *ch, int k0, int k1) {
@@ -650,10 +669,12 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
 }
 
 void at_winograd_conv2d_forward(const float *x, int N, int C, int H, int W, int m, const float *u,
-                                const float *b, int K, int pad, float *y, float *workspace) {
+                                const float *b, int K, int pad, float *y, float *workspace,
+                                const at_conv_epilogue *e) {
     int Ho = H + 2 * pad - 2, Wo = W + 2 * pad - 2;
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return;
-    wino_conv s = {x, C, H, W, K, pad, Ho, Wo, (Ho + m - 1) / m, (Wo + m - 1) / m, m, u, b, y};
+    wino_conv s = {x, C, H, W, K, pad, Ho, Wo, (Ho + m - 1) / m, (Wo + m - 1) / m, m, u, b, y,
+                   e ? e->residual : NULL, e ? e->relu : 0};
     wino_run(&s, N, workspace);
 }
 
@@ -661,5 +682,6 @@ void at_winograd_conv2d_backward_data(const float *dy, int N, int C, int H, int 
                                       int K, int pad, float *dx, float *workspace) {
     /* the forward conv of dy[K][Ho][Wo] with the flipped kernel, pad 2 - pad,
      * has C outputs of size H x W */
-    at_winograd_conv2d_forward(dy, N, K, H + 2 * pad - 2, W + 2 * pad - 2, m, u, NULL, C, 2 - pad, dx, workspace);
+    at_winograd_conv2d_forward(dy, N, K, H + 2 * pad - 2, W + 2 * pad - 2, m, u, NULL, C, 2 - pad, dx, workspace,
+                               NULL);
 }

@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include "cpu/conv.h"
+
 /* 1 when this conv (forward and data gradient) has a Winograd path: 3x3,
  * stride 1, pad <= 2, at least 16 input and output channels (fewer leave the
  * GEMMs with almost no depth or rows: VGG's first layer stays direct). */
@@ -49,9 +51,11 @@ int at_winograd_transform_weights(const float *w, int K, int C, int backward, in
 size_t at_winograd_workspace_floats(int C, int K);
 
 /* y[N][K][Ho][Wo] = conv3x3(x[N][C][H][W]) + b (b may be NULL), stride 1,
- * with tile m and u from at_winograd_transform_weights (forward, same m). */
+ * with tile m and u from at_winograd_transform_weights (forward, same m),
+ * then the epilogue e (NULL: none). */
 void at_winograd_conv2d_forward(const float *x, int N, int C, int H, int W, int m, const float *u,
-                                const float *b, int K, int pad, float *y, float *workspace);
+                                const float *b, int K, int pad, float *y, float *workspace,
+                                const at_conv_epilogue *e);
 
 /* dx[N][C][H][W] = the data gradient of that conv for dy[N][K][Ho][Wo], with
  * u transformed with backward = 1 (same m). */

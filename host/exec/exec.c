@@ -170,6 +170,30 @@ static int fusable_relu(const exec_state *s, const at_forward_args *a, int i, in
     return s->g.alias[j] == j - 1 ? j : -1;
 }
 
+/* The residual add (and the ReLU after it) that conv layer i can take into
+ * its epilogue in a forward-only pass: the add of graph.c's add_conv, whose
+ * other operand becomes the conv's residual; *relu_out is that ReLU or -1.
+ * Returns the add, or -1. The conv then writes the add's storage, which
+ * shares nothing live while the conv runs; nothing in between may be wanted
+ * by a capture, a patch, a gate or a kept activation. */
+static int fusable_add(const exec_state *s, const at_forward_args *a, int i, int last, int *relu_out) {
+    const at_model *m = s->m;
+    *relu_out = -1;
+    if (a->keep_for_backward || !s->ops->fuses_residual_add) return -1;
+    int j = i + 1;
+    while (j < last && m->layers[j].kind == AT_L_BATCHNORM) j++;
+    if (j >= last || s->g.add_conv[j] != i) return -1;
+    for (int k = i; k < j; k++)
+        if (wants_capture(a, k) || (a->patch_mode && a->patch_layer == k) || (a->gates && is_gated_bn(&m->layers[k])))
+            return -1;
+    const int r = j + 1;
+    if (r < last && m->layers[r].kind == AT_L_RELU && m->layers[r].input == j && s->g.alias[r] == j &&
+        s->g.consumers[j] == 1 && !wants_capture(a, j) && !(a->patch_mode && a->patch_layer == j) &&
+        !(a->gates && m->layers[r].gate_offset >= 0))
+        *relu_out = r;
+    return j;
+}
+
 /* This call's fused masking of the first conv, if any. */
 typedef struct {
     const float *rows, *mask, *ms;
@@ -177,10 +201,10 @@ typedef struct {
 } fused_masks;
 
 static int run_conv(exec_state *s, int i, const float *x, float *y, int n, int relu_layer, const float *gates,
-                    int gate_stride, float *keep, const fused_masks *fm) {
+                    int gate_stride, float *keep, const fused_masks *fm, const float *residual) {
     at_conv_call c;
     memset(&c, 0, sizeof c);
-    c.x = x, c.y = y, c.n = n;
+    c.x = x, c.y = y, c.n = n, c.residual = residual;
     if (i == 0 && fm->mask) c.rows = fm->rows, c.row_index = fm->index, c.mask = fm->mask, c.ms = fm->ms;
     if (relu_layer >= 0) {
         const at_layer *r = &s->m->layers[relu_layer];
@@ -198,7 +222,7 @@ static int run_layer(exec_state *s, int i, const float *x, const float *x2, floa
     const at_layer *l = &s->m->layers[i];
     const at_ops *o = s->ops;
     switch (l->kind) {
-    case AT_L_CONV: return run_conv(s, i, x, y, n, -1, NULL, 0, NULL, fm);
+    case AT_L_CONV: return run_conv(s, i, x, y, n, -1, NULL, 0, NULL, fm, NULL);
     case AT_L_ADD: return o->add(s->ctx, x, x2, at_layer_out_size(l) * n, y);
     case AT_L_RELU:
         if (y != x && o->copy(s->ctx, y, x, sizeof(float) * at_layer_out_size(l) * n)) return AT_ERR; /* not in place */
@@ -342,9 +366,16 @@ int at_forward(at_backend *be, const at_forward_args *a) {
         const float *x = l->input >= 0 ? where[l->input] : p.input;
         const float *x2 = l->input2 >= 0 ? where[l->input2] : NULL;
         if (i > fused_until) {
-            const int r = l->kind == AT_L_CONV && !cs.keep_pre ? fusable_relu(s, a, i, last) : -1;
-            if (r >= 0) {
-                if (run_conv(s, i, x, y, n, r, gates, gate_stride, s->aux[r], &fm)) return AT_ERR;
+            int ar = -1;
+            const int add = l->kind == AT_L_CONV ? fusable_add(s, a, i, last, &ar) : -1;
+            const int r = l->kind == AT_L_CONV && !cs.keep_pre && add < 0 ? fusable_relu(s, a, i, last) : -1;
+            if (add >= 0) { /* conv (+ identity BNs) + add (+ ReLU) into the add's storage */
+                const at_layer *al = &m->layers[add];
+                const float *res = where[al->input == add - 1 ? al->input2 : al->input];
+                if (run_conv(s, i, x, where[add], n, ar, NULL, 0, NULL, &fm, res)) return AT_ERR;
+                fused_until = ar >= 0 ? ar : add;
+            } else if (r >= 0) {
+                if (run_conv(s, i, x, y, n, r, gates, gate_stride, s->aux[r], &fm, NULL)) return AT_ERR;
                 fused_until = r; /* layers i+1..r alias y and are done */
             } else if (run_layer(s, i, x, x2, y, n, gates, gate_stride, s->aux[i], &fm)) {
                 return AT_ERR;

@@ -74,8 +74,9 @@ int at_exec_graph_build(const at_model *m, exec_graph *g) {
     g->alias = malloc(sizeof(int) * n);
     g->root = malloc(sizeof(int) * n);
     g->slot = malloc(sizeof(int) * n);
+    g->add_conv = malloc(sizeof(int) * n);
     int *last_use = malloc(sizeof(int) * n), *slot_of_slot = malloc(sizeof(int) * MAX_SLOTS);
-    if (!g->consumers || !g->alias || !g->root || !g->slot || !last_use || !slot_of_slot) {
+    if (!g->consumers || !g->alias || !g->root || !g->slot || !g->add_conv || !last_use || !slot_of_slot) {
         free(last_use), free(slot_of_slot);
         at_exec_graph_free(g);
         return at_fail("executor", "out of host memory");
@@ -101,6 +102,14 @@ int at_exec_graph_build(const at_model *m, exec_graph *g) {
         g->alias[i] = is_identity(l->kind) || in_place ? l->input : AT_OWN_STORAGE;
         g->root[i] = g->alias[i] == AT_OWN_STORAGE ? i : g->alias[i] < 0 ? -1 : g->root[g->alias[i]];
     }
+    for (int j = 0; j < n && rc == AT_OK; j++) {
+        const at_layer *l = &m->layers[j];
+        g->add_conv[j] = -1;
+        if (l->kind != AT_L_ADD || (l->input == j - 1) == (l->input2 == j - 1)) continue;
+        int k = j - 1;
+        while (k > 0 && m->layers[k].kind == AT_L_BATCHNORM && m->layers[k].input == k - 1 && g->consumers[k] == 1) k--;
+        if (m->layers[k].kind == AT_L_CONV && g->consumers[k] == 1) g->add_conv[j] = k;
+    }
     /* forward-only slots: an owned output lives until the last reader of any node stored in it */
     for (int i = 0; i < n; i++) last_use[i] = i == n - 1 ? n : i; /* the logits are read at the end */
     for (int i = 0; i < n && rc == AT_OK; i++) {
@@ -114,8 +123,9 @@ int at_exec_graph_build(const at_model *m, exec_graph *g) {
     for (int i = 0; i < n && rc == AT_OK; i++) {
         g->slot[i] = -1;
         if (g->alias[i] != AT_OWN_STORAGE) continue;
+        const int from = g->add_conv[i] >= 0 ? g->add_conv[i] : i; /* a fusable add's slot is written from its conv on */
         int s = 0;
-        while (s < MAX_SLOTS && slot_of_slot[s] >= 0 && last_use[slot_of_slot[s]] >= i) s++;
+        while (s < MAX_SLOTS && slot_of_slot[s] >= 0 && last_use[slot_of_slot[s]] >= from) s++;
         if (s == MAX_SLOTS) {
             rc = at_fail(m->layers[i].name, "more than %d outputs live at once", MAX_SLOTS);
             break;
@@ -131,7 +141,7 @@ int at_exec_graph_build(const at_model *m, exec_graph *g) {
 }
 
 void at_exec_graph_free(exec_graph *g) {
-    free(g->consumers), free(g->alias), free(g->root), free(g->slot);
+    free(g->consumers), free(g->alias), free(g->root), free(g->slot), free(g->add_conv);
     memset(g, 0, sizeof *g);
 }
 

@@ -16,6 +16,9 @@ typedef struct {
     int *alias;      /* [n] the node whose storage this one shares, -1 the network input, AT_OWN_STORAGE */
     int *root;       /* [n] the node with its own storage that holds this output, -1 the network input */
     int *slot;       /* [n] forward-only passes: the buffer slot of each own-storage node, else -1 */
+    int *add_conv;   /* [n] for an add whose operand just before it is a conv's output (across identity
+                      * BNs, read by nothing else): that conv, which may write the add's output itself
+                      * (its slot is free of everything live when the conv runs); else -1 */
     int n_fslots;    /* slots a forward-only pass needs at once */
     int n_bslots;    /* gradient buffers a backward from the logits to the input holds at once */
 } exec_graph;

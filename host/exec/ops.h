@@ -32,12 +32,15 @@ typedef struct {
     float *out;               /* [n][C][H][W], or [n][H][W] with mask_only */
 } at_inputs_call;
 
-/* One convolution of a prepared layer, with its epilogue: z = conv(x) + b,
- * and with relu: keep = relu(z) (when keep is not NULL), y = gate * relu(z);
- * without relu (a conv before a residual add): keep = z, y = gate * z. */
+/* One convolution of a prepared layer, with its epilogue: z = conv(x) + b
+ * (+ residual, a residual add's other operand, when not NULL), and with
+ * relu: keep = relu(z) (when keep is not NULL), y = gate * relu(z); without
+ * relu (a conv before a residual add): keep = z, y = gate * z. residual
+ * never overlaps y. */
 typedef struct {
     const float *x;
     float *y;
+    const float *residual;
     int n;
     int relu;
     const float *gates;       /* this layer's first gate of item 0, or NULL (ones) */
@@ -57,6 +60,8 @@ typedef struct at_ops {
     /* Most items a batch should hold (0: as many as memory allows): the CPU
      * gains nothing from more than its caches keep between layers. */
     int batch_cap;
+    /* whether conv2d_forward takes at_conv_call.residual (else the executor runs the add) */
+    int fuses_residual_add;
     /* memory */
     void *(*alloc)(void *ctx, size_t bytes, const char *what); /* NULL + message when out of memory */
     void (*release)(void *ctx, void *p);
