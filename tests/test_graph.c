@@ -91,7 +91,8 @@ static void reference_pass(const at_model *m, const float *x, const float *gates
                            reference *r) {
     const long a = (long)n * C * HW * HW, h = (long)n * C * (HW / 2) * (HW / 2), p4 = (long)n * C * 4;
     const long in = (long)n * IN_C * HW * HW;
-    float *ws = malloc(sizeof(float) * (at_conv2d_workspace_floats(C, HW, HW, 3, 3, 1, 1) + 1));
+    const size_t wc = at_conv2d_workspace_floats(C, HW, HW, 3, 3, 1, 1), wi = at_conv2d_workspace_floats(IN_C, HW, HW, 3, 3, 1, 1);
+    float *ws = malloc(sizeof(float) * ((wc > wi ? wc : wi) + 1)); /* the backwards into C and into IN_C channels */
     float *z0 = malloc(4 * a), *a0 = malloc(4 * a), *y0 = malloc(4 * a), *z1 = malloc(4 * a), *a1 = malloc(4 * a),
           *y1 = malloc(4 * a), *z2 = malloc(4 * a), *s = malloc(4 * a), *q = malloc(4 * a), *mp = malloc(4 * h),
           *ap = malloc(4 * p4);

@@ -471,9 +471,10 @@ TEST(conv_backward_is_adjoint_of_forward) {
 }
 
 TEST(conv_workspace_sizes) {
-    /* stride 1, pad < kernel, C >= 16 needs none; other cases hold one tile
+    /* stride 1, pad < kernel, C >= 4 needs none; other cases hold one tile
      * of the col buffer (all pixels of one image when it fits in 4M floats) */
     CHECK(at_conv2d_workspace_floats(512, 14, 14, 3, 3, 1, 1) == 0);
+    CHECK(at_conv2d_workspace_floats(8, 128, 128, 3, 3, 1, 1) == 0 && at_conv2d_workspace_floats(4, 9, 9, 3, 3, 1, 1) == 0);
     CHECK(at_conv2d_workspace_floats(16, 9, 9, 5, 5, 1, 2) == 0);
     CHECK(at_conv2d_workspace_floats(3, 224, 224, 3, 3, 1, 1) == 3 * 9 * 224 * 224);
     CHECK(at_conv2d_workspace_floats(3, 7, 5, 3, 3, 2, 1) == 3 * 9 * 4 * 3);
@@ -637,11 +638,13 @@ TEST(winograd_applies_to_3x3_stride1_convs_of_16_channels_or_more) {
     CHECK(!at_winograd_applies(64, 64, 3, 3, 1, 3));  /* pad >= kernel */
 }
 
-TEST(winograd_rule_takes_f4x4_from_12_pixels_a_side) {
+TEST(winograd_rule_takes_f4x4_from_12_pixels_a_side_and_from_7_with_small_weights) {
     CHECK(at_winograd_rule(64, 64, 224, 224) == 4 && at_winograd_rule(512, 512, 14, 14) == 4);
     CHECK(at_winograd_rule(64, 64, 12, 12) == 4 && at_winograd_rule(16, 16, 12, 200) == 4);
     CHECK(at_winograd_rule(512, 512, 11, 12) == 2 && at_winograd_rule(512, 512, 7, 7) == 2);
     CHECK(at_winograd_rule(16, 16, 1, 1) == 2 && at_winograd_rule(128, 128, 6, 6) == 2);
+    CHECK(at_winograd_rule(64, 64, 8, 8) == 4 && at_winograd_rule(128, 128, 7, 7) == 4);
+    CHECK(at_winograd_rule(128, 256, 7, 7) == 2 && at_winograd_rule(64, 64, 7, 6) == 2);
 }
 
 /* A strided or pointwise conv's implicit im2col packs the same B panels as

@@ -60,9 +60,6 @@
 #endif
 #endif
 
-#ifndef PF_HINT
-#define PF_HINT _MM_HINT_T0
-#endif
 #define MR AT_SGEMM_MR
 #define NR AT_SGEMM_NR
 #define KC 256
@@ -101,7 +98,7 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
     const long ahead = (long)kc * MR; /* the next row panel, line by line: weights streamed from memory */
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
-        _mm_prefetch((const char *)(a + ahead), PF_HINT);
+        _mm_prefetch((const char *)(a + ahead), _MM_HINT_T0);
         __m512 bv = _mm512_load_ps(b);
 #pragma GCC unroll 16
         for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
@@ -141,7 +138,7 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
         const float *ak = a + h;
 #pragma GCC unroll 2
         for (int k = 0; k < kc; k++) {
-            if (h == 0) _mm_prefetch((const char *)(ak + (long)kc * MR), PF_HINT); /* the next row panel */
+            if (h == 0) _mm_prefetch((const char *)(ak + (long)kc * MR), _MM_HINT_T0); /* the next row panel */
             const __m512 u = _mm512_load_ps(b0 + (long)k * NR), v = _mm512_load_ps(b1 + (long)k * NR);
 #pragma GCC unroll 8
             for (int r = 0; r < 8; r++) {

@@ -49,8 +49,8 @@ int at_winograd_applies(int C, int K, int kh, int kw, int stride, int pad) {
 }
 
 int at_winograd_rule(int C, int K, int Ho, int Wo) {
-    (void)C, (void)K;
-    return Ho >= AT_WINO4_MIN_SIDE && Wo >= AT_WINO4_MIN_SIDE ? 4 : 2;
+    if (Ho >= AT_WINO4_MIN_SIDE && Wo >= AT_WINO4_MIN_SIDE) return 4;
+    return Ho >= AT_WINO4_SMALL_SIDE && Wo >= AT_WINO4_SMALL_SIDE && (long)C * K <= AT_WINO4_SMALL_MAX_CK ? 4 : 2;
 }
 
 /* Points per tile side: a = m + 2 (4 for F(2x2), 6 for F(4x4)). */

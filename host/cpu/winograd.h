@@ -25,15 +25,22 @@ int at_winograd_applies(int C, int K, int kh, int kw, int stride, int pad);
 /* The tile (2 or 4) for a conv with C inputs and K outputs of Ho x Wo
  * pixels (the backward-data conv: K inputs, C outputs of the input's size),
  * a fixed rule of the shape alone (never of timing, threads or batch):
- *   F(4x4) when both sides of the output are >= AT_WINO4_MIN_SIDE,
+ *   F(4x4) when both sides of the output are >= AT_WINO4_MIN_SIDE, or both
+ *     >= AT_WINO4_SMALL_SIDE with C * K <= AT_WINO4_SMALL_MAX_CK;
  *   F(2x2) otherwise.
  * Small maps have few tiles per image, and F(4x4)'s weights (36 K C floats,
  * read once per chunk of tiles) then cost more than its saved products
  * (measured per VGG16 layer, docs/bench.md: 512 -> 512 at 7x7, batch 1:
  * F(2x2) 0.43 ms, F(4x4) 0.69). From 12 pixels a side F(4x4) wins from a
  * batch of 4 on (64 -> 64 at 12x12, 16 images: 0.30 ms against F(2x2)'s
- * 0.46), and the CPU runs methods in batches of up to 16. */
+ * 0.46), and the CPU runs methods in batches of up to 16. On 7x7 and 8x8
+ * maps with small weights F(4x4) wins in those batches too (64 -> 64 at
+ * 8x8, 16 images: 0.15 ms against 0.21; 128 -> 128 at 7x7: 0.38 against
+ * 0.54) and loses a few microseconds at batch 1; below 7 pixels its tiles
+ * are mostly padding. */
 #define AT_WINO4_MIN_SIDE 12
+#define AT_WINO4_SMALL_SIDE 7
+#define AT_WINO4_SMALL_MAX_CK (128 * 128)
 int at_winograd_rule(int C, int K, int Ho, int Wo);
 
 /* Floats of the transformed weights: (m+2)^2 * K * C. */
