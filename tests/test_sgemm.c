@@ -244,14 +244,15 @@ TEST(sgemm_narrow_column_tails_match_whole_panels_bit_for_bit) {
         }
 }
 
-/* C's columns cut into segments (items) of 16 and 24 keep neighbouring panels
- * from being written as a pair (AVX-512) or make them cross a segment: each
- * element must still get the bits of the unsegmented run. */
-TEST(sgemm_paired_panels_match_single_panels_bit_for_bit) {
+/* C's columns cut into segments (items) of 16, 24 and 40 keep neighbouring
+ * panels from being written as a pair (AVX-512) or make them cross a segment
+ * (written by two masked stores, or through a copy where a segment is shorter
+ * than a panel): each element must still get the bits of the unsegmented run. */
+TEST(sgemm_paired_and_crossing_panels_match_single_panels_bit_for_bit) {
     static const int shapes[][3] = {{40, 48, 300}, {16, 96, 64}, {144, 64, 513}, {7, 40, 20}};
-    static const int segs[] = {24, 16, 40};
+    static const int segs[] = {24, 16, 40, 5};
     for (int si = 0; si < 4; si++)
-        for (int gi = 0; gi < 3; gi++) {
+        for (int gi = 0; gi < 4; gi++) {
             const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], seg = segs[gi];
             const int nseg = (N + seg - 1) / seg;
             float *A = rand_buf((long)M * K), *B = rand_buf((long)K * N), *bias = rand_buf(M);

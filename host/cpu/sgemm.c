@@ -88,10 +88,10 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * once inlined) rows are computed, the first `store` of them read and
  * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
  * half the FMAs, and no tile with all its columns goes through a copy. */
-static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
-                                                              const float *restrict a, const float *restrict b,
-                                                              float *c, long ldc, float alpha, float beta,
-                                                              const float *bias) {
+static inline __attribute__((always_inline)) void kernel_rows2(int rows, int store, __mmask16 cols, int kc,
+                                                               const float *restrict a, const float *restrict b,
+                                                               float *c, float *c2, __mmask16 cols2, long ldc,
+                                                               float alpha, float beta, const float *bias) {
     __m512 acc[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
@@ -109,12 +109,36 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
         if (r >= store) break;
-        float *cr = c + r * ldc;
+        float *cr = c + r * ldc, *cr2 = c2 ? c2 + r * ldc : NULL;
         __m512 v = _mm512_mul_ps(va, acc[r]);
-        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, cr), v);
+        if (beta != 0.0f) {
+            __m512 old = _mm512_maskz_loadu_ps(cols, cr);
+            if (cr2) old = _mm512_mask_loadu_ps(old, cols2, cr2);
+            v = _mm512_fmadd_ps(vb, old, v);
+        }
         if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
         _mm512_mask_storeu_ps(cr, cols, v);
+        if (cr2) _mm512_mask_storeu_ps(cr2, cols2, v);
     }
+}
+static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
+                                                              const float *restrict a, const float *restrict b,
+                                                              float *c, long ldc, float alpha, float beta,
+                                                              const float *bias) {
+    kernel_rows2(rows, store, cols, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias);
+}
+
+/* A panel whose columns run across a segment boundary (the pixels of two
+ * images at 14x14 or 7x7): lanes [0, split) to c, lanes [split, nr) to the
+ * next segment's first columns, at c2 + lane. Masked stores in place, where
+ * edge_tile would copy the tile twice; the same bits. */
+#define AT_SGEMM_CROSSING_TILES 1
+static void micro_kernel_crossing(int mr, int nr, int split, int kc, const float *restrict a,
+                                  const float *restrict b, float *c, float *c2, long ldc, float alpha, float beta,
+                                  const float *bias) {
+    const __mmask16 lo = (__mmask16)((1u << split) - 1), hi = (__mmask16)(((1u << nr) - 1) & ~((1u << split) - 1));
+    if (mr <= 8) kernel_rows2(8, mr, lo, kc, a, b, c, c2, hi, ldc, alpha, beta, bias);
+    else kernel_rows2(MR, mr, lo, kc, a, b, c, c2, hi, ldc, alpha, beta, bias);
 }
 
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
@@ -546,6 +570,13 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
     int n = n0 + jr, nr = imin(NR, nc - jr);
     /* panels inside one segment are written in place (short ones masked, with AVX-512) */
     float *cn = panel_c(c, n, nr, 1);
+#ifdef AT_SGEMM_CROSSING_TILES
+    /* across one segment boundary: the second part, at least as long as the segment's rest, starts the next */
+    const long q = n % c->seg;
+    const int split = (int)(c->seg - q);
+    float *cx = !cn && split < nr && nr - split <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
+    float *cx2 = cx ? c->C + (n / c->seg + 1) * c->seg_stride - split : NULL;
+#endif
 #ifdef AT_SGEMM_SHORT_TILES
     float *cs = panel_c(c, n, nr, 0);
     /* gathers index rows by int32 */
@@ -562,6 +593,11 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
         else if (cs)
             micro_kernel_short(mr, nr, kc, pa + (long)ir * kc, b, cs + i * c->ldc, c->ldc, J->alpha, beta,
                                bias ? bias + i : NULL);
+#endif
+#ifdef AT_SGEMM_CROSSING_TILES
+        else if (cx)
+            micro_kernel_crossing(mr, nr, split, kc, pa + (long)ir * kc, b, cx + i * c->ldc, cx2 + i * c->ldc, c->ldc,
+                                  J->alpha, beta, bias ? bias + i : NULL);
 #endif
         else
             edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);
