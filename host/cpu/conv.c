@@ -92,7 +92,9 @@ static int panel_runs(const im2col_src *s, long n, int cols, pixel_run *runs) {
 }
 
 #ifdef AT_CONV_AVX2
-static int imax(int a, int b) { return a > b ? a : b; }
+#if defined(__AVX512F__)
+static int imax(int a, int b) { return a > b ? a : b; } /* the stride-2 packer's bounds */
+#endif
 
 /* Kernel widths up to this get their lane masks tabulated per panel. */
 #define MAX_KW_MASKS 7
