@@ -934,13 +934,13 @@ static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *
 
 /* C[M][N] = alpha * A[M][K] * B[K][N] + beta * C for M <= FEW_ROWS (the data
  * gradient of a fully connected layer at small batches): B's rows streamed
- * once, in their own order, 512 columns at a time into accumulators in L1,
- * instead of packing all of B for a GEMM whose row panels would be mostly
- * padding. Per K block (the same blocks) a chain of FMAs from zero in k
- * order, then alpha * acc, then beta_blk * c + that by an FMA: the bits
- * at_sgemm_ex computes. Threads take column groups. */
-#define FEW_ROWS_B_COLS 512
-/* Columns [j0, j0+nj) of C, accumulated in acc (M rows of round_up(nj, 8)). */
+ * once, in their own order, into accumulators in the cache, instead of
+ * packing all of B for a GEMM whose row panels would be mostly padding. Per
+ * K block (the same blocks) a chain of FMAs from zero in k order, then
+ * alpha * acc, then beta_blk * c + that by an FMA: the bits at_sgemm_ex
+ * computes. Threads take column groups (few_rows_b). */
+#define FEW_ROWS_B_COLS 512 /* per group when the accumulators come from the stack */
+/* Columns [j0, j0+nj) of C, accumulated in accs (M rows of round_up(nj, 8)). */
 static void few_rows_b_cols(int M, int K, int kcb, float alpha, const float *A, int lda, const float *B, int ldb,
                             float beta, float *C, int ldc, int j0, int nj, float *accs) {
     const int stride = round_up(nj, 8), full = nj / 8 * 8;
