@@ -11,8 +11,9 @@
 #include "test.h"
 
 typedef struct {
-    int starts, finishes, done, skipped, failed, errors;
+    int starts, finishes, done, skipped, failed, errors, partials, partial_backwards;
     long total, last_done;
+    double fraction;
     char error[512];
 } seen;
 
@@ -22,6 +23,12 @@ static void on_progress(void *ctx, const at_run_progress *p) {
     if (p->event == AT_RUN_FINISH) s->finishes++;
     if (p->event == AT_RUN_DONE || p->event == AT_RUN_BATCH) s->done += (int)p->count, s->failed += (int)p->failed;
     if (p->event == AT_RUN_SKIP) s->skipped += (int)p->count;
+    if (p->event == AT_RUN_PARTIAL) {
+        s->partials++;
+        if (p->fraction < s->fraction || p->fraction > 1) s->partial_backwards++;
+        s->fraction = p->fraction;
+    }
+    if (p->event == AT_RUN_BATCH) s->fraction = 0; /* the next batch starts from 0 */
     s->last_done = p->done + p->failures;
 }
 
@@ -95,6 +102,23 @@ TEST(run_api_explains_resumes_refuses_and_eval_scores_the_folder) {
     at_eval_summary_free(&es);
     CHECK(at_eval_run(be, &eo, &cb, &es) == AT_ERR && es.existing == 2);
     at_eval_summary_free(&es);
+
+    /* MPRT over the folder: its progress, model by model, then the images; resumed, all skipped */
+    at_eval_options mo = eo;
+    mo.metric = AT_EVAL_MPRT;
+    at_mprt_summary ms;
+    memset(&s, 0, sizeof s);
+    CHECKF(at_mprt_run(m, &bo, &mo, &cb, &ms) == AT_OK, "%s", at_last_error());
+    CHECK(ms.n_rows == 1 && ms.rows[0].images == 2);
+    CHECK(s.starts == 1 && s.finishes == 1 && s.total == 2 && s.done == 2 && s.last_done == 2);
+    CHECKF(s.partials >= 2 && !s.partial_backwards, "%d partial events, %d going backwards", s.partials,
+           s.partial_backwards);
+    at_mprt_summary_free(&ms);
+    memset(&s, 0, sizeof s);
+    mo.existing = AT_EXISTING_SKIP;
+    CHECKF(at_mprt_run(m, &bo, &mo, &cb, &ms) == AT_OK, "%s", at_last_error());
+    CHECK(s.starts == 1 && s.skipped == 2 && s.done == 0 && s.partials == 0 && s.finishes == 1);
+    at_mprt_summary_free(&ms);
 
     at_backend_destroy(be);
     at_model_free(m);

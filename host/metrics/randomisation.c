@@ -124,18 +124,26 @@ int at_mprt(at_model *m, const at_mprt_options *o, at_map_maker make, void *ctx,
             rc = at_fail("randomisation", "image %d: class %d is not a class of the model (give the original "
                          "model's classes: a randomised model would pick its own)", i, classes[i]);
     if (rc == AT_OK) rc = save(m, layers, n_layers, &saved);
+    const int models = (original ? 0 : 1) + n_layers * ((o->cascading != 0) + (o->independent != 0));
+    int done = 0;
+#define MODEL_DONE() \
+    do { \
+        if (rc == AT_OK && o->progress && models > 0) o->progress(o->progress_ctx, (double)++done / models); \
+    } while (0)
     if (rc == AT_OK && !original) {
         at_backend *be = NULL;
         rc = at_backend_create(m, o->backend, &be);
         if (rc == AT_OK) rc = make(be, inputs, n, classes, maps, ctx);
         at_backend_destroy(be);
         original = maps;
+        MODEL_DONE();
     }
     for (int i = 0; rc == AT_OK && i < n; i++) ok[i] = (char)abs_max_normalise(original + hw * i, hw, orig + hw * i);
     if (o->cascading && rc == AT_OK) {
         for (int l = 0; rc == AT_OK && l < n_layers; l++) {
             rc = at_mprt_reinit(m, layers[l], o->seed);
             if (rc == AT_OK) rc = measure(m, o, make, ctx, inputs, n, classes, orig, ok, maps, tmp, rho_cascading + (long)l * n);
+            MODEL_DONE();
         }
         for (int l = 0; l < saved.n && saved.w && saved.w[l]; l++) restore(m, layers, &saved, l);
     }
@@ -143,7 +151,9 @@ int at_mprt(at_model *m, const at_mprt_options *o, at_map_maker make, void *ctx,
         rc = at_mprt_reinit(m, layers[l], o->seed);
         if (rc == AT_OK) rc = measure(m, o, make, ctx, inputs, n, classes, orig, ok, maps, tmp, rho_independent + (long)l * n);
         restore(m, layers, &saved, l);
+        MODEL_DONE();
     }
+#undef MODEL_DONE
     saved_free(&saved);
     free(orig), free(maps), free(tmp), free(ok);
     return rc;

@@ -31,6 +31,10 @@ typedef struct {
     uint64_t seed;
     int cascading;   /* layers[0..l] re-initialised together, l = 0 .. n_layers-1 */
     int independent; /* layers[l] alone, the rest original */
+    /* called after each model's maps (the original's when computed, then
+     * each randomised model's) with the share of them done; may be NULL */
+    void (*progress)(void *ctx, double fraction);
+    void *progress_ctx;
 } at_mprt_options;
 
 /* The check itself. classes: each image's class, fixed (the original

@@ -89,7 +89,9 @@ void at_eval_summary_free(at_eval_summary *s);
  * tag's maps made again (its default settings, the line's layer and class)
  * after re-initialising the layers (cascading from the top, one at a time);
  * per-image Spearman correlations to DIR/eval.mprt.jsonl. m is modified
- * while it runs and restored; backends are made with bo per model. */
+ * while it runs and restored; backends are made with bo per model. A
+ * method's images finish together (AT_RUN_BATCH), after AT_RUN_PARTIAL
+ * events model by model. */
 typedef struct {
     double mean, lo, hi;
     int n, excluded; /* excluded: either map all zero */

@@ -249,9 +249,12 @@ static int run_group(mprt_ctx *c, mprt_group *g, const entry *entries, at_result
         for (long i = 0; i < hw; i++) mx = orig[hw * t + i] > mx ? orig[hw * t + i] : mx;
         g->orig_zero[idx[t]] = !(mx > 0);
     }
+    if (todo < g->n) run_report_event(&c->rep, AT_RUN_SKIP, g->n - todo, 0);
+    run_batch batch = {&c->rep, todo};
     if (rc == AT_OK && todo) {
         at_mprt_options mo = {.backend = c->bo, .seed = (uint64_t)c->a->mprt_seed,
-                              .cascading = c->orders[0], .independent = c->orders[1]};
+                              .cascading = c->orders[0], .independent = c->orders[1],
+                              .progress = run_batch_progress, .progress_ctx = &batch};
         run_report_message(&c->rep, AT_RUN_NOTICE, "mprt: %s: %d images, %d randomised models", g->name, todo,
                            c->n_layers * (c->orders[0] + c->orders[1]));
         rc = at_mprt(c->m, &mo, g->control ? sobel_maker : explain_maker, g, x, todo, classes, orig, c->layers,
@@ -286,6 +289,7 @@ static int run_group(mprt_ctx *c, mprt_group *g, const entry *entries, at_result
             rc = AT_ERR;
         free(line);
     }
+    if (rc == AT_OK && todo) run_report_event(&c->rep, AT_RUN_BATCH, todo, 0); /* a group's images finish together */
     free(x), free(orig), free(rho[0]), free(rho[1]), free(pending), free(idx), free(classes);
     return rc;
 }
@@ -392,8 +396,12 @@ int at_mprt_run(at_model *m, const at_backend_options *bo, const at_eval_options
         goto done;
     }
     if (!(layers_json = layer_names_json(&c)) || at_output_install_signal_cleanup()) goto done;
+    long total = 0;
+    for (int r = 0; r < n_groups; r++) total += groups[r].n;
+    run_report_start(&c.rep, cb, total);
     for (int r = 0; r < n_groups; r++)
         if (run_group(&c, &groups[r], entries, res, key, layers_json)) goto done;
+    run_report_event(&c.rep, AT_RUN_FINISH, 0, 0);
     if (a->existing == AT_EXISTING_REPLACE && existing) {
         long dropped = 0;
         if (at_results_compact(res, &dropped)) goto done;
