@@ -88,10 +88,26 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * once inlined) rows are computed, the first `store` of them read and
  * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
  * half the FMAs, and no tile with all its columns goes through a copy. */
-static inline __attribute__((always_inline)) void kernel_rows2(int rows, int store, __mmask16 cols, int kc,
-                                                               const float *restrict a, const float *restrict b,
-                                                               float *c, float *c2, __mmask16 cols2, long ldc,
-                                                               float alpha, float beta, const float *bias) {
+/* One row of a tile from its accumulator: alpha * acc (+ beta * c) (+ bias),
+ * lanes cols to c and lanes cols2 to c2 (NULL: none). */
+static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c, __mmask16 cols, float *c2,
+                                                            __mmask16 cols2, float alpha, float beta,
+                                                            const float *bias) {
+    __m512 v = _mm512_mul_ps(_mm512_set1_ps(alpha), acc);
+    if (beta != 0.0f) {
+        __m512 old = _mm512_maskz_loadu_ps(cols, c);
+        if (c2) old = _mm512_mask_loadu_ps(old, cols2, c2);
+        v = _mm512_fmadd_ps(_mm512_set1_ps(beta), old, v);
+    }
+    if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(*bias));
+    _mm512_mask_storeu_ps(c, cols, v);
+    if (c2) _mm512_mask_storeu_ps(c2, cols2, v);
+}
+
+static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
+                                                              const float *restrict a, const float *restrict b,
+                                                              float *c, float *c2, __mmask16 cols2, long ldc,
+                                                              float alpha, float beta, const float *bias) {
     __m512 acc[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
@@ -105,45 +121,30 @@ static inline __attribute__((always_inline)) void kernel_rows2(int rows, int sto
         a += MR;
         b += NR;
     }
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
         if (r >= store) break;
-        float *cr = c + r * ldc, *cr2 = c2 ? c2 + r * ldc : NULL;
-        __m512 v = _mm512_mul_ps(va, acc[r]);
-        if (beta != 0.0f) {
-            __m512 old = _mm512_maskz_loadu_ps(cols, cr);
-            if (cr2) old = _mm512_mask_loadu_ps(old, cols2, cr2);
-            v = _mm512_fmadd_ps(vb, old, v);
-        }
-        if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
-        _mm512_mask_storeu_ps(cr, cols, v);
-        if (cr2) _mm512_mask_storeu_ps(cr2, cols2, v);
+        store_row(acc[r], c + r * ldc, cols, c2 ? c2 + r * ldc : NULL, cols2, alpha, beta, bias ? bias + r : NULL);
     }
 }
-static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
-                                                              const float *restrict a, const float *restrict b,
-                                                              float *c, long ldc, float alpha, float beta,
-                                                              const float *bias) {
-    kernel_rows2(rows, store, cols, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias);
-}
 
-/* A panel whose columns run across a segment boundary (the pixels of two
- * images at 14x14 or 7x7): lanes [0, split) to c, lanes [split, nr) to the
- * next segment's first columns, at c2 + lane. Masked stores in place, where
- * edge_tile would copy the tile twice; the same bits. */
-#define AT_SGEMM_CROSSING_TILES 1
-static void micro_kernel_crossing(int mr, int nr, int split, int kc, const float *restrict a,
-                                  const float *restrict b, float *c, float *c2, long ldc, float alpha, float beta,
-                                  const float *bias) {
-    const __mmask16 lo = (__mmask16)((1u << split) - 1), hi = (__mmask16)(((1u << nr) - 1) & ~((1u << split) - 1));
-    if (mr <= 8) kernel_rows2(8, mr, lo, kc, a, b, c, c2, hi, ldc, alpha, beta, bias);
-    else kernel_rows2(MR, mr, lo, kc, a, b, c, c2, hi, ldc, alpha, beta, bias);
+/* The first mr rows of a tile whose lanes `cols` go to c and lanes `cols2`
+ * to c2 (NULL: none), in place by masked loads and stores: a short tile
+ * inside one segment (cols its nr columns), or one whose columns run across
+ * a segment boundary (the pixels of two images at 14x14 or 7x7: lanes
+ * [0, split) at c, the rest the next segment's first columns, at c2 +
+ * lane), where edge_tile would copy the tile twice; the same bits. */
+#define AT_SGEMM_SHORT_TILES 1
+static void micro_kernel_masked(int mr, int kc, const float *restrict a, const float *restrict b, float *c,
+                                __mmask16 cols, float *c2, __mmask16 cols2, long ldc, float alpha, float beta,
+                                const float *bias) {
+    if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias);
+    else kernel_rows(MR, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias);
 }
 
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
                          long ldc, float alpha, float beta, const float *bias) {
-    kernel_rows(MR, MR, 0xffff, kc, a, b, c, ldc, alpha, beta, bias);
+    kernel_rows(MR, MR, 0xffff, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias);
 }
 
 /* Two neighbouring column panels (b1 = the next packed panel, c1 its tile)
@@ -154,7 +155,6 @@ static void micro_kernel(int kc, const float *restrict a, const float *restrict 
 #define AT_SGEMM_PAIRED_PANELS 1
 static void micro_kernel_pair(int kc, const float *restrict a, const float *restrict b0, const float *restrict b1,
                               float *c0, float *c1, long ldc, float alpha, float beta, const float *bias) {
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int h = 0; h < MR; h += 8) {
         __m512 acc0[8], acc1[8];
 #pragma GCC unroll 8
@@ -174,31 +174,11 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
         }
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
-            float *p0 = c0 + (h + r) * ldc, *p1 = c1 + (h + r) * ldc;
-            __m512 x0 = _mm512_mul_ps(va, acc0[r]), x1 = _mm512_mul_ps(va, acc1[r]);
-            if (beta != 0.0f) {
-                x0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(p0), x0);
-                x1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(p1), x1);
-            }
-            if (bias) {
-                const __m512 bv = _mm512_set1_ps(bias[h + r]);
-                x0 = _mm512_add_ps(x0, bv);
-                x1 = _mm512_add_ps(x1, bv);
-            }
-            _mm512_storeu_ps(p0, x0);
-            _mm512_storeu_ps(p1, x1);
+            const float *br = bias ? bias + h + r : NULL;
+            store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br);
+            store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br);
         }
     }
-}
-
-/* The first mr rows and nr columns of a tile whose columns lie in one
- * segment, in place (masked loads and stores instead of a copy). */
-#define AT_SGEMM_SHORT_TILES 1
-static void micro_kernel_short(int mr, int nr, int kc, const float *restrict a, const float *restrict b, float *c,
-                               long ldc, float alpha, float beta, const float *bias) {
-    const __mmask16 cols = (__mmask16)((1u << nr) - 1);
-    if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
-    else kernel_rows(MR, mr, cols, kc, a, b, c, ldc, alpha, beta, bias);
 }
 
 /* Tiles of at most NARROW_COLS columns (a map's last pixels: 49 = 3 * 16 + 1
@@ -499,6 +479,27 @@ static float *c_at(const at_gemm_output *c, int i, int n) {
     return c->C + (n / c->seg) * c->seg_stride + i * c->ldc + (n % c->seg);
 }
 
+static inline __attribute__((always_inline)) void add_relu_span(float *y, const float *r, long n, int relu) {
+    long j = 0;
+#ifdef AT_SGEMM_AVX512
+    const __m512 zero = _mm512_setzero_ps();
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = _mm512_loadu_ps(y + j);
+        if (r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + j));
+        if (relu) v = _mm512_max_ps(v, zero); /* NaN and -0 give the second operand, +0 */
+        _mm512_storeu_ps(y + j, v);
+    }
+#endif
+    for (; j < n; j++) {
+        float v = y[j];
+        if (r) v = v + r[j];
+        if (relu) v = v > 0 ? v : 0.0f;
+        y[j] = v;
+    }
+}
+
+void at_add_relu_span(float *y, const float *r, long n, int relu) { add_relu_span(y, r, n, relu); }
+
 /* The residual add and ReLU of rows [i0, i0+mc) and columns [n0, n0+nc)
  * of C, once their sums are complete. */
 static void finish_block(const at_gemm_output *c, int i0, int mc, int n0, int nc) {
@@ -506,26 +507,9 @@ static void finish_block(const at_gemm_output *c, int i0, int mc, int n0, int nc
     for (int n = n0; n < n0 + nc;) {
         const long q = n % c->seg, run = imin((int)(c->seg - q), n0 + nc - n);
         const long off = (n / c->seg) * c->seg_stride + q;
-        for (int i = i0; i < i0 + mc; i++) {
-            float *y = c->C + off + i * c->ldc;
-            const float *r = c->residual ? c->residual + off + i * c->ldc : NULL;
-            long j = 0;
-#ifdef AT_SGEMM_AVX512
-            const __m512 zero = _mm512_setzero_ps();
-            for (; j + 16 <= run; j += 16) {
-                __m512 v = _mm512_loadu_ps(y + j);
-                if (r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + j));
-                if (c->relu) v = _mm512_max_ps(v, zero); /* NaN and -0 give the second operand, +0 */
-                _mm512_storeu_ps(y + j, v);
-            }
-#endif
-            for (; j < run; j++) {
-                float v = y[j];
-                if (r) v = v + r[j];
-                if (c->relu) v = v > 0 ? v : 0.0f;
-                y[j] = v;
-            }
-        }
+        for (int i = i0; i < i0 + mc; i++)
+            add_relu_span(c->C + off + i * c->ldc, c->residual ? c->residual + off + i * c->ldc : NULL, run,
+                          c->relu);
         n += (int)run;
     }
 }
@@ -570,19 +554,20 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
     int n = n0 + jr, nr = imin(NR, nc - jr);
     /* panels inside one segment are written in place (short ones masked, with AVX-512) */
     float *cn = panel_c(c, n, nr, 1);
-#ifdef AT_SGEMM_CROSSING_TILES
-    /* across one segment boundary: the second part, at least as long as the segment's rest, starts the next */
-    const long q = n % c->seg;
-    const int split = (int)(c->seg - q);
-    float *cx = !cn && split < nr && nr - split <= c->seg ? c->C + (n / c->seg) * c->seg_stride + q : NULL;
-    float *cx2 = cx ? c->C + (n / c->seg + 1) * c->seg_stride - split : NULL;
-#endif
 #ifdef AT_SGEMM_SHORT_TILES
-    float *cs = panel_c(c, n, nr, 0);
+    float *cs = panel_c(c, n, nr, 0), *cs2 = NULL;
+    __mmask16 cols = (__mmask16)((1u << nr) - 1), cols2 = 0;
     /* gathers index rows by int32 */
     if (ir0 == 0 && cs && nr <= NARROW_COLS && c->ldc * (MR - 1) <= INT32_MAX) {
         micro_kernel_narrow(mc, nr, kc, pa, b, cs + i0 * c->ldc, c->ldc, J->alpha, beta, bias ? bias + i0 : NULL);
         return;
+    }
+    /* across one segment boundary: the second part, at least as long as the segment's rest, starts the next */
+    const long q = n % c->seg;
+    const int split = (int)(c->seg - q);
+    if (!cs && split < nr && nr - split <= c->seg) {
+        cs = c->C + (n / c->seg) * c->seg_stride + q, cs2 = c->C + (n / c->seg + 1) * c->seg_stride - split;
+        cols2 = cols & (__mmask16) ~((1u << split) - 1), cols = (__mmask16)((1u << split) - 1);
     }
 #endif
     for (int ir = ir0; ir < mc; ir += MR) {
@@ -591,13 +576,8 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
             micro_kernel(kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta, bias ? bias + i : NULL);
 #ifdef AT_SGEMM_SHORT_TILES
         else if (cs)
-            micro_kernel_short(mr, nr, kc, pa + (long)ir * kc, b, cs + i * c->ldc, c->ldc, J->alpha, beta,
-                               bias ? bias + i : NULL);
-#endif
-#ifdef AT_SGEMM_CROSSING_TILES
-        else if (cx)
-            micro_kernel_crossing(mr, nr, split, kc, pa + (long)ir * kc, b, cx + i * c->ldc, cx2 + i * c->ldc, c->ldc,
-                                  J->alpha, beta, bias ? bias + i : NULL);
+            micro_kernel_masked(mr, kc, pa + (long)ir * kc, b, cs + i * c->ldc, cols, cs2 ? cs2 + i * c->ldc : NULL,
+                                cols2, c->ldc, J->alpha, beta, bias ? bias + i : NULL);
 #endif
         else
             edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);

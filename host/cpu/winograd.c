@@ -192,14 +192,7 @@ typedef struct {
 
 /* The epilogue on n outputs just written at y (in L1). */
 static void finish_span(const wino_conv *s, float *y, int n) {
-    if (!s->residual && !s->relu) return;
-    const float *r = s->residual ? s->residual + (y - s->y) : NULL;
-    for (int j = 0; j < n; j++) {
-        float v = y[j];
-        if (r) v = v + r[j];
-        if (s->relu) v = v > 0 ? v : 0.0f;
-        y[j] = v;
-    }
+    if (s->residual || s->relu) at_add_relu_span(y, s->residual ? s->residual + (y - s->y) : NULL, n, s->relu);
 }
 
 #ifdef AT_WINO_AVX2
