@@ -69,14 +69,16 @@ TEST(maxpool_2x2_fast_path_matches_the_window_loop_with_ties_and_nans) {
 }
 
 TEST(maxpool_3x3_stride2_pad1_fast_path_matches_the_window_loop_with_ties_and_nans) {
-    const int sizes[][2] = {{8, 6}, {7, 9}, {3, 3}, {12, 11}, {1, 4}};
-    for (int t = 0; t < 5; t++) {
+    /* rows of 33 pixels and more run 16 windows at a time (AVX-512), the rest one by one */
+    const int sizes[][2] = {{8, 6}, {7, 9}, {3, 3}, {12, 11}, {1, 4}, {6, 33}, {5, 34}, {7, 67}, {4, 112}};
+    for (int t = 0; t < 9; t++) {
         const int NC = 3, H = sizes[t][0], W = sizes[t][1], OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
         const long n = (long)NC * H * W, no = (long)NC * OH * OW;
         float *x = test_random("pool3 x", t, n, 2, 0), *dy = test_random("pool3 dy", t, no, 1, 0);
         for (long i = 0; i < n; i++) x[i] = roundf(x[i]); /* many ties among -2..2 */
         x[1] = NAN;
         if (n > 2 * W + 3) x[W + 2] = NAN, x[2 * W + 3] = x[2 * W + 2] = NAN;
+        for (long i = 3 * W + 5; i < n; i += 11) x[i] = NAN; /* in every lane position, some windows with two */
         same_as_the_window_loop("3x3/2/1 pool", x, dy, NC, H, W, 3, 2, 1);
         free(x), free(dy);
     }

@@ -102,9 +102,36 @@ static void maxpool2x2_backward(const float *x, const float *dy, long NC, int H,
  * row's to hold the maximum, at that row's first maximum; the last NaN in
  * raster order is the last NaN-holding row's last NaN. Both passes
  * vectorise. */
+#ifdef __AVX512F__
+/* The first n of 16 lanes (none for n <= 0). */
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* pick() on 16 lanes: v where v > best or v is NaN. */
+static inline __m512 pick16(__m512 best, __m512 v) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), best, v);
+}
+#endif
+
 static void hfold_3s2(const float *r, int W, int OW, float *h) {
     h[0] = W > 1 ? pick(r[0], r[1]) : r[0];
     int ox = 1;
+#ifdef __AVX512F__
+    /* 16 windows at a time from r[2 ox - 1 .. 2 ox + 31], the last ones masked (no branch on the data: a
+     * scalar tail's compares mispredict on real activations): a = r[2 ox - 1], b = r[2 ox], c = r[2 ox + 1] */
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (const int full = W / 2; ox < full; ox += 16) { /* windows whose three columns are inside the row */
+        const int n = full - ox < 16 ? full - ox : 16, nl = 2 * n + 1; /* floats read from q: q[0 .. 2n] */
+        const float *q = r + 2 * ox - 1;
+        const __m512 l0 = _mm512_maskz_loadu_ps(lanes(nl), q), l1 = _mm512_maskz_loadu_ps(lanes(nl - 16), q + 16);
+        const __m512 m0 = _mm512_maskz_loadu_ps(lanes(nl - 1), q + 1),
+                     m1 = _mm512_maskz_loadu_ps(lanes(nl - 17), q + 17);
+        const __m512 a = _mm512_permutex2var_ps(l0, even, l1), b = _mm512_permutex2var_ps(m0, even, m1),
+                     c = _mm512_permutex2var_ps(m0, odd, m1);
+        _mm512_mask_storeu_ps(h + ox, lanes(n), pick16(pick16(a, b), c));
+    }
+    if (ox > W / 2) ox = W / 2; /* the loop ran past the last full window */
+#endif
     for (; 2 * ox + 1 < W; ox++) {
         const float a = r[2 * ox - 1], b = r[2 * ox], c = r[2 * ox + 1];
         const float m = b > a || b != b ? b : a;
@@ -125,7 +152,17 @@ static void maxpool3x3s2p1_forward(const float *x, long NC, int H, int W, float 
                 float *yp = y + nc * OH * OW + (long)oy * OW;
                 for (int yy = y0; yy <= y1; yy++) hfold_3s2(x + nc * H * W + (long)yy * W, W, OW, h + (yy - y0) * OW);
                 const float *h0 = h, *h1 = y1 > y0 ? h + OW : NULL, *h2 = y1 - y0 == 2 ? h + 2 * OW : NULL;
-                for (int ox = 0; ox < OW; ox++) {
+                int ox = 0;
+#ifdef __AVX512F__
+                for (; ox < OW; ox += 16) {
+                    const __mmask16 k = lanes(OW - ox);
+                    __m512 m = _mm512_maskz_loadu_ps(k, h0 + ox);
+                    if (h1) m = pick16(m, _mm512_maskz_loadu_ps(k, h1 + ox));
+                    if (h2) m = pick16(m, _mm512_maskz_loadu_ps(k, h2 + ox));
+                    _mm512_mask_storeu_ps(yp + ox, k, m);
+                }
+#endif
+                for (; ox < OW; ox++) {
                     float m = h0[ox];
                     if (h1) m = pick(m, h1[ox]);
                     if (h2) m = pick(m, h2[ox]);
