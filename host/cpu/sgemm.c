@@ -88,11 +88,23 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * once inlined) rows are computed, the first `store` of them read and
  * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
  * half the FMAs, and no tile with all its columns goes through a copy. */
+/* The epilogue of a tile written by the last K block, fused into its stores:
+ * the residual (r: at the tile's c, r2: at its c2, or for the paired kernel
+ * at its second tile; NULL: none) added, then
+ * the ReLU; the arithmetic of add_relu_span, so the bits of finish_block. */
+typedef struct {
+    const float *r, *r2;
+    long ldc; /* of the residual, as C's */
+    int relu;
+} tile_epilogue;
+
 /* One row of a tile from its accumulator: alpha * acc (+ beta * c) (+ bias),
- * lanes cols to c and lanes cols2 to c2 (NULL: none). */
+ * then the epilogue e (NULL: none) with the row's residual r / r2, lanes cols
+ * to c and lanes cols2 to c2 (NULL: none). */
 static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c, __mmask16 cols, float *c2,
                                                             __mmask16 cols2, float alpha, float beta,
-                                                            const float *bias) {
+                                                            const float *bias, const tile_epilogue *e,
+                                                            const float *r, const float *r2) {
     __m512 v = _mm512_mul_ps(_mm512_set1_ps(alpha), acc);
     if (beta != 0.0f) {
         __m512 old = _mm512_maskz_loadu_ps(cols, c);
@@ -100,6 +112,14 @@ static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c
         v = _mm512_fmadd_ps(_mm512_set1_ps(beta), old, v);
     }
     if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(*bias));
+    if (e) {
+        if (r) {
+            __m512 res = _mm512_maskz_loadu_ps(cols, r);
+            if (c2) res = _mm512_mask_loadu_ps(res, cols2, r2);
+            v = _mm512_add_ps(v, res);
+        }
+        if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give the second operand, +0 */
+    }
     _mm512_mask_storeu_ps(c, cols, v);
     if (c2) _mm512_mask_storeu_ps(c2, cols2, v);
 }
@@ -107,7 +127,8 @@ static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c
 static inline __attribute__((always_inline)) void kernel_rows(int rows, int store, __mmask16 cols, int kc,
                                                               const float *restrict a, const float *restrict b,
                                                               float *c, float *c2, __mmask16 cols2, long ldc,
-                                                              float alpha, float beta, const float *bias) {
+                                                              float alpha, float beta, const float *bias,
+                                                              const tile_epilogue *e) {
     __m512 acc[MR];
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
@@ -115,6 +136,7 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         _mm_prefetch((const char *)(a + ahead), _MM_HINT_T0);
+        if (e && e->r && k < rows) _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0); /* the next row tile's residual */
         __m512 bv = _mm512_load_ps(b);
 #pragma GCC unroll 16
         for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
@@ -124,7 +146,9 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
         if (r >= store) break;
-        store_row(acc[r], c + r * ldc, cols, c2 ? c2 + r * ldc : NULL, cols2, alpha, beta, bias ? bias + r : NULL);
+        const float *rr = e && e->r ? e->r + r * e->ldc : NULL, *rr2 = e && e->r2 ? e->r2 + r * e->ldc : NULL;
+        store_row(acc[r], c + r * ldc, cols, c2 ? c2 + r * ldc : NULL, cols2, alpha, beta, bias ? bias + r : NULL, e,
+                  rr, rr2);
     }
 }
 
@@ -137,14 +161,20 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #define AT_SGEMM_SHORT_TILES 1
 static void micro_kernel_masked(int mr, int kc, const float *restrict a, const float *restrict b, float *c,
                                 __mmask16 cols, float *c2, __mmask16 cols2, long ldc, float alpha, float beta,
-                                const float *bias) {
-    if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias);
-    else kernel_rows(MR, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias);
+                                const float *bias, const tile_epilogue *e) {
+    if (mr <= 8) kernel_rows(8, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias, e);
+    else kernel_rows(MR, mr, cols, kc, a, b, c, c2, cols2, ldc, alpha, beta, bias, e);
 }
 
 static void micro_kernel(int kc, const float *restrict a, const float *restrict b, float *c,
                          long ldc, float alpha, float beta, const float *bias) {
-    kernel_rows(MR, MR, 0xffff, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias);
+    kernel_rows(MR, MR, 0xffff, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias, NULL);
+}
+
+/* micro_kernel with the epilogue e (its r at c) in its stores. */
+static void micro_kernel_fused(int kc, const float *restrict a, const float *restrict b, float *c, long ldc,
+                               float alpha, float beta, const float *bias, const tile_epilogue *e) {
+    kernel_rows(MR, MR, 0xffff, kc, a, b, c, NULL, 0, ldc, alpha, beta, bias, e);
 }
 
 /* Two neighbouring column panels (b1 = the next packed panel, c1 its tile)
@@ -154,7 +184,8 @@ static void micro_kernel(int kc, const float *restrict a, const float *restrict 
  * element gets micro_kernel's FMA chain and epilogue: the same bits. */
 #define AT_SGEMM_PAIRED_PANELS 1
 static void micro_kernel_pair(int kc, const float *restrict a, const float *restrict b0, const float *restrict b1,
-                              float *c0, float *c1, long ldc, float alpha, float beta, const float *bias) {
+                              float *c0, float *c1, long ldc, float alpha, float beta, const float *bias,
+                              const tile_epilogue *e) {
     for (int h = 0; h < MR; h += 8) {
         __m512 acc0[8], acc1[8];
 #pragma GCC unroll 8
@@ -163,6 +194,10 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
 #pragma GCC unroll 2
         for (int k = 0; k < kc; k++) {
             if (h == 0) _mm_prefetch((const char *)(ak + (long)kc * MR), _MM_HINT_T0); /* the next row panel */
+            if (h == 0 && e && e->r && k < MR) { /* the next row tile's residual */
+                _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0);
+                _mm_prefetch((const char *)(e->r2 + (MR + k) * e->ldc), _MM_HINT_T0);
+            }
             const __m512 u = _mm512_load_ps(b0 + (long)k * NR), v = _mm512_load_ps(b1 + (long)k * NR);
 #pragma GCC unroll 8
             for (int r = 0; r < 8; r++) {
@@ -175,8 +210,9 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
             const float *br = bias ? bias + h + r : NULL;
-            store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br);
-            store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br);
+            const float *r0 = e && e->r ? e->r + (h + r) * e->ldc : NULL, *r1 = e && e->r2 ? e->r2 + (h + r) * e->ldc : NULL;
+            store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r0, NULL);
+            store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r1, NULL);
         }
     }
 }
@@ -546,9 +582,10 @@ static float *panel_c(const at_gemm_output *c, int n, int nr, int full) {
     return NULL;
 }
 
-/* Row blocks [ir0, mc) of the panel at jr. */
+/* Row blocks [ir0, mc) of the panel at jr; with last, the epilogue too
+ * (fused into the stores of tiles written in place, after the others). */
 static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *pb, int i0, int mc, int n0, int nc,
-                       int jr, int ir0, float beta, const float *bias) {
+                       int jr, int ir0, float beta, const float *bias, int last) {
     const at_gemm_output *c = J->c;
     const float *b = pb + (long)jr * kc;
     int n = n0 + jr, nr = imin(NR, nc - jr);
@@ -560,6 +597,7 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
     /* gathers index rows by int32 */
     if (ir0 == 0 && cs && nr <= NARROW_COLS && c->ldc * (MR - 1) <= INT32_MAX) {
         micro_kernel_narrow(mc, nr, kc, pa, b, cs + i0 * c->ldc, c->ldc, J->alpha, beta, bias ? bias + i0 : NULL);
+        if (last) finish_block(c, i0, mc, n, nr);
         return;
     }
     /* across one segment boundary: the second part, at least as long as the segment's rest, starts the next */
@@ -572,19 +610,34 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
 #endif
     for (int ir = ir0; ir < mc; ir += MR) {
         int i = i0 + ir, mr = imin(MR, mc - ir);
+#ifdef AT_SGEMM_SHORT_TILES
+        if (cn && mr == MR) {
+            float *t = cn + i * c->ldc;
+            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL, NULL, c->ldc, c->relu};
+            micro_kernel_fused(kc, pa + (long)ir * kc, b, t, c->ldc, J->alpha, beta, bias ? bias + i : NULL,
+                               last ? &e : NULL);
+        } else if (cs) {
+            float *t = cs + i * c->ldc, *t2 = cs2 ? cs2 + i * c->ldc : NULL;
+            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL,
+                                     c->residual && t2 ? c->residual + (t2 - c->C) : NULL, c->ldc, c->relu};
+            micro_kernel_masked(mr, kc, pa + (long)ir * kc, b, t, cols, t2, cols2, c->ldc, J->alpha, beta,
+                                bias ? bias + i : NULL, last ? &e : NULL);
+        } else {
+            edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);
+            if (last) finish_block(c, i, mr, n, nr);
+        }
+#else
         if (cn && mr == MR)
             micro_kernel(kc, pa + (long)ir * kc, b, cn + i * c->ldc, c->ldc, J->alpha, beta, bias ? bias + i : NULL);
-#ifdef AT_SGEMM_SHORT_TILES
-        else if (cs)
-            micro_kernel_masked(mr, kc, pa + (long)ir * kc, b, cs + i * c->ldc, cols, cs2 ? cs2 + i * c->ldc : NULL,
-                                cols2, c->ldc, J->alpha, beta, bias ? bias + i : NULL);
-#endif
         else
             edge_tile(J, kc, pa + (long)ir * kc, b, i, n, mr, nr, beta, bias);
+        if (last) finish_block(c, i, mr, n, nr);
+#endif
     }
 }
 
-/* C[i0 .. i0+mc) x [n0 .. n0+nc) from a packed A block and B panel. */
+/* C[i0 .. i0+mc) x [n0 .. n0+nc) from a packed A block and B panel; with
+ * last (the last K block), then the epilogue. */
 static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float *pb, int i0,
                          int mc, int n0, int nc, float beta, const float *bias, int last) {
     const at_gemm_output *c = J->c;
@@ -598,20 +651,21 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
             const float *b0 = pb + (long)jr * kc;
             for (int ir = 0; ir < full; ir += MR) {
                 const int i = i0 + ir;
-                micro_kernel_pair(kc, pa + (long)ir * kc, b0, b0 + (long)NR * kc, c0 + i * c->ldc, c1 + i * c->ldc,
-                                  c->ldc, J->alpha, beta, bias ? bias + i : NULL);
+                float *t0 = c0 + i * c->ldc, *t1 = c1 + i * c->ldc;
+                const tile_epilogue e = {c->residual ? c->residual + (t0 - c->C) : NULL,
+                                         c->residual ? c->residual + (t1 - c->C) : NULL, c->ldc, c->relu};
+                micro_kernel_pair(kc, pa + (long)ir * kc, b0, b0 + (long)NR * kc, t0, t1, c->ldc, J->alpha, beta,
+                                  bias ? bias + i : NULL, last ? &e : NULL);
             }
             if (full < mc) {
-                panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr, full, beta, bias);
-                panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr + NR, full, beta, bias);
+                panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr, full, beta, bias, last);
+                panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr + NR, full, beta, bias, last);
             }
-            if (last) finish_block(c, i0, mc, n0 + jr, 2 * NR);
             jr += NR;
             continue;
         }
 #endif
-        panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr, 0, beta, bias);
-        if (last) finish_block(c, i0, mc, n0 + jr, imin(NR, nc - jr));
+        panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr, 0, beta, bias, last);
     }
 }
 
