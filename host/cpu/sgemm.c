@@ -534,8 +534,6 @@ static inline __attribute__((always_inline)) void add_relu_span(float *y, const 
     }
 }
 
-void at_add_relu_span(float *y, const float *r, long n, int relu) { add_relu_span(y, r, n, relu); }
-
 /* The residual add and ReLU of rows [i0, i0+mc) and columns [n0, n0+nc)
  * of C, once their sums are complete. */
 static void finish_block(const at_gemm_output *c, int i0, int mc, int n0, int nc) {

@@ -72,10 +72,6 @@ typedef struct {
     int relu;
 } at_gemm_output;
 
-/* y[j] = y[j] + r[j] (r may be NULL), then v > 0 ? v : 0 where relu, for j < n:
- * the epilogue at_gemm_output and the Winograd conv apply. */
-void at_add_relu_span(float *y, const float *r, long n, int relu);
-
 /* C = alpha * A * B + beta * C (+ row_bias) with packed-on-demand operands. */
 void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
                  const at_gemm_operand *b, float beta, const at_gemm_output *c);

@@ -190,10 +190,27 @@ typedef struct {
     int relu;
 } wino_conv;
 
-/* The epilogue on n outputs just written at y (in L1). */
-static void finish_span(const wino_conv *s, float *y, int n) {
-    if (s->residual || s->relu) at_add_relu_span(y, s->residual ? s->residual + (y - s->y) : NULL, n, s->relu);
+/* The epilogue applied to an output v before it is stored at y, as
+ * the SGEMM's epilogue computes it: applied in registers, since reading back what
+ * the (masked) stores just wrote stalls on store forwarding. */
+static inline float finish_one(const wino_conv *s, const float *y, float v) {
+    if (s->residual) v = v + s->residual[y - s->y];
+    return s->relu ? (v > 0 ? v : 0.0f) : v;
 }
+#ifdef AT_WINO_AVX2
+/* The same on 4 or 8 lanes, lanes outside mask (or all, full) left out of the residual. */
+static inline __m128 finish4(const wino_conv *s, const float *y, __m128 v, int full, __m128i mask) {
+    if (s->residual) {
+        const float *r = s->residual + (y - s->y);
+        v = _mm_add_ps(v, full ? _mm_loadu_ps(r) : _mm_maskload_ps(r, mask));
+    }
+    return s->relu ? _mm_max_ps(v, _mm_setzero_ps()) : v; /* NaN and -0 give the second operand, +0 */
+}
+static inline __m256 finish8(const wino_conv *s, const float *y, __m256 v) {
+    if (s->residual) v = _mm256_add_ps(v, _mm256_loadu_ps(s->residual + (y - s->y)));
+    return s->relu ? _mm256_max_ps(v, _mm256_setzero_ps()) : v;
+}
+#endif
 
 #ifdef AT_WINO_AVX2
 /* 8 tiles side by side, all inside the image: lane l of d[r][k] is input
@@ -289,7 +306,7 @@ static void input_transform(const wino_conv *s, long t0, int T, int c0, int c1, 
 #ifdef AT_WINO_AVX2
 /* Two output rows of 8 whole tiles side by side (the scalar path's adds, in
  * its order), the lanes of columns 2l and 2l+1 interleaved into 16 floats. */
-static void output_transform8(const float *mk, long plane, float bias, float *yk, int Wo) {
+static void output_transform8(const wino_conv *s, const float *mk, long plane, float bias, float *yk, int Wo) {
     __m256 m[16], r0[4], r1[4], b = _mm256_set1_ps(bias);
     for (int e = 0; e < 16; e++) m[e] = _mm256_loadu_ps(mk + e * plane);
     for (int c = 0; c < 4; c++) {
@@ -302,8 +319,8 @@ static void output_transform8(const float *mk, long plane, float bias, float *yk
         __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(q[0], q[1]), q[2]), b);
         __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(q[1], q[2]), q[3]), b);
         __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-        _mm256_storeu_ps(yk, _mm256_permute2f128_ps(lo, hi, 0x20));
-        _mm256_storeu_ps(yk + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+        _mm256_storeu_ps(yk, finish8(s, yk, _mm256_permute2f128_ps(lo, hi, 0x20)));
+        _mm256_storeu_ps(yk + 8, finish8(s, yk + 8, _mm256_permute2f128_ps(lo, hi, 0x31)));
     }
 }
 #endif
@@ -321,9 +338,7 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
 #ifdef AT_WINO_AVX2
             if (j + 8 <= T && q % s->tw + 8 <= s->tw && ox + 16 <= s->Wo && oy + 2 <= s->Ho) {
                 float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
-                output_transform8(mk + j, plane, bias, yk, s->Wo);
-                finish_span(s, yk, 16);
-                finish_span(s, yk + s->Wo, 16);
+                output_transform8(s, mk + j, plane, bias, yk, s->Wo);
                 j += 7;
                 continue;
             }
@@ -336,13 +351,12 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
             }
             float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
             int two_cols = ox + 1 < s->Wo;
-            yk[0] = r0[0] + r0[1] + r0[2] + bias;
-            if (two_cols) yk[1] = r0[1] - r0[2] - r0[3] + bias;
-            finish_span(s, yk, 1 + two_cols);
+            yk[0] = finish_one(s, yk, r0[0] + r0[1] + r0[2] + bias);
+            if (two_cols) yk[1] = finish_one(s, yk + 1, r0[1] - r0[2] - r0[3] + bias);
             if (oy + 1 < s->Ho) {
-                yk[s->Wo] = r1[0] + r1[1] + r1[2] + bias;
-                if (two_cols) yk[s->Wo + 1] = r1[1] - r1[2] - r1[3] + bias;
-                finish_span(s, yk + s->Wo, 1 + two_cols);
+                float *y1 = yk + s->Wo;
+                y1[0] = finish_one(s, y1, r1[0] + r1[1] + r1[2] + bias);
+                if (two_cols) y1[1] = finish_one(s, y1 + 1, r1[1] - r1[2] - r1[3] + bias);
             }
         }
     }
@@ -529,15 +543,16 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
                            _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee)};
             for (int l = 0; l < 8; l++) {
                 __m128 v = l < 4 ? _mm256_castps256_ps128(x[l]) : _mm256_extractf128_ps(x[l - 4], 1);
+                v = finish4(s, yk + 4 * l, v, whole, mask[l]);
                 if (whole) _mm_storeu_ps(yk + 4 * l, v);
                 else _mm_maskstore_ps(yk + 4 * l, mask[l], v);
             }
 #else
             const v8 *q[4] = {&o0, &o1, &o2, &o3};
             for (int l = 0; l < g->n; l++)
-                for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++) yk[4 * l + i] = q[i]->f[l];
+                for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++)
+                    yk[4 * l + i] = finish_one(s, yk + 4 * l + i, q[i]->f[l]);
 #endif
-            finish_span(s, yk, imin(4 * g->n, s->Wo - g->ox0));
         }
     }
 }
