@@ -654,6 +654,12 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
         T = lmin(Tmax, (T + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
     } else if (threads > 1 && blocks < 2 * threads && tiles >= (long)threads * AT_SGEMM_NR) {
         T = lmin(Tmax, (tiles + threads - 1) / threads);
+    } else if (threads > 1 && tiles >= 2L * threads * AT_SGEMM_NR) {
+        /* the same number of whole-panel chunks per thread (ResNet-50's 256-
+         * and 512-channel convs at batch 8: 128 tiles, 2 chunks of 64), where
+         * sharing each chunk would transform every input tile in both threads */
+        const long per = (tiles + threads - 1) / threads, q = (per + Tmax - 1) / Tmax;
+        T = lmin(Tmax, ((per + q - 1) / q + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
     }
     if (T > 0) {
         nchunk = (tiles + T - 1) / T;
