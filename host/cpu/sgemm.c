@@ -985,10 +985,22 @@ static void few_rows_b_cols(int M, int K, int kcb, float alpha, const float *A, 
         for (int i = 0; i < M; i++) memset(acc[i], 0, sizeof(float) * stride);
         for (int k = 0; k < kc; k++) {
             const float *br = B + (long)(pc + k) * ldb + j0;
+#ifndef FRB_PF
+#define FRB_PF 2
+#endif
+            const float *ahead = B + (long)(pc + k + FRB_PF) * ldb + j0; /* in B while pc + k + FRB_PF < K */
+            const int pf = FRB_PF && pc + k + FRB_PF < K;
             for (int i = 0; i < M; i++) {
                 const __m256 a = _mm256_broadcast_ss(A + (long)i * lda + pc + k);
                 float *ar = acc[i];
                 int j = 0;
+#ifdef AT_SGEMM_AVX512
+                const __m512 a16 = _mm512_set1_ps(A[(long)i * lda + pc + k]);
+                for (; j + 16 <= full; j += 16) {
+                    if (pf && i == 0) _mm_prefetch((const char *)(ahead + j), _MM_HINT_T0);
+                    _mm512_storeu_ps(ar + j, _mm512_fmadd_ps(a16, _mm512_loadu_ps(br + j), _mm512_loadu_ps(ar + j)));
+                }
+#endif
                 for (; j < full; j += 8)
                     _mm256_store_ps(ar + j, _mm256_fmadd_ps(a, _mm256_loadu_ps(br + j), _mm256_load_ps(ar + j)));
                 if (j < nj)

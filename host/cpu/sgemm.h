@@ -60,10 +60,11 @@ typedef struct {
  * A plain matrix has seg = N (one segment); a convolution over a batch uses
  * seg = Ho*Wo, seg_stride = K*Ho*Wo, ldc = Ho*Wo so that the GEMM's N runs
  * over (image, pixel) and the result lands in NCHW. row_bias (M floats, or
- * NULL) is added to every element of row i once. Then, in this order and
- * while the tile is in L1: residual (laid out like C, not overlapping it;
- * NULL: none) is added, and relu sets v to v > 0 ? v : 0: a conv's residual
- * add and ReLU, the bits of the separate element-wise passes. */
+ * NULL) is added to every element of row i once. Then, after the last K
+ * block, in this order and before the tile is stored (in registers; tiles
+ * that go through a copy, after it): residual (laid out like C, not
+ * overlapping it; NULL: none) is added, and relu sets v to v > 0 ? v : 0: a
+ * conv's residual add and ReLU, the bits of the separate element-wise passes. */
 typedef struct {
     float *C;
     long ldc, seg, seg_stride;

@@ -651,7 +651,11 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
      *   - few tiles and few output channels (ResNet-50's 64-channel convs at
      *     56x56: 196 tiles in one chunk, one block of output channels), where
      *     sharing the chunk below would leave one thread all the GEMMs: one
-     *     chunk per thread. */
+     *     chunk per thread;
+     *   - at least two panels of tiles per thread: the same number of
+     *     whole-panel chunks per thread;
+     *   - fewer tiles (small maps at small batches): chunks shared by the
+     *     threads, split by output channels (run_chunk_shared). */
     const int blocks = (s->K + SHARED_ROWS - 1) / SHARED_ROWS;
     long T = 0;
     if (threads > 1 && nchunk >= 2 * threads) {
@@ -661,9 +665,9 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
     } else if (threads > 1 && blocks < 2 * threads && tiles >= (long)threads * AT_SGEMM_NR) {
         T = lmin(Tmax, (tiles + threads - 1) / threads);
     } else if (threads > 1 && tiles >= 2L * threads * AT_SGEMM_NR) {
-        /* the same number of whole-panel chunks per thread (ResNet-50's 256-
-         * and 512-channel convs at batch 8: 128 tiles, 2 chunks of 64), where
-         * sharing each chunk would transform every input tile in both threads */
+        /* ResNet-50's 256- and 512-channel convs at batch 8: 128 tiles, 2
+         * chunks of 64, where sharing each chunk would transform every input
+         * tile in both threads */
         const long per = (tiles + threads - 1) / threads, q = (per + Tmax - 1) / Tmax;
         T = lmin(Tmax, ((per + q - 1) / q + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
     }
