@@ -972,6 +972,9 @@ static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *
  * alpha * acc, then beta_blk * c + that by an FMA: the bits at_sgemm_ex
  * computes. Threads take column groups (few_rows_b). */
 #define FEW_ROWS_B_COLS 512 /* per group when the accumulators come from the stack */
+/* The row of B this many ahead is prefetched line by line while a row
+ * streams: the hardware prefetchers would start anew at every row. */
+#define FRB_PF 2
 /* Columns [j0, j0+nj) of C, accumulated in accs (M rows of round_up(nj, 8)). */
 static void few_rows_b_cols(int M, int K, int kcb, float alpha, const float *A, int lda, const float *B, int ldb,
                             float beta, float *C, int ldc, int j0, int nj, float *accs) {
@@ -985,11 +988,8 @@ static void few_rows_b_cols(int M, int K, int kcb, float alpha, const float *A, 
         for (int i = 0; i < M; i++) memset(acc[i], 0, sizeof(float) * stride);
         for (int k = 0; k < kc; k++) {
             const float *br = B + (long)(pc + k) * ldb + j0;
-#ifndef FRB_PF
-#define FRB_PF 2
-#endif
-            const float *ahead = B + (long)(pc + k + FRB_PF) * ldb + j0; /* in B while pc + k + FRB_PF < K */
-            const int pf = FRB_PF && pc + k + FRB_PF < K;
+            const int pf = pc + k + FRB_PF < K;
+            const float *ahead = pf ? B + (long)(pc + k + FRB_PF) * ldb + j0 : br;
             for (int i = 0; i < M; i++) {
                 const __m256 a = _mm256_broadcast_ss(A + (long)i * lda + pc + k);
                 float *ar = acc[i];
