@@ -521,18 +521,21 @@ TEST(conv_deterministic_across_runs_and_threads) {
      * F(2x2) and F(4x4) on the shapes it takes: many chunks taken by the
      * threads (120x120: 8 chunks of 912 F(2x2) tiles; 6 of 160 F(4x4) tiles
      * with 2 threads, 5 of 224 with 1), few chunks shared by the threads by
-     * blocks of output channels (7x7, odd maps) or, with few output channels,
-     * split into one chunk per thread (56x56 with 64), pad 0 and 2 */
+     * blocks of output channels, one block per thread (7x7, odd maps) or, with
+     * few output channels, split into one chunk per thread (56x56 with 64), or
+     * two panels of tiles per thread and more (8 images at 7x7 and 14x14 with
+     * 256 channels: one whole-panel chunk per thread), pad 0 and 2 */
     conv_shape cs[] = {{2, 64, 28, 28, 64, 3, 3, 1, 1},   {3, 256, 7, 7, 512, 3, 3, 1, 1},
                        {2, 32, 33, 31, 40, 3, 3, 2, 1},   {2, 3, 40, 36, 64, 3, 3, 1, 1},
                        {2, 64, 56, 56, 64, 3, 3, 1, 1},   {3, 256, 7, 7, 512, 3, 3, 1, 1},
                        {3, 16, 61, 47, 24, 3, 3, 1, 0},   {1, 40, 9, 13, 17, 3, 3, 1, 2},
-                       {2, 64, 120, 120, 64, 3, 3, 1, 1}, {2, 64, 56, 56, 64, 3, 3, 1, 1},
-                       {3, 256, 7, 7, 512, 3, 3, 1, 1},   {3, 16, 61, 47, 24, 3, 3, 1, 0},
-                       {1, 40, 9, 13, 17, 3, 3, 1, 2},    {1, 128, 120, 120, 128, 3, 3, 1, 1}};
-    for (int i = 0; i < 14; i++) {
+                       {2, 64, 120, 120, 64, 3, 3, 1, 1}, {8, 256, 7, 7, 512, 3, 3, 1, 1},
+                       {2, 64, 56, 56, 64, 3, 3, 1, 1},   {3, 256, 7, 7, 512, 3, 3, 1, 1},
+                       {3, 16, 61, 47, 24, 3, 3, 1, 0},   {1, 40, 9, 13, 17, 3, 3, 1, 2},
+                       {1, 128, 120, 120, 128, 3, 3, 1, 1}, {8, 256, 14, 14, 256, 3, 3, 1, 1}};
+    for (int i = 0; i < 16; i++) {
         const conv_shape *c = &cs[i];
-        const int wino = i < 4 ? 0 : i < 9 ? 2 : 4;
+        const int wino = i < 4 ? 0 : i < 10 ? 2 : 4;
         int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
         long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
         float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * c->kh * c->kw);
