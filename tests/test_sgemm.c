@@ -12,7 +12,6 @@
  * -mno-avx2 -mno-fma, or with -DAT_SGEMM_PORTABLE -DAT_CONV_PORTABLE. */
 #include "test.h"
 
-#include "cpu/ops.h"
 #include "cpu/sgemm.h"
 #include "cpu/winograd.h"
 #include "tensor_util.h"
@@ -201,7 +200,7 @@ TEST(sgemm_few_rows_times_b_or_bt_matches_the_packed_gemm_bit_for_bit) {
                     at_sgemm(0, tb, M, N, K, alpha, A, K, B, tb ? K : N, beta, C1, N);
                     at_matrix_operand ma = {A, K, 0}, mb = {B, tb ? K : N, tb};
                     at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-                    at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0, NULL, 0, NULL};
+                    at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0};
                     at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
                     omp_set_num_threads(old);
                     CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d beta=%g threads=%d trans_b=%d differ",
@@ -232,7 +231,7 @@ TEST(sgemm_narrow_column_tails_match_whole_panels_bit_for_bit) {
             at_matrix_operand ma = {A, K, 0}, mb1 = {B, N, 0}, mb2 = {Bp, Np, 0};
             at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0};
             at_gemm_operand b1 = {at_pack_b_matrix, &mb1, NULL, 0, 0}, b2 = {at_pack_b_matrix, &mb2, NULL, 0, 0};
-            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0, NULL, 0, NULL}, c2 = {C2, Np, Np, 0, bias, NULL, 0, NULL, 0, NULL};
+            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0}, c2 = {C2, Np, Np, 0, bias, NULL, 0};
             int old = omp_get_max_threads();
             omp_set_num_threads(T);
             at_sgemm_ex(M, N, K, 0.75f, &a, &b1, 0.3f, &c1);
@@ -264,8 +263,7 @@ TEST(sgemm_paired_and_crossing_panels_match_single_panels_bit_for_bit) {
                 for (int n = 0; n < N; n++) C2[(long)(n / seg) * M * seg + (long)i * seg + n % seg] = C0[(long)i * N + n];
             at_matrix_operand ma = {A, K, 0}, mb = {B, N, 0};
             at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0, NULL, 0, NULL},
-                           c2 = {C2, seg, seg, (long)M * seg, bias, NULL, 0, NULL, 0, NULL};
+            at_gemm_output c1 = {C1, N, N, 0, bias, NULL, 0}, c2 = {C2, seg, seg, (long)M * seg, bias, NULL, 0};
             at_sgemm_ex(M, N, K, 0.75f, &a, &b, 0.3f, &c1);
             at_sgemm_ex(M, N, K, 0.75f, &a, &b, 0.3f, &c2);
             int same = 1;
@@ -292,7 +290,7 @@ TEST(sgemm_packed_a_matches_packing_on_demand_bit_for_bit) {
             at_sgemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
             at_matrix_operand mb = {B, N, 0};
             at_gemm_operand a = {NULL, NULL, P, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-            at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0, NULL, 0, NULL};
+            at_gemm_output c = {C2, N, N, 0, NULL, NULL, 0};
             at_sgemm_ex(M, N, K, 1.0f, &a, &b, 0.0f, &c);
             omp_set_num_threads(old);
             CHECKF(memcmp(C1, C2, sizeof(float) * M * N) == 0, "M=%d N=%d K=%d threads=%d differ", M, N, K, T);
@@ -743,61 +741,39 @@ static void add_then_relu(float *y, const float *r, long n, int relu) {
     }
 }
 
-/* The reference of a conv's epilogue: the separate element-wise passes. */
-static void separate_epilogue(float *y, const at_conv_epilogue *e, int N, int K, long HW) {
-    if (e->gates || e->keep) {
-        add_then_relu(y, e->residual, (long)N * K * HW, 0);
-        if (e->relu) at_gated_relu_forward(y, N, K, HW, e->gates, e->gate_stride, e->keep);
-        else at_gate_forward(y, N, K, HW, e->gates, e->gate_stride, e->keep);
-    } else {
-        add_then_relu(y, e->residual, (long)N * K * HW, e->relu);
-    }
-}
-
-TEST(conv_epilogue_adds_the_residual_relus_keeps_and_gates_with_the_bits_of_separate_passes) {
+TEST(conv_epilogue_adds_the_residual_and_relus_with_the_bits_of_separate_passes) {
     /* C H W K k stride pad: 1x1, strided 1x1 and 3x3, 7x7/2, 3x3 stride 1 (direct and both Winograd tiles),
-     * maps whose last tiles or panels are partial or cross images, K blocks of C*k*k > 256 */
+     * maps whose last tiles or panels are partial, K blocks of C*k*k > 256 */
     static const int shapes[][7] = {{64, 14, 14, 40, 1, 1, 0}, {16, 9, 10, 24, 1, 2, 0}, {12, 8, 8, 16, 3, 2, 1},
                                     {3, 23, 21, 8, 7, 2, 3},   {32, 13, 11, 48, 3, 1, 1}, {20, 7, 7, 17, 3, 1, 1},
                                     {300, 6, 6, 36, 1, 1, 0}};
-    /* residual, relu, keep, gates (2: one row shared by the images) */
-    static const int forms[][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {1, 1, 0, 0}, {0, 1, 1, 1},
-                                   {0, 0, 1, 1}, {1, 1, 0, 2}, {0, 1, 1, 0}, {1, 0, 1, 2}};
     for (int t = 0; t < (int)(sizeof shapes / sizeof shapes[0]); t++)
-        for (int f = 0; f < (int)(sizeof forms / sizeof forms[0]); f++) {
+        for (int form = 0; form < 3; form++) { /* residual, relu, both */
             const int C = shapes[t][0], H = shapes[t][1], W = shapes[t][2], K = shapes[t][3], k = shapes[t][4];
-            const int st = shapes[t][5], pad = shapes[t][6], N = 3;
+            const int st = shapes[t][5], pad = shapes[t][6], N = 3, relu = form > 0;
             const int Ho = (H + 2 * pad - k) / st + 1, Wo = (W + 2 * pad - k) / st + 1;
-            const long nx = (long)N * C * H * W, ny = (long)N * K * Ho * Wo, HW = (long)Ho * Wo;
+            const long nx = (long)N * C * H * W, ny = (long)N * K * Ho * Wo;
             float *x = test_random("epilogue x", t, nx, 1, 0), *w = test_random("epilogue w", t, (long)K * C * k * k, 1, 0);
-            float *b = test_random("epilogue b", t, K, 1, 0);
-            float *r = forms[f][0] ? test_random("epilogue r", t, ny, 4, 0) : NULL;
-            float *g = forms[f][3] ? test_random("epilogue gates", t, (long)N * K, 2, 0) : NULL;
+            float *b = test_random("epilogue b", t, K, 1, 0), *r = form != 1 ? test_random("epilogue r", t, ny, 4, 0) : NULL;
             float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
-            float *k0 = forms[f][2] ? malloc(sizeof(float) * ny) : NULL, *k1 = forms[f][2] ? malloc(sizeof(float) * ny) : NULL;
-            const int gs = forms[f][3] == 1 ? K : 0;
-            const at_conv_epilogue e0 = {r, forms[f][1], g, gs, k0}, e1 = {r, forms[f][1], g, gs, k1};
-            char what[160];
+            const at_conv_epilogue e = {r, relu};
+            char what[128];
             at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, k, k, st, pad, y0, NULL);
-            separate_epilogue(y0, &e0, N, K, HW);
-            at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, k, k, st, pad, y1, &e1);
-            snprintf(what, sizeof what, "direct %d -> %d k%d s%d, residual %d relu %d keep %d gates %d", C, K, k, st,
-                     forms[f][0], forms[f][1], forms[f][2], forms[f][3]);
+            add_then_relu(y0, r, ny, relu);
+            at_conv2d_forward_packed(x, N, C, H, W, w, NULL, b, K, k, k, st, pad, y1, &e);
+            snprintf(what, sizeof what, "direct %d -> %d k%d s%d, residual %d relu %d", C, K, k, st, r != NULL, relu);
             SAME_BITS(what, y1, y0, ny);
-            if (k0) SAME_BITS(what, k1, k0, ny);
             for (int m = 2; m <= 4 && at_winograd_applies(C, K, k, k, st, pad); m += 2) {
                 float *u = malloc(sizeof(float) * at_winograd_weights_floats(K, C, m));
                 float *ws = malloc(sizeof(float) * at_winograd_workspace_floats(C, K));
                 at_winograd_transform_weights(w, K, C, 0, m, u);
                 at_winograd_conv2d_forward(x, N, C, H, W, m, u, b, K, pad, y0, ws, NULL);
-                separate_epilogue(y0, &e0, N, K, HW);
-                at_winograd_conv2d_forward(x, N, C, H, W, m, u, b, K, pad, y1, ws, &e1);
-                snprintf(what, sizeof what, "winograd F%d %d -> %d, residual %d relu %d keep %d gates %d", m, C, K,
-                         forms[f][0], forms[f][1], forms[f][2], forms[f][3]);
+                add_then_relu(y0, r, ny, relu);
+                at_winograd_conv2d_forward(x, N, C, H, W, m, u, b, K, pad, y1, ws, &e);
+                snprintf(what, sizeof what, "winograd F%d %d -> %d, residual %d relu %d", m, C, K, r != NULL, relu);
                 SAME_BITS(what, y1, y0, ny);
-                if (k0) SAME_BITS(what, k1, k0, ny);
                 free(u), free(ws);
             }
-            free(x), free(w), free(b), free(r), free(g), free(y0), free(y1), free(k0), free(k1);
+            free(x), free(w), free(b), free(r), free(y0), free(y1);
         }
 }

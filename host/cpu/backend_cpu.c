@@ -241,16 +241,21 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     cpu_ctx *c = ctx;
     cpu_params *p = conv;
     if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
+    const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
     const int wino = use_winograd(c, p, 0);
     if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
     const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0, wino) : weights(c, p);
     if (!x || !w) return AT_ERR;
-    /* the residual add, the ReLU, the keep and the gates in the conv's epilogue, before each tile is stored
-     * (element-wise: never rounded, as the separate ops) */
-    const at_conv_epilogue e = {cc->residual, cc->relu, cc->gates, cc->gate_stride, cc->keep};
+    /* the residual add, and a ReLU with no gate or keep, in the conv's epilogue; gates and keeps after it */
+    const int plain_relu = cc->relu && !cc->gates && !cc->keep;
+    const at_conv_epilogue e = {cc->residual, plain_relu}; /* element-wise: never rounded, as the add op */
     if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, wino, w, p->b, p->K, p->pad, cc->y, c->ws, &e);
     else at_conv2d_forward_packed(x, cc->n, p->C, p->H, p->W, w, packed_weights(c, p, 0), p->b, p->K, p->k, p->k,
                                   p->stride, p->pad, cc->y, &e);
+    if (cc->relu && !plain_relu)
+        at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
+    else if (!cc->relu && (cc->gates || cc->keep))
+        at_gate_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     return AT_OK;
 }
 

@@ -406,16 +406,8 @@ static void conv_gemm(const im2col_src *src, int N, int M, const at_gemm_operand
         im2col_src s = *src;
         s.x = src->x + img * CHW;
         at_gemm_operand b = {pack_b_im2col, &s, NULL, 0, 0};
-        at_gemm_output out = {y + img * M * HoWo,
-                              HoWo,
-                              HoWo,
-                              (long)M * HoWo,
-                              bias,
-                              e && e->residual ? e->residual + img * M * HoWo : NULL,
-                              e ? e->relu : 0,
-                              e && e->gates ? e->gates + img * e->gate_stride : NULL,
-                              e ? e->gate_stride : 0,
-                              e && e->keep ? e->keep + img * M * HoWo : NULL};
+        at_gemm_output out = {y + img * M * HoWo, HoWo, HoWo, (long)M * HoWo, bias,
+                              e && e->residual ? e->residual + img * M * HoWo : NULL, e ? e->relu : 0};
         at_sgemm_ex(M, (int)(n * HoWo), s.C * s.kh * s.kw, 1.0f, a, &b, 0.0f, &out);
     }
 }

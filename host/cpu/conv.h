@@ -31,18 +31,13 @@ void at_conv2d_forward(const float *x, int N, int C, int H, int W, const float *
 void at_conv2d_backward_data(const float *dy, int N, int C, int H, int W, const float *w, int K,
                              int kh, int kw, int stride, int pad, float *dx, float *workspace);
 
-/* What a forward conv's outputs get after the bias, before they are
- * stored, in this order: residual added (laid out like y, not overlapping
- * it; NULL: none), then relu (v > 0 ? v : 0), then keep (laid out like y;
- * NULL: none) gets the value and y gets gates[img * gate_stride + k] times
- * it (gates NULL: ones). The same bits as the separate element-wise add,
- * ReLU and gate passes (at_gated_relu_forward, at_gate_forward). */
+/* What a forward conv's outputs get after the bias, while they are in
+ * cache, in this order: residual added (laid out like y, not overlapping
+ * it; NULL: none), then relu (v > 0 ? v : 0). The same bits as the separate
+ * element-wise add and ReLU passes. */
 typedef struct {
     const float *residual;
     int relu;
-    const float *gates;
-    int gate_stride;
-    float *keep;
 } at_conv_epilogue;
 
 /* The weights packed once for the SGEMM (the panels every call would pack

@@ -88,25 +88,23 @@ static int round_up(int x, int m) { return (x + m - 1) / m * m; }
  * once inlined) rows are computed, the first `store` of them read and
  * written: tiles of 8 rows or fewer (the 8-channel convs of small nets) take
  * half the FMAs, and no tile with all its columns goes through a copy. */
-/* The epilogue of a tile written by the last K block, fused into its stores
- * (at_gemm_output's residual, relu, keep and row_scale, with the arithmetic
- * of epilogue_span, so the bits of finish_block): for the tile's lanes at c,
- * its residual r, keep k and row scales g (from the tile's first row; NULL:
- * none); for the lanes at c2 (the next segment), r2, k2 and g2. */
+/* The epilogue of a tile written by the last K block, fused into its stores:
+ * the residual (r: at the tile's c, r2: at its c2, or for the paired kernel
+ * at its second tile; NULL: none) added, then
+ * the ReLU; the arithmetic of add_relu_span, so the bits of finish_block. */
 typedef struct {
     const float *r, *r2;
-    long ldc; /* of the residual and keep, as C's */
+    long ldc; /* of the residual, as C's */
     int relu;
-    const float *g, *g2;
-    float *k, *k2;
 } tile_epilogue;
 
 /* One row of a tile from its accumulator: alpha * acc (+ beta * c) (+ bias),
- * then row `row` of the epilogue e (NULL: none), lanes cols to c and lanes
- * cols2 to c2 (NULL: none). */
+ * then the epilogue e (NULL: none) with the row's residual r / r2, lanes cols
+ * to c and lanes cols2 to c2 (NULL: none). */
 static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c, __mmask16 cols, float *c2,
                                                             __mmask16 cols2, float alpha, float beta,
-                                                            const float *bias, const tile_epilogue *e, int row) {
+                                                            const float *bias, const tile_epilogue *e,
+                                                            const float *r, const float *r2) {
     __m512 v = _mm512_mul_ps(_mm512_set1_ps(alpha), acc);
     if (beta != 0.0f) {
         __m512 old = _mm512_maskz_loadu_ps(cols, c);
@@ -115,22 +113,12 @@ static inline __attribute__((always_inline)) void store_row(__m512 acc, float *c
     }
     if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(*bias));
     if (e) {
-        const long o = (long)row * e->ldc;
-        if (e->r) {
-            __m512 res = _mm512_maskz_loadu_ps(cols, e->r + o);
-            if (c2) res = _mm512_mask_loadu_ps(res, cols2, e->r2 + o);
+        if (r) {
+            __m512 res = _mm512_maskz_loadu_ps(cols, r);
+            if (c2) res = _mm512_mask_loadu_ps(res, cols2, r2);
             v = _mm512_add_ps(v, res);
         }
         if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give the second operand, +0 */
-        if (e->k) {
-            _mm512_mask_storeu_ps(e->k + o, cols, v);
-            if (c2) _mm512_mask_storeu_ps(e->k2 + o, cols2, v);
-        }
-        if (e->g) {
-            _mm512_mask_storeu_ps(c, cols, _mm512_mul_ps(_mm512_set1_ps(e->g[row]), v));
-            if (c2) _mm512_mask_storeu_ps(c2, cols2, _mm512_mul_ps(_mm512_set1_ps(e->g2[row]), v));
-            return;
-        }
     }
     _mm512_mask_storeu_ps(c, cols, v);
     if (c2) _mm512_mask_storeu_ps(c2, cols2, v);
@@ -148,8 +136,7 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         _mm_prefetch((const char *)(a + ahead), _MM_HINT_T0);
-        if (e && e->r && k < rows) /* the next row tile's residual */
-            _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0);
+        if (e && e->r && k < rows) _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0); /* the next row tile's residual */
         __m512 bv = _mm512_load_ps(b);
 #pragma GCC unroll 16
         for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
@@ -159,7 +146,9 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 16
     for (int r = 0; r < rows; r++) {
         if (r >= store) break;
-        store_row(acc[r], c + r * ldc, cols, c2 ? c2 + r * ldc : NULL, cols2, alpha, beta, bias ? bias + r : NULL, e, r);
+        const float *rr = e && e->r ? e->r + r * e->ldc : NULL, *rr2 = e && e->r2 ? e->r2 + r * e->ldc : NULL;
+        store_row(acc[r], c + r * ldc, cols, c2 ? c2 + r * ldc : NULL, cols2, alpha, beta, bias ? bias + r : NULL, e,
+                  rr, rr2);
     }
 }
 
@@ -196,7 +185,7 @@ static void micro_kernel_fused(int kc, const float *restrict a, const float *res
 #define AT_SGEMM_PAIRED_PANELS 1
 static void micro_kernel_pair(int kc, const float *restrict a, const float *restrict b0, const float *restrict b1,
                               float *c0, float *c1, long ldc, float alpha, float beta, const float *bias,
-                              const tile_epilogue *e0, const tile_epilogue *e1) {
+                              const tile_epilogue *e) {
     for (int h = 0; h < MR; h += 8) {
         __m512 acc0[8], acc1[8];
 #pragma GCC unroll 8
@@ -205,9 +194,9 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
 #pragma GCC unroll 2
         for (int k = 0; k < kc; k++) {
             if (h == 0) _mm_prefetch((const char *)(ak + (long)kc * MR), _MM_HINT_T0); /* the next row panel */
-            if (h == 0 && e0 && e0->r && k < MR) { /* the next row tile's residual */
-                _mm_prefetch((const char *)(e0->r + (MR + k) * e0->ldc), _MM_HINT_T0);
-                _mm_prefetch((const char *)(e1->r + (MR + k) * e1->ldc), _MM_HINT_T0);
+            if (h == 0 && e && e->r && k < MR) { /* the next row tile's residual */
+                _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0);
+                _mm_prefetch((const char *)(e->r2 + (MR + k) * e->ldc), _MM_HINT_T0);
             }
             const __m512 u = _mm512_load_ps(b0 + (long)k * NR), v = _mm512_load_ps(b1 + (long)k * NR);
 #pragma GCC unroll 8
@@ -221,8 +210,9 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
             const float *br = bias ? bias + h + r : NULL;
-            store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e0, h + r);
-            store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e1, h + r);
+            const float *r0 = e && e->r ? e->r + (h + r) * e->ldc : NULL, *r1 = e && e->r2 ? e->r2 + (h + r) * e->ldc : NULL;
+            store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r0, NULL);
+            store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r1, NULL);
         }
     }
 }
@@ -525,46 +515,35 @@ static float *c_at(const at_gemm_output *c, int i, int n) {
     return c->C + (n / c->seg) * c->seg_stride + i * c->ldc + (n % c->seg);
 }
 
-/* Whether C's elements get an epilogue after their last K block. */
-static int has_epilogue(const at_gemm_output *c) { return c->residual || c->relu || c->row_scale || c->keep; }
-
-/* The epilogue on n elements of one row of C at y: + r[j] (r may be NULL),
- * then v > 0 ? v : 0 where relu, then keep[j] = v (keep may be NULL), then
- * y[j] = g * v where scale (else v). */
-static void epilogue_span(float *y, const float *r, long n, int relu, float *keep, int scale, float g) {
+static inline __attribute__((always_inline)) void add_relu_span(float *y, const float *r, long n, int relu) {
     long j = 0;
 #ifdef AT_SGEMM_AVX512
-    const __m512 zero = _mm512_setzero_ps(), gv = _mm512_set1_ps(g);
+    const __m512 zero = _mm512_setzero_ps();
     for (; j + 16 <= n; j += 16) {
         __m512 v = _mm512_loadu_ps(y + j);
         if (r) v = _mm512_add_ps(v, _mm512_loadu_ps(r + j));
         if (relu) v = _mm512_max_ps(v, zero); /* NaN and -0 give the second operand, +0 */
-        if (keep) _mm512_storeu_ps(keep + j, v);
-        _mm512_storeu_ps(y + j, scale ? _mm512_mul_ps(gv, v) : v);
+        _mm512_storeu_ps(y + j, v);
     }
 #endif
     for (; j < n; j++) {
         float v = y[j];
         if (r) v = v + r[j];
         if (relu) v = v > 0 ? v : 0.0f;
-        if (keep) keep[j] = v;
-        y[j] = scale ? g * v : v;
+        y[j] = v;
     }
 }
 
-/* The epilogue of rows [i0, i0+mc) and columns [n0, n0+nc) of C, once their
- * sums are complete. */
+/* The residual add and ReLU of rows [i0, i0+mc) and columns [n0, n0+nc)
+ * of C, once their sums are complete. */
 static void finish_block(const at_gemm_output *c, int i0, int mc, int n0, int nc) {
-    if (!has_epilogue(c)) return;
+    if (!c->residual && !c->relu) return;
     for (int n = n0; n < n0 + nc;) {
         const long q = n % c->seg, run = imin((int)(c->seg - q), n0 + nc - n);
         const long off = (n / c->seg) * c->seg_stride + q;
-        const float *g = c->row_scale ? c->row_scale + (n / c->seg) * c->scale_stride : NULL;
-        for (int i = i0; i < i0 + mc; i++) {
-            const long at = off + i * c->ldc;
-            epilogue_span(c->C + at, c->residual ? c->residual + at : NULL, run, c->relu, c->keep ? c->keep + at : NULL,
-                          g != NULL, g ? g[i] : 1.0f);
-        }
+        for (int i = i0; i < i0 + mc; i++)
+            add_relu_span(c->C + off + i * c->ldc, c->residual ? c->residual + off + i * c->ldc : NULL, run,
+                          c->relu);
         n += (int)run;
     }
 }
@@ -601,23 +580,6 @@ static float *panel_c(const at_gemm_output *c, int n, int nr, int full) {
     return NULL;
 }
 
-#ifdef AT_SGEMM_SHORT_TILES
-/* The epilogue of the tile of C at t (row i, column n; t2: its lanes in the
- * next segment, or NULL). */
-static tile_epilogue tile_epi(const at_gemm_output *c, int i, int n, float *t, float *t2) {
-    const long s = n / c->seg;
-    const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL,
-                             c->residual && t2 ? c->residual + (t2 - c->C) : NULL,
-                             c->ldc,
-                             c->relu,
-                             c->row_scale ? c->row_scale + s * c->scale_stride + i : NULL,
-                             c->row_scale && t2 ? c->row_scale + (s + 1) * c->scale_stride + i : NULL,
-                             c->keep ? c->keep + (t - c->C) : NULL,
-                             c->keep && t2 ? c->keep + (t2 - c->C) : NULL};
-    return e;
-}
-#endif
-
 /* Row blocks [ir0, mc) of the panel at jr; with last, the epilogue too
  * (fused into the stores of tiles written in place, after the others). */
 static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *pb, int i0, int mc, int n0, int nc,
@@ -649,12 +611,13 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
 #ifdef AT_SGEMM_SHORT_TILES
         if (cn && mr == MR) {
             float *t = cn + i * c->ldc;
-            const tile_epilogue e = tile_epi(c, i, n, t, NULL);
+            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL, NULL, c->ldc, c->relu};
             micro_kernel_fused(kc, pa + (long)ir * kc, b, t, c->ldc, J->alpha, beta, bias ? bias + i : NULL,
                                last ? &e : NULL);
         } else if (cs) {
             float *t = cs + i * c->ldc, *t2 = cs2 ? cs2 + i * c->ldc : NULL;
-            const tile_epilogue e = tile_epi(c, i, n, t, t2);
+            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL,
+                                     c->residual && t2 ? c->residual + (t2 - c->C) : NULL, c->ldc, c->relu};
             micro_kernel_masked(mr, kc, pa + (long)ir * kc, b, t, cols, t2, cols2, c->ldc, J->alpha, beta,
                                 bias ? bias + i : NULL, last ? &e : NULL);
         } else {
@@ -676,7 +639,7 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
 static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float *pb, int i0,
                          int mc, int n0, int nc, float beta, const float *bias, int last) {
     const at_gemm_output *c = J->c;
-    last = last && has_epilogue(c);
+    last = last && (c->residual || c->relu);
     for (int jr = 0; jr < nc; jr += NR) {
 #ifdef AT_SGEMM_PAIRED_PANELS
         float *c0 = jr + 2 * NR <= nc ? panel_c(c, n0 + jr, NR, 1) : NULL;
@@ -687,9 +650,10 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
             for (int ir = 0; ir < full; ir += MR) {
                 const int i = i0 + ir;
                 float *t0 = c0 + i * c->ldc, *t1 = c1 + i * c->ldc;
-                const tile_epilogue e0 = tile_epi(c, i, n0 + jr, t0, NULL), e1 = tile_epi(c, i, n0 + jr + NR, t1, NULL);
+                const tile_epilogue e = {c->residual ? c->residual + (t0 - c->C) : NULL,
+                                         c->residual ? c->residual + (t1 - c->C) : NULL, c->ldc, c->relu};
                 micro_kernel_pair(kc, pa + (long)ir * kc, b0, b0 + (long)NR * kc, t0, t1, c->ldc, J->alpha, beta,
-                                  bias ? bias + i : NULL, last ? &e0 : NULL, last ? &e1 : NULL);
+                                  bias ? bias + i : NULL, last ? &e : NULL);
             }
             if (full < mc) {
                 panel_rows(J, kc, pa, pb, i0, mc, n0, nc, jr, full, beta, bias, last);
@@ -1114,6 +1078,6 @@ void at_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 #endif
     at_matrix_operand ma = {A, lda, trans_a}, mb = {B, ldb, trans_b};
     at_gemm_operand a = {at_pack_a_matrix, &ma, NULL, 0, 0}, b = {at_pack_b_matrix, &mb, NULL, 0, 0};
-    at_gemm_output c = {C, ldc, N > 0 ? N : 1, 0, NULL, NULL, 0, NULL, 0, NULL};
+    at_gemm_output c = {C, ldc, N > 0 ? N : 1, 0, NULL, NULL, 0};
     at_sgemm_ex(M, N, K, alpha, &a, &b, beta, &c);
 }

@@ -63,19 +63,14 @@ typedef struct {
  * NULL) is added to every element of row i once. Then, after the last K
  * block, in this order and before the tile is stored (in registers; tiles
  * that go through a copy, after it): residual (laid out like C, not
- * overlapping it; NULL: none) is added, relu sets v to v > 0 ? v : 0, keep
- * (laid out like C; NULL: none) gets v, and C gets v times row_scale[(n /
- * seg) * scale_stride + i] (row_scale NULL: v): a conv's residual add, ReLU
- * and gates, the bits of the separate element-wise passes. */
+ * overlapping it; NULL: none) is added, and relu sets v to v > 0 ? v : 0: a
+ * conv's residual add and ReLU, the bits of the separate element-wise passes. */
 typedef struct {
     float *C;
     long ldc, seg, seg_stride;
     const float *row_bias;
     const float *residual;
     int relu;
-    const float *row_scale;
-    long scale_stride;
-    float *keep;
 } at_gemm_output;
 
 /* C = alpha * A * B + beta * C (+ row_bias) with packed-on-demand operands. */

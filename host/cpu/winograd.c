@@ -187,48 +187,29 @@ typedef struct {
     int C, H, W, K, pad, Ho, Wo, th, tw, m;
     const float *u, *b;
     float *y;
-    /* the epilogue (at_conv_epilogue): residual added to y, then relu, then
-     * keep = the value and y = the gate of (image, channel) times it */
-    const float *residual;
+    const float *residual; /* added to y, then relu (at_conv_epilogue) */
     int relu;
-    const float *gates;
-    int gate_stride;
-    float *keep;
 } wino_conv;
 
-/* The gate of channel k of image img (1 without gates). */
-static inline float gate_of(const wino_conv *s, long img, int k) {
-    return s->gates ? s->gates[img * s->gate_stride + k] : 1.0f;
-}
-
-/* The epilogue applied to an output v before it is stored at y, as the
- * SGEMM's epilogue computes it, g the output's gate: applied in registers,
- * since reading back what the (masked) stores just wrote stalls on store
- * forwarding. Returns what y gets; keep gets its value here. */
-static inline float finish_one(const wino_conv *s, const float *y, float v, float g) {
+/* The epilogue applied to an output v before it is stored at y, as
+ * the SGEMM's epilogue computes it: applied in registers, since reading back what
+ * the (masked) stores just wrote stalls on store forwarding. */
+static inline float finish_one(const wino_conv *s, const float *y, float v) {
     if (s->residual) v = v + s->residual[y - s->y];
-    if (s->relu) v = v > 0 ? v : 0.0f;
-    if (s->keep) s->keep[y - s->y] = v;
-    return s->gates ? g * v : v;
+    return s->relu ? (v > 0 ? v : 0.0f) : v;
 }
 #ifdef AT_WINO_AVX2
-/* The same on 4 or 8 lanes, lanes outside mask (or all, full) left out. */
-static inline __m128 finish4(const wino_conv *s, const float *y, __m128 v, int full, __m128i mask, float g) {
-    const long at = y - s->y;
-    if (s->residual) v = _mm_add_ps(v, full ? _mm_loadu_ps(s->residual + at) : _mm_maskload_ps(s->residual + at, mask));
-    if (s->relu) v = _mm_max_ps(v, _mm_setzero_ps()); /* NaN and -0 give the second operand, +0 */
-    if (s->keep) {
-        if (full) _mm_storeu_ps(s->keep + at, v);
-        else _mm_maskstore_ps(s->keep + at, mask, v);
+/* The same on 4 or 8 lanes, lanes outside mask (or all, full) left out of the residual. */
+static inline __m128 finish4(const wino_conv *s, const float *y, __m128 v, int full, __m128i mask) {
+    if (s->residual) {
+        const float *r = s->residual + (y - s->y);
+        v = _mm_add_ps(v, full ? _mm_loadu_ps(r) : _mm_maskload_ps(r, mask));
     }
-    return s->gates ? _mm_mul_ps(_mm_set1_ps(g), v) : v;
+    return s->relu ? _mm_max_ps(v, _mm_setzero_ps()) : v; /* NaN and -0 give the second operand, +0 */
 }
-static inline __m256 finish8(const wino_conv *s, const float *y, __m256 v, float g) {
-    const long at = y - s->y;
-    if (s->residual) v = _mm256_add_ps(v, _mm256_loadu_ps(s->residual + at));
-    if (s->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
-    if (s->keep) _mm256_storeu_ps(s->keep + at, v);
-    return s->gates ? _mm256_mul_ps(_mm256_set1_ps(g), v) : v;
+static inline __m256 finish8(const wino_conv *s, const float *y, __m256 v) {
+    if (s->residual) v = _mm256_add_ps(v, _mm256_loadu_ps(s->residual + (y - s->y)));
+    return s->relu ? _mm256_max_ps(v, _mm256_setzero_ps()) : v;
 }
 #endif
 
@@ -326,8 +307,7 @@ static void input_transform(const wino_conv *s, long t0, int T, int c0, int c1, 
 #ifdef AT_WINO_AVX2
 /* Two output rows of 8 whole tiles side by side (the scalar path's adds, in
  * its order), the lanes of columns 2l and 2l+1 interleaved into 16 floats. */
-static void output_transform8(const wino_conv *s, const float *mk, long plane, float bias, float g, float *yk,
-                              int Wo) {
+static void output_transform8(const wino_conv *s, const float *mk, long plane, float bias, float *yk, int Wo) {
     __m256 m[16], r0[4], r1[4], b = _mm256_set1_ps(bias);
     for (int e = 0; e < 16; e++) m[e] = _mm256_loadu_ps(mk + e * plane);
     for (int c = 0; c < 4; c++) {
@@ -340,8 +320,8 @@ static void output_transform8(const wino_conv *s, const float *mk, long plane, f
         __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(q[0], q[1]), q[2]), b);
         __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(q[1], q[2]), q[3]), b);
         __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-        _mm256_storeu_ps(yk, finish8(s, yk, _mm256_permute2f128_ps(lo, hi, 0x20), g));
-        _mm256_storeu_ps(yk + 8, finish8(s, yk + 8, _mm256_permute2f128_ps(lo, hi, 0x31), g));
+        _mm256_storeu_ps(yk, finish8(s, yk, _mm256_permute2f128_ps(lo, hi, 0x20)));
+        _mm256_storeu_ps(yk + 8, finish8(s, yk + 8, _mm256_permute2f128_ps(lo, hi, 0x31)));
     }
 }
 #endif
@@ -356,11 +336,10 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
         for (int j = 0; j < T; j++) {
             long t = t0 + j, img = t / per_img;
             int q = (int)(t % per_img), oy = q / s->tw * 2, ox = q % s->tw * 2;
-            const float g = gate_of(s, img, k);
 #ifdef AT_WINO_AVX2
             if (j + 8 <= T && q % s->tw + 8 <= s->tw && ox + 16 <= s->Wo && oy + 2 <= s->Ho) {
                 float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
-                output_transform8(s, mk + j, plane, bias, g, yk, s->Wo);
+                output_transform8(s, mk + j, plane, bias, yk, s->Wo);
                 j += 7;
                 continue;
             }
@@ -373,12 +352,12 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
             }
             float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
             int two_cols = ox + 1 < s->Wo;
-            yk[0] = finish_one(s, yk, r0[0] + r0[1] + r0[2] + bias, g);
-            if (two_cols) yk[1] = finish_one(s, yk + 1, r0[1] - r0[2] - r0[3] + bias, g);
+            yk[0] = finish_one(s, yk, r0[0] + r0[1] + r0[2] + bias);
+            if (two_cols) yk[1] = finish_one(s, yk + 1, r0[1] - r0[2] - r0[3] + bias);
             if (oy + 1 < s->Ho) {
                 float *y1 = yk + s->Wo;
-                y1[0] = finish_one(s, y1, r1[0] + r1[1] + r1[2] + bias, g);
-                if (two_cols) y1[1] = finish_one(s, y1 + 1, r1[1] - r1[2] - r1[3] + bias, g);
+                y1[0] = finish_one(s, y1, r1[0] + r1[1] + r1[2] + bias);
+                if (two_cols) y1[1] = finish_one(s, y1 + 1, r1[1] - r1[2] - r1[3] + bias);
             }
         }
     }
@@ -552,7 +531,7 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
         for (int e = 0; e < 36; e++) m[e] = v_load(mk + e * plane);
         for (int c = 0; c < 6; c++) at6(m + c, 6, t + c, 6); /* columns: A^T m */
         for (int r = 0; r < 4; r++) at6(t + r * 6, 1, o + r * 4, 1); /* rows: (.) A */
-        float bias = s->b ? s->b[k] : 0.0f, gate = gate_of(s, g->img, k);
+        float bias = s->b ? s->b[k] : 0.0f;
         float *yk = s->y + (g->img * s->K + k) * HoWo + (long)g->oy0 * s->Wo + g->ox0;
         for (int r = 0; r < 4 && g->oy0 + r < s->Ho; r++, yk += s->Wo) {
             v8 o0 = v_bias(o[r * 4], bias), o1 = v_bias(o[r * 4 + 1], bias);
@@ -565,7 +544,7 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
                            _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee)};
             for (int l = 0; l < 8; l++) {
                 __m128 v = l < 4 ? _mm256_castps256_ps128(x[l]) : _mm256_extractf128_ps(x[l - 4], 1);
-                v = finish4(s, yk + 4 * l, v, whole, mask[l], gate);
+                v = finish4(s, yk + 4 * l, v, whole, mask[l]);
                 if (whole) _mm_storeu_ps(yk + 4 * l, v);
                 else _mm_maskstore_ps(yk + 4 * l, mask[l], v);
             }
@@ -573,7 +552,7 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
             const v8 *q[4] = {&o0, &o1, &o2, &o3};
             for (int l = 0; l < g->n; l++)
                 for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++)
-                    yk[4 * l + i] = finish_one(s, yk + 4 * l + i, q[i]->f[l], gate);
+                    yk[4 * l + i] = finish_one(s, yk + 4 * l + i, q[i]->f[l]);
 #endif
         }
     }
@@ -616,7 +595,7 @@ static void chunk_gemm(const chunk *ch, int e, int k0, int k1) {
     at_matrix_operand vm = {ch->V + e * ch->vplane, ch->ld, 0};
     at_gemm_operand a = {NULL, NULL, s->u + e * point_floats(s->K, s->C), s->K, k0};
     at_gemm_operand b = {at_pack_b_matrix, &vm, NULL, 0, 0};
-    at_gemm_output out = {ch->M + e * ch->mplane + (long)k0 * ch->ld, ch->ld, ch->T, 0, NULL, NULL, 0, NULL, 0, NULL};
+    at_gemm_output out = {ch->M + e * ch->mplane + (long)k0 * ch->ld, ch->ld, ch->T, 0, NULL, NULL, 0};
     at_sgemm_ex(k1 - k0, ch->T, s->C, 1.0f, &a, &b, 0.0f, &out);
 }
 static void chunk_output(const chunk *ch, int k0, int k1) {
@@ -718,25 +697,8 @@ void at_winograd_conv2d_forward(const float *x, int N, int C, int H, int W, int 
                                 const at_conv_epilogue *e) {
     int Ho = H + 2 * pad - 2, Wo = W + 2 * pad - 2;
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return;
-    wino_conv s = {x,
-                   C,
-                   H,
-                   W,
-                   K,
-                   pad,
-                   Ho,
-                   Wo,
-                   (Ho + m - 1) / m,
-                   (Wo + m - 1) / m,
-                   m,
-                   u,
-                   b,
-                   y,
-                   e ? e->residual : NULL,
-                   e ? e->relu : 0,
-                   e ? e->gates : NULL,
-                   e ? e->gate_stride : 0,
-                   e ? e->keep : NULL};
+    wino_conv s = {x, C, H, W, K, pad, Ho, Wo, (Ho + m - 1) / m, (Wo + m - 1) / m, m, u, b, y,
+                   e ? e->residual : NULL, e ? e->relu : 0};
     wino_run(&s, N, workspace);
 }
 
