@@ -108,7 +108,8 @@ static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xffff : n <=
 
 /* pick() on 16 lanes: v where v > best or v is NaN. */
 static inline __m512 pick16(__m512 best, __m512 v) {
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), best, v);
+    const __mmask16 take = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(take, best, v);
 }
 #endif
 

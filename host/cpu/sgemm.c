@@ -136,7 +136,8 @@ static inline __attribute__((always_inline)) void kernel_rows(int rows, int stor
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         _mm_prefetch((const char *)(a + ahead), _MM_HINT_T0);
-        if (e && e->r && k < rows) _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0); /* the next row tile's residual */
+        if (e && e->r && k < rows) /* the next row tile's residual */
+            _mm_prefetch((const char *)(e->r + (MR + k) * e->ldc), _MM_HINT_T0);
         __m512 bv = _mm512_load_ps(b);
 #pragma GCC unroll 16
         for (int r = 0; r < rows; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), bv, acc[r]);
@@ -210,7 +211,8 @@ static void micro_kernel_pair(int kc, const float *restrict a, const float *rest
 #pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
             const float *br = bias ? bias + h + r : NULL;
-            const float *r0 = e && e->r ? e->r + (h + r) * e->ldc : NULL, *r1 = e && e->r2 ? e->r2 + (h + r) * e->ldc : NULL;
+            const float *r0 = e && e->r ? e->r + (h + r) * e->ldc : NULL;
+            const float *r1 = e && e->r2 ? e->r2 + (h + r) * e->ldc : NULL;
             store_row(acc0[r], c0 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r0, NULL);
             store_row(acc1[r], c1 + (h + r) * ldc, 0xffff, NULL, 0, alpha, beta, br, e, r1, NULL);
         }
