@@ -515,7 +515,11 @@ static void input_transform4(const wino_conv *s, long t0, int T, int ld, int c0,
 
 /* y for the group's tiles from M[e][k][j + l]: A^T m A + b[k]; rows and
  * columns past Ho, Wo are dropped. */
-static void output_group4(const wino_conv *s, const tile_group *g, const float *M, long plane, int ld, int k0, int k1) {
+/* epi: whether s has an epilogue (a constant once inlined, so that passes
+ * without one, the data gradients among them, test nothing per store). */
+static inline __attribute__((always_inline)) void output_group4_with(const wino_conv *s, const tile_group *g,
+                                                                     const float *M, long plane, int ld, int k0,
+                                                                     int k1, int epi) {
     long HoWo = (long)s->Ho * s->Wo;
 #ifdef AT_WINO_AVX2
     __m128i mask[8];
@@ -544,7 +548,7 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
                            _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee)};
             for (int l = 0; l < 8; l++) {
                 __m128 v = l < 4 ? _mm256_castps256_ps128(x[l]) : _mm256_extractf128_ps(x[l - 4], 1);
-                v = finish4(s, yk + 4 * l, v, whole, mask[l]);
+                if (epi) v = finish4(s, yk + 4 * l, v, whole, mask[l]);
                 if (whole) _mm_storeu_ps(yk + 4 * l, v);
                 else _mm_maskstore_ps(yk + 4 * l, mask[l], v);
             }
@@ -552,10 +556,15 @@ static void output_group4(const wino_conv *s, const tile_group *g, const float *
             const v8 *q[4] = {&o0, &o1, &o2, &o3};
             for (int l = 0; l < g->n; l++)
                 for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++)
-                    yk[4 * l + i] = finish_one(s, yk + 4 * l + i, q[i]->f[l]);
+                    yk[4 * l + i] = epi ? finish_one(s, yk + 4 * l + i, q[i]->f[l]) : q[i]->f[l];
 #endif
         }
     }
+}
+
+static void output_group4(const wino_conv *s, const tile_group *g, const float *M, long plane, int ld, int k0, int k1) {
+    if (s->residual || s->relu) output_group4_with(s, g, M, plane, ld, k0, k1, 1);
+    else output_group4_with(s, g, M, plane, ld, k0, k1, 0);
 }
 
 static void output_transform4(const wino_conv *s, long t0, int T, int ld, int k0, int k1, const float *M) {
