@@ -352,6 +352,36 @@ TEST(cli_bench_rate_follows_from_the_printed_work) {
     CHECK_NEAR(gmac[1], 2 * gmac[0], 1e-3);
 }
 
+/* The threads a bench ran with, from its first JSON line; -1 when none. */
+static int bench_threads(const char *env) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env -u OMP_WAIT_POLICY -u OMP_NUM_THREADS %s %s/attrib bench --backend cpu --nets mini "
+             "--batch 1 --passes forward --min-time 0 --json 2>/dev/null", env, test_root());
+    if (run_cmd(cmd, out, sizeof out) != 0) return -1;
+    at_json *j = NULL;
+    char *nl = strchr(out, '\n');
+    if (nl) *nl = 0;
+    if (at_json_parse(out, strlen(out), &j) != AT_OK) return -1;
+    const at_json *t = at_json_get(j, "threads");
+    const int n = t ? (int)t->number : -1;
+    at_json_free(j);
+    return n;
+}
+
+/* The CLI re-executes itself to make OpenMP's waiting passive. With
+ * OMP_PROC_BIND set, libgomp has bound the first process's thread to one
+ * place by then, and that mask would pass to the re-executed program: all
+ * its threads on one core. It must keep every core it was started with. */
+TEST(cli_thread_binding_keeps_every_core_across_the_passive_reexec) {
+    const int plain = bench_threads("-u OMP_PROC_BIND -u OMP_PLACES");
+    REQUIRE(plain >= 1);
+    if (plain < 2) SKIP("one CPU: a lost core cannot show");
+    CHECKF(bench_threads("OMP_PROC_BIND=true") == plain, "OMP_PROC_BIND=true: %d threads, %d without",
+           bench_threads("OMP_PROC_BIND=true"), plain);
+    CHECKF(bench_threads("OMP_PROC_BIND=close OMP_PLACES=cores") == plain, "OMP_PLACES=cores: %d threads, %d without",
+           bench_threads("OMP_PROC_BIND=close OMP_PLACES=cores"), plain);
+}
+
 /* Issue 13 item 15: `make demo` prints the build line (CUDA_ARCH or why the
  * CUDA backend is not built), as `make` does. A dry run executes nothing. */
 TEST(make_demo_prints_the_cuda_build_line) {

@@ -1,5 +1,6 @@
 /* ./attrib bench: ms/image, images/s, achieved TFLOP/s and % of peak for the
  * forward, gated forward and forward + gate-backward passes (docs/methods.md#cost-arithmetic). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,9 +91,10 @@ static int bench_net(at_backend *be, const char *net, const long *batches, int n
             if (json)
                 printf("{\"net\":\"%s\",\"backend\":\"%s\",\"precision\":\"%s\",\"pass\":\"%s\",\"batch\":%d,"
                        "\"ms_per_image\":%.4f,\"images_per_s\":%.3f,\"gmac_per_image\":%.4f,\"tflops\":%.4f,"
-                       "\"peak_pct\":%.2f,\"peak_gflops\":%.1f,\"iters\":%d,\"memory_mb\":%.1f}\n",
+                       "\"peak_pct\":%.2f,\"peak_gflops\":%.1f,\"iters\":%d,\"memory_mb\":%.1f,\"threads\":%d}\n",
                        net, be->name, at_precision_name(be->precision), pass_names[p], n, ms, 1e3 / ms,
-                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, peak / 1e9, iters, mem_mb);
+                       macs / 1e9, achieved / 1e12, 100 * achieved / peak, peak / 1e9, iters, mem_mb,
+                       omp_get_max_threads());
             else
                 printf("%-8s %-5s %-5s %-9s batch %4d  %9.3f ms/image  %9.2f images/s  %7.3f GMAC/image  "
                        "%7.4f TFLOP/s  %5.1f%% of peak  %8.1f MB peak memory\n",
