@@ -1,13 +1,12 @@
 /* attrib: forward inference and attribution maps for VGG-family networks. */
 #include <malloc.h>
-#include <omp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/affinity.h"
 #include "version.h"
 
 static const struct {
@@ -44,25 +43,9 @@ static void usage(FILE *f) {
 static void prefer_passive_openmp(char **argv) {
     if (getenv("OMP_WAIT_POLICY")) return;
     setenv("OMP_WAIT_POLICY", "passive", 1);
-    /* With OMP_PROC_BIND set, libgomp has already bound this thread to its
-     * first place, and exec keeps that mask: the re-executed program would
-     * run all its threads on one core (ResNet-50 at 34 ms instead of 22).
-     * Widen the mask back to every place's CPUs, which libgomp took from the
-     * mask we were started with. */
-    const int places = omp_get_num_places();
-    if (places > 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        for (int p = 0; p < places; p++) {
-            const int n = omp_get_place_num_procs(p);
-            int ids[CPU_SETSIZE];
-            if (n <= 0 || n > CPU_SETSIZE) continue;
-            omp_get_place_proc_ids(p, ids);
-            for (int i = 0; i < n; i++)
-                if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], &set);
-        }
-        if (CPU_COUNT(&set) > 0) sched_setaffinity(0, sizeof set, &set);
-    }
+    /* with OMP_PROC_BIND set, libgomp has bound this thread to its first
+     * place, and exec would keep that one place (core/affinity.h) */
+    at_widen_cpus_for_child(NULL);
     execv("/proc/self/exe", argv);
     /* exec failed: carry on with the default policy */
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/affinity.h"
 #include "core/error.h"
 #include "core/clock.h"
 #include "io/json.h"
@@ -127,7 +128,10 @@ static int spawn_wait(const char *name, argvec *a, const char *out_path, const c
     if (err_path)
         posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | (err_append ? O_APPEND : O_TRUNC), 0666);
     pid_t pid;
+    cpu_set_t mine;
+    const int widened = at_widen_cpus_for_child(&mine); /* the step gets every core, not our bound one */
     int err = posix_spawn(&pid, a->prog ? a->prog : a->v[0], &fa, NULL, (char *const *)a->v, step_env());
+    if (widened) at_restore_cpus(&mine);
     posix_spawn_file_actions_destroy(&fa);
     if (err) return at_fail(name, "cannot start %s: %s", a->v[0], strerror(err));
     running_step = pid;
