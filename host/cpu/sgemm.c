@@ -582,6 +582,16 @@ static float *panel_c(const at_gemm_output *c, int n, int nr, int full) {
     return NULL;
 }
 
+#ifdef AT_SGEMM_SHORT_TILES
+/* The epilogue of the tile of C at t (t2: its lanes in the next segment, or
+ * NULL; for the paired kernel, its second tile). */
+static tile_epilogue tile_epi(const at_gemm_output *c, const float *t, const float *t2) {
+    const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL,
+                             c->residual && t2 ? c->residual + (t2 - c->C) : NULL, c->ldc, c->relu};
+    return e;
+}
+#endif
+
 /* Row blocks [ir0, mc) of the panel at jr; with last, the epilogue too
  * (fused into the stores of tiles written in place, after the others). */
 static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *pb, int i0, int mc, int n0, int nc,
@@ -613,13 +623,12 @@ static void panel_rows(const gemm_job *J, int kc, const float *pa, const float *
 #ifdef AT_SGEMM_SHORT_TILES
         if (cn && mr == MR) {
             float *t = cn + i * c->ldc;
-            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL, NULL, c->ldc, c->relu};
+            const tile_epilogue e = tile_epi(c, t, NULL);
             micro_kernel_fused(kc, pa + (long)ir * kc, b, t, c->ldc, J->alpha, beta, bias ? bias + i : NULL,
                                last ? &e : NULL);
         } else if (cs) {
             float *t = cs + i * c->ldc, *t2 = cs2 ? cs2 + i * c->ldc : NULL;
-            const tile_epilogue e = {c->residual ? c->residual + (t - c->C) : NULL,
-                                     c->residual && t2 ? c->residual + (t2 - c->C) : NULL, c->ldc, c->relu};
+            const tile_epilogue e = tile_epi(c, t, t2);
             micro_kernel_masked(mr, kc, pa + (long)ir * kc, b, t, cols, t2, cols2, c->ldc, J->alpha, beta,
                                 bias ? bias + i : NULL, last ? &e : NULL);
         } else {
@@ -652,8 +661,7 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
             for (int ir = 0; ir < full; ir += MR) {
                 const int i = i0 + ir;
                 float *t0 = c0 + i * c->ldc, *t1 = c1 + i * c->ldc;
-                const tile_epilogue e = {c->residual ? c->residual + (t0 - c->C) : NULL,
-                                         c->residual ? c->residual + (t1 - c->C) : NULL, c->ldc, c->relu};
+                const tile_epilogue e = tile_epi(c, t0, t1);
                 micro_kernel_pair(kc, pa + (long)ir * kc, b0, b0 + (long)NR * kc, t0, t1, c->ldc, J->alpha, beta,
                                   bias ? bias + i : NULL, last ? &e : NULL);
             }

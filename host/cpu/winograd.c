@@ -198,6 +198,10 @@ static inline float finish_one(const wino_conv *s, const float *y, float v) {
     if (s->residual) v = v + s->residual[y - s->y];
     return s->relu ? (v > 0 ? v : 0.0f) : v;
 }
+/* finish_one where epi (a constant once inlined), else v. */
+static inline float finish_if(int epi, const wino_conv *s, const float *y, float v) {
+    return epi ? finish_one(s, y, v) : v;
+}
 #ifdef AT_WINO_AVX2
 /* The same on 4 or 8 lanes, lanes outside mask (or all, full) left out of the residual. */
 static inline __m128 finish4(const wino_conv *s, const float *y, __m128 v, int full, __m128i mask) {
@@ -307,7 +311,8 @@ static void input_transform(const wino_conv *s, long t0, int T, int c0, int c1, 
 #ifdef AT_WINO_AVX2
 /* Two output rows of 8 whole tiles side by side (the scalar path's adds, in
  * its order), the lanes of columns 2l and 2l+1 interleaved into 16 floats. */
-static void output_transform8(const wino_conv *s, const float *mk, long plane, float bias, float *yk, int Wo) {
+static inline __attribute__((always_inline)) void output_transform8(const wino_conv *s, const float *mk, long plane,
+                                                                    float bias, float *yk, int Wo, int epi) {
     __m256 m[16], r0[4], r1[4], b = _mm256_set1_ps(bias);
     for (int e = 0; e < 16; e++) m[e] = _mm256_loadu_ps(mk + e * plane);
     for (int c = 0; c < 4; c++) {
@@ -320,15 +325,18 @@ static void output_transform8(const wino_conv *s, const float *mk, long plane, f
         __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(q[0], q[1]), q[2]), b);
         __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(q[1], q[2]), q[3]), b);
         __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-        _mm256_storeu_ps(yk, finish8(s, yk, _mm256_permute2f128_ps(lo, hi, 0x20)));
-        _mm256_storeu_ps(yk + 8, finish8(s, yk + 8, _mm256_permute2f128_ps(lo, hi, 0x31)));
+        const __m256 v0 = _mm256_permute2f128_ps(lo, hi, 0x20), v1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        _mm256_storeu_ps(yk, epi ? finish8(s, yk, v0) : v0);
+        _mm256_storeu_ps(yk + 8, epi ? finish8(s, yk + 8, v1) : v1);
     }
 }
 #endif
 
 /* y tiles t0 + j from M[e][k][j]: A^T m A + b[k], A^T = [1 1 1 0; 0 1 -1 -1];
  * the last row or column of a tile is dropped where Ho or Wo is odd. */
-static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1, const float *M) {
+/* epi: as for output_group4_with. */
+static inline __attribute__((always_inline)) void output_transform_with(const wino_conv *s, long t0, int T, int k0,
+                                                                        int k1, const float *M, int epi) {
     long HoWo = (long)s->Ho * s->Wo, per_img = (long)s->th * s->tw, plane = (long)s->K * T + PLANE_PAD;
     for (int k = k0; k < k1; k++) {
         float bias = s->b ? s->b[k] : 0.0f;
@@ -339,7 +347,7 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
 #ifdef AT_WINO_AVX2
             if (j + 8 <= T && q % s->tw + 8 <= s->tw && ox + 16 <= s->Wo && oy + 2 <= s->Ho) {
                 float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
-                output_transform8(s, mk + j, plane, bias, yk, s->Wo);
+                output_transform8(s, mk + j, plane, bias, yk, s->Wo, epi);
                 j += 7;
                 continue;
             }
@@ -352,15 +360,20 @@ static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1,
             }
             float *yk = s->y + (img * s->K + k) * HoWo + (long)oy * s->Wo + ox;
             int two_cols = ox + 1 < s->Wo;
-            yk[0] = finish_one(s, yk, r0[0] + r0[1] + r0[2] + bias);
-            if (two_cols) yk[1] = finish_one(s, yk + 1, r0[1] - r0[2] - r0[3] + bias);
+            yk[0] = finish_if(epi, s, yk, r0[0] + r0[1] + r0[2] + bias);
+            if (two_cols) yk[1] = finish_if(epi, s, yk + 1, r0[1] - r0[2] - r0[3] + bias);
             if (oy + 1 < s->Ho) {
                 float *y1 = yk + s->Wo;
-                y1[0] = finish_one(s, y1, r1[0] + r1[1] + r1[2] + bias);
-                if (two_cols) y1[1] = finish_one(s, y1 + 1, r1[1] - r1[2] - r1[3] + bias);
+                y1[0] = finish_if(epi, s, y1, r1[0] + r1[1] + r1[2] + bias);
+                if (two_cols) y1[1] = finish_if(epi, s, y1 + 1, r1[1] - r1[2] - r1[3] + bias);
             }
         }
     }
+}
+
+static void output_transform(const wino_conv *s, long t0, int T, int k0, int k1, const float *M) {
+    if (s->residual || s->relu) output_transform_with(s, t0, T, k0, k1, M, 1);
+    else output_transform_with(s, t0, T, k0, k1, M, 0);
 }
 
 /* ---- F(4x4, 3x3): groups of up to 8 tiles of one tile row, one per lane ----
@@ -516,7 +529,8 @@ static void input_transform4(const wino_conv *s, long t0, int T, int ld, int c0,
 /* y for the group's tiles from M[e][k][j + l]: A^T m A + b[k]; rows and
  * columns past Ho, Wo are dropped. */
 /* epi: whether s has an epilogue (a constant once inlined, so that passes
- * without one, the data gradients among them, test nothing per store). */
+ * without one, the data gradients among them, test nothing per store;
+ * output_group4 and output_transform pick the form). */
 static inline __attribute__((always_inline)) void output_group4_with(const wino_conv *s, const tile_group *g,
                                                                      const float *M, long plane, int ld, int k0,
                                                                      int k1, int epi) {
@@ -556,7 +570,7 @@ static inline __attribute__((always_inline)) void output_group4_with(const wino_
             const v8 *q[4] = {&o0, &o1, &o2, &o3};
             for (int l = 0; l < g->n; l++)
                 for (int i = 0; i < 4 && g->ox0 + 4 * l + i < s->Wo; i++)
-                    yk[4 * l + i] = epi ? finish_one(s, yk + 4 * l + i, q[i]->f[l]) : q[i]->f[l];
+                    yk[4 * l + i] = finish_if(epi, s, yk + 4 * l + i, q[i]->f[l]);
 #endif
         }
     }
@@ -647,6 +661,9 @@ static void run_chunk_shared(const wino_conv *s, long t0, int T, float *ws) {
     }
 }
 
+/* t tiles rounded up to whole GEMM panels. */
+static long whole_panels(long t) { return (t + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR; }
+
 static void wino_run(const wino_conv *s, int N, float *workspace) {
     long tiles = (long)N * s->th * s->tw, Tmax = chunk_tiles(s->C, s->K, s->m);
     long nchunk = (tiles + Tmax - 1) / Tmax;
@@ -669,8 +686,7 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
     long T = 0;
     if (threads > 1 && nchunk >= 2 * threads) {
         nchunk = (nchunk + threads - 1) / threads * threads;
-        T = (tiles + nchunk - 1) / nchunk;
-        T = lmin(Tmax, (T + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
+        T = lmin(Tmax, whole_panels((tiles + nchunk - 1) / nchunk));
     } else if (threads > 1 && blocks < 2 * threads && tiles >= (long)threads * AT_SGEMM_NR) {
         T = lmin(Tmax, (tiles + threads - 1) / threads);
     } else if (threads > 1 && tiles >= 2L * threads * AT_SGEMM_NR) {
@@ -678,7 +694,7 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
          * chunks of 64, where sharing each chunk would transform every input
          * tile in both threads */
         const long per = (tiles + threads - 1) / threads, q = (per + Tmax - 1) / Tmax;
-        T = lmin(Tmax, ((per + q - 1) / q + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR);
+        T = lmin(Tmax, whole_panels((per + q - 1) / q));
     }
     if (T > 0) {
         nchunk = (tiles + T - 1) / T;
