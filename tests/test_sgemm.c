@@ -12,6 +12,7 @@
  * -mno-avx2 -mno-fma, or with -DAT_SGEMM_PORTABLE -DAT_CONV_PORTABLE. */
 #include "test.h"
 
+#include "cpu/conv_channels.h"
 #include "cpu/sgemm.h"
 #include "cpu/winograd.h"
 #include "tensor_util.h"
@@ -776,4 +777,89 @@ TEST(conv_epilogue_adds_the_residual_and_relus_with_the_bits_of_separate_passes)
             }
             free(x), free(w), free(b), free(r), free(y0), free(y1);
         }
+}
+
+/* ---- the forward with the output channels in the lanes (cpu/conv_channels.h) ---- */
+
+/* y = conv_channels(x) with T threads, its workspace sized under T threads
+ * as the backend sizes it, then the epilogue e. */
+static void channels_with_threads(int T, const conv_shape *c, const float *x, const float *packed,
+                                  const float *b, float *y, const at_conv_epilogue *e) {
+    int old = omp_get_max_threads();
+    omp_set_num_threads(T);
+    size_t nws = at_conv_channels_workspace_floats(c->N, c->C, c->H, c->W, c->K, c->kh, c->kw, c->s, c->p);
+    float *ws = nws ? malloc(nws * sizeof *ws) : NULL;
+    CHECK(at_conv_channels_forward(x, c->N, c->C, c->H, c->W, packed, b, c->K, c->kh, c->kw, c->s, c->p, y, ws,
+                                   e) == 0);
+    free(ws);
+    omp_set_num_threads(old);
+}
+
+TEST(conv_channels_matches_the_reference_with_its_epilogue_bit_identical_across_threads) {
+    if (!at_conv_channels_compiled()) SKIP("the channels-in-lanes conv needs an AVX-512 build");
+    /* stride 2 with 3x3 and 7x7 kernels (the pixel split, weights that fit
+     * L2, padded per thread in bands; and the block split past 160K weight
+     * floats, padded once), 1x1 at stride 1 (one long row per image) and 2;
+     * output rows of 1..7 pixels (two to a tile, odd row counts), 8..14 (one
+     * tile per row) and longer (rows cut into equal parts); output channels
+     * that are not a multiple of 32 or 16; batches of 1 to 3 */
+    const conv_shape cs[] = {
+        {1, 3, 23, 23, 64, 7, 7, 2, 3},   {2, 3, 40, 37, 20, 7, 7, 2, 3},   {1, 64, 20, 20, 64, 3, 3, 2, 1},
+        {3, 16, 13, 9, 40, 3, 3, 2, 1},   {1, 256, 14, 14, 80, 3, 3, 2, 1}, {2, 256, 15, 29, 72, 3, 3, 2, 1},
+        {1, 200, 7, 7, 100, 1, 1, 1, 0},  {2, 130, 5, 9, 17, 1, 1, 1, 0},   {1, 160, 28, 28, 48, 1, 1, 2, 0},
+        {3, 128, 11, 14, 33, 3, 3, 2, 0}, {1, 48, 64, 64, 32, 3, 3, 2, 2},  {2, 1024, 2, 3, 16, 1, 1, 1, 0}};
+    const int n = (int)(sizeof cs / sizeof cs[0]);
+    for (int i = 0; i < n; i++) {
+        const conv_shape *c = &cs[i];
+        const int Ho = conv_out(c->H, c->kh, c->s, c->p), Wo = conv_out(c->W, c->kw, c->s, c->p);
+        const long nx = (long)c->N * c->C * c->H * c->W, ny = (long)c->N * c->K * Ho * Wo;
+        float *x = rand_buf(nx), *w = rand_buf((long)c->K * c->C * c->kh * c->kw), *b = rand_buf(c->K);
+        float *res = rand_buf(ny), *yr = malloc((size_t)ny * sizeof *yr), *y[3];
+        float *packed = aligned_alloc(64, (at_conv_channels_weights_floats(c->K, c->C, c->kh, c->kw) * sizeof(float) +
+                                           63) / 64 * 64);
+        at_conv_channels_pack_weights(w, c->K, c->C, c->kh, c->kw, packed);
+        for (int form = 0; form < 3; form++) { /* bias only; no bias, ReLU; bias, residual and ReLU */
+            const float *bias = form == 1 ? NULL : b;
+            const at_conv_epilogue e = {form == 2 ? res : NULL, form > 0};
+            ref_conv_forward(x, c->N, c->C, c->H, c->W, w, bias, c->K, c->kh, c->kw, c->s, c->p, yr);
+            for (long j = 0; j < ny; j++) {
+                const float v = e.residual ? yr[j] + res[j] : yr[j];
+                yr[j] = e.relu ? (v > 0 ? v : 0.0f) : v;
+            }
+            static const int threads[3] = {2, 1, 3};
+            for (int r = 0; r < 3; r++) {
+                y[r] = malloc((size_t)ny * sizeof(float));
+                for (long j = 0; j < ny; j++) y[r][j] = NAN;
+                channels_with_threads(threads[r], c, x, packed, bias, y[r], &e);
+            }
+            char what[160];
+            snprintf(what, sizeof what, "channels conv N=%d C=%d %dx%d K=%d k=%d s=%d p=%d form %d", c->N, c->C,
+                     c->H, c->W, c->K, c->kh, c->s, c->p, form);
+            CHECK_CLOSE(what, y[0], yr, ny, gemm_atol(c->C * c->kh * c->kw), GEMM_RTOL);
+            for (int r = 1; r < 3; r++)
+                CHECKF(memcmp(y[0], y[r], (size_t)ny * sizeof(float)) == 0, "%s: %d threads differ from 2", what,
+                       threads[r]);
+            for (int r = 0; r < 3; r++) free(y[r]);
+        }
+        free(x), free(w), free(b), free(res), free(yr), free(packed);
+    }
+}
+
+TEST(conv_channels_rule_takes_resnet50s_strided_convs_and_deep_reductions_only) {
+    const int on = at_conv_channels_compiled();
+    /* C, K, kernel, stride, pad, batch, Ho, Wo: the stem, the 3x3 / 2 of layer2-4 */
+    CHECK(at_conv_channels_rule(3, 64, 7, 7, 2, 3, 1, 112, 112) == on);
+    CHECK(at_conv_channels_rule(128, 128, 3, 3, 2, 1, 8, 28, 28) == on);
+    CHECK(at_conv_channels_rule(512, 512, 3, 3, 2, 1, 1, 7, 7) == on);
+    /* the 1024 -> 256 and 2048 -> 512 reductions, at any batch */
+    CHECK(at_conv_channels_rule(1024, 256, 1, 1, 1, 0, 1, 14, 14) == on);
+    CHECK(at_conv_channels_rule(2048, 512, 1, 1, 1, 0, 16, 7, 7) == on);
+    /* not: 1x1 expansions and smaller reductions, 1x1 / 2 projections, stride-1 3x3 (GEMM or Winograd), a 3x3 / 2
+     * over too few channels, stride 3 */
+    CHECK(at_conv_channels_rule(256, 1024, 1, 1, 1, 0, 1, 14, 14) == 0);
+    CHECK(at_conv_channels_rule(512, 128, 1, 1, 1, 0, 1, 28, 28) == 0);
+    CHECK(at_conv_channels_rule(1024, 2048, 1, 1, 2, 0, 1, 7, 7) == 0);
+    CHECK(at_conv_channels_rule(256, 256, 3, 3, 1, 1, 1, 14, 14) == 0);
+    CHECK(at_conv_channels_rule(8, 8, 3, 3, 2, 1, 1, 14, 14) == 0);
+    CHECK(at_conv_channels_rule(64, 64, 3, 3, 3, 1, 1, 14, 14) == 0);
 }

@@ -15,6 +15,7 @@
 #include "cpu/conv.h"
 #include "cpu/masks.h"
 #include "cpu/ops.h"
+#include "cpu/conv_channels.h"
 #include "cpu/winograd.h"
 #include "core/error.h"
 #include "exec/ops.h"
@@ -34,6 +35,7 @@ typedef struct {
     float *rounded[3];
     float *wino[2][2]; /* Winograd-transformed weights [backward][F(4x4)], made on first use */
     float *packed[2];  /* FP32 weights packed for the direct conv's SGEMM [backward], made on first use */
+    float *channels;   /* FP32 weights packed for the channels-in-lanes forward (cpu/conv_channels.h), likewise */
 } cpu_params;
 
 typedef struct {
@@ -129,6 +131,21 @@ static const float *packed_weights(const cpu_ctx *c, cpu_params *p, int backward
         at_conv2d_pack_weights(p->w, p->K, p->C, p->k, p->k, backward, p->packed[backward]);
     }
     return p->packed[backward];
+}
+
+/* Whether this forward direct conv runs with the output channels in the
+ * vector lanes (a rule of the shape, cpu/conv_channels.h), and its packed
+ * weights; NULL (the conv then takes the SGEMM path, which gives the same
+ * values up to rounding) when the rule says no or there is no memory. */
+static const float *channels_weights(const cpu_ctx *c, cpu_params *p, int n, int Ho, int Wo) {
+    if (c->prec != AT_PRECISION_FP32 || !at_conv_channels_rule(p->C, p->K, p->k, p->k, p->stride, p->pad, n, Ho, Wo))
+        return NULL;
+    if (!p->channels) {
+        size_t floats = at_conv_channels_weights_floats(p->K, p->C, p->k, p->k);
+        if (!(p->channels = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64))) return NULL;
+        at_conv_channels_pack_weights(p->w, p->K, p->C, p->k, p->k, p->channels);
+    }
+    return p->channels;
 }
 
 /* ---- memory: host memory ------------------------------------------------- */
@@ -243,13 +260,19 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
     const int wino = use_winograd(c, p, 0);
-    if (grow(&c->ws, &c->ws_cap, conv_workspace_floats(p, wino) + 1, "conv workspace")) return AT_ERR;
+    const float *chan = wino ? NULL : channels_weights(c, p, cc->n, Ho, Wo);
+    const size_t ws = chan ? at_conv_channels_workspace_floats(cc->n, p->C, p->H, p->W, p->K, p->k, p->k, p->stride,
+                                                               p->pad)
+                           : conv_workspace_floats(p, wino);
+    if (grow(&c->ws, &c->ws_cap, ws + 1, "conv workspace")) return AT_ERR;
     const float *x = operand(c, cc->x, (long)cc->n * p->C * p->H * p->W), *w = wino ? wino_weights(p, 0, wino) : weights(c, p);
     if (!x || !w) return AT_ERR;
     /* the residual add, and a ReLU with no gate or keep, in the conv's epilogue; gates and keeps after it */
     const int plain_relu = cc->relu && !cc->gates && !cc->keep;
     const at_conv_epilogue e = {cc->residual, plain_relu}; /* element-wise: never rounded, as the add op */
     if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, wino, w, p->b, p->K, p->pad, cc->y, c->ws, &e);
+    else if (chan) at_conv_channels_forward(x, cc->n, p->C, p->H, p->W, chan, p->b, p->K, p->k, p->k, p->stride, p->pad,
+                                            cc->y, c->ws, &e);
     else at_conv2d_forward_packed(x, cc->n, p->C, p->H, p->W, w, packed_weights(c, p, 0), p->b, p->K, p->k, p->k,
                                   p->stride, p->pad, cc->y, &e);
     if (cc->relu && !plain_relu)
@@ -389,7 +412,7 @@ static void cpu_destroy(void *ctx) {
     for (int i = 0; i < c->n_params; i++) {
         for (int p = 0; p < 3; p++) free(c->params[i]->rounded[p]);
         for (int d = 0; d < 4; d++) free(c->params[i]->wino[d / 2][d % 2]);
-        free(c->params[i]->packed[0]), free(c->params[i]->packed[1]);
+        free(c->params[i]->packed[0]), free(c->params[i]->packed[1]), free(c->params[i]->channels);
         free(c->params[i]);
     }
     for (int i = 0; i < c->n_allocs; i++) free(c->allocs[i]);

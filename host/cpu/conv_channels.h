@@ -1,0 +1,63 @@
+/* Direct forward convolution with the output channels across the vector
+ * lanes, NCHW float32, for the CPU backend (AVX-512 builds only).
+ *
+ * The GEMM path (cpu/conv.h) puts 16 output pixels in a vector and packs an
+ * im2col panel of the input for every block of them. On small maps (the
+ * 14x14 and 7x7 of ResNet-50 at batch 1, where a panel spans several output
+ * rows) and for strided convs that packing goes through the slow masked
+ * packers, and each thread packs the whole operand. Here a tile is 32
+ * output channels (two 16-float vectors) by up to 14 output pixels (part of
+ * one output row, or two whole rows of at most 7); each step k = (c, ky, kx)
+ * loads the two weight vectors and broadcasts every pixel's input straight
+ * from the image (zero-padded once when pad > 0), as onnxruntime's NCHWc
+ * kernels do, so nothing of the input is packed.
+ *
+ * Each output is one chain of FMAs over k in the order (c, ky, kx), then
+ * plus the bias: the result does not depend on the thread count, the tile
+ * an output falls in, or the batch. It differs in rounding from the GEMM
+ * path (which sums K in blocks), as any two summation orders do. */
+#ifndef ATTRIB_CPU_CONV_CHANNELS_H
+#define ATTRIB_CPU_CONV_CHANNELS_H
+
+#include <stddef.h>
+
+#include "cpu/conv.h"
+
+/* 1 when this build has the kernel (AVX-512). */
+int at_conv_channels_compiled(void);
+
+/* Whether a forward conv of C -> K channels, kh x kw, stride, pad, to an
+ * output of Ho x Wo (batch N) takes this path: a fixed rule of the shape
+ * alone (never of timing or threads), measured per ResNet-50 layer at
+ * batch 1 and 8 against the SGEMM path (docs/bench.md):
+ *   - sums of at least AT_CONV_CHANNELS_MIN_STEPS = C*kh*kw terms, so that
+ *     the transposed stores stay a small part of a tile's work;
+ *   - stride 2 with kernels of 3x3 and more (ResNet's 3x3 / 2 convs and
+ *     its 7x7 / 2 stem), whose im2col panels the GEMM gathers at stride 2;
+ *   - stride-1 1x1 convs without padding from AT_CONV_CHANNELS_MIN_POINTWISE_C
+ *     input channels (the 1024 -> 256 and 2048 -> 512 reductions), whose
+ *     GEMM each thread would give a privately packed B of C rows.
+ * Everything else (VGG's convs, the 1x1 expansions, the 1x1 / 2
+ * projections) stays with the SGEMM or Winograd. */
+#define AT_CONV_CHANNELS_MIN_STEPS 128
+#define AT_CONV_CHANNELS_MIN_POINTWISE_C 1024
+int at_conv_channels_rule(int C, int K, int kh, int kw, int stride, int pad, int N, int Ho, int Wo);
+
+/* Floats of the packed weights: ceil(K/32) blocks of C*kh*kw steps of 32
+ * output channels (zeros past K). */
+size_t at_conv_channels_weights_floats(int K, int C, int kh, int kw);
+void at_conv_channels_pack_weights(const float *w, int K, int C, int kh, int kw, float *dst);
+
+/* Floats of workspace for the zero-padded input (0 when pad == 0): a
+ * padded copy of x, or a band of rows per thread. */
+size_t at_conv_channels_workspace_floats(int N, int C, int H, int W, int K, int kh, int kw, int stride, int pad);
+
+/* y[N][K][Ho][Wo] = conv(x[N][C][H][W]) + b (b may be NULL), with packed
+ * from at_conv_channels_pack_weights, then the epilogue e (NULL: none).
+ * workspace holds at_conv_channels_workspace_floats floats. Returns 0, or
+ * -1 when this build has no kernel. */
+int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const float *packed, const float *b,
+                             int K, int kh, int kw, int stride, int pad, float *y, float *workspace,
+                             const at_conv_epilogue *e);
+
+#endif
