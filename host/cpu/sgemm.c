@@ -917,6 +917,9 @@ void at_sgemm_ex(int M, int N, int K, float alpha, const at_gemm_operand *a,
  * FMAs from zero in k order, then alpha * acc, then beta_blk * c + that by an
  * FMA; so the bits are those at_sgemm_ex computes. 8 columns of C at a time,
  * 8 of B's rows transposed in registers per 8 k. */
+#ifndef FRBT_PF
+#define FRBT_PF 8
+#endif
 static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *A, int lda, const float *B, int ldb,
                         float beta, float *C, int ldc) {
     int nblk = (N + 7) / 8;
@@ -934,6 +937,9 @@ static void few_rows_bt(int M, int N, int K, int kcb, float alpha, const float *
             for (; k + 8 <= kc; k += 8) {
                 __m256 r[8];
                 for (int l = 0; l < 8; l++) r[l] = _mm256_loadu_ps(rows[l] + pc + k);
+                if (!(k & 15)) /* eight streams from memory: each row's line FRBT_PF lines ahead */
+                    for (int l = 0; l < 8; l++)
+                        _mm_prefetch((const char *)(rows[l] + pc + k + 16 * FRBT_PF), _MM_HINT_T0);
                 /* 8x8 transpose: t[q] lane l = B[j0 + l][pc + k + q] */
                 __m256 u0 = _mm256_unpacklo_ps(r[0], r[1]), u1 = _mm256_unpackhi_ps(r[0], r[1]);
                 __m256 u2 = _mm256_unpacklo_ps(r[2], r[3]), u3 = _mm256_unpackhi_ps(r[2], r[3]);
