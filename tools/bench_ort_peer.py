@@ -8,7 +8,7 @@ vgg16|resnet50`), exported from PyTorch to ONNX once.
   /usr/bin/python3 -m pip install --no-deps --target .peers onnxruntime
   /usr/bin/python3 tools/bench_ort_peer.py [--net vgg16|resnet50] [--torch] [--threads N] [--batch 1,8]
       [--repeats 3] [--min-time S] [--attrib ./attrib] [--attrib-args "--conv direct"]
-      [--scorecam [--images 1] [--scorecam-batch 32]]
+      [--waiting defaults|passive|active] [--scorecam [--images 1] [--scorecam-batch 32]]
 
 Prints a markdown table of ms/image (peer / attrib > 1: attrib is faster),
 after the load average (os.getloadavg) before and after the run.
@@ -23,6 +23,12 @@ weighted sum.
 onnxruntime runs with intra-op threads = --threads, one inter-op thread, all
 graph optimisations, sequential execution; PyTorch with
 torch.set_num_threads(--threads), no_grad, eval mode.
+
+--waiting says how idle threads wait between parallel steps:
+  defaults  each engine's own default: attrib's OpenMP threads sleep
+            (passive), onnxruntime's spin;
+  passive   both sleep (onnxruntime's session.intra_op.allow_spinning = 0);
+  active    both spin (attrib under OMP_WAIT_POLICY=active).
 """
 import argparse
 import json
@@ -87,9 +93,23 @@ def time_torch(model, batch, min_time):
                 return 1e3 * t / iters / batch
 
 
+WAITING = "defaults"
+
+
+def attrib_env():
+    env = dict(os.environ)
+    if WAITING == "active":
+        env["OMP_WAIT_POLICY"] = "active"
+    elif WAITING == "passive":
+        env["OMP_WAIT_POLICY"] = "passive"
+    return env
+
+
 def ort_session(path, threads):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    if WAITING == "passive":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -155,7 +175,7 @@ def time_scorecam_ort(sess, images, batch):
 def time_scorecam_attrib(binary, extra, images, threads):
     cmd = [binary, "bench", "--backend", "cpu", "--json", "--method", "scorecam", "--nets", "vgg16",
            "--images", str(images), "--threads", str(threads)] + extra
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=attrib_env()).stdout
     row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
     return row["s_per_image"], row["forwards_per_image"]
 
@@ -175,7 +195,7 @@ def scorecam_main(args, extra):
         load1 = os.getloadavg()
     a, o = statistics.median(ours), statistics.median(theirs)
     print(f"onnxruntime {ort.__version__}, {args.threads} threads; attrib {' '.join(extra) or '(defaults)'}; "
-          f"Score-CAM on VGG16 at 224, {args.images} image(s) per run, onnxruntime batches of {args.scorecam_batch}; "
+          f"waiting {args.waiting}; Score-CAM on VGG16 at 224, {args.images} image(s) per run, onnxruntime batches of {args.scorecam_batch}; "
           f"medians of {args.repeats} interleaved repeats; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
     print("| method | attrib s/image | attrib forwards/image | onnxruntime loop s/image | onnxruntime forwards/image "
           "| onnxruntime / attrib |")
@@ -186,7 +206,7 @@ def scorecam_main(args, extra):
 def time_attrib(binary, extra, net, batch, threads, min_time):
     cmd = [binary, "bench", "--backend", "cpu", "--json", "--passes", "forward", "--nets", net,
            "--batch", str(batch), "--min-time", str(min_time), "--threads", str(threads)] + extra
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=attrib_env()).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return rows[0]["ms_per_image"], rows[0].get("peak_gflops", 0), rows[0]["gmac_per_image"]
 
@@ -204,7 +224,11 @@ def main():
     ap.add_argument("--scorecam", action="store_true", help="time Score-CAM per image (VGG16) instead")
     ap.add_argument("--images", type=int, default=1, help="--scorecam: images per run")
     ap.add_argument("--scorecam-batch", type=int, default=32, help="--scorecam: onnxruntime's masked batch")
+    ap.add_argument("--waiting", choices=["defaults", "passive", "active"], default="defaults",
+                    help="how idle threads wait: each engine's default, both sleep, or both spin")
     args = ap.parse_args()
+    global WAITING
+    WAITING = args.waiting
     extra = shlex.split(args.attrib_args)
     torch.set_num_threads(args.threads)
     if args.scorecam:
@@ -230,7 +254,8 @@ def main():
                     pt[b].append(time_torch(model, b, args.min_time))
         load1 = os.getloadavg()
     print(f"onnxruntime {ort.__version__}{', torch ' + torch.__version__ if args.torch else ''}, {args.threads} "
-          f"threads; attrib {' '.join(extra) or '(defaults)'}; medians of {args.repeats} interleaved repeats; "
+          f"threads; attrib {' '.join(extra) or '(defaults)'}; waiting {args.waiting}; "
+          f"medians of {args.repeats} interleaved repeats; "
           f"measured CPU peak {peak:.1f} GFLOP/s; load average {load0[0]:.2f} before, {load1[0]:.2f} after")
     head = ("| net | batch | attrib ms/image | attrib GFLOP/s (% of peak) | onnxruntime ms/image "
             "| onnxruntime GFLOP/s (% of peak) | onnxruntime / attrib |")
