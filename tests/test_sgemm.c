@@ -854,8 +854,11 @@ TEST(conv_channels_rule_takes_resnet50s_strided_convs_and_deep_reductions_only) 
     /* the 1024 -> 256 and 2048 -> 512 reductions, at any batch */
     CHECK(at_conv_channels_rule(1024, 256, 1, 1, 1, 0, 1, 14, 14) == on);
     CHECK(at_conv_channels_rule(2048, 512, 1, 1, 1, 0, 16, 7, 7) == on);
-    /* not: 1x1 expansions and smaller reductions, 1x1 / 2 projections, stride-1 3x3 (GEMM or Winograd), a 3x3 / 2
-     * over too few channels, stride 3 */
+    /* the 1x1 / 2 projections of layer2 and layer3 */
+    CHECK(at_conv_channels_rule(256, 512, 1, 1, 2, 0, 1, 28, 28) == on);
+    CHECK(at_conv_channels_rule(512, 1024, 1, 1, 2, 0, 8, 14, 14) == on);
+    /* not: 1x1 expansions and smaller reductions, layer4's 1x1 / 2 projection, stride-1 3x3 (GEMM or Winograd),
+     * a 3x3 / 2 over too few channels, stride 3 */
     CHECK(at_conv_channels_rule(256, 1024, 1, 1, 1, 0, 1, 14, 14) == 0);
     CHECK(at_conv_channels_rule(512, 128, 1, 1, 1, 0, 1, 28, 28) == 0);
     CHECK(at_conv_channels_rule(1024, 2048, 1, 1, 2, 0, 1, 7, 7) == 0);

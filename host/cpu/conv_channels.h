@@ -34,12 +34,16 @@ int at_conv_channels_compiled(void);
  *     the transposed stores stay a small part of a tile's work;
  *   - stride 2 with kernels of 3x3 and more (ResNet's 3x3 / 2 convs and
  *     its 7x7 / 2 stem), whose im2col panels the GEMM gathers at stride 2;
+ *   - stride-2 1x1 projections with at most
+ *     AT_CONV_CHANNELS_MAX_PROJECTION_WEIGHTS weights (ResNet-50's
+ *     256 -> 512 and 512 -> 1024; its 1024 -> 2048 onto 7x7 stays a GEMM);
  *   - stride-1 1x1 convs without padding from AT_CONV_CHANNELS_MIN_POINTWISE_C
  *     input channels (the 1024 -> 256 and 2048 -> 512 reductions), whose
  *     GEMM each thread would give a privately packed B of C rows.
- * Everything else (VGG's convs, the 1x1 expansions, the 1x1 / 2
- * projections) stays with the SGEMM or Winograd. */
+ * Everything else (VGG's convs, the 1x1 expansions and smaller
+ * reductions) stays with the SGEMM or Winograd. */
 #define AT_CONV_CHANNELS_MIN_STEPS 128
+#define AT_CONV_CHANNELS_MAX_PROJECTION_WEIGHTS (512L * 1024)
 #define AT_CONV_CHANNELS_MIN_POINTWISE_C 1024
 int at_conv_channels_rule(int C, int K, int kh, int kw, int stride, int pad, int N, int Ho, int Wo);
 
