@@ -78,6 +78,7 @@ typedef struct {
     long HoWo, Wo; /* the output's plane and row */
     const float *residual;
     int relu;
+    long pf_steps; /* steps of a tile that also prefetch the weights at its pf (2 lines each) */
 } job;
 
 /* r[0..7] (16 lanes each) to out[0..15] (8 floats each): out[l][j] = r[j][l]. */
@@ -140,15 +141,16 @@ static inline __attribute__((always_inline)) void tile(const int R, const int Q,
 #pragma GCC unroll 14
     for (int t = 0; t < TILE_PIXELS; t++) a[0][t] = a[1][t] = _mm512_setzero_ps();
     const float *x1 = x0 + S * J->row;
+    long pf_left = pf ? J->pf_steps : 0;
     for (int c = 0; c < J->C; c++, x0 += J->plane, x1 += J->plane) {
         const float *r0 = x0, *r1 = x1;
         for (int ky = 0; ky < J->kh; ky++, r0 += J->row, r1 += J->row)
             for (int kx = 0; kx < J->kw; kx++, w += CO) {
                 const __m512 w0 = _mm512_load_ps(w), w1 = _mm512_load_ps(w + 16);
-                if (pf) { /* the next block's weights, from memory into L2 while these run */
+                if (pf_left > 0) { /* the next block's weights, from memory into L2 while these run */
                     _mm_prefetch((const char *)pf, _MM_HINT_T1);
                     _mm_prefetch((const char *)(pf + 16), _MM_HINT_T1);
-                    pf += CO;
+                    pf += CO, pf_left--;
                 }
 #pragma GCC unroll 14
                 for (int q = 0; q < Q; q++) {
@@ -214,15 +216,16 @@ static tiling tiling_of(int Ho, int Wo, int stride) {
 
 /* Tile i of image img for channel block cb. xi holds the image's padded
  * rows from pr0 on (J->plane, J->row its strides); pf: weights to prefetch
- * meanwhile, or NULL. */
+ * meanwhile (pf_steps steps' worth), or NULL. */
 static void run_tile(const job *J, const tiling *T, const float *xi, int pr0, long img, long cb, long i,
-                     const float *pf) {
+                     const float *pf, long pf_steps) {
     const int S = T->stride;
     const float *w = J->w + cb * CO * ((long)J->C * J->kh * J->kw);
     const long yoff = img * J->K * J->HoWo;
     job Ji = *J;
     Ji.y = J->y + yoff;
     Ji.residual = J->residual ? J->residual + yoff : NULL;
+    Ji.pf_steps = pf_steps;
     if (T->pairs) {
         const int oy = (int)(2 * i), R = oy + 1 < T->Ho ? 2 : 1;
         tiles[S - 1][R - 1][T->Wo - 1](&Ji, xi + (long)(oy * S - pr0) * J->row, w, pf, (long)oy * T->Wo,
@@ -298,9 +301,11 @@ static void by_blocks(const job *J, const tiling *T, long N, long cbs) {
     for (long u = u0; u < u1; u++) {
         const long img = u / (cbs * T->per_image), r = u % (cbs * T->per_image), cb = r / T->per_image;
         const long i = r % T->per_image;
-        /* a block's first tile here brings the next block's weights to L2 */
-        const float *pf = (u == u0 || i == 0) && u + T->per_image < u1 ? J->w + (cb + 1) % cbs * CO * steps : NULL;
-        run_tile(J, T, J->x + img * J->img, 0, img, cb, i, pf);
+        /* the next block's weights to L2, a slice per tile of this one (the
+         * thread's first tile: the slices of the tiles before it too) */
+        const long n = T->per_image, s0 = u == u0 ? 0 : i * steps / n, s1 = (i + 1) * steps / n;
+        const float *pf = u + n < u1 ? J->w + ((cb + 1) % cbs * steps + s0) * CO : NULL;
+        run_tile(J, T, J->x + img * J->img, 0, img, cb, i, pf, s1 - s0);
     }
 }
 
@@ -329,7 +334,7 @@ static void by_pixels(const job *J, const tiling *T, long N, long cbs, const flo
             xi = band;
         }
         for (long cb = 0; cb < cbs; cb++)
-            for (long i = i0; i < i1; i++) run_tile(&Jb, T, xi, pr0, img, cb, i, NULL);
+            for (long i = i0; i < i1; i++) run_tile(&Jb, T, xi, pr0, img, cb, i, NULL, 0);
         u += i1 - i0;
     }
 }
@@ -355,7 +360,7 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
     const int Hp = H + 2 * pad, Wp = W + 2 * pad, pixels = split_by_pixels(K, C, kh, kw);
     job J = {pad > 0 && !pixels ? workspace : x, (long)C * (pad > 0 ? Hp * Wp : H * W), pad > 0 ? (long)Hp * Wp : (long)H * W,
              pad > 0 ? Wp : W, C, kh, kw, packed, b, K, y, (long)Ho * Wo, Wo, e ? e->residual : NULL,
-             e ? e->relu : 0};
+             e ? e->relu : 0, 0};
     if (pad > 0 && pixels) J.x = x, J.img = (long)C * H * W; /* bands are padded per thread */
     tiling T = tiling_of(Ho, Wo, stride);
     if (kh == 1 && kw == 1 && stride == 1 && pad == 0) T = tiling_of(1, Ho * Wo, 1); /* one row per image */
