@@ -864,5 +864,7 @@ TEST(conv_channels_rule_takes_resnet50s_strided_convs_and_deep_reductions_only) 
     CHECK(at_conv_channels_rule(1024, 2048, 1, 1, 2, 0, 1, 7, 7) == 0);
     CHECK(at_conv_channels_rule(256, 256, 3, 3, 1, 1, 1, 14, 14) == 0);
     CHECK(at_conv_channels_rule(8, 8, 3, 3, 2, 1, 1, 14, 14) == 0);
+    CHECK(at_conv_channels_rule(3, 16, 7, 7, 2, 3, 1, 96, 96) == 0); /* fewer outputs than a tile's 32 lanes */
+    CHECK(at_conv_channels_rule(16, 32, 3, 3, 2, 1, 1, 24, 24) == on);
     CHECK(at_conv_channels_rule(64, 64, 3, 3, 3, 1, 1, 14, 14) == 0);
 }

@@ -43,7 +43,8 @@ int at_conv_channels_compiled(void) {
 
 int at_conv_channels_rule(int C, int K, int kh, int kw, int stride, int pad, int N, int Ho, int Wo) {
     (void)pad, (void)N;
-    if (!at_conv_channels_compiled() || Ho <= 0 || Wo <= 0 || (long)C * kh * kw < AT_CONV_CHANNELS_MIN_STEPS) return 0;
+    if (!at_conv_channels_compiled() || Ho <= 0 || Wo <= 0 || K < CO || (long)C * kh * kw < AT_CONV_CHANNELS_MIN_STEPS)
+        return 0;
     if (stride == 2)
         return (kh >= 3 && kw >= 3) || (kh == 1 && kw == 1 && (long)C * K <= AT_CONV_CHANNELS_MAX_PROJECTION_WEIGHTS);
     return stride == 1 && kh == 1 && kw == 1 && pad == 0 && C >= AT_CONV_CHANNELS_MIN_POINTWISE_C;

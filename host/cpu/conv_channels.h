@@ -30,7 +30,9 @@ int at_conv_channels_compiled(void);
  * output of Ho x Wo (batch N) takes this path: a fixed rule of the shape
  * alone (never of timing or threads), measured per ResNet-50 layer at
  * batch 1 and 8 against the SGEMM path (docs/bench.md):
- *   - sums of at least AT_CONV_CHANNELS_MIN_STEPS = C*kh*kw terms, so that
+ *   - at least 32 output channels (a tile's; ResNet18-mini's 16-channel
+ *     stem would leave half the lanes empty: 0.80x the GEMM at batch 1) and
+ *     sums of at least AT_CONV_CHANNELS_MIN_STEPS = C*kh*kw terms, so that
  *     the transposed stores stay a small part of a tile's work;
  *   - stride 2 with kernels of 3x3 and more (ResNet's 3x3 / 2 convs and
  *     its 7x7 / 2 stem), whose im2col panels the GEMM gathers at stride 2;
