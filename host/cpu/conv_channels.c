@@ -105,6 +105,53 @@ static inline __attribute__((always_inline)) void transpose8x16(const __m512 r[8
     }
 }
 
+/* r[0..15] to out[0..15], out[l][p] = r[p][l]: four rounds of 16 shuffles. */
+static inline __attribute__((always_inline)) void transpose16x16(const __m512 r[16], __m512 out[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int j = 0; j < 4; j++) { /* u[4j + e], 128-bit lane q: pixels 4j..4j+3 of channel 4q + e */
+        u[4 * j + 0] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512 v = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88), w = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xdd);
+        const __m512 v2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+        const __m512 w2 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xdd);
+        out[e] = _mm512_shuffle_f32x4(v, v2, 0x88), out[8 + e] = _mm512_shuffle_f32x4(v, v2, 0xdd);
+        out[4 + e] = _mm512_shuffle_f32x4(w, w2, 0x88), out[12 + e] = _mm512_shuffle_f32x4(w, w2, 0xdd);
+    }
+}
+
+/* All n (9..14) pixels of a one-row tile, the first at y offset pix: one
+ * store of n floats per output channel. */
+static inline __attribute__((always_inline)) void store_row(const job *J, const __m512 a[2][TILE_PIXELS], int n,
+                                                            long pix, int co) {
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    for (int h = 0; h < 2; h++) {
+        const int c0 = co + 16 * h;
+        if (c0 >= J->K) break;
+        const int lanes = J->K - c0 < 16 ? J->K - c0 : 16;
+        const __m512 bias = J->b ? _mm512_maskz_loadu_ps((__mmask16)((1u << lanes) - 1), J->b + c0)
+                                 : _mm512_setzero_ps();
+        __m512 r[16], out[16];
+#pragma GCC unroll 16
+        for (int p = 0; p < 16; p++) r[p] = p < n ? _mm512_add_ps(a[h][p < TILE_PIXELS ? p : 0], bias) : _mm512_setzero_ps();
+        transpose16x16(r, out);
+        for (int l = 0; l < lanes; l++) {
+            const long o = (long)(c0 + l) * J->HoWo + pix;
+            __m512 v = out[l];
+            if (J->residual) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, J->residual + o));
+            if (J->relu) v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give +0, as the ReLU pass */
+            _mm512_mask_storeu_ps(J->y + o, m, v);
+        }
+    }
+}
+
 /* Pixels t0.. t0+n-1 of the tile's sums a (per half h of its 32 output
  * channels; n <= 8), the first at y offset pix, channels from co on. */
 static inline __attribute__((always_inline)) void store_group(const job *J, const __m512 a[2][TILE_PIXELS],
@@ -173,8 +220,8 @@ static inline __attribute__((always_inline)) void tile(const int R, const int Q,
         store_group(J, a, 0, Q, pix, co);
         store_group(J, a, ROW_PAIR_MAX, Q, pix + J->Wo, co);
     } else {
-        store_group(J, a, 0, Q < 8 ? Q : 8, pix, co);
-        if (Q > 8) store_group(J, a, 8, Q - 8, pix + 8, co);
+        if (Q > 8) store_row(J, a, Q, pix, co);
+        else store_group(J, a, 0, Q, pix, co);
     }
 }
 
