@@ -1004,8 +1004,10 @@ static void few_rows_b_cols(int M, int K, int kcb, float alpha, const float *A, 
         for (int i = 0; i < M; i++) memset(acc[i], 0, sizeof(float) * stride);
         for (int k = 0; k < kc; k++) {
             const float *br = B + (long)(pc + k) * ldb + j0;
+#ifdef AT_SGEMM_AVX512
             const int pf = pc + k + FRB_PF < K;
             const float *ahead = pf ? B + (long)(pc + k + FRB_PF) * ldb + j0 : br;
+#endif
             for (int i = 0; i < M; i++) {
                 const __m256 a = _mm256_broadcast_ss(A + (long)i * lda + pc + k);
                 float *ar = acc[i];
