@@ -2,7 +2,6 @@
  * Backward passes route to the raster-order first maximum (NaN wins), as
  * the GPU does, so both agree bit for bit. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #ifdef __AVX2__
@@ -142,21 +141,14 @@ static void hfold_3s2(const float *r, int W, int OW, float *h) {
     for (; ox < OW; ox++) h[ox] = pick(r[2 * ox - 1], r[2 * ox]); /* 2*ox == W - 1: the last column */
 }
 
-/* Threads take whole images, or with fewer images than threads bands of
- * rows of every channel: the split of the stem before it (rows, cpu/
- * conv_channels.h), so that no thread reads rows another core wrote. */
-static void maxpool3x3s2p1_forward(const float *x, int N, int C, int H, int W, float *y) {
+static void maxpool3x3s2p1_forward(const float *x, long NC, int H, int W, float *y) {
     const int OH = (H - 1) / 2 + 1, OW = (W - 1) / 2 + 1;
-#pragma omp parallel if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
+#pragma omp parallel if (NC * H * W > AT_PARALLEL_MIN_FLOATS)
     {
         float h[3 * OW]; /* W <= 8192: at most 48 KiB of a thread's stack */
-        const int bands = N >= omp_get_num_threads() ? 1 : omp_get_num_threads();
 #pragma omp for schedule(static)
-        for (long u = 0; u < (long)N * bands; u++) {
-            const long n = u / bands;
-            const int oy0 = (int)(u % bands * OH / bands), oy1 = (int)((u % bands + 1) * OH / bands);
-            for (long nc = n * C; nc < (n + 1) * C; nc++)
-            for (int oy = oy0; oy < oy1; oy++) {
+        for (long nc = 0; nc < NC; nc++)
+            for (int oy = 0; oy < OH; oy++) {
                 const int y0 = oy ? 2 * oy - 1 : 0, y1 = 2 * oy + 1 < H ? 2 * oy + 1 : H - 1;
                 float *yp = y + nc * OH * OW + (long)oy * OW;
                 for (int yy = y0; yy <= y1; yy++) hfold_3s2(x + nc * H * W + (long)yy * W, W, OW, h + (yy - y0) * OW);
@@ -178,7 +170,6 @@ static void maxpool3x3s2p1_forward(const float *x, int N, int C, int H, int W, f
                     yp[ox] = m;
                 }
             }
-        }
     }
 }
 
@@ -228,7 +219,7 @@ void at_maxpool2d_forward(const float *x, int N, int C, int H, int W, int k, int
         return;
     }
     if (k == 3 && s == 2 && p == 1) {
-        maxpool3x3s2p1_forward(x, N, C, H, W, y);
+        maxpool3x3s2p1_forward(x, (long)N * C, H, W, y);
         return;
     }
 #pragma omp parallel for schedule(static) if ((long)N * C * H * W > AT_PARALLEL_MIN_FLOATS)
