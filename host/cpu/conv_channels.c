@@ -14,6 +14,8 @@
  * ReLU, the order of the separate passes. */
 #include "cpu/conv_channels.h"
 
+#include "cpu/thread_scratch.h"
+
 /* Predictive commoning would carry the inputs one kx step reads for the next
  * through the stack (spilled scalars): the loads are cheaper. */
 #pragma GCC optimize("no-predictive-commoning")
@@ -334,7 +336,9 @@ static void pad_rows(const float *x, int C, int H, int W, int pad, int pr0, int 
  *   by pixels, when all the weights fit in L2 next to the input (the stem,
  *     ResNet's 128-channel 3x3 / 2): runs of (image, tile), every block per
  *     band of tiles, each thread padding the input rows of its own bands
- *     (a band of at most BAND_FLOATS): no thread reads what another wrote. */
+ *     (a band of at most BAND_FLOATS) into its own scratch (cpu/
+ *     thread_scratch.h): no thread reads what another wrote. With no memory
+ *     for it a thread uses its slice of the workspace instead. */
 #define PIXEL_SPLIT_MAX_WEIGHT_FLOATS (160L * 1024)
 #define BAND_FLOATS (64L * 1024)
 
@@ -407,7 +411,7 @@ size_t at_conv_channels_workspace_floats(int N, int C, int H, int W, int K, int 
 #ifdef AT_CHANNELS_AVX512
     if (pad <= 0) return 0;
     if (!split_by_pixels(K, C, kh, kw)) return (size_t)N * C * (H + 2 * pad) * (W + 2 * pad);
-    return (size_t)omp_get_max_threads() * band_floats(C, H, W, kh, stride, pad);
+    return (size_t)omp_get_max_threads() * band_floats(C, H, W, kh, stride, pad); /* the fallback slices */
 #else
     (void)N, (void)C, (void)H, (void)W, (void)K, (void)kh, (void)kw, (void)stride, (void)pad;
     return 0;
@@ -433,7 +437,8 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
 #pragma omp parallel num_threads(threads)
     {
         if (pixels) {
-            by_pixels(&J, &T, N, cbs, x, H, W, pad, workspace + band * omp_get_thread_num());
+            float *own = band ? at_thread_scratch(AT_SCRATCH_CONV_BANDS, (size_t)band) : NULL;
+            by_pixels(&J, &T, N, cbs, x, H, W, pad, own ? own : workspace + band * omp_get_thread_num());
         } else {
             if (pad > 0) { /* xp[img][c] = x[img][c] inside a border of pad zeros */
 #pragma omp for schedule(static)

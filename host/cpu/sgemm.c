@@ -46,9 +46,10 @@
  * other jobs take time slices from one core. */
 #include "cpu/sgemm.h"
 
+#include "cpu/thread_scratch.h"
+
 #include <omp.h>
 #include <stdint.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -677,52 +678,10 @@ static void macro_kernel(const gemm_job *J, int kc, const float *pa, const float
     }
 }
 
-/* Per-thread packing buffers, grown on demand and kept (no malloc in the
- * loops, none at all after the first call of a given size); freed when the
- * thread exits (a pthread key destructor, so pool threads that OpenMP retires
- * do not leak them). */
-typedef struct {
-    float *buf[2];
-    size_t cap[2];
-} pack_buffers;
-
-static pthread_key_t buffers_key;
-static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
-static int buffers_key_ok;
-
-static void free_buffers(void *p) {
-    pack_buffers *b = p;
-    free(b->buf[0]);
-    free(b->buf[1]);
-    free(b);
-}
-static void make_buffers_key(void) {
-    buffers_key_ok = pthread_key_create(&buffers_key, free_buffers) == 0;
-}
-
 /* Buffer `which` (0: A blocks, 1: B panels) of the calling thread, at least
  * `floats` long and 64-byte aligned; NULL when memory is short. */
 static float *thread_buffer(int which, size_t floats) {
-    pthread_once(&buffers_once, make_buffers_key);
-    if (!buffers_key_ok) return NULL;
-    pack_buffers *b = pthread_getspecific(buffers_key);
-    if (!b) {
-        b = calloc(1, sizeof *b);
-        if (!b) return NULL;
-        if (pthread_setspecific(buffers_key, b) != 0) {
-            free(b);
-            return NULL;
-        }
-    }
-    if (b->cap[which] < floats) {
-        size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-        float *p = aligned_alloc(64, bytes);
-        if (!p) return NULL;
-        free(b->buf[which]);
-        b->buf[which] = p;
-        b->cap[which] = bytes / sizeof(float);
-    }
-    return b->buf[which];
+    return at_thread_scratch(which ? AT_SCRATCH_GEMM_B : AT_SCRATCH_GEMM_A, floats);
 }
 
 /* Rows [ic, ic+mc) of A for the K block at pc (kc long), packed: a pointer
