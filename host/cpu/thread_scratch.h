@@ -14,6 +14,7 @@ enum {
     AT_SCRATCH_GEMM_A,      /* the SGEMM's packed A blocks (and few_rows_b's accumulators) */
     AT_SCRATCH_GEMM_B,      /* the SGEMM's packed B panels */
     AT_SCRATCH_CONV_BANDS,  /* the channels conv's padded input bands */
+    AT_SCRATCH_WINOGRAD,    /* Winograd's chunk buffers (V and M) */
     AT_SCRATCH_SLOTS
 };
 

@@ -13,6 +13,8 @@
  * the same arithmetic (the SGEMM's sums do not depend on N or on threads). */
 #include "cpu/winograd.h"
 
+#include "cpu/thread_scratch.h"
+
 #include "cpu/sgemm.h"
 
 #include <omp.h>
@@ -664,6 +666,17 @@ static void run_chunk_shared(const wino_conv *s, long t0, int T, float *ws) {
 /* t tiles rounded up to whole GEMM panels. */
 static long whole_panels(long t) { return (t + AT_SGEMM_NR - 1) / AT_SGEMM_NR * AT_SGEMM_NR; }
 
+/* The calling thread's chunk buffers: its own scratch (cpu/thread_scratch.h),
+ * whose lines no other thread touches, or with no memory for it its slice of
+ * the workspace. Slices of one workspace start at a multiple of the chunk
+ * size, which differs from conv to conv, so each forward moved lines that
+ * one thread had written in one conv to the other core in the next (VGG16
+ * at batch 1: 46.9 -> 45.6 ms). */
+static float *own_chunk_buffers(float *workspace, long per_thread) {
+    float *own = at_thread_scratch(AT_SCRATCH_WINOGRAD, (size_t)per_thread);
+    return own ? own : workspace + omp_get_thread_num() * per_thread;
+}
+
 static void wino_run(const wino_conv *s, int N, float *workspace) {
     long tiles = (long)N * s->th * s->tw, Tmax = chunk_tiles(s->C, s->K, s->m);
     long nchunk = (tiles + Tmax - 1) / Tmax;
@@ -700,7 +713,7 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
         nchunk = (tiles + T - 1) / T;
 #pragma omp parallel num_threads(threads)
         {
-            float *ws = workspace + omp_get_thread_num() * per_thread;
+            float *ws = own_chunk_buffers(workspace, per_thread);
 #pragma omp for schedule(dynamic, 1)
             for (long i = 0; i < nchunk; i++) run_chunk(s, i * T, (int)lmin(T, tiles - i * T), ws);
         }
@@ -709,7 +722,7 @@ static void wino_run(const wino_conv *s, int N, float *workspace) {
          * region for the whole conv (not one per GEMM) */
 #pragma omp parallel num_threads(threads)
         {
-            float *ws = workspace + omp_get_thread_num() * per_thread;
+            float *ws = own_chunk_buffers(workspace, per_thread);
             for (long t0 = 0; t0 < tiles; t0 += Tmax) run_chunk_shared(s, t0, (int)lmin(Tmax, tiles - t0), ws);
         }
     } else {
