@@ -799,7 +799,8 @@ TEST(conv_channels_matches_the_reference_with_its_epilogue_bit_identical_across_
     if (!at_conv_channels_compiled()) SKIP("the channels-in-lanes conv needs an AVX-512 build");
     /* stride 2 with 3x3 and 7x7 kernels (the pixel split, weights that fit
      * L2, padded per thread in bands; and the block split past 160K weight
-     * floats, padded once), 1x1 at stride 1 (one long row per image) and 2;
+     * floats, padded into a copy per thread up to 512K floats, past that one
+     * copy for all), 1x1 at stride 1 (one long row per image) and 2;
      * output rows of 1..7 pixels (two to a tile, odd row counts), 8..14 (one
      * tile per row) and longer (rows cut into equal parts); output channels
      * that are not a multiple of 32 or 16; batches of 1 to 3 */
@@ -807,7 +808,8 @@ TEST(conv_channels_matches_the_reference_with_its_epilogue_bit_identical_across_
         {1, 3, 23, 23, 64, 7, 7, 2, 3},   {2, 3, 40, 37, 20, 7, 7, 2, 3},   {1, 64, 20, 20, 64, 3, 3, 2, 1},
         {3, 16, 13, 9, 40, 3, 3, 2, 1},   {1, 256, 14, 14, 80, 3, 3, 2, 1}, {2, 256, 15, 29, 72, 3, 3, 2, 1},
         {1, 200, 7, 7, 100, 1, 1, 1, 0},  {2, 130, 5, 9, 17, 1, 1, 1, 0},   {1, 160, 28, 28, 48, 1, 1, 2, 0},
-        {3, 128, 11, 14, 33, 3, 3, 2, 0}, {1, 48, 64, 64, 32, 3, 3, 2, 2},  {2, 1024, 2, 3, 16, 1, 1, 1, 0}};
+        {3, 128, 11, 14, 33, 3, 3, 2, 0}, {1, 48, 64, 64, 32, 3, 3, 2, 2},  {2, 1024, 2, 3, 16, 1, 1, 1, 0},
+        {2, 256, 40, 40, 80, 3, 3, 2, 1}};
     const int n = (int)(sizeof cs / sizeof cs[0]);
     for (int i = 0; i < n; i++) {
         const conv_shape *c = &cs[i];
