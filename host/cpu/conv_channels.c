@@ -129,20 +129,23 @@ static inline __attribute__((always_inline)) void transpose16x16(const __m512 r[
     }
 }
 
+/* The bias of output channels c0 .. c0+lanes-1 (0 past K, or without one). */
+static inline __m512 half_bias(const job *J, int c0, int lanes) {
+    return J->b ? _mm512_maskz_loadu_ps((__mmask16)((1u << lanes) - 1), J->b + c0) : _mm512_setzero_ps();
+}
+
 /* All n (9..14) pixels of a one-row tile, the first at y offset pix: one
  * store of n floats per output channel. */
 static inline __attribute__((always_inline)) void store_row(const job *J, const __m512 a[2][TILE_PIXELS], int n,
                                                             long pix, int co) {
     const __mmask16 m = (__mmask16)((1u << n) - 1);
-    for (int h = 0; h < 2; h++) {
-        const int c0 = co + 16 * h;
-        if (c0 >= J->K) break;
-        const int lanes = J->K - c0 < 16 ? J->K - c0 : 16;
-        const __m512 bias = J->b ? _mm512_maskz_loadu_ps((__mmask16)((1u << lanes) - 1), J->b + c0)
-                                 : _mm512_setzero_ps();
+    for (int h = 0; h < 2 && co + 16 * h < J->K; h++) {
+        const int c0 = co + 16 * h, lanes = J->K - c0 < 16 ? J->K - c0 : 16;
+        const __m512 bias = half_bias(J, c0, lanes);
         __m512 r[16], out[16];
 #pragma GCC unroll 16
-        for (int p = 0; p < 16; p++) r[p] = p < n ? _mm512_add_ps(a[h][p < TILE_PIXELS ? p : 0], bias) : _mm512_setzero_ps();
+        for (int p = 0; p < 16; p++)
+            r[p] = p < n ? _mm512_add_ps(a[h][p < TILE_PIXELS ? p : 0], bias) : _mm512_setzero_ps();
         transpose16x16(r, out);
         for (int l = 0; l < lanes; l++) {
             const long o = (long)(c0 + l) * J->HoWo + pix;
@@ -159,12 +162,9 @@ static inline __attribute__((always_inline)) void store_row(const job *J, const 
 static inline __attribute__((always_inline)) void store_group(const job *J, const __m512 a[2][TILE_PIXELS],
                                                               int t0, int n, long pix, int co) {
     const __mmask8 m = (__mmask8)((1u << n) - 1);
-    for (int h = 0; h < 2; h++) {
-        const int c0 = co + 16 * h;
-        if (c0 >= J->K) break;
-        const int lanes = J->K - c0 < 16 ? J->K - c0 : 16;
-        const __m512 bias = J->b ? _mm512_maskz_loadu_ps((__mmask16)((1u << lanes) - 1), J->b + c0)
-                                 : _mm512_setzero_ps();
+    for (int h = 0; h < 2 && co + 16 * h < J->K; h++) {
+        const int c0 = co + 16 * h, lanes = J->K - c0 < 16 ? J->K - c0 : 16;
+        const __m512 bias = half_bias(J, c0, lanes);
         __m512 r[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) r[j] = j < n ? _mm512_add_ps(a[h][t0 + j], bias) : _mm512_setzero_ps();
@@ -249,8 +249,9 @@ typedef void (*tile_fn)(const job *, const float *, const float *, const float *
                                      int co) {                                                            \
         tile(R, Q, S, J, x0, w, pf, pix, co);                                                             \
     }
-#define TILE_FNS_7(R, S) \
-    TILE_FN(R, 1, S) TILE_FN(R, 2, S) TILE_FN(R, 3, S) TILE_FN(R, 4, S) TILE_FN(R, 5, S) TILE_FN(R, 6, S) TILE_FN(R, 7, S)
+#define TILE_FNS_7(R, S)                                                                 \
+    TILE_FN(R, 1, S) TILE_FN(R, 2, S) TILE_FN(R, 3, S) TILE_FN(R, 4, S) TILE_FN(R, 5, S) \
+    TILE_FN(R, 6, S) TILE_FN(R, 7, S)
 #define TILE_FNS_14(S)                                                                                    \
     TILE_FNS_7(1, S) TILE_FN(1, 8, S) TILE_FN(1, 9, S) TILE_FN(1, 10, S) TILE_FN(1, 11, S) TILE_FN(1, 12, S) \
     TILE_FN(1, 13, S) TILE_FN(1, 14, S)
@@ -437,7 +438,8 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
     int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
     if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return 0;
     const int Hp = H + 2 * pad, Wp = W + 2 * pad, pixels = split_by_pixels(K, C, kh, kw);
-    job J = {pad > 0 && !pixels ? workspace : x, (long)C * (pad > 0 ? Hp * Wp : H * W), pad > 0 ? (long)Hp * Wp : (long)H * W,
+    job J = {pad > 0 && !pixels ? workspace : x, (long)C * (pad > 0 ? Hp * Wp : H * W),
+             pad > 0 ? (long)Hp * Wp : (long)H * W,
              pad > 0 ? Wp : W, C, kh, kw, packed, b, K, y, (long)Ho * Wo, Wo, e ? e->residual : NULL,
              e ? e->relu : 0, 0};
     if (pad > 0 && pixels) J.x = x, J.img = (long)C * H * W; /* bands are padded per thread */
@@ -464,7 +466,8 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
                     pad_rows(x + p * H * W, 1, H, W, pad, 0, Hp, (float *)Jt.x + p * Hp * Wp);
             } else if (pad > 0) {
 #pragma omp for schedule(static)
-                for (long p = 0; p < (long)N * C; p++) pad_rows(x + p * H * W, 1, H, W, pad, 0, Hp, workspace + p * Hp * Wp);
+                for (long p = 0; p < (long)N * C; p++)
+                    pad_rows(x + p * H * W, 1, H, W, pad, 0, Hp, workspace + p * Hp * Wp);
             }
             by_blocks(&Jt, &T, N, cbs);
         }
