@@ -849,24 +849,33 @@ TEST(conv_channels_matches_the_reference_with_its_epilogue_bit_identical_across_
 
 TEST(conv_channels_rule_takes_resnet50s_strided_convs_and_deep_reductions_only) {
     const int on = at_conv_channels_compiled();
-    /* C, K, kernel, stride, pad, batch, Ho, Wo: the stem, the 3x3 / 2 of layer2-4 */
-    CHECK(at_conv_channels_rule(3, 64, 7, 7, 2, 3, 1, 112, 112) == on);
-    CHECK(at_conv_channels_rule(128, 128, 3, 3, 2, 1, 8, 28, 28) == on);
-    CHECK(at_conv_channels_rule(512, 512, 3, 3, 2, 1, 1, 7, 7) == on);
+    /* C, K, kernel, stride, pad, batch, H, W: the stem, the 3x3 / 2 of layer2-4 */
+    CHECK(at_conv_channels_rule(3, 64, 7, 7, 2, 3, 1, 224, 224) == on);
+    CHECK(at_conv_channels_rule(128, 128, 3, 3, 2, 1, 8, 56, 56) == on);
+    CHECK(at_conv_channels_rule(512, 512, 3, 3, 2, 1, 1, 14, 14) == on);
     /* the 1024 -> 256 and 2048 -> 512 reductions, at any batch */
     CHECK(at_conv_channels_rule(1024, 256, 1, 1, 1, 0, 1, 14, 14) == on);
     CHECK(at_conv_channels_rule(2048, 512, 1, 1, 1, 0, 16, 7, 7) == on);
     /* the 1x1 / 2 projections of layer2 and layer3 */
-    CHECK(at_conv_channels_rule(256, 512, 1, 1, 2, 0, 1, 28, 28) == on);
-    CHECK(at_conv_channels_rule(512, 1024, 1, 1, 2, 0, 8, 14, 14) == on);
+    CHECK(at_conv_channels_rule(256, 512, 1, 1, 2, 0, 1, 56, 56) == on);
+    CHECK(at_conv_channels_rule(512, 1024, 1, 1, 2, 0, 8, 28, 28) == on);
     /* not: 1x1 expansions and smaller reductions, layer4's 1x1 / 2 projection, stride-1 3x3 (GEMM or Winograd),
      * a 3x3 / 2 over too few channels, stride 3 */
     CHECK(at_conv_channels_rule(256, 1024, 1, 1, 1, 0, 1, 14, 14) == 0);
     CHECK(at_conv_channels_rule(512, 128, 1, 1, 1, 0, 1, 28, 28) == 0);
-    CHECK(at_conv_channels_rule(1024, 2048, 1, 1, 2, 0, 1, 7, 7) == 0);
+    CHECK(at_conv_channels_rule(1024, 2048, 1, 1, 2, 0, 1, 14, 14) == 0);
     CHECK(at_conv_channels_rule(256, 256, 3, 3, 1, 1, 1, 14, 14) == 0);
-    CHECK(at_conv_channels_rule(8, 8, 3, 3, 2, 1, 1, 14, 14) == 0);
-    CHECK(at_conv_channels_rule(3, 16, 7, 7, 2, 3, 1, 96, 96) == 0); /* fewer outputs than a tile's 32 lanes */
-    CHECK(at_conv_channels_rule(16, 32, 3, 3, 2, 1, 1, 24, 24) == on);
-    CHECK(at_conv_channels_rule(64, 64, 3, 3, 3, 1, 1, 14, 14) == 0);
+    CHECK(at_conv_channels_rule(8, 8, 3, 3, 2, 1, 1, 28, 28) == 0);
+    CHECK(at_conv_channels_rule(3, 16, 7, 7, 2, 3, 1, 192, 192) == 0); /* fewer outputs than a tile's 32 lanes */
+    CHECK(at_conv_channels_rule(16, 32, 3, 3, 2, 1, 1, 48, 48) == on);
+    CHECK(at_conv_channels_rule(64, 64, 3, 3, 3, 1, 1, 42, 42) == 0);
+    /* nor an input smaller than the kernel; the forward refuses it, and stride 3, writing nothing */
+    CHECK(at_conv_channels_rule(16, 32, 3, 3, 2, 0, 1, 2, 2) == 0);
+    float x[16 * 4] = {0}, w[32 * 16 * 9] = {0}, *packed = aligned_alloc(64, 32 * 16 * 9 * sizeof(float)), y[32];
+    at_conv_channels_pack_weights(w, 32, 16, 3, 3, packed);
+    for (int i = 0; i < 32; i++) y[i] = 7.0f;
+    CHECK(at_conv_channels_forward(x, 1, 16, 2, 2, packed, NULL, 32, 3, 3, 2, 0, y, NULL, NULL) == -1);
+    CHECK(at_conv_channels_forward(x, 1, 16, 2, 2, packed, NULL, 32, 1, 1, 3, 0, y, NULL, NULL) == -1);
+    CHECK(y[0] == 7.0f && y[31] == 7.0f);
+    free(packed);
 }

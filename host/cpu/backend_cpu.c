@@ -144,8 +144,8 @@ static const float *packed_weights(const cpu_ctx *c, cpu_params *p, int backward
  * vector lanes (a rule of the shape, cpu/conv_channels.h), and its packed
  * weights; NULL (the conv then takes the SGEMM path, which gives the same
  * values up to rounding) when the rule says no or there is no memory. */
-static const float *channels_weights(const cpu_ctx *c, cpu_params *p, int n, int Ho, int Wo) {
-    if (c->prec != AT_PRECISION_FP32 || !at_conv_channels_rule(p->C, p->K, p->k, p->k, p->stride, p->pad, n, Ho, Wo))
+static const float *channels_weights(const cpu_ctx *c, cpu_params *p, int n) {
+    if (c->prec != AT_PRECISION_FP32 || !at_conv_channels_rule(p->C, p->K, p->k, p->k, p->stride, p->pad, n, p->H, p->W))
         return NULL;
     if (!p->channels) {
         size_t floats = at_conv_channels_weights_floats(p->K, p->C, p->k, p->k);
@@ -267,7 +267,7 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     if (cc->mask) return at_fail("cpu backend", "convolution: fused input masking is not offered");
     const int Ho = (p->H + 2 * p->pad - p->k) / p->stride + 1, Wo = (p->W + 2 * p->pad - p->k) / p->stride + 1;
     const int wino = use_winograd(c, p, 0);
-    const float *chan = wino ? NULL : channels_weights(c, p, cc->n, Ho, Wo);
+    const float *chan = wino ? NULL : channels_weights(c, p, cc->n);
     if (chan ? grow(&c->chan_ws, &c->chan_ws_cap,
                     at_conv_channels_workspace_floats(cc->n, p->C, p->H, p->W, p->K, p->k, p->k, p->stride, p->pad) + 1,
                     "conv workspace")
@@ -279,10 +279,10 @@ static int cpu_conv2d_forward(void *ctx, void *conv, const at_conv_call *cc) {
     const int plain_relu = cc->relu && !cc->gates && !cc->keep;
     const at_conv_epilogue e = {cc->residual, plain_relu}; /* element-wise: never rounded, as the add op */
     if (wino) at_winograd_conv2d_forward(x, cc->n, p->C, p->H, p->W, wino, w, p->b, p->K, p->pad, cc->y, c->ws, &e);
-    else if (chan) at_conv_channels_forward(x, cc->n, p->C, p->H, p->W, chan, p->b, p->K, p->k, p->k, p->stride, p->pad,
-                                            cc->y, c->chan_ws, &e);
-    else at_conv2d_forward_packed(x, cc->n, p->C, p->H, p->W, w, packed_weights(c, p, 0), p->b, p->K, p->k, p->k,
-                                  p->stride, p->pad, cc->y, &e);
+    else if (!chan || at_conv_channels_forward(x, cc->n, p->C, p->H, p->W, chan, p->b, p->K, p->k, p->k, p->stride,
+                                               p->pad, cc->y, c->chan_ws, &e))
+        at_conv2d_forward_packed(x, cc->n, p->C, p->H, p->W, w, packed_weights(c, p, 0), p->b, p->K, p->k, p->k,
+                                 p->stride, p->pad, cc->y, &e);
     if (cc->relu && !plain_relu)
         at_gated_relu_forward(cc->y, cc->n, p->K, (long)Ho * Wo, cc->gates, cc->gate_stride, cc->keep);
     else if (!cc->relu && (cc->gates || cc->keep))

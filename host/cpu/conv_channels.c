@@ -43,9 +43,16 @@ int at_conv_channels_compiled(void) {
 #endif
 }
 
-int at_conv_channels_rule(int C, int K, int kh, int kw, int stride, int pad, int N, int Ho, int Wo) {
-    (void)pad, (void)N;
-    if (!at_conv_channels_compiled() || Ho <= 0 || Wo <= 0 || K < CO || (long)C * kh * kw < AT_CONV_CHANNELS_MIN_STEPS)
+/* Strides 1 and 2, and every kernel position of the first output inside
+ * the padded input (the tiles read no further). */
+static int shape_has_kernel(int H, int W, int kh, int kw, int stride, int pad) {
+    return (stride == 1 || stride == 2) && H + 2 * pad >= kh && W + 2 * pad >= kw;
+}
+
+int at_conv_channels_rule(int C, int K, int kh, int kw, int stride, int pad, int N, int H, int W) {
+    (void)N;
+    if (!at_conv_channels_compiled() || !shape_has_kernel(H, W, kh, kw, stride, pad) || K < CO ||
+        (long)C * kh * kw < AT_CONV_CHANNELS_MIN_STEPS)
         return 0;
     if (stride == 2)
         return (kh >= 3 && kw >= 3) || (kh == 1 && kw == 1 && (long)C * K <= AT_CONV_CHANNELS_MAX_PROJECTION_WEIGHTS);
@@ -435,8 +442,9 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
                              int K, int kh, int kw, int stride, int pad, float *y, float *workspace,
                              const at_conv_epilogue *e) {
 #ifdef AT_CHANNELS_AVX512
-    int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
-    if (N <= 0 || K <= 0 || Ho <= 0 || Wo <= 0) return 0;
+    if (!shape_has_kernel(H, W, kh, kw, stride, pad)) return -1;
+    const int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+    if (N <= 0 || K <= 0) return 0;
     const int Hp = H + 2 * pad, Wp = W + 2 * pad, pixels = split_by_pixels(K, C, kh, kw);
     job J = {pad > 0 && !pixels ? workspace : x, (long)C * (pad > 0 ? Hp * Wp : H * W),
              pad > 0 ? (long)Hp * Wp : (long)H * W,
@@ -462,8 +470,7 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
             if (pad > 0 && own_copy) {
                 float *own = at_thread_scratch(AT_SCRATCH_CONV_BANDS, (size_t)copy);
                 Jt.x = own ? own : workspace + copy * omp_get_thread_num();
-                for (long p = 0; p < (long)N * C; p++)
-                    pad_rows(x + p * H * W, 1, H, W, pad, 0, Hp, (float *)Jt.x + p * Hp * Wp);
+                pad_rows(x, N * C, H, W, pad, 0, Hp, (float *)Jt.x); /* planes one after another */
             } else if (pad > 0) {
 #pragma omp for schedule(static)
                 for (long p = 0; p < (long)N * C; p++)
