@@ -127,6 +127,12 @@ static const float *wino_weights(cpu_params *p, int backward, int m) {
     return *u;
 }
 
+/* n floats, 64-byte aligned (the packed kernels' aligned loads); NULL when
+ * n is 0 or memory is short. */
+static float *aligned_floats(size_t n) {
+    return n ? aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64) : NULL;
+}
+
 /* The direct conv's weights packed once (FP32; the reduced precisions
  * round a copy per call). NULL when there is nothing to pack or no memory
  * for it: the conv then packs per call, with the same result. */
@@ -134,7 +140,7 @@ static const float *packed_weights(const cpu_ctx *c, cpu_params *p, int backward
     if (c->prec != AT_PRECISION_FP32) return NULL;
     if (!p->packed[backward]) {
         size_t n = at_conv2d_packed_weights_floats(p->K, p->C, p->k, p->k, p->stride, p->pad, backward);
-        if (!n || !(p->packed[backward] = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))) return NULL;
+        if (!(p->packed[backward] = aligned_floats(n))) return NULL;
         at_conv2d_pack_weights(p->w, p->K, p->C, p->k, p->k, backward, p->packed[backward]);
     }
     return p->packed[backward];
@@ -148,8 +154,7 @@ static const float *channels_weights(const cpu_ctx *c, cpu_params *p, int n) {
     if (c->prec != AT_PRECISION_FP32 || !at_conv_channels_rule(p->C, p->K, p->k, p->k, p->stride, p->pad, n, p->H, p->W))
         return NULL;
     if (!p->channels) {
-        size_t floats = at_conv_channels_weights_floats(p->K, p->C, p->k, p->k);
-        if (!(p->channels = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64))) return NULL;
+        if (!(p->channels = aligned_floats(at_conv_channels_weights_floats(p->K, p->C, p->k, p->k)))) return NULL;
         at_conv_channels_pack_weights(p->w, p->K, p->C, p->k, p->k, p->channels);
     }
     return p->channels;

@@ -340,7 +340,8 @@ static void pad_rows(const float *x, int C, int H, int W, int pad, int pr0, int 
 /* How the threads share the work:
  *   by channel blocks: runs of (image, block, tile), each thread reading a
  *     block's weights once (they stay in L2 over its tiles) and the whole
- *     input, zero-padded once for all threads;
+ *     input, zero-padded into a copy of the thread's own when that copy is
+ *     small (own_padded_copy), else into one copy for all threads;
  *   by pixels, when all the weights fit in L2 next to the input (the stem,
  *     ResNet's 128-channel 3x3 / 2): runs of (image, tile), every block per
  *     band of tiles, each thread padding the input rows of its own bands
@@ -446,11 +447,12 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
     const int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
     if (N <= 0 || K <= 0) return 0;
     const int Hp = H + 2 * pad, Wp = W + 2 * pad, pixels = split_by_pixels(K, C, kh, kw);
-    job J = {pad > 0 && !pixels ? workspace : x, (long)C * (pad > 0 ? Hp * Wp : H * W),
-             pad > 0 ? (long)Hp * Wp : (long)H * W,
-             pad > 0 ? Wp : W, C, kh, kw, packed, b, K, y, (long)Ho * Wo, Wo, e ? e->residual : NULL,
-             e ? e->relu : 0, 0};
-    if (pad > 0 && pixels) J.x = x, J.img = (long)C * H * W; /* bands are padded per thread */
+    /* tiles read a whole padded copy (the block split), else x itself or the
+     * per-thread bands (by_pixels sets their plane) */
+    const int padded = pad > 0 && !pixels;
+    const long plane = padded ? (long)Hp * Wp : (long)H * W;
+    job J = {padded ? workspace : x, C * plane, plane, pad > 0 ? Wp : W, C, kh, kw, packed, b, K, y, (long)Ho * Wo,
+             Wo, e ? e->residual : NULL, e ? e->relu : 0, 0};
     tiling T = tiling_of(Ho, Wo, stride);
     if (kh == 1 && kw == 1 && stride == 1 && pad == 0) T = tiling_of(1, Ho * Wo, 1); /* one row per image */
     const long cbs = blocks_of(K);
@@ -467,11 +469,11 @@ int at_conv_channels_forward(const float *x, int N, int C, int H, int W, const f
             /* xp[img][c] = x[img][c] inside a border of pad zeros: a copy of
              * the thread's own when small, else one for all threads */
             job Jt = J;
-            if (pad > 0 && own_copy) {
+            if (padded && own_copy) {
                 float *own = at_thread_scratch(AT_SCRATCH_CONV_BANDS, (size_t)copy);
                 Jt.x = own ? own : workspace + copy * omp_get_thread_num();
                 pad_rows(x, N * C, H, W, pad, 0, Hp, (float *)Jt.x); /* planes one after another */
-            } else if (pad > 0) {
+            } else if (padded) {
 #pragma omp for schedule(static)
                 for (long p = 0; p < (long)N * C; p++)
                     pad_rows(x + p * H * W, 1, H, W, pad, 0, Hp, workspace + p * Hp * Wp);
